@@ -1,0 +1,280 @@
+//! ====================================================================================
+//! THE CHILD: code that runs between `clone()` and `execve()`.
+//!
+//! Everything in this file runs in the cloned child, on a borrowed stack, sharing the
+//! supervisor's memory (`CLONE_VM`) while the cloning thread sleeps (`CLONE_VFORK`). The
+//! supervisor is multithreaded: any other thread may have held the allocator's lock, a
+//! tracing lock or stdout's lock at the instant of the clone, and those locks stay held
+//! forever in here. So, past this line:
+//!
+//!   * NO allocation or deallocation (no Box, Vec, String, format!, CString::new);
+//!   * NO locks, NO logging or tracing, NO panics (no unwrap, no unchecked indexing);
+//!   * NO Drop of heap values, NO `std::process::exit`, NO tokio or signal-hook state;
+//!   * NO glibc `setuid`/`setgid`/`setgroups` wrappers (they broadcast to threads that do
+//!     not exist here and hang): use raw `syscall(SYS_setresuid, ..)`;
+//!   * only raw syscalls, reads of the [`ChildSpec`] that `plan.rs` prepared, writes to
+//!     pre-opened descriptors, and finally `execve` or `_exit`.
+//!
+//! A failing step writes `(stage, errno)` to the close-on-exec error pipe and `_exit`s;
+//! the parent reads EOF when execve succeeded.
+//! ====================================================================================
+
+use std::convert::Infallible;
+use std::ptr;
+
+use libc::{c_char, c_int, c_void};
+
+use crate::error::Stage;
+
+/// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
+/// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
+pub(crate) struct ChildSpec {
+    pub(crate) path: *const c_char,
+    pub(crate) argv: *const *const c_char,
+    pub(crate) envp: *const *const c_char,
+    /// `(ptr, len)`; null when unset.
+    pub(crate) hostname: (*const c_char, usize),
+    pub(crate) domainname: (*const c_char, usize),
+    /// Null when unset.
+    pub(crate) cwd: *const c_char,
+    /// Descriptors to put on 0, 1, 2; `-1` inherits.
+    pub(crate) stdio: [c_int; 3],
+    /// Write end of the error pipe.
+    pub(crate) err_fd: c_int,
+    /// New user namespace: the single-line maps (NUL-terminated text) to write ourselves.
+    pub(crate) uid_map: (*const u8, usize),
+    pub(crate) gid_map: (*const u8, usize),
+    pub(crate) mount_private: bool,
+    pub(crate) mount_proc: bool,
+    pub(crate) loopback_up: bool,
+}
+
+type Step = Result<(), (Stage, c_int)>;
+
+fn errno() -> c_int {
+    // SAFETY: reads this thread's errno slot (shared with the sleeping parent thread,
+    // which does not look at it across the clone).
+    unsafe { *libc::__errno_location() }
+}
+
+/// Fails `stage` with the current errno if `ret` is -1.
+fn check(ret: c_int, stage: Stage) -> Step {
+    if ret == -1 {
+        Err((stage, errno()))
+    } else {
+        Ok(())
+    }
+}
+
+/// The clone entry point. Never returns: execs or `_exit`s.
+pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
+    let spec = unsafe { &*(arg as *const ChildSpec) };
+    let Err((stage, err)) = setup_and_exec(spec);
+    report(spec.err_fd, stage, err);
+    // SAFETY: _exit is async-signal-safe and runs no atexit handlers or destructors.
+    unsafe { libc::_exit(127) }
+}
+
+/// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
+fn report(fd: c_int, stage: Stage, err: c_int) {
+    let mut buf = [0u8; 8];
+    let s = (stage as u32).to_ne_bytes();
+    let e = err.to_ne_bytes();
+    buf[..4].copy_from_slice(&s);
+    buf[4..].copy_from_slice(&e);
+    // SAFETY: valid buffer; a failed write leaves the parent to see a plain exit.
+    unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+}
+
+fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
+    reset_signal_dispositions();
+    if !spec.uid_map.0.is_null() {
+        write_user_maps(spec)?;
+    }
+    if spec.mount_private {
+        // Before anything else is mounted: otherwise mounts propagate back to the host.
+        // SAFETY: valid C strings / nulls. man 2 mount.
+        let ret = unsafe {
+            libc::mount(
+                ptr::null(),
+                c"/".as_ptr(),
+                ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                ptr::null(),
+            )
+        };
+        check(ret, Stage::MountPrivate)?;
+    }
+    if !spec.hostname.0.is_null() {
+        // SAFETY: (ptr, len) from the plan. man 2 sethostname.
+        check(
+            unsafe { libc::sethostname(spec.hostname.0, spec.hostname.1) },
+            Stage::SetHostname,
+        )?;
+    }
+    if !spec.domainname.0.is_null() {
+        // SAFETY: as above. man 2 setdomainname.
+        check(
+            unsafe { libc::setdomainname(spec.domainname.0, spec.domainname.1) },
+            Stage::SetDomainname,
+        )?;
+    }
+    if spec.loopback_up {
+        loopback_up()?;
+    }
+    if spec.mount_proc {
+        // A fresh procfs for the new PID namespace: `ps` inside then lists only the
+        // container's processes.
+        // SAFETY: valid C strings. man 2 mount.
+        let ret = unsafe {
+            libc::mount(
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                ptr::null(),
+            )
+        };
+        check(ret, Stage::MountProc)?;
+    }
+    for (target, &fd) in spec.stdio.iter().enumerate() {
+        if fd >= 0 {
+            // The plan keeps every source at 3 or above, so dup2 never clobbers a source
+            // and always clears close-on-exec on the target.
+            // SAFETY: plain syscall. man 2 dup2.
+            check(unsafe { libc::dup2(fd, target as c_int) }, Stage::Stdio)?;
+        }
+    }
+    if !spec.cwd.is_null() {
+        // SAFETY: valid C string. man 2 chdir.
+        check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
+    }
+    mark_fds_cloexec()?;
+    // Unblock everything (the cloning thread blocked all signals) right before execve.
+    // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
+    let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const libc::sigset_t,
+            ptr::null_mut::<libc::sigset_t>(),
+            8usize,
+        )
+    };
+    check(ret as c_int, Stage::Signals)?;
+    // SAFETY: path/argv/envp are NUL-terminated and null-terminated arrays from the plan.
+    unsafe { libc::execve(spec.path, spec.argv, spec.envp) };
+    Err((Stage::Execve, errno()))
+}
+
+/// Every signal back to SIG_DFL. Caught signals would be reset by execve anyway, but
+/// ignored ones survive it (SIGPIPE, which Rust programs ignore, in particular), and until
+/// execve no handler of the parent may run on our borrowed stack.
+fn reset_signal_dispositions() {
+    // SAFETY: sigaction is plain data; SIG_DFL needs no handler. Errors (SIGKILL, SIGSTOP,
+    // glibc's reserved 32/33) are expected and ignored. man 2 sigaction.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() + 1 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Writes `setgroups` = deny, then `gid_map` and `uid_map` of our own new user namespace.
+/// A single line mapping the caller's own id is the one map a process may write for
+/// itself without privilege in the parent namespace.
+fn write_user_maps(spec: &ChildSpec) -> Step {
+    write_file(c"/proc/self/setgroups".as_ptr(), b"deny".as_ptr(), 4)?;
+    write_file(
+        c"/proc/self/gid_map".as_ptr(),
+        spec.gid_map.0,
+        spec.gid_map.1,
+    )?;
+    write_file(
+        c"/proc/self/uid_map".as_ptr(),
+        spec.uid_map.0,
+        spec.uid_map.1,
+    )
+}
+
+fn write_file(path: *const c_char, data: *const u8, len: usize) -> Step {
+    // SAFETY: valid C string path and (ptr, len) buffer from the plan. man 2 open, write.
+    unsafe {
+        let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
+        check(fd, Stage::UserMap)?;
+        let n = libc::write(fd, data.cast(), len);
+        let err = errno();
+        libc::close(fd);
+        if n != len as isize {
+            return Err((Stage::UserMap, if n < 0 { err } else { libc::EIO }));
+        }
+    }
+    Ok(())
+}
+
+/// `ip link set lo up`, with the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a throwaway socket.
+fn loopback_up() -> Step {
+    // SAFETY: ifreq is plain data, filled on our own stack. man 7 netdevice.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        check(sock, Stage::LoopbackUp)?;
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as c_char;
+        req.ifr_name[1] = b'o' as c_char;
+        let mut ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if ret != -1 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            ret = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = errno();
+        libc::close(sock);
+        if ret == -1 {
+            return Err((Stage::LoopbackUp, err));
+        }
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so that nothing but stdio (and what a
+/// later setup step passes on purpose) reaches the workload: a leaked directory fd is how
+/// runc's CVE-2024-21626 escaped. The error pipe is close-on-exec already.
+fn mark_fds_cloexec() -> Step {
+    // SAFETY: plain syscall. man 2 close_range (CLOSE_RANGE_CLOEXEC since Linux 5.11).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = errno();
+    if err != libc::EINVAL && err != libc::ENOSYS {
+        return Err((Stage::CloseFds, err));
+    }
+    // Older kernel: walk up to the descriptor limit with fcntl.
+    // SAFETY: rlimit is plain data; fcntl on a closed fd just fails with EBADF.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+        {
+            lim.rlim_cur as c_int
+        } else {
+            65536
+        };
+        for fd in 3..max {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(())
+}

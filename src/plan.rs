@@ -1,0 +1,414 @@
+//! The prepared plan: everything the child needs, validated and allocated in the parent.
+//!
+//! `prepare` checks the configuration, resolves the program, builds every C string and
+//! pointer array, opens every descriptor, and returns a [`Plan`] whose [`ChildSpec`] holds
+//! only raw pointers into memory the plan owns. The child (`child.rs`) then allocates
+//! nothing. `Plan::run` performs the clone; it blocks (vfork semantics) and so runs on
+//! tokio's blocking pool.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr;
+
+use libc::c_char;
+
+use crate::builder::{ContainerBuilder, Defaults};
+use crate::child::{self, ChildSpec};
+use crate::error::{Errno, Error, Result, Stage};
+use crate::namespaces;
+use crate::reaper::ChildGuard;
+use crate::sys::{self, Stack};
+use crate::{Namespaces, Stdio};
+
+/// The kernel's HOST_NAME_MAX (and the UTS domain name limit).
+const UTS_NAME_MAX: usize = 64;
+
+/// A spawn, ready to run.
+pub(crate) struct Plan {
+    spec: ChildSpec,
+    namespaces: Namespaces,
+    // Storage the spec points into. Never touched until the plan is dropped.
+    _path: CString,
+    _args: Vec<CString>,
+    _env: Vec<CString>,
+    _argv: Vec<*const c_char>,
+    _envp: Vec<*const c_char>,
+    _hostname: Option<CString>,
+    _domainname: Option<CString>,
+    _cwd: Option<CString>,
+    _uid_map: Option<Vec<u8>>,
+    _gid_map: Option<Vec<u8>>,
+    /// Our copies of the child's descriptors; closed once the child has exec'd.
+    child_fds: Vec<OwnedFd>,
+    err_read: OwnedFd,
+    err_write: Option<OwnedFd>,
+}
+
+// SAFETY: the raw pointers in `spec` point into heap storage owned by this same value
+// (CString and Vec buffers do not move when the Plan moves), so sending the whole plan to
+// the blocking pool is sound.
+unsafe impl Send for Plan {}
+
+/// Our ends of the container's pipes.
+pub(crate) struct ParentPipes {
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+/// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
+pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
+    validate(b)?;
+    let env = build_env(b)?;
+    let path = resolve_program(&b.program, &env)?;
+    let cwd = match &b.cwd {
+        Some(dir) => Some(check_cwd(dir)?),
+        None => None,
+    };
+
+    let args: Vec<CString> = std::iter::once(&b.program)
+        .chain(b.args.iter())
+        .enumerate()
+        .map(|(i, a)| {
+            cstring(a, || {
+                if i == 0 {
+                    "the program".into()
+                } else {
+                    format!("argument {i}")
+                }
+            })
+        })
+        .collect::<Result<_>>()?;
+    let env: Vec<CString> = env
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(&v);
+            cstring(&kv, || {
+                format!("environment variable {}", k.to_string_lossy())
+            })
+        })
+        .collect::<Result<_>>()?;
+    let argv = null_terminated(&args);
+    let envp = null_terminated(&env);
+    let hostname = b
+        .hostname
+        .as_ref()
+        .map(|h| cstring(h, || "the hostname".into()))
+        .transpose()?;
+    let domainname = b
+        .domainname
+        .as_ref()
+        .map(|h| cstring(h, || "the domain name".into()))
+        .transpose()?;
+    let path_c = cstring(path.as_os_str(), || "the program path".into())?;
+
+    let user = b.namespaces.contains(Namespaces::USER);
+    // The caller's own ids become root inside: the one map a process may write for itself.
+    let uid_map = user.then(|| format!("0 {} 1\n", nix::unistd::geteuid()).into_bytes());
+    let gid_map = user.then(|| format!("0 {} 1\n", nix::unistd::getegid()).into_bytes());
+
+    let (stdin_kind, stdout_kind, stderr_kind) = match defaults {
+        Defaults::Spawn => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
+        Defaults::Output => (Stdio::null(), Stdio::piped(), Stdio::piped()),
+    };
+    let open = |s: &Option<Stdio>, default: &Stdio, input: bool| {
+        s.as_ref()
+            .unwrap_or(default)
+            .prepare(input)
+            .map_err(Error::io("opening the container's stdio"))
+    };
+    let stdin = open(&b.stdin, &stdin_kind, true)?;
+    let stdout = open(&b.stdout, &stdout_kind, false)?;
+    let stderr = open(&b.stderr, &stderr_kind, false)?;
+    let (err_read, err_write) =
+        sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
+
+    let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let ns = b.namespaces;
+    let spec = ChildSpec {
+        path: path_c.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        hostname: hostname
+            .as_ref()
+            .map_or((ptr::null(), 0), |h| (h.as_ptr(), h.as_bytes().len())),
+        domainname: domainname
+            .as_ref()
+            .map_or((ptr::null(), 0), |h| (h.as_ptr(), h.as_bytes().len())),
+        cwd: cwd.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+        stdio: [raw(&stdin.child), raw(&stdout.child), raw(&stderr.child)],
+        err_fd: err_write.as_raw_fd(),
+        uid_map: uid_map
+            .as_ref()
+            .map_or((ptr::null(), 0), |m| (m.as_ptr(), m.len())),
+        gid_map: gid_map
+            .as_ref()
+            .map_or((ptr::null(), 0), |m| (m.as_ptr(), m.len())),
+        mount_private: ns.contains(Namespaces::MOUNT),
+        mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID),
+        loopback_up: ns.contains(Namespaces::NET),
+    };
+    let child_fds = [stdin.child, stdout.child, stderr.child]
+        .into_iter()
+        .flatten()
+        .collect();
+    let plan = Plan {
+        spec,
+        namespaces: ns,
+        _path: path_c,
+        _args: args,
+        _env: env,
+        _argv: argv,
+        _envp: envp,
+        _hostname: hostname,
+        _domainname: domainname,
+        _cwd: cwd,
+        _uid_map: uid_map,
+        _gid_map: gid_map,
+        child_fds,
+        err_read,
+        err_write: Some(err_write),
+    };
+    Ok((
+        plan,
+        ParentPipes {
+            stdin: stdin.parent,
+            stdout: stdout.parent,
+            stderr: stderr.parent,
+        },
+    ))
+}
+
+impl Plan {
+    /// Clones the child and waits (vfork) until it has exec'd or failed. Blocking.
+    pub(crate) fn run(mut self) -> Result<ChildGuard> {
+        let stack = Stack::take().map_err(Error::io("allocating the child stack"))?;
+        let old_mask = sys::block_all_signals();
+        // SAFETY: `child::entry` follows the rules of child.rs; `self.spec` and the storage
+        // it points into live until after this returns.
+        let cloned = unsafe {
+            sys::clone_vfork(
+                child::entry,
+                &stack,
+                self.namespaces.clone_flags(),
+                &mut self.spec as *mut ChildSpec as *mut libc::c_void,
+            )
+        };
+        sys::restore_signals(&old_mask);
+        stack.give_back();
+        let (pid, pidfd) = cloned.map_err(|e| Error::Clone {
+            namespaces: self.namespaces,
+            errno: Errno(e.raw_os_error().unwrap_or(0)),
+        })?;
+        let guard = ChildGuard::new(pid, pidfd);
+
+        // The child has exec'd or exited: close our copy of the write end and read the
+        // report. EOF means execve succeeded.
+        self.err_write = None;
+        self.child_fds.clear();
+        let mut buf = [0u8; 8];
+        let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
+            .map_err(Error::io("reading the error pipe"))?;
+        if n == 0 {
+            return Ok(guard);
+        }
+        // Setup failed; the child has _exit'ed. Reap it now so nothing is left behind.
+        guard.reap_now();
+        let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        match (n, Stage::from_u32(stage)) {
+            (8, Some(stage)) => Err(Error::Setup {
+                stage,
+                errno: Errno(errno),
+            }),
+            _ => Err(Error::Io {
+                context: "reading the error pipe",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "malformed setup report",
+                ),
+            }),
+        }
+    }
+}
+
+fn validate(b: &ContainerBuilder) -> Result<()> {
+    if b.program.is_empty() {
+        return Err(Error::EmptyProgram);
+    }
+    for (what, name) in [("hostname", &b.hostname), ("domainname", &b.domainname)] {
+        if let Some(name) = name {
+            if !b.namespaces.contains(Namespaces::UTS) {
+                return Err(Error::NeedsNamespace {
+                    option: what,
+                    needs: Namespaces::UTS,
+                });
+            }
+            if name.len() > UTS_NAME_MAX {
+                return Err(Error::NameTooLong {
+                    what,
+                    len: name.len(),
+                    max: UTS_NAME_MAX,
+                });
+            }
+        }
+    }
+    let missing = namespaces::unsupported(b.namespaces);
+    if !missing.is_empty() {
+        return Err(Error::NamespaceUnsupported {
+            namespaces: missing,
+        });
+    }
+    if b.namespaces.contains(Namespaces::TIME) {
+        return Err(Error::Unsupported(
+            "Namespaces::TIME is not implemented yet (clone() cannot create it; it needs unshare in the child)".into(),
+        ));
+    }
+    for key in b.env.keys() {
+        if key.is_empty() || key.as_bytes().contains(&b'=') {
+            return Err(Error::BadEnvName {
+                name: key.to_string_lossy().into_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The workload's environment: the supervisor's (unless cleared) with the overrides.
+fn build_env(b: &ContainerBuilder) -> Result<Vec<(OsString, OsString)>> {
+    let mut env: std::collections::BTreeMap<OsString, OsString> = if b.env_clear {
+        Default::default()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (k, v) in &b.env {
+        match v {
+            Some(v) => env.insert(k.clone(), v.clone()),
+            None => env.remove(k),
+        };
+    }
+    Ok(env.into_iter().collect())
+}
+
+/// Resolves the program the way a shell would, in the parent, so that the child calls
+/// plain `execve` (execvp may allocate) and a missing program is a clear error up front.
+fn resolve_program(program: &OsStr, env: &[(OsString, OsString)]) -> Result<PathBuf> {
+    let bytes = program.as_bytes();
+    if bytes.contains(&0) {
+        return Err(Error::NulByte {
+            what: "the program".into(),
+            value: program.to_string_lossy().into_owned(),
+        });
+    }
+    if bytes.contains(&b'/') {
+        let p = Path::new(program);
+        // A relative path is taken from the supervisor's directory, not the container's
+        // working directory (execve would resolve it after chdir otherwise).
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(Error::io("reading the current directory"))?
+                .join(p)
+        };
+        return check_executable(&abs, program, String::new());
+    }
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut not_exec = None;
+    for dir in std::env::split_paths(&path_var) {
+        let cand = dir.join(program);
+        match check_executable(&cand, program, String::new()) {
+            Ok(p) => return Ok(p),
+            Err(e @ Error::NotExecutable { .. }) => {
+                not_exec.get_or_insert(e);
+            }
+            Err(_) => {}
+        }
+    }
+    Err(not_exec.unwrap_or_else(|| Error::ProgramNotFound {
+        program: program.to_string_lossy().into_owned(),
+        searched: path_var.to_string_lossy().into_owned(),
+    }))
+}
+
+fn check_executable(path: &Path, program: &OsStr, searched: String) -> Result<PathBuf> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ProgramNotFound {
+                program: program.to_string_lossy().into_owned(),
+                searched,
+            })
+        }
+        Err(e) => {
+            return Err(Error::NotExecutable {
+                path: path.into(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    if meta.is_dir() {
+        return Err(Error::NotExecutable {
+            path: path.into(),
+            reason: "is a directory".into(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotExecutable {
+            path: path.into(),
+            reason: "is not a regular file".into(),
+        });
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(Error::NotExecutable {
+            path: path.into(),
+            reason: "has no execute permission bits".into(),
+        });
+    }
+    if let Err(e) = nix::unistd::access(path, nix::unistd::AccessFlags::X_OK) {
+        return Err(Error::NotExecutable {
+            path: path.into(),
+            reason: format!("access(X_OK): {}", e.desc()),
+        });
+    }
+    Ok(path.into())
+}
+
+fn check_cwd(dir: &Path) -> Result<CString> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => cstring(dir.as_os_str(), || "the working directory".into()),
+        Ok(_) => Err(Error::BadCurrentDir {
+            path: dir.into(),
+            reason: "not a directory".into(),
+        }),
+        Err(e) => Err(Error::BadCurrentDir {
+            path: dir.into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| Error::NulByte {
+        what: what(),
+        value: s.to_string_lossy().into_owned(),
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! Reaping children nobody awaits any more.
+//!
+//! A [`ChildGuard`] owns a freshly cloned child's pidfd until a `Container` takes it over;
+//! if it is dropped instead (a cancelled `spawn`, a setup failure path), the child is
+//! killed and handed to the background reaper. A dropped `Container` hands its child over
+//! the same way. The reaper is one thread waiting on all such pidfds with epoll and
+//! reaping each with `waitid(P_PIDFD)` once it exits: it never calls `waitpid(-1)`, so it
+//! cannot steal the exit status of anybody else's child, and it does not depend on a tokio
+//! runtime still being alive.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::sys;
+
+/// A cloned child that has not been handed to a `Container` yet.
+pub(crate) struct ChildGuard {
+    pub(crate) pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+}
+
+impl ChildGuard {
+    pub(crate) fn new(pid: libc::pid_t, pidfd: OwnedFd) -> ChildGuard {
+        ChildGuard {
+            pid,
+            pidfd: Some(pidfd),
+        }
+    }
+
+    /// Takes the pidfd out; the caller is now responsible for reaping.
+    pub(crate) fn into_pidfd(mut self) -> OwnedFd {
+        self.pidfd.take().expect("pidfd present until taken")
+    }
+
+    /// Reaps a child known to have exited (blocking briefly if it has not quite).
+    pub(crate) fn reap_now(mut self) {
+        if let Some(fd) = self.pidfd.take() {
+            let _ = sys::waitid_pidfd(fd.as_fd(), true);
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(fd) = self.pidfd.take() {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            adopt(fd);
+        }
+    }
+}
+
+/// Number of orphans handed over and not yet reaped.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many dropped containers the background reaper is still waiting for.
+pub fn pending_orphans() -> usize {
+    PENDING.load(Ordering::SeqCst)
+}
+
+/// Hands the child behind `pidfd` to the background reaper.
+pub(crate) fn adopt(pidfd: OwnedFd) {
+    // Already gone? Reap it right here.
+    if !matches!(sys::waitid_pidfd(pidfd.as_fd(), false), Ok(None)) {
+        return;
+    }
+    let Some(epoll) = reaper() else {
+        // No epoll: a thread of its own for this one child (never expected in practice).
+        std::thread::spawn(move || {
+            let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
+        });
+        return;
+    };
+    PENDING.fetch_add(1, Ordering::SeqCst);
+    let raw = pidfd.into_raw_fd();
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: raw as u64,
+    };
+    // SAFETY: valid epoll fd and pidfd; the reaper thread now owns `raw`. man 2 epoll_ctl.
+    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, raw, &mut ev) } == -1 {
+        // SAFETY: we still own `raw`.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let _ = sys::waitid_pidfd(fd.as_fd(), true);
+        });
+    }
+}
+
+/// The reaper's epoll descriptor, starting the thread on first use.
+fn reaper() -> Option<libc::c_int> {
+    static EPOLL: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    EPOLL
+        .get_or_init(|| {
+            // SAFETY: plain syscall. man 2 epoll_create1.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if fd == -1 {
+                return None;
+            }
+            // SAFETY: a fresh descriptor; kept open for the life of the process.
+            let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+            let raw = epoll.as_raw_fd();
+            std::thread::Builder::new()
+                .name("cellblock-reaper".into())
+                .spawn(move || reap_loop(raw))
+                .ok()?;
+            Some(epoll)
+        })
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+}
+
+fn reap_loop(epoll: libc::c_int) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    loop {
+        // SAFETY: valid buffer of 64 events. man 2 epoll_wait.
+        let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, -1) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        for ev in &events[..n as usize] {
+            let raw = ev.u64 as libc::c_int;
+            // SAFETY: `raw` is a pidfd this thread owns (see `adopt`); borrowed only here.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+            if !matches!(sys::waitid_pidfd(fd, false), Ok(None)) {
+                // Reaped (or gone): closing also removes it from the epoll set.
+                // SAFETY: we own `raw` and nothing refers to it any more.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                PENDING.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The spawn path: prepare in the parent, clone on the blocking pool, wrap in a handle.
+
+use crate::builder::{ContainerBuilder, Defaults};
+use crate::error::{Error, Result};
+use crate::{plan, Container};
+
+/// Validates and prepares on the calling task, then runs the clone on tokio's blocking
+/// pool: with `CLONE_VFORK` the cloning thread sleeps until the child has exec'd, which
+/// must not stall a runtime worker.
+///
+/// Cancellation is safe: if this future is dropped while the clone runs, the child is
+/// handed to the background reaper (killed and reaped) by `ChildGuard`'s drop.
+pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Container> {
+    let (plan, pipes) = plan::prepare(b, defaults)?;
+    let guard = tokio::task::spawn_blocking(move || plan.run())
+        .await
+        .map_err(|e| Error::Io {
+            context: "joining the spawn task",
+            source: std::io::Error::other(e),
+        })??;
+    let pid = guard.pid;
+    let c = Container::new(pid, guard.into_pidfd(), b, pipes)
+        .map_err(Error::io("registering the container"))?;
+    tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
+    Ok(c)
+}
