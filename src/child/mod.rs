@@ -1,6 +1,9 @@
 //! ====================================================================================
 //! THE CHILD: code that runs between `clone()` and `execve()`.
 //!
+//! This directory holds all of it: `mod.rs` has the entry point and the order of the setup
+//! steps; each further file holds the steps of one concern, under the same rules.
+//!
 //! Everything in this file runs in the cloned child, on a borrowed stack, sharing the
 //! supervisor's memory (`CLONE_VM`) while the cloning thread sleeps (`CLONE_VFORK`). The
 //! supervisor is multithreaded: any other thread may have held the allocator's lock, a
@@ -49,16 +52,16 @@ pub(crate) struct ChildSpec {
     pub(crate) loopback_up: bool,
 }
 
-type Step = Result<(), (Stage, c_int)>;
+pub(crate) type Step = Result<(), (Stage, c_int)>;
 
-fn errno() -> c_int {
+pub(crate) fn errno() -> c_int {
     // SAFETY: reads this thread's errno slot (shared with the sleeping parent thread,
     // which does not look at it across the clone).
     unsafe { *libc::__errno_location() }
 }
 
 /// Fails `stage` with the current errno if `ret` is -1.
-fn check(ret: c_int, stage: Stage) -> Step {
+pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
     if ret == -1 {
         Err((stage, errno()))
     } else {
@@ -203,7 +206,7 @@ fn write_user_maps(spec: &ChildSpec) -> Step {
     )
 }
 
-fn write_file(path: *const c_char, data: *const u8, len: usize) -> Step {
+pub(crate) fn write_file(path: *const c_char, data: *const u8, len: usize) -> Step {
     // SAFETY: valid C string path and (ptr, len) buffer from the plan. man 2 open, write.
     unsafe {
         let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
