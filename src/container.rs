@@ -7,7 +7,7 @@ use std::process::ExitStatus;
 use std::task::{Context, Poll};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
 
 use crate::builder::ContainerBuilder;
@@ -43,6 +43,8 @@ pub struct Container {
     stdin: Option<ContainerStdin>,
     stdout: Option<ContainerStdout>,
     stderr: Option<ContainerStderr>,
+    /// The init's status pipe, the pty, the output limit (`session.rs`).
+    pub(crate) session: crate::session::ContainerSession,
 }
 
 /// The result of [`ContainerBuilder::output`] or [`Container::wait_with_output`].
@@ -54,6 +56,9 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr (if piped).
     pub stderr: Vec<u8>,
+    /// Whether a stream went past [`output_limit`](ContainerBuilder::output_limit) (and
+    /// was cut there).
+    pub truncated: bool,
 }
 
 impl Container {
@@ -79,6 +84,7 @@ impl Container {
             stdin: None,
             stdout: None,
             stderr: None,
+            session: Default::default(),
         };
         // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
         // registered with the reactor.
@@ -101,6 +107,7 @@ impl Container {
             .stderr
             .map(|fd| pipe::Receiver::from_owned_fd(fd).map(ContainerStderr))
             .transpose()?;
+        c.session = crate::session::ContainerSession::new(pipes.session);
         c.kill_on_drop = b.kill_on_drop;
         Ok(c)
     }
@@ -167,6 +174,7 @@ impl Container {
                 .map_err(Error::io("waitid(P_PIDFD)"))?
             {
                 Some(status) => {
+                    let status = self.session.final_status(status);
                     self.status = Some(status);
                     // Deregister and close: the pid is free for reuse from here on.
                     self.pidfd = None;
@@ -186,6 +194,7 @@ impl Container {
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
         let status =
             sys::waitid_pidfd(fd.get_ref().as_fd(), false).map_err(Error::io("waitid(P_PIDFD)"))?;
+        let status = status.map(|s| self.session.final_status(s));
         if let Some(s) = status {
             self.status = Some(s);
             self.pidfd = None;
@@ -195,24 +204,8 @@ impl Container {
 
     /// Reads stdout and stderr (those that are piped) to the end while waiting, then
     /// returns everything.
-    pub async fn wait_with_output(mut self) -> Result<Output> {
-        drop(self.stdin.take());
-        async fn read_all<R: AsyncRead + Unpin>(r: Option<R>) -> io::Result<Vec<u8>> {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                r.read_to_end(&mut buf).await?;
-            }
-            Ok(buf)
-        }
-        let (out, err) =
-            tokio::try_join!(read_all(self.stdout.take()), read_all(self.stderr.take()))
-                .map_err(Error::io("reading the container's output"))?;
-        let status = self.wait().await?;
-        Ok(Output {
-            status,
-            stdout: out,
-            stderr: err,
-        })
+    pub async fn wait_with_output(self) -> Result<Output> {
+        crate::io::wait_with_output(self).await
     }
 
     /// Takes our end of the container's stdin pipe (if `Stdio::piped()`). Dropping it
@@ -247,15 +240,15 @@ impl Drop for Container {
 /// The supervisor's end of a container's stdin: an [`AsyncWrite`], non-blocking and driven
 /// by tokio's reactor.
 #[derive(Debug)]
-pub struct ContainerStdin(pipe::Sender);
+pub struct ContainerStdin(pub(crate) pipe::Sender);
 
 /// The supervisor's end of a container's stdout: an [`AsyncRead`].
 #[derive(Debug)]
-pub struct ContainerStdout(pipe::Receiver);
+pub struct ContainerStdout(pub(crate) pipe::Receiver);
 
 /// The supervisor's end of a container's stderr: an [`AsyncRead`].
 #[derive(Debug)]
-pub struct ContainerStderr(pipe::Receiver);
+pub struct ContainerStderr(pub(crate) pipe::Receiver);
 
 impl AsyncWrite for ContainerStdin {
     fn poll_write(

@@ -36,6 +36,17 @@ pub enum Stage {
     Signals = 10,
     /// `execve` of the program.
     Execve = 11,
+    /// Exec'ing the built-in init (`execveat` of its memfd), or passing it its descriptors.
+    InitExec = 40,
+    /// The init could not start the workload (`vfork` failed inside the container).
+    InitStart = 41,
+    /// Arming die-with-supervisor (`PR_SET_PDEATHSIG`); `ESRCH`: the supervisor was
+    /// already gone.
+    DeathSignal = 42,
+    /// Making the pty the controlling terminal (`setsid`, `TIOCSCTTY`, `dup2`).
+    Terminal = 43,
+    /// The init's own setup (blocking signals, `signalfd`).
+    InitSetup = 44,
 }
 
 impl Stage {
@@ -53,6 +64,11 @@ impl Stage {
             CloseFds,
             Signals,
             Execve,
+            InitExec,
+            InitStart,
+            DeathSignal,
+            Terminal,
+            InitSetup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -72,6 +88,11 @@ impl Stage {
             Stage::CloseFds => "close_range",
             Stage::Signals => "reset signals",
             Stage::Execve => "execve",
+            Stage::InitExec => "exec the init",
+            Stage::InitStart => "init: start the workload",
+            Stage::DeathSignal => "arm die-with-supervisor",
+            Stage::Terminal => "attach the terminal",
+            Stage::InitSetup => "init: block signals",
         }
     }
 }
@@ -199,6 +220,11 @@ pub enum Error {
         /// The errno it failed with.
         errno: Errno,
     },
+
+    /// The container's init exited before reporting whether the workload started (it was
+    /// killed, or crashed).
+    #[error("the container's init (PID 1) exited before the workload started")]
+    InitVanished,
 
     /// The container has already been reaped; its pid may belong to someone else now.
     #[error("the container has already exited and been reaped")]

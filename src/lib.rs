@@ -44,12 +44,24 @@ mod spawn;
 mod stdio;
 mod sys;
 
+mod init;
+mod io;
+mod pty;
+mod session;
+mod signals;
+mod spawner;
+
 pub use builder::ContainerBuilder;
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use stdio::Stdio;
+
+pub use io::{Lines, StdinSender};
+pub use pty::{Pty, PtyChannels, PtyResizer, PtySize};
+pub use session::DEFAULT_INIT_GRACE;
+pub use signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;

@@ -43,6 +43,8 @@ pub(crate) struct Plan {
     _gid_map: Option<Vec<u8>>,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
+    /// Init, terminal and die-with-supervisor settings (`session.rs`).
+    pub(crate) session: crate::session::SessionPlan,
     err_read: OwnedFd,
     err_write: Option<OwnedFd>,
 }
@@ -57,6 +59,8 @@ pub(crate) struct ParentPipes {
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
+    /// The init's status pipe and the pty master (`session.rs`).
+    pub(crate) session: crate::session::ParentSession,
 }
 
 /// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
@@ -124,9 +128,14 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     };
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
-    let stderr = open(&b.stderr, &stderr_kind, false)?;
+    let stderr = match crate::session::merged_stderr(b, &stdout)? {
+        Some(merged) => merged,
+        None => open(&b.stderr, &stderr_kind, false)?,
+    };
     let (err_read, err_write) =
         sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
+    let (session, parent_session) =
+        crate::session::prepare(b, &path_c, &args, (&err_read, err_write.as_raw_fd()))?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
     let ns = b.namespaces;
@@ -152,6 +161,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID),
         loopback_up: ns.contains(Namespaces::NET),
+        session: session.child(),
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -171,6 +181,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         _uid_map: uid_map,
         _gid_map: gid_map,
         child_fds,
+        session,
         err_read,
         err_write: Some(err_write),
     };
@@ -180,6 +191,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             stdin: stdin.parent,
             stdout: stdout.parent,
             stderr: stderr.parent,
+            session: parent_session,
         },
     ))
 }
@@ -215,6 +227,13 @@ impl Plan {
         let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
             .map_err(Error::io("reading the error pipe"))?;
         if n == 0 {
+            if let Err(e) = self.session.on_eof() {
+                guard.reap_now();
+                return Err(e);
+            }
+            return Ok(guard);
+        }
+        if self.session.is_started(n, &buf) {
             return Ok(guard);
         }
         // Setup failed; the child has _exit'ed. Reap it now so nothing is left behind.

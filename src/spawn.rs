@@ -12,12 +12,17 @@ use crate::{plan, Container};
 /// handed to the background reaper (killed and reaped) by `ChildGuard`'s drop.
 pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Container> {
     let (plan, pipes) = plan::prepare(b, defaults)?;
-    let guard = tokio::task::spawn_blocking(move || plan.run())
-        .await
-        .map_err(|e| Error::Io {
-            context: "joining the spawn task",
-            source: std::io::Error::other(e),
-        })??;
+    let guard = if plan.session.needs_long_lived_thread() {
+        // Armed with PR_SET_PDEATHSIG: must be cloned from a thread that never retires.
+        crate::spawner::run(plan).await?
+    } else {
+        tokio::task::spawn_blocking(move || plan.run())
+            .await
+            .map_err(|e| Error::Io {
+                context: "joining the spawn task",
+                source: std::io::Error::other(e),
+            })??
+    };
     let pid = guard.pid;
     let c = Container::new(pid, guard.into_pidfd(), b, pipes)
         .map_err(Error::io("registering the container"))?;

@@ -29,6 +29,8 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 
+pub(crate) mod session;
+
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
 pub(crate) struct ChildSpec {
@@ -50,6 +52,8 @@ pub(crate) struct ChildSpec {
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
+    /// Terminal, init and die-with-supervisor settings (`session.rs`).
+    pub(crate) session: session::ChildSession,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -141,6 +145,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         };
         check(ret, Stage::MountProc)?;
     }
+    session::attach_terminal(spec)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
@@ -154,6 +159,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
     mark_fds_cloexec()?;
+    session::arm_death(spec)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
     let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -167,9 +173,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         )
     };
     check(ret as c_int, Stage::Signals)?;
-    // SAFETY: path/argv/envp are NUL-terminated and null-terminated arrays from the plan.
-    unsafe { libc::execve(spec.path, spec.argv, spec.envp) };
-    Err((Stage::Execve, errno()))
+    Err(session::exec(spec))
 }
 
 /// Every signal back to SIG_DFL. Caught signals would be reset by execve anyway, but

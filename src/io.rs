@@ -1,0 +1,257 @@
+//! Stdio through channels: streams of [`Bytes`] out of the container, a channel sender
+//! into it, line framing, and the bounded collection behind `output()`.
+//!
+//! Every pipe is non-blocking and registered with tokio's reactor (no thread per
+//! container). Nothing here buffers more than one chunk per stream: a consumer that does
+//! not poll leaves the data in the kernel's pipe (64 KiB), the pipe fills, and the
+//! container's `write` blocks. That is the backpressure, and why the supervisor's memory
+//! stays flat however much a container writes.
+//!
+//! [`ContainerStdout`]/[`ContainerStderr`] are both an [`AsyncRead`](tokio::io::AsyncRead)
+//! and a [`Stream`] of `io::Result<Bytes>`; [`ContainerStdin`] is an
+//! [`AsyncWrite`](tokio::io::AsyncWrite) that turns into a channel sender with
+//! [`ContainerStdin::into_sender`].
+
+use std::io;
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::Stream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::session::OutputLimit;
+use crate::{sys, Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
+
+/// Bytes read from a pipe per chunk: the size of a default Linux pipe buffer, so one
+/// wakeup drains a full pipe.
+const CHUNK: usize = 64 * 1024;
+
+/// Longest line [`Lines`] buffers before handing out what it has as a line of its own.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Reads one chunk from a non-blocking pipe straight into a fresh `BytesMut` (no zeroing,
+/// no copy). `None` at EOF.
+fn poll_chunk(rx: &pipe::Receiver, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+    loop {
+        if let Err(e) = ready!(rx.poll_read_ready(cx)) {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        match rx.try_read_buf(&mut buf) {
+            Ok(0) => return Poll::Ready(None),
+            Ok(_) => return Poll::Ready(Some(Ok(buf.freeze()))),
+            // Readiness was stale (another reader, or a spurious wakeup): wait again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+impl Stream for ContainerStdout {
+    type Item = io::Result<Bytes>;
+    /// The next chunk of output as the container wrote it (at most 64 KiB); `None` at EOF.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_chunk(&self.0, cx)
+    }
+}
+
+impl Stream for ContainerStderr {
+    type Item = io::Result<Bytes>;
+    /// The next chunk of output as the container wrote it (at most 64 KiB); `None` at EOF.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_chunk(&self.0, cx)
+    }
+}
+
+impl ContainerStdout {
+    /// The output split into lines (without the `\n`; a final unterminated line is
+    /// returned too).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Stdio};
+    /// use futures::StreamExt;
+    /// let mut c = Container::builder("/bin/sh").args(["-c", "echo a; echo b"])
+    ///     .stdout(Stdio::piped()).spawn().await?;
+    /// let mut lines = c.take_stdout().unwrap().lines();
+    /// while let Some(line) = lines.next().await {
+    ///     println!("{}", String::from_utf8_lossy(&line.unwrap()));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn lines(self) -> Lines<ContainerStdout> {
+        Lines::new(self)
+    }
+}
+
+impl ContainerStderr {
+    /// The output split into lines; see [`ContainerStdout::lines`].
+    pub fn lines(self) -> Lines<ContainerStderr> {
+        Lines::new(self)
+    }
+}
+
+/// A line-framed view of a stream of byte chunks: each item is one line without its
+/// `\n` (and without a `\r` before it). Lines longer than [`MAX_LINE`] come out in pieces
+/// of that size, so a container cannot make the supervisor buffer without bound.
+#[derive(Debug)]
+pub struct Lines<S> {
+    inner: Option<S>,
+    buf: BytesMut,
+}
+
+impl<S> Lines<S> {
+    /// Frames `inner` into lines.
+    pub fn new(inner: S) -> Lines<S> {
+        Lines {
+            inner: Some(inner),
+            buf: BytesMut::new(),
+        }
+    }
+
+    fn take_line(&mut self) -> Option<Bytes> {
+        if let Some(i) = memchr(&self.buf) {
+            let mut line = self.buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            return Some(line.freeze());
+        }
+        if self.buf.len() >= MAX_LINE {
+            return Some(self.buf.split_to(MAX_LINE).freeze());
+        }
+        None
+    }
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Lines<S> {
+    type Item = io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return Poll::Ready(Some(Ok(line)));
+            }
+            let Some(inner) = self.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(Pin::new(inner).poll_next(cx)) {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(chunk.chunk()),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    self.inner = None;
+                    if self.buf.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    let rest = self.buf.split().freeze();
+                    return Poll::Ready(Some(Ok(rest)));
+                }
+            }
+        }
+    }
+}
+
+/// The sending side of a container's stdin as a channel, from
+/// [`ContainerStdin::into_sender`]. Dropping every clone closes the container's stdin
+/// (after what was sent has been written).
+pub type StdinSender = mpsc::Sender<Bytes>;
+
+impl ContainerStdin {
+    /// Turns the stdin pipe into a bounded channel: a task on the current tokio runtime
+    /// writes every [`Bytes`] sent into the pipe, in order. At most `capacity` messages
+    /// wait in the channel; beyond that `send` waits (backpressure from a container that
+    /// does not read). When every sender is dropped the task closes the pipe: the
+    /// container reads EOF. If the container closes its stdin, the task ends and sends
+    /// fail.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Stdio};
+    /// let mut c = Container::builder("/bin/cat").stdin(Stdio::piped()).spawn().await?;
+    /// let tx = c.take_stdin().unwrap().into_sender(8);
+    /// tx.send("hello\n".into()).await.ok();
+    /// drop(tx); // cat sees EOF and exits
+    /// c.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn into_sender(mut self, capacity: usize) -> StdinSender {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(capacity.max(1));
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if self.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping `self` closes the pipe.
+        });
+        tx
+    }
+}
+
+/// Reads `r` to the end, keeping at most `limit.bytes`. Past the limit the rest is
+/// drained and dropped, or, with `limit.kill`, the container is killed through `killer`.
+async fn collect<S: Stream<Item = io::Result<Bytes>> + Unpin>(
+    r: Option<S>,
+    limit: OutputLimit,
+    killer: Option<&std::os::fd::OwnedFd>,
+) -> io::Result<(Vec<u8>, bool)> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    let mut truncated = false;
+    let Some(mut r) = r else {
+        return Ok((out, false));
+    };
+    let max = limit.bytes.unwrap_or(usize::MAX);
+    while let Some(chunk) = r.next().await {
+        let chunk = chunk?;
+        let room = max - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            if !truncated && limit.kill {
+                if let Some(fd) = killer {
+                    // ESRCH (already exited) is fine.
+                    let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                }
+            }
+            truncated = true;
+        } else {
+            out.extend_from_slice(&chunk);
+        }
+    }
+    Ok((out, truncated))
+}
+
+/// The body of [`Container::wait_with_output`]: both streams read concurrently (so
+/// neither pipe can fill and stall the container), bounded by the output limit.
+pub(crate) async fn wait_with_output(mut c: Container) -> Result<Output> {
+    drop(c.take_stdin());
+    let limit = c.session.limit;
+    let killer = match (limit.kill, c.pidfd()) {
+        (true, Some(fd)) => Some(
+            fd.try_clone_to_owned()
+                .map_err(Error::io("duplicating the pidfd"))?,
+        ),
+        _ => None,
+    };
+    let ((out, t1), (err, t2)) = tokio::try_join!(
+        collect(c.take_stdout(), limit, killer.as_ref()),
+        collect(c.take_stderr(), limit, killer.as_ref())
+    )
+    .map_err(Error::io("reading the container's output"))?;
+    let status = c.wait().await?;
+    Ok(Output {
+        status,
+        stdout: out,
+        stderr: err,
+        truncated: t1 || t2,
+    })
+}

@@ -1,0 +1,306 @@
+//! How the workload's process runs: the built-in PID-1 init, a terminal, dying with the
+//! supervisor, output limits and merged stderr.
+//!
+//! The settings live in one sub-struct of the builder ([`SessionConfig`]); `prepare`
+//! turns them into the child's [`ChildSession`] (plain numbers and pointers) plus the
+//! supervisor's side ([`ParentSession`]): the report pipe the init writes the workload's
+//! final status to, and the pty master.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::ExitStatus;
+use std::ptr;
+use std::time::Duration;
+
+use libc::c_char;
+
+use crate::child::session::ChildSession;
+use crate::error::{Error, Result};
+use crate::pty::PtySize;
+use crate::stdio::Prepared;
+use crate::{init, sys, ContainerBuilder, Namespaces};
+
+/// How long the init waits, after the workload exited, between SIGTERM and SIGKILL to
+/// whatever is left in the namespace.
+pub const DEFAULT_INIT_GRACE: Duration = Duration::from_secs(1);
+
+/// The builder's session settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionConfig {
+    /// `None`: on exactly when there is a new PID namespace.
+    init: Option<bool>,
+    init_grace: Option<Duration>,
+    pty: Option<PtySize>,
+    pub(crate) output_limit: OutputLimit,
+    merge_stderr: bool,
+}
+
+/// What [`ContainerBuilder::output_limit`] set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct OutputLimit {
+    /// Bytes kept per stream.
+    pub(crate) bytes: Option<usize>,
+    /// Kill the container when a stream goes past the limit (else drop the excess).
+    pub(crate) kill: bool,
+}
+
+impl ContainerBuilder {
+    /// Run the built-in init as PID 1 (default: on when [`Namespaces::PID`] is set).
+    ///
+    /// The init forwards every signal but SIGCHLD to the workload, reaps orphans, ends
+    /// whatever the workload leaves behind (SIGTERM, a grace period, SIGKILL), and kills
+    /// the container if the supervisor process dies. [`Container::wait`](crate::Container::wait)
+    /// reports the workload's own status. `init(false)` makes the workload itself PID 1 (it
+    /// then ignores signals it has no handler for, and must reap its own orphans); such a
+    /// container still dies with the supervisor, through `PR_SET_PDEATHSIG` armed from a
+    /// long-lived spawner thread. `init(true)` needs [`Namespaces::PID`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces, Signal};
+    /// let mut c = Container::builder("/bin/sh").args(["-c", "sleep 100"])
+    ///     .namespaces(Namespaces::PID).spawn().await?;   // init on by default
+    /// c.signal(Signal::SIGTERM)?;                       // reaches `sh`
+    /// assert_eq!(std::os::unix::process::ExitStatusExt::signal(&c.wait().await?), Some(15));
+    /// # Ok(()) }
+    /// ```
+    pub fn init(&mut self, on: bool) -> &mut Self {
+        self.session.init = Some(on);
+        self
+    }
+
+    /// The init's grace period between SIGTERM and SIGKILL for processes left behind by
+    /// the workload (default [`DEFAULT_INIT_GRACE`]).
+    pub fn init_grace_period(&mut self, grace: Duration) -> &mut Self {
+        self.session.init_grace = Some(grace);
+        self
+    }
+
+    /// Give the container a new pseudo-terminal (24 rows × 80 columns) as its controlling
+    /// terminal, in a new session, on stdin/stdout/stderr (explicit stdio settings still
+    /// win). Take the supervisor's side with [`Container::take_pty`](crate::Container::take_pty).
+    pub fn pty(&mut self) -> &mut Self {
+        self.session.pty.get_or_insert(PtySize { rows: 24, cols: 80 });
+        self
+    }
+
+    /// Like [`pty`](Self::pty), with an initial window size.
+    pub fn pty_size(&mut self, size: PtySize) -> &mut Self {
+        self.session.pty = Some(size);
+        self
+    }
+
+    /// Keep at most `bytes` of each of stdout and stderr in
+    /// [`output`](Self::output)/[`wait_with_output`](crate::Container::wait_with_output).
+    /// Past the limit the rest is read and dropped (the workload is not blocked), and
+    /// [`Output::truncated`](crate::Output::truncated) says so; see
+    /// [`kill_on_output_limit`](Self::kill_on_output_limit) for the other policy.
+    pub fn output_limit(&mut self, bytes: usize) -> &mut Self {
+        self.session.output_limit.bytes = Some(bytes);
+        self
+    }
+
+    /// With an [`output_limit`](Self::output_limit): kill the container (SIGKILL) as soon
+    /// as a stream goes past the limit, instead of dropping the excess.
+    pub fn kill_on_output_limit(&mut self, kill: bool) -> &mut Self {
+        self.session.output_limit.kill = kill;
+        self
+    }
+
+    /// Send stderr where stdout goes (like `2>&1`): into the same pipe when stdout is
+    /// piped, so [`output`](Self::output) collects both, interleaved, in `stdout`.
+    pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
+        self.session.merge_stderr = merge;
+        self
+    }
+}
+
+/// The child-side settings and the storage they point into.
+pub(crate) struct SessionPlan {
+    child: ChildSession,
+    uses_init: bool,
+    _init_args: Vec<CString>,
+    _init_argv: Vec<*const c_char>,
+    _pty_slave: Option<OwnedFd>,
+}
+
+/// The supervisor's side, handed to the `Container`.
+#[derive(Debug, Default)]
+pub(crate) struct ParentSession {
+    /// Our duplicate of the report pipe's read end, when an init will write the
+    /// workload's status to it.
+    pub(crate) status: Option<OwnedFd>,
+    /// The pty master.
+    pub(crate) pty: Option<OwnedFd>,
+    pub(crate) limit: OutputLimit,
+}
+
+/// Validates the session settings and prepares both sides.
+///
+/// `err` is the core's error pipe `(read, write)`.
+pub(crate) fn prepare(
+    b: &ContainerBuilder,
+    path: &CString,
+    args: &[CString],
+    err: (&OwnedFd, RawFd),
+) -> Result<(SessionPlan, ParentSession)> {
+    let cfg = &b.session;
+    let pid_ns = b.namespaces.contains(Namespaces::PID);
+    if cfg.init == Some(true) && !pid_ns {
+        // Without its own PID namespace the init's "end everything that is left"
+        // (kill(-1)) would reach the host's processes.
+        return Err(Error::NeedsNamespace {
+            option: "init",
+            needs: Namespaces::PID,
+        });
+    }
+    let uses_init = cfg.init.unwrap_or(pid_ns);
+    let lifeline = init::lifeline().map_err(Error::io("creating the lifeline pipe"))?;
+
+    let (pty_master, pty_slave) = match cfg.pty {
+        Some(size) => {
+            let (m, s) = crate::pty::open(size).map_err(Error::io("opening a pseudo-terminal"))?;
+            (Some(m), Some(s))
+        }
+        None => (None, None),
+    };
+
+    let mut parent = ParentSession {
+        status: None,
+        pty: pty_master,
+        limit: cfg.output_limit,
+    };
+    let mut child = ChildSession::NONE;
+    child.pty_slave = pty_slave.as_ref().map_or(-1, |s| s.as_raw_fd());
+    child.lifeline = lifeline;
+    let (mut init_args, mut init_argv) = (Vec::new(), Vec::new());
+    if uses_init {
+        child.init_fd = init::memfd().map_err(Error::io("loading the init into a memfd"))?;
+        init_args = init::InitArgs {
+            report_fd: err.1,
+            lifeline_fd: lifeline.0,
+            grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
+            foreground_tty: pty_slave.is_some(),
+            path,
+            args,
+        }
+        .to_argv();
+        init_argv = init_args
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect();
+        child.init_argv = init_argv.as_ptr();
+        child.pass_fds = [err.1, lifeline.0];
+        parent.status = Some(
+            err.0
+                .try_clone()
+                .map_err(Error::io("duplicating the report pipe"))?,
+        );
+    } else {
+        // No init to watch the lifeline: the kernel's parent-death signal, armed from a
+        // spawner thread that lives as long as the process (spawner.rs).
+        child.death_signal = true;
+    }
+    Ok((
+        SessionPlan {
+            child,
+            uses_init,
+            _init_args: init_args,
+            _init_argv: init_argv,
+            _pty_slave: pty_slave,
+        },
+        parent,
+    ))
+}
+
+impl SessionPlan {
+    /// The child's copy of the settings (raw pointers into `self`).
+    pub(crate) fn child(&self) -> ChildSession {
+        self.child
+    }
+
+    /// Whether the clone must run on a long-lived spawner thread (a parent-death signal
+    /// follows the cloning thread).
+    pub(crate) fn needs_long_lived_thread(&self) -> bool {
+        self.child.death_signal
+    }
+
+    /// The error pipe hit EOF: without an init that means execve succeeded; with one, the
+    /// init died before it could say whether the workload started.
+    pub(crate) fn on_eof(&self) -> Result<()> {
+        if self.uses_init {
+            Err(Error::InitVanished)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether an 8-byte record is the init's "workload started".
+    pub(crate) fn is_started(&self, n: usize, buf: &[u8; 8]) -> bool {
+        self.uses_init
+            && n == 8
+            && u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) == init::MSG_STARTED
+    }
+}
+
+/// `stderr` for [`ContainerBuilder::merge_stderr`]: a second descriptor for whatever the
+/// child's stdout is. `None` when not merging.
+pub(crate) fn merged_stderr(b: &ContainerBuilder, stdout: &Prepared) -> Result<Option<Prepared>> {
+    if !b.session.merge_stderr {
+        return Ok(None);
+    }
+    let child = match &stdout.child {
+        Some(fd) => Some(fd.try_clone()),
+        // Inherited stdout: a pty's (the terminal step puts it on 2 as well) or ours.
+        None if b.session.pty.is_some() => None,
+        None => Some(dup_cloexec(1)),
+    };
+    let child = child
+        .transpose()
+        .map_err(Error::io("duplicating stdout for stderr"))?
+        .map(sys::above_stdio)
+        .transpose()
+        .map_err(Error::io("duplicating stdout for stderr"))?;
+    Ok(Some(Prepared {
+        child,
+        parent: None,
+    }))
+}
+
+fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; fails cleanly if it is not open.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The container's share: what `Container` keeps besides the core's fields.
+#[derive(Debug, Default)]
+pub(crate) struct ContainerSession {
+    status: Option<OwnedFd>,
+    pub(crate) pty: Option<OwnedFd>,
+    pub(crate) limit: OutputLimit,
+}
+
+impl ContainerSession {
+    pub(crate) fn new(p: ParentSession) -> ContainerSession {
+        ContainerSession {
+            status: p.status,
+            pty: p.pty,
+            limit: p.limit,
+        }
+    }
+
+    /// The status to report once the container's first process was reaped: with an init,
+    /// the workload's own (if the init lived to report it).
+    pub(crate) fn final_status(&mut self, reaped: ExitStatus) -> ExitStatus {
+        match self.status.take() {
+            Some(fd) => init::workload_status(&fd, reaped),
+            None => reaped,
+        }
+    }
+}
