@@ -6,8 +6,8 @@
 //! [`init(false)`](crate::ContainerBuilder::init)): a tini-like program that forwards
 //! signals to the workload, reaps orphans, ends whatever remains when the workload exits
 //! (SIGTERM, a grace period, SIGKILL) and exits with the workload's status. Its source is
-//! `init/cellblock-init.c`; `build.rs` compiles it into a small *static* executable that
-//! this module embeds.
+//! `init/cellblock-init.c`; `build.rs` compiles it into a ~9 KiB *static, freestanding*
+//! executable (raw syscalls, no libc) that this module embeds.
 //!
 //! Why a separate program, exec'd from a sealed memfd:
 //!
@@ -18,8 +18,9 @@
 //!   itself.
 //! * **Spawn cost independent of the supervisor's memory.** The child is still created
 //!   with `CLONE_VM | CLONE_VFORK` (no page-table copy), and then execs the init: the
-//!   only extra cost is one small static exec plus the init's own `vfork`, whatever the
-//!   size of the supervisor's heap. A fork-style clone would cost ~117 ms with a 4 GiB
+//!   only extra cost is one tiny exec plus the init's fork of its own few pages, whatever
+//!   the size of the supervisor's heap. (The init has no libc because a static glibc's
+//!   start-up alone, CPUID-heavy feature detection, cost more than all the rest.) A fork-style clone would cost ~117 ms with a 4 GiB
 //!   heap (NOTES.md).
 //! * **No file on disk, no `/proc/self/exe`.** The image lives in an anonymous memfd,
 //!   created once per supervisor process and sealed (`F_SEAL_WRITE | SHRINK | GROW |
@@ -39,12 +40,12 @@
 //! speaks the same 8-byte `(u32 tag, i32 value)` record protocol on it:
 //!
 //! * `(Stage::Execve, errno)` when the workload's execve failed (the init learns this
-//!   from its `vfork` child), or `(Stage::InitStart | InitSetup, errno)` for its own
+//!   the way the core does, from a close-on-exec pipe between it and its forked child), or `(Stage::InitStart | InitSetup, errno)` for its own
 //!   failures: the spawn returns [`Error::Setup`](crate::Error::Setup) naming the stage,
 //!   exactly as without an init;
 //! * `(MSG_STARTED, pid)` once the workload's execve succeeded: the spawn returns;
-//! * `(MSG_STATUS, wait status)` just before the init exits: [`Container::wait`]
-//!   (crate::Container::wait) reports the *workload's* status (a signal as a signal,
+//! * `(MSG_STATUS, wait status)` just before the init exits:
+//!   [`Container::wait`](crate::Container::wait) reports the *workload's* status (a signal as a signal,
 //!   where the init itself can only exit with 128+signal). If the init was killed
 //!   (SIGKILL to the container) the record is missing and the init's own status stands.
 //!
