@@ -17,7 +17,8 @@ fn main() {
     let src = "init/cellblock-init.c";
     println!("cargo:rerun-if-changed={src}");
     println!("cargo:rerun-if-env-changed=CC");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("cellblock-init");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("cellblock-init");
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
         .args([
@@ -37,7 +38,9 @@ fn main() {
         .arg(&out)
         .arg(src)
         .status()
-        .unwrap_or_else(|e| panic!("cellblock: cannot run the C compiler {cc:?} to build the container init: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cellblock: cannot run the C compiler {cc:?} to build the container init: {e}")
+        });
     if !status.success() {
         panic!(
             "cellblock: building the container init ({src}) with {cc:?} failed ({status}); \

@@ -59,7 +59,14 @@ fn raw_clone_loop(iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         // SAFETY: see raw_child.
-        let pid = unsafe { libc::clone(raw_child, top as *mut _, flags, &mut args as *mut RawArgs as *mut _) };
+        let pid = unsafe {
+            libc::clone(
+                raw_child,
+                top as *mut _,
+                flags,
+                &mut args as *mut RawArgs as *mut _,
+            )
+        };
         assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -107,13 +114,20 @@ fn full_run() -> bool {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("spawn_reap_true");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("raw_clone", |b| b.iter_custom(raw_clone_loop));
-    g.bench_function("cellblock_init", |b| b.iter_custom(|n| cellblock_loop(&rt, true, n)));
-    g.bench_function("cellblock_noinit", |b| b.iter_custom(|n| cellblock_loop(&rt, false, n)));
+    g.bench_function("cellblock_init", |b| {
+        b.iter_custom(|n| cellblock_loop(&rt, true, n))
+    });
+    g.bench_function("cellblock_noinit", |b| {
+        b.iter_custom(|n| cellblock_loop(&rt, false, n))
+    });
     g.finish();
 
     // The summary: interleaved rounds, so the machine's noise hits every contender alike.
@@ -136,8 +150,16 @@ fn benches(c: &mut Criterion) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / n;
     println!("\nsummary: spawn+reap /bin/true, UTS|IPC|PID|MOUNT, mean per spawn ({rounds}x{per})");
     println!("  raw_clone (1 exec)          {:.3} ms", ms(raw));
-    println!("  cellblock_init (2 execs)    {:.3} ms  ratio {:.2}x  (target <= 1.6x)", ms(init), ms(init) / ms(raw));
-    println!("  cellblock_noinit            {:.3} ms  ratio {:.2}x", ms(noinit), ms(noinit) / ms(raw));
+    println!(
+        "  cellblock_init (2 execs)    {:.3} ms  ratio {:.2}x  (target <= 1.6x)",
+        ms(init),
+        ms(init) / ms(raw)
+    );
+    println!(
+        "  cellblock_noinit            {:.3} ms  ratio {:.2}x",
+        ms(noinit),
+        ms(noinit) / ms(raw)
+    );
     println!(
         "  with {} MiB heap: raw {:.3} ms, cellblock_init {:.3} ms  ratio {:.2}x",
         heap.len() >> 20,

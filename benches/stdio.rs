@@ -48,7 +48,12 @@ async fn tokio_process(n: u64) -> Duration {
 
 async fn cellblock_stream(n: u64) -> Duration {
     let start = Instant::now();
-    let mut c = Container::builder("head").args(writer_args(n)).stdout(Stdio::piped()).spawn().await.unwrap();
+    let mut c = Container::builder("head")
+        .args(writer_args(n))
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
     let mut out = c.take_stdout().unwrap();
     let mut total = 0u64;
     while let Some(chunk) = out.next().await {
@@ -61,7 +66,12 @@ async fn cellblock_stream(n: u64) -> Duration {
 
 async fn cellblock_read(n: u64) -> Duration {
     let start = Instant::now();
-    let mut c = Container::builder("head").args(writer_args(n)).stdout(Stdio::piped()).spawn().await.unwrap();
+    let mut c = Container::builder("head")
+        .args(writer_args(n))
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
     let mut out = c.take_stdout().unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -78,15 +88,48 @@ async fn cellblock_read(n: u64) -> Duration {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let n = bytes_total();
     let mut g = c.benchmark_group("stdout_1gib");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     g.throughput(criterion::Throughput::Bytes(n));
-    g.bench_function("tokio_process", |b| b.iter_custom(|k| rt.block_on(async { let mut d = Duration::ZERO; for _ in 0..k { d += tokio_process(n).await; } d })));
-    g.bench_function("cellblock_stream", |b| b.iter_custom(|k| rt.block_on(async { let mut d = Duration::ZERO; for _ in 0..k { d += cellblock_stream(n).await; } d })));
-    g.bench_function("cellblock_asyncread", |b| b.iter_custom(|k| rt.block_on(async { let mut d = Duration::ZERO; for _ in 0..k { d += cellblock_read(n).await; } d })));
+    g.bench_function("tokio_process", |b| {
+        b.iter_custom(|k| {
+            rt.block_on(async {
+                let mut d = Duration::ZERO;
+                for _ in 0..k {
+                    d += tokio_process(n).await;
+                }
+                d
+            })
+        })
+    });
+    g.bench_function("cellblock_stream", |b| {
+        b.iter_custom(|k| {
+            rt.block_on(async {
+                let mut d = Duration::ZERO;
+                for _ in 0..k {
+                    d += cellblock_stream(n).await;
+                }
+                d
+            })
+        })
+    });
+    g.bench_function("cellblock_asyncread", |b| {
+        b.iter_custom(|k| {
+            rt.block_on(async {
+                let mut d = Duration::ZERO;
+                for _ in 0..k {
+                    d += cellblock_read(n).await;
+                }
+                d
+            })
+        })
+    });
     g.finish();
 
     // Interleaved rounds for the summary.
@@ -100,10 +143,21 @@ fn benches(c: &mut Criterion) {
         }
     });
     let gibs = |d: Duration| (n * rounds) as f64 / d.as_secs_f64() / (1u64 << 30) as f64;
-    println!("\nsummary: {} MiB piped stdout, {rounds} interleaved rounds", n >> 20);
+    println!(
+        "\nsummary: {} MiB piped stdout, {rounds} interleaved rounds",
+        n >> 20
+    );
     println!("  tokio_process ChildStdout   {:.2} GiB/s", gibs(t));
-    println!("  cellblock Stream<Bytes>     {:.2} GiB/s  ratio {:.2}x  (target >= 0.8x)", gibs(s), gibs(s) / gibs(t));
-    println!("  cellblock AsyncRead         {:.2} GiB/s  ratio {:.2}x", gibs(r), gibs(r) / gibs(t));
+    println!(
+        "  cellblock Stream<Bytes>     {:.2} GiB/s  ratio {:.2}x  (target >= 0.8x)",
+        gibs(s),
+        gibs(s) / gibs(t)
+    );
+    println!(
+        "  cellblock AsyncRead         {:.2} GiB/s  ratio {:.2}x",
+        gibs(r),
+        gibs(r) / gibs(t)
+    );
 }
 
 criterion_group!(group, benches);

@@ -51,7 +51,10 @@ fn host_size() -> Option<PtySize> {
     if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == -1 || ws.ws_row == 0 {
         return None;
     }
-    Some(PtySize { rows: ws.ws_row, cols: ws.ws_col })
+    Some(PtySize {
+        rows: ws.ws_row,
+        cols: ws.ws_col,
+    })
 }
 
 #[tokio::main]
@@ -79,7 +82,10 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let mut hangup = forwarder.subscribe(&[Signal::SIGTERM, Signal::SIGHUP]);
 
     let mut c = Container::builder("bash")
-        .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "xterm".into()))
+        .env(
+            "TERM",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
+        )
         .env("PS1", "root@\\h:\\w# ")
         .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC)
         .hostname("container")
@@ -98,7 +104,11 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
         }
     });
 
-    let raw = if interactive { Some(RawMode::enter(stdin_fd)?) } else { None };
+    let raw = if interactive {
+        Some(RawMode::enter(stdin_fd)?)
+    } else {
+        None
+    };
     let (mut from_pty, mut to_pty) = tokio::io::split(pty);
     tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();
@@ -135,5 +145,7 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let status = c.wait().await?;
     drop(raw);
     use std::os::unix::process::ExitStatusExt;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

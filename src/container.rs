@@ -208,18 +208,22 @@ impl Container {
         crate::io::wait_with_output(self).await
     }
 
-    /// Takes our end of the container's stdin pipe (if `Stdio::piped()`). Dropping it
-    /// closes the container's stdin.
+    /// Takes our end of the container's stdin pipe (if `Stdio::piped()`): an
+    /// [`AsyncWrite`] that [`ContainerStdin::into_sender`] turns into a channel sender.
+    /// Dropping it (or every sender) closes the container's stdin.
     pub fn take_stdin(&mut self) -> Option<ContainerStdin> {
         self.stdin.take()
     }
 
-    /// Takes our end of the container's stdout pipe (if `Stdio::piped()`).
+    /// Takes our end of the container's stdout pipe (if `Stdio::piped()`): a
+    /// [`Stream`](futures::Stream) of [`Bytes`](bytes::Bytes) chunks, also an
+    /// [`AsyncRead`], with a line-framed view ([`ContainerStdout::lines`]).
     pub fn take_stdout(&mut self) -> Option<ContainerStdout> {
         self.stdout.take()
     }
 
-    /// Takes our end of the container's stderr pipe (if `Stdio::piped()`).
+    /// Takes our end of the container's stderr pipe (if `Stdio::piped()`); like
+    /// [`take_stdout`](Self::take_stdout).
     pub fn take_stderr(&mut self) -> Option<ContainerStderr> {
         self.stderr.take()
     }
@@ -242,11 +246,13 @@ impl Drop for Container {
 #[derive(Debug)]
 pub struct ContainerStdin(pub(crate) pipe::Sender);
 
-/// The supervisor's end of a container's stdout: an [`AsyncRead`].
+/// The supervisor's end of a container's stdout: a [`Stream`](futures::Stream) of
+/// `io::Result<Bytes>` chunks and an [`AsyncRead`] (see `io.rs`).
 #[derive(Debug)]
 pub struct ContainerStdout(pub(crate) pipe::Receiver);
 
-/// The supervisor's end of a container's stderr: an [`AsyncRead`].
+/// The supervisor's end of a container's stderr: a [`Stream`](futures::Stream) of
+/// `io::Result<Bytes>` chunks and an [`AsyncRead`] (see `io.rs`).
 #[derive(Debug)]
 pub struct ContainerStderr(pub(crate) pipe::Receiver);
 

@@ -118,7 +118,9 @@ fn create_memfd() -> io::Result<OwnedFd> {
 /// The process-wide lifeline pipe `(read end, write end)`, created on first use.
 pub(crate) fn lifeline() -> io::Result<(RawFd, RawFd)> {
     static PIPE: OnceLock<Result<(OwnedFd, OwnedFd), i32>> = OnceLock::new();
-    match PIPE.get_or_init(|| sys::pipe_cloexec().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))) {
+    match PIPE
+        .get_or_init(|| sys::pipe_cloexec().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)))
+    {
         Ok((r, w)) => Ok((r.as_raw_fd(), w.as_raw_fd())),
         Err(e) => Err(io::Error::from_raw_os_error(*e)),
     }

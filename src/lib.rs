@@ -29,6 +29,14 @@
 //! allocation happens here, in the parent) → the child (`child.rs`: no allocation, raw
 //! syscalls only) → the async handle ([`Container`], `container.rs`) and the background
 //! reaper (`reaper.rs`). Raw syscall wrappers for the parent live in `sys.rs`.
+//!
+//! How the workload's process runs (`session.rs`): with a new PID namespace, PID 1 is a
+//! tiny built-in init (`init.rs`, `init/cellblock-init.c`) exec'd from a sealed memfd,
+//! which forwards signals, reaps orphans and kills the namespace when the supervisor
+//! process dies (a lifeline pipe); without an init, `PR_SET_PDEATHSIG` is armed from
+//! long-lived spawner threads (`spawner.rs`). Stdio arrives as streams of `Bytes` and
+//! leaves through a channel sender (`io.rs`); a container can get a pseudo-terminal
+//! (`pty.rs`); host signals are forwarded by a [`SignalForwarder`] (`signals.rs`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -58,7 +66,7 @@ pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use stdio::Stdio;
 
-pub use io::{Lines, StdinSender};
+pub use io::{Lines, StdinSender, MAX_LINE};
 pub use pty::{Pty, PtyChannels, PtyResizer, PtySize};
 pub use session::DEFAULT_INIT_GRACE;
 pub use signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};

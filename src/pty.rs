@@ -150,17 +150,16 @@ impl Pty {
         // SAFETY: O_NONBLOCK on our own master fd: the reactor drives it. man 2 fcntl.
         unsafe {
             let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-            if fl == -1 || libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) == -1 {
+            if fl == -1
+                || libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) == -1
+            {
                 return Err(io::Error::last_os_error());
             }
         }
         let resizer = PtyResizer(Arc::new(master.try_clone()?));
         // SAFETY: the AsyncFd owns the master, so it stays open while registered.
         let io = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
-        Ok(Pty {
-            io,
-            resizer,
-        })
+        Ok(Pty { io, resizer })
     }
 
     /// Sets the window size (the container's foreground process group gets SIGWINCH).
@@ -200,7 +199,11 @@ impl Pty {
                     match tokio::io::AsyncReadExt::read(&mut rd, &mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if out_tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            if out_tx
+                                .send(Bytes::copy_from_slice(&buf[..n]))
+                                .await
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -223,13 +226,19 @@ impl Pty {
 }
 
 impl AsyncRead for Pty {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.io.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
             match guard.try_io(|fd| {
                 // SAFETY: valid buffer. man 2 read.
-                let n = unsafe { libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len()) };
+                let n = unsafe {
+                    libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len())
+                };
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
@@ -250,7 +259,11 @@ impl AsyncRead for Pty {
 }
 
 impl AsyncWrite for Pty {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.io.poll_write_ready(cx))?;
             match guard.try_io(|fd| {

@@ -80,7 +80,9 @@ impl ContainerBuilder {
     /// terminal, in a new session, on stdin/stdout/stderr (explicit stdio settings still
     /// win). Take the supervisor's side with [`Container::take_pty`](crate::Container::take_pty).
     pub fn pty(&mut self) -> &mut Self {
-        self.session.pty.get_or_insert(PtySize { rows: 24, cols: 80 });
+        self.session
+            .pty
+            .get_or_insert(PtySize { rows: 24, cols: 80 });
         self
     }
 
@@ -155,7 +157,13 @@ pub(crate) fn prepare(
         });
     }
     let uses_init = cfg.init.unwrap_or(pid_ns);
+    // The process-wide pieces are all set up by the first spawn, whatever its kind, so a
+    // program (or a leak test) that takes a descriptor/thread baseline after one warm-up
+    // spawn sees no later growth: the lifeline pipe (2 fds), the init's memfd (1 fd), the
+    // spawner threads.
     let lifeline = init::lifeline().map_err(Error::io("creating the lifeline pipe"))?;
+    let memfd = init::memfd();
+    crate::spawner::start();
 
     let (pty_master, pty_slave) = match cfg.pty {
         Some(size) => {
@@ -175,7 +183,7 @@ pub(crate) fn prepare(
     child.lifeline = lifeline;
     let (mut init_args, mut init_argv) = (Vec::new(), Vec::new());
     if uses_init {
-        child.init_fd = init::memfd().map_err(Error::io("loading the init into a memfd"))?;
+        child.init_fd = memfd.map_err(Error::io("loading the init into a memfd"))?;
         init_args = init::InitArgs {
             report_fd: err.1,
             lifeline_fd: lifeline.0,

@@ -60,14 +60,17 @@ impl SignalForwarder {
     /// an error.
     pub fn new(signals: &[Signal]) -> Result<SignalForwarder> {
         let raw: Vec<i32> = signals.iter().map(|s| *s as i32).collect();
-        let stream = signal_hook_tokio::Signals::new(&raw).map_err(Error::io("subscribing to host signals"))?;
+        let stream = signal_hook_tokio::Signals::new(&raw)
+            .map_err(Error::io("subscribing to host signals"))?;
         let handle = stream.handle();
         let subscribers: Subscribers = Arc::default();
         let subs = subscribers.clone();
         let task = tokio::spawn(async move {
             let mut stream = stream;
             while let Some(raw) = stream.next().await {
-                let Ok(sig) = Signal::try_from(raw) else { continue };
+                let Ok(sig) = Signal::try_from(raw) else {
+                    continue;
+                };
                 let targets: Vec<mpsc::Sender<Signal>> = subs
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -125,8 +128,9 @@ impl SignalForwarder {
             .try_clone_to_owned()
             .map_err(Error::io("duplicating the pidfd"))?;
         // SAFETY: the AsyncFd owns the duplicate, so it stays open while registered.
-        let exited = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-            .map_err(|e| Error::io("registering the pidfd")(e.into_parts().1))?;
+        let exited =
+            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+                .map_err(|e| Error::io("registering the pidfd")(e.into_parts().1))?;
         let (tx, mut rx) = mpsc::channel(64);
         let id = self.add(signals, tx);
         let subs = self.subscribers.clone();

@@ -43,6 +43,11 @@ pub(crate) async fn run(plan: Plan) -> Result<ChildGuard> {
     })?
 }
 
+/// Starts the spawner threads if they are not running yet.
+pub(crate) fn start() {
+    queue();
+}
+
 fn queue() -> &'static Mutex<std_mpsc::Sender<Job>> {
     static QUEUE: OnceLock<Mutex<std_mpsc::Sender<Job>>> = OnceLock::new();
     QUEUE.get_or_init(|| {
@@ -50,17 +55,21 @@ fn queue() -> &'static Mutex<std_mpsc::Sender<Job>> {
         let rx = std::sync::Arc::new(Mutex::new(rx));
         // As many cloning threads as CPUs (at least 2): a clone keeps its thread asleep
         // only until the child execs, so more would not add throughput.
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let n = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2);
         for i in 0..n {
             let rx = rx.clone();
-            std::thread::Builder::new()
+            let _ = std::thread::Builder::new()
                 .name(format!("cellblock-spawner-{i}"))
                 .spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((plan, reply)) = job else { return };
                     let _ = reply.send(plan.run());
                 })
-                .expect("starting a cellblock spawner thread");
+                // If no thread can be started, the receiver is dropped with the last
+                // clone and `run` reports the failure as an error instead of a panic.
+                .ok();
         }
         Mutex::new(tx)
     })

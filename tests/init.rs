@@ -20,13 +20,22 @@ fn processes_in_pid_ns(ns_ino: u64) -> Vec<(i32, String)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else {
+            continue;
+        };
         if m.ino() != ns_ino {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let state = stat.rsplit_once(')').map(|(_, r)| r.trim().chars().next().unwrap_or('?')).unwrap_or('?');
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim().chars().next().unwrap_or('?'))
+            .unwrap_or('?');
         out.push((pid, state.to_string()));
     }
     out
@@ -48,7 +57,12 @@ async fn exit_codes_with_and_without_init() {
         assert_eq!(pid, if init { "2" } else { "1" }, "init={init}");
     }
     // No PID namespace: no init by default, the shell's own pid.
-    let out = Container::builder("/bin/sh").args(["-c", "exit 3"]).namespaces(Namespaces::UTS).output().await.unwrap();
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "exit 3"])
+        .namespaces(Namespaces::UTS)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
 
@@ -56,11 +70,21 @@ async fn exit_codes_with_and_without_init() {
 async fn signals_come_back_as_signals() {
     // With init: the workload kills itself with SIGTERM; the init exits 128+15 but the
     // container reports the workload's signal.
-    let st = Container::builder("/bin/sh").args(["-c", "kill -TERM $$; sleep 5"]).namespaces(ns()).status().await.unwrap();
+    let st = Container::builder("/bin/sh")
+        .args(["-c", "kill -TERM $$; sleep 5"])
+        .namespaces(ns())
+        .status()
+        .await
+        .unwrap();
     assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
     assert_eq!(st.code(), None);
     // Without a PID namespace (no init): the same, straight from the kernel.
-    let st = Container::builder("/bin/sh").args(["-c", "kill -TERM $$; sleep 5"]).namespaces(Namespaces::UTS).status().await.unwrap();
+    let st = Container::builder("/bin/sh")
+        .args(["-c", "kill -TERM $$; sleep 5"])
+        .namespaces(Namespaces::UTS)
+        .status()
+        .await
+        .unwrap();
     assert_eq!(st.signal(), Some(libc::SIGTERM));
     // init(false) in a PID namespace: the shell is PID 1 and ignores its own SIGTERM...
     let st = Container::builder("/bin/sh")
@@ -70,30 +94,59 @@ async fn signals_come_back_as_signals() {
         .status()
         .await
         .unwrap();
-    assert_eq!(st.code(), Some(4), "PID 1 without a handler ignores SIGTERM");
+    assert_eq!(
+        st.code(),
+        Some(4),
+        "PID 1 without a handler ignores SIGTERM"
+    );
     // ...but SIGKILL from the host ends it, and comes back as signal 9.
-    let mut c = Container::builder("/bin/sleep").arg("100").namespaces(ns()).init(false).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(ns())
+        .init(false)
+        .spawn()
+        .await
+        .unwrap();
     c.kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
     // SIGKILL to a container with an init kills the init: reported as such.
-    let mut c = Container::builder("/bin/sleep").arg("100").namespaces(ns()).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(ns())
+        .spawn()
+        .await
+        .unwrap();
     c.kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_plain_sh_through_init() {
-    let mut c = Container::builder("/bin/sh").args(["-c", "sleep 100"]).namespaces(ns()).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "sleep 100"])
+        .namespaces(ns())
+        .spawn()
+        .await
+        .unwrap();
     let pid = c.pid();
     // Give sh time to start its sleep; the signal must reach it wherever it is.
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.signal(Signal::SIGTERM).unwrap();
-    let st = tokio::time::timeout(Duration::from_secs(10), c.wait()).await.expect("SIGTERM was forwarded").unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(10), c.wait())
+        .await
+        .expect("SIGTERM was forwarded")
+        .unwrap();
     assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
     assert!(!common::alive(pid) || common::zombie_children().is_empty());
 
     // Control: without the init, the same SIGTERM does nothing to `sh` as PID 1.
-    let mut c = Container::builder("/bin/sh").args(["-c", "sleep 100"]).namespaces(ns()).init(false).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "sleep 100"])
+        .namespaces(ns())
+        .init(false)
+        .spawn()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.signal(Signal::SIGTERM).unwrap();
     let r = tokio::time::timeout(Duration::from_millis(700), c.wait()).await;
@@ -124,16 +177,29 @@ async fn orphans_are_reaped_inside() {
         if line == "checked" {
             break;
         }
-        let state = line.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_string();
+        let state = line
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         states.push((line.split_whitespace().next().unwrap().to_string(), state));
     }
     // Inside: the init (1), the shell, sleep 30 is not started yet, cat itself.
     assert!(states.len() >= 2, "{states:?}");
-    assert!(states.iter().all(|(_, s)| s != "Z"), "zombies inside: {states:?}");
+    assert!(
+        states.iter().all(|(_, s)| s != "Z"),
+        "zombies inside: {states:?}"
+    );
     // From the host: the same namespace has no zombie either, and holds just the init and
     // the shell (plus its sleep).
     let host = processes_in_pid_ns(ns_ino);
-    assert!(host.iter().all(|(_, s)| s != "Z"), "zombies seen from the host: {host:?}");
+    assert!(
+        host.iter().all(|(_, s)| s != "Z"),
+        "zombies seen from the host: {host:?}"
+    );
     assert!(host.len() <= 3, "orphans left: {host:?}");
     c.kill().unwrap();
     c.wait().await.unwrap();
@@ -146,14 +212,20 @@ async fn leftovers_are_ended_when_the_workload_exits() {
     // the init sends SIGTERM to what is left and exits; a TERM-ignoring one gets SIGKILL
     // after the grace period.
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "sleep 100 & sh -c 'trap \"\" TERM; sleep 100' & sleep 0.2; exit 5"])
+        .args([
+            "-c",
+            "sleep 100 & sh -c 'trap \"\" TERM; sleep 100' & sleep 0.2; exit 5",
+        ])
         .namespaces(ns())
         .init_grace_period(Duration::from_millis(300))
         .spawn()
         .await
         .unwrap();
     let ns_ino = c.namespace_ids().unwrap().get(Namespaces::PID).unwrap();
-    let st = tokio::time::timeout(Duration::from_secs(10), c.wait()).await.unwrap().unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(10), c.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st.code(), Some(5));
     assert!(processes_in_pid_ns(ns_ino).is_empty());
 }
@@ -166,7 +238,12 @@ async fn execve_failure_is_relayed_with_its_stage() {
     std::fs::write(&bad, b"\x01\x02\x03 neither ELF nor script\n").unwrap();
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
     for init in [true, false] {
-        let err = Container::builder(&bad).namespaces(ns()).init(init).spawn().await.unwrap_err();
+        let err = Container::builder(&bad)
+            .namespaces(ns())
+            .init(init)
+            .spawn()
+            .await
+            .unwrap_err();
         match err {
             Error::Setup { stage, errno } => {
                 assert_eq!(stage, Stage::Execve, "init={init}");
@@ -182,14 +259,25 @@ async fn execve_failure_is_relayed_with_its_stage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_needs_a_pid_namespace() {
-    let err = Container::builder("/bin/true").namespaces(Namespaces::UTS).init(true).spawn().await.unwrap_err();
-    assert!(matches!(err, Error::NeedsNamespace { option: "init", .. }), "{err}");
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::UTS)
+        .init(true)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NeedsNamespace { option: "init", .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_is_a_separate_program_and_passes_no_descriptors() {
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "ls /proc/self/fd; echo; cat /proc/1/cmdline | tr '\\0' ' '; echo; sleep 30"])
+        .args([
+            "-c",
+            "ls /proc/self/fd; echo; cat /proc/1/cmdline | tr '\\0' ' '; echo; sleep 30",
+        ])
         .namespaces(ns())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -208,19 +296,39 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
     // 0, 1, 2 and ls's own directory fd: neither the report pipe nor the lifeline leaked.
     assert!(fd_list.len() <= 4, "workload fds: {fd_list:?}");
     let pid1 = String::from_utf8(lines.next().await.unwrap().unwrap().to_vec()).unwrap();
-    assert!(pid1.starts_with("cellblock-init "), "inside, PID 1 is {pid1:?}");
+    assert!(
+        pid1.starts_with("cellblock-init "),
+        "inside, PID 1 is {pid1:?}"
+    );
     // From the host: the container's first process runs an image from a memfd, not the
     // supervisor's executable, in an address space of its own.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(exe.to_string_lossy().starts_with("/memfd:cellblock-init"), "{exe:?}");
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:cellblock-init"),
+        "{exe:?}"
+    );
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    assert!(!maps.contains(&*me.to_string_lossy()), "init maps the supervisor's binary");
+    assert!(
+        !maps.contains(&*me.to_string_lossy()),
+        "init maps the supervisor's binary"
+    );
     let rss = |p: &str| -> u64 {
-        std::fs::read_to_string(format!("/proc/{p}/status")).unwrap().lines()
-            .find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
     };
-    assert!(rss(&pid.to_string()) < rss("self"), "the init is smaller than the supervisor");
+    assert!(
+        rss(&pid.to_string()) < rss("self"),
+        "the init is smaller than the supervisor"
+    );
     c.kill().unwrap();
     c.wait().await.unwrap();
 }

@@ -16,8 +16,12 @@ const SUPERVISOR_ENV: &str = "CELLBLOCK_TEST_SUPERVISOR";
 fn live_in_pid_ns(ino: u64) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else {
+            continue;
+        };
         if m.ino() == ino && is_live(pid) {
             out.push(pid);
         }
@@ -29,7 +33,11 @@ fn live_in_pid_ns(ino: u64) -> Vec<i32> {
 /// reaped yet is dead for our purpose).
 fn is_live(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(stat.rsplit_once(')').map(|(_, r)| r.trim().starts_with('Z')), Some(true)),
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .map(|(_, r)| r.trim().starts_with('Z')),
+            Some(true)
+        ),
         Err(_) => false,
     }
 }
@@ -41,7 +49,10 @@ fn supervisor_process() {
     if std::env::var_os(SUPERVISOR_ENV).is_none() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let pid_ns = Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS;
         let mut keep = Vec::new();
@@ -54,10 +65,21 @@ fn supervisor_process() {
             .unwrap();
         keep.push(("init", c));
         // init(false): the workload itself is PID 1.
-        let c = Container::builder("/bin/sleep").arg("100").namespaces(pid_ns).init(false).spawn().await.unwrap();
+        let c = Container::builder("/bin/sleep")
+            .arg("100")
+            .namespaces(pid_ns)
+            .init(false)
+            .spawn()
+            .await
+            .unwrap();
         keep.push(("noinit", c));
         // No PID namespace at all (no init).
-        let c = Container::builder("/bin/sleep").arg("100").namespaces(Namespaces::UTS).spawn().await.unwrap();
+        let c = Container::builder("/bin/sleep")
+            .arg("100")
+            .namespaces(Namespaces::UTS)
+            .spawn()
+            .await
+            .unwrap();
         keep.push(("nopidns", c));
         tokio::time::sleep(Duration::from_millis(300)).await;
         for (kind, c) in &keep {
@@ -73,7 +95,12 @@ fn supervisor_process() {
 async fn supervisor_killed_takes_its_containers_along() {
     let exe = std::env::current_exe().unwrap();
     let mut sup = Command::new(exe)
-        .args(["--exact", "supervisor_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "supervisor_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(SUPERVISOR_ENV, "1")
         .stdout(StdStdio::piped())
         .stderr(StdStdio::inherit())
@@ -90,7 +117,11 @@ async fn supervisor_killed_takes_its_containers_along() {
         }
         if let Some((_, rest)) = line.trim().split_once("CONTAINER ") {
             let f: Vec<&str> = rest.split_whitespace().collect();
-            containers.push((f[0].to_string(), f[1].parse::<i32>().unwrap(), f[2].parse::<u64>().unwrap()));
+            containers.push((
+                f[0].to_string(),
+                f[1].parse::<i32>().unwrap(),
+                f[2].parse::<u64>().unwrap(),
+            ));
         }
         line.clear();
     }
@@ -101,7 +132,10 @@ async fn supervisor_killed_takes_its_containers_along() {
         assert!(is_live(*pid), "{kind} not running before the kill");
         if *ino != my_pid_ns {
             let n = live_in_pid_ns(*ino).len();
-            assert!(n >= if kind == "init" { 4 } else { 1 }, "{kind}: {n} processes");
+            assert!(
+                n >= if kind == "init" { 4 } else { 1 },
+                "{kind}: {n} processes"
+            );
         }
     }
     // SIGKILL: no chance for the supervisor to clean anything up.
@@ -110,10 +144,16 @@ async fn supervisor_killed_takes_its_containers_along() {
     sup.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(killed_at.elapsed())).await;
     for (kind, pid, ino) in &containers {
-        assert!(!is_live(*pid), "{kind} container {pid} survived its supervisor by 1 s");
+        assert!(
+            !is_live(*pid),
+            "{kind} container {pid} survived its supervisor by 1 s"
+        );
         if *ino != my_pid_ns {
             let left = live_in_pid_ns(*ino);
-            assert!(left.is_empty(), "{kind}: processes left in its PID namespace: {left:?}");
+            assert!(
+                left.is_empty(),
+                "{kind}: processes left in its PID namespace: {left:?}"
+            );
         }
     }
 }
@@ -124,7 +164,9 @@ fn threads_named(prefix: &str) -> usize {
         .unwrap()
         .flatten()
         .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).map(|c| c.trim().starts_with(prefix)).unwrap_or(false)
+            std::fs::read_to_string(t.path().join("comm"))
+                .map(|c| c.trim().starts_with(prefix))
+                .unwrap_or(false)
         })
         .count()
 }
@@ -143,20 +185,48 @@ fn containers_outlive_the_thread_that_cloned_them() {
         let pid_ns = Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS;
         let mut cs = Vec::new();
         for init in [true, false] {
-            cs.push(Container::builder("/bin/sleep").arg("30").namespaces(pid_ns).init(init).kill_on_drop(true).spawn().await.unwrap());
+            cs.push(
+                Container::builder("/bin/sleep")
+                    .arg("30")
+                    .namespaces(pid_ns)
+                    .init(init)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .await
+                    .unwrap(),
+            );
         }
-        cs.push(Container::builder("/bin/sleep").arg("30").namespaces(Namespaces::UTS).kill_on_drop(true).spawn().await.unwrap());
+        cs.push(
+            Container::builder("/bin/sleep")
+                .arg("30")
+                .namespaces(Namespaces::UTS)
+                .kill_on_drop(true)
+                .spawn()
+                .await
+                .unwrap(),
+        );
         // Make sure at least one blocking thread existed, then let it retire.
         tokio::task::spawn_blocking(|| ()).await.unwrap();
-        assert!(threads_named("cb-retire") >= 2, "no blocking thread was started");
+        assert!(
+            threads_named("cb-retire") >= 2,
+            "no blocking thread was started"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while threads_named("cb-retire") > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(threads_named("cb-retire"), 1, "the blocking threads did not retire");
+        assert_eq!(
+            threads_named("cb-retire"),
+            1,
+            "the blocking threads did not retire"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         for c in &mut cs {
-            assert!(is_live(c.pid()), "container {} died with the thread that cloned it", c.pid());
+            assert!(
+                is_live(c.pid()),
+                "container {} died with the thread that cloned it",
+                c.pid()
+            );
             assert!(c.try_wait().unwrap().is_none());
         }
         for c in &mut cs {

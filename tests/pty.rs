@@ -19,10 +19,21 @@ fn ns() -> Namespaces {
 
 /// Fields of /proc/<pid>/stat after the command: (state, ppid, pgrp, session, tty_nr, tpgid).
 fn stat_fields(stat: &str) -> Vec<i64> {
-    stat.rsplit_once(')').unwrap().1.split_whitespace().skip(1).take(5).map(|f| f.parse().unwrap()).collect()
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .skip(1)
+        .take(5)
+        .map(|f| f.parse().unwrap())
+        .collect()
 }
 
-async fn read_until(rx: &mut tokio::sync::mpsc::Receiver<Bytes>, needle: &str, acc: &mut String) -> bool {
+async fn read_until(
+    rx: &mut tokio::sync::mpsc::Receiver<Bytes>,
+    needle: &str,
+    acc: &mut String,
+) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !acc.contains(needle) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -38,7 +49,10 @@ async fn pty_is_the_controlling_terminal_of_a_new_session() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "cat /proc/self/stat; tty; stty size; sleep 30"])
         .namespaces(ns())
-        .pty_size(PtySize { rows: 40, cols: 100 })
+        .pty_size(PtySize {
+            rows: 40,
+            cols: 100,
+        })
         .kill_on_drop(true)
         .spawn()
         .await
@@ -48,7 +62,12 @@ async fn pty_is_the_controlling_terminal_of_a_new_session() {
     let mut out = pty.map(|b| String::from_utf8_lossy(&b.unwrap()).into_owned());
     let mut acc = String::new();
     while !acc.contains("40 100") {
-        acc.push_str(&tokio::time::timeout(Duration::from_secs(10), out.next()).await.unwrap().unwrap());
+        acc.push_str(
+            &tokio::time::timeout(Duration::from_secs(10), out.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     let lines: Vec<&str> = acc.lines().map(|l| l.trim_end_matches('\r')).collect();
     // Inside: cat (pid 3: init 1, sh 2) has the pty as controlling terminal, in the
@@ -76,8 +95,11 @@ async fn pty_is_the_controlling_terminal_of_a_new_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pty_channels_and_resize() {
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "trap 'echo WINCH $(stty size)' WINCH; hostname; read line; echo \"got $line\"; \
-                      while :; do sleep 0.05; done"])
+        .args([
+            "-c",
+            "trap 'echo WINCH $(stty size)' WINCH; hostname; read line; echo \"got $line\"; \
+                      while :; do sleep 0.05; done",
+        ])
         .namespaces(ns())
         .hostname("ptyhost")
         .pty()
@@ -88,18 +110,31 @@ async fn pty_channels_and_resize() {
     let ch = c.take_pty().unwrap().unwrap().into_channels(16);
     let (input, mut output, resizer) = (ch.input, ch.output, ch.resizer);
     let mut acc = String::new();
-    assert!(read_until(&mut output, "ptyhost\r\n", &mut acc).await, "{acc:?}");
+    assert!(
+        read_until(&mut output, "ptyhost\r\n", &mut acc).await,
+        "{acc:?}"
+    );
     assert_eq!(resizer.size().unwrap(), PtySize { rows: 24, cols: 80 });
     // Typed input comes back as the terminal's echo, then as what the program read.
     input.send("typed\n".into()).await.unwrap();
-    assert!(read_until(&mut output, "got typed", &mut acc).await, "{acc:?}");
+    assert!(
+        read_until(&mut output, "got typed", &mut acc).await,
+        "{acc:?}"
+    );
     // A new window size: the kernel sends SIGWINCH to the foreground group inside.
     resizer.resize(PtySize { rows: 33, cols: 77 }).unwrap();
-    assert!(read_until(&mut output, "WINCH 33 77", &mut acc).await, "{acc:?}");
+    assert!(
+        read_until(&mut output, "WINCH 33 77", &mut acc).await,
+        "{acc:?}"
+    );
     c.kill().unwrap();
     c.wait().await.unwrap();
     // The container is gone: the output channel closes.
-    assert!(tokio::time::timeout(Duration::from_secs(10), async { while output.recv().await.is_some() {} }).await.is_ok());
+    assert!(tokio::time::timeout(Duration::from_secs(10), async {
+        while output.recv().await.is_some() {}
+    })
+    .await
+    .is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,14 +171,21 @@ fn shell_example_through_a_terminal() {
         panic!("examples/shell was not built next to the tests (run through cargo test)");
     };
     let (mut master, slave) = openpty();
-    let ws = libc::winsize { ws_row: 30, ws_col: 90, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: 30,
+        ws_col: 90,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: valid winsize on our own pty.
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     let before = nix::sys::termios::tcgetattr(&slave).unwrap();
     let slave_raw = slave.as_raw_fd();
     let mut cmd = Command::new(shell);
     let dup = |fd: &OwnedFd| fd.try_clone().unwrap();
-    cmd.stdin(dup(&slave)).stdout(dup(&slave)).stderr(dup(&slave));
+    cmd.stdin(dup(&slave))
+        .stdout(dup(&slave))
+        .stderr(dup(&slave));
     // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
@@ -160,7 +202,11 @@ fn shell_example_through_a_terminal() {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
                 break;
             }
         }
@@ -179,7 +225,12 @@ fn shell_example_through_a_terminal() {
     wait_for("root@container:", &mut screen);
     // While the example runs, the terminal is in raw mode.
     let during = nix::sys::termios::tcgetattr(&slave).unwrap();
-    assert!(!during.local_flags.contains(nix::sys::termios::LocalFlags::ICANON), "not raw");
+    assert!(
+        !during
+            .local_flags
+            .contains(nix::sys::termios::LocalFlags::ICANON),
+        "not raw"
+    );
     // Type as a person: a carriage return, which raw mode passes on to the container's
     // terminal, which turns it into a newline for bash.
     master.write_all(b"hostname\r").unwrap();
@@ -189,13 +240,20 @@ fn shell_example_through_a_terminal() {
     screen.clear();
     master.write_all(b"stty size\r").unwrap();
     wait_for("30 90", &mut screen);
-    let ws = libc::winsize { ws_row: 20, ws_col: 70, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: 20,
+        ws_col: 70,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: valid winsize on our own pty; the kernel signals the example (its
     // foreground group), which forwards the new size.
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     std::thread::sleep(Duration::from_millis(300));
     screen.clear();
-    master.write_all(b"echo cols=$COLUMNS; stty size\r").unwrap();
+    master
+        .write_all(b"echo cols=$COLUMNS; stty size\r")
+        .unwrap();
     wait_for("20 70", &mut screen);
     screen.clear();
     master.write_all(b"exit 7\r").unwrap();
@@ -204,7 +262,10 @@ fn shell_example_through_a_terminal() {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < deadline, "the example did not exit: {screen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the example did not exit: {screen:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(7));

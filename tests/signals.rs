@@ -21,8 +21,12 @@ fn raise(sig: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::this(), sig).unwrap();
 }
 
-async fn next_line(lines: &mut (impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin)) -> String {
-    let l = tokio::time::timeout(Duration::from_secs(10), lines.next()).await.expect("a line in time");
+async fn next_line(
+    lines: &mut (impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin),
+) -> String {
+    let l = tokio::time::timeout(Duration::from_secs(10), lines.next())
+        .await
+        .expect("a line in time");
     String::from_utf8(l.unwrap().unwrap().to_vec()).unwrap()
 }
 
@@ -36,7 +40,11 @@ async fn host_sigterm_reaches_the_containers_that_asked() {
     // handle signals as PID 1), one that asks only for SIGUSR1.
     let spawn = |init: bool| {
         let mut b = Container::builder("/bin/sh");
-        b.args(["-c", script]).namespaces(ns()).init(init).stdout(Stdio::piped()).kill_on_drop(true);
+        b.args(["-c", script])
+            .namespaces(ns())
+            .init(init)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
         b
     };
     let mut with_init = spawn(true).spawn().await.unwrap();
@@ -48,7 +56,9 @@ async fn host_sigterm_reaches_the_containers_that_asked() {
     for l in [&mut l1, &mut l2, &mut l3] {
         assert_eq!(next_line(l).await, "ready");
     }
-    let _f1 = fwd.forward_to(&with_init, &[Signal::SIGTERM, Signal::SIGUSR1]).unwrap();
+    let _f1 = fwd
+        .forward_to(&with_init, &[Signal::SIGTERM, Signal::SIGUSR1])
+        .unwrap();
     let _f2 = fwd.forward_to(&without_init, &[Signal::SIGTERM]).unwrap();
     let _f3 = fwd.forward_to(&usr1_only, &[Signal::SIGUSR1]).unwrap();
 
@@ -62,7 +72,10 @@ async fn host_sigterm_reaches_the_containers_that_asked() {
     assert!(without_init.wait().await.unwrap().success());
     // The one that asked only for SIGUSR1 did not get SIGTERM: still running.
     let r = tokio::time::timeout(Duration::from_millis(300), l3.next()).await;
-    assert!(r.is_err(), "SIGTERM reached a container that did not ask for it");
+    assert!(
+        r.is_err(),
+        "SIGTERM reached a container that did not ask for it"
+    );
     assert!(usr1_only.try_wait().unwrap().is_none());
     // A plain subscriber saw both, in order.
     assert_eq!(all.recv().await, Some(Signal::SIGUSR1));
@@ -78,7 +91,10 @@ async fn host_sigwinch_reaches_a_pty_container() {
     let fwd = SignalForwarder::new(&[Signal::SIGWINCH]).unwrap();
     let mut winch = fwd.subscribe(&[Signal::SIGWINCH]);
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "trap 'echo WINCH $(stty size)' WINCH; echo ready; while :; do sleep 0.05; done"])
+        .args([
+            "-c",
+            "trap 'echo WINCH $(stty size)' WINCH; echo ready; while :; do sleep 0.05; done",
+        ])
         .namespaces(ns())
         .pty_size(PtySize { rows: 24, cols: 80 })
         .kill_on_drop(true)
@@ -90,13 +106,31 @@ async fn host_sigwinch_reaches_a_pty_container() {
     let mut out = pty.map(|b| String::from_utf8_lossy(&b.unwrap()).into_owned());
     let mut acc = String::new();
     while !acc.contains("ready") {
-        acc.push_str(&tokio::time::timeout(Duration::from_secs(10), out.next()).await.unwrap().unwrap());
+        acc.push_str(
+            &tokio::time::timeout(Duration::from_secs(10), out.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     raise(Signal::SIGWINCH);
-    tokio::time::timeout(Duration::from_secs(10), winch.recv()).await.unwrap().unwrap();
-    resizer.resize(PtySize { rows: 50, cols: 132 }).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), winch.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    resizer
+        .resize(PtySize {
+            rows: 50,
+            cols: 132,
+        })
+        .unwrap();
     while !acc.contains("WINCH 50 132") {
-        acc.push_str(&tokio::time::timeout(Duration::from_secs(10), out.next()).await.expect(&acc).unwrap());
+        acc.push_str(
+            &tokio::time::timeout(Duration::from_secs(10), out.next())
+                .await
+                .expect(&acc)
+                .unwrap(),
+        );
     }
     // And directly: SIGWINCH forwarded through the pidfd to the init reaches the
     // workload as well.
@@ -104,7 +138,12 @@ async fn host_sigwinch_reaches_a_pty_container() {
     acc.clear();
     raise(Signal::SIGWINCH);
     while !acc.contains("WINCH 50 132") {
-        acc.push_str(&tokio::time::timeout(Duration::from_secs(10), out.next()).await.expect(&acc).unwrap());
+        acc.push_str(
+            &tokio::time::timeout(Duration::from_secs(10), out.next())
+                .await
+                .expect(&acc)
+                .unwrap(),
+        );
     }
     c.kill().unwrap();
     c.wait().await.unwrap();
@@ -113,10 +152,17 @@ async fn host_sigwinch_reaches_a_pty_container() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forwarding_ends_with_the_container() {
     let fwd = SignalForwarder::new(&[Signal::SIGUSR2]).unwrap();
-    let mut c = Container::builder("/bin/true").namespaces(ns()).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/true")
+        .namespaces(ns())
+        .spawn()
+        .await
+        .unwrap();
     let f = fwd.forward_to(&c, &[Signal::SIGUSR2]).unwrap();
     c.wait().await.unwrap();
     assert!(common::eventually(5, || f.is_finished()).await);
     // Forwarding to a reaped container is refused, not sent to a recycled pid.
-    assert!(matches!(fwd.forward_to(&c, &[Signal::SIGUSR2]), Err(cellblock::Error::AlreadyReaped)));
+    assert!(matches!(
+        fwd.forward_to(&c, &[Signal::SIGUSR2]),
+        Err(cellblock::Error::AlreadyReaped)
+    ));
 }

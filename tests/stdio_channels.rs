@@ -35,16 +35,29 @@ async fn stdout_and_stderr_as_byte_streams() {
     assert!(all.starts_with(b"streams\n"));
     assert_eq!(all.len(), 8 + 300000);
     // Chunked as the pipe delivered it: no chunk exceeds the 64 KiB read size.
-    assert!(chunks.len() >= 5 && chunks.iter().all(|c| c.len() <= 64 * 1024), "{}", chunks.len());
+    assert!(
+        chunks.len() >= 5 && chunks.iter().all(|c| c.len() <= 64 * 1024),
+        "{}",
+        chunks.len()
+    );
     assert_eq!(errs.concat(), b"err\n");
     assert!(c.wait().await.unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdout_is_still_an_async_read() {
-    let mut c = Container::builder("/bin/echo").arg("plain read").stdout(Stdio::piped()).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/echo")
+        .arg("plain read")
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
     let mut s = String::new();
-    c.take_stdout().unwrap().read_to_string(&mut s).await.unwrap();
+    c.take_stdout()
+        .unwrap()
+        .read_to_string(&mut s)
+        .await
+        .unwrap();
     assert_eq!(s, "plain read\n");
     c.wait().await.unwrap();
 }
@@ -52,14 +65,26 @@ async fn stdout_is_still_an_async_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn line_framed_output() {
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "printf 'one\\ntwo\\r\\n\\nthree'; sleep 0.1; printf ' and more\\nlast'"])
+        .args([
+            "-c",
+            "printf 'one\\ntwo\\r\\n\\nthree'; sleep 0.1; printf ' and more\\nlast'",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .await
         .unwrap();
-    let lines: Vec<Bytes> = c.take_stdout().unwrap().lines().map(|l| l.unwrap()).collect().await;
-    assert_eq!(lines, vec![&b"one"[..], b"two", b"", b"three and more", b"last"]);
+    let lines: Vec<Bytes> = c
+        .take_stdout()
+        .unwrap()
+        .lines()
+        .map(|l| l.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        lines,
+        vec![&b"one"[..], b"two", b"", b"three and more", b"last"]
+    );
     c.wait().await.unwrap();
 }
 
@@ -93,7 +118,13 @@ async fn stdin_as_a_channel_sender_and_eof_on_drop() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_async_write_view() {
     use tokio::io::AsyncWriteExt;
-    let mut c = Container::builder("/usr/bin/wc").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().await.unwrap();
+    let mut c = Container::builder("/usr/bin/wc")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
     let mut w = c.take_stdin().unwrap();
     w.write_all(&[b'x'; 100_000]).await.unwrap();
     drop(w);
@@ -116,7 +147,12 @@ async fn output_limit_truncates_and_drains() {
     assert_eq!(out.stderr, b"done\n");
     assert!(out.truncated);
     // Under the limit: not truncated.
-    let out = Container::builder("/bin/echo").arg("hi").output_limit(1000).output().await.unwrap();
+    let out = Container::builder("/bin/echo")
+        .arg("hi")
+        .output_limit(1000)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.stdout, b"hi\n");
     assert!(!out.truncated);
 }
@@ -183,7 +219,10 @@ async fn stdio_from_a_file_and_an_owned_fd() {
         .await
         .unwrap();
     assert!(st.success());
-    assert_eq!(std::fs::read_to_string(&outp).unwrap(), "from a file\nto the file\n");
+    assert_eq!(
+        std::fs::read_to_string(&outp).unwrap(),
+        "from a file\nto the file\n"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -224,11 +263,20 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
         if n == 200 {
             // While we do not read, the writer inside must be asleep on the full pipe.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let head = std::fs::read_to_string(format!("/proc/{}/task/{}/children", c.pid(), c.pid())).unwrap();
+            let head =
+                std::fs::read_to_string(format!("/proc/{}/task/{}/children", c.pid(), c.pid()))
+                    .unwrap();
             // The container's first process is the init; its child is head.
             let child: i32 = head.split_whitespace().next().unwrap().parse().unwrap();
             let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
-            let state = stat.rsplit_once(')').unwrap().1.trim().chars().next().unwrap();
+            let state = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim()
+                .chars()
+                .next()
+                .unwrap();
             let wchan = std::fs::read_to_string(format!("/proc/{child}/wchan")).unwrap_or_default();
             eprintln!("writer state {state}, wchan {wchan:?}");
             assert_eq!(state, 'S', "writer not blocked while nobody reads");

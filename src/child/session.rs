@@ -85,7 +85,10 @@ pub(crate) fn arm_death(spec: &ChildSpec) -> Step {
         for &fd in &s.pass_fds {
             if fd >= 0 {
                 // SAFETY: plain syscall. man 2 fcntl.
-                check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, Stage::InitExec)?;
+                check(
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) },
+                    Stage::InitExec,
+                )?;
             }
         }
     }
