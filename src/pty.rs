@@ -101,7 +101,7 @@ fn get_size(fd: RawFd) -> io::Result<PtySize> {
 /// use futures::StreamExt;
 /// let mut c = Container::builder("/bin/sh").namespaces(Namespaces::UTS).pty().spawn().await?;
 /// let pty = c.take_pty()?.expect("pty() was set");
-/// pty.resize(PtySize { rows: 50, cols: 132 })?;   // the container gets SIGWINCH
+/// pty.resize(PtySize { rows: 50, cols: 132 }).expect("TIOCSWINSZ"); // the container gets SIGWINCH
 /// let mut ch = pty.into_channels(16);
 /// ch.input.send("stty size; exit\n".into()).await.ok();
 /// while let Some(chunk) = ch.output.recv().await {
