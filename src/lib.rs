@@ -53,3 +53,4 @@ pub use stdio::Stdio;
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;
+
