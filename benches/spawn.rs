@@ -18,10 +18,17 @@ use std::time::{Duration, Instant};
 use cellblock::{Container, Namespaces};
 use criterion::{criterion_group, Criterion};
 
-const UIPM: Namespaces = Namespaces::UTS.union(Namespaces::IPC).union(Namespaces::PID).union(Namespaces::MOUNT);
+const UIPM: Namespaces = Namespaces::UTS
+    .union(Namespaces::IPC)
+    .union(Namespaces::PID)
+    .union(Namespaces::MOUNT);
 
 fn flag_sets() -> [(&'static str, Namespaces); 3] {
-    [("none", Namespaces::empty()), ("uts_ipc_pid_mnt", UIPM), ("uts_ipc_pid_mnt_net", UIPM | Namespaces::NET)]
+    [
+        ("none", Namespaces::empty()),
+        ("uts_ipc_pid_mnt", UIPM),
+        ("uts_ipc_pid_mnt_net", UIPM | Namespaces::NET),
+    ]
 }
 
 fn clone_flags(ns: Namespaces) -> libc::c_int {
@@ -58,14 +65,25 @@ extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
 /// The floor: clone with the same flags on a fixed stack, exec, waitpid.
 fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
     let path = CString::new("/bin/true").unwrap();
-    let mut args = RawArgs { argv: [path.as_ptr(), std::ptr::null()], envp: [std::ptr::null()], path };
+    let mut args = RawArgs {
+        argv: [path.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        path,
+    };
     let mut stack = vec![0u8; 256 * 1024];
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | clone_flags(ns) | libc::SIGCHLD;
     let start = Instant::now();
     for _ in 0..iters {
         // SAFETY: see raw_child.
-        let pid = unsafe { libc::clone(raw_child, top as *mut _, flags, &mut args as *mut RawArgs as *mut _) };
+        let pid = unsafe {
+            libc::clone(
+                raw_child,
+                top as *mut _,
+                flags,
+                &mut args as *mut RawArgs as *mut _,
+            )
+        };
         assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -102,7 +120,11 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> D
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..iters {
-            let s = Container::builder("/bin/true").namespaces(ns).status().await.unwrap();
+            let s = Container::builder("/bin/true")
+                .namespaces(ns)
+                .status()
+                .await
+                .unwrap();
             assert!(s.success());
         }
         start.elapsed()
@@ -114,7 +136,14 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> D
 fn big_heap(bytes: usize) -> &'static mut [u8] {
     // SAFETY: a fresh private anonymous mapping, kept for the life of the process.
     unsafe {
-        let p = libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
         assert_ne!(p, libc::MAP_FAILED);
         libc::madvise(p, bytes, libc::MADV_NOHUGEPAGE);
         let s = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
@@ -130,7 +159,14 @@ struct Summary(Vec<(String, f64)>);
 impl Summary {
     /// Mean per-spawn time of a fixed number of iterations, measured interleaved (A B C A B C
     /// …) so that the machine's noise hits every contender alike.
-    fn measure(&mut self, label: &str, rt: &tokio::runtime::Runtime, ns: Namespaces, rounds: u32, per_round: u64) {
+    fn measure(
+        &mut self,
+        label: &str,
+        rt: &tokio::runtime::Runtime,
+        ns: Namespaces,
+        rounds: u32,
+        per_round: u64,
+    ) {
         let (mut raw, mut tok, mut cb) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for _ in 0..rounds {
             raw += raw_clone_loop(ns, per_round);
@@ -138,13 +174,22 @@ impl Summary {
             cb += cellblock_loop(rt, ns, per_round);
         }
         let n = (rounds as u64 * per_round) as f64;
-        for (what, d) in [("raw_clone", raw), ("tokio_command", tok), ("cellblock", cb)] {
-            self.0.push((format!("{label}/{what}"), d.as_secs_f64() * 1e3 / n));
+        for (what, d) in [
+            ("raw_clone", raw),
+            ("tokio_command", tok),
+            ("cellblock", cb),
+        ] {
+            self.0
+                .push((format!("{label}/{what}"), d.as_secs_f64() * 1e3 / n));
         }
     }
 
     fn get(&self, key: &str) -> f64 {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap()
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .unwrap()
     }
 }
 
@@ -154,15 +199,24 @@ fn bench_group(c: &mut Criterion, rt: &tokio::runtime::Runtime, heap: &str) {
         g.sample_size(if heap == "heap2g" { 10 } else { 30 });
         g.measurement_time(Duration::from_secs(3));
         g.bench_function("raw_clone", |b| b.iter_custom(|n| raw_clone_loop(ns, n)));
-        g.bench_function("tokio_command", |b| b.iter_custom(|n| tokio_command_loop(rt, ns, n)));
-        g.bench_function("cellblock", |b| b.iter_custom(|n| cellblock_loop(rt, ns, n)));
+        g.bench_function("tokio_command", |b| {
+            b.iter_custom(|n| tokio_command_loop(rt, ns, n))
+        });
+        g.bench_function("cellblock", |b| {
+            b.iter_custom(|n| cellblock_loop(rt, ns, n))
+        });
         g.finish();
     }
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let quick = std::env::args().any(|a| a == "--test") || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
     let (rounds, per_round) = if quick { (1, 5) } else { (10, 100) };
 
     let mut summary = Summary(Vec::new());
@@ -208,5 +262,7 @@ criterion_group!(spawn, benches);
 
 fn main() {
     spawn();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }

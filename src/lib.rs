@@ -53,4 +53,7 @@ pub use stdio::Stdio;
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;
-
+/// Compiles the README's example as a doctest, so the README cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
