@@ -42,6 +42,7 @@ mod plan;
 mod reaper;
 mod spawn;
 mod stdio;
+mod supervisor;
 mod sys;
 
 pub use builder::ContainerBuilder;
@@ -50,6 +51,10 @@ pub use error::{Errno, Error, Result, Stage};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use stdio::Stdio;
+pub use supervisor::{
+    Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,
+    Supervisor, Worker, WorkerEnd, WorkerSummary,
+};
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;
