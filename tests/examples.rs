@@ -58,3 +58,65 @@ fn shell_runs_bash_with_hostname_container() {
         "the shell's exit code is passed on"
     );
 }
+
+/// Pids of the direct children of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn service_stops_every_worker_and_grandchild_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(example("service"))
+        .args(["--grace", "0.5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pids = std::collections::BTreeMap::new();
+    while pids.len() < 3 {
+        let line = lines.next().expect("service output").unwrap();
+        if let Some(rest) = line.strip_prefix("event started name=") {
+            let name = rest.split_whitespace().next().unwrap().to_string();
+            let pid: i32 = rest.rsplit("pid=").next().unwrap().parse().unwrap();
+            pids.insert(name, pid);
+        }
+    }
+    // The tree worker's grandchildren (two sleeps under its sh).
+    let tree = pids["tree"];
+    let mut grandchildren = Vec::new();
+    for _ in 0..100 {
+        grandchildren = children_of(tree);
+        if grandchildren.len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(grandchildren.len(), 2, "the tree worker has two children");
+
+    // SAFETY: signalling the service process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "service exit: {status}");
+    let text = rest.join("\n");
+    assert!(text.contains("summary:"), "{text}");
+    for name in ["ticker", "flaky", "tree"] {
+        assert!(
+            text.contains(&format!("event stopped name={name}"))
+                || text.contains(&format!("gave-up name={name}")),
+            "{name}: {text}"
+        );
+    }
+    for pid in pids.values().chain(grandchildren.iter()) {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} survived the shutdown"
+        );
+    }
+}
