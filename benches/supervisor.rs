@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use cellblock::{Container, Namespaces, Supervisor, Worker};
 use futures::StreamExt;
 
-const NS: Namespaces = Namespaces::UTS.union(Namespaces::IPC).union(Namespaces::PID).union(Namespaces::MOUNT);
+const NS: Namespaces = Namespaces::UTS
+    .union(Namespaces::IPC)
+    .union(Namespaces::PID)
+    .union(Namespaces::MOUNT);
 
 async fn run_jobs<F, Fut>(jobs: usize, in_flight: usize, job: F) -> f64
 where
@@ -23,22 +26,42 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let start = Instant::now();
-    futures::stream::iter(0..jobs).for_each_concurrent(in_flight, |_| job()).await;
+    futures::stream::iter(0..jobs)
+        .for_each_concurrent(in_flight, |_| job())
+        .await;
     jobs as f64 / start.elapsed().as_secs_f64()
 }
 
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--test") || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-    let have_bwrap = std::process::Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success());
-    let (jobs, rounds, live) = if quick { (50, 1, 200) } else { (1000, 3, 10_000) };
+    let have_bwrap = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let (jobs, rounds, live) = if quick {
+        (50, 1, 200)
+    } else {
+        (1000, 3, 10_000)
+    };
 
     rt.block_on(async {
         let (mut cb, mut tok, mut bw) = (Vec::new(), Vec::new(), Vec::new());

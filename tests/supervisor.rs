@@ -339,3 +339,30 @@ async fn setup_failures_are_events_and_count_as_failures() {
         ["setupfailed1", "restarting2", "setupfailed2", "gaveup"]
     );
 }
+
+#[tokio::test]
+async fn max_concurrent_bounds_running_containers() {
+    let mut sup = Supervisor::new();
+    sup.max_concurrent(3);
+    let mut events = sup.events();
+    for i in 0..10 {
+        sup.add(Worker::new(format!("job{i}"), sh("sleep 0.1")))
+            .unwrap();
+    }
+    let (mut running, mut peak, mut done) = (0i32, 0i32, 0);
+    while done < 10 {
+        match events.next().await.unwrap() {
+            Event::Started { .. } => {
+                running += 1;
+                peak = peak.max(running);
+            }
+            Event::Exited { .. } => {
+                running -= 1;
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(peak, 3, "never more than 3 at once, and the bound is used");
+    assert!(sup.wait_all().await.all_succeeded());
+}

@@ -223,6 +223,8 @@ struct Shared {
     grace: Duration,
     /// Set by a hook's [`Decision::Escalate`]: every worker stops.
     escalate: watch::Sender<bool>,
+    /// Bounds how many containers run at once (see [`Supervisor::max_concurrent`]).
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Shared {
@@ -266,6 +268,7 @@ pub struct Supervisor {
     hooks: Option<Arc<dyn Hooks>>,
     grace: Duration,
     escalate: watch::Sender<bool>,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     workers: HashMap<Arc<str>, Entry>,
     done_tx: mpsc::UnboundedSender<WorkerSummary>,
     done_rx: mpsc::UnboundedReceiver<WorkerSummary>,
@@ -290,6 +293,7 @@ impl Supervisor {
             hooks: None,
             grace: Duration::from_secs(10),
             escalate: watch::channel(false).0,
+            slots: None,
             workers: HashMap::new(),
             done_tx,
             done_rx,
@@ -300,6 +304,15 @@ impl Supervisor {
     /// How long a stopped worker gets between SIGTERM and SIGKILL. Set before adding.
     pub fn grace_period(&mut self, grace: Duration) -> &mut Self {
         self.grace = grace;
+        self.shared = None;
+        self
+    }
+
+    /// At most `n` containers of this supervisor run at once; further starts wait for a
+    /// slot (a job queue). A worker holds its slot while its container runs, not while it
+    /// waits out a backoff. Set before adding.
+    pub fn max_concurrent(&mut self, n: usize) -> &mut Self {
+        self.slots = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
         self.shared = None;
         self
     }
@@ -334,6 +347,7 @@ impl Supervisor {
                 hooks: self.hooks.clone(),
                 grace: self.grace,
                 escalate: self.escalate.clone(),
+                slots: self.slots.clone(),
             }));
         }
         self.shared.clone().expect("set above")
@@ -541,6 +555,23 @@ async fn run_worker(
                 return summary;
             }
         }
+        // Wait for a slot if the supervisor bounds concurrency (stop still works meanwhile).
+        let _slot = match &shared.slots {
+            None => None,
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => p.ok(),
+                _ = set(&mut stop) => None,
+                _ = set(&mut escalate) => None,
+            },
+        };
+        if stopped(&stop, &escalate) {
+            shared.emit(Event::Stopped {
+                name: name.clone(),
+                status: None,
+            });
+            summary.end = WorkerEnd::Stopped;
+            return summary;
+        }
         let started = Instant::now();
         let info = match w.builder.spawn().await {
             Err(e) => {
@@ -614,6 +645,7 @@ async fn run_worker(
                 }
             }
         };
+        drop(_slot);
         let failed = info.failed();
         let decision = match &shared.hooks {
             Some(h) => h.after_exit(&name, &info).await,
