@@ -37,12 +37,16 @@ mod builder;
 mod child;
 mod container;
 mod error;
+mod join;
+mod mounts;
 mod namespaces;
 mod plan;
 mod reaper;
 mod spawn;
 mod stdio;
 mod sys;
+mod time;
+mod userns;
 
 pub use builder::ContainerBuilder;
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
