@@ -277,7 +277,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         )));
     }
 
-    if self_maps {
+    let privileged = effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID;
+    // groups() needs setgroups allowed, which only a supervisor-written gid map allows.
+    if self_maps && !(u.groups.is_some() && privileged) {
         if u.groups.is_some() {
             return Err(Error::NeedsPrivilege {
                 feature: "groups() with a self-written gid map".into(),
@@ -295,7 +297,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         return Ok(prepared);
     }
 
-    if effective_caps() & (CAP_SETUID | CAP_SETGID) != CAP_SETUID | CAP_SETGID {
+    if !privileged {
         return Err(Error::NeedsPrivilege {
             feature: format!(
                 "uid/gid maps other than one line for your own ids (uid map {:?}, gid map {:?})",
@@ -310,6 +312,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         sys::pipe_cloexec().map_err(Error::io("creating the uid-map pipe"))?;
     prepared.ids.maps_ready_fd = ready_read.as_raw_fd();
     prepared.ids.maps_ready_close_fd = ready_write.as_raw_fd();
+    prepared.ids.become_root = mapped(&uid_maps, 0) && mapped(&gid_maps, 0);
     // The child starts with our root's kernel ids, which the new maps need not cover:
     // always switch to the configured (default 0:0) ids, and replace the supervisor's
     // supplementary groups.

@@ -18,6 +18,11 @@ pub(crate) struct IdSpec {
     /// Our copy of the pipe's write end, closed first so that the supervisor closing its
     /// own copy really gives EOF.
     pub(crate) maps_ready_close_fd: c_int,
+    /// Right after the maps are written, become uid/gid 0 of the new namespace: the child
+    /// starts with the supervisor's host ids, which a supervisor-written map need not
+    /// cover, and files created by later steps (mount points in a tmpfs) need a mapped
+    /// owner (EOVERFLOW otherwise).
+    pub(crate) become_root: bool,
     /// Call `setgroups(groups)` (an empty list drops the supervisor's groups).
     pub(crate) set_groups: bool,
     pub(crate) groups: *const gid_t,
@@ -32,6 +37,7 @@ impl IdSpec {
     pub(crate) const NONE: IdSpec = IdSpec {
         maps_ready_fd: -1,
         maps_ready_close_fd: -1,
+        become_root: false,
         set_groups: false,
         groups: std::ptr::null(),
         n_groups: 0,
@@ -63,6 +69,14 @@ pub(crate) fn wait_for_maps(spec: &IdSpec) -> Step {
     }
     // SAFETY: our own descriptor.
     unsafe { libc::close(spec.maps_ready_fd) };
+    if spec.become_root {
+        // SAFETY: raw syscalls (see the module docs). We still hold every capability in
+        // the new namespace: the kernel only drops them when leaving *its* root uid.
+        let ret = unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) };
+        check(ret as c_int, Stage::SetGid)?;
+        let ret = unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) };
+        check(ret as c_int, Stage::SetUid)?;
+    }
     Ok(())
 }
 
