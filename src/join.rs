@@ -191,6 +191,14 @@ pub(crate) fn joins_mount(b: &ContainerBuilder) -> bool {
         .any(|j| j.namespaces.contains(Namespaces::MOUNT))
 }
 
+/// Whether a user namespace is joined (ids then refer to it).
+pub(crate) fn joins_user(b: &ContainerBuilder) -> bool {
+    b.joins
+        .joins
+        .iter()
+        .any(|j| j.namespaces.contains(Namespaces::USER))
+}
+
 fn kind_flag(ns: Namespaces) -> libc::c_int {
     KINDS
         .iter()

@@ -215,6 +215,19 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         if u.user.is_none() && u.groups.is_none() {
             return Ok(prepared);
         }
+        if crate::join::joins_user(b) {
+            // Ids of the joined user namespace; we hold every capability in it after
+            // setns. Its setgroups may be denied, so only set groups when asked to.
+            prepared.ids.set_groups = u.groups.is_some();
+            prepared.ids.groups = prepared._groups.as_ptr();
+            prepared.ids.n_groups = prepared._groups.len();
+            if let Some((uid, gid)) = u.user {
+                prepared.ids.set_ids = true;
+                prepared.ids.uid = uid;
+                prepared.ids.gid = gid;
+            }
+            return Ok(prepared);
+        }
         if effective_caps() & (CAP_SETUID | CAP_SETGID) != CAP_SETUID | CAP_SETGID {
             return Err(Error::NeedsPrivilege {
                 feature: "user()/groups() without a user namespace".into(),

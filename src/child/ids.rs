@@ -76,6 +76,11 @@ pub(crate) fn wait_for_maps(spec: &IdSpec) -> Step {
         check(ret as c_int, Stage::SetGid)?;
         let ret = unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) };
         check(ret as c_int, Stage::SetUid)?;
+        // Changing ids made us non-dumpable, which gives our /proc/self files to the
+        // host's root: the later write of /proc/self/timens_offsets would get EACCES.
+        // execve recomputes dumpability anyway. SAFETY: man 2 prctl.
+        let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        check(ret, Stage::SetUid)?;
     }
     Ok(())
 }
