@@ -42,6 +42,14 @@ pub struct ContainerBuilder {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     pub(crate) kill_on_drop: bool,
+    /// Root filesystem and mounts (`mounts.rs`).
+    pub(crate) fs: crate::mounts::FsConfig,
+    /// uid/gid maps and the workload's identity (`userns.rs`).
+    pub(crate) user: crate::userns::UserConfig,
+    /// Namespaces to join (`join.rs`).
+    pub(crate) joins: crate::join::JoinConfig,
+    /// Time namespace offsets (`time.rs`).
+    pub(crate) time: crate::time::TimeConfig,
 }
 
 impl ContainerBuilder {
@@ -59,6 +67,10 @@ impl ContainerBuilder {
             stdout: None,
             stderr: None,
             kill_on_drop: false,
+            fs: Default::default(),
+            user: Default::default(),
+            joins: Default::default(),
+            time: Default::default(),
         }
     }
 

@@ -36,6 +36,45 @@ pub enum Stage {
     Signals = 10,
     /// `execve` of the program.
     Execve = 11,
+    /// `setns` into a namespace given with `join`/`join_path` (needs CAP_SYS_ADMIN over
+    /// the target namespace).
+    Join = 20,
+    /// Cloning the workload inside a joined PID namespace (the intermediate's second clone).
+    JoinClone = 21,
+    /// Waiting for the supervisor to write a multi-range uid/gid map.
+    WaitForMaps = 22,
+    /// `unshare(CLONE_NEWTIME)`.
+    TimeUnshare = 23,
+    /// Writing `/proc/self/timens_offsets`.
+    TimeOffsets = 24,
+    /// Bind-mounting the root filesystem onto itself.
+    BindRoot = 25,
+    /// A bind mount (`bind`/`bind_ro`).
+    MountBind = 26,
+    /// Mounting a tmpfs.
+    MountTmpfs = 27,
+    /// Building the minimal `/dev` (tmpfs, device binds, devpts).
+    MountDev = 28,
+    /// Mounting mqueue.
+    MountMqueue = 29,
+    /// Mounting sysfs read-only.
+    MountSysfs = 30,
+    /// Making a mount read-only (`mount_setattr`).
+    MakeReadOnly = 31,
+    /// Creating a mount point (directory, file or symlink) inside a tmpfs of the container.
+    MountPoint = 32,
+    /// `pivot_root` into the root filesystem.
+    PivotRoot = 33,
+    /// Detaching the old root after `pivot_root`.
+    UnmountOldRoot = 34,
+    /// `chroot` into the root filesystem (the weaker fallback).
+    Chroot = 35,
+    /// `setgroups` (supplementary groups inside the container).
+    SetGroups = 36,
+    /// `setresgid`.
+    SetGid = 37,
+    /// `setresuid`.
+    SetUid = 38,
 }
 
 impl Stage {
@@ -53,6 +92,25 @@ impl Stage {
             CloseFds,
             Signals,
             Execve,
+            Join,
+            JoinClone,
+            WaitForMaps,
+            TimeUnshare,
+            TimeOffsets,
+            BindRoot,
+            MountBind,
+            MountTmpfs,
+            MountDev,
+            MountMqueue,
+            MountSysfs,
+            MakeReadOnly,
+            MountPoint,
+            PivotRoot,
+            UnmountOldRoot,
+            Chroot,
+            SetGroups,
+            SetGid,
+            SetUid,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -72,6 +130,25 @@ impl Stage {
             Stage::CloseFds => "close_range",
             Stage::Signals => "reset signals",
             Stage::Execve => "execve",
+            Stage::Join => "setns (join a namespace)",
+            Stage::JoinClone => "clone into the joined PID namespace",
+            Stage::WaitForMaps => "wait for the uid/gid maps",
+            Stage::TimeUnshare => "unshare(CLONE_NEWTIME)",
+            Stage::TimeOffsets => "write timens_offsets",
+            Stage::BindRoot => "bind the root filesystem onto itself",
+            Stage::MountBind => "bind mount",
+            Stage::MountTmpfs => "mount tmpfs",
+            Stage::MountDev => "build /dev",
+            Stage::MountMqueue => "mount mqueue",
+            Stage::MountSysfs => "mount sysfs",
+            Stage::MakeReadOnly => "make a mount read-only",
+            Stage::MountPoint => "create a mount point",
+            Stage::PivotRoot => "pivot_root",
+            Stage::UnmountOldRoot => "detach the old root",
+            Stage::Chroot => "chroot",
+            Stage::SetGroups => "setgroups",
+            Stage::SetGid => "setresgid",
+            Stage::SetUid => "setresuid",
         }
     }
 }
@@ -200,6 +277,65 @@ pub enum Error {
         errno: Errno,
     },
 
+    /// A mount or root filesystem setting is unusable (missing source, missing mount
+    /// point, not a directory, ...). Detected before anything runs.
+    #[error("invalid container configuration: {what} {}: {reason}", path.display())]
+    BadMount {
+        /// Which setting, e.g. `rootfs`, `bind source`, `mount point`.
+        what: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Two settings contradict each other, or one is malformed.
+    #[error("invalid container configuration: {0}")]
+    BadConfig(String),
+
+    /// A namespace to join (`join`/`join_path`) cannot be used.
+    #[error("cannot join {namespaces} namespace via {source_desc}: {reason}")]
+    BadJoin {
+        /// The kinds asked for.
+        namespaces: Namespaces,
+        /// The container or path given.
+        source_desc: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The kernel refused to create a user namespace because user namespaces are disabled
+    /// or exhausted for this user.
+    #[error("user namespaces are unavailable here: {reason}")]
+    UserNamespacesDisabled {
+        /// What the system's settings say, e.g. `user.max_user_namespaces is 0`.
+        reason: String,
+        /// The errno clone returned.
+        errno: Errno,
+    },
+
+    /// A feature needs privileges the supervisor does not have (e.g. a multi-range uid
+    /// map without CAP_SETUID, as an unprivileged user).
+    #[error("{feature} needs {needs}; {hint}")]
+    NeedsPrivilege {
+        /// The setting that needs it.
+        feature: String,
+        /// The capability or condition missing.
+        needs: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// Writing the user namespace's uid/gid map from the supervisor failed.
+    #[error("writing {file} of the new user namespace failed: {source}")]
+    IdMap {
+        /// `uid_map`, `gid_map` or `setgroups`.
+        file: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// The container has already been reaped; its pid may belong to someone else now.
     #[error("the container has already exited and been reaped")]
     AlreadyReaped,
@@ -234,7 +370,10 @@ impl Error {
     /// The errno behind this error, if there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Clone { errno, .. } | Error::Setup { errno, .. } => Some(errno.0),
+            Error::Clone { errno, .. }
+            | Error::Setup { errno, .. }
+            | Error::UserNamespacesDisabled { errno, .. } => Some(errno.0),
+            Error::IdMap { source, .. } => source.raw_os_error(),
             Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }

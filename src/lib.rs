@@ -37,6 +37,8 @@ mod builder;
 mod child;
 mod container;
 mod error;
+mod join;
+mod mounts;
 mod namespaces;
 mod plan;
 mod reaper;
@@ -44,6 +46,8 @@ mod spawn;
 mod stdio;
 mod supervisor;
 mod sys;
+mod time;
+mod userns;
 
 pub use builder::ContainerBuilder;
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};

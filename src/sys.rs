@@ -259,3 +259,46 @@ pub(crate) fn read_retry(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
         }
     }
 }
+
+/// `clone(mode_flags | CLONE_PIDFD | ns_flags | SIGCHLD)` running `entry(arg)` on `stack`:
+/// the general form of [`clone_vfork`] for the other clone modes of `join::CloneMode`
+/// (without `CLONE_VFORK` it returns at once, with the child still running on `stack`).
+///
+/// # Safety
+/// As for [`clone_vfork`]; without `CLONE_VFORK` the caller must also keep `stack` and
+/// everything `arg` points to alive and untouched until the child has exec'd or exited.
+pub(crate) unsafe fn clone_with(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    stack: &Stack,
+    mode_flags: libc::c_int,
+    ns_flags: libc::c_int,
+    arg: *mut libc::c_void,
+) -> io::Result<(libc::pid_t, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let flags = mode_flags | libc::CLONE_PIDFD | ns_flags | libc::SIGCHLD;
+    // SAFETY: the caller upholds the contract above. man 2 clone.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            stack.top(),
+            flags,
+            arg,
+            &mut pidfd as *mut libc::c_int,
+            ptr::null_mut::<libc::c_void>(),
+            ptr::null_mut::<libc::c_int>(),
+        )
+    };
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this pidfd.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// `pidfd_open(pid, 0)`. Only race-free for our own unreaped children. man 2 pidfd_open.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: a fresh descriptor (close-on-exec by default) owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

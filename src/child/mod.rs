@@ -29,6 +29,11 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 
+pub(crate) mod ids;
+pub(crate) mod join;
+pub(crate) mod mounts;
+pub(crate) mod time;
+
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
 pub(crate) struct ChildSpec {
@@ -50,6 +55,14 @@ pub(crate) struct ChildSpec {
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
+    /// Namespaces to join first (`join.rs`).
+    pub(crate) join: join::JoinSpec,
+    /// Supervisor-written maps, groups, gid, uid (`ids.rs`).
+    pub(crate) ids: ids::IdSpec,
+    /// Time namespace (`time.rs`).
+    pub(crate) time: time::TimeSpec,
+    /// Root filesystem and mounts (`mounts.rs`).
+    pub(crate) fs: mounts::FsSpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -73,7 +86,7 @@ pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
 pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
     let spec = unsafe { &*(arg as *const ChildSpec) };
-    let Err((stage, err)) = setup_and_exec(spec);
+    let Err((stage, err)) = setup_and_exec(spec, arg);
     report(spec.err_fd, stage, err);
     // SAFETY: _exit is async-signal-safe and runs no atexit handlers or destructors.
     unsafe { libc::_exit(127) }
@@ -90,11 +103,14 @@ fn report(fd: c_int, stage: Stage, err: c_int) {
     unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
 }
 
-fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
+fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
     reset_signal_dispositions();
+    join::enter(&spec.join, entry, arg)?;
+    ids::wait_for_maps(&spec.ids)?;
     if !spec.uid_map.0.is_null() {
         write_user_maps(spec)?;
     }
+    time::enter(&spec.time)?;
     if spec.mount_private {
         // Before anything else is mounted: otherwise mounts propagate back to the host.
         // SAFETY: valid C strings / nulls. man 2 mount.
@@ -126,6 +142,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
     if spec.loopback_up {
         loopback_up()?;
     }
+    mounts::apply(&spec.fs)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.
@@ -153,6 +170,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         // SAFETY: valid C string. man 2 chdir.
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
+    ids::set_ids(&spec.ids)?;
     mark_fds_cloexec()?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.

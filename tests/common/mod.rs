@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests. Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod rootfs;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
