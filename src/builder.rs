@@ -42,6 +42,8 @@ pub struct ContainerBuilder {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     pub(crate) kill_on_drop: bool,
+    /// cgroup limits, rlimits, timeout (`limits.rs`).
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl ContainerBuilder {
@@ -59,6 +61,7 @@ impl ContainerBuilder {
             stdout: None,
             stderr: None,
             kill_on_drop: false,
+            limits: Default::default(),
         }
     }
 

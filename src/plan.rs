@@ -43,6 +43,8 @@ pub(crate) struct Plan {
     _gid_map: Option<Vec<u8>>,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
+    /// The cgroup and rlimits (`limits.rs`).
+    pub(crate) resources: crate::limits::PreparedResources,
     err_read: OwnedFd,
     err_write: Option<OwnedFd>,
 }
@@ -122,6 +124,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             .prepare(input)
             .map_err(Error::io("opening the container's stdio"))
     };
+    let resources = crate::limits::prepare(b)?;
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
     let stderr = open(&b.stderr, &stderr_kind, false)?;
@@ -152,6 +155,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID),
         loopback_up: ns.contains(Namespaces::NET),
+        resources: resources.spec(),
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -171,6 +175,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         _uid_map: uid_map,
         _gid_map: gid_map,
         child_fds,
+        resources,
         err_read,
         err_write: Some(err_write),
     };
@@ -195,7 +200,7 @@ impl Plan {
             sys::clone_vfork(
                 child::entry,
                 &stack,
-                self.namespaces.clone_flags(),
+                self.namespaces.clone_flags() & !self.resources.deferred_clone_flags(),
                 &mut self.spec as *mut ChildSpec as *mut libc::c_void,
             )
         };

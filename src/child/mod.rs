@@ -29,6 +29,8 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 
+pub(crate) mod resources;
+
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
 pub(crate) struct ChildSpec {
@@ -50,6 +52,8 @@ pub(crate) struct ChildSpec {
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
+    /// Cgroup to join, rlimits to set (`child/resources.rs`).
+    pub(crate) resources: resources::ResourceSpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -126,6 +130,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
     if spec.loopback_up {
         loopback_up()?;
     }
+    resources::join_cgroup(&spec.resources)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.
@@ -141,6 +146,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         };
         check(ret, Stage::MountProc)?;
     }
+    resources::set_rlimits(&spec.resources)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
