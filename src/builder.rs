@@ -50,6 +50,8 @@ pub struct ContainerBuilder {
     pub(crate) joins: crate::join::JoinConfig,
     /// Time namespace offsets (`time.rs`).
     pub(crate) time: crate::time::TimeConfig,
+    /// cgroup limits, rlimits, timeout (`limits.rs`).
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl ContainerBuilder {
@@ -71,6 +73,7 @@ impl ContainerBuilder {
             user: Default::default(),
             joins: Default::default(),
             time: Default::default(),
+            limits: Default::default(),
         }
     }
 

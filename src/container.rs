@@ -7,7 +7,7 @@ use std::process::ExitStatus;
 use std::task::{Context, Poll};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
 
 use crate::builder::ContainerBuilder;
@@ -43,6 +43,8 @@ pub struct Container {
     stdin: Option<ContainerStdin>,
     stdout: Option<ContainerStdout>,
     stderr: Option<ContainerStderr>,
+    /// Timeout watchdog, cgroup, accounting (`report.rs`).
+    pub(crate) run: crate::report::RunState,
 }
 
 /// The result of [`ContainerBuilder::output`] or [`Container::wait_with_output`].
@@ -79,6 +81,7 @@ impl Container {
             stdin: None,
             stdout: None,
             stderr: None,
+            run: Default::default(),
         };
         // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
         // registered with the reactor.
@@ -163,11 +166,12 @@ impl Container {
                 .readable()
                 .await
                 .map_err(Error::io("waiting on the pidfd"))?;
-            match sys::waitid_pidfd(fd.get_ref().as_fd(), false)
+            match sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
                 .map_err(Error::io("waitid(P_PIDFD)"))?
             {
-                Some(status) => {
+                Some((status, usage)) => {
                     self.status = Some(status);
+                    self.run.reaped(&usage);
                     // Deregister and close: the pid is free for reuse from here on.
                     self.pidfd = None;
                     tracing::debug!(pid = self.pid, ?status, "container reaped");
@@ -184,35 +188,21 @@ impl Container {
             return Ok(Some(status));
         }
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
-        let status =
-            sys::waitid_pidfd(fd.get_ref().as_fd(), false).map_err(Error::io("waitid(P_PIDFD)"))?;
-        if let Some(s) = status {
+        let reaped = sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
+            .map_err(Error::io("waitid(P_PIDFD)"))?;
+        if let Some((s, usage)) = reaped {
             self.status = Some(s);
             self.pidfd = None;
+            self.run.reaped(&usage);
         }
-        Ok(status)
+        Ok(reaped.map(|(s, _)| s))
     }
 
     /// Reads stdout and stderr (those that are piped) to the end while waiting, then
     /// returns everything.
-    pub async fn wait_with_output(mut self) -> Result<Output> {
-        drop(self.stdin.take());
-        async fn read_all<R: AsyncRead + Unpin>(r: Option<R>) -> io::Result<Vec<u8>> {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                r.read_to_end(&mut buf).await?;
-            }
-            Ok(buf)
-        }
-        let (out, err) =
-            tokio::try_join!(read_all(self.stdout.take()), read_all(self.stderr.take()))
-                .map_err(Error::io("reading the container's output"))?;
-        let status = self.wait().await?;
-        Ok(Output {
-            status,
-            stdout: out,
-            stderr: err,
-        })
+    pub async fn wait_with_output(self) -> Result<Output> {
+        // One implementation, which also applies the output limit (`report.rs`).
+        Ok(self.wait_with_output_and_report().await?.0)
     }
 
     /// Takes our end of the container's stdin pipe (if `Stdio::piped()`). Dropping it
@@ -239,7 +229,7 @@ impl Drop for Container {
             if self.kill_on_drop {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             }
-            reaper::adopt(fd);
+            reaper::adopt_then(fd, self.run.drop_cleanup());
         }
     }
 }

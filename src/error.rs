@@ -75,6 +75,12 @@ pub enum Stage {
     SetGid = 37,
     /// `setresuid`.
     SetUid = 38,
+    /// Joining the container's cgroup (writing `cgroup.procs`).
+    CgroupJoin = 60,
+    /// Creating the cgroup namespace after joining the cgroup.
+    CgroupNamespace = 61,
+    /// Setting an rlimit (`prlimit64`).
+    Rlimit = 62,
 }
 
 impl Stage {
@@ -111,6 +117,9 @@ impl Stage {
             SetGroups,
             SetGid,
             SetUid,
+            CgroupJoin,
+            CgroupNamespace,
+            Rlimit,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -149,6 +158,9 @@ impl Stage {
             Stage::SetGroups => "setgroups",
             Stage::SetGid => "setresgid",
             Stage::SetUid => "setresuid",
+            Stage::CgroupJoin => "join the cgroup",
+            Stage::CgroupNamespace => "unshare the cgroup namespace",
+            Stage::Rlimit => "set rlimits",
         }
     }
 }
@@ -304,6 +316,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A resource limit is out of range or malformed.
+    #[error("invalid container configuration: {option}: {reason}")]
+    InvalidLimit {
+        /// The builder method.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The kernel refused to create a user namespace because user namespaces are disabled
     /// or exhausted for this user.
     #[error("user namespaces are unavailable here: {reason}")]
@@ -336,6 +357,35 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// cgroups cannot give what was asked for here (a controller is missing, the layout is
+    /// unknown, v2 refuses to enable a controller).
+    #[error("cgroups: {0}")]
+    CgroupUnavailable(String),
+
+    /// Creating, opening or removing a cgroup directory failed.
+    #[error("cannot {action} cgroup {}: {source}{}", path.display(), hint_for_cgroup(source))]
+    Cgroup {
+        /// What cellblock was doing (`create`, `open`, ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The kernel refused a cgroup setting (a limit out of the parent's range, say).
+    #[error("cgroup setting {} = {value:?} refused: {source}", path.display())]
+    CgroupSetting {
+        /// The control file.
+        path: PathBuf,
+        /// The value written.
+        value: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// The container has already been reaped; its pid may belong to someone else now.
     #[error("the container has already exited and been reaped")]
     AlreadyReaped,
@@ -362,6 +412,16 @@ fn hint_for_clone(errno: Errno) -> &'static str {
     }
 }
 
+fn hint_for_cgroup(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
+            " (this process may not create cgroups here: run as root, or give a delegated \
+             subtree it owns with ContainerBuilder::cgroup_parent)"
+        }
+        _ => "",
+    }
+}
+
 impl Error {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { context, source }
@@ -375,6 +435,10 @@ impl Error {
             | Error::UserNamespacesDisabled { errno, .. } => Some(errno.0),
             Error::IdMap { source, .. } => source.raw_os_error(),
             Error::Io { source, .. } => source.raw_os_error(),
+            Error::Clone { errno, .. } | Error::Setup { errno, .. } => Some(errno.0),
+            Error::Io { source, .. }
+            | Error::Cgroup { source, .. }
+            | Error::CgroupSetting { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

@@ -34,14 +34,17 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod cgroup;
 mod child;
 mod container;
 mod error;
 mod join;
 mod mounts;
+mod limits;
 mod namespaces;
 mod plan;
 mod reaper;
+mod report;
 mod spawn;
 mod stdio;
 mod supervisor;
@@ -50,10 +53,13 @@ mod time;
 mod userns;
 
 pub use builder::ContainerBuilder;
+pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
+pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
+pub use report::{EndReason, RunReport};
 pub use stdio::Stdio;
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,

@@ -47,6 +47,8 @@ pub(crate) struct Plan {
     _time: crate::time::PreparedTime,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
+    /// The cgroup and rlimits (`limits.rs`).
+    pub(crate) resources: crate::limits::PreparedResources,
     err_read: OwnedFd,
     err_write: Option<OwnedFd>,
 }
@@ -141,6 +143,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             .prepare(input)
             .map_err(Error::io("opening the container's stdio"))
     };
+    let resources = crate::limits::prepare(b)?;
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
     let stderr = open(&b.stderr, &stderr_kind, false)?;
@@ -182,6 +185,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             n_steps: fs.spec.n_steps,
             readonly_root: fs.spec.readonly_root,
         },
+        resources: resources.spec(),
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -205,6 +209,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         join,
         _time: time,
         child_fds,
+        resources,
         err_read,
         err_write: Some(err_write),
     };
@@ -246,12 +251,13 @@ impl Plan {
         // SAFETY: `child::entry` follows the rules of child/mod.rs; `self.spec` and the
         // storage it points into live until after `run` returns, and `run` keeps the stack
         // until the child has exec'd or exited.
+        // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
+        // that the namespace's root is the container's own cgroup.
+        let ns_flags = self.namespaces.clone_flags() & !self.resources.deferred_clone_flags();
         let cloned = unsafe {
             match mode {
-                CloneMode::Vfork => {
-                    sys::clone_vfork(child::entry, stack, self.namespaces.clone_flags(), arg)
-                }
-                m => sys::clone_with(child::entry, stack, m.flags(), self.namespaces.clone_flags(), arg),
+                CloneMode::Vfork => sys::clone_vfork(child::entry, stack, ns_flags, arg),
+                m => sys::clone_with(child::entry, stack, m.flags(), ns_flags, arg),
             }
         };
         let (pid, pidfd) = cloned.map_err(|e| {

@@ -70,20 +70,34 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::
 /// Only ever touches that one child: never `waitpid(-1)`, which would steal the exit
 /// statuses of tokio's or the user's own children. man 2 waitid.
 pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Option<ExitStatus>> {
+    Ok(waitid_pidfd_rusage(pidfd, block)?.map(|(status, _)| status))
+}
+
+/// [`waitid_pidfd`] that also returns the resource usage of the reaped child and of the
+/// descendants it waited for: the raw syscall takes a fifth `struct rusage *` argument
+/// that glibc's `waitid` wrapper does not expose. man 2 waitid, man 2 getrusage.
+pub(crate) fn waitid_pidfd_rusage(
+    pidfd: BorrowedFd<'_>,
+    block: bool,
+) -> io::Result<Option<(ExitStatus, libc::rusage)>> {
     loop {
         // SAFETY: siginfo_t is plain old data; zeroed is a valid value (si_pid == 0 is how
         // WNOHANG reports "nothing yet").
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let flags = libc::WEXITED | if block { 0 } else { libc::WNOHANG };
-        // SAFETY: valid pointer to `info`, valid pidfd.
+        // SAFETY: rusage is plain old data.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to `info` and `usage`, valid pidfd.
         let ret = unsafe {
-            libc::waitid(
+            libc::syscall(
+                libc::SYS_waitid,
                 libc::P_PIDFD,
                 pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
+                &mut info as *mut libc::siginfo_t,
                 flags,
+                &mut usage as *mut libc::rusage,
             )
-        };
+        } as libc::c_int;
         if ret == -1 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -96,7 +110,7 @@ pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Opt
         if pid == 0 {
             return Ok(None);
         }
-        return Ok(Some(exit_status_from_siginfo(code, status)));
+        return Ok(Some((exit_status_from_siginfo(code, status), usage)));
     }
 }
 

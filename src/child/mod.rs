@@ -33,6 +33,7 @@ pub(crate) mod ids;
 pub(crate) mod join;
 pub(crate) mod mounts;
 pub(crate) mod time;
+pub(crate) mod resources;
 
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
@@ -63,6 +64,8 @@ pub(crate) struct ChildSpec {
     pub(crate) time: time::TimeSpec,
     /// Root filesystem and mounts (`mounts.rs`).
     pub(crate) fs: mounts::FsSpec,
+    /// Cgroup to join, rlimits to set (`child/resources.rs`).
+    pub(crate) resources: resources::ResourceSpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -142,6 +145,8 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
     if spec.loopback_up {
         loopback_up()?;
     }
+    // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
+    resources::join_cgroup(&spec.resources)?;
     mounts::apply(&spec.fs)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
@@ -158,6 +163,7 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
         };
         check(ret, Stage::MountProc)?;
     }
+    resources::set_rlimits(&spec.resources)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
