@@ -433,10 +433,8 @@ impl Error {
             Error::Clone { errno, .. }
             | Error::Setup { errno, .. }
             | Error::UserNamespacesDisabled { errno, .. } => Some(errno.0),
-            Error::IdMap { source, .. } => source.raw_os_error(),
-            Error::Io { source, .. } => source.raw_os_error(),
-            Error::Clone { errno, .. } | Error::Setup { errno, .. } => Some(errno.0),
-            Error::Io { source, .. }
+            Error::IdMap { source, .. }
+            | Error::Io { source, .. }
             | Error::Cgroup { source, .. }
             | Error::CgroupSetting { source, .. } => source.raw_os_error(),
             _ => None,
