@@ -1,1 +1,268 @@
-fn main() {}
+//! Spawn + reap latency of `/bin/true`, cellblock against its baselines in the same run:
+//!
+//! * `raw_clone`: a bare `libc::clone(CLONE_VM|CLONE_VFORK|flags)` + `execve` + `waitpid`
+//!   loop — the floor for any runtime with the same namespaces;
+//! * `tokio_command`: `tokio::process::Command` (with `pre_exec(unshare(flags))` when
+//!   namespaces are asked for, the hand-rolled way, which forces a fork-style spawn);
+//! * `cellblock`: `Container::builder(..).namespaces(flags).status()`.
+//!
+//! for the flag sets none, UTS|IPC|PID|MOUNT, and that plus NET; then all of it again while
+//! the process holds a 2 GiB heap of 4 KiB pages (the supervisor of a big service), where a
+//! fork-style spawn pays for copying page tables and a vfork-style one must not.
+//!
+//! Run: `cargo bench --bench spawn`. A summary table with the ratios is printed at the end.
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use cellblock::{Container, Namespaces};
+use criterion::{criterion_group, Criterion};
+
+const UIPM: Namespaces = Namespaces::UTS
+    .union(Namespaces::IPC)
+    .union(Namespaces::PID)
+    .union(Namespaces::MOUNT);
+
+fn flag_sets() -> [(&'static str, Namespaces); 3] {
+    [
+        ("none", Namespaces::empty()),
+        ("uts_ipc_pid_mnt", UIPM),
+        ("uts_ipc_pid_mnt_net", UIPM | Namespaces::NET),
+    ]
+}
+
+fn clone_flags(ns: Namespaces) -> libc::c_int {
+    let mut f = 0;
+    for (n, c) in [
+        (Namespaces::UTS, libc::CLONE_NEWUTS),
+        (Namespaces::IPC, libc::CLONE_NEWIPC),
+        (Namespaces::PID, libc::CLONE_NEWPID),
+        (Namespaces::MOUNT, libc::CLONE_NEWNS),
+        (Namespaces::NET, libc::CLONE_NEWNET),
+    ] {
+        if ns.contains(n) {
+            f |= c;
+        }
+    }
+    f
+}
+
+struct RawArgs {
+    path: CString,
+    argv: [*const libc::c_char; 2],
+    envp: [*const libc::c_char; 1],
+}
+
+extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
+    unsafe {
+        let a = &*(arg as *const RawArgs);
+        libc::execve(a.path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
+        libc::_exit(127)
+    }
+}
+
+/// The floor: clone with the same flags on a fixed stack, exec, waitpid.
+fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
+    let path = CString::new("/bin/true").unwrap();
+    let mut args = RawArgs {
+        argv: [path.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        path,
+    };
+    let mut stack = vec![0u8; 256 * 1024];
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | clone_flags(ns) | libc::SIGCHLD;
+    let start = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: see raw_child.
+        let pid = unsafe {
+            libc::clone(
+                raw_child,
+                top as *mut _,
+                flags,
+                &mut args as *mut RawArgs as *mut _,
+            )
+        };
+        assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(status, 0);
+    }
+    start.elapsed()
+}
+
+fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
+    let flags = clone_flags(ns);
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut cmd = tokio::process::Command::new("/bin/true");
+            if flags != 0 {
+                // SAFETY: unshare is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::unshare(flags) == -1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            assert!(cmd.status().await.unwrap().success());
+        }
+        start.elapsed()
+    })
+}
+
+fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let s = Container::builder("/bin/true")
+                .namespaces(ns)
+                .status()
+                .await
+                .unwrap();
+            assert!(s.success());
+        }
+        start.elapsed()
+    })
+}
+
+/// Maps `bytes` of anonymous memory in 4 KiB pages (no transparent huge pages) and touches
+/// every page, so that the page tables are fully populated.
+fn big_heap(bytes: usize) -> &'static mut [u8] {
+    // SAFETY: a fresh private anonymous mapping, kept for the life of the process.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        libc::madvise(p, bytes, libc::MADV_NOHUGEPAGE);
+        let s = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
+        for i in (0..bytes).step_by(4096) {
+            s[i] = 1;
+        }
+        s
+    }
+}
+
+struct Summary(Vec<(String, f64)>);
+
+impl Summary {
+    /// Mean per-spawn time of a fixed number of iterations, measured interleaved (A B C A B C
+    /// …) so that the machine's noise hits every contender alike.
+    fn measure(
+        &mut self,
+        label: &str,
+        rt: &tokio::runtime::Runtime,
+        ns: Namespaces,
+        rounds: u32,
+        per_round: u64,
+    ) {
+        let (mut raw, mut tok, mut cb) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for _ in 0..rounds {
+            raw += raw_clone_loop(ns, per_round);
+            tok += tokio_command_loop(rt, ns, per_round);
+            cb += cellblock_loop(rt, ns, per_round);
+        }
+        let n = (rounds as u64 * per_round) as f64;
+        for (what, d) in [
+            ("raw_clone", raw),
+            ("tokio_command", tok),
+            ("cellblock", cb),
+        ] {
+            self.0
+                .push((format!("{label}/{what}"), d.as_secs_f64() * 1e3 / n));
+        }
+    }
+
+    fn get(&self, key: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .unwrap()
+    }
+}
+
+fn bench_group(c: &mut Criterion, rt: &tokio::runtime::Runtime, heap: &str) {
+    for (name, ns) in flag_sets() {
+        let mut g = c.benchmark_group(format!("spawn_{heap}/{name}"));
+        g.sample_size(if heap == "heap2g" { 10 } else { 30 });
+        g.measurement_time(Duration::from_secs(3));
+        g.bench_function("raw_clone", |b| b.iter_custom(|n| raw_clone_loop(ns, n)));
+        g.bench_function("tokio_command", |b| {
+            b.iter_custom(|n| tokio_command_loop(rt, ns, n))
+        });
+        g.bench_function("cellblock", |b| {
+            b.iter_custom(|n| cellblock_loop(rt, ns, n))
+        });
+        g.finish();
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let (rounds, per_round) = if quick { (1, 5) } else { (10, 100) };
+
+    let mut summary = Summary(Vec::new());
+    if !quick {
+        bench_group(c, &rt, "noheap");
+    }
+    for (name, ns) in flag_sets() {
+        summary.measure(&format!("noheap/{name}"), &rt, ns, rounds, per_round);
+    }
+    let heap = big_heap(if quick { 64 << 20 } else { 2 << 30 });
+    if !quick {
+        bench_group(c, &rt, "heap2g");
+    }
+    for (name, ns) in flag_sets() {
+        // fork-style tokio spawns cost ~40-100 ms each with the heap: fewer of them.
+        summary.measure(&format!("heap2g/{name}"), &rt, ns, rounds, per_round / 5);
+    }
+    std::hint::black_box(&heap[0]);
+
+    println!("\nsummary (ms per spawn+reap of /bin/true, interleaved runs, same process):");
+    println!("{:<44} {:>10}", "case", "ms");
+    for (k, v) in &summary.0 {
+        println!("{k:<44} {v:>10.3}");
+    }
+    println!("\nratios:");
+    for (name, _) in flag_sets() {
+        let cb = summary.get(&format!("noheap/{name}/cellblock"));
+        let raw = summary.get(&format!("noheap/{name}/raw_clone"));
+        let cbh = summary.get(&format!("heap2g/{name}/cellblock"));
+        let tok = summary.get(&format!("noheap/{name}/tokio_command"));
+        let tokh = summary.get(&format!("heap2g/{name}/tokio_command"));
+        println!(
+            "{name:<22} cellblock/raw {:.2}x (target <= 1.10)   heap/noheap {:.2}x (target <= 1.2)   cellblock/tokio {:.2}x   tokio heap/noheap {:.1}x",
+            cb / raw,
+            cbh / cb,
+            cb / tok,
+            tokh / tok
+        );
+    }
+}
+
+criterion_group!(spawn, benches);
+
+fn main() {
+    spawn();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

@@ -12,6 +12,9 @@
 //! ways; SIGWINCH on the host resizes the container's terminal (bash sees SIGWINCH in
 //! turn); SIGTERM/SIGHUP reach bash as a hangup. The host terminal is restored
 //! on every way out, and the program exits with bash's status.
+//!
+//! When stdin is not a terminal (`echo hostname | shell`), bash runs without a pty and
+//! reads its commands from stdin.
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
@@ -81,16 +84,32 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let mut winch = forwarder.subscribe(&[Signal::SIGWINCH]);
     let mut hangup = forwarder.subscribe(&[Signal::SIGTERM, Signal::SIGHUP]);
 
-    let mut c = Container::builder("bash")
-        .env(
-            "TERM",
-            std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
-        )
-        .env("PS1", "root@\\h:\\w# ")
-        .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC)
-        .hostname("container")
+    let mut b = Container::builder("bash");
+    b.env(
+        "TERM",
+        std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
+    )
+    .env("PS1", "root@\\h:\\w# ")
+    .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC)
+    .hostname("container")
+    .kill_on_drop(true);
+    if !interactive {
+        // Not a terminal (a script piped in): bash reads its commands from our stdin and
+        // writes to our stdout, no pty and no raw mode.
+        let mut c = b.spawn().await?;
+        let status = loop {
+            tokio::select! {
+                status = c.wait() => break status?,
+                Some(sig) = hangup.recv() => c.signal(sig)?,
+            }
+        };
+        use std::os::unix::process::ExitStatusExt;
+        return Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
+    }
+    let mut c = b
         .pty_size(host_size().unwrap_or(PtySize { rows: 24, cols: 80 }))
-        .kill_on_drop(true)
         .spawn()
         .await?;
     let pty = c.take_pty()?.expect("pty() was set");
@@ -104,11 +123,7 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
         }
     });
 
-    let raw = if interactive {
-        Some(RawMode::enter(stdin_fd)?)
-    } else {
-        None
-    };
+    let raw = RawMode::enter(stdin_fd)?;
     let (mut from_pty, mut to_pty) = tokio::io::split(pty);
     tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();

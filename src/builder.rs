@@ -44,6 +44,16 @@ pub struct ContainerBuilder {
     pub(crate) kill_on_drop: bool,
     /// Init, terminal, output-limit settings (`session.rs`).
     pub(crate) session: crate::session::SessionConfig,
+    /// Root filesystem and mounts (`mounts.rs`).
+    pub(crate) fs: crate::mounts::FsConfig,
+    /// uid/gid maps and the workload's identity (`userns.rs`).
+    pub(crate) user: crate::userns::UserConfig,
+    /// Namespaces to join (`join.rs`).
+    pub(crate) joins: crate::join::JoinConfig,
+    /// Time namespace offsets (`time.rs`).
+    pub(crate) time: crate::time::TimeConfig,
+    /// cgroup limits, rlimits, timeout (`limits.rs`).
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl ContainerBuilder {
@@ -62,6 +72,11 @@ impl ContainerBuilder {
             stderr: None,
             kill_on_drop: false,
             session: Default::default(),
+            fs: Default::default(),
+            user: Default::default(),
+            joins: Default::default(),
+            time: Default::default(),
+            limits: Default::default(),
         }
     }
 

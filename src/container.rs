@@ -43,8 +43,10 @@ pub struct Container {
     stdin: Option<ContainerStdin>,
     stdout: Option<ContainerStdout>,
     stderr: Option<ContainerStderr>,
-    /// The init's status pipe, the pty, the output limit (`session.rs`).
+    /// The init's status pipe, the pty (`session.rs`).
     pub(crate) session: crate::session::ContainerSession,
+    /// Timeout watchdog, cgroup, accounting (`report.rs`).
+    pub(crate) run: crate::report::RunState,
 }
 
 /// The result of [`ContainerBuilder::output`] or [`Container::wait_with_output`].
@@ -56,8 +58,8 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr (if piped).
     pub stderr: Vec<u8>,
-    /// Whether a stream went past [`output_limit`](ContainerBuilder::output_limit) (and
-    /// was cut there).
+    /// Whether the output went past [`output_limit`](ContainerBuilder::output_limit) (and
+    /// was cut there; the container was killed).
     pub truncated: bool,
 }
 
@@ -85,6 +87,7 @@ impl Container {
             stdout: None,
             stderr: None,
             session: Default::default(),
+            run: Default::default(),
         };
         // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
         // registered with the reactor.
@@ -170,12 +173,14 @@ impl Container {
                 .readable()
                 .await
                 .map_err(Error::io("waiting on the pidfd"))?;
-            match sys::waitid_pidfd(fd.get_ref().as_fd(), false)
+            match sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
                 .map_err(Error::io("waitid(P_PIDFD)"))?
             {
-                Some(status) => {
+                Some((status, usage)) => {
+                    // With an init: the workload's own status (`session.rs`).
                     let status = self.session.final_status(status);
                     self.status = Some(status);
+                    self.run.reaped(&usage);
                     // Deregister and close: the pid is free for reuse from here on.
                     self.pidfd = None;
                     tracing::debug!(pid = self.pid, ?status, "container reaped");
@@ -192,20 +197,23 @@ impl Container {
             return Ok(Some(status));
         }
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
-        let status =
-            sys::waitid_pidfd(fd.get_ref().as_fd(), false).map_err(Error::io("waitid(P_PIDFD)"))?;
-        let status = status.map(|s| self.session.final_status(s));
-        if let Some(s) = status {
+        let reaped = sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
+            .map_err(Error::io("waitid(P_PIDFD)"))?;
+        // With an init: the workload's own status (`session.rs`).
+        let reaped = reaped.map(|(s, usage)| (self.session.final_status(s), usage));
+        if let Some((s, usage)) = reaped {
             self.status = Some(s);
             self.pidfd = None;
+            self.run.reaped(&usage);
         }
-        Ok(status)
+        Ok(reaped.map(|(s, _)| s))
     }
 
     /// Reads stdout and stderr (those that are piped) to the end while waiting, then
     /// returns everything.
     pub async fn wait_with_output(self) -> Result<Output> {
-        crate::io::wait_with_output(self).await
+        // One implementation, which also applies the output limit (`report.rs`).
+        Ok(self.wait_with_output_and_report().await?.0)
     }
 
     /// Takes our end of the container's stdin pipe (if `Stdio::piped()`): an
@@ -236,7 +244,7 @@ impl Drop for Container {
             if self.kill_on_drop {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             }
-            reaper::adopt(fd);
+            reaper::adopt_then(fd, self.run.drop_cleanup());
         }
     }
 }

@@ -47,6 +47,51 @@ pub enum Stage {
     Terminal = 43,
     /// The init's own setup (blocking signals, `signalfd`).
     InitSetup = 44,
+    /// `setns` into a namespace given with `join`/`join_path` (needs CAP_SYS_ADMIN over
+    /// the target namespace).
+    Join = 20,
+    /// Cloning the workload inside a joined PID namespace (the intermediate's second clone).
+    JoinClone = 21,
+    /// Waiting for the supervisor to write a multi-range uid/gid map.
+    WaitForMaps = 22,
+    /// `unshare(CLONE_NEWTIME)`.
+    TimeUnshare = 23,
+    /// Writing `/proc/self/timens_offsets`.
+    TimeOffsets = 24,
+    /// Bind-mounting the root filesystem onto itself.
+    BindRoot = 25,
+    /// A bind mount (`bind`/`bind_ro`).
+    MountBind = 26,
+    /// Mounting a tmpfs.
+    MountTmpfs = 27,
+    /// Building the minimal `/dev` (tmpfs, device binds, devpts).
+    MountDev = 28,
+    /// Mounting mqueue.
+    MountMqueue = 29,
+    /// Mounting sysfs read-only.
+    MountSysfs = 30,
+    /// Making a mount read-only (`mount_setattr`).
+    MakeReadOnly = 31,
+    /// Creating a mount point (directory, file or symlink) inside a tmpfs of the container.
+    MountPoint = 32,
+    /// `pivot_root` into the root filesystem.
+    PivotRoot = 33,
+    /// Detaching the old root after `pivot_root`.
+    UnmountOldRoot = 34,
+    /// `chroot` into the root filesystem (the weaker fallback).
+    Chroot = 35,
+    /// `setgroups` (supplementary groups inside the container).
+    SetGroups = 36,
+    /// `setresgid`.
+    SetGid = 37,
+    /// `setresuid`.
+    SetUid = 38,
+    /// Joining the container's cgroup (writing `cgroup.procs`).
+    CgroupJoin = 60,
+    /// Creating the cgroup namespace after joining the cgroup.
+    CgroupNamespace = 61,
+    /// Setting an rlimit (`prlimit64`).
+    Rlimit = 62,
 }
 
 impl Stage {
@@ -69,6 +114,28 @@ impl Stage {
             DeathSignal,
             Terminal,
             InitSetup,
+            Join,
+            JoinClone,
+            WaitForMaps,
+            TimeUnshare,
+            TimeOffsets,
+            BindRoot,
+            MountBind,
+            MountTmpfs,
+            MountDev,
+            MountMqueue,
+            MountSysfs,
+            MakeReadOnly,
+            MountPoint,
+            PivotRoot,
+            UnmountOldRoot,
+            Chroot,
+            SetGroups,
+            SetGid,
+            SetUid,
+            CgroupJoin,
+            CgroupNamespace,
+            Rlimit,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -93,6 +160,28 @@ impl Stage {
             Stage::DeathSignal => "arm die-with-supervisor",
             Stage::Terminal => "attach the terminal",
             Stage::InitSetup => "init: block signals",
+            Stage::Join => "setns (join a namespace)",
+            Stage::JoinClone => "clone into the joined PID namespace",
+            Stage::WaitForMaps => "wait for the uid/gid maps",
+            Stage::TimeUnshare => "unshare(CLONE_NEWTIME)",
+            Stage::TimeOffsets => "write timens_offsets",
+            Stage::BindRoot => "bind the root filesystem onto itself",
+            Stage::MountBind => "bind mount",
+            Stage::MountTmpfs => "mount tmpfs",
+            Stage::MountDev => "build /dev",
+            Stage::MountMqueue => "mount mqueue",
+            Stage::MountSysfs => "mount sysfs",
+            Stage::MakeReadOnly => "make a mount read-only",
+            Stage::MountPoint => "create a mount point",
+            Stage::PivotRoot => "pivot_root",
+            Stage::UnmountOldRoot => "detach the old root",
+            Stage::Chroot => "chroot",
+            Stage::SetGroups => "setgroups",
+            Stage::SetGid => "setresgid",
+            Stage::SetUid => "setresuid",
+            Stage::CgroupJoin => "join the cgroup",
+            Stage::CgroupNamespace => "unshare the cgroup namespace",
+            Stage::Rlimit => "set rlimits",
         }
     }
 }
@@ -225,6 +314,102 @@ pub enum Error {
     /// killed, or crashed).
     #[error("the container's init (PID 1) exited before the workload started")]
     InitVanished,
+    /// A mount or root filesystem setting is unusable (missing source, missing mount
+    /// point, not a directory, ...). Detected before anything runs.
+    #[error("invalid container configuration: {what} {}: {reason}", path.display())]
+    BadMount {
+        /// Which setting, e.g. `rootfs`, `bind source`, `mount point`.
+        what: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Two settings contradict each other, or one is malformed.
+    #[error("invalid container configuration: {0}")]
+    BadConfig(String),
+
+    /// A namespace to join (`join`/`join_path`) cannot be used.
+    #[error("cannot join {namespaces} namespace via {source_desc}: {reason}")]
+    BadJoin {
+        /// The kinds asked for.
+        namespaces: Namespaces,
+        /// The container or path given.
+        source_desc: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A resource limit is out of range or malformed.
+    #[error("invalid container configuration: {option}: {reason}")]
+    InvalidLimit {
+        /// The builder method.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The kernel refused to create a user namespace because user namespaces are disabled
+    /// or exhausted for this user.
+    #[error("user namespaces are unavailable here: {reason}")]
+    UserNamespacesDisabled {
+        /// What the system's settings say, e.g. `user.max_user_namespaces is 0`.
+        reason: String,
+        /// The errno clone returned.
+        errno: Errno,
+    },
+
+    /// A feature needs privileges the supervisor does not have (e.g. a multi-range uid
+    /// map without CAP_SETUID, as an unprivileged user).
+    #[error("{feature} needs {needs}; {hint}")]
+    NeedsPrivilege {
+        /// The setting that needs it.
+        feature: String,
+        /// The capability or condition missing.
+        needs: &'static str,
+        /// What to do instead.
+        hint: &'static str,
+    },
+
+    /// Writing the user namespace's uid/gid map from the supervisor failed.
+    #[error("writing {file} of the new user namespace failed: {source}")]
+    IdMap {
+        /// `uid_map`, `gid_map` or `setgroups`.
+        file: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// cgroups cannot give what was asked for here (a controller is missing, the layout is
+    /// unknown, v2 refuses to enable a controller).
+    #[error("cgroups: {0}")]
+    CgroupUnavailable(String),
+
+    /// Creating, opening or removing a cgroup directory failed.
+    #[error("cannot {action} cgroup {}: {source}{}", path.display(), hint_for_cgroup(source))]
+    Cgroup {
+        /// What cellblock was doing (`create`, `open`, ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The kernel refused a cgroup setting (a limit out of the parent's range, say).
+    #[error("cgroup setting {} = {value:?} refused: {source}", path.display())]
+    CgroupSetting {
+        /// The control file.
+        path: PathBuf,
+        /// The value written.
+        value: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
 
     /// The container has already been reaped; its pid may belong to someone else now.
     #[error("the container has already exited and been reaped")]
@@ -252,6 +437,16 @@ fn hint_for_clone(errno: Errno) -> &'static str {
     }
 }
 
+fn hint_for_cgroup(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => {
+            " (this process may not create cgroups here: run as root, or give a delegated \
+             subtree it owns with ContainerBuilder::cgroup_parent)"
+        }
+        _ => "",
+    }
+}
+
 impl Error {
     pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { context, source }
@@ -260,8 +455,13 @@ impl Error {
     /// The errno behind this error, if there is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Clone { errno, .. } | Error::Setup { errno, .. } => Some(errno.0),
-            Error::Io { source, .. } => source.raw_os_error(),
+            Error::Clone { errno, .. }
+            | Error::Setup { errno, .. }
+            | Error::UserNamespacesDisabled { errno, .. } => Some(errno.0),
+            Error::IdMap { source, .. }
+            | Error::Io { source, .. }
+            | Error::Cgroup { source, .. }
+            | Error::CgroupSetting { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

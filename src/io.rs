@@ -1,5 +1,5 @@
 //! Stdio through channels: streams of [`Bytes`] out of the container, a channel sender
-//! into it, line framing, and the bounded collection behind `output()`.
+//! into it, and line framing.
 //!
 //! Every pipe is non-blocking and registered with tokio's reactor (no thread per
 //! container). Nothing here buffers more than one chunk per stream: a consumer that does
@@ -13,7 +13,6 @@
 //! [`ContainerStdin::into_sender`].
 
 use std::io;
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -23,9 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-use crate::error::{Error, Result};
-use crate::session::OutputLimit;
-use crate::{sys, Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
+use crate::{ContainerStderr, ContainerStdin, ContainerStdout};
 
 /// Bytes read from a pipe per chunk: the size of a default Linux pipe buffer, so one
 /// wakeup drains a full pipe.
@@ -195,63 +192,4 @@ impl ContainerStdin {
         });
         tx
     }
-}
-
-/// Reads `r` to the end, keeping at most `limit.bytes`. Past the limit the rest is
-/// drained and dropped, or, with `limit.kill`, the container is killed through `killer`.
-async fn collect<S: Stream<Item = io::Result<Bytes>> + Unpin>(
-    r: Option<S>,
-    limit: OutputLimit,
-    killer: Option<&std::os::fd::OwnedFd>,
-) -> io::Result<(Vec<u8>, bool)> {
-    use futures::StreamExt;
-    let mut out = Vec::new();
-    let mut truncated = false;
-    let Some(mut r) = r else {
-        return Ok((out, false));
-    };
-    let max = limit.bytes.unwrap_or(usize::MAX);
-    while let Some(chunk) = r.next().await {
-        let chunk = chunk?;
-        let room = max - out.len();
-        if chunk.len() > room {
-            out.extend_from_slice(&chunk[..room]);
-            if !truncated && limit.kill {
-                if let Some(fd) = killer {
-                    // ESRCH (already exited) is fine.
-                    let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-                }
-            }
-            truncated = true;
-        } else {
-            out.extend_from_slice(&chunk);
-        }
-    }
-    Ok((out, truncated))
-}
-
-/// The body of [`Container::wait_with_output`]: both streams read concurrently (so
-/// neither pipe can fill and stall the container), bounded by the output limit.
-pub(crate) async fn wait_with_output(mut c: Container) -> Result<Output> {
-    drop(c.take_stdin());
-    let limit = c.session.limit;
-    let killer = match (limit.kill, c.pidfd()) {
-        (true, Some(fd)) => Some(
-            fd.try_clone_to_owned()
-                .map_err(Error::io("duplicating the pidfd"))?,
-        ),
-        _ => None,
-    };
-    let ((out, t1), (err, t2)) = tokio::try_join!(
-        collect(c.take_stdout(), limit, killer.as_ref()),
-        collect(c.take_stderr(), limit, killer.as_ref())
-    )
-    .map_err(Error::io("reading the container's output"))?;
-    let status = c.wait().await?;
-    Ok(Output {
-        status,
-        stdout: out,
-        stderr: err,
-        truncated: t1 || t2,
-    })
 }

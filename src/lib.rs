@@ -42,15 +42,23 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod cgroup;
 mod child;
 mod container;
 mod error;
+mod join;
+mod mounts;
+mod limits;
 mod namespaces;
 mod plan;
 mod reaper;
+mod report;
 mod spawn;
 mod stdio;
+mod supervisor;
 mod sys;
+mod time;
+mod userns;
 
 mod init;
 mod io;
@@ -60,11 +68,18 @@ mod signals;
 mod spawner;
 
 pub use builder::ContainerBuilder;
+pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
+pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
+pub use report::{EndReason, RunReport};
 pub use stdio::Stdio;
+pub use supervisor::{
+    Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,
+    Supervisor, Worker, WorkerEnd, WorkerSummary,
+};
 
 pub use io::{Lines, StdinSender, MAX_LINE};
 pub use pty::{Pty, PtyChannels, PtyResizer, PtySize};
@@ -73,3 +88,7 @@ pub use signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;
+/// Compiles the README's example as a doctest, so the README cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

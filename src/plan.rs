@@ -41,10 +41,16 @@ pub(crate) struct Plan {
     _cwd: Option<CString>,
     _uid_map: Option<Vec<u8>>,
     _gid_map: Option<Vec<u8>>,
+    _fs: crate::mounts::PreparedFs,
+    user: crate::userns::PreparedUser,
+    join: crate::join::PreparedJoin,
+    _time: crate::time::PreparedTime,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
     /// Init, terminal and die-with-supervisor settings (`session.rs`).
     pub(crate) session: crate::session::SessionPlan,
+    /// The cgroup and rlimits (`limits.rs`).
+    pub(crate) resources: crate::limits::PreparedResources,
     err_read: OwnedFd,
     err_write: Option<OwnedFd>,
 }
@@ -66,10 +72,25 @@ pub(crate) struct ParentPipes {
 /// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
 pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
     validate(b)?;
+    let fs = crate::mounts::prepare(b)?;
+    let mut user = crate::userns::prepare(b)?;
+    let mut join = crate::join::prepare(b)?;
+    let mut time = crate::time::prepare(b)?;
     let env = build_env(b)?;
-    let path = resolve_program(&b.program, &env)?;
+    // With a root filesystem or a joined mount namespace, the program and the working
+    // directory are paths inside the container (mounts.rs resolves them).
+    let path = match crate::mounts::resolve_program(b, &env) {
+        Some(resolved) => resolved?,
+        None => resolve_program(&b.program, &env)?,
+    };
     let cwd = match &b.cwd {
-        Some(dir) => Some(check_cwd(dir)?),
+        Some(dir) => match crate::mounts::check_cwd(b, dir) {
+            Some(checked) => {
+                checked?;
+                Some(cstring(dir.as_os_str(), || "the working directory".into())?)
+            }
+            None => Some(check_cwd(dir)?),
+        },
         None => None,
     };
 
@@ -111,10 +132,10 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         .transpose()?;
     let path_c = cstring(path.as_os_str(), || "the program path".into())?;
 
-    let user = b.namespaces.contains(Namespaces::USER);
-    // The caller's own ids become root inside: the one map a process may write for itself.
-    let uid_map = user.then(|| format!("0 {} 1\n", nix::unistd::geteuid()).into_bytes());
-    let gid_map = user.then(|| format!("0 {} 1\n", nix::unistd::getegid()).into_bytes());
+    // Single-line maps of the caller's own ids, which the child may write itself
+    // (userns.rs: other maps are written by the supervisor).
+    let uid_map = user.self_uid_map.take();
+    let gid_map = user.self_gid_map.take();
 
     let (stdin_kind, stdout_kind, stderr_kind) = match defaults {
         Defaults::Spawn => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
@@ -126,6 +147,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             .prepare(input)
             .map_err(Error::io("opening the container's stdio"))
     };
+    let resources = crate::limits::prepare(b)?;
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
     let stderr = match crate::session::merged_stderr(b, &stdout)? {
@@ -159,9 +181,21 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             .as_ref()
             .map_or((ptr::null(), 0), |m| (m.as_ptr(), m.len())),
         mount_private: ns.contains(Namespaces::MOUNT),
-        mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID),
+        mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID)
+            && crate::mounts::core_mounts_proc(b),
         loopback_up: ns.contains(Namespaces::NET),
         session: session.child(),
+        join: std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::NONE),
+        ids: std::mem::replace(&mut user.ids, crate::child::ids::IdSpec::NONE),
+        time: std::mem::replace(&mut time.spec, crate::child::time::TimeSpec::NONE),
+        fs: crate::child::mounts::FsSpec {
+            root: fs.spec.root,
+            chroot: fs.spec.chroot,
+            steps: fs.spec.steps,
+            n_steps: fs.spec.n_steps,
+            readonly_root: fs.spec.readonly_root,
+        },
+        resources: resources.spec(),
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -180,8 +214,13 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         _cwd: cwd,
         _uid_map: uid_map,
         _gid_map: gid_map,
+        _fs: fs,
+        user,
+        join,
+        _time: time,
         child_fds,
         session,
+        resources,
         err_read,
         err_write: Some(err_write),
     };
@@ -201,23 +240,50 @@ impl Plan {
     pub(crate) fn run(mut self) -> Result<ChildGuard> {
         let stack = Stack::take().map_err(Error::io("allocating the child stack"))?;
         let old_mask = sys::block_all_signals();
-        // SAFETY: `child::entry` follows the rules of child.rs; `self.spec` and the storage
-        // it points into live until after this returns.
-        let cloned = unsafe {
-            sys::clone_vfork(
-                child::entry,
-                &stack,
-                self.namespaces.clone_flags(),
-                &mut self.spec as *mut ChildSpec as *mut libc::c_void,
-            )
-        };
+        let result = self.clone_and_wait(&stack);
+        // Only now is the child surely off our stack and memory: it exec'd or exited (in
+        // the clone modes without CLONE_VFORK that is what EOF or the report on the error
+        // pipe, plus reaping, established). Until then no signal handler may run on this
+        // thread either: the child shares this thread's TLS (errno) in CLONE_VM modes.
         sys::restore_signals(&old_mask);
         stack.give_back();
-        let (pid, pidfd) = cloned.map_err(|e| Error::Clone {
-            namespaces: self.namespaces,
-            errno: Errno(e.raw_os_error().unwrap_or(0)),
+        result
+    }
+
+    fn clone_and_wait(&mut self, stack: &Stack) -> Result<ChildGuard> {
+        use crate::join::CloneMode;
+        let mode = if self.join.mode_private_memory {
+            CloneMode::PrivateMemory
+        } else if self.user.parent.is_some() {
+            CloneMode::VmNoVfork
+        } else {
+            CloneMode::Vfork
+        };
+        let arg = &mut self.spec as *mut ChildSpec as *mut libc::c_void;
+        // SAFETY: `child::entry` follows the rules of child/mod.rs; `self.spec` and the
+        // storage it points into live until after `run` returns, and `run` keeps the stack
+        // until the child has exec'd or exited.
+        // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
+        // that the namespace's root is the container's own cgroup.
+        let ns_flags = self.namespaces.clone_flags() & !self.resources.deferred_clone_flags();
+        let cloned = unsafe {
+            match mode {
+                CloneMode::Vfork => sys::clone_vfork(child::entry, stack, ns_flags, arg),
+                m => sys::clone_with(child::entry, stack, m.flags(), ns_flags, arg),
+            }
+        };
+        let (pid, pidfd) = cloned.map_err(|e| {
+            crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))
         })?;
         let guard = ChildGuard::new(pid, pidfd);
+        if let Some(maps) = self.user.parent.as_mut() {
+            if let Err(e) = maps.write_and_release(pid) {
+                // The child reads EOF on its release pipe and exits.
+                guard.reap_now();
+                return Err(e);
+            }
+        }
+        let guard = self.join.adopt_workload(guard)?;
 
         // The child has exec'd or exited: close our copy of the write end and read the
         // report. EOF means execve succeeded.
@@ -282,11 +348,6 @@ fn validate(b: &ContainerBuilder) -> Result<()> {
         return Err(Error::NamespaceUnsupported {
             namespaces: missing,
         });
-    }
-    if b.namespaces.contains(Namespaces::TIME) {
-        return Err(Error::Unsupported(
-            "Namespaces::TIME is not implemented yet (clone() cannot create it; it needs unshare in the child)".into(),
-        ));
     }
     for key in b.env.keys() {
         if key.is_empty() || key.as_bytes().contains(&b'=') {
@@ -360,7 +421,7 @@ fn resolve_program(program: &OsStr, env: &[(OsString, OsString)]) -> Result<Path
     }))
 }
 
-fn check_executable(path: &Path, program: &OsStr, searched: String) -> Result<PathBuf> {
+pub(crate) fn check_executable(path: &Path, program: &OsStr, searched: String) -> Result<PathBuf> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

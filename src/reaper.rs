@@ -8,9 +8,10 @@
 //! cannot steal the exit status of anybody else's child, and it does not depend on a tokio
 //! runtime still being alive.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::sys;
 
@@ -60,19 +61,40 @@ pub fn pending_orphans() -> usize {
 
 /// Hands the child behind `pidfd` to the background reaper.
 pub(crate) fn adopt(pidfd: OwnedFd) {
+    adopt_then(pidfd, None);
+}
+
+/// Work to do once an adopted child has been reaped (removing its cgroup).
+pub(crate) type Cleanup = Box<dyn FnOnce() + Send>;
+
+/// Cleanups of adopted children, by pidfd number (owned by the reaper thread).
+static CLEANUPS: Mutex<BTreeMap<libc::c_int, Cleanup>> = Mutex::new(BTreeMap::new());
+
+/// [`adopt`], then run `cleanup` (if any) once the child has been reaped.
+pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
     // Already gone? Reap it right here.
     if !matches!(sys::waitid_pidfd(pidfd.as_fd(), false), Ok(None)) {
+        if let Some(c) = cleanup {
+            c();
+        }
         return;
     }
     let Some(epoll) = reaper() else {
         // No epoll: a thread of its own for this one child (never expected in practice).
         std::thread::spawn(move || {
             let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
+            if let Some(c) = cleanup {
+                c();
+            }
         });
         return;
     };
     PENDING.fetch_add(1, Ordering::SeqCst);
     let raw = pidfd.into_raw_fd();
+    if let Some(c) = cleanup {
+        // Before epoll_ctl: the reaper may reap it the moment it is added.
+        lock_cleanups().insert(raw, c);
+    }
     let mut ev = libc::epoll_event {
         events: libc::EPOLLIN as u32,
         u64: raw as u64,
@@ -82,8 +104,12 @@ pub(crate) fn adopt(pidfd: OwnedFd) {
         // SAFETY: we still own `raw`.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         PENDING.fetch_sub(1, Ordering::SeqCst);
+        let cleanup = lock_cleanups().remove(&raw);
         std::thread::spawn(move || {
             let _ = sys::waitid_pidfd(fd.as_fd(), true);
+            if let Some(c) = cleanup {
+                c();
+            }
         });
     }
 }
@@ -111,6 +137,10 @@ fn reaper() -> Option<libc::c_int> {
         .map(|fd| fd.as_raw_fd())
 }
 
+fn lock_cleanups() -> std::sync::MutexGuard<'static, BTreeMap<libc::c_int, Cleanup>> {
+    CLEANUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn reap_loop(epoll: libc::c_int) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
@@ -124,9 +154,19 @@ fn reap_loop(epoll: libc::c_int) {
             // SAFETY: `raw` is a pidfd this thread owns (see `adopt`); borrowed only here.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
             if !matches!(sys::waitid_pidfd(fd, false), Ok(None)) {
-                // Reaped (or gone): closing also removes it from the epoll set.
+                // Reaped (or gone). Deregister explicitly before closing: close() alone
+                // does not remove the registration while another copy of the pidfd's file
+                // exists — and children cloned concurrently hold copies of every fd until
+                // they exec — so a stale event would name a reused fd number later.
+                // SAFETY: valid epoll fd and our own `raw`. man 7 epoll (Q6).
+                unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, raw, std::ptr::null_mut()) };
+                // Take the cleanup (cgroup removal) while the fd number still names this child.
+                let cleanup = lock_cleanups().remove(&raw);
                 // SAFETY: we own `raw` and nothing refers to it any more.
                 drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                if let Some(c) = cleanup {
+                    c();
+                }
                 PENDING.fetch_sub(1, Ordering::SeqCst);
             }
         }

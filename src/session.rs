@@ -1,5 +1,5 @@
 //! How the workload's process runs: the built-in PID-1 init, a terminal, dying with the
-//! supervisor, output limits and merged stderr.
+//! supervisor, and merged stderr.
 //!
 //! The settings live in one sub-struct of the builder ([`SessionConfig`]); `prepare`
 //! turns them into the child's [`ChildSession`] (plain numbers and pointers) plus the
@@ -31,17 +31,7 @@ pub(crate) struct SessionConfig {
     init: Option<bool>,
     init_grace: Option<Duration>,
     pty: Option<PtySize>,
-    pub(crate) output_limit: OutputLimit,
     merge_stderr: bool,
-}
-
-/// What [`ContainerBuilder::output_limit`] set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct OutputLimit {
-    /// Bytes kept per stream.
-    pub(crate) bytes: Option<usize>,
-    /// Kill the container when a stream goes past the limit (else drop the excess).
-    pub(crate) kill: bool,
 }
 
 impl ContainerBuilder {
@@ -92,23 +82,6 @@ impl ContainerBuilder {
         self
     }
 
-    /// Keep at most `bytes` of each of stdout and stderr in
-    /// [`output`](Self::output)/[`wait_with_output`](crate::Container::wait_with_output).
-    /// Past the limit the rest is read and dropped (the workload is not blocked), and
-    /// [`Output::truncated`](crate::Output::truncated) says so; see
-    /// [`kill_on_output_limit`](Self::kill_on_output_limit) for the other policy.
-    pub fn output_limit(&mut self, bytes: usize) -> &mut Self {
-        self.session.output_limit.bytes = Some(bytes);
-        self
-    }
-
-    /// With an [`output_limit`](Self::output_limit): kill the container (SIGKILL) as soon
-    /// as a stream goes past the limit, instead of dropping the excess.
-    pub fn kill_on_output_limit(&mut self, kill: bool) -> &mut Self {
-        self.session.output_limit.kill = kill;
-        self
-    }
-
     /// Send stderr where stdout goes (like `2>&1`): into the same pipe when stdout is
     /// piped, so [`output`](Self::output) collects both, interleaved, in `stdout`.
     pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
@@ -134,7 +107,6 @@ pub(crate) struct ParentSession {
     pub(crate) status: Option<OwnedFd>,
     /// The pty master.
     pub(crate) pty: Option<OwnedFd>,
-    pub(crate) limit: OutputLimit,
 }
 
 /// Validates the session settings and prepares both sides.
@@ -176,7 +148,6 @@ pub(crate) fn prepare(
     let mut parent = ParentSession {
         status: None,
         pty: pty_master,
-        limit: cfg.output_limit,
     };
     let mut child = ChildSession::NONE;
     child.pty_slave = pty_slave.as_ref().map_or(-1, |s| s.as_raw_fd());
@@ -291,7 +262,6 @@ fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
 pub(crate) struct ContainerSession {
     status: Option<OwnedFd>,
     pub(crate) pty: Option<OwnedFd>,
-    pub(crate) limit: OutputLimit,
 }
 
 impl ContainerSession {
@@ -299,7 +269,6 @@ impl ContainerSession {
         ContainerSession {
             status: p.status,
             pty: p.pty,
-            limit: p.limit,
         }
     }
 

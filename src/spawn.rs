@@ -11,9 +11,14 @@ use crate::{plan, Container};
 /// Cancellation is safe: if this future is dropped while the clone runs, the child is
 /// handed to the background reaper (killed and reaped) by `ChildGuard`'s drop.
 pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Container> {
+    let started = std::time::Instant::now();
     let (plan, pipes) = plan::prepare(b, defaults)?;
+    // Shared with the Container below; if we fail or are cancelled first, the plan's
+    // reference and this one drop and the cgroup is killed and removed.
+    let cgroup = plan.resources.cgroup.clone();
     let guard = if plan.session.needs_long_lived_thread() {
-        // Armed with PR_SET_PDEATHSIG: must be cloned from a thread that never retires.
+        // Armed with PR_SET_PDEATHSIG: must be cloned from a thread that never retires
+        // (`spawner.rs`).
         crate::spawner::run(plan).await?
     } else {
         tokio::task::spawn_blocking(move || plan.run())
@@ -24,8 +29,9 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
             })??
     };
     let pid = guard.pid;
-    let c = Container::new(pid, guard.into_pidfd(), b, pipes)
+    let mut c = Container::new(pid, guard.into_pidfd(), b, pipes)
         .map_err(Error::io("registering the container"))?;
+    c.run = crate::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
     tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
     Ok(c)
 }

@@ -70,20 +70,34 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> io::
 /// Only ever touches that one child: never `waitpid(-1)`, which would steal the exit
 /// statuses of tokio's or the user's own children. man 2 waitid.
 pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Option<ExitStatus>> {
+    Ok(waitid_pidfd_rusage(pidfd, block)?.map(|(status, _)| status))
+}
+
+/// [`waitid_pidfd`] that also returns the resource usage of the reaped child and of the
+/// descendants it waited for: the raw syscall takes a fifth `struct rusage *` argument
+/// that glibc's `waitid` wrapper does not expose. man 2 waitid, man 2 getrusage.
+pub(crate) fn waitid_pidfd_rusage(
+    pidfd: BorrowedFd<'_>,
+    block: bool,
+) -> io::Result<Option<(ExitStatus, libc::rusage)>> {
     loop {
         // SAFETY: siginfo_t is plain old data; zeroed is a valid value (si_pid == 0 is how
         // WNOHANG reports "nothing yet").
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let flags = libc::WEXITED | if block { 0 } else { libc::WNOHANG };
-        // SAFETY: valid pointer to `info`, valid pidfd.
+        // SAFETY: rusage is plain old data.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to `info` and `usage`, valid pidfd.
         let ret = unsafe {
-            libc::waitid(
+            libc::syscall(
+                libc::SYS_waitid,
                 libc::P_PIDFD,
                 pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
+                &mut info as *mut libc::siginfo_t,
                 flags,
+                &mut usage as *mut libc::rusage,
             )
-        };
+        } as libc::c_int;
         if ret == -1 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -96,7 +110,7 @@ pub(crate) fn waitid_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Opt
         if pid == 0 {
             return Ok(None);
         }
-        return Ok(Some(exit_status_from_siginfo(code, status)));
+        return Ok(Some((exit_status_from_siginfo(code, status), usage)));
     }
 }
 
@@ -258,4 +272,47 @@ pub(crate) fn read_retry(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
             return Err(err);
         }
     }
+}
+
+/// `clone(mode_flags | CLONE_PIDFD | ns_flags | SIGCHLD)` running `entry(arg)` on `stack`:
+/// the general form of [`clone_vfork`] for the other clone modes of `join::CloneMode`
+/// (without `CLONE_VFORK` it returns at once, with the child still running on `stack`).
+///
+/// # Safety
+/// As for [`clone_vfork`]; without `CLONE_VFORK` the caller must also keep `stack` and
+/// everything `arg` points to alive and untouched until the child has exec'd or exited.
+pub(crate) unsafe fn clone_with(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    stack: &Stack,
+    mode_flags: libc::c_int,
+    ns_flags: libc::c_int,
+    arg: *mut libc::c_void,
+) -> io::Result<(libc::pid_t, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let flags = mode_flags | libc::CLONE_PIDFD | ns_flags | libc::SIGCHLD;
+    // SAFETY: the caller upholds the contract above. man 2 clone.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            stack.top(),
+            flags,
+            arg,
+            &mut pidfd as *mut libc::c_int,
+            ptr::null_mut::<libc::c_void>(),
+            ptr::null_mut::<libc::c_int>(),
+        )
+    };
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this pidfd.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// `pidfd_open(pid, 0)`. Only race-free for our own unreaped children. man 2 pidfd_open.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: a fresh descriptor (close-on-exec by default) owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -30,6 +30,11 @@ use libc::{c_char, c_int, c_void};
 use crate::error::Stage;
 
 pub(crate) mod session;
+pub(crate) mod ids;
+pub(crate) mod join;
+pub(crate) mod mounts;
+pub(crate) mod time;
+pub(crate) mod resources;
 
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
@@ -54,6 +59,16 @@ pub(crate) struct ChildSpec {
     pub(crate) loopback_up: bool,
     /// Terminal, init and die-with-supervisor settings (`session.rs`).
     pub(crate) session: session::ChildSession,
+    /// Namespaces to join first (`join.rs`).
+    pub(crate) join: join::JoinSpec,
+    /// Supervisor-written maps, groups, gid, uid (`ids.rs`).
+    pub(crate) ids: ids::IdSpec,
+    /// Time namespace (`time.rs`).
+    pub(crate) time: time::TimeSpec,
+    /// Root filesystem and mounts (`mounts.rs`).
+    pub(crate) fs: mounts::FsSpec,
+    /// Cgroup to join, rlimits to set (`child/resources.rs`).
+    pub(crate) resources: resources::ResourceSpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -77,7 +92,7 @@ pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
 pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
     let spec = unsafe { &*(arg as *const ChildSpec) };
-    let Err((stage, err)) = setup_and_exec(spec);
+    let Err((stage, err)) = setup_and_exec(spec, arg);
     report(spec.err_fd, stage, err);
     // SAFETY: _exit is async-signal-safe and runs no atexit handlers or destructors.
     unsafe { libc::_exit(127) }
@@ -94,11 +109,14 @@ fn report(fd: c_int, stage: Stage, err: c_int) {
     unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
 }
 
-fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
+fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
     reset_signal_dispositions();
+    join::enter(&spec.join, entry, arg)?;
+    ids::wait_for_maps(&spec.ids)?;
     if !spec.uid_map.0.is_null() {
         write_user_maps(spec)?;
     }
+    time::enter(&spec.time)?;
     if spec.mount_private {
         // Before anything else is mounted: otherwise mounts propagate back to the host.
         // SAFETY: valid C strings / nulls. man 2 mount.
@@ -130,6 +148,9 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
     if spec.loopback_up {
         loopback_up()?;
     }
+    // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
+    resources::join_cgroup(&spec.resources)?;
+    mounts::apply(&spec.fs)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.
@@ -146,6 +167,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         check(ret, Stage::MountProc)?;
     }
     session::attach_terminal(spec)?;
+    resources::set_rlimits(&spec.resources)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
@@ -158,6 +180,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         // SAFETY: valid C string. man 2 chdir.
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
+    ids::set_ids(&spec.ids)?;
     mark_fds_cloexec()?;
     session::arm_death(spec)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.

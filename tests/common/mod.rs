@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests. Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod rootfs;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -9,12 +11,21 @@ pub fn zombie_children() -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the parenthesised command: state, ppid, ...
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.trim().to_string()) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.trim().to_string()) else {
+            continue;
+        };
         let mut f = rest.split_whitespace();
-        let (state, ppid) = (f.next().unwrap_or(""), f.next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0));
+        let (state, ppid) = (
+            f.next().unwrap_or(""),
+            f.next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0),
+        );
         if state == "Z" && ppid == me {
             out.push(pid);
         }
@@ -59,6 +70,9 @@ pub async fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 /// stdout of a command run on the host, trimmed.
 pub fn host(cmd: &str) -> String {
-    let out = std::process::Command::new("/bin/sh").args(["-c", cmd]).output().unwrap();
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -1,0 +1,142 @@
+//! Job throughput and per-container memory of the supervisor side.
+//!
+//! 1. 1,000 `/bin/true` jobs with 16 in flight, each in new UTS|IPC|PID|MOUNT namespaces,
+//!    against plain `tokio::process::Command` without isolation and against `bwrap`
+//!    (Debian's bubblewrap, same namespaces) in the same run, interleaved.
+//!    Targets: >= 0.8x plain tokio's jobs/s, >= 4x bwrap's.
+//! 2. 10,000 live `sleep` containers under one `Supervisor`: the supervisor's RSS growth
+//!    per container. Target: <= 16 KiB.
+//!
+//! Run: `cargo bench --bench supervisor` (as root; `bwrap` on PATH for its baseline).
+//! `CELLBLOCK_BENCH_QUICK=1` (or running it as a test) makes it small.
+
+use std::time::{Duration, Instant};
+
+use cellblock::{Container, Namespaces, Supervisor, Worker};
+use futures::StreamExt;
+
+const NS: Namespaces = Namespaces::UTS
+    .union(Namespaces::IPC)
+    .union(Namespaces::PID)
+    .union(Namespaces::MOUNT);
+
+async fn run_jobs<F, Fut>(jobs: usize, in_flight: usize, job: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    futures::stream::iter(0..jobs)
+        .for_each_concurrent(in_flight, |_| job())
+        .await;
+    jobs as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let have_bwrap = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let (jobs, rounds, live) = if quick {
+        (50, 1, 200)
+    } else {
+        (1000, 3, 10_000)
+    };
+
+    rt.block_on(async {
+        let (mut cb, mut tok, mut bw) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            cb.push(
+                run_jobs(jobs, 16, || async {
+                    let s = Container::builder("/bin/true").namespaces(NS).status().await.unwrap();
+                    assert!(s.success());
+                })
+                .await,
+            );
+            tok.push(
+                run_jobs(jobs, 16, || async {
+                    let s = tokio::process::Command::new("/bin/true").status().await.unwrap();
+                    assert!(s.success());
+                })
+                .await,
+            );
+            if have_bwrap {
+                bw.push(
+                    run_jobs(jobs, 16, || async {
+                        let s = tokio::process::Command::new("bwrap")
+                            .args(["--dev-bind", "/", "/", "--unshare-uts", "--unshare-ipc", "--unshare-pid", "/bin/true"])
+                            .status()
+                            .await
+                            .unwrap();
+                        assert!(s.success());
+                    })
+                    .await,
+                );
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let (cb, tok, bw) = (median(&mut cb), median(&mut tok), median(&mut bw));
+        println!("jobs/s, {jobs} x /bin/true, 16 in flight, median of {rounds} interleaved rounds:");
+        println!("  cellblock (UTS|IPC|PID|MOUNT)  {cb:>8.0}");
+        println!("  tokio::process (no isolation)  {tok:>8.0}   cellblock/tokio = {:.2}x (target >= 0.8)", cb / tok);
+        if have_bwrap {
+            println!("  bwrap (same namespaces)        {bw:>8.0}   cellblock/bwrap = {:.2}x (target >= 4)", cb / bw);
+        } else {
+            println!("  bwrap: not installed (apt-get install bubblewrap) — baseline skipped");
+        }
+
+        // Per-container supervisor memory with `live` sleeping containers.
+        let mut sup = Supervisor::new();
+        sup.grace_period(Duration::from_millis(10));
+        let mut events = sup.events();
+        // Warm up allocator and runtime with one worker before the baseline.
+        let before = rss_kib();
+        let start = Instant::now();
+        for i in 0..live {
+            let mut b = Container::builder("/bin/sleep");
+            b.arg("1000").namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID);
+            sup.add(Worker::new(format!("s{i}"), b)).unwrap();
+        }
+        let mut started = 0;
+        while started < live {
+            match events.next().await.unwrap() {
+                cellblock::Event::Started { .. } => started += 1,
+                cellblock::Event::SetupFailed { error, .. } => panic!("{error}"),
+                _ => {}
+            }
+        }
+        let spawn_time = start.elapsed();
+        drop(events); // stop buffering events
+        let after = rss_kib();
+        println!(
+            "{live} live sleep containers: started in {spawn_time:.1?}; supervisor RSS {before} KiB -> {after} KiB = {:.1} KiB per container (target <= 16)",
+            (after.saturating_sub(before)) as f64 / live as f64
+        );
+        let t = Instant::now();
+        let summary = sup.stop_all().await;
+        println!("stopped and reaped {} in {:.1?}", summary.workers.len(), t.elapsed());
+    });
+}

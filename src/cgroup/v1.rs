@@ -1,0 +1,280 @@
+//! cgroup v1 backend: one directory per hierarchy the container joins.
+//!
+//! Joined always when mounted: `memory` (peak usage, OOM kills), `cpuacct` (user and
+//! system CPU time), `pids` (peak process count, refused forks) and `freezer` (to kill a
+//! whole tree without racing forks). Joined when a limit needs them: `cpu` (quota,
+//! shares) and `cpuset`. Co-mounted controllers (`cpu,cpuacct`) share one directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
+    read_u64, release_parent, v1_hierarchy, write, write_setting, Stats,
+};
+use crate::error::{Error, Result};
+use crate::limits::{Limits, CPU_PERIOD_US};
+
+/// One hierarchy's directory of this container.
+#[derive(Debug, Clone)]
+struct Dir {
+    /// The controllers of ours it serves.
+    controllers: Vec<&'static str>,
+    mount: PathBuf,
+    path: PathBuf,
+}
+
+/// A container's cgroup on v1.
+#[derive(Debug, Clone)]
+pub(crate) struct V1Cgroup {
+    dirs: Vec<Dir>,
+}
+
+impl V1Cgroup {
+    /// Creates one directory per hierarchy and writes the limits. On error, removes what
+    /// it made.
+    pub(crate) fn create(limits: &Limits, name: &str) -> Result<V1Cgroup> {
+        let mut cg = V1Cgroup { dirs: Vec::new() };
+        match cg.fill(limits, name) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                cg.discard();
+                Err(e)
+            }
+        }
+    }
+
+    fn fill(&mut self, limits: &Limits, name: &str) -> Result<()> {
+        // (controller, needed by a limit, joined even without a limit)
+        let wanted = [
+            (
+                "memory",
+                limits.memory.is_some() || limits.memory_swap.is_some(),
+                true,
+            ),
+            ("cpuacct", false, true),
+            ("pids", limits.pids.is_some(), true),
+            ("freezer", false, true),
+            ("cpu", limits.cpu.is_some() || limits.cpu_weight.is_some(), false),
+            ("cpuset", limits.cpuset.is_some(), false),
+        ];
+        for (ctrl, needed, always) in wanted {
+            if !needed && !always {
+                continue;
+            }
+            let found = v1_hierarchy(ctrl).map_err(|e| {
+                Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}"))
+            })?;
+            let Some((mount, own)) = found else {
+                if needed {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "the cgroup v1 {ctrl} controller is not mounted on this host"
+                    )));
+                }
+                continue;
+            };
+            if let Some(d) = self.dirs.iter_mut().find(|d| d.mount == mount) {
+                d.controllers.push(ctrl);
+                continue;
+            }
+            let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
+            let parent = base.join("cellblock");
+            let is_cpuset = fs::metadata(mount.join("cpuset.cpus")).is_ok();
+            let init = move |dir: &Path| {
+                if is_cpuset {
+                    inherit_cpuset(dir)
+                } else {
+                    Ok(())
+                }
+            };
+            acquire_parent(&parent, &init)?;
+            let leaf = match create_leaf(&parent, name, &init) {
+                Ok(l) => l,
+                Err(e) => {
+                    release_parent(&parent);
+                    return Err(e);
+                }
+            };
+            self.dirs.push(Dir {
+                controllers: vec![ctrl],
+                mount,
+                path: leaf,
+            });
+            if is_cpuset {
+                // A new v1 cpuset starts with no CPUs and no memory nodes, and a task
+                // cannot join it until both are set.
+                let leaf = &self.dirs[self.dirs.len() - 1].path;
+                inherit_cpuset(leaf)?;
+            }
+        }
+        self.write_limits(limits)
+    }
+
+    fn write_limits(&self, l: &Limits) -> Result<()> {
+        if let Some(dir) = self.dir_of("memory") {
+            if let Some(mem) = l.memory {
+                write_setting(dir, "memory.limit_in_bytes", &mem.to_string())?;
+            }
+            if let (Some(mem), Some(swap)) = (l.memory, l.memory_swap) {
+                // v1 limits memory+swap together; ours is swap on top of memory (v2's
+                // meaning), so the sum goes here.
+                write_setting(
+                    dir,
+                    "memory.memsw.limit_in_bytes",
+                    &mem.saturating_add(swap).to_string(),
+                )
+                .map_err(|e| match e {
+                    Error::CgroupUnavailable(_) => Error::CgroupUnavailable(
+                        "memory_swap_limit needs swap accounting (memory.memsw.* files; boot \
+                         with swapaccount=1)"
+                            .into(),
+                    ),
+                    e => e,
+                })?;
+            }
+        }
+        if let (Some(dir), Some(n)) = (self.dir_of("pids"), l.pids) {
+            write_setting(dir, "pids.max", &n.to_string())?;
+        }
+        if let Some(dir) = self.dir_of("cpu") {
+            if let Some(quota) = l.cpu_quota_us() {
+                write_setting(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                write_setting(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+            }
+            if let Some(w) = l.cpu_weight {
+                write_setting(dir, "cpu.shares", &weight_to_shares(w).to_string())?;
+            }
+        }
+        if let (Some(dir), Some(cpus)) = (self.dir_of("cpuset"), &l.cpuset) {
+            write_setting(dir, "cpuset.cpus", cpus)?;
+        }
+        Ok(())
+    }
+
+    fn dir_of(&self, ctrl: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.contains(&ctrl))
+            .map(|d| d.path.as_path())
+    }
+
+    /// The directory whose `cgroup.procs` lists the container's processes (every
+    /// directory does; the freezer's is the one we can also freeze).
+    fn procs_dir(&self) -> Option<&Path> {
+        self.dir_of("freezer")
+            .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
+    }
+
+    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// Removes what `create` made so far (nothing can be inside yet).
+    fn discard(&mut self) {
+        for d in self.dirs.drain(..) {
+            let _ = fs::remove_dir(&d.path);
+            if let Some(p) = d.path.parent() {
+                release_parent(p);
+            }
+        }
+    }
+
+    fn freeze(&self, dir: &Path, frozen: bool) {
+        let state = if frozen { "FROZEN" } else { "THAWED" };
+        if write(&dir.join("freezer.state"), state).is_err() {
+            return;
+        }
+        if frozen {
+            // FREEZING until every task has stopped. A task that cannot be frozen (stuck
+            // in uninterruptible sleep) keeps it there; we go on and signal anyway.
+            poll_until(Duration::from_millis(200), || {
+                fs::read_to_string(dir.join("freezer.state"))
+                    .map(|s| s.trim() == "FROZEN")
+                    .unwrap_or(true)
+            });
+        }
+    }
+
+    /// Freeze, SIGKILL each task, thaw, until the cgroup is empty. Frozen tasks cannot
+    /// fork, so a fork bomb cannot outrun the loop; SIGKILL is delivered on thaw.
+    pub(crate) fn kill_all(&self) -> std::io::Result<()> {
+        let Some(dir) = self.procs_dir() else {
+            return Ok(());
+        };
+        let procs = dir.join("cgroup.procs");
+        let freezer = self.dir_of("freezer");
+        for _ in 0..50 {
+            if let Some(f) = freezer {
+                self.freeze(f, true);
+            }
+            let pids = read_pids(&procs)?;
+            kill_pids(&pids, libc::SIGKILL);
+            if let Some(f) = freezer {
+                self.freeze(f, false);
+            }
+            if pids.is_empty()
+                || poll_until(Duration::from_millis(100), || {
+                    read_pids(&procs).map(|p| p.is_empty()).unwrap_or(true)
+                })
+            {
+                return Ok(());
+            }
+        }
+        Err(std::io::Error::other("processes keep appearing in the cgroup"))
+    }
+
+    pub(crate) fn signal_all(&self, sig: libc::c_int) -> std::io::Result<()> {
+        let Some(dir) = self.procs_dir() else {
+            return Ok(());
+        };
+        let freezer = self.dir_of("freezer");
+        if let Some(f) = freezer {
+            self.freeze(f, true);
+        }
+        let res = read_pids(&dir.join("cgroup.procs")).map(|pids| kill_pids(&pids, sig));
+        if let Some(f) = freezer {
+            self.freeze(f, false);
+        }
+        res
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        if let Some(d) = self.dir_of("cpuacct") {
+            s.user = read_u64(&d.join("cpuacct.usage_user")).map(Duration::from_nanos);
+            s.system = read_u64(&d.join("cpuacct.usage_sys")).map(Duration::from_nanos);
+        }
+        if let Some(d) = self.dir_of("memory") {
+            s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
+            s.oom_kills = read_keyed(&d.join("memory.oom_control"), "oom_kill");
+        }
+        if let Some(d) = self.dir_of("pids") {
+            s.pids_peak = read_u64(&d.join("pids.peak"));
+            s.pids_refused = read_keyed(&d.join("pids.events"), "max");
+        }
+        s
+    }
+}
+
+/// Copies `cpuset.cpus` and `cpuset.mems` from the parent directory if `dir`'s are empty.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if mine.trim().is_empty() {
+            let theirs = fs::read_to_string(parent.join(file))
+                .map_err(|e| cg_err("read", &parent.join(file), e))?;
+            write_setting(dir, file, theirs.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// v2's `cpu.weight` (1..=10000, default 100) to v1's `cpu.shares` (2..=262144, default
+/// 1024), proportionally, so that the default maps to the default.
+pub(crate) fn weight_to_shares(weight: u64) -> u64 {
+    (weight * 1024 / 100).clamp(2, 262_144)
+}

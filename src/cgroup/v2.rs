@@ -1,0 +1,192 @@
+//! cgroup v2 backend: one directory in the unified hierarchy.
+//!
+//! The controllers a limit needs (`memory`, `pids`, `cpu`, `cpuset`) are enabled in
+//! `cgroup.subtree_control` of the base directory and of `cellblock`; `memory` and `pids`
+//! are also enabled without a limit when available, for the report. Without them, what v2
+//! gives every cgroup still works: `cgroup.procs`, `cgroup.kill`, `cgroup.freeze`,
+//! `cgroup.events` and `cpu.stat` (CPU time), which is what a hybrid host such as the
+//! test machine offers.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{
+    acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
+    read_u64, release_parent, v2_hierarchy, write, write_setting, Stats,
+};
+use crate::error::{Error, Result};
+use crate::limits::{Limits, CPU_PERIOD_US};
+
+/// A container's cgroup on v2.
+#[derive(Debug, Clone)]
+pub(crate) struct V2Cgroup {
+    dir: PathBuf,
+}
+
+impl V2Cgroup {
+    /// Creates the directory, enabling the controllers it needs, and writes the limits.
+    /// On error, removes what it made.
+    pub(crate) fn create(limits: &Limits, name: &str) -> Result<V2Cgroup> {
+        let (mount, own) = v2_hierarchy()
+            .map_err(|e| Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}")))?
+            .ok_or_else(|| {
+                Error::CgroupUnavailable("no cgroup2 hierarchy is mounted on this host".into())
+            })?;
+        let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
+        let available = fs::read_to_string(base.join("cgroup.controllers"))
+            .map_err(|e| cg_err("read", &base.join("cgroup.controllers"), e))?;
+        let available: Vec<&str> = available.split_whitespace().collect();
+        let needed = [
+            ("memory", limits.memory.is_some() || limits.memory_swap.is_some()),
+            ("pids", limits.pids.is_some()),
+            ("cpu", limits.cpu.is_some() || limits.cpu_weight.is_some()),
+            ("cpuset", limits.cpuset.is_some()),
+        ];
+        let mut enable = Vec::new();
+        for (ctrl, needed) in needed {
+            let here = available.contains(&ctrl);
+            if needed && !here {
+                return Err(Error::CgroupUnavailable(format!(
+                    "the cgroup v2 {ctrl} controller is not available in {} (cgroup.controllers: {:?}); \
+                     on a hybrid host use the v1 hierarchy (CgroupVersion::Auto or V1)",
+                    base.display(),
+                    available.join(" ")
+                )));
+            }
+            // memory and pids are worth having for the report even without a limit.
+            if here && (needed || ctrl == "memory" || ctrl == "pids") {
+                enable.push(ctrl);
+            }
+        }
+        let parent = base.join("cellblock");
+        let no_init = |_: &Path| Ok(());
+        acquire_parent(&parent, &no_init)?;
+        let made = enable_controllers(&base, &parent, &enable)
+            .and_then(|()| create_leaf(&parent, name, &no_init));
+        let cg = match made {
+            Ok(dir) => V2Cgroup { dir },
+            Err(e) => {
+                release_parent(&parent);
+                return Err(e);
+            }
+        };
+        // From here `cg` owns the directory: on error, remove it before returning.
+        match cg.write_limits(limits) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                let _ = fs::remove_dir(&cg.dir);
+                release_parent(&parent);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_limits(&self, l: &Limits) -> Result<()> {
+        let d = &self.dir;
+        if let Some(mem) = l.memory {
+            write_setting(d, "memory.max", &mem.to_string())?;
+        }
+        if let Some(swap) = l.memory_swap {
+            write_setting(d, "memory.swap.max", &swap.to_string())?;
+        }
+        if let Some(n) = l.pids {
+            write_setting(d, "pids.max", &n.to_string())?;
+        }
+        if let Some(quota) = l.cpu_quota_us() {
+            write_setting(d, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+        }
+        if let Some(w) = l.cpu_weight {
+            write_setting(d, "cpu.weight", &w.to_string())?;
+        }
+        if let Some(cpus) = &l.cpuset {
+            write_setting(d, "cpuset.cpus", cpus)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether any process is in the cgroup (`populated` of `cgroup.events`).
+    pub(crate) fn populated(&self) -> bool {
+        read_keyed(&self.dir.join("cgroup.events"), "populated").map_or(false, |v| v != 0)
+    }
+
+    /// `cgroup.kill` (Linux 5.14+): the kernel SIGKILLs every process in the cgroup and
+    /// any it forks meanwhile. Older kernels: freeze, kill each, thaw.
+    pub(crate) fn kill_all(&self) -> io::Result<()> {
+        match write(&self.dir.join("cgroup.kill"), "1") {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && self.dir.exists() => {
+                for _ in 0..50 {
+                    self.freeze(true);
+                    let pids = read_pids(&self.dir.join("cgroup.procs"))?;
+                    kill_pids(&pids, libc::SIGKILL);
+                    self.freeze(false);
+                    if pids.is_empty() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        poll_until(Duration::from_secs(1), || !self.populated());
+        Ok(())
+    }
+
+    pub(crate) fn signal_all(&self, sig: libc::c_int) -> io::Result<()> {
+        self.freeze(true);
+        let res = read_pids(&self.dir.join("cgroup.procs")).map(|pids| kill_pids(&pids, sig));
+        self.freeze(false);
+        res
+    }
+
+    fn freeze(&self, frozen: bool) {
+        if write(&self.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }).is_err() {
+            return;
+        }
+        if frozen {
+            poll_until(Duration::from_millis(200), || {
+                read_keyed(&self.dir.join("cgroup.events"), "frozen").map_or(true, |v| v == 1)
+            });
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let d = &self.dir;
+        let usec = |key| read_keyed(&d.join("cpu.stat"), key).map(Duration::from_micros);
+        Stats {
+            user: usec("user_usec"),
+            system: usec("system_usec"),
+            memory_peak: read_u64(&d.join("memory.peak")),
+            oom_kills: read_keyed(&d.join("memory.events"), "oom_kill"),
+            pids_peak: read_u64(&d.join("pids.peak")),
+            pids_refused: read_keyed(&d.join("pids.events"), "max"),
+        }
+    }
+}
+
+/// Enables `ctrls` in `base`'s and `parent`'s `cgroup.subtree_control` where missing.
+fn enable_controllers(base: &Path, parent: &Path, ctrls: &[&str]) -> Result<()> {
+    for dir in [base, parent] {
+        let file = dir.join("cgroup.subtree_control");
+        let current = fs::read_to_string(&file).map_err(|e| cg_err("read", &file, e))?;
+        let current: Vec<&str> = current.split_whitespace().collect();
+        for c in ctrls.iter().filter(|c| !current.contains(c)) {
+            write(&file, &format!("+{c}")).map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) => Error::CgroupUnavailable(format!(
+                    "cannot enable the {c} controller below {}: it holds processes (cgroup v2 \
+                     allows controllers only for cgroups without member processes). Move the \
+                     supervisor into a leaf cgroup of its own and give the parent with \
+                     cgroup_parent(), or delegate an empty subtree to it",
+                    dir.display()
+                )),
+                _ => cg_err("enable controllers in", &file, e),
+            })?;
+        }
+    }
+    Ok(())
+}

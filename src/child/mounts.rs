@@ -1,0 +1,205 @@
+//! THE CHILD, mounts: the root filesystem, the mount list and `pivot_root`.
+//!
+//! Same rules as `mod.rs` (no allocation, raw syscalls only). `mounts.rs` in the parent
+//! compiled the user's mount list into a flat array of [`MountStep`]s whose paths are all
+//! absolute *before* the root changes (`<rootfs>/<dst>`), so the child only walks the
+//! array; then it changes root.
+
+use std::ptr;
+
+use libc::{c_char, c_ulong};
+
+use super::{check, errno, Step};
+use crate::error::Stage;
+
+/// What one [`MountStep`] does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `mount(a, b, fstype, flags, data)`.
+    Mount,
+    /// `mount_setattr(b, MOUNT_ATTR_RDONLY)`, recursive when `flags != 0`.
+    ReadOnly,
+    /// `mkdir(b, 0755)`; an existing directory is fine.
+    Mkdir,
+    /// Creates an empty file at `b` (a mount point for a file bind).
+    Touch,
+    /// `symlink(a, b)`.
+    Symlink,
+}
+
+/// One primitive step, prepared by the parent. Unused pointers are null.
+pub(crate) struct MountStep {
+    pub(crate) op: Op,
+    pub(crate) a: *const c_char,
+    pub(crate) b: *const c_char,
+    pub(crate) fstype: *const c_char,
+    pub(crate) flags: c_ulong,
+    pub(crate) data: *const c_char,
+    /// For a kernel filesystem that may be refused (sysfs in a user namespace without its
+    /// own network namespace): on EPERM, recursively bind this host path read-only instead.
+    pub(crate) fallback_bind: *const c_char,
+    /// Reported if this step fails.
+    pub(crate) stage: Stage,
+}
+
+/// The prepared file system plan. `root` null and `n_steps` 0 means "nothing to do".
+pub(crate) struct FsSpec {
+    /// The new root (absolute host path), or null to keep the current root.
+    pub(crate) root: *const c_char,
+    /// `chroot` instead of `pivot_root`.
+    pub(crate) chroot: bool,
+    pub(crate) steps: *const MountStep,
+    pub(crate) n_steps: usize,
+    /// Make the new root's own mount read-only (not the mounts on top of it).
+    pub(crate) readonly_root: bool,
+}
+
+impl FsSpec {
+    pub(crate) const NONE: FsSpec = FsSpec {
+        root: ptr::null(),
+        chroot: false,
+        steps: ptr::null(),
+        n_steps: 0,
+        readonly_root: false,
+    };
+}
+
+/// Applies the mount list and changes root. Runs after `/` was made rprivate.
+pub(crate) fn apply(spec: &FsSpec) -> Step {
+    if spec.root.is_null() && spec.n_steps == 0 {
+        return Ok(());
+    }
+    if !spec.root.is_null() {
+        // pivot_root needs the new root to be a mount point; a recursive bind onto itself
+        // makes it one (and a separate mount we may make read-only without touching the
+        // host's).
+        // SAFETY: valid C strings from the plan. man 2 mount.
+        let ret = unsafe {
+            libc::mount(
+                spec.root,
+                spec.root,
+                ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                ptr::null(),
+            )
+        };
+        check(ret, Stage::BindRoot)?;
+    }
+    // SAFETY: the plan owns `n_steps` initialised steps at `steps`.
+    let steps: &[MountStep] = if spec.n_steps == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(spec.steps, spec.n_steps) }
+    };
+    for step in steps {
+        run_step(step)?;
+    }
+    if spec.root.is_null() {
+        return Ok(());
+    }
+    if spec.readonly_root {
+        set_readonly(spec.root, false).map_err(|e| (Stage::MakeReadOnly, e))?;
+    }
+    // SAFETY: valid C string. man 2 chdir.
+    check(unsafe { libc::chdir(spec.root) }, Stage::PivotRoot)?;
+    if spec.chroot {
+        // The weaker fallback: the old root stays in the mount table and a process with
+        // CAP_SYS_CHROOT can climb out. SAFETY: man 2 chroot.
+        check(unsafe { libc::chroot(c".".as_ptr()) }, Stage::Chroot)?;
+    } else {
+        // pivot_root(".", "."): the old root ends up mounted on top of the new one, at the
+        // same place, so no put_old directory is needed inside the rootfs; detaching "."
+        // then removes the old root (it was made rprivate, so nothing propagates to the
+        // host). SAFETY: raw syscall with valid C strings. man 2 pivot_root.
+        let ret = unsafe {
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
+        };
+        check(ret as i32, Stage::PivotRoot)?;
+        // SAFETY: man 2 umount2.
+        check(
+            unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) },
+            Stage::UnmountOldRoot,
+        )?;
+    }
+    // SAFETY: man 2 chdir. The later cwd step (if any) chdirs again, relative to the root.
+    check(unsafe { libc::chdir(c"/".as_ptr()) }, Stage::PivotRoot)
+}
+
+fn run_step(s: &MountStep) -> Step {
+    // SAFETY (whole function): every pointer is a C string or null as the plan prepared
+    // it; each call is a plain syscall. man 2 mount, mkdir, open, symlink.
+    match s.op {
+        Op::Mount => {
+            let ret = unsafe { libc::mount(s.a, s.b, s.fstype, s.flags, s.data.cast()) };
+            if ret == 0 {
+                return Ok(());
+            }
+            let err = errno();
+            if err == libc::EPERM && !s.fallback_bind.is_null() {
+                let ret = unsafe {
+                    libc::mount(
+                        s.fallback_bind,
+                        s.b,
+                        ptr::null(),
+                        libc::MS_BIND | libc::MS_REC,
+                        ptr::null(),
+                    )
+                };
+                check(ret, s.stage)?;
+                return set_readonly(s.b, true).map_err(|e| (s.stage, e));
+            }
+            Err((s.stage, err))
+        }
+        Op::ReadOnly => set_readonly(s.b, s.flags != 0).map_err(|e| (s.stage, e)),
+        Op::Mkdir => {
+            let ret = unsafe { libc::mkdir(s.b, 0o755) };
+            if ret == -1 && errno() != libc::EEXIST {
+                return Err((s.stage, errno()));
+            }
+            Ok(())
+        }
+        Op::Touch => {
+            let fd = unsafe {
+                libc::open(
+                    s.b,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    0o644,
+                )
+            };
+            check(fd, s.stage)?;
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+        Op::Symlink => check(unsafe { libc::symlink(s.a, s.b) }, s.stage),
+    }
+}
+
+/// `mount_setattr(path, MOUNT_ATTR_RDONLY)` (Linux 5.12). Unlike a remount with
+/// `MS_RDONLY` it changes only the read-only bit, so the flags the kernel locks on mounts
+/// inherited into a user namespace (nosuid, nodev, ...) never need to be repeated, and
+/// `AT_RECURSIVE` covers every submount of a recursive bind.
+fn set_readonly(path: *const c_char, recursive: bool) -> Result<(), i32> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 } as libc::c_uint;
+    // SAFETY: valid C string and a mount_attr on our stack. man 2 mount_setattr.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path,
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if ret == -1 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,432 @@
+//! Resource limits: the builder methods, their validation, and what the parent prepares
+//! for the child (the cgroup, its `cgroup.procs` descriptors, the rlimit table).
+//!
+//! The cgroup mechanics are in `cgroup/`, the child's steps in `child/resources.rs`, the
+//! timeout watchdog and the per-run report in `report.rs`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cgroup::{Cgroup, CgroupVersion};
+use crate::child::resources::{RawRlimit, ResourceSpec};
+use crate::error::{Error, Result};
+use crate::{ContainerBuilder, Namespaces};
+
+/// The CFS period used for [`ContainerBuilder::cpu_limit`], in microseconds (100 ms, the
+/// kernel's default).
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
+
+/// The default pause between SIGTERM and SIGKILL when a [`timeout`](ContainerBuilder::timeout)
+/// expires.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// A resource for [`ContainerBuilder::rlimit`] (`RLIMIT_*`, see `man 2 setrlimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Resource {
+    /// `RLIMIT_AS`: address space size, bytes.
+    As,
+    /// `RLIMIT_CORE`: core file size, bytes.
+    Core,
+    /// `RLIMIT_CPU`: CPU time, seconds (SIGXCPU at the soft limit, SIGKILL at the hard).
+    Cpu,
+    /// `RLIMIT_DATA`: data segment size, bytes.
+    Data,
+    /// `RLIMIT_FSIZE`: largest file the process may create, bytes (SIGXFSZ beyond).
+    Fsize,
+    /// `RLIMIT_LOCKS`: file locks.
+    Locks,
+    /// `RLIMIT_MEMLOCK`: locked memory, bytes.
+    Memlock,
+    /// `RLIMIT_MSGQUEUE`: POSIX message queue bytes.
+    Msgqueue,
+    /// `RLIMIT_NICE`: ceiling for the nice value (20 - limit).
+    Nice,
+    /// `RLIMIT_NOFILE`: one more than the highest file descriptor number.
+    Nofile,
+    /// `RLIMIT_NPROC`: processes of the real user id (not enforced for root; use
+    /// [`pids_limit`](ContainerBuilder::pids_limit) to bound a container).
+    Nproc,
+    /// `RLIMIT_RSS`: ignored by Linux since 2.6, kept for completeness.
+    Rss,
+    /// `RLIMIT_RTPRIO`: ceiling for the real-time priority.
+    Rtprio,
+    /// `RLIMIT_RTTIME`: CPU time without a blocking syscall under real-time scheduling, µs.
+    Rttime,
+    /// `RLIMIT_SIGPENDING`: queued signals.
+    Sigpending,
+    /// `RLIMIT_STACK`: main thread stack size, bytes.
+    Stack,
+}
+
+impl Resource {
+    fn raw(self) -> libc::c_int {
+        (match self {
+            Resource::As => libc::RLIMIT_AS,
+            Resource::Core => libc::RLIMIT_CORE,
+            Resource::Cpu => libc::RLIMIT_CPU,
+            Resource::Data => libc::RLIMIT_DATA,
+            Resource::Fsize => libc::RLIMIT_FSIZE,
+            Resource::Locks => libc::RLIMIT_LOCKS,
+            Resource::Memlock => libc::RLIMIT_MEMLOCK,
+            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+            Resource::Nice => libc::RLIMIT_NICE,
+            Resource::Nofile => libc::RLIMIT_NOFILE,
+            Resource::Nproc => libc::RLIMIT_NPROC,
+            Resource::Rss => libc::RLIMIT_RSS,
+            Resource::Rtprio => libc::RLIMIT_RTPRIO,
+            Resource::Rttime => libc::RLIMIT_RTTIME,
+            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
+            Resource::Stack => libc::RLIMIT_STACK,
+        }) as libc::c_int
+    }
+}
+
+/// `RLIM_INFINITY`, for [`ContainerBuilder::rlimit`]: no limit.
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// The limits part of a [`ContainerBuilder`]: plain data, validated at spawn.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    pub(crate) memory: Option<u64>,
+    pub(crate) memory_swap: Option<u64>,
+    pub(crate) pids: Option<u64>,
+    pub(crate) cpu: Option<f64>,
+    pub(crate) cpu_weight: Option<u64>,
+    pub(crate) cpuset: Option<String>,
+    pub(crate) rlimits: Vec<(Resource, u64, u64)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) kill_grace: Option<Duration>,
+    pub(crate) output_limit: Option<usize>,
+    pub(crate) accounting: bool,
+    pub(crate) cgroup_version: CgroupVersion,
+    pub(crate) cgroup_parent: Option<PathBuf>,
+}
+
+impl Limits {
+    /// Whether the container gets a cgroup.
+    pub(crate) fn wants_cgroup(&self) -> bool {
+        self.accounting
+            || self.memory.is_some()
+            || self.memory_swap.is_some()
+            || self.pids.is_some()
+            || self.cpu.is_some()
+            || self.cpu_weight.is_some()
+            || self.cpuset.is_some()
+    }
+
+    /// The CFS quota for [`cpu_limit`](ContainerBuilder::cpu_limit), in µs per period.
+    pub(crate) fn cpu_quota_us(&self) -> Option<u64> {
+        self.cpu
+            .map(|cores| (cores * CPU_PERIOD_US as f64).round() as u64)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
+        if let Some(m) = self.memory {
+            if m < 4096 {
+                return bad("memory_limit", format!("{m} bytes is less than one page"));
+            }
+        }
+        if self.memory_swap.is_some() && self.memory.is_none() {
+            return bad(
+                "memory_swap_limit",
+                "needs memory_limit too (the swap limit is on top of the memory limit)".into(),
+            );
+        }
+        if self.pids == Some(0) {
+            return bad("pids_limit", "0 would not even allow the first process".into());
+        }
+        if let Some(c) = self.cpu {
+            if !c.is_finite() || c <= 0.0 {
+                return bad("cpu_limit", format!("{c} is not a positive number of CPUs"));
+            }
+            if self.cpu_quota_us().unwrap_or(0) < 1000 {
+                return bad(
+                    "cpu_limit",
+                    format!("{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"),
+                );
+            }
+        }
+        if let Some(w) = self.cpu_weight {
+            if !(1..=10_000).contains(&w) {
+                return bad("cpu_weight", format!("{w} is outside 1..=10000"));
+            }
+        }
+        if let Some(s) = &self.cpuset {
+            parse_cpu_list(s).map_err(|reason| Error::InvalidLimit {
+                option: "cpuset",
+                reason,
+            })?;
+        }
+        for &(res, soft, hard) in &self.rlimits {
+            if soft > hard {
+                return bad(
+                    "rlimit",
+                    format!("{res:?}: soft limit {soft} is above hard limit {hard}"),
+                );
+            }
+        }
+        if self.output_limit == Some(0) {
+            return bad("output_limit", "0 bytes; leave stdout/stderr unpiped instead".into());
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return bad("timeout", "zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a CPU list such as `0-3,6`: comma-separated numbers and ascending ranges.
+fn parse_cpu_list(s: &str) -> std::result::Result<Vec<(u32, u32)>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty CPU list".into());
+    }
+    s.split(',')
+        .map(|part| {
+            let num = |t: &str| {
+                t.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{part:?} in {s:?} is not a CPU number or range"))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (num(a)?, num(b)?);
+                    if a > b {
+                        return Err(format!("range {part:?} in {s:?} is descending"));
+                    }
+                    Ok((a, b))
+                }
+                None => num(part).map(|n| (n, n)),
+            }
+        })
+        .collect()
+}
+
+/// The resources part of a prepared plan: the cgroup (shared with the `Container` once it
+/// exists) and the storage the child's [`ResourceSpec`] points into.
+pub(crate) struct PreparedResources {
+    pub(crate) cgroup: Option<Arc<Cgroup>>,
+    /// Keeps the descriptors `procs_raw` names open until the plan is dropped.
+    _procs_fds: Vec<OwnedFd>,
+    procs_raw: Vec<libc::c_int>,
+    rlimits: Vec<RawRlimit>,
+    /// `CLONE_NEWCGROUP` is deferred to the child (after it joined its cgroup), so that
+    /// the container's cgroup namespace is rooted at its own cgroup.
+    defer_cgroupns: bool,
+}
+
+/// Validates the limits and prepares everything the child needs: creates the cgroup,
+/// opens its `cgroup.procs` files, builds the rlimit table. Nothing is left behind on
+/// error (the cgroup's `Drop` removes it).
+pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
+    let l = &b.limits;
+    l.validate()?;
+    let cgroup = if l.wants_cgroup() {
+        Some(Arc::new(Cgroup::create(l)?))
+    } else {
+        None
+    };
+    let procs_fds = match &cgroup {
+        Some(cg) => cg.open_procs()?,
+        None => Vec::new(),
+    };
+    let procs_raw = procs_fds.iter().map(|f| f.as_raw_fd()).collect();
+    let rlimits = l
+        .rlimits
+        .iter()
+        .map(|&(res, soft, hard)| RawRlimit {
+            resource: res.raw(),
+            soft,
+            hard,
+        })
+        .collect();
+    Ok(PreparedResources {
+        defer_cgroupns: cgroup.is_some() && b.namespaces.contains(Namespaces::CGROUP),
+        cgroup,
+        _procs_fds: procs_fds,
+        procs_raw,
+        rlimits,
+    })
+}
+
+impl PreparedResources {
+    /// The child's view: raw pointers into our vectors, which live as long as the plan.
+    pub(crate) fn spec(&self) -> ResourceSpec {
+        ResourceSpec {
+            cgroup_procs: (self.procs_raw.as_ptr(), self.procs_raw.len()),
+            unshare_cgroupns: self.defer_cgroupns,
+            rlimits: (self.rlimits.as_ptr(), self.rlimits.len()),
+        }
+    }
+
+    /// Clone flags to leave out of `clone()` because the child creates them itself.
+    pub(crate) fn deferred_clone_flags(&self) -> libc::c_int {
+        if self.defer_cgroupns {
+            libc::CLONE_NEWCGROUP
+        } else {
+            0
+        }
+    }
+
+}
+
+/// Resource limits, timeouts and accounting (see also `report.rs` for the results).
+impl ContainerBuilder {
+    /// Limits the container's memory (RAM and page cache, all its processes together) to
+    /// `bytes`: cgroup `memory.max` (v2) or `memory.limit_in_bytes` (v1). Beyond it the
+    /// kernel reclaims, then OOM-kills a process of the container; the
+    /// [report](crate::RunReport) then says [`EndReason::OomKilled`](crate::EndReason).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, EndReason};
+    /// let (_, report) = Container::builder("/usr/bin/tail").arg("/dev/zero")
+    ///     .memory_limit(32 << 20)
+    ///     .output_with_report()
+    ///     .await?;
+    /// assert_eq!(report.reason, EndReason::OomKilled);
+    /// # Ok(()) }
+    /// ```
+    pub fn memory_limit(&mut self, bytes: u64) -> &mut Self {
+        self.limits.memory = Some(bytes);
+        self
+    }
+
+    /// Limits swap use on top of [`memory_limit`](Self::memory_limit) (which it needs):
+    /// `memory.swap.max` (v2) or `memory.memsw.limit_in_bytes` = memory + swap (v1).
+    /// `0` forbids swapping. Unset, swap is not limited.
+    pub fn memory_swap_limit(&mut self, bytes: u64) -> &mut Self {
+        self.limits.memory_swap = Some(bytes);
+        self
+    }
+
+    /// Limits the number of processes and threads in the container (`pids.max`); a fork
+    /// beyond it fails with EAGAIN. Contains fork bombs.
+    pub fn pids_limit(&mut self, max: u64) -> &mut Self {
+        self.limits.pids = Some(max);
+        self
+    }
+
+    /// Limits CPU bandwidth to `cpus` CPUs' worth (0.5 = half of one CPU, 2.0 = two), with
+    /// CFS quota over a 100 ms period (`cpu.max`; v1 `cpu.cfs_quota_us`). At least 0.01.
+    pub fn cpu_limit(&mut self, cpus: f64) -> &mut Self {
+        self.limits.cpu = Some(cpus);
+        self
+    }
+
+    /// Relative CPU share under contention, 1..=10000 (default 100): `cpu.weight` (v2);
+    /// v1 `cpu.shares` = weight × 1024 / 100.
+    pub fn cpu_weight(&mut self, weight: u64) -> &mut Self {
+        self.limits.cpu_weight = Some(weight);
+        self
+    }
+
+    /// Restricts the container to these CPUs, e.g. `"0"` or `"0-2,5"` (`cpuset.cpus`).
+    pub fn cpuset(&mut self, cpus: impl Into<String>) -> &mut Self {
+        self.limits.cpuset = Some(cpus.into());
+        self
+    }
+
+    /// Sets a resource limit for the container's first process (inherited by its
+    /// children), with the raw `prlimit64` syscall in the child before execve. Use
+    /// [`RLIM_INFINITY`] for "unlimited". Raising a hard limit needs CAP_SYS_RESOURCE.
+    ///
+    /// ```
+    /// use cellblock::{Container, Resource};
+    /// Container::builder("/bin/true")
+    ///     .rlimit(Resource::Nofile, 64, 64)
+    ///     .rlimit(Resource::Core, 0, 0);
+    /// ```
+    pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Self {
+        self.limits.rlimits.retain(|(r, _, _)| *r != resource);
+        self.limits.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// Ends the container after `limit` of wall time: SIGTERM, then after the
+    /// [grace period](Self::kill_grace) SIGKILL of the whole container, and the report
+    /// says [`EndReason::TimedOut`](crate::EndReason). The clock starts when the
+    /// container has started and runs whether or not anyone awaits it.
+    ///
+    /// "The whole container" is its cgroup when it has one (any limit, or
+    /// [`cgroup_accounting`](Self::cgroup_accounting)): every process in it, however
+    /// deep, is signalled (v2 `cgroup.kill`; v1 freeze, kill, thaw). Without a cgroup but
+    /// with [`Namespaces::PID`], SIGTERM goes to PID 1 (which ignores it unless it has a
+    /// handler) and SIGKILL of PID 1 makes the kernel kill the rest of the namespace.
+    /// With neither, only the first process is signalled: its descendants survive.
+    pub fn timeout(&mut self, limit: Duration) -> &mut Self {
+        self.limits.timeout = Some(limit);
+        self
+    }
+
+    /// The pause between SIGTERM and SIGKILL when the [`timeout`](Self::timeout) expires
+    /// (default [`DEFAULT_KILL_GRACE`]). Zero sends SIGKILL straight away.
+    pub fn kill_grace(&mut self, grace: Duration) -> &mut Self {
+        self.limits.kill_grace = Some(grace);
+        self
+    }
+
+    /// Caps what [`output`](Self::output) (and `output_with_report`) collects from stdout
+    /// and stderr together: past `bytes` the container is killed and the report says
+    /// [`EndReason::OutputLimit`](crate::EndReason). The output is cut at the limit.
+    pub fn output_limit(&mut self, bytes: usize) -> &mut Self {
+        self.limits.output_limit = Some(bytes);
+        self
+    }
+
+    /// Gives the container a cgroup even without limits, for accounting (peak memory,
+    /// CPU time of all its processes) and whole-container kills. Implied by any cgroup
+    /// limit.
+    pub fn cgroup_accounting(&mut self, on: bool) -> &mut Self {
+        self.limits.accounting = on;
+        self
+    }
+
+    /// Which cgroup hierarchy to use (default [`CgroupVersion::Auto`]).
+    pub fn cgroup_version(&mut self, version: CgroupVersion) -> &mut Self {
+        self.limits.cgroup_version = version;
+        self
+    }
+
+    /// A delegated cgroup to create containers' cgroups in (under `cellblock/` in it),
+    /// instead of the supervisor's own cgroup. For a rootless supervisor this is how it
+    /// gets cgroups at all: systemd's `Delegate=yes`, or a directory chowned to it. A path
+    /// under the hierarchy's mount point is used as is; any other is taken relative to the
+    /// mount point of each hierarchy (`/ci` → `/sys/fs/cgroup/memory/ci`, …).
+    pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.limits.cgroup_parent = Some(dir.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,6").unwrap(), [(0, 3), (6, 6)]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        assert!(parse_cpu_list("").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_option() {
+        let mut l = Limits {
+            cpu: Some(0.001),
+            ..Default::default()
+        };
+        let e = l.validate().unwrap_err().to_string();
+        assert!(e.contains("cpu_limit"), "{e}");
+        l.cpu = Some(0.2);
+        assert_eq!(l.cpu_quota_us(), Some(20_000));
+        l.rlimits.push((Resource::Nofile, 10, 5));
+        let e = l.validate().unwrap_err().to_string();
+        assert!(e.contains("soft limit 10"), "{e}");
+    }
+}

@@ -1,0 +1,867 @@
+//! Root filesystems and mounts: the configuration, and its compilation (in the parent)
+//! into the flat list of primitive steps the child runs (`child/mounts.rs`).
+//!
+//! Every path the child uses is built here, absolute and *before* the root change
+//! (`<rootfs>/<dst>`). Every source and mount point is checked here too, so a missing
+//! rootfs, bind source or mount point is a typed error before anything is cloned. The
+//! child creates mount points only inside file systems it mounted itself (a tmpfs, the
+//! `/dev` tmpfs): the host's directories are never modified.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::ptr;
+
+use crate::builder::ContainerBuilder;
+use crate::child::mounts::{FsSpec, MountStep, Op};
+use crate::error::{Error, Result, Stage};
+use crate::Namespaces;
+
+/// The file system configuration of a container (part of [`ContainerBuilder`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FsConfig {
+    root: Option<PathBuf>,
+    chroot: bool,
+    ops: Vec<MountOp>,
+    readonly_root: bool,
+}
+
+#[derive(Debug, Clone)]
+enum MountOp {
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+    },
+    Tmpfs {
+        dst: PathBuf,
+        size: Option<u64>,
+        mode: u32,
+    },
+    Proc {
+        dst: PathBuf,
+    },
+    Dev,
+    Mqueue,
+    Sysfs,
+}
+
+impl MountOp {
+    fn dst(&self) -> &Path {
+        match self {
+            MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } => {
+                dst
+            }
+            MountOp::Dev => Path::new("/dev"),
+            MountOp::Mqueue => Path::new("/dev/mqueue"),
+            MountOp::Sysfs => Path::new("/sys"),
+        }
+    }
+}
+
+/// Root filesystem and mount settings. Every one needs [`Namespaces::MOUNT`]. Mounts are
+/// applied in the order given, after `/` was made recursively private (so nothing
+/// propagates to the host) and before the root changes; destinations are paths *inside*
+/// the container.
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::{Container, Namespaces};
+/// // /srv/root holds empty directories usr, etc, proc, dev, tmp and the symlinks
+/// // bin -> usr/bin, lib -> usr/lib, lib64 -> usr/lib64.
+/// let status = Container::builder("/bin/sh")
+///     .args(["-c", "ls /; touch /usr/x || echo read-only"])
+///     .namespaces(Namespaces::MOUNT | Namespaces::PID)
+///     .rootfs("/srv/root")
+///     .bind_ro("/usr", "/usr")
+///     .bind_ro("/etc", "/etc")
+///     .tmpfs("/tmp")
+///     .mount_dev()
+///     .readonly_root(true)
+///     .status()
+///     .await?;
+/// # Ok(()) }
+/// ```
+impl ContainerBuilder {
+    /// Runs the container with `dir` as its root filesystem: `dir` is bind-mounted onto
+    /// itself, the mounts are applied under it, then `pivot_root` makes it `/` and the old
+    /// root is detached, so nothing outside `dir` stays reachable (not through `..`,
+    /// symlinks, `/proc/1/root` or `/proc/self/cwd`). With [`Namespaces::PID`] a fresh
+    /// `/proc` is mounted at `dir/proc` if that directory exists. The program and the
+    /// working directory are looked up inside the new root. Needs [`Namespaces::MOUNT`].
+    pub fn rootfs(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.fs.root = Some(dir.into());
+        self.fs.chroot = false;
+        self
+    }
+
+    /// Like [`rootfs`](Self::rootfs) but with `chroot` instead of `pivot_root`: a weaker
+    /// fallback for file systems where `pivot_root` fails (e.g. an initramfs). The old root
+    /// stays mounted in the container's mount namespace, and a process keeping
+    /// `CAP_SYS_CHROOT` can escape a chroot; prefer `rootfs`.
+    pub fn chroot(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.fs.root = Some(dir.into());
+        self.fs.chroot = true;
+        self
+    }
+
+    /// Bind-mounts host path `src` (recursively, with its submounts) at `dst` inside the
+    /// container, writable.
+    pub fn bind(&mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            readonly: false,
+        });
+        self
+    }
+
+    /// Bind-mounts host path `src` recursively at `dst`, read-only (every submount too:
+    /// writes fail with `EROFS`).
+    pub fn bind_ro(&mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            readonly: true,
+        });
+        self
+    }
+
+    /// Mounts an empty tmpfs at `dst` (mode 0755, no size limit beyond the kernel's
+    /// default of half the RAM).
+    pub fn tmpfs(&mut self, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Tmpfs {
+            dst: dst.into(),
+            size: None,
+            mode: 0o755,
+        });
+        self
+    }
+
+    /// Mounts an empty tmpfs at `dst` limited to `size_bytes`, with root directory mode
+    /// `mode` (e.g. `0o1777` for a `/tmp`).
+    pub fn tmpfs_with(&mut self, dst: impl Into<PathBuf>, size_bytes: u64, mode: u32) -> &mut Self {
+        self.fs.ops.push(MountOp::Tmpfs {
+            dst: dst.into(),
+            size: Some(size_bytes),
+            mode,
+        });
+        self
+    }
+
+    /// Mounts a fresh procfs at `/proc` (it shows the container's own PID namespace). With
+    /// [`Namespaces::PID`] this happens by default; call it to control the order or to get
+    /// one without a new PID namespace.
+    pub fn mount_proc(&mut self) -> &mut Self {
+        self.fs.ops.push(MountOp::Proc {
+            dst: PathBuf::from("/proc"),
+        });
+        self
+    }
+
+    /// Builds a minimal `/dev` on a tmpfs: `null`, `zero`, `full`, `random`, `urandom` and
+    /// `tty` (bind mounts of the host's nodes, which also works in a user namespace where
+    /// `mknod` does not), a private `devpts` instance at `/dev/pts` with `/dev/ptmx`,
+    /// `/dev/shm`, and the `fd`, `stdin`, `stdout`, `stderr` links.
+    pub fn mount_dev(&mut self) -> &mut Self {
+        self.fs.ops.push(MountOp::Dev);
+        self
+    }
+
+    /// Mounts the POSIX message queue file system at `/dev/mqueue`. Needs
+    /// [`Namespaces::IPC`] (it shows the IPC namespace's queues).
+    pub fn mount_mqueue(&mut self) -> &mut Self {
+        self.fs.ops.push(MountOp::Mqueue);
+        self
+    }
+
+    /// Mounts sysfs read-only at `/sys`. Where the kernel refuses a fresh sysfs (a user
+    /// namespace without its own network namespace), the host's `/sys` is bound read-only
+    /// instead.
+    pub fn mount_sysfs(&mut self) -> &mut Self {
+        self.fs.ops.push(MountOp::Sysfs);
+        self
+    }
+
+    /// Makes the root filesystem's own mount read-only (mounts on top of it keep their
+    /// own settings: a tmpfs `/tmp` stays writable). Needs [`rootfs`](Self::rootfs).
+    pub fn readonly_root(&mut self, readonly: bool) -> &mut Self {
+        self.fs.readonly_root = readonly;
+        self
+    }
+}
+
+/// The compiled file system plan: the child's [`FsSpec`] and the storage it points into.
+pub(crate) struct PreparedFs {
+    pub(crate) spec: FsSpec,
+    _root: Option<CString>,
+    _steps: Vec<MountStep>,
+    _strings: Vec<CString>,
+}
+
+// SAFETY: raw pointers into heap storage owned by the same value.
+unsafe impl Send for PreparedFs {}
+
+impl PreparedFs {
+    fn none() -> PreparedFs {
+        PreparedFs {
+            spec: FsSpec::NONE,
+            _root: None,
+            _steps: Vec::new(),
+            _strings: Vec::new(),
+        }
+    }
+}
+
+/// Whether core's own "/proc for a new PID namespace" step should run: not when a root
+/// filesystem is set (/proc is then mounted inside it, by this module) nor when the user
+/// asked for /proc explicitly.
+pub(crate) fn core_mounts_proc(b: &ContainerBuilder) -> bool {
+    b.fs.root.is_none()
+        && !b
+            .fs
+            .ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Proc { dst } if dst == Path::new("/proc")))
+}
+
+/// A destination inside the container, checked and normalised: absolute, no `..`.
+fn container_path(dst: &Path, what: &'static str) -> Result<PathBuf> {
+    if !dst.is_absolute() {
+        return Err(Error::BadMount {
+            what,
+            path: dst.into(),
+            reason: "must be an absolute path inside the container".into(),
+        });
+    }
+    let mut out = PathBuf::from("/");
+    for c in dst.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(Error::BadMount {
+                    what,
+                    path: dst.into(),
+                    reason: "must not contain '..'".into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What will be visible at a container path once the mounts are applied, as far as the
+/// parent can tell.
+enum View {
+    /// The host path that will be visible there.
+    Host(PathBuf),
+    /// Inside a file system the child creates (tmpfs, /dev): empty at first, and the child
+    /// may create mount points in it.
+    Fresh,
+    /// Inside a kernel file system (proc, sysfs, mqueue): nothing can be checked.
+    Kernel,
+}
+
+/// The mount table as the parent models it, in application order.
+struct Model<'a> {
+    root: Option<&'a Path>,
+    /// (container dst, what is there); later entries shadow earlier ones.
+    mounts: Vec<(PathBuf, Layer)>,
+}
+
+#[derive(Clone)]
+enum Layer {
+    Host(PathBuf),
+    Fresh,
+    Kernel,
+}
+
+impl Model<'_> {
+    /// Like [`view`](Self::view) but following symlinks the way the kernel will inside the
+    /// container (absolute targets from the container's root), so that e.g. `/bin/sh`
+    /// through a `bin -> usr/bin` link finds the host's `/usr/bin/sh` of a `/usr` bind.
+    fn resolve(&self, p: &Path) -> View {
+        let mut path = PathBuf::from("/");
+        let mut rest: Vec<OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+            .rev()
+            .collect();
+        let mut hops = 0;
+        while let Some(name) = rest.pop() {
+            if name == ".." {
+                path.pop();
+                continue;
+            }
+            let next = path.join(&name);
+            if let View::Host(h) = self.view(&next) {
+                if let Ok(target) = std::fs::read_link(&h) {
+                    hops += 1;
+                    if hops > 40 {
+                        return View::Host(h);
+                    }
+                    if target.is_absolute() {
+                        path = PathBuf::from("/");
+                    }
+                    for c in target.components().rev() {
+                        match c {
+                            Component::Normal(n) => rest.push(n.to_os_string()),
+                            Component::ParentDir => rest.push("..".into()),
+                            _ => {}
+                        }
+                    }
+                    continue;
+                }
+            }
+            path = next;
+        }
+        self.view(&path)
+    }
+
+    fn view(&self, p: &Path) -> View {
+        // The most recent mount whose destination is a prefix of `p` wins (a later mount
+        // on the same or a deeper path hides what was there).
+        let mut best: Option<(&PathBuf, &Layer)> = None;
+        for (dst, layer) in self.mounts.iter() {
+            if p.starts_with(dst) {
+                match best {
+                    Some((b, _)) if b.components().count() > dst.components().count() => {}
+                    _ => best = Some((dst, layer)),
+                }
+            }
+        }
+        match best {
+            Some((dst, Layer::Host(src))) => {
+                let rest = p.strip_prefix(dst).unwrap_or(Path::new(""));
+                View::Host(if rest.as_os_str().is_empty() {
+                    src.clone()
+                } else {
+                    src.join(rest)
+                })
+            }
+            Some((_, Layer::Fresh)) => View::Fresh,
+            Some((_, Layer::Kernel)) => View::Kernel,
+            None => View::Host(match self.root {
+                Some(r) => join_inside(r, p),
+                None => p.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// `root` + the container path `p` (absolute).
+fn join_inside(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// The absolute path the child uses for container path `p` before the root change.
+fn pre_pivot(root: Option<&Path>, p: &Path) -> PathBuf {
+    match root {
+        Some(r) => join_inside(r, p),
+        None => p.to_path_buf(),
+    }
+}
+
+struct Compiler<'a> {
+    model: Model<'a>,
+    strings: Vec<CString>,
+    steps: Vec<MountStep>,
+}
+
+impl Compiler<'_> {
+    fn c(&mut self, s: &OsStr) -> Result<*const libc::c_char> {
+        let c = CString::new(s.as_bytes()).map_err(|_| Error::NulByte {
+            what: "a mount path or option".into(),
+            value: s.to_string_lossy().into_owned(),
+        })?;
+        let p = c.as_ptr();
+        self.strings.push(c);
+        Ok(p)
+    }
+
+    fn step(&mut self, op: Op, stage: Stage) -> MountStep {
+        MountStep {
+            op,
+            a: ptr::null(),
+            b: ptr::null(),
+            fstype: ptr::null(),
+            flags: 0,
+            data: ptr::null(),
+            fallback_bind: ptr::null(),
+            stage,
+        }
+    }
+
+    /// Makes sure container path `dst` can be mounted on, as a directory (`dir`) or a file.
+    /// Creates it (and missing parents) only inside a fresh file system of ours.
+    fn mount_point(&mut self, dst: &Path, dir: bool, what: &'static str) -> Result<()> {
+        match self.model.view(dst) {
+            View::Host(host) => match std::fs::metadata(&host) {
+                Ok(m) if m.is_dir() == dir => Ok(()),
+                Ok(_) => Err(Error::BadMount {
+                    what,
+                    path: dst.into(),
+                    reason: format!(
+                        "{} is {} but the source is {}",
+                        host.display(),
+                        if dir { "not a directory" } else { "a directory" },
+                        if dir { "a directory" } else { "not a directory" }
+                    ),
+                }),
+                Err(e) => Err(Error::BadMount {
+                    what,
+                    path: dst.into(),
+                    reason: format!(
+                        "mount point {} does not exist ({e}); create it in the root filesystem first",
+                        host.display()
+                    ),
+                }),
+            },
+            View::Kernel => Err(Error::BadMount {
+                what,
+                path: dst.into(),
+                reason: "is inside a kernel file system (proc, sysfs, mqueue)".into(),
+            }),
+            View::Fresh => {
+                // Create missing parents first (each is inside the same fresh fs or exists).
+                if let Some(parent) = dst.parent() {
+                    if parent != Path::new("/") && matches!(self.model.view(parent), View::Fresh)
+                    {
+                        self.mount_point(parent, true, what)?;
+                    }
+                }
+                let path = pre_pivot(self.model.root, dst);
+                let mut s = self.step(if dir { Op::Mkdir } else { Op::Touch }, Stage::MountPoint);
+                s.b = self.c(path.as_os_str())?;
+                self.steps.push(s);
+                Ok(())
+            }
+        }
+    }
+
+    fn mount(
+        &mut self,
+        src: &OsStr,
+        dst: &Path,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+        stage: Stage,
+    ) -> Result<()> {
+        let target = pre_pivot(self.model.root, dst);
+        let mut s = self.step(Op::Mount, stage);
+        s.a = self.c(src)?;
+        s.b = self.c(target.as_os_str())?;
+        if let Some(t) = fstype {
+            s.fstype = self.c(OsStr::new(t))?;
+        }
+        s.flags = flags;
+        if let Some(d) = data {
+            s.data = self.c(OsStr::new(d))?;
+        }
+        self.steps.push(s);
+        Ok(())
+    }
+
+    fn readonly(&mut self, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
+        let target = pre_pivot(self.model.root, dst);
+        let mut s = self.step(Op::ReadOnly, stage);
+        s.b = self.c(target.as_os_str())?;
+        s.flags = recursive as libc::c_ulong;
+        self.steps.push(s);
+        Ok(())
+    }
+
+    fn symlink(&mut self, target: &str, link: &Path) -> Result<()> {
+        let path = pre_pivot(self.model.root, link);
+        let mut s = self.step(Op::Symlink, Stage::MountDev);
+        s.a = self.c(OsStr::new(target))?;
+        s.b = self.c(path.as_os_str())?;
+        self.steps.push(s);
+        Ok(())
+    }
+
+    fn compile(&mut self, op: &MountOp) -> Result<()> {
+        let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
+        match op {
+            MountOp::Bind { src, dst, readonly } => {
+                let dst = container_path(dst, "bind destination")?;
+                let src = if src.is_absolute() {
+                    src.clone()
+                } else {
+                    std::env::current_dir()
+                        .map_err(Error::io("reading the current directory"))?
+                        .join(src)
+                };
+                let meta = std::fs::metadata(&src).map_err(|e| Error::BadMount {
+                    what: "bind source",
+                    path: src.clone(),
+                    reason: e.to_string(),
+                })?;
+                self.mount_point(&dst, meta.is_dir(), "bind destination")?;
+                self.mount(
+                    src.as_os_str(),
+                    &dst,
+                    None,
+                    libc::MS_BIND | libc::MS_REC,
+                    None,
+                    Stage::MountBind,
+                )?;
+                if *readonly {
+                    self.readonly(&dst, true, Stage::MakeReadOnly)?;
+                }
+                self.model.mounts.push((dst, Layer::Host(src)));
+            }
+            MountOp::Tmpfs { dst, size, mode } => {
+                let dst = container_path(dst, "tmpfs destination")?;
+                self.mount_point(&dst, true, "tmpfs destination")?;
+                let data = match size {
+                    Some(size) => format!("mode={mode:o},size={size}"),
+                    None => format!("mode={mode:o}"),
+                };
+                self.mount(
+                    OsStr::new("tmpfs"),
+                    &dst,
+                    Some("tmpfs"),
+                    nosuid_nodev,
+                    Some(&data),
+                    Stage::MountTmpfs,
+                )?;
+                self.model.mounts.push((dst, Layer::Fresh));
+            }
+            MountOp::Proc { dst } => {
+                let dst = container_path(dst, "proc destination")?;
+                self.mount_point(&dst, true, "proc destination")?;
+                self.mount(
+                    OsStr::new("proc"),
+                    &dst,
+                    Some("proc"),
+                    nosuid_nodev | libc::MS_NOEXEC,
+                    None,
+                    Stage::MountProc,
+                )?;
+                self.model.mounts.push((dst, Layer::Kernel));
+            }
+            MountOp::Dev => {
+                let dev = PathBuf::from("/dev");
+                self.mount_point(&dev, true, "/dev")?;
+                self.mount(
+                    OsStr::new("tmpfs"),
+                    &dev,
+                    Some("tmpfs"),
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    Some("mode=755,size=65536"),
+                    Stage::MountDev,
+                )?;
+                self.model.mounts.push((dev.clone(), Layer::Fresh));
+                for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+                    let host = Path::new("/dev").join(node);
+                    if std::fs::metadata(&host).is_err() {
+                        continue; // a host without it; nothing to bind
+                    }
+                    let inside = dev.join(node);
+                    self.mount_point(&inside, false, "/dev")?;
+                    self.mount(
+                        host.as_os_str(),
+                        &inside,
+                        None,
+                        libc::MS_BIND,
+                        None,
+                        Stage::MountDev,
+                    )?;
+                }
+                let pts = dev.join("pts");
+                self.mount_point(&pts, true, "/dev")?;
+                // A private devpts instance: ptys of the container are not the host's.
+                self.mount(
+                    OsStr::new("devpts"),
+                    &pts,
+                    Some("devpts"),
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    Some("newinstance,ptmxmode=0666,mode=0620"),
+                    Stage::MountDev,
+                )?;
+                self.model.mounts.push((pts.clone(), Layer::Kernel));
+                self.symlink("pts/ptmx", &dev.join("ptmx"))?;
+                self.symlink("/proc/self/fd", &dev.join("fd"))?;
+                self.symlink("/proc/self/fd/0", &dev.join("stdin"))?;
+                self.symlink("/proc/self/fd/1", &dev.join("stdout"))?;
+                self.symlink("/proc/self/fd/2", &dev.join("stderr"))?;
+                let shm = dev.join("shm");
+                self.mount_point(&shm, true, "/dev")?;
+                self.mount(
+                    OsStr::new("tmpfs"),
+                    &shm,
+                    Some("tmpfs"),
+                    nosuid_nodev,
+                    Some("mode=1777"),
+                    Stage::MountDev,
+                )?;
+                self.model.mounts.push((shm, Layer::Fresh));
+            }
+            MountOp::Mqueue => {
+                let dst = PathBuf::from("/dev/mqueue");
+                self.mount_point(&dst, true, "mqueue destination")?;
+                self.mount(
+                    OsStr::new("mqueue"),
+                    &dst,
+                    Some("mqueue"),
+                    nosuid_nodev | libc::MS_NOEXEC,
+                    None,
+                    Stage::MountMqueue,
+                )?;
+                self.model.mounts.push((dst, Layer::Kernel));
+            }
+            MountOp::Sysfs => {
+                let dst = PathBuf::from("/sys");
+                self.mount_point(&dst, true, "sysfs destination")?;
+                self.mount(
+                    OsStr::new("sysfs"),
+                    &dst,
+                    Some("sysfs"),
+                    nosuid_nodev | libc::MS_NOEXEC | libc::MS_RDONLY,
+                    None,
+                    Stage::MountSysfs,
+                )?;
+                if let Some(s) = self.steps.last_mut() {
+                    let fallback = CString::new("/sys").expect("no NUL");
+                    s.fallback_bind = fallback.as_ptr();
+                    self.strings.push(fallback);
+                }
+                self.model.mounts.push((dst, Layer::Kernel));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates the file system settings against the namespaces.
+pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
+    let fs = &b.fs;
+    let any = fs.root.is_some() || !fs.ops.is_empty();
+    if any && !b.namespaces.contains(Namespaces::MOUNT) {
+        return Err(Error::NeedsNamespace {
+            option: if fs.root.is_some() {
+                "rootfs/chroot"
+            } else {
+                "mounts (bind, tmpfs, mount_*)"
+            },
+            needs: Namespaces::MOUNT,
+        });
+    }
+    if fs.readonly_root && fs.root.is_none() {
+        return Err(Error::BadConfig(
+            "readonly_root(true) needs a root filesystem (rootfs or chroot)".into(),
+        ));
+    }
+    if fs.ops.iter().any(|o| matches!(o, MountOp::Mqueue)) && !b.namespaces.contains(Namespaces::IPC)
+    {
+        return Err(Error::NeedsNamespace {
+            option: "mount_mqueue",
+            needs: Namespaces::IPC,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the root filesystem and compiles the mounts. Nothing is touched on the host.
+pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
+    validate(b)?;
+    let fs = &b.fs;
+    if fs.root.is_none() && fs.ops.is_empty() {
+        return Ok(PreparedFs::none());
+    }
+    let root = match &fs.root {
+        Some(r) => Some(check_root(r)?),
+        None => None,
+    };
+    let mut comp = Compiler {
+        model: Model {
+            root: root.as_deref(),
+            mounts: Vec::new(),
+        },
+        strings: Vec::new(),
+        steps: Vec::new(),
+    };
+    // With a root filesystem and a new PID namespace, a fresh /proc inside the new root
+    // (core mounts /proc over the host's only when there is no root filesystem).
+    let explicit_proc = fs.ops.iter().any(|o| o.dst() == Path::new("/proc"));
+    if let Some(r) = &root {
+        if b.namespaces.contains(Namespaces::PID) && !explicit_proc && r.join("proc").is_dir() {
+            comp.compile(&MountOp::Proc {
+                dst: PathBuf::from("/proc"),
+            })?;
+        }
+    }
+    for op in &fs.ops {
+        comp.compile(op)?;
+    }
+    let Compiler { strings, steps, .. } = comp;
+    let root_c = root
+        .as_ref()
+        .map(|r| {
+            CString::new(r.as_os_str().as_bytes()).map_err(|_| Error::NulByte {
+                what: "the root filesystem path".into(),
+                value: r.to_string_lossy().into_owned(),
+            })
+        })
+        .transpose()?;
+    let spec = FsSpec {
+        root: root_c.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+        chroot: fs.chroot,
+        steps: steps.as_ptr(),
+        n_steps: steps.len(),
+        readonly_root: fs.readonly_root,
+    };
+    Ok(PreparedFs {
+        spec,
+        _root: root_c,
+        _steps: steps,
+        _strings: strings,
+    })
+}
+
+fn check_root(r: &Path) -> Result<PathBuf> {
+    let bad = |reason: String| Error::BadMount {
+        what: "rootfs",
+        path: r.into(),
+        reason,
+    };
+    let canon = std::fs::canonicalize(r).map_err(|e| bad(e.to_string()))?;
+    if !canon.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    if canon == Path::new("/") {
+        return Err(bad("the host's own root cannot be the container's root filesystem".into()));
+    }
+    Ok(canon)
+}
+
+/// Where the program is looked up: `None` for the host (core's lookup), otherwise the
+/// container path resolved inside the root filesystem (through the bind mounts), checked
+/// with core's executable check on the host path that will be visible there; with a
+/// joined mount namespace, an absolute path taken as is.
+pub(crate) fn resolve_program(
+    b: &ContainerBuilder,
+    env: &[(OsString, OsString)],
+) -> Option<Result<PathBuf>> {
+    if let Some(root) = b.fs.root.as_ref() {
+        return Some(resolve_in_root(b, root, env));
+    }
+    if crate::join::joins_mount(b) {
+        // Another container's file system: nothing to check from here; execve reports.
+        let p = Path::new(&b.program);
+        return Some(if p.is_absolute() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(Error::BadConfig(format!(
+                "with a joined mount namespace the program must be an absolute path inside it, not {:?}",
+                b.program
+            )))
+        });
+    }
+    None
+}
+
+fn resolve_in_root(
+    b: &ContainerBuilder,
+    root: &Path,
+    env: &[(OsString, OsString)],
+) -> Result<PathBuf> {
+    let root = check_root(root)?;
+    let model = model_of(b, &root);
+    let program = &b.program;
+    let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+        let p = Path::new(program);
+        if !p.is_absolute() {
+            return Err(Error::BadConfig(format!(
+                "with a root filesystem the program must be an absolute path or a bare name, not {:?}",
+                program
+            )));
+        }
+        vec![p.to_path_buf()]
+    } else {
+        let path_var = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        std::env::split_paths(&path_var)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join(program))
+            .collect()
+    };
+    let mut first_err = None;
+    for cand in &candidates {
+        match model.resolve(cand) {
+            // Cannot be checked from here; execve will report it.
+            View::Fresh | View::Kernel => return Ok(cand.clone()),
+            View::Host(host) => match crate::plan::check_executable(&host, program, String::new())
+            {
+                Ok(_) => return Ok(cand.clone()),
+                Err(e @ Error::NotExecutable { .. }) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {}
+            },
+        }
+    }
+    Err(first_err.unwrap_or_else(|| Error::ProgramNotFound {
+        program: program.to_string_lossy().into_owned(),
+        searched: format!(
+            "{} inside the root filesystem {}",
+            candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            root.display()
+        ),
+    }))
+}
+
+/// Checks a working directory that lives inside the root filesystem (or a joined mount
+/// namespace). `None`: core checks the host path.
+pub(crate) fn check_cwd(b: &ContainerBuilder, dir: &Path) -> Option<Result<()>> {
+    if b.fs.root.is_none() && crate::join::joins_mount(b) {
+        return Some(Ok(())); // inside another container: chdir will tell
+    }
+    let root = b.fs.root.as_ref()?;
+    Some((|| {
+        let root = check_root(root)?;
+        let dir = container_path(dir, "working directory").map_err(|_| Error::BadCurrentDir {
+            path: dir.into(),
+            reason: "must be an absolute path without '..' inside the root filesystem".into(),
+        })?;
+        match model_of(b, &root).resolve(&dir) {
+            View::Host(h) if !h.is_dir() => Err(Error::BadCurrentDir {
+                path: dir,
+                reason: format!("{} is not a directory", h.display()),
+            }),
+            _ => Ok(()),
+        }
+    })())
+}
+
+/// The mount model after every configured mount (for lookups of the program and cwd).
+fn model_of<'a>(b: &ContainerBuilder, root: &'a Path) -> Model<'a> {
+    let mut model = Model {
+        root: Some(root),
+        mounts: Vec::new(),
+    };
+    for op in &b.fs.ops {
+        let layer = match op {
+            MountOp::Bind { src, .. } => Layer::Host(src.clone()),
+            MountOp::Tmpfs { .. } | MountOp::Dev => Layer::Fresh,
+            _ => Layer::Kernel,
+        };
+        if let Ok(dst) = container_path(op.dst(), "mount") {
+            model.mounts.push((dst, layer));
+        }
+    }
+    model
+}

@@ -1,0 +1,410 @@
+//! User namespaces: uid/gid maps, the workload's identity, and rootless operation.
+//!
+//! ## Who writes the maps
+//! The kernel lets a process write a map of its *own* new user namespace only when the map
+//! is a single line mapping its own euid (and, for `gid_map`, only after `setgroups` was
+//! set to `deny`). Anything else — several ranges, another host id — must be written by a
+//! process with `CAP_SETUID`/`CAP_SETGID` in the *parent* user namespace, i.e. by the
+//! supervisor. So there are two modes:
+//!
+//! * **self-map** (the default, and what works unprivileged): the child writes
+//!   `setgroups=deny`, `gid_map` and `uid_map` itself (`child/mod.rs`), and the clone keeps
+//!   its `CLONE_VM | CLONE_VFORK` fast path.
+//! * **supervisor-written maps**: with `CLONE_VFORK` the cloning thread would sleep until
+//!   the child execs, and the child cannot tell another thread its pid (inside a new PID
+//!   namespace `getpid()` is 1). So for this mode the clone drops `CLONE_VFORK` (keeping
+//!   `CLONE_VM`): `clone()` returns the pid and pidfd at once, the cloning thread writes
+//!   `/proc/<pid>/uid_map` and `gid_map`, then releases the child through a pipe it blocks
+//!   on. The cloning thread then keeps the stack, the plan and its signal mask untouched
+//!   until the error pipe reports exec or failure — exactly what vfork's sleep guaranteed
+//!   before (EOF on the close-on-exec pipe comes after execve has switched to a new address
+//!   space). This costs no page-table copy, so spawn cost still does not grow with the
+//!   supervisor's memory.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::builder::ContainerBuilder;
+use crate::child::ids::IdSpec;
+use crate::error::{Errno, Error, Result};
+use crate::{sys, Namespaces};
+
+/// The kernel's limit on lines in a uid/gid map (since Linux 4.15).
+const MAX_MAP_LINES: usize = 340;
+
+/// One line of a uid or gid map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdRange {
+    inside: u32,
+    outside: u32,
+    count: u32,
+}
+
+/// User namespace and identity settings (part of [`ContainerBuilder`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UserConfig {
+    uid_maps: Vec<IdRange>,
+    gid_maps: Vec<IdRange>,
+    user: Option<(u32, u32)>,
+    groups: Option<Vec<u32>>,
+}
+
+/// User namespace and identity settings.
+///
+/// With [`Namespaces::USER`] and no map, the supervisor's euid and egid become 0 inside: a
+/// map the kernel lets even an unprivileged process write, so containers work rootless.
+/// Several ranges (or another host id) need `CAP_SETUID`/`CAP_SETGID`, i.e. root; without
+/// them [`spawn`](ContainerBuilder::spawn) fails with [`Error::NeedsPrivilege`] before
+/// anything runs.
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::{Container, Namespaces};
+/// // As root: 65536 ids starting at host id 100000, the workload runs as 1000:1000.
+/// let out = Container::builder("/usr/bin/id")
+///     .namespaces(Namespaces::USER | Namespaces::MOUNT)
+///     .uid_map(0, 100_000, 65_536)
+///     .gid_map(0, 100_000, 65_536)
+///     .user(1000, 1000)
+///     .groups([1000, 27])
+///     .output()
+///     .await?;
+/// assert!(String::from_utf8_lossy(&out.stdout).starts_with("uid=1000"));
+/// # Ok(()) }
+/// ```
+impl ContainerBuilder {
+    /// Adds a line to the uid map: ids `inside..inside+count` in the container are host ids
+    /// `outside..outside+count`. Repeatable; needs [`Namespaces::USER`].
+    pub fn uid_map(&mut self, inside: u32, outside: u32, count: u32) -> &mut Self {
+        self.user.uid_maps.push(IdRange {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    /// Adds a line to the gid map (see [`uid_map`](Self::uid_map)).
+    pub fn gid_map(&mut self, inside: u32, outside: u32, count: u32) -> &mut Self {
+        self.user.gid_maps.push(IdRange {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    /// The workload's uid and gid (inside the user namespace if there is one). Set with
+    /// raw `setresgid`/`setresuid` right before exec; supplementary groups are replaced by
+    /// [`groups`](Self::groups) (empty by default) where the kernel allows `setgroups`.
+    pub fn user(&mut self, uid: u32, gid: u32) -> &mut Self {
+        self.user.user = Some((uid, gid));
+        self
+    }
+
+    /// The workload's supplementary groups. In a user namespace this needs a gid map
+    /// written by a privileged supervisor: with a self-written map the kernel requires
+    /// `setgroups` to be denied.
+    pub fn groups<I: IntoIterator<Item = u32>>(&mut self, groups: I) -> &mut Self {
+        self.user.groups = Some(groups.into_iter().collect());
+        self
+    }
+}
+
+/// Maps the supervisor writes for the child, and the pipe that releases it.
+pub(crate) struct ParentMaps {
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    ready_write: Option<OwnedFd>,
+    /// Kept open until the clone (the child reads it).
+    _ready_read: OwnedFd,
+}
+
+/// The prepared user settings.
+pub(crate) struct PreparedUser {
+    /// Single-line maps the child writes itself (core's `uid_map`/`gid_map` spec fields).
+    pub(crate) self_uid_map: Option<Vec<u8>>,
+    pub(crate) self_gid_map: Option<Vec<u8>>,
+    pub(crate) parent: Option<ParentMaps>,
+    pub(crate) ids: IdSpec,
+    _groups: Vec<libc::gid_t>,
+}
+
+// SAFETY: `ids.groups` points into `_groups`, owned by the same value.
+unsafe impl Send for PreparedUser {}
+
+fn map_text(ranges: &[IdRange]) -> Vec<u8> {
+    let mut s = String::new();
+    for r in ranges {
+        let _ = writeln!(s, "{} {} {}", r.inside, r.outside, r.count);
+    }
+    s.into_bytes()
+}
+
+fn check_ranges(kind: &str, ranges: &[IdRange]) -> Result<()> {
+    if ranges.len() > MAX_MAP_LINES {
+        return Err(Error::BadConfig(format!(
+            "{kind} map has {} lines; the kernel accepts at most {MAX_MAP_LINES}",
+            ranges.len()
+        )));
+    }
+    for (i, r) in ranges.iter().enumerate() {
+        if r.count == 0
+            || r.inside.checked_add(r.count - 1).is_none()
+            || r.outside.checked_add(r.count - 1).is_none()
+        {
+            return Err(Error::BadConfig(format!(
+                "{kind} map line {} {} {} is empty or overflows 32 bits",
+                r.inside, r.outside, r.count
+            )));
+        }
+        for o in &ranges[..i] {
+            let overlap = |a: u32, b: u32| a < b + o.count.min(u32::MAX - b) && b < a + r.count.min(u32::MAX - a);
+            if overlap(r.inside, o.inside) || overlap(r.outside, o.outside) {
+                return Err(Error::BadConfig(format!(
+                    "{kind} map lines {} {} {} and {} {} {} overlap (the kernel refuses that)",
+                    o.inside, o.outside, o.count, r.inside, r.outside, r.count
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mapped(ranges: &[IdRange], id: u32) -> bool {
+    ranges
+        .iter()
+        .any(|r| id >= r.inside && (id - r.inside) < r.count)
+}
+
+/// The effective capability set of the supervisor (from /proc/self/status).
+pub(crate) fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+const CAP_SETGID: u64 = 1 << 6;
+const CAP_SETUID: u64 = 1 << 7;
+
+/// Validates the user settings and prepares the maps and the child's identity step.
+pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
+    let u = &b.user;
+    let userns = b.namespaces.contains(Namespaces::USER);
+    let groups: Vec<libc::gid_t> = u.groups.clone().unwrap_or_default();
+    let mut prepared = PreparedUser {
+        self_uid_map: None,
+        self_gid_map: None,
+        parent: None,
+        ids: IdSpec::NONE,
+        _groups: groups,
+    };
+    if !userns {
+        if !u.uid_maps.is_empty() || !u.gid_maps.is_empty() {
+            return Err(Error::NeedsNamespace {
+                option: "uid_map/gid_map",
+                needs: Namespaces::USER,
+            });
+        }
+        if u.user.is_none() && u.groups.is_none() {
+            return Ok(prepared);
+        }
+        if crate::join::joins_user(b) {
+            // Ids of the joined user namespace; we hold every capability in it after
+            // setns. Its setgroups may be denied, so only set groups when asked to.
+            prepared.ids.set_groups = u.groups.is_some();
+            prepared.ids.groups = prepared._groups.as_ptr();
+            prepared.ids.n_groups = prepared._groups.len();
+            if let Some((uid, gid)) = u.user {
+                prepared.ids.set_ids = true;
+                prepared.ids.uid = uid;
+                prepared.ids.gid = gid;
+            }
+            return Ok(prepared);
+        }
+        if effective_caps() & (CAP_SETUID | CAP_SETGID) != CAP_SETUID | CAP_SETGID {
+            return Err(Error::NeedsPrivilege {
+                feature: "user()/groups() without a user namespace".into(),
+                needs: "CAP_SETUID and CAP_SETGID",
+                hint: "run the supervisor as root, or add Namespaces::USER to choose ids inside a user namespace",
+            });
+        }
+        prepared.ids.set_groups = true;
+        if let Some((uid, gid)) = u.user {
+            prepared.ids.set_ids = true;
+            prepared.ids.uid = uid;
+            prepared.ids.gid = gid;
+        }
+        prepared.ids.groups = prepared._groups.as_ptr();
+        prepared.ids.n_groups = prepared._groups.len();
+        return Ok(prepared);
+    }
+
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let uid_maps = if u.uid_maps.is_empty() {
+        vec![IdRange {
+            inside: 0,
+            outside: euid,
+            count: 1,
+        }]
+    } else {
+        u.uid_maps.clone()
+    };
+    let gid_maps = if u.gid_maps.is_empty() {
+        vec![IdRange {
+            inside: 0,
+            outside: egid,
+            count: 1,
+        }]
+    } else {
+        u.gid_maps.clone()
+    };
+    check_ranges("uid", &uid_maps)?;
+    check_ranges("gid", &gid_maps)?;
+    let is_self = |m: &[IdRange], own: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == own;
+    let self_maps = is_self(&uid_maps, euid) && is_self(&gid_maps, egid);
+
+    let (uid, gid) = u.user.unwrap_or((0, 0));
+    if !mapped(&uid_maps, uid) {
+        return Err(Error::BadConfig(format!(
+            "uid {uid} is not mapped by the uid map{}",
+            if u.user.is_none() { " (set user() to a mapped uid)" } else { "" }
+        )));
+    }
+    if !mapped(&gid_maps, gid) {
+        return Err(Error::BadConfig(format!(
+            "gid {gid} is not mapped by the gid map{}",
+            if u.user.is_none() { " (set user() to a mapped gid)" } else { "" }
+        )));
+    }
+    if let Some(g) = prepared._groups.iter().find(|g| !mapped(&gid_maps, **g)) {
+        return Err(Error::BadConfig(format!(
+            "supplementary group {g} is not mapped by the gid map"
+        )));
+    }
+
+    let privileged = effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID;
+    // groups() needs setgroups allowed, which only a supervisor-written gid map allows.
+    if self_maps && !(u.groups.is_some() && privileged) {
+        if u.groups.is_some() {
+            return Err(Error::NeedsPrivilege {
+                feature: "groups() with a self-written gid map".into(),
+                needs: "CAP_SETGID in the supervisor's user namespace",
+                hint: "an unprivileged process may write its own one-line gid_map only after denying setgroups; run as root with a gid_map, or drop groups()",
+            });
+        }
+        prepared.self_uid_map = Some(map_text(&uid_maps));
+        prepared.self_gid_map = Some(map_text(&gid_maps));
+        if u.user.is_some() {
+            prepared.ids.set_ids = true;
+            prepared.ids.uid = uid;
+            prepared.ids.gid = gid;
+        }
+        return Ok(prepared);
+    }
+
+    if !privileged {
+        return Err(Error::NeedsPrivilege {
+            feature: format!(
+                "uid/gid maps other than one line for your own ids (uid map {:?}, gid map {:?})",
+                String::from_utf8_lossy(&map_text(&uid_maps)).trim(),
+                String::from_utf8_lossy(&map_text(&gid_maps)).trim()
+            ),
+            needs: "CAP_SETUID and CAP_SETGID in the supervisor's user namespace",
+            hint: "run the supervisor as root, or map only your own uid and gid (the default)",
+        });
+    }
+    let (ready_read, ready_write) =
+        sys::pipe_cloexec().map_err(Error::io("creating the uid-map pipe"))?;
+    prepared.ids.maps_ready_fd = ready_read.as_raw_fd();
+    prepared.ids.maps_ready_close_fd = ready_write.as_raw_fd();
+    prepared.ids.become_root = mapped(&uid_maps, 0) && mapped(&gid_maps, 0);
+    // The child starts with our root's kernel ids, which the new maps need not cover:
+    // always switch to the configured (default 0:0) ids, and replace the supervisor's
+    // supplementary groups.
+    prepared.ids.set_ids = true;
+    prepared.ids.uid = uid;
+    prepared.ids.gid = gid;
+    prepared.ids.set_groups = true;
+    prepared.ids.groups = prepared._groups.as_ptr();
+    prepared.ids.n_groups = prepared._groups.len();
+    prepared.parent = Some(ParentMaps {
+        uid_map: map_text(&uid_maps),
+        gid_map: map_text(&gid_maps),
+        ready_write: Some(ready_write),
+        _ready_read: ready_read,
+    });
+    Ok(prepared)
+}
+
+impl ParentMaps {
+    /// Writes the maps of child `pid` and releases it. On error the release pipe is closed
+    /// unwritten, so the child exits instead of running with no mapping.
+    pub(crate) fn write_and_release(&mut self, pid: libc::pid_t) -> Result<()> {
+        let write = |file: &'static str, data: &[u8]| -> Result<()> {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{pid}/{file}"))
+                .and_then(|mut f| f.write_all(data))
+                .map_err(|source| Error::IdMap { file, source })
+        };
+        let result = write("gid_map", &self.gid_map).and_then(|_| write("uid_map", &self.uid_map));
+        let ready = self.ready_write.take();
+        if result.is_ok() {
+            if let Some(fd) = &ready {
+                std::fs::File::from(fd.try_clone().map_err(Error::io("release pipe"))?)
+                    .write_all(b"1")
+                    .map_err(Error::io("releasing the child after writing its maps"))?;
+            }
+        }
+        drop(ready);
+        result
+    }
+}
+
+/// Turns a failed clone into the most helpful error: with a new user namespace, EPERM and
+/// ENOSPC usually mean user namespaces are disabled or exhausted, and the system settings
+/// say which.
+pub(crate) fn clone_error(namespaces: Namespaces, errno: i32) -> Error {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    if namespaces.contains(Namespaces::USER) {
+        let max = read("/proc/sys/user/max_user_namespaces");
+        let reason = match errno {
+            libc::ENOSPC if max.as_deref() == Some("0") => Some(
+                "user.max_user_namespaces is 0 in this user namespace (sysctl user.max_user_namespaces)".to_string(),
+            ),
+            libc::ENOSPC => Some(format!(
+                "the user namespace limit is reached (user.max_user_namespaces = {}, or an ancestor namespace's limit)",
+                max.unwrap_or_else(|| "?".into())
+            )),
+            libc::EPERM => Some(
+                if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+                    "kernel.unprivileged_userns_clone is 0 (unprivileged user namespaces are disabled)".to_string()
+                } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+                    "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)".to_string()
+                } else {
+                    "the kernel refused CLONE_NEWUSER (EPERM): a security policy (sysctl, AppArmor, SELinux, seccomp) forbids it, or the caller is in a chroot".to_string()
+                },
+            ),
+            libc::EUSERS => Some("user namespaces are nested too deeply (32 levels)".to_string()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return Error::UserNamespacesDisabled {
+                reason,
+                errno: Errno(errno),
+            };
+        }
+    }
+    Error::Clone {
+        namespaces,
+        errno: Errno(errno),
+    }
+}

@@ -1,0 +1,123 @@
+//! The examples are templates users copy: they must keep working.
+
+use std::path::PathBuf;
+
+/// target/<profile>/examples/<name>, next to this test binary's deps/ directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn tour_reports_every_isolation_held() {
+    let out = std::process::Command::new(example("tour"))
+        .output()
+        .expect("the tour example is built by cargo test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tour failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for ns in ["UTS", "IPC", "PID", "MOUNT", "NET", "CGROUP", "ids"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(ns))
+            .unwrap_or_else(|| panic!("no {ns} row:\n{stdout}"));
+        assert!(line.ends_with("held"), "{line}");
+    }
+    assert!(stdout.contains("every isolation held"));
+}
+
+#[test]
+fn shell_runs_bash_with_hostname_container() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(example("shell")) // built by `cargo test` (not by `--test examples` alone)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not a terminal: bash reads the commands from stdin.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hostname\necho pid=$$\nexit 3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // bash is PID 2: the built-in init is PID 1 of a new PID namespace (issue 4).
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "container\npid=2\n");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the shell's exit code is passed on"
+    );
+}
+
+/// Pids of the direct children of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn service_stops_every_worker_and_grandchild_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(example("service"))
+        .args(["--grace", "0.5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pids = std::collections::BTreeMap::new();
+    while pids.len() < 3 {
+        let line = lines.next().expect("service output").unwrap();
+        if let Some(rest) = line.strip_prefix("event started name=") {
+            let name = rest.split_whitespace().next().unwrap().to_string();
+            let pid: i32 = rest.rsplit("pid=").next().unwrap().parse().unwrap();
+            pids.insert(name, pid);
+        }
+    }
+    // The tree worker's grandchildren (two sleeps under its sh).
+    let tree = pids["tree"];
+    let mut grandchildren = Vec::new();
+    for _ in 0..100 {
+        grandchildren = children_of(tree);
+        if grandchildren.len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(grandchildren.len(), 2, "the tree worker has two children");
+
+    // SAFETY: signalling the service process we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "service exit: {status}");
+    let text = rest.join("\n");
+    assert!(text.contains("summary:"), "{text}");
+    for name in ["ticker", "flaky", "tree"] {
+        assert!(
+            text.contains(&format!("event stopped name={name}"))
+                || text.contains(&format!("gave-up name={name}")),
+            "{name}: {text}"
+        );
+    }
+    for pid in pids.values().chain(grandchildren.iter()) {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} survived the shutdown"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Spawning, waiting, signalling and dropping containers; the Command-like settings; and
+//! coexistence with tokio::process children in one program.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use cellblock::{Container, Namespaces, Signal, Stdio};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn exit_codes_and_signals_come_back() {
+    for code in [0, 1, 7, 255] {
+        let s = Container::builder("/bin/sh")
+            .args(["-c", &format!("exit {code}")])
+            .namespaces(Namespaces::PID)
+            .status()
+            .await
+            .unwrap();
+        assert_eq!(s.code(), Some(code));
+    }
+    let s = Container::builder("/bin/sh")
+        .args(["-c", "kill -SEGV $$"])
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(s.signal(), Some(libc::SIGSEGV));
+}
+
+#[tokio::test]
+async fn signal_and_kill_through_the_pidfd() {
+    // Without a PID namespace SIGTERM ends `sleep`.
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(Namespaces::UTS)
+        .spawn()
+        .await
+        .unwrap();
+    c.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGTERM));
+
+    // As PID 1 a workload only gets the signals it handles: a trap sees SIGTERM.
+    let mut c = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .namespaces(Namespaces::PID)
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let mut out = c.take_stdout().unwrap();
+    let mut buf = [0u8; 6];
+    out.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ready\n");
+    c.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(c.wait().await.unwrap().code(), Some(42));
+
+    // kill() is SIGKILL, which even PID 1 cannot ignore.
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(Namespaces::PID)
+        .spawn()
+        .await
+        .unwrap();
+    let pid = c.pid();
+    c.kill().unwrap();
+    assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+    assert!(!common::alive(pid));
+    // After reaping, signalling is refused rather than hitting a recycled pid.
+    assert!(matches!(
+        c.signal(Signal::SIGTERM),
+        Err(cellblock::Error::AlreadyReaped)
+    ));
+    // wait() again returns the same status.
+    assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[tokio::test]
+async fn env_args_cwd_and_stdin() {
+    std::env::set_var("CELLBLOCK_INHERITED", "yes");
+    let out = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "echo \"$A|$B|$CELLBLOCK_INHERITED|$0|$1\"; pwd; cat",
+            "zero",
+            "one",
+        ])
+        .env("A", "1")
+        .envs([("B", "2")])
+        .current_dir("/usr")
+        .stdin(Stdio::piped())
+        .output()
+        .await;
+    // output() sets stdin to null by default; a piped stdin is closed at once.
+    let out = out.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1|2|yes|zero|one\n/usr\n"
+    );
+
+    let out = Container::builder("/usr/bin/env")
+        .env_clear()
+        .env("ONLY", "this")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"ONLY=this\n");
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "echo ${CELLBLOCK_INHERITED:-gone}"])
+        .env_remove("CELLBLOCK_INHERITED")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"gone\n");
+
+    let mut c = Container::builder("/usr/bin/tr")
+        .args(["a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let mut stdin = c.take_stdin().unwrap();
+    stdin.write_all(b"hello container").await.unwrap();
+    drop(stdin);
+    let out = c.wait_with_output().await.unwrap();
+    assert_eq!(out.stdout, b"HELLO CONTAINER");
+    assert!(out.stderr.is_empty());
+}
+
+#[tokio::test]
+async fn stderr_and_stdio_from_files() {
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "echo out; echo err >&2"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+
+    let path = std::env::temp_dir().join(format!("cellblock-stdio-{}", std::process::id()));
+    let f = std::fs::File::create(&path).unwrap();
+    let s = Container::builder("/bin/echo")
+        .arg("to a file")
+        .stdout(f)
+        .status()
+        .await
+        .unwrap();
+    assert!(s.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "to a file\n");
+    std::fs::remove_file(&path).unwrap();
+
+    let out = Container::builder("/bin/cat")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.stdout.is_empty() && out.status.success());
+}
+
+#[tokio::test]
+async fn a_builder_spawns_many_times() {
+    let mut b = Container::builder("/bin/sh");
+    b.args(["-c", "echo $$"]).namespaces(Namespaces::PID);
+    for _ in 0..3 {
+        assert_eq!(b.output().await.unwrap().stdout, b"1\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coexists_with_tokio_process_children() {
+    // Containers and tokio::process children, interleaved and concurrent, each reaped by
+    // its own owner: no ECHILD, no stolen status.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        tasks.push(tokio::spawn(async move {
+            let code = i % 7;
+            if i % 2 == 0 {
+                let s = Container::builder("/bin/sh")
+                    .args(["-c", &format!("sleep 0.0{i}; exit {code}")])
+                    .namespaces(Namespaces::PID)
+                    .status()
+                    .await
+                    .unwrap();
+                assert_eq!(s.code(), Some(code), "container {i}");
+            } else {
+                let s = tokio::process::Command::new("/bin/sh")
+                    .args(["-c", &format!("sleep 0.0{i}; exit {code}")])
+                    .status()
+                    .await
+                    .unwrap();
+                assert_eq!(s.code(), Some(code), "tokio child {i}");
+            }
+        }));
+    }
+    // And a std child waited on synchronously in the middle of it all.
+    let s = std::process::Command::new("/bin/sh")
+        .args(["-c", "exit 3"])
+        .status()
+        .unwrap();
+    assert_eq!(s.code(), Some(3));
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn kill_on_drop_kills_and_reaps_in_background() {
+    let c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(Namespaces::PID)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let pid = c.pid();
+    drop(c);
+    assert!(
+        common::eventually(5, || !common::alive(pid)).await,
+        "killed and reaped"
+    );
+}
+
+#[tokio::test]
+async fn dropped_container_keeps_running_then_is_reaped() {
+    let c = Container::builder("/bin/sleep")
+        .arg("0.3")
+        .spawn()
+        .await
+        .unwrap();
+    let pid = c.pid();
+    drop(c);
+    // Without kill_on_drop it is left to finish...
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(!state.contains(") Z "), "still running: {state}");
+    // ...and is reaped by the background reaper once it exits: no zombie remains.
+    assert!(
+        common::eventually(5, || !common::alive(pid)).await,
+        "reaped after exit"
+    );
+}

@@ -1,0 +1,98 @@
+//! Nesting: the `nested` example, run inside a container on a root filesystem, starts its
+//! own container with cellblock. Hostname, PID 1 and namespace ids differ at every level.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::rootfs::example_binary;
+
+/// Parses `level=N hostname=H pid=P ns=kind:[id] kind:[id] ...` lines.
+fn levels(text: &str) -> Vec<(String, String, BTreeMap<String, String>)> {
+    text.lines()
+        .filter(|l| l.starts_with("level="))
+        .map(|l| {
+            let (head, ns) = l.split_once(" ns=").unwrap();
+            let f: BTreeMap<&str, &str> = head.split(' ').filter_map(|kv| kv.split_once('=')).collect();
+            let ids = ns
+                .split(' ')
+                .filter_map(|kv| kv.split_once(':'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (f["hostname"].to_string(), f["pid"].to_string(), ids)
+        })
+        .collect()
+}
+
+fn check(text: &str, depth: usize, expect_user_differs: bool, host_pid: u32) {
+    let lv = levels(text);
+    assert_eq!(lv.len(), depth + 1, "{text}");
+    // Level 0 is the supervisor on the host.
+    let host_name = common::host("hostname");
+    assert_eq!(lv[0].0, host_name);
+    // Level 0 sees itself under the pid the host gave it.
+    assert_eq!(lv[0].1, host_pid.to_string(), "{text}");
+    for (i, (name, pid, _)) in lv.iter().enumerate().skip(1) {
+        assert_eq!(name, &format!("level-{i}"), "{text}");
+        assert_eq!(pid, "1", "level {i} is not PID 1:\n{text}");
+    }
+    for kind in ["uts", "ipc", "pid", "mnt", "net", "cgroup"] {
+        let ids: Vec<&String> = lv.iter().map(|l| &l.2[kind]).collect();
+        for a in 0..ids.len() {
+            for b in a + 1..ids.len() {
+                assert_ne!(ids[a], ids[b], "{kind} shared by levels {a} and {b}:\n{text}");
+            }
+        }
+    }
+    if expect_user_differs {
+        assert_ne!(lv[0].2["user"], lv[1].2["user"], "{text}");
+    }
+}
+
+#[test]
+fn a_container_starts_its_own_container() {
+    let (_dir, bin) = example_binary("nested");
+    let host_ns = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    let child = Command::new(&bin).arg("2").current_dir("/").stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    check(&text, 2, false, pid);
+    // The level-0 line is the host's view: same UTS namespace as this test.
+    assert!(text.lines().next().unwrap().contains(&host_ns.to_string_lossy().to_string()), "{text}");
+    // Nothing stays behind on the host.
+    assert!(common::zombie_children().is_empty());
+}
+
+#[test]
+fn nesting_works_rootless() {
+    let allowed = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "--user", "true"])
+        .current_dir("/")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !allowed {
+        eprintln!("setpriv missing or unprivileged user namespaces disabled: rootless nesting NOT run");
+        return;
+    }
+    let (_dir, bin) = example_binary("nested");
+    // setpriv execs the binary: same pid.
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("2")
+        .current_dir("/")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    check(&text, 2, true, pid);
+}

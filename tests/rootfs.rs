@@ -1,0 +1,282 @@
+//! Root filesystems and mounts: pivot_root, binds, tmpfs, /proc, /dev, mqueue, sysfs,
+//! read-only mounts, and what the host sees.
+
+mod common;
+
+use std::path::Path;
+
+use cellblock::{Container, Error, Namespaces, Stage};
+use common::rootfs::{make_root, use_root, TempDir};
+
+const NS: Namespaces = Namespaces::MOUNT.union(Namespaces::PID);
+
+async fn sh(b: &mut cellblock::ContainerBuilder, script: &str) -> (bool, String, String) {
+    let out = b.args(["-c", script]).output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_files_unreachable_after_pivot_root() {
+    let t = TempDir::new("escape");
+    let root = make_root(t.path());
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, "host-secret-42\n").unwrap();
+    std::fs::write(root.join("marker"), "inside-marker\n").unwrap();
+    // An absolute symlink inside the root that points at the host file.
+    std::os::unix::fs::symlink(&secret, root.join("escape")).unwrap();
+    let s = secret.display();
+    let script = format!(
+        "cat /marker; cat /escape; cat ../../../../..{s}; cat {s}; cat /proc/1/root{s}; \
+         cat /proc/self/cwd/../../..{s}; cd /; cd ..; cat .{s}; cat /proc/1/cwd{s}; echo done"
+    );
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    let (ok, out, err) = sh(&mut b, &script).await;
+    assert!(ok, "stderr: {err}");
+    // Inside: the root's own file is there, the host file through every path is not.
+    assert!(out.contains("inside-marker"), "{out}");
+    assert!(out.trim_end().ends_with("done"), "{out}");
+    assert!(!out.contains("host-secret-42"), "escaped the root: {out}");
+    assert_eq!(err.matches("No such file or directory").count(), 7, "{err}");
+    // Host side: the file is really there.
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host-secret-42\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_root_is_gone_from_the_mount_table() {
+    let t = TempDir::new("mtab");
+    let root = make_root(t.path());
+    let mut b = Container::builder("/bin/cat");
+    b.arg("/proc/self/mountinfo").namespaces(NS).tmpfs("/tmp");
+    use_root(&mut b, &root);
+    let out = b.output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let points: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(4)).collect();
+    assert_eq!(points.first(), Some(&"/"), "{text}");
+    for p in &points {
+        let allowed = ["/", "/usr", "/etc", "/proc", "/tmp", "/bin", "/sbin", "/lib", "/lib64"];
+        assert!(
+            allowed.iter().any(|a| p == a || p.starts_with(&format!("{a}/")) && *a != "/"),
+            "unexpected mount {p} inside:\n{text}"
+        );
+    }
+    // The host's own mounts (e.g. whatever holds the root dir itself) are not listed.
+    let host = common::host_mount_points();
+    let host_only: Vec<_> = host.iter().filter(|m| !m.starts_with("/usr") && !m.starts_with("/etc") && !m.starts_with("/proc") && *m != "/" && !m.starts_with("/tmp")).collect();
+    for m in host_only {
+        assert!(!points.contains(&m.as_str()), "host mount {m} visible inside:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_mounts_refuse_writes() {
+    let t = TempDir::new("ro");
+    let root = make_root(t.path());
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("rw")).unwrap();
+    let data = t.path().join("data");
+    let rw = t.path().join("rw");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&rw).unwrap();
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    b.bind_ro(&data, "/data").bind(&rw, "/rw").tmpfs_with("/tmp", 1 << 20, 0o1777).readonly_root(true);
+    let (ok, out, err) = sh(
+        &mut b,
+        "touch /data/x 2>&1; touch /usr/x 2>&1; touch /newfile 2>&1; \
+         echo hi > /rw/written && echo rw-ok; echo t > /tmp/t && echo tmp-ok; stat -c %a /tmp",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("Read-only file system").count(), 3, "{out}");
+    assert!(out.contains("rw-ok") && out.contains("tmp-ok") && out.contains("1777"), "{out}");
+    // Host side: nothing was written through the read-only mounts, the rw bind wrote.
+    assert!(!data.join("x").exists() && !root.join("newfile").exists());
+    assert_eq!(std::fs::read_to_string(rw.join("written")).unwrap(), "hi\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mounts_never_reach_the_host_and_vanish_on_exit() {
+    let t = TempDir::new("leak");
+    let root = make_root(t.path());
+    let before = common::host_mount_points();
+    let mut b = Container::builder("/bin/sh");
+    b.args(["-c", "grep -c . /proc/self/mountinfo; sleep 30"])
+        .namespaces(NS)
+        .tmpfs("/tmp")
+        .mount_dev()
+        .stdout(cellblock::Stdio::piped());
+    use_root(&mut b, &root);
+    let mut c = b.spawn().await.unwrap();
+    let mut line = String::new();
+    use tokio::io::AsyncBufReadExt;
+    tokio::io::BufReader::new(c.take_stdout().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let inside: usize = line.trim().parse().unwrap();
+    assert!(inside >= 5, "inside sees {inside} mounts");
+    let during = common::host_mount_points();
+    let root_s = root.display().to_string();
+    assert!(
+        !during.iter().any(|m| m.starts_with(&root_s)),
+        "a container mount shows on the host: {during:?}"
+    );
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+    let after = common::host_mount_points();
+    assert!(!after.iter().any(|m| m.starts_with(&root_s)));
+    // Other tests may mount/unmount meanwhile only inside their own namespaces.
+    assert_eq!(before.len(), after.len(), "host mount table changed");
+}
+
+#[tokio::test]
+async fn missing_rootfs_bind_source_or_mount_point_fails_before_clone() {
+    let t = TempDir::new("missing");
+    let root = make_root(t.path());
+    let err = Container::builder("/bin/true")
+        .namespaces(NS)
+        .rootfs(t.path().join("nope"))
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadMount { what: "rootfs", .. }), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    let err = b.bind("/definitely/not/here", "/tmp").status().await.unwrap_err();
+    assert!(matches!(err, Error::BadMount { what: "bind source", .. }), "{err}");
+
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    let err = b.bind("/etc", "/no-such-dir").status().await.unwrap_err();
+    assert!(matches!(err, Error::BadMount { what: "bind destination", .. }), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::PID)
+        .tmpfs("/mnt")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NeedsNamespace { needs: Namespaces::MOUNT, .. }), "{err}");
+
+    let mut b = Container::builder("/opt/not-in-root");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    let err = b.status().await.unwrap_err();
+    assert!(matches!(err, Error::ProgramNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("inside the root filesystem"), "{err}");
+    assert!(common::zombie_children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn program_and_cwd_are_looked_up_inside_the_root() {
+    let t = TempDir::new("prog");
+    let root = make_root(t.path());
+    std::fs::create_dir_all(root.join("opt/work")).unwrap();
+    let script = root.join("opt/hello");
+    std::fs::write(&script, "#!/bin/sh\necho hello from $(pwd)\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(!Path::new("/opt/hello").exists());
+    let mut b = Container::builder("/opt/hello");
+    b.namespaces(NS).current_dir("/opt/work");
+    use_root(&mut b, &root);
+    let out = b.output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from /opt/work\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proc_inside_the_root_shows_only_the_container() {
+    let t = TempDir::new("proc");
+    let root = make_root(t.path());
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS | Namespaces::UTS).hostname("rooted");
+    use_root(&mut b, &root);
+    let (ok, out, err) = sh(&mut b, "echo $$; hostname; ls /proc | grep -c '^[0-9]'").await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    assert_eq!(lines[1], "rooted");
+    let pids: usize = lines[2].parse().unwrap();
+    assert!(pids <= 3, "container /proc lists {pids} processes");
+    // The host's /proc lists many more.
+    let host_pids = std::fs::read_dir("/proc").unwrap().flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()).count();
+    assert!(host_pids > pids);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minimal_dev_mqueue_and_readonly_sysfs() {
+    let t = TempDir::new("dev");
+    let root = make_root(t.path());
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS | Namespaces::IPC | Namespaces::NET).mount_dev().mount_mqueue().mount_sysfs();
+    use_root(&mut b, &root);
+    let (ok, out, err) = sh(
+        &mut b,
+        "ls /dev | tr '\\n' ' '; echo; echo x > /dev/null && echo null-ok; \
+         head -c 16 /dev/urandom | wc -c; head -c 3 /dev/zero | od -An -tx1; \
+         test -c /dev/pts/ptmx && echo ptmx-ok; \
+         grep -E ' /dev/mqueue | /sys ' /proc/self/mountinfo | awk '{print $5, $6, $9}'; \
+         touch /sys/x 2>&1; ls /sys/class/net | tr '\\n' ' '",
+    )
+    .await;
+    assert!(ok, "{err}\n{out}");
+    let mut lines = out.lines();
+    let dev: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    for want in ["null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd", "mqueue"] {
+        assert!(dev.contains(&want), "/dev lacks {want}: {dev:?}");
+    }
+    // Nothing else of the host's /dev (disks, consoles) is there.
+    assert!(dev.len() <= 15, "{dev:?}");
+    assert!(out.contains("null-ok") && out.contains("\n16\n") && out.contains("00 00 00"), "{out}");
+    assert!(out.contains("ptmx-ok"), "{out}");
+    assert!(out.contains("/dev/mqueue rw"), "{out}");
+    assert!(out.contains("/sys ro"), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    // A fresh sysfs of the new network namespace lists only lo.
+    assert!(out.trim_end().ends_with("lo"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chroot_fallback_changes_root() {
+    let t = TempDir::new("chroot");
+    let root = make_root(t.path());
+    std::fs::write(root.join("marker"), "chrooted\n").unwrap();
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS);
+    use_root(&mut b, &root);
+    b.chroot(&root);
+    let (ok, out, err) = sh(&mut b, "cat /marker; test -e /work || echo no-host-work").await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "chrooted\nno-host-work\n");
+}
+
+#[tokio::test]
+async fn setup_failure_inside_names_the_mount_stage() {
+    // Only the kernel can refuse this, inside the child: a fresh /proc in a user namespace
+    // that does not own the (host's) PID namespace.
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER | Namespaces::MOUNT)
+        .mount_proc()
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Setup { stage: Stage::MountProc, errno } if errno.0 == libc::EPERM),
+        "{err}"
+    );
+    assert!(common::zombie_children().is_empty());
+}

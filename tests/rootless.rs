@@ -1,0 +1,83 @@
+//! Rootless: the namespace features run again as an unprivileged user (uid 65534, via
+//! `setpriv`), with USER added; what needs host root fails with a clear error. Also the
+//! "user namespaces disabled" error, provoked by lowering `user.max_user_namespaces` to 0
+//! inside a throwaway user namespace.
+
+mod common;
+
+use std::process::Command;
+
+use common::rootfs::example_binary;
+
+fn tool(name: &str) -> bool {
+    ["/usr/bin", "/bin"].iter().any(|d| std::path::Path::new(d).join(name).exists())
+}
+
+/// Whether an unprivileged user may create user namespaces here.
+fn unprivileged_userns_allowed() -> bool {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "--user", "true"])
+        .current_dir("/")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn namespace_features_work_as_uid_65534() {
+    if !tool("setpriv") {
+        eprintln!("setpriv (util-linux) missing: cannot switch to an unprivileged user; rootless checks NOT run");
+        return;
+    }
+    if !unprivileged_userns_allowed() {
+        eprintln!("unprivileged user namespaces are disabled on this machine: rootless checks NOT run");
+        return;
+    }
+    let (_dir, bin) = example_binary("rootless");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("running as uid 65534 gid 65534"), "{text}");
+    for check in [
+        "namespaces-differ", "uts", "pid", "user", "proc", "net", "rootfs", "read-only", "dev",
+        "sysfs", "tmpfs", "time", "exec", "multi-range-map", "no-user-namespace", "join-host", "groups",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("ok {check}:"))), "check {check} did not pass:\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(out.status.success());
+}
+
+#[test]
+fn disabled_user_namespaces_give_a_clear_error() {
+    if !tool("unshare") {
+        eprintln!("unshare (util-linux) missing: cannot build a throwaway user namespace; check NOT run");
+        return;
+    }
+    let (_dir, bin) = example_binary("rootless");
+    // In a throwaway user namespace (we are its root), set its limit to 0: creating a
+    // user namespace below it then fails with ENOSPC, as on a host with the sysctl at 0.
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} --expect-userns-disabled",
+        bin.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    let line = text.lines().find(|l| l.starts_with("ok userns-disabled:")).expect("no result line");
+    assert!(line.contains("user namespaces are unavailable here"), "{line}");
+    assert!(line.contains("user.max_user_namespaces is 0"), "{line}");
+    // The host's own setting is untouched.
+    let host = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap();
+    assert_ne!(host.trim(), "0");
+}

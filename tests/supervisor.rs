@@ -1,0 +1,368 @@
+//! The supervisor: restart policies, budgets, backoff, hooks, stop and shutdown.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cellblock::{
+    Backoff, Container, ContainerBuilder, Decision, Event, ExitInfo, Hooks, Namespaces,
+    RestartBudget, RestartPolicy, Supervisor, Worker, WorkerEnd,
+};
+use futures::StreamExt;
+
+fn sh(script: &str) -> ContainerBuilder {
+    let mut b = Container::builder("/bin/sh");
+    b.args(["-c", script])
+        .namespaces(Namespaces::PID | Namespaces::UTS);
+    b
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(10), Duration::from_millis(50)).jitter(0.0)
+}
+
+async fn collect(mut events: cellblock::EventStream) -> Vec<Event> {
+    let mut v = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+        v.push(e);
+    }
+    v
+}
+
+fn kinds(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Started { attempt, .. } => format!("started{attempt}"),
+            Event::Exited {
+                attempt, status, ..
+            } => format!("exited{attempt}:{}", status.code().unwrap_or(-1)),
+            Event::SetupFailed { attempt, .. } => format!("setupfailed{attempt}"),
+            Event::Restarting { attempt, .. } => format!("restarting{attempt}"),
+            Event::GaveUp { .. } => "gaveup".into(),
+            Event::Stopped { .. } => "stopped".into(),
+            _ => "other".into(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn crash_loop_exhausts_on_failure_policy_and_is_reported() {
+    let mut sup = Supervisor::new();
+    let events = sup.events();
+    sup.add(
+        Worker::new("crasher", sh("exit 3")).policy(RestartPolicy::OnFailure {
+            max_restarts: 3,
+            backoff: fast_backoff(),
+        }),
+    )
+    .unwrap();
+    let summary = sup.wait_all().await;
+    let w = &summary.workers[0];
+    assert_eq!((w.starts, w.restarts), (4, 3));
+    assert!(
+        matches!(&w.end, WorkerEnd::GaveUp(r) if r.contains("4 times")),
+        "{:?}",
+        w.end
+    );
+    assert!(!summary.all_succeeded());
+    let k = kinds(&collect(events).await);
+    assert_eq!(
+        k,
+        [
+            "started1",
+            "exited1:3",
+            "restarting2",
+            "started2",
+            "exited2:3",
+            "restarting3",
+            "started3",
+            "exited3:3",
+            "restarting4",
+            "started4",
+            "exited4:3",
+            "gaveup"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn budget_gives_up_an_always_worker() {
+    let mut sup = Supervisor::new();
+    sup.add(
+        Worker::new("flapper", sh("exit 0"))
+            .policy(RestartPolicy::Always {
+                backoff: fast_backoff(),
+            })
+            .budget(RestartBudget::new(2, Duration::from_secs(60))),
+    )
+    .unwrap();
+    let w = sup.wait_any().await.unwrap();
+    assert_eq!(w.starts, 3, "first start + 2 restarts");
+    assert!(
+        matches!(&w.end, WorkerEnd::GaveUp(r) if r.contains("budget")),
+        "{:?}",
+        w.end
+    );
+    assert!(sup.wait_any().await.is_none());
+}
+
+#[tokio::test]
+async fn never_runs_once_and_success_ends_on_failure() {
+    let mut sup = Supervisor::new();
+    sup.add(Worker::new("once", sh("exit 5"))).unwrap();
+    sup.add(
+        Worker::new("ok", sh("exit 0")).policy(RestartPolicy::OnFailure {
+            max_restarts: 5,
+            backoff: fast_backoff(),
+        }),
+    )
+    .unwrap();
+    let summary = sup.wait_all().await;
+    assert_eq!(summary.workers.len(), 2);
+    for w in &summary.workers {
+        assert_eq!(w.starts, 1, "{}", w.name);
+        assert_eq!(w.end, WorkerEnd::Completed);
+    }
+    let ok = summary.workers.iter().find(|w| &*w.name == "ok").unwrap();
+    assert!(ok.succeeded());
+    let once = summary.workers.iter().find(|w| &*w.name == "once").unwrap();
+    assert!(!once.succeeded());
+}
+
+/// Backoff delays grow as configured, and the supervisor really waits them (tokio's
+/// paused clock: the sleeps advance virtual time, not wall time).
+#[tokio::test(start_paused = true)]
+async fn backoff_intervals_grow_as_configured() {
+    let mut sup = Supervisor::new();
+    let mut events = sup.events();
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60))
+        .jitter(0.0)
+        .multiplier(3.0);
+    sup.add(
+        Worker::new("slow-crasher", sh("exit 1")).policy(RestartPolicy::OnFailure {
+            max_restarts: 4,
+            backoff,
+        }),
+    )
+    .unwrap();
+    let mut delays = Vec::new();
+    let mut exited_at = None;
+    let mut gaps = Vec::new();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Event::Restarting { delay, .. } => delays.push(delay),
+            Event::Exited { .. } => exited_at = Some(tokio::time::Instant::now()),
+            Event::Started { attempt, .. } if attempt > 1 => {
+                gaps.push(exited_at.unwrap().elapsed())
+            }
+            Event::GaveUp { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(delays, [1, 3, 9, 27].map(Duration::from_secs));
+    for (gap, delay) in gaps.iter().zip(&delays) {
+        assert!(gap >= delay, "waited {gap:?} for a {delay:?} backoff");
+    }
+    sup.wait_all().await;
+}
+
+struct Counting {
+    starts: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Hooks for Counting {
+    async fn before_start(
+        &self,
+        _name: &str,
+        attempt: u32,
+        b: &mut ContainerBuilder,
+    ) -> Result<(), String> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        b.env("ATTEMPT", attempt.to_string());
+        Ok(())
+    }
+    async fn after_exit(&self, name: &str, exit: &ExitInfo) -> Decision {
+        match exit {
+            // The workload exits with its attempt number; stop after the third.
+            ExitInfo::Exited { status, .. } if status.code() == Some(3) => Decision::Stop,
+            _ if name == "escalator" => Decision::Escalate("escalator failed".into()),
+            _ => Decision::Restart(Duration::from_millis(5)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn hooks_adjust_starts_and_decide_restarts() {
+    let hooks = Arc::new(Counting {
+        starts: AtomicU32::new(0),
+    });
+    struct Shared(Arc<Counting>);
+    #[async_trait::async_trait]
+    impl Hooks for Shared {
+        async fn before_start(
+            &self,
+            n: &str,
+            a: u32,
+            b: &mut ContainerBuilder,
+        ) -> Result<(), String> {
+            self.0.before_start(n, a, b).await
+        }
+        async fn after_exit(&self, n: &str, e: &ExitInfo) -> Decision {
+            self.0.after_exit(n, e).await
+        }
+    }
+    let mut sup = Supervisor::new();
+    sup.hooks(Shared(hooks.clone()));
+    // Policy says never restart; the hook restarts anyway until attempt 3, then stops.
+    sup.add(Worker::new("counter", sh("exit $ATTEMPT")))
+        .unwrap();
+    let w = sup.wait_any().await.unwrap();
+    assert_eq!(w.starts, 3);
+    assert_eq!(w.end, WorkerEnd::Completed);
+    assert_eq!(hooks.starts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn escalation_stops_every_worker() {
+    struct Escalate;
+    #[async_trait::async_trait]
+    impl Hooks for Escalate {
+        async fn after_exit(&self, name: &str, _e: &ExitInfo) -> Decision {
+            if name == "bad" {
+                Decision::Escalate("bad exited".into())
+            } else {
+                Decision::FollowPolicy
+            }
+        }
+    }
+    let mut sup = Supervisor::new();
+    sup.hooks(Escalate).grace_period(Duration::from_millis(200));
+    let mut pids = Vec::new();
+    let mut events = sup.events();
+    for i in 0..3 {
+        sup.add(Worker::new(format!("sleeper{i}"), sh("sleep 100")).policy(
+            RestartPolicy::Always {
+                backoff: fast_backoff(),
+            },
+        ))
+        .unwrap();
+    }
+    // Let the sleepers start before the bad one exits.
+    while pids.len() < 3 {
+        if let Some(Event::Started { pid, .. }) = events.next().await {
+            pids.push(pid);
+        }
+    }
+    sup.add(Worker::new("bad", sh("exit 1"))).unwrap();
+    let summary = sup.wait_all().await;
+    assert_eq!(summary.workers.len(), 4);
+    for w in &summary.workers {
+        if &*w.name == "bad" {
+            assert!(matches!(&w.end, WorkerEnd::GaveUp(r) if r.contains("escalated")));
+        } else {
+            assert_eq!(w.end, WorkerEnd::Stopped, "{}", w.name);
+        }
+    }
+    for pid in pids {
+        assert!(!common::alive(pid), "sleeper {pid} still alive");
+    }
+}
+
+#[tokio::test]
+async fn stop_terminates_with_grace_then_kill() {
+    let mut sup = Supervisor::new();
+    sup.grace_period(Duration::from_millis(300));
+    let mut events = sup.events();
+    // Traps SIGTERM and exits 7: graceful.
+    sup.add(Worker::new(
+        "graceful",
+        sh("trap 'exit 7' TERM; while :; do sleep 0.05; done"),
+    ))
+    .unwrap();
+    // PID 1 without a handler ignores SIGTERM: needs SIGKILL after the grace period.
+    sup.add(Worker::new("stubborn", sh("sleep 100"))).unwrap();
+    let mut started = 0;
+    while started < 2 {
+        if let Some(Event::Started { .. }) = events.next().await {
+            started += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // let the trap be installed
+    assert!(sup.stop("graceful").await);
+    assert!(sup.stop("stubborn").await);
+    assert!(!sup.stop("nobody").await);
+    let summary = sup.wait_all().await;
+    let by = |n: &str| {
+        summary
+            .workers
+            .iter()
+            .find(|w| &*w.name == n)
+            .unwrap()
+            .clone()
+    };
+    let graceful = by("graceful");
+    assert_eq!(graceful.end, WorkerEnd::Stopped);
+    assert!(
+        matches!(graceful.last, Some(ExitInfo::Exited { status, .. }) if status.code() == Some(7))
+    );
+    let stubborn = by("stubborn");
+    assert!(
+        matches!(stubborn.last, Some(ExitInfo::Exited { status, .. }) if status.signal() == Some(libc::SIGKILL))
+    );
+}
+
+#[tokio::test]
+async fn setup_failures_are_events_and_count_as_failures() {
+    let mut sup = Supervisor::new();
+    let events = sup.events();
+    sup.add(
+        Worker::new("missing", Container::builder("/nonexistent/prog")).policy(
+            RestartPolicy::OnFailure {
+                max_restarts: 1,
+                backoff: fast_backoff(),
+            },
+        ),
+    )
+    .unwrap();
+    let w = sup.wait_any().await.unwrap();
+    assert_eq!(w.starts, 0);
+    assert!(
+        matches!(w.last, Some(ExitInfo::SetupFailed(ref e)) if e.to_string().contains("not found"))
+    );
+    assert_eq!(
+        kinds(&collect(events).await),
+        ["setupfailed1", "restarting2", "setupfailed2", "gaveup"]
+    );
+}
+
+#[tokio::test]
+async fn max_concurrent_bounds_running_containers() {
+    let mut sup = Supervisor::new();
+    sup.max_concurrent(3);
+    let mut events = sup.events();
+    for i in 0..10 {
+        sup.add(Worker::new(format!("job{i}"), sh("sleep 0.1")))
+            .unwrap();
+    }
+    let (mut running, mut peak, mut done) = (0i32, 0i32, 0);
+    while done < 10 {
+        match events.next().await.unwrap() {
+            Event::Started { .. } => {
+                running += 1;
+                peak = peak.max(running);
+            }
+            Event::Exited { .. } => {
+                running -= 1;
+                done += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(peak, 3, "never more than 3 at once, and the bound is used");
+    assert!(sup.wait_all().await.all_succeeded());
+}
