@@ -168,7 +168,8 @@ async fn a_builder_spawns_many_times() {
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", "echo $$"]).namespaces(Namespaces::PID);
     for _ in 0..3 {
-        assert_eq!(b.output().await.unwrap().stdout, b"1\n");
+        // PID 2: the built-in init is PID 1 (issue 4).
+        assert_eq!(b.output().await.unwrap().stdout, b"2\n");
     }
 }
 

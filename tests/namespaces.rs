@@ -171,16 +171,17 @@ async fn pid_workload_is_pid1_and_ps_shows_only_the_container() {
     .await;
     let stdout = text(&out.stdout);
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("1"), "echo $$ inside");
+    // The built-in init is PID 1 (issue 4), the workload PID 2.
+    assert_eq!(lines.next(), Some("2"), "echo $$ inside");
     let pids: Vec<i32> = lines
         .clone()
         .take_while(|l| !l.contains("PID"))
         .map(|l| l.trim().parse().unwrap())
         .collect();
-    // sh (1) and the first ps; nothing of the host's hundreds of processes.
-    assert!(pids.contains(&1));
+    // init (1), sh (2) and the first ps; nothing of the host's hundreds of processes.
+    assert!(pids.contains(&1) && pids.contains(&2));
     assert!(
-        pids.len() <= 3,
+        pids.len() <= 4,
         "ps -e inside lists only the container: {pids:?}"
     );
     let host_count = std::fs::read_dir("/proc")
@@ -432,7 +433,8 @@ async fn the_issue_example_runs() {
         .unwrap();
     assert!(out.status.success());
     let s = text(&out.stdout);
-    assert!(s.starts_with("container\n1\n"), "{s}");
+    // PID 2: the built-in init is PID 1 (issue 4).
+    assert!(s.starts_with("container\n2\n"), "{s}");
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {

@@ -164,7 +164,8 @@ async fn supervisor_written_maps_with_other_namespaces_and_rootfs() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "0");
-    assert_eq!(lines[1], "1");
+    // PID 2 under the built-in init (issue 4).
+    assert_eq!(lines[1], "2");
     assert!(lines[2].contains("Read-only file system"), "{text}");
     // Host uid 300007 is uid 7 inside.
     assert_eq!(lines[3], "7");
