@@ -158,7 +158,18 @@ impl InitArgs<'_> {
 pub(crate) fn workload_status(status_fd: &OwnedFd, init_status: ExitStatus) -> ExitStatus {
     let mut buf = [0u8; 8];
     // The pipe holds at most this one record by now (the startup record was consumed by
-    // the spawn). A non-blocking read: the init has exited, so whatever it wrote is there.
+    // the spawn). The init has exited, so whatever it wrote is there; poll first anyway so
+    // that this never blocks the runtime thread it runs on (were some process inside
+    // still holding the write end, a plain read without data would wait for it).
+    let mut pfd = libc::pollfd {
+        fd: status_fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout. man 2 poll.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 || pfd.revents & libc::POLLIN == 0 {
+        return init_status;
+    }
     // SAFETY: valid buffer and fd. man 2 read.
     let n = unsafe { libc::read(status_fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
     if n == 8 {
