@@ -267,3 +267,42 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
     eprintln!("RSS {base} KiB -> peak {peak} KiB (+{grew} KiB) over {n} chunks");
     assert!(grew < 64 * 1024, "supervisor RSS grew by {grew} KiB");
 }
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_are_driven_by_the_reactor_not_threads() {
+    // 24 containers streaming at once: reading them takes no thread per container.
+    let mut outs = Vec::new();
+    let mut cs = Vec::new();
+    for _ in 0..24 {
+        let mut c = Container::builder("/bin/sh")
+            .args(["-c", "for i in 1 2 3 4 5; do head -c 100000 /dev/zero; sleep 0.05; done"])
+            .namespaces(ns())
+            .stdout(Stdio::piped())
+            .spawn()
+            .await
+            .unwrap();
+        outs.push(c.take_stdout().unwrap());
+        cs.push(c);
+    }
+    let before = thread_count();
+    let readers: Vec<_> = outs
+        .into_iter()
+        .map(|o| tokio::spawn(async move { o.fold(0usize, |n, c| async move { n + c.unwrap().len() }).await }))
+        .collect();
+    let mut peak = before;
+    let mut done = 0;
+    for r in readers {
+        peak = peak.max(thread_count());
+        assert_eq!(r.await.unwrap(), 500_000);
+        done += 1;
+    }
+    assert_eq!(done, 24);
+    for c in &mut cs {
+        assert!(c.wait().await.unwrap().success());
+    }
+    assert!(peak <= before + 2, "threads {before} -> {peak} while streaming");
+}
