@@ -332,3 +332,29 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
     c.kill().unwrap();
     c.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inits_own_failure_is_relayed_with_its_stage() {
+    // RLIMIT_NPROC of 1 for a container whose root is an unprivileged host uid: the
+    // init starts, but cannot fork the workload.
+    let err = Container::builder("/bin/true")
+        .namespaces(ns() | Namespaces::USER)
+        .uid_map(0, 310_000, 1)
+        .gid_map(0, 310_000, 1)
+        .rlimit(cellblock::Resource::Nproc, 1, 1)
+        .spawn()
+        .await
+        .unwrap_err();
+    match err {
+        Error::Setup { stage, errno } => {
+            assert_eq!(stage, Stage::InitStart, "{err}");
+            assert_eq!(errno.0, libc::EAGAIN);
+            assert!(
+                err.to_string().contains("init: start the workload"),
+                "{err}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(common::zombie_children().is_empty());
+}

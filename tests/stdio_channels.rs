@@ -279,7 +279,10 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
     let mut cs = Vec::new();
     for _ in 0..24 {
         let mut c = Container::builder("/bin/sh")
-            .args(["-c", "for i in 1 2 3 4 5; do head -c 100000 /dev/zero; sleep 0.05; done"])
+            .args([
+                "-c",
+                "for i in 1 2 3 4 5; do head -c 100000 /dev/zero; sleep 0.05; done",
+            ])
             .namespaces(ns())
             .stdout(Stdio::piped())
             .spawn()
@@ -291,7 +294,12 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
     let before = thread_count();
     let readers: Vec<_> = outs
         .into_iter()
-        .map(|o| tokio::spawn(async move { o.fold(0usize, |n, c| async move { n + c.unwrap().len() }).await }))
+        .map(|o| {
+            tokio::spawn(async move {
+                o.fold(0usize, |n, c| async move { n + c.unwrap().len() })
+                    .await
+            })
+        })
         .collect();
     let mut peak = before;
     let mut done = 0;
@@ -304,5 +312,8 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
     for c in &mut cs {
         assert!(c.wait().await.unwrap().success());
     }
-    assert!(peak <= before + 2, "threads {before} -> {peak} while streaming");
+    assert!(
+        peak <= before + 2,
+        "threads {before} -> {peak} while streaming"
+    );
 }
