@@ -21,8 +21,10 @@ type Subscribers = Arc<Mutex<HashMap<u64, (Vec<Signal>, mpsc::Sender<Signal>)>>>
 /// Receives host signals and forwards them to the containers (and tasks) that asked.
 ///
 /// Create one per supervisor (within a tokio runtime) for the signals it wants to pass
-/// on. While it exists, those signals no longer have their default effect on the
-/// supervisor itself (SIGTERM no longer terminates it): the supervisor decides.
+/// on. From then on those signals no longer have their default effect on the supervisor
+/// itself (SIGTERM no longer terminates it): the supervisor decides. signal-hook keeps
+/// its handler installed for the life of the process, so this stays true after the
+/// forwarder is dropped (the signals are then simply not delivered anywhere).
 ///
 /// ```no_run
 /// # async fn demo() -> cellblock::Result<()> {
