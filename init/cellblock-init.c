@@ -338,10 +338,11 @@ int cmain(long *sp)
             drain_signals(child);
     }
 
-    /* The workload is gone: end whatever it left behind, politely first. Every process of
-     * the namespace descends from us (orphans are reparented to us), so "no child left"
-     * means nothing is left, and kill(-1) (a walk over every process of the host) is
-     * skipped in the common case. */
+    /* The workload is gone: end whatever it left behind, politely first. Every process
+     * the workload started descends from us (orphans are reparented to us), so "no child
+     * left" means none is left, and kill(-1) (a walk over every process of the host) is
+     * skipped in the common case. Processes that entered the namespace with setns are not
+     * our children; the kernel SIGKILLs them when we exit. */
     if (reap(child, &status, &done) == 0 && sc2(__NR_kill, -1, SIGTERM) == 0) {
         long long deadline = now_ms() + grace_ms;
         int left = 1;

@@ -100,6 +100,8 @@ impl ContainerStderr {
 pub struct Lines<S> {
     inner: Option<S>,
     buf: BytesMut,
+    /// How much of `buf` is known to hold no `\n` (so a long line is scanned once).
+    scanned: usize,
 }
 
 impl<S> Lines<S> {
@@ -108,11 +110,15 @@ impl<S> Lines<S> {
         Lines {
             inner: Some(inner),
             buf: BytesMut::new(),
+            scanned: 0,
         }
     }
 
     fn take_line(&mut self) -> Option<Bytes> {
-        if let Some(i) = memchr(&self.buf) {
+        if let Some(i) =
+            memchr(self.buf.get(self.scanned..).unwrap_or_default()).map(|i| i + self.scanned)
+        {
+            self.scanned = 0;
             let mut line = self.buf.split_to(i + 1);
             line.truncate(i);
             if line.last() == Some(&b'\r') {
@@ -121,8 +127,10 @@ impl<S> Lines<S> {
             return Some(line.freeze());
         }
         if self.buf.len() >= MAX_LINE {
+            self.scanned = self.buf.len() - MAX_LINE;
             return Some(self.buf.split_to(MAX_LINE).freeze());
         }
+        self.scanned = self.buf.len();
         None
     }
 }
@@ -149,6 +157,7 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Lines<S> {
                     if self.buf.is_empty() {
                         return Poll::Ready(None);
                     }
+                    self.scanned = 0;
                     let rest = self.buf.split().freeze();
                     return Poll::Ready(Some(Ok(rest)));
                 }

@@ -317,3 +317,37 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
         "threads {before} -> {peak} while streaming"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overlong_lines_come_out_in_bounded_pieces() {
+    // 2.5 MiB without a newline, then "end": pieces of MAX_LINE, the rest, then "end".
+    let mut c = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "head -c 2621440 /dev/zero | tr '\\0' x; printf '\\nend\\n'",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let lines: Vec<Bytes> = c
+        .take_stdout()
+        .unwrap()
+        .lines()
+        .map(|l| l.unwrap())
+        .collect()
+        .await;
+    let lens: Vec<usize> = lines.iter().map(|l| l.len()).collect();
+    assert_eq!(
+        lens,
+        vec![
+            cellblock::MAX_LINE,
+            cellblock::MAX_LINE,
+            2621440 - 2 * cellblock::MAX_LINE,
+            3
+        ]
+    );
+    assert!(lines[..3].iter().all(|l| l.iter().all(|&b| b == b'x')));
+    assert_eq!(lines[3], "end");
+    c.wait().await.unwrap();
+}
