@@ -355,7 +355,8 @@ impl ContainerBuilder {
     /// "The whole container" is its cgroup when it has one (any limit, or
     /// [`cgroup_accounting`](Self::cgroup_accounting)): every process in it, however
     /// deep, is signalled (v2 `cgroup.kill`; v1 freeze, kill, thaw). Without a cgroup but
-    /// with [`Namespaces::PID`], SIGTERM goes to PID 1 (which ignores it unless it has a
+    /// with [`Namespaces::PID`], SIGTERM goes to PID 1 (the built-in init passes it on to
+    /// the workload; with `init(false)` a workload that is PID 1 ignores it unless it has a
     /// handler) and SIGKILL of PID 1 makes the kernel kill the rest of the namespace.
     /// With neither, only the first process is signalled: its descendants survive.
     pub fn timeout(&mut self, limit: Duration) -> &mut Self {

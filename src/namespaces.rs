@@ -19,7 +19,8 @@ bitflags::bitflags! {
         const UTS = 1 << 0;
         /// System V IPC and POSIX message queues (`CLONE_NEWIPC`).
         const IPC = 1 << 1;
-        /// Process ids: the workload is PID 1 (`CLONE_NEWPID`).
+        /// Process ids (`CLONE_NEWPID`): the built-in init is PID 1 and the workload PID 2,
+        /// or the workload PID 1 with [`init(false)`](crate::ContainerBuilder::init).
         const PID = 1 << 2;
         /// The mount table (`CLONE_NEWNS`).
         const MOUNT = 1 << 3;
