@@ -113,9 +113,17 @@ async fn main() {
             for _ in 0..5 {
                 got.push(lines.next_line().await.ok().flatten().unwrap_or_default());
             }
-            r.check("uts", got[0] == "rootless", format!("hostname {:?}", got[0]));
+            r.check(
+                "uts",
+                got[0] == "rootless",
+                format!("hostname {:?}", got[0]),
+            );
             r.check("pid", got[1] == "1", format!("$$ = {:?}", got[1]));
-            r.check("user", got[2] == "0", format!("id -u = {:?} (host uid {uid})", got[2]));
+            r.check(
+                "user",
+                got[2] == "0",
+                format!("id -u = {:?} (host uid {uid})", got[2]),
+            );
             let n: usize = got[3].parse().unwrap_or(99);
             r.check("proc", n <= 3, format!("{n} processes in /proc"));
             r.check("net", got[4] == "lo", format!("interfaces: {:?}", got[4]));
@@ -154,7 +162,10 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 
     // 3. TIME in our own user namespace.
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
     match Container::builder("/bin/cat")
         .arg("/proc/uptime")
         .namespaces(Namespaces::USER | Namespaces::TIME)
@@ -163,8 +174,16 @@ async fn main() {
         .await
     {
         Ok(out) => {
-            let up: f64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            r.check("time", up > host_up + 86_000.0, format!("uptime inside {up}, host {host_up}"));
+            let up: f64 = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            r.check(
+                "time",
+                up > host_up + 86_000.0,
+                format!("uptime inside {up}, host {host_up}"),
+            );
         }
         Err(e) => r.check("time", false, e),
     }
@@ -204,18 +223,43 @@ async fn main() {
         .gid_map(0, 100_000, 65_536)
         .status()
         .await;
-    r.check("multi-range-map", matches!(e, Err(Error::NeedsPrivilege { .. })), fmt(&e));
-    let e = Container::builder("/bin/true").namespaces(Namespaces::UTS).status().await;
+    r.check(
+        "multi-range-map",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
+    let e = Container::builder("/bin/true")
+        .namespaces(Namespaces::UTS)
+        .status()
+        .await;
     r.check(
         "no-user-namespace",
         matches!(&e, Err(Error::Clone { errno, .. }) if errno.0 == libc::EPERM)
             && fmt(&e).contains("Namespaces::USER"),
         fmt(&e),
     );
-    let e = Container::builder("/bin/true").join_path(Namespaces::NET, "/proc/1/ns/net").status().await;
-    r.check("join-host", matches!(e, Err(Error::NeedsPrivilege { .. }) | Err(Error::BadJoin { .. })), fmt(&e));
-    let e = Container::builder("/bin/true").namespaces(Namespaces::USER).groups([0]).status().await;
-    r.check("groups", matches!(e, Err(Error::NeedsPrivilege { .. })), fmt(&e));
+    let e = Container::builder("/bin/true")
+        .join_path(Namespaces::NET, "/proc/1/ns/net")
+        .status()
+        .await;
+    r.check(
+        "join-host",
+        matches!(
+            e,
+            Err(Error::NeedsPrivilege { .. }) | Err(Error::BadJoin { .. })
+        ),
+        fmt(&e),
+    );
+    let e = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER)
+        .groups([0])
+        .status()
+        .await;
+    r.check(
+        "groups",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
 
     std::process::exit(r.failed as i32);
 }

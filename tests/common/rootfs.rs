@@ -48,7 +48,9 @@ pub fn make_root(dir: &Path) -> PathBuf {
     }
     for name in SYSTEM {
         let host = Path::new("/").join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
         let inside = root.join(name);
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&host).unwrap();
@@ -57,9 +59,7 @@ pub fn make_root(dir: &Path) -> PathBuf {
             std::fs::create_dir_all(&inside).unwrap();
         }
     }
-    for sub in [root.clone()] {
-        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     root
 }
 
@@ -82,7 +82,13 @@ pub fn use_root(b: &mut ContainerBuilder, root: &Path) {
 pub fn example_binary(name: &str) -> (TempDir, PathBuf) {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let built = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let built = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     assert!(
         built.exists(),
         "{} is missing: run the tests with `cargo test` (which builds the examples)",
