@@ -361,7 +361,22 @@ impl PreparedJoin {
         }
         guard.reap_now();
         let pid = i32::from_ne_bytes(buf);
-        let pidfd = sys::pidfd_open(pid).map_err(Error::io("pidfd_open of the workload"))?;
-        Ok(ChildGuard::new(pid, pidfd))
+        match sys::pidfd_open(pid) {
+            Ok(pidfd) => Ok(ChildGuard::new(pid, pidfd)),
+            Err(e) => {
+                // Cannot happen for an unreaped child of ours short of fd exhaustion; do
+                // not leave it running or as a zombie. It is our child: waiting for this
+                // one pid (never -1) steals nobody else's status.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(Error::Io {
+                    context: "pidfd_open of the workload",
+                    source: e,
+                })
+            }
+        }
     }
 }

@@ -164,7 +164,8 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
                 | Namespaces::PID
                 | Namespaces::MOUNT
                 | Namespaces::IPC
-                | Namespaces::NET,
+                | Namespaces::NET
+                | Namespaces::CGROUP,
         )
         .hostname("target")
         .kill_on_drop(true);
