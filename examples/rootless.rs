@@ -91,7 +91,8 @@ async fn main() {
         | Namespaces::NET
         | Namespaces::CGROUP;
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "hostname; echo $$; id -u; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; exec sleep 30"])
+        .args(["-c", "hostname; echo $$; id -u; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+                      ipcmk -Q >/dev/null && tail -n +2 /proc/sysvipc/msg | wc -l; grep -vc ':/$' /proc/self/cgroup; exec sleep 30"])
         .namespaces(all)
         .hostname("rootless")
         .stdout(Stdio::piped())
@@ -110,7 +111,10 @@ async fn main() {
             use tokio::io::AsyncBufReadExt;
             let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
             let mut got = Vec::new();
-            for _ in 0..5 {
+            let host_queues = std::fs::read_to_string("/proc/sysvipc/msg")
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            for _ in 0..7 {
                 got.push(lines.next_line().await.ok().flatten().unwrap_or_default());
             }
             r.check(
@@ -127,6 +131,22 @@ async fn main() {
             let n: usize = got[3].parse().unwrap_or(99);
             r.check("proc", n <= 3, format!("{n} processes in /proc"));
             r.check("net", got[4] == "lo", format!("interfaces: {:?}", got[4]));
+            let host_queues_after = std::fs::read_to_string("/proc/sysvipc/msg")
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            r.check(
+                "ipc",
+                got[5].trim() == "1" && host_queues == host_queues_after,
+                format!("queues inside after ipcmk: {:?}; host /proc/sysvipc/msg lines {host_queues} -> {host_queues_after}", got[5].trim()),
+            );
+            r.check(
+                "cgroup",
+                got[6].trim() == "0",
+                format!(
+                    "{} /proc/self/cgroup lines not at the namespace root",
+                    got[6].trim()
+                ),
+            );
             let _ = c.kill();
             let _ = c.wait().await;
         }

@@ -251,7 +251,13 @@ impl Plan {
                 CloneMode::Vfork => {
                     sys::clone_vfork(child::entry, stack, self.namespaces.clone_flags(), arg)
                 }
-                m => sys::clone_with(child::entry, stack, m.flags(), self.namespaces.clone_flags(), arg),
+                m => sys::clone_with(
+                    child::entry,
+                    stack,
+                    m.flags(),
+                    self.namespaces.clone_flags(),
+                    arg,
+                ),
             }
         };
         let (pid, pidfd) = cloned.map_err(|e| {

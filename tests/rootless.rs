@@ -61,6 +61,8 @@ fn namespace_features_work_as_uid_65534() {
         "user",
         "proc",
         "net",
+        "ipc",
+        "cgroup",
         "rootfs",
         "read-only",
         "dev",
