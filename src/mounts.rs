@@ -6,6 +6,12 @@
 //! rootfs, bind source or mount point is a typed error before anything is cloned. The
 //! child creates mount points only inside file systems it mounted itself (a tmpfs, the
 //! `/dev` tmpfs): the host's directories are never modified.
+//!
+//! The checks resolve symlinks the way the kernel will, and refuse a mount point that a
+//! symlink leads out of the root filesystem (or out of the bind source it lies in): the
+//! mounts are made before the root changes, so such a link would aim them at host paths of
+//! the container's private mount namespace. The root filesystem is trusted not to be
+//! changed by someone else between these checks and the clone.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;

@@ -19,7 +19,11 @@
 //!   until the error pipe reports exec or failure — exactly what vfork's sleep guaranteed
 //!   before (EOF on the close-on-exec pipe comes after execve has switched to a new address
 //!   space). This costs no page-table copy, so spawn cost still does not grow with the
-//!   supervisor's memory.
+//!   supervisor's memory. Right after the maps are written the child switches to uid/gid 0
+//!   of the new namespace (if the maps cover 0), so that the mount steps run as a mapped
+//!   root; the configured `user()` is applied last, before exec. With maps that leave 0
+//!   unmapped, creating mount points in a tmpfs (e.g. for `mount_dev`) fails with
+//!   EOVERFLOW.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
