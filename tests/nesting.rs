@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::rootfs::example_binary;
+use common::rootfs::{example_binary, output_retrying};
 
 /// Parses `level=N hostname=H pid=P ns=kind:[id] kind:[id] ...` lines.
 fn levels(text: &str) -> Vec<(String, String, BTreeMap<String, String>)> {
@@ -60,14 +60,11 @@ fn check(text: &str, depth: usize, expect_user_differs: bool, host_pid: u32) {
 fn a_container_starts_its_own_container() {
     let (_dir, bin) = example_binary("nested");
     let host_ns = std::fs::read_link("/proc/self/ns/uts").unwrap();
-    let child = Command::new(&bin)
-        .arg("2")
-        .current_dir("/")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (pid, out) = output_retrying(|| {
+        let mut c = Command::new(&bin);
+        c.arg("2").current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(out.status.success(), "{text}");
@@ -105,16 +102,14 @@ fn nesting_works_rootless() {
     }
     let (_dir, bin) = example_binary("nested");
     // setpriv execs the binary: same pid.
-    let child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("2")
-        .current_dir("/")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (pid, out) = output_retrying(|| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("2")
+            .current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(out.status.success(), "{text}");

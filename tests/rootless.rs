@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::rootfs::example_binary;
+use common::rootfs::{example_binary, output_retrying};
 
 fn tool(name: &str) -> bool {
     ["/usr/bin", "/bin"]
@@ -45,12 +45,13 @@ fn namespace_features_work_as_uid_65534() {
         return;
     }
     let (_dir, bin) = example_binary("rootless");
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let (_, out) = output_retrying(|| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("running as uid 65534 gid 65534"), "{text}");
@@ -99,11 +100,12 @@ fn disabled_user_namespaces_give_a_clear_error() {
         "echo 0 > /proc/sys/user/max_user_namespaces && exec {} --expect-userns-disabled",
         bin.display()
     );
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let (_, out) = output_retrying(|| {
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
+            .current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");

@@ -100,3 +100,36 @@ pub fn example_binary(name: &str) -> (TempDir, PathBuf) {
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, copy)
 }
+
+/// Runs a command to completion, retrying while the kernel reports "Text file busy": a
+/// freshly copied binary stays busy while any process forked (by another test of this
+/// binary, concurrently) still holds the copy's write descriptor, until that process execs.
+pub fn output_retrying(
+    mut make: impl FnMut() -> std::process::Command,
+) -> (u32, std::process::Output) {
+    for _ in 0..100 {
+        match make()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => {
+                let pid = child.id();
+                let out = child.wait_with_output().unwrap();
+                // setpriv/unshare exec the binary themselves and report the same error.
+                if !out.status.success()
+                    && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                return (pid, out);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawning: {e}"),
+        }
+    }
+    panic!("the binary stayed busy (ETXTBSY) for 2 seconds");
+}
