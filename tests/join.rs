@@ -316,3 +316,44 @@ async fn exec_into_a_user_and_time_namespace() {
     target.kill().unwrap();
     target.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_exec_into_a_pid_namespace_leaves_no_zombie() {
+    let mut target = Container::builder("/bin/sleep")
+        .arg("60")
+        .namespaces(Namespaces::PID | Namespaces::MOUNT)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    // The working directory is only checked inside (the joined mount namespace), by the
+    // workload cloned in the joined PID namespace: its failure must reap it and the
+    // intermediate.
+    let err = target
+        .exec("/bin/true")
+        .unwrap()
+        .current_dir("/no/such/dir")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Setup { stage: cellblock::Stage::Chdir, errno } if errno.0 == libc::ENOENT),
+        "{err}"
+    );
+    // Many exec'd processes at once, all reaped.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let b = target.exec("/bin/sh").unwrap();
+            tokio::spawn(async move {
+                let mut b = b;
+                b.args(["-c", &format!("exit {i}")]).status().await.unwrap()
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().code(), Some(i as i32));
+    }
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+    target.kill().unwrap();
+    target.wait().await.unwrap();
+}

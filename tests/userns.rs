@@ -231,3 +231,66 @@ async fn supervisor_written_maps_with_other_namespaces_and_rootfs() {
     assert_eq!(lines[3], "7");
     assert_eq!(lines[4], "mapped");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_after_supervisor_written_maps_leaves_nothing_behind() {
+    // The kernel refuses /proc without owning the PID namespace: a setup failure after
+    // the maps were written, on the clone path without CLONE_VFORK.
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER | Namespaces::MOUNT)
+        .uid_map(0, 100_000, 65_536)
+        .gid_map(0, 100_000, 65_536)
+        .mount_proc()
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Setup {
+                stage: cellblock::Stage::MountProc,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_spawns_with_supervisor_written_maps() {
+    let tasks: Vec<_> = (0..32u32)
+        .map(|i| {
+            tokio::spawn(async move {
+                let out = Container::builder("/bin/sh")
+                    .args(["-c", "id -u; cat /proc/self/uid_map"])
+                    .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+                    .uid_map(0, 500_000 + i * 1000, 1000)
+                    .gid_map(0, 500_000 + i * 1000, 1000)
+                    .user(i, i)
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut l = text.lines();
+                assert_eq!(l.next(), Some(i.to_string().as_str()));
+                let map: Vec<String> = l
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                assert_eq!(map, ["0", &(500_000 + i * 1000).to_string(), "1000"]);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
