@@ -281,6 +281,16 @@ async fn main() {
         fmt(&e),
     );
 
+    let e = Container::builder("/bin/true")
+        .user(1000, 1000)
+        .status()
+        .await;
+    r.check(
+        "user-without-userns",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
+
     std::process::exit(r.failed as i32);
 }
 

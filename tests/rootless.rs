@@ -75,6 +75,7 @@ fn namespace_features_work_as_uid_65534() {
         "no-user-namespace",
         "join-host",
         "groups",
+        "user-without-userns",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("ok {check}:"))),
