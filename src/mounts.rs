@@ -672,7 +672,7 @@ impl Compiler<'_> {
                     Stage::MountSysfs,
                 )?;
                 if let Some(s) = self.steps.last_mut() {
-                    let fallback = CString::new("/sys").expect("no NUL");
+                    let fallback = CString::from(c"/sys");
                     s.fallback_bind = fallback.as_ptr();
                     self.strings.push(fallback);
                 }
