@@ -43,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let hostname = nix::unistd::gethostname()?.to_string_lossy().into_owned();
     let ids = NamespaceIds::current()?;
-    println!("level={level} hostname={hostname} pid={} ns={ids}", std::process::id());
+    println!(
+        "level={level} hostname={hostname} pid={} ns={ids}",
+        std::process::id()
+    );
     if remaining == 0 {
         return Ok(());
     }

@@ -25,7 +25,9 @@ fn build_root(dir: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
     let mut binds = vec![PathBuf::from("/usr"), PathBuf::from("/etc")];
     for name in ["bin", "sbin", "lib", "lib64"] {
         let host = Path::new("/").join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
         if meta.file_type().is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&host)?, root.join(name))?;
         } else if meta.is_dir() {
@@ -48,20 +50,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let script = "echo \"hostname: $(hostname)   pid: $$   uid: $(id -u)\"; \
                       echo '/ holds:' $(ls /); echo 'mounts:'; awk '{print \"  \" $5, $6}' /proc/self/mountinfo; \
                       touch /usr/x 2>&1 | sed 's/^/  write to \\/usr: /'; echo ok > /tmp/ok && echo '  write to /tmp: ok'";
-        (root, binds, vec!["/bin/sh".into(), "-c".into(), script.into()])
+        (
+            root,
+            binds,
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        )
     };
 
-    let mut ns = Namespaces::MOUNT | Namespaces::PID | Namespaces::UTS | Namespaces::IPC | Namespaces::NET;
+    let mut ns =
+        Namespaces::MOUNT | Namespaces::PID | Namespaces::UTS | Namespaces::IPC | Namespaces::NET;
     if !nix::unistd::geteuid().is_root() {
         ns |= Namespaces::USER; // rootless: our own uid becomes root inside
     }
     let mut b = Container::builder(&cmd[0]);
-    b.args(&cmd[1..]).namespaces(ns).hostname("rootfs-demo").rootfs(&root);
+    b.args(&cmd[1..])
+        .namespaces(ns)
+        .hostname("rootfs-demo")
+        .rootfs(&root);
     for dir in &binds {
         b.bind_ro(dir, dir);
     }
     if !binds.is_empty() {
-        b.mount_dev().tmpfs_with("/tmp", 16 << 20, 0o1777).readonly_root(true);
+        b.mount_dev()
+            .tmpfs_with("/tmp", 16 << 20, 0o1777)
+            .readonly_root(true);
     }
     let status = b.status().await;
     let _ = std::fs::remove_dir_all(&tmp);

@@ -91,7 +91,8 @@ async fn main() {
         | Namespaces::NET
         | Namespaces::CGROUP;
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "hostname; echo $$; id -u; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; exec sleep 30"])
+        .args(["-c", "hostname; echo $$; id -u; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+                      ipcmk -Q >/dev/null && tail -n +2 /proc/sysvipc/msg | wc -l; grep -vc ':/$' /proc/self/cgroup; exec sleep 30"])
         .namespaces(all)
         .hostname("rootless")
         .stdout(Stdio::piped())
@@ -110,7 +111,10 @@ async fn main() {
             use tokio::io::AsyncBufReadExt;
             let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
             let mut got = Vec::new();
-            for _ in 0..5 {
+            let host_queues = std::fs::read_to_string("/proc/sysvipc/msg")
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            for _ in 0..7 {
                 got.push(lines.next_line().await.ok().flatten().unwrap_or_default());
             }
             r.check("uts", got[0] == "rootless", format!("hostname {:?}", got[0]));
@@ -120,6 +124,22 @@ async fn main() {
             let n: usize = got[3].parse().unwrap_or(99);
             r.check("proc", n <= 4, format!("{n} processes in /proc"));
             r.check("net", got[4] == "lo", format!("interfaces: {:?}", got[4]));
+            let host_queues_after = std::fs::read_to_string("/proc/sysvipc/msg")
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
+            r.check(
+                "ipc",
+                got[5].trim() == "1" && host_queues == host_queues_after,
+                format!("queues inside after ipcmk: {:?}; host /proc/sysvipc/msg lines {host_queues} -> {host_queues_after}", got[5].trim()),
+            );
+            r.check(
+                "cgroup",
+                got[6].trim() == "0",
+                format!(
+                    "{} /proc/self/cgroup lines not at the namespace root",
+                    got[6].trim()
+                ),
+            );
             let _ = c.kill();
             let _ = c.wait().await;
         }
@@ -155,7 +175,10 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 
     // 3. TIME in our own user namespace.
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
     match Container::builder("/bin/cat")
         .arg("/proc/uptime")
         .namespaces(Namespaces::USER | Namespaces::TIME)
@@ -164,8 +187,16 @@ async fn main() {
         .await
     {
         Ok(out) => {
-            let up: f64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            r.check("time", up > host_up + 86_000.0, format!("uptime inside {up}, host {host_up}"));
+            let up: f64 = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            r.check(
+                "time",
+                up > host_up + 86_000.0,
+                format!("uptime inside {up}, host {host_up}"),
+            );
         }
         Err(e) => r.check("time", false, e),
     }
@@ -205,18 +236,53 @@ async fn main() {
         .gid_map(0, 100_000, 65_536)
         .status()
         .await;
-    r.check("multi-range-map", matches!(e, Err(Error::NeedsPrivilege { .. })), fmt(&e));
-    let e = Container::builder("/bin/true").namespaces(Namespaces::UTS).status().await;
+    r.check(
+        "multi-range-map",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
+    let e = Container::builder("/bin/true")
+        .namespaces(Namespaces::UTS)
+        .status()
+        .await;
     r.check(
         "no-user-namespace",
         matches!(&e, Err(Error::Clone { errno, .. }) if errno.0 == libc::EPERM)
             && fmt(&e).contains("Namespaces::USER"),
         fmt(&e),
     );
-    let e = Container::builder("/bin/true").join_path(Namespaces::NET, "/proc/1/ns/net").status().await;
-    r.check("join-host", matches!(e, Err(Error::NeedsPrivilege { .. }) | Err(Error::BadJoin { .. })), fmt(&e));
-    let e = Container::builder("/bin/true").namespaces(Namespaces::USER).groups([0]).status().await;
-    r.check("groups", matches!(e, Err(Error::NeedsPrivilege { .. })), fmt(&e));
+    let e = Container::builder("/bin/true")
+        .join_path(Namespaces::NET, "/proc/1/ns/net")
+        .status()
+        .await;
+    r.check(
+        "join-host",
+        matches!(
+            e,
+            Err(Error::NeedsPrivilege { .. }) | Err(Error::BadJoin { .. })
+        ),
+        fmt(&e),
+    );
+    let e = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER)
+        .groups([0])
+        .status()
+        .await;
+    r.check(
+        "groups",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
+
+    let e = Container::builder("/bin/true")
+        .user(1000, 1000)
+        .status()
+        .await;
+    r.check(
+        "user-without-userns",
+        matches!(e, Err(Error::NeedsPrivilege { .. })),
+        fmt(&e),
+    );
 
     std::process::exit(r.failed as i32);
 }

@@ -43,7 +43,10 @@ struct Join {
 #[derive(Debug, Clone)]
 enum Source {
     /// A duplicate of the container's pidfd (`None`: it was already reaped).
-    Container { pid: i32, pidfd: Option<Arc<OwnedFd>> },
+    Container {
+        pid: i32,
+        pidfd: Option<Arc<OwnedFd>>,
+    },
     Path(PathBuf),
 }
 
@@ -210,7 +213,7 @@ fn kind_flag(ns: Namespaces) -> libc::c_int {
 /// and pid pipe if a PID namespace is joined.
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
     let mut prepared = PreparedJoin {
-        spec: JoinSpec::NONE,
+        spec: JoinSpec::none(),
         mode_private_memory: false,
         _entries: Vec::new(),
         _fds: Vec::new(),
@@ -233,10 +236,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
             return Err(bad("no namespace kind given".into()));
         }
         if all.intersects(j.namespaces) {
-            return Err(bad(format!(
-                "{} joined twice",
-                all & j.namespaces
-            )));
+            return Err(bad(format!("{} joined twice", all & j.namespaces)));
         }
         if b.namespaces.intersects(j.namespaces) {
             return Err(bad(format!(
@@ -277,7 +277,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
                 return Err(bad("the container has already been reaped".into()))
             }
             Source::Container {
-                pidfd: Some(fd), pid, ..
+                pidfd: Some(fd),
+                pid,
+                ..
             } => {
                 // Alive? A pidfd of an exited process makes setns fail with ESRCH later;
                 // say it now.
@@ -292,9 +294,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
                 }
                 let file = std::fs::File::open(p).map_err(|e| bad(e.to_string()))?;
                 let fd = OwnedFd::from(file);
-                let kind = ns_type(fd.as_fd()).map_err(|e| {
-                    bad(format!("not a namespace file (NS_GET_NSTYPE: {e})"))
-                })?;
+                let kind = ns_type(fd.as_fd())
+                    .map_err(|e| bad(format!("not a namespace file (NS_GET_NSTYPE: {e})")))?;
                 if kind != kind_flag(j.namespaces) {
                     return Err(bad(format!(
                         "it is a namespace of another kind ({})",
@@ -353,13 +354,29 @@ impl PreparedJoin {
         // before cloning (it then reported on the error pipe).
         self.pid_write = None;
         let mut buf = [0u8; 4];
-        let n = sys::read_retry(read.as_fd(), &mut buf).map_err(Error::io("reading the pid pipe"))?;
+        let n =
+            sys::read_retry(read.as_fd(), &mut buf).map_err(Error::io("reading the pid pipe"))?;
         if n != 4 {
             return Ok(guard);
         }
         guard.reap_now();
         let pid = i32::from_ne_bytes(buf);
-        let pidfd = sys::pidfd_open(pid).map_err(Error::io("pidfd_open of the workload"))?;
-        Ok(ChildGuard::new(pid, pidfd))
+        match sys::pidfd_open(pid) {
+            Ok(pidfd) => Ok(ChildGuard::new(pid, pidfd)),
+            Err(e) => {
+                // Cannot happen for an unreaped child of ours short of fd exhaustion; do
+                // not leave it running or as a zombie. It is our child: waiting for this
+                // one pid (never -1) steals nobody else's status.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(Error::Io {
+                    context: "pidfd_open of the workload",
+                    source: e,
+                })
+            }
+        }
     }
 }

@@ -6,6 +6,12 @@
 //! rootfs, bind source or mount point is a typed error before anything is cloned. The
 //! child creates mount points only inside file systems it mounted itself (a tmpfs, the
 //! `/dev` tmpfs): the host's directories are never modified.
+//!
+//! The checks resolve symlinks the way the kernel will, and refuse a mount point that a
+//! symlink leads out of the root filesystem (or out of the bind source it lies in): the
+//! mounts are made before the root changes, so such a link would aim them at host paths of
+//! the container's private mount namespace. The root filesystem is trusted not to be
+//! changed by someone else between these checks and the clone.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -49,9 +55,7 @@ enum MountOp {
 impl MountOp {
     fn dst(&self) -> &Path {
         match self {
-            MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } => {
-                dst
-            }
+            MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } => dst,
             MountOp::Dev => Path::new("/dev"),
             MountOp::Mqueue => Path::new("/dev/mqueue"),
             MountOp::Sysfs => Path::new("/sys"),
@@ -322,6 +326,25 @@ impl Model<'_> {
         self.view(&path)
     }
 
+    /// The host directory under which `p`'s view lies (the bind source covering it, or
+    /// the root filesystem), for containment checks.
+    fn host_base(&self, p: &Path) -> Option<PathBuf> {
+        let mut best: Option<(&PathBuf, &Layer)> = None;
+        for (dst, layer) in self.mounts.iter() {
+            if p.starts_with(dst) {
+                match best {
+                    Some((b, _)) if b.components().count() > dst.components().count() => {}
+                    _ => best = Some((dst, layer)),
+                }
+            }
+        }
+        match best {
+            Some((_, Layer::Host(src))) => Some(src.clone()),
+            Some(_) => None,
+            None => self.root.map(Path::to_path_buf),
+        }
+    }
+
     fn view(&self, p: &Path) -> View {
         // The most recent mount whose destination is a prefix of `p` wins (a later mount
         // on the same or a deeper path hides what was there).
@@ -401,6 +424,17 @@ impl Compiler<'_> {
     fn mount_point(&mut self, dst: &Path, dir: bool, what: &'static str) -> Result<()> {
         match self.model.view(dst) {
             View::Host(host) => match std::fs::metadata(&host) {
+                // The kernel resolves the mount point on the host, before the root changes:
+                // a symlink in the root filesystem (`dev -> /dev`, `x -> ../../etc`) would
+                // put the mount on a host path instead. Refuse anything that leaves its base.
+                Ok(_) if !self.contained(dst, &host) => Err(Error::BadMount {
+                    what,
+                    path: dst.into(),
+                    reason: format!(
+                        "{} resolves outside the root filesystem or bind source (through a symlink)",
+                        host.display()
+                    ),
+                }),
                 Ok(m) if m.is_dir() == dir => Ok(()),
                 Ok(_) => Err(Error::BadMount {
                     what,
@@ -440,6 +474,16 @@ impl Compiler<'_> {
                 self.steps.push(s);
                 Ok(())
             }
+        }
+    }
+
+    fn contained(&self, dst: &Path, host: &Path) -> bool {
+        let Some(base) = self.model.host_base(dst) else {
+            return true;
+        };
+        match (std::fs::canonicalize(host), std::fs::canonicalize(&base)) {
+            (Ok(h), Ok(b)) => h.starts_with(b),
+            _ => false,
         }
     }
 
@@ -628,7 +672,7 @@ impl Compiler<'_> {
                     Stage::MountSysfs,
                 )?;
                 if let Some(s) = self.steps.last_mut() {
-                    let fallback = CString::new("/sys").expect("no NUL");
+                    let fallback = CString::from(c"/sys");
                     s.fallback_bind = fallback.as_ptr();
                     self.strings.push(fallback);
                 }
@@ -658,7 +702,8 @@ pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
             "readonly_root(true) needs a root filesystem (rootfs or chroot)".into(),
         ));
     }
-    if fs.ops.iter().any(|o| matches!(o, MountOp::Mqueue)) && !b.namespaces.contains(Namespaces::IPC)
+    if fs.ops.iter().any(|o| matches!(o, MountOp::Mqueue))
+        && !b.namespaces.contains(Namespaces::IPC)
     {
         return Err(Error::NeedsNamespace {
             option: "mount_mqueue",
@@ -736,7 +781,9 @@ fn check_root(r: &Path) -> Result<PathBuf> {
         return Err(bad("not a directory".into()));
     }
     if canon == Path::new("/") {
-        return Err(bad("the host's own root cannot be the container's root filesystem".into()));
+        return Err(bad(
+            "the host's own root cannot be the container's root filesystem".into(),
+        ));
     }
     Ok(canon)
 }
@@ -800,14 +847,15 @@ fn resolve_in_root(
         match model.resolve(cand) {
             // Cannot be checked from here; execve will report it.
             View::Fresh | View::Kernel => return Ok(cand.clone()),
-            View::Host(host) => match crate::plan::check_executable(&host, program, String::new())
-            {
-                Ok(_) => return Ok(cand.clone()),
-                Err(e @ Error::NotExecutable { .. }) => {
-                    first_err.get_or_insert(e);
+            View::Host(host) => {
+                match crate::plan::check_executable(&host, program, String::new()) {
+                    Ok(_) => return Ok(cand.clone()),
+                    Err(e @ Error::NotExecutable { .. }) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
-            },
+            }
         }
     }
     Err(first_err.unwrap_or_else(|| Error::ProgramNotFound {

@@ -185,7 +185,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             && crate::mounts::core_mounts_proc(b),
         loopback_up: ns.contains(Namespaces::NET),
         session: session.child(),
-        join: std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::NONE),
+        join: std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::none()),
         ids: std::mem::replace(&mut user.ids, crate::child::ids::IdSpec::NONE),
         time: std::mem::replace(&mut time.spec, crate::child::time::TimeSpec::NONE),
         fs: crate::child::mounts::FsSpec {

@@ -19,7 +19,11 @@
 //!   until the error pipe reports exec or failure — exactly what vfork's sleep guaranteed
 //!   before (EOF on the close-on-exec pipe comes after execve has switched to a new address
 //!   space). This costs no page-table copy, so spawn cost still does not grow with the
-//!   supervisor's memory.
+//!   supervisor's memory. Right after the maps are written the child switches to uid/gid 0
+//!   of the new namespace (if the maps cover 0), so that the mount steps run as a mapped
+//!   root; the configured `user()` is applied last, before exec. With maps that leave 0
+//!   unmapped, creating mount points in a tmpfs (e.g. for `mount_dev`) fails with
+//!   EOVERFLOW.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -160,7 +164,9 @@ fn check_ranges(kind: &str, ranges: &[IdRange]) -> Result<()> {
             )));
         }
         for o in &ranges[..i] {
-            let overlap = |a: u32, b: u32| a < b + o.count.min(u32::MAX - b) && b < a + r.count.min(u32::MAX - a);
+            let overlap = |a: u32, b: u32| {
+                a < b + o.count.min(u32::MAX - b) && b < a + r.count.min(u32::MAX - a)
+            };
             if overlap(r.inside, o.inside) || overlap(r.outside, o.outside) {
                 return Err(Error::BadConfig(format!(
                     "{kind} map lines {} {} {} and {} {} {} overlap (the kernel refuses that)",
@@ -275,13 +281,21 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     if !mapped(&uid_maps, uid) {
         return Err(Error::BadConfig(format!(
             "uid {uid} is not mapped by the uid map{}",
-            if u.user.is_none() { " (set user() to a mapped uid)" } else { "" }
+            if u.user.is_none() {
+                " (set user() to a mapped uid)"
+            } else {
+                ""
+            }
         )));
     }
     if !mapped(&gid_maps, gid) {
         return Err(Error::BadConfig(format!(
             "gid {gid} is not mapped by the gid map{}",
-            if u.user.is_none() { " (set user() to a mapped gid)" } else { "" }
+            if u.user.is_none() {
+                " (set user() to a mapped gid)"
+            } else {
+                ""
+            }
         )));
     }
     if let Some(g) = prepared._groups.iter().find(|g| !mapped(&gid_maps, **g)) {
@@ -373,7 +387,11 @@ impl ParentMaps {
 /// ENOSPC usually mean user namespaces are disabled or exhausted, and the system settings
 /// say which.
 pub(crate) fn clone_error(namespaces: Namespaces, errno: i32) -> Error {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if namespaces.contains(Namespaces::USER) {
         let max = read("/proc/sys/user/max_user_namespaces");
         let reason = match errno {

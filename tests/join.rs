@@ -22,18 +22,37 @@ async fn a_pod_shares_one_network_namespace() {
     let client = "import socket; s=socket.socket(socket.AF_UNIX); s.connect('\\0cellblock-pod'); print(s.recv(100).decode())";
     let python = std::path::Path::new("/usr/bin/python3").exists();
     let mut first = if python {
-        Container::builder("/usr/bin/python3").args(["-c", server]).namespaces(Namespaces::NET | Namespaces::UTS)
-            .stdout(Stdio::piped()).kill_on_drop(true).spawn().await.unwrap()
+        Container::builder("/usr/bin/python3")
+            .args(["-c", server])
+            .namespaces(Namespaces::NET | Namespaces::UTS)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .unwrap()
     } else {
-        Container::builder("/bin/sh").args(["-c", "echo listening; exec sleep 30"]).namespaces(Namespaces::NET | Namespaces::UTS)
-            .stdout(Stdio::piped()).kill_on_drop(true).spawn().await.unwrap()
+        Container::builder("/bin/sh")
+            .args(["-c", "echo listening; exec sleep 30"])
+            .namespaces(Namespaces::NET | Namespaces::UTS)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .unwrap()
     };
     assert_eq!(first_line(&mut first).await, "listening");
-    let mut b = Container::builder(if python { "/usr/bin/python3" } else { "/bin/true" });
+    let mut b = Container::builder(if python {
+        "/usr/bin/python3"
+    } else {
+        "/bin/true"
+    });
     if python {
         b.args(["-c", client]);
     }
-    b.namespaces(Namespaces::UTS).join(Namespaces::NET, &first).stdout(Stdio::piped()).kill_on_drop(true);
+    b.namespaces(Namespaces::UTS)
+        .join(Namespaces::NET, &first)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
     let mut second = b.spawn().await.unwrap();
     let ids1 = first.namespace_ids().unwrap();
     let ids2 = second.namespace_ids().unwrap();
@@ -56,8 +75,14 @@ async fn a_pod_shares_one_network_namespace() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn join_path_enters_the_namespace_of_that_file() {
-    let mut a = Container::builder("/bin/sleep").arg("30").namespaces(Namespaces::UTS).hostname("pod-a")
-        .kill_on_drop(true).spawn().await.unwrap();
+    let mut a = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(Namespaces::UTS)
+        .hostname("pod-a")
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
     let out = Container::builder("/bin/hostname")
         .join_path(Namespaces::UTS, format!("/proc/{}/ns/uts", a.pid()))
         .output()
@@ -71,23 +96,60 @@ async fn join_path_enters_the_namespace_of_that_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_joins_are_rejected_before_clone() {
-    let err = Container::builder("/bin/true").join_path(Namespaces::NET, "/proc/self/ns/uts").status().await.unwrap_err();
-    assert!(matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("another kind (uts)")), "{err}");
-    let err = Container::builder("/bin/true").join_path(Namespaces::NET, "/nonexistent/ns").status().await.unwrap_err();
+    let err = Container::builder("/bin/true")
+        .join_path(Namespaces::NET, "/proc/self/ns/uts")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("another kind (uts)")),
+        "{err}"
+    );
+    let err = Container::builder("/bin/true")
+        .join_path(Namespaces::NET, "/nonexistent/ns")
+        .status()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BadJoin { .. }), "{err}");
-    let err = Container::builder("/bin/true").join_path(Namespaces::NET, "/etc/hostname").status().await.unwrap_err();
-    assert!(matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("not a namespace file")), "{err}");
-    let err = Container::builder("/bin/true").namespaces(Namespaces::NET)
-        .join_path(Namespaces::NET, "/proc/self/ns/net").status().await.unwrap_err();
+    let err = Container::builder("/bin/true")
+        .join_path(Namespaces::NET, "/etc/hostname")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("not a namespace file")),
+        "{err}"
+    );
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::NET)
+        .join_path(Namespaces::NET, "/proc/self/ns/net")
+        .status()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BadJoin { .. }), "{err}");
-    let err = Container::builder("/bin/true").namespaces(Namespaces::USER)
-        .join_path(Namespaces::NET, "/proc/self/ns/net").status().await.unwrap_err();
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER)
+        .join_path(Namespaces::NET, "/proc/self/ns/net")
+        .status()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BadConfig(_)), "{err}");
-    let mut gone = Container::builder("/bin/true").namespaces(Namespaces::UTS).spawn().await.unwrap();
+    let mut gone = Container::builder("/bin/true")
+        .namespaces(Namespaces::UTS)
+        .spawn()
+        .await
+        .unwrap();
     gone.wait().await.unwrap();
-    let err = Container::builder("/bin/true").join(Namespaces::UTS, &gone).status().await.unwrap_err();
-    assert!(matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("reaped")), "{err}");
-    assert!(common::zombie_children().is_empty());
+    let err = Container::builder("/bin/true")
+        .join(Namespaces::UTS, &gone)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("reaped")),
+        "{err}"
+    );
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,7 +159,14 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
     std::fs::write(root.join("marker"), "in-the-target-root\n").unwrap();
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", "sleep 60"])
-        .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC | Namespaces::NET)
+        .namespaces(
+            Namespaces::UTS
+                | Namespaces::PID
+                | Namespaces::MOUNT
+                | Namespaces::IPC
+                | Namespaces::NET
+                | Namespaces::CGROUP,
+        )
         .hostname("target")
         .kill_on_drop(true);
     common::rootfs::use_root(&mut b, &root);
@@ -105,7 +174,10 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
     let mut e = target
         .exec("/bin/sh")
         .unwrap()
-        .args(["-c", "hostname; echo $$; cat /marker; ls /proc | grep -c '^[0-9]'; exec sleep 30"])
+        .args([
+            "-c",
+            "hostname; echo $$; cat /marker; ls /proc | grep -c '^[0-9]'; exec sleep 30",
+        ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -118,7 +190,10 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
     }
     assert_eq!(inside[0], "target");
     let pid_inside: i32 = inside[1].parse().unwrap();
-    assert!(pid_inside > 1, "the exec'd process is not the container's init");
+    assert!(
+        pid_inside > 1,
+        "the exec'd process is not the container's init"
+    );
     assert_eq!(inside[2], "in-the-target-root");
     let procs: usize = inside[3].parse().unwrap();
     // (+1 for the target's built-in init, issue 4.)
@@ -130,17 +205,35 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
     assert!(want.differing(&got).is_empty(), "{want} vs {got}");
     assert_ne!(e.pid(), target.pid());
     let ppid = std::fs::read_to_string(format!("/proc/{}/stat", e.pid())).unwrap();
-    let ppid: i32 = ppid.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert_eq!(ppid, std::process::id() as i32, "the exec'd process is the supervisor's child");
+    let ppid: i32 = ppid
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id() as i32,
+        "the exec'd process is the supervisor's child"
+    );
     e.kill().unwrap();
     let status = e.wait().await.unwrap();
     assert!(!status.success());
     // The exit status comes through unchanged.
-    let status = target.exec("/bin/sh").unwrap().args(["-c", "exit 7"]).status().await.unwrap();
+    let status = target
+        .exec("/bin/sh")
+        .unwrap()
+        .args(["-c", "exit 7"])
+        .status()
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(7));
     target.kill().unwrap();
     target.wait().await.unwrap();
-    assert!(common::zombie_children().is_empty());
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,7 +241,13 @@ async fn exec_into_a_user_and_time_namespace() {
     // Joining user and time namespaces takes the private-memory clone path.
     let mut target = Container::builder("/bin/sleep")
         .arg("60")
-        .namespaces(Namespaces::USER | Namespaces::TIME | Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS)
+        .namespaces(
+            Namespaces::USER
+                | Namespaces::TIME
+                | Namespaces::PID
+                | Namespaces::MOUNT
+                | Namespaces::UTS,
+        )
         .uid_map(0, 400_000, 1000)
         .gid_map(0, 400_000, 1000)
         .boottime_offset(30 * 86_400)
@@ -164,27 +263,95 @@ async fn exec_into_a_user_and_time_namespace() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "timeuser");
     // setns into the user namespace keeps our host uid 0, unmapped there: overflow uid.
     assert_eq!(lines[1], "65534");
-    assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["0", "400000", "1000"]);
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["0", "400000", "1000"]
+    );
     let uptime: f64 = lines[3].parse().unwrap();
-    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    assert!(uptime > host_uptime + 29.0 * 86_400.0, "inside {uptime}, host {host_uptime}");
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        uptime > host_uptime + 29.0 * 86_400.0,
+        "inside {uptime}, host {host_uptime}"
+    );
     let ids = target.namespace_ids().unwrap();
-    assert_eq!(lines[4], format!("user:[{}]", ids.get(Namespaces::USER).unwrap()));
+    assert_eq!(
+        lines[4],
+        format!("user:[{}]", ids.get(Namespaces::USER).unwrap())
+    );
     // With user(): root of the joined namespace, i.e. host uid 400000 seen from here.
     let mut e = target.exec("/bin/sleep").unwrap();
     e.arg("30").user(0, 0).kill_on_drop(true);
     let mut e = e.spawn().await.unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", e.pid())).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_string();
-    assert_eq!(uid_line.split_whitespace().nth(1), Some("400000"), "{uid_line}");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("400000"),
+        "{uid_line}"
+    );
     e.kill().unwrap();
     e.wait().await.unwrap();
+    target.kill().unwrap();
+    target.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_exec_into_a_pid_namespace_leaves_no_zombie() {
+    let mut target = Container::builder("/bin/sleep")
+        .arg("60")
+        .namespaces(Namespaces::PID | Namespaces::MOUNT)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    // The working directory is only checked inside (the joined mount namespace), by the
+    // workload cloned in the joined PID namespace: its failure must reap it and the
+    // intermediate.
+    let err = target
+        .exec("/bin/true")
+        .unwrap()
+        .current_dir("/no/such/dir")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Setup { stage: cellblock::Stage::Chdir, errno } if errno.0 == libc::ENOENT),
+        "{err}"
+    );
+    // Many exec'd processes at once, all reaped.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let b = target.exec("/bin/sh").unwrap();
+            tokio::spawn(async move {
+                let mut b = b;
+                b.args(["-c", &format!("exit {i}")]).status().await.unwrap()
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().code(), Some(i as i32));
+    }
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
     target.kill().unwrap();
     target.wait().await.unwrap();
 }

@@ -44,7 +44,10 @@ async fn outside_files_unreachable_after_pivot_root() {
     assert!(!out.contains("host-secret-42"), "escaped the root: {out}");
     assert_eq!(err.matches("No such file or directory").count(), 7, "{err}");
     // Host side: the file is really there.
-    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host-secret-42\n");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "host-secret-42\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,22 +58,45 @@ async fn old_root_is_gone_from_the_mount_table() {
     b.arg("/proc/self/mountinfo").namespaces(NS).tmpfs("/tmp");
     use_root(&mut b, &root);
     let out = b.output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let points: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(4)).collect();
+    let points: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
     assert_eq!(points.first(), Some(&"/"), "{text}");
     for p in &points {
-        let allowed = ["/", "/usr", "/etc", "/proc", "/tmp", "/bin", "/sbin", "/lib", "/lib64"];
+        let allowed = [
+            "/", "/usr", "/etc", "/proc", "/tmp", "/bin", "/sbin", "/lib", "/lib64",
+        ];
         assert!(
-            allowed.iter().any(|a| p == a || p.starts_with(&format!("{a}/")) && *a != "/"),
+            allowed
+                .iter()
+                .any(|a| p == a || p.starts_with(&format!("{a}/")) && *a != "/"),
             "unexpected mount {p} inside:\n{text}"
         );
     }
     // The host's own mounts (e.g. whatever holds the root dir itself) are not listed.
     let host = common::host_mount_points();
-    let host_only: Vec<_> = host.iter().filter(|m| !m.starts_with("/usr") && !m.starts_with("/etc") && !m.starts_with("/proc") && *m != "/" && !m.starts_with("/tmp")).collect();
+    let host_only: Vec<_> = host
+        .iter()
+        .filter(|m| {
+            !m.starts_with("/usr")
+                && !m.starts_with("/etc")
+                && !m.starts_with("/proc")
+                && *m != "/"
+                && !m.starts_with("/tmp")
+        })
+        .collect();
     for m in host_only {
-        assert!(!points.contains(&m.as_str()), "host mount {m} visible inside:\n{text}");
+        assert!(
+            !points.contains(&m.as_str()),
+            "host mount {m} visible inside:\n{text}"
+        );
     }
 }
 
@@ -87,7 +113,10 @@ async fn read_only_mounts_refuse_writes() {
     let mut b = Container::builder("/bin/sh");
     b.namespaces(NS);
     use_root(&mut b, &root);
-    b.bind_ro(&data, "/data").bind(&rw, "/rw").tmpfs_with("/tmp", 1 << 20, 0o1777).readonly_root(true);
+    b.bind_ro(&data, "/data")
+        .bind(&rw, "/rw")
+        .tmpfs_with("/tmp", 1 << 20, 0o1777)
+        .readonly_root(true);
     let (ok, out, err) = sh(
         &mut b,
         "touch /data/x 2>&1; touch /usr/x 2>&1; touch /newfile 2>&1; \
@@ -96,7 +125,10 @@ async fn read_only_mounts_refuse_writes() {
     .await;
     assert!(ok, "{err}");
     assert_eq!(out.matches("Read-only file system").count(), 3, "{out}");
-    assert!(out.contains("rw-ok") && out.contains("tmp-ok") && out.contains("1777"), "{out}");
+    assert!(
+        out.contains("rw-ok") && out.contains("tmp-ok") && out.contains("1777"),
+        "{out}"
+    );
     // Host side: nothing was written through the read-only mounts, the rw bind wrote.
     assert!(!data.join("x").exists() && !root.join("newfile").exists());
     assert_eq!(std::fs::read_to_string(rw.join("written")).unwrap(), "hi\n");
@@ -147,20 +179,45 @@ async fn missing_rootfs_bind_source_or_mount_point_fails_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "rootfs", .. }), "{err}");
+    assert!(
+        matches!(err, Error::BadMount { what: "rootfs", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("nope"), "{err}");
 
     let mut b = Container::builder("/bin/true");
     b.namespaces(NS);
     use_root(&mut b, &root);
-    let err = b.bind("/definitely/not/here", "/tmp").status().await.unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "bind source", .. }), "{err}");
+    let err = b
+        .bind("/definitely/not/here", "/tmp")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "bind source",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut b = Container::builder("/bin/true");
     b.namespaces(NS);
     use_root(&mut b, &root);
     let err = b.bind("/etc", "/no-such-dir").status().await.unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "bind destination", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "bind destination",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("does not exist"), "{err}");
 
     let err = Container::builder("/bin/true")
@@ -169,15 +226,27 @@ async fn missing_rootfs_bind_source_or_mount_point_fails_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NeedsNamespace { needs: Namespaces::MOUNT, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::NeedsNamespace {
+                needs: Namespaces::MOUNT,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut b = Container::builder("/opt/not-in-root");
     b.namespaces(NS);
     use_root(&mut b, &root);
     let err = b.status().await.unwrap_err();
     assert!(matches!(err, Error::ProgramNotFound { .. }), "{err}");
-    assert!(err.to_string().contains("inside the root filesystem"), "{err}");
-    assert!(common::zombie_children().is_empty());
+    assert!(
+        err.to_string().contains("inside the root filesystem"),
+        "{err}"
+    );
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,8 +262,15 @@ async fn program_and_cwd_are_looked_up_inside_the_root() {
     b.namespaces(NS).current_dir("/opt/work");
     use_root(&mut b, &root);
     let out = b.output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from /opt/work\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from /opt/work\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -213,8 +289,11 @@ async fn proc_inside_the_root_shows_only_the_container() {
     let pids: usize = lines[2].parse().unwrap();
     assert!(pids <= 4, "container /proc lists {pids} processes");
     // The host's /proc lists many more.
-    let host_pids = std::fs::read_dir("/proc").unwrap().flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()).count();
+    let host_pids = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .count();
     assert!(host_pids > pids);
 }
 
@@ -223,7 +302,10 @@ async fn minimal_dev_mqueue_and_readonly_sysfs() {
     let t = TempDir::new("dev");
     let root = make_root(t.path());
     let mut b = Container::builder("/bin/sh");
-    b.namespaces(NS | Namespaces::IPC | Namespaces::NET).mount_dev().mount_mqueue().mount_sysfs();
+    b.namespaces(NS | Namespaces::IPC | Namespaces::NET)
+        .mount_dev()
+        .mount_mqueue()
+        .mount_sysfs();
     use_root(&mut b, &root);
     let (ok, out, err) = sh(
         &mut b,
@@ -237,12 +319,17 @@ async fn minimal_dev_mqueue_and_readonly_sysfs() {
     assert!(ok, "{err}\n{out}");
     let mut lines = out.lines();
     let dev: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    for want in ["null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd", "mqueue"] {
+    for want in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "fd", "mqueue",
+    ] {
         assert!(dev.contains(&want), "/dev lacks {want}: {dev:?}");
     }
     // Nothing else of the host's /dev (disks, consoles) is there.
     assert!(dev.len() <= 15, "{dev:?}");
-    assert!(out.contains("null-ok") && out.contains("\n16\n") && out.contains("00 00 00"), "{out}");
+    assert!(
+        out.contains("null-ok") && out.contains("\n16\n") && out.contains("00 00 00"),
+        "{out}"
+    );
     assert!(out.contains("ptmx-ok"), "{out}");
     assert!(out.contains("/dev/mqueue rw"), "{out}");
     assert!(out.contains("/sys ro"), "{out}");
@@ -279,5 +366,25 @@ async fn setup_failure_inside_names_the_mount_stage() {
         matches!(err, Error::Setup { stage: Stage::MountProc, errno } if errno.0 == libc::EPERM),
         "{err}"
     );
-    assert!(common::zombie_children().is_empty());
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
+
+#[tokio::test]
+async fn mount_points_behind_escaping_symlinks_are_refused() {
+    let t = TempDir::new("symlink-target");
+    let root = make_root(t.path());
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../outside", root.join("rel")).unwrap();
+    for dst in ["/abs", "/rel"] {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(NS);
+        use_root(&mut b, &root);
+        let err = b.tmpfs(dst).status().await.unwrap_err();
+        assert!(
+            matches!(err, Error::BadMount { ref reason, .. } if reason.contains("resolves outside")),
+            "{dst}: {err}"
+        );
+    }
 }

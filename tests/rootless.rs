@@ -7,16 +7,25 @@ mod common;
 
 use std::process::Command;
 
-use common::rootfs::example_binary;
+use common::rootfs::{example_binary, output_retrying};
 
 fn tool(name: &str) -> bool {
-    ["/usr/bin", "/bin"].iter().any(|d| std::path::Path::new(d).join(name).exists())
+    ["/usr/bin", "/bin"]
+        .iter()
+        .any(|d| std::path::Path::new(d).join(name).exists())
 }
 
 /// Whether an unprivileged user may create user namespaces here.
 fn unprivileged_userns_allowed() -> bool {
     Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "--user", "true"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "--user",
+            "true",
+        ])
         .current_dir("/")
         .status()
         .map(|s| s.success())
@@ -30,24 +39,48 @@ fn namespace_features_work_as_uid_65534() {
         return;
     }
     if !unprivileged_userns_allowed() {
-        eprintln!("unprivileged user namespaces are disabled on this machine: rootless checks NOT run");
+        eprintln!(
+            "unprivileged user namespaces are disabled on this machine: rootless checks NOT run"
+        );
         return;
     }
     let (_dir, bin) = example_binary("rootless");
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let (_, out) = output_retrying(|| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("running as uid 65534 gid 65534"), "{text}");
     for check in [
-        "namespaces-differ", "uts", "pid", "user", "proc", "net", "rootfs", "read-only", "dev",
-        "sysfs", "tmpfs", "time", "exec", "multi-range-map", "no-user-namespace", "join-host", "groups",
+        "namespaces-differ",
+        "uts",
+        "pid",
+        "user",
+        "proc",
+        "net",
+        "ipc",
+        "cgroup",
+        "rootfs",
+        "read-only",
+        "dev",
+        "sysfs",
+        "tmpfs",
+        "time",
+        "exec",
+        "multi-range-map",
+        "no-user-namespace",
+        "join-host",
+        "groups",
+        "user-without-userns",
     ] {
-        assert!(text.lines().any(|l| l.starts_with(&format!("ok {check}:"))), "check {check} did not pass:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("ok {check}:"))),
+            "check {check} did not pass:\n{text}"
+        );
     }
     assert!(!text.contains("FAIL"), "{text}");
     assert!(out.status.success());
@@ -56,7 +89,9 @@ fn namespace_features_work_as_uid_65534() {
 #[test]
 fn disabled_user_namespaces_give_a_clear_error() {
     if !tool("unshare") {
-        eprintln!("unshare (util-linux) missing: cannot build a throwaway user namespace; check NOT run");
+        eprintln!(
+            "unshare (util-linux) missing: cannot build a throwaway user namespace; check NOT run"
+        );
         return;
     }
     let (_dir, bin) = example_binary("rootless");
@@ -66,16 +101,23 @@ fn disabled_user_namespaces_give_a_clear_error() {
         "echo 0 > /proc/sys/user/max_user_namespaces && exec {} --expect-userns-disabled",
         bin.display()
     );
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let (_, out) = output_retrying(|| {
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "/bin/sh", "-c", &script])
+            .current_dir("/");
+        c
+    });
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
-    let line = text.lines().find(|l| l.starts_with("ok userns-disabled:")).expect("no result line");
-    assert!(line.contains("user namespaces are unavailable here"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ok userns-disabled:"))
+        .expect("no result line");
+    assert!(
+        line.contains("user namespaces are unavailable here"),
+        "{line}"
+    );
     assert!(line.contains("user.max_user_namespaces is 0"), "{line}");
     // The host's own setting is untouched.
     let host = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap();

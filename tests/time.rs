@@ -6,11 +6,20 @@ use cellblock::{Container, Error, NamespaceIds, Namespaces, Stdio};
 use tokio::io::AsyncBufReadExt;
 
 fn host_uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap()
+    std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn monotonic_secs() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec
@@ -22,7 +31,10 @@ const TEN_DAYS: i64 = 10 * 86_400;
 async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
     let before = host_uptime();
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "cat /proc/uptime; readlink /proc/self/ns/time; exec sleep 30"])
+        .args([
+            "-c",
+            "cat /proc/uptime; readlink /proc/self/ns/time; exec sleep 30",
+        ])
         .namespaces(Namespaces::TIME | Namespaces::PID)
         .boottime_offset(TEN_DAYS)
         .monotonic_offset(TEN_DAYS)
@@ -32,18 +44,36 @@ async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
         .await
         .unwrap();
     let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
-    let uptime: f64 = lines.next_line().await.unwrap().unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let uptime: f64 = lines
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let ns_inside = lines.next_line().await.unwrap().unwrap();
     let after = host_uptime();
     // Inside: the host's uptime plus ten days (give or take the spawn).
-    assert!(uptime >= before + TEN_DAYS as f64 - 1.0, "inside {uptime}, host {before}");
-    assert!(uptime <= after + TEN_DAYS as f64 + 1.0, "inside {uptime}, host {after}");
+    assert!(
+        uptime >= before + TEN_DAYS as f64 - 1.0,
+        "inside {uptime}, host {before}"
+    );
+    assert!(
+        uptime <= after + TEN_DAYS as f64 + 1.0,
+        "inside {uptime}, host {after}"
+    );
     // Host: unshifted, and the container is in another time namespace.
     assert!(after < before + 60.0);
     let ids = c.namespace_ids().unwrap();
     let host = NamespaceIds::current().unwrap();
     assert_ne!(ids.get(Namespaces::TIME), host.get(Namespaces::TIME));
-    assert_eq!(ns_inside, format!("time:[{}]", ids.get(Namespaces::TIME).unwrap()));
+    assert_eq!(
+        ns_inside,
+        format!("time:[{}]", ids.get(Namespaces::TIME).unwrap())
+    );
     c.kill().unwrap();
     c.wait().await.unwrap();
 }
@@ -59,23 +89,46 @@ async fn monotonic_clock_inside_is_shifted() {
     }
     let host = monotonic_secs();
     let out = Container::builder("/usr/bin/python3")
-        .args(["-c", "import time; print(int(time.clock_gettime(time.CLOCK_MONOTONIC)))"])
+        .args([
+            "-c",
+            "import time; print(int(time.clock_gettime(time.CLOCK_MONOTONIC)))",
+        ])
         .namespaces(Namespaces::TIME)
-        .monotonic_offset(-1 * (host / 2))
+        .monotonic_offset(-(host / 2))
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let inside: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let host_after = monotonic_secs();
-    assert!(inside <= host_after - host / 2 + 1 && inside >= host - host / 2 - 1, "inside {inside}, host {host}");
+    assert!(
+        inside <= host_after - host / 2 + 1 && inside >= host - host / 2 - 1,
+        "inside {inside}, host {host}"
+    );
     assert!(host_after >= host);
 }
 
 #[tokio::test]
 async fn offsets_need_a_time_namespace() {
-    let err = Container::builder("/bin/true").boottime_offset(5).status().await.unwrap_err();
-    assert!(matches!(err, Error::NeedsNamespace { needs: Namespaces::TIME, .. }), "{err}");
+    let err = Container::builder("/bin/true")
+        .boottime_offset(5)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NeedsNamespace {
+                needs: Namespaces::TIME,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,7 +140,11 @@ async fn time_namespace_without_offsets_and_with_others() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let host = std::fs::read_link("/proc/self/ns/time").unwrap();
     let mut l = text.lines();

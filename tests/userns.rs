@@ -30,15 +30,26 @@ async fn default_map_makes_the_caller_root_inside() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0"]);
     assert_eq!(lines[1], ["0"]);
     assert_eq!(lines[2], ["0", &euid.to_string(), "1"]);
     assert_eq!(lines[4], ["deny"]);
     let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
-    assert_ne!(lines[5][0], host_user.to_string_lossy(), "no new user namespace");
+    assert_ne!(
+        lines[5][0],
+        host_user.to_string_lossy(),
+        "no new user namespace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,7 +96,7 @@ async fn multi_range_maps_user_and_groups_seen_from_both_sides() {
     );
     c.kill().unwrap();
     c.wait().await.unwrap();
-    assert!(common::zombie_children().is_empty());
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,16 +107,40 @@ async fn user_without_a_user_namespace_drops_to_that_id() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The supervisor's supplementary groups are gone too.
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "65534\n65534\n65534\n");
-    assert_eq!(nix::unistd::geteuid().as_raw(), 0, "the supervisor keeps its own ids");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "65534\n65534\n65534\n"
+    );
+    assert_eq!(
+        nix::unistd::geteuid().as_raw(),
+        0,
+        "the supervisor keeps its own ids"
+    );
 }
 
 #[tokio::test]
 async fn bad_user_settings_are_rejected_before_clone() {
-    let err = Container::builder("/bin/true").uid_map(0, 1000, 1).status().await.unwrap_err();
-    assert!(matches!(err, Error::NeedsNamespace { needs: Namespaces::USER, .. }), "{err}");
+    let err = Container::builder("/bin/true")
+        .uid_map(0, 1000, 1)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NeedsNamespace {
+                needs: Namespaces::USER,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let err = Container::builder("/bin/true")
         .namespaces(Namespaces::USER)
@@ -114,7 +149,10 @@ async fn bad_user_settings_are_rejected_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadConfig(ref m) if m.contains("overlap")), "{err}");
+    assert!(
+        matches!(err, Error::BadConfig(ref m) if m.contains("overlap")),
+        "{err}"
+    );
 
     let err = Container::builder("/bin/true")
         .namespaces(Namespaces::USER)
@@ -122,7 +160,10 @@ async fn bad_user_settings_are_rejected_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadConfig(ref m) if m.contains("empty")), "{err}");
+    assert!(
+        matches!(err, Error::BadConfig(ref m) if m.contains("empty")),
+        "{err}"
+    );
 
     let err = Container::builder("/bin/true")
         .namespaces(Namespaces::USER)
@@ -130,7 +171,10 @@ async fn bad_user_settings_are_rejected_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadConfig(ref m) if m.contains("uid 1000 is not mapped")), "{err}");
+    assert!(
+        matches!(err, Error::BadConfig(ref m) if m.contains("uid 1000 is not mapped")),
+        "{err}"
+    );
 
     let err = Container::builder("/bin/true")
         .namespaces(Namespaces::USER)
@@ -140,8 +184,11 @@ async fn bad_user_settings_are_rejected_before_clone() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadConfig(ref m) if m.contains("group 50")), "{err}");
-    assert!(common::zombie_children().is_empty());
+    assert!(
+        matches!(err, Error::BadConfig(ref m) if m.contains("group 50")),
+        "{err}"
+    );
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,18 +196,32 @@ async fn supervisor_written_maps_with_other_namespaces_and_rootfs() {
     let t = common::rootfs::TempDir::new("userns-root");
     let root = common::rootfs::make_root(t.path());
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", "id -u; echo $$; touch /usr/x 2>&1; stat -c %u /marker; hostname"])
-        .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::NET | Namespaces::IPC)
-        .hostname("mapped")
-        .uid_map(0, 300_000, 65_536)
-        .gid_map(0, 300_000, 65_536)
-        .mount_dev()
-        .tmpfs("/tmp");
+    b.args([
+        "-c",
+        "id -u; echo $$; touch /usr/x 2>&1; stat -c %u /marker; hostname",
+    ])
+    .namespaces(
+        Namespaces::USER
+            | Namespaces::PID
+            | Namespaces::MOUNT
+            | Namespaces::UTS
+            | Namespaces::NET
+            | Namespaces::IPC,
+    )
+    .hostname("mapped")
+    .uid_map(0, 300_000, 65_536)
+    .gid_map(0, 300_000, 65_536)
+    .mount_dev()
+    .tmpfs("/tmp");
     common::rootfs::use_root(&mut b, &root);
     std::fs::write(root.join("marker"), "x").unwrap();
     std::os::unix::fs::chown(root.join("marker"), Some(300_007), None).unwrap();
     let out = b.output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "0");
@@ -170,4 +231,67 @@ async fn supervisor_written_maps_with_other_namespaces_and_rootfs() {
     // Host uid 300007 is uid 7 inside.
     assert_eq!(lines[3], "7");
     assert_eq!(lines[4], "mapped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_after_supervisor_written_maps_leaves_nothing_behind() {
+    // The kernel refuses /proc without owning the PID namespace: a setup failure after
+    // the maps were written, on the clone path without CLONE_VFORK.
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::USER | Namespaces::MOUNT)
+        .uid_map(0, 100_000, 65_536)
+        .gid_map(0, 100_000, 65_536)
+        .mount_proc()
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Setup {
+                stage: cellblock::Stage::MountProc,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_spawns_with_supervisor_written_maps() {
+    let tasks: Vec<_> = (0..32u32)
+        .map(|i| {
+            tokio::spawn(async move {
+                let out = Container::builder("/bin/sh")
+                    .args(["-c", "id -u; cat /proc/self/uid_map"])
+                    .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+                    .uid_map(0, 500_000 + i * 1000, 1000)
+                    .gid_map(0, 500_000 + i * 1000, 1000)
+                    .user(i, i)
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let mut l = text.lines();
+                assert_eq!(l.next(), Some(i.to_string().as_str()));
+                let map: Vec<String> = l
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                assert_eq!(map, ["0", &(500_000 + i * 1000).to_string(), "1000"]);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }

@@ -41,14 +41,17 @@ pub(crate) struct JoinSpec {
 }
 
 impl JoinSpec {
-    pub(crate) const NONE: JoinSpec = JoinSpec {
-        entries: std::ptr::null(),
-        n_entries: 0,
-        fork_workload: false,
-        stack_top: std::ptr::null_mut(),
-        pid_fd: -1,
-        entered: AtomicBool::new(false),
-    };
+    /// Nothing to join.
+    pub(crate) fn none() -> JoinSpec {
+        JoinSpec {
+            entries: std::ptr::null(),
+            n_entries: 0,
+            fork_workload: false,
+            stack_top: std::ptr::null_mut(),
+            pid_fd: -1,
+            entered: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Joins the namespaces. With a joined PID namespace, never returns in the intermediate:

@@ -111,9 +111,7 @@ pub(crate) fn apply(spec: &FsSpec) -> Step {
         // same place, so no put_old directory is needed inside the rootfs; detaching "."
         // then removes the old root (it was made rprivate, so nothing propagates to the
         // host). SAFETY: raw syscall with valid C strings. man 2 pivot_root.
-        let ret = unsafe {
-            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
-        };
+        let ret = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
         check(ret as i32, Stage::PivotRoot)?;
         // SAFETY: man 2 umount2.
         check(

@@ -33,7 +33,10 @@ pub(crate) fn enter(spec: &TimeSpec) -> Step {
         return Ok(());
     }
     // SAFETY: plain syscall. man 2 unshare.
-    check(unsafe { libc::unshare(libc::CLONE_NEWTIME) }, Stage::TimeUnshare)?;
+    check(
+        unsafe { libc::unshare(libc::CLONE_NEWTIME) },
+        Stage::TimeUnshare,
+    )?;
     if spec.offsets.0.is_null() {
         return Ok(());
     }

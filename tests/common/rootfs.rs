@@ -48,7 +48,9 @@ pub fn make_root(dir: &Path) -> PathBuf {
     }
     for name in SYSTEM {
         let host = Path::new("/").join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&host) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
         let inside = root.join(name);
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&host).unwrap();
@@ -57,9 +59,7 @@ pub fn make_root(dir: &Path) -> PathBuf {
             std::fs::create_dir_all(&inside).unwrap();
         }
     }
-    for sub in [root.clone()] {
-        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
     root
 }
 
@@ -82,7 +82,13 @@ pub fn use_root(b: &mut ContainerBuilder, root: &Path) {
 pub fn example_binary(name: &str) -> (TempDir, PathBuf) {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let built = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let built = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     assert!(
         built.exists(),
         "{} is missing: run the tests with `cargo test` (which builds the examples)",
@@ -93,4 +99,37 @@ pub fn example_binary(name: &str) -> (TempDir, PathBuf) {
     std::fs::copy(&built, &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, copy)
+}
+
+/// Runs a command to completion, retrying while the kernel reports "Text file busy": a
+/// freshly copied binary stays busy while any process forked (by another test of this
+/// binary, concurrently) still holds the copy's write descriptor, until that process execs.
+pub fn output_retrying(
+    mut make: impl FnMut() -> std::process::Command,
+) -> (u32, std::process::Output) {
+    for _ in 0..100 {
+        match make()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => {
+                let pid = child.id();
+                let out = child.wait_with_output().unwrap();
+                // setpriv/unshare exec the binary themselves and report the same error.
+                if !out.status.success()
+                    && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                return (pid, out);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawning: {e}"),
+        }
+    }
+    panic!("the binary stayed busy (ETXTBSY) for 2 seconds");
 }
