@@ -154,8 +154,13 @@ fn reap_loop(epoll: libc::c_int) {
             // SAFETY: `raw` is a pidfd this thread owns (see `adopt`); borrowed only here.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
             if !matches!(sys::waitid_pidfd(fd, false), Ok(None)) {
-                // Reaped (or gone): closing also removes it from the epoll set. Take the
-                // cleanup first, while the fd number still names this child.
+                // Reaped (or gone). Deregister explicitly before closing: close() alone
+                // does not remove the registration while another copy of the pidfd's file
+                // exists — and children cloned concurrently hold copies of every fd until
+                // they exec — so a stale event would name a reused fd number later.
+                // SAFETY: valid epoll fd and our own `raw`. man 7 epoll (Q6).
+                unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, raw, std::ptr::null_mut()) };
+                // Take the cleanup (cgroup removal) while the fd number still names this child.
                 let cleanup = lock_cleanups().remove(&raw);
                 // SAFETY: we own `raw` and nothing refers to it any more.
                 drop(unsafe { OwnedFd::from_raw_fd(raw) });
