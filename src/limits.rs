@@ -124,7 +124,8 @@ impl Limits {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
+        let bad =
+            |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
         if let Some(m) = self.memory {
             if m < 4096 {
                 return bad("memory_limit", format!("{m} bytes is less than one page"));
@@ -137,7 +138,10 @@ impl Limits {
             );
         }
         if self.pids == Some(0) {
-            return bad("pids_limit", "0 would not even allow the first process".into());
+            return bad(
+                "pids_limit",
+                "0 would not even allow the first process".into(),
+            );
         }
         if let Some(c) = self.cpu {
             if !c.is_finite() || c <= 0.0 {
@@ -146,7 +150,9 @@ impl Limits {
             if self.cpu_quota_us().unwrap_or(0) < 1000 {
                 return bad(
                     "cpu_limit",
-                    format!("{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"),
+                    format!(
+                        "{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"
+                    ),
                 );
             }
         }
@@ -170,7 +176,10 @@ impl Limits {
             }
         }
         if self.output_limit == Some(0) {
-            return bad("output_limit", "0 bytes; leave stdout/stderr unpiped instead".into());
+            return bad(
+                "output_limit",
+                "0 bytes; leave stdout/stderr unpiped instead".into(),
+            );
         }
         if self.timeout == Some(Duration::ZERO) {
             return bad("timeout", "zero".into());
@@ -271,7 +280,6 @@ impl PreparedResources {
             0
         }
     }
-
 }
 
 /// Resource limits, timeouts and accounting (see also `report.rs` for the results).

@@ -389,8 +389,7 @@ async fn watchdog(
     killed: Arc<AtomicU8>,
 ) {
     // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
-    let Ok(fd) =
-        (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
+    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
     else {
         return;
     };
@@ -398,7 +397,12 @@ async fn watchdog(
         _ = fd.readable() => return,
         _ = tokio::time::sleep(timeout) => {}
     }
-    let _ = killed.compare_exchange(KILLED_NONE, KILLED_TIMEOUT, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = killed.compare_exchange(
+        KILLED_NONE,
+        KILLED_TIMEOUT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     tracing::debug!(?timeout, "container timed out");
     if !grace.is_zero() {
         signal_container(fd.get_ref().as_fd(), cgroup.as_ref(), libc::SIGTERM).await;

@@ -13,7 +13,13 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn running(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !matches!(s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()), Some('Z' | 'X')))
+        .map(|s| {
+            !matches!(
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.trim_start().chars().next()),
+                Some('Z' | 'X')
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -34,8 +40,16 @@ async fn a_thousand_limited_containers_leave_no_cgroup() {
         .collect()
         .await;
     eprintln!("1000 limited containers in {:?}", started.elapsed());
-    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok(s) if s.success())).collect();
-    assert!(failed.is_empty(), "{} failed, e.g. {:?}", failed.len(), failed.first());
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| !matches!(r, Ok(s) if s.success()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     assert!(
         common::eventually(10, || common::our_cgroup_dirs().is_empty()).await,
         "left behind: {:?}",
@@ -77,7 +91,10 @@ async fn dropped_containers_cgroups_go_once_they_are_reaped() {
     let (timed_pid, timed_dirs) = (c.pid(), c.cgroup_paths());
     drop(c);
     assert!(common::eventually(5, || killed_dirs.iter().all(|d| !d.exists())).await);
-    assert!(detached_dirs.iter().all(|d| d.exists()), "removed while still running");
+    assert!(
+        detached_dirs.iter().all(|d| d.exists()),
+        "removed while still running"
+    );
     assert!(common::eventually(5, || detached_dirs.iter().all(|d| !d.exists())).await);
     assert!(common::eventually(5, || !running(timed_pid)).await);
     assert!(common::eventually(5, || timed_dirs.iter().all(|d| !d.exists())).await);
@@ -105,7 +122,10 @@ async fn leftovers_are_killed_when_the_first_process_is_reaped() {
     assert!(running(leftover));
     let status = c.wait().await.unwrap();
     assert!(status.success());
-    assert!(common::eventually(5, || !running(leftover)).await, "leftover {leftover} survived");
+    assert!(
+        common::eventually(5, || !running(leftover)).await,
+        "leftover {leftover} survived"
+    );
     assert!(common::eventually(5, || dirs.iter().all(|d| !d.exists())).await);
 }
 

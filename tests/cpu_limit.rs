@@ -22,7 +22,7 @@ async fn cpu_spin_under_cpu_limit_gets_its_quota() {
         .cgroup_paths()
         .iter()
         .map(|d| d.join("cpu.stat"))
-        .find(|p| std::fs::read_to_string(p).map_or(false, |s| s.contains("nr_throttled")))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("nr_throttled")))
         .expect("a cpu.stat with throttling counters");
     let stat = std::fs::read_to_string(stat).unwrap();
     println!("{stat}");

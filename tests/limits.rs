@@ -69,7 +69,11 @@ async fn fork_bomb_is_contained_by_pids_limit() {
     assert!(report.pids_limit_hits.unwrap() > 0, "{report:?}");
     let peak = report.pids_peak.unwrap();
     assert!(peak <= 64 && peak > 8, "pids.peak {peak}");
-    assert!(report.message.contains("refused by the pids limit"), "{}", report.message);
+    assert!(
+        report.message.contains("refused by the pids limit"),
+        "{}",
+        report.message
+    );
     // The whole tree is gone and so is the cgroup.
     assert!(common::eventually(10, || common::our_cgroup_dirs().is_empty()).await);
     assert!(dirs.iter().all(|d| !d.exists()));
@@ -92,7 +96,9 @@ async fn memory_hog_is_oom_killed_and_reported() {
     assert_eq!(report.reason, EndReason::OomKilled, "{report:?}");
     assert_eq!(report.signal, Some(libc::SIGKILL));
     assert!(report.oom_killed && report.oom_kills >= 1);
-    let peak = report.peak_memory.expect("the memory controller reports a peak");
+    let peak = report
+        .peak_memory
+        .expect("the memory controller reports a peak");
     assert!(
         peak >= limit * 3 / 4 && peak <= limit + MIB,
         "peak {peak} not near the limit {limit}"
@@ -141,10 +147,15 @@ async fn limits_are_visible_inside_and_from_the_host() {
     // the cpuset is applied.
     for d in &dirs {
         let name = d.file_name().unwrap().to_string_lossy().to_string();
-        assert!(inside.contains(&format!("/cellblock/{name}")), "{name} not in\n{inside}");
+        assert!(
+            inside.contains(&format!("/cellblock/{name}")),
+            "{name} not in\n{inside}"
+        );
     }
     assert!(inside.contains("nofile=100 core=0"), "{inside}");
-    assert!(inside.contains("Cpus_allowed_list:\t0\n") || inside.ends_with("Cpus_allowed_list:\t0"));
+    assert!(
+        inside.contains("Cpus_allowed_list:\t0\n") || inside.ends_with("Cpus_allowed_list:\t0")
+    );
 
     // From the host: the workload's pid is in every directory, and the limits are set.
     for d in &dirs {
@@ -157,20 +168,32 @@ async fn limits_are_visible_inside_and_from_the_host() {
         );
     }
     if v2() {
-        assert_eq!(read(&with_file(&dirs, "memory.max")), (48 * MIB).to_string());
+        assert_eq!(
+            read(&with_file(&dirs, "memory.max")),
+            (48 * MIB).to_string()
+        );
         assert_eq!(read(&with_file(&dirs, "pids.max")), "50");
         assert_eq!(read(&with_file(&dirs, "cpu.max")), "50000 100000");
         assert_eq!(read(&with_file(&dirs, "cpu.weight")), "50");
     } else {
-        assert_eq!(read(&with_file(&dirs, "memory.limit_in_bytes")), (48 * MIB).to_string());
+        assert_eq!(
+            read(&with_file(&dirs, "memory.limit_in_bytes")),
+            (48 * MIB).to_string()
+        );
         assert_eq!(read(&with_file(&dirs, "pids.max")), "50");
         assert_eq!(read(&with_file(&dirs, "cpu.cfs_quota_us")), "50000");
         assert_eq!(read(&with_file(&dirs, "cpu.shares")), "512");
     }
     assert_eq!(read(&with_file(&dirs, "cpuset.cpus")), "0");
     let limits = read(Path::new(&format!("/proc/{}/limits", c.pid())));
-    let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
-    assert_eq!(nofile.split_whitespace().collect::<Vec<_>>()[3..5], ["100", "200"]);
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        nofile.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["100", "200"]
+    );
 
     c.kill_all().await.unwrap();
     let report = c.wait_with_report().await.unwrap();
@@ -195,7 +218,11 @@ async fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
     assert!(out.status.success());
     assert!(!text.contains("cellblock"), "{text}");
     let joined = if v2() { "0::/" } else { ":memory:/" };
-    assert!(text.lines().any(|l| l.ends_with(joined) && l.contains(joined)), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with(joined) && l.contains(joined)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -211,10 +238,17 @@ async fn cpu_rlimit_ends_with_sigxcpu() {
     println!("{report:#?}");
     assert_eq!(report.reason, EndReason::Signaled);
     assert_eq!(report.signal, Some(libc::SIGXCPU));
-    assert!(report.message.contains("CPU time rlimit"), "{}", report.message);
+    assert!(
+        report.message.contains("CPU time rlimit"),
+        "{}",
+        report.message
+    );
     assert!(!report.cgroup);
     // rusage: about one second of CPU, measured without a cgroup.
-    assert!(report.cpu_time() >= Duration::from_millis(900), "{report:?}");
+    assert!(
+        report.cpu_time() >= Duration::from_millis(900),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -245,14 +279,50 @@ async fn setup_failure_is_reported_and_leaves_no_cgroup() {
 #[tokio::test]
 async fn bad_limits_are_rejected_before_clone() {
     let _serial = SERIAL.lock().await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut cellblock::ContainerBuilder)>)> = vec![
-        ("cpu_limit", Box::new(|b| { b.cpu_limit(0.0); })),
-        ("cpu_limit", Box::new(|b| { b.cpu_limit(f64::NAN); })),
-        ("cpu_weight", Box::new(|b| { b.cpu_weight(0); })),
-        ("cpuset", Box::new(|b| { b.cpuset("0-x"); })),
-        ("rlimit", Box::new(|b| { b.rlimit(Resource::Nofile, 10, 5); })),
-        ("memory_swap_limit", Box::new(|b| { b.memory_swap_limit(0); })),
-        ("pids_limit", Box::new(|b| { b.pids_limit(0); })),
+    type Setter = Box<dyn Fn(&mut cellblock::ContainerBuilder)>;
+    let cases: Vec<(&str, Setter)> = vec![
+        (
+            "cpu_limit",
+            Box::new(|b| {
+                b.cpu_limit(0.0);
+            }),
+        ),
+        (
+            "cpu_limit",
+            Box::new(|b| {
+                b.cpu_limit(f64::NAN);
+            }),
+        ),
+        (
+            "cpu_weight",
+            Box::new(|b| {
+                b.cpu_weight(0);
+            }),
+        ),
+        (
+            "cpuset",
+            Box::new(|b| {
+                b.cpuset("0-x");
+            }),
+        ),
+        (
+            "rlimit",
+            Box::new(|b| {
+                b.rlimit(Resource::Nofile, 10, 5);
+            }),
+        ),
+        (
+            "memory_swap_limit",
+            Box::new(|b| {
+                b.memory_swap_limit(0);
+            }),
+        ),
+        (
+            "pids_limit",
+            Box::new(|b| {
+                b.pids_limit(0);
+            }),
+        ),
     ];
     for (option, set) in cases {
         let mut b = Container::builder("/bin/true");

@@ -11,7 +11,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 fn running(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next());
             state != Some(Some('Z')) && state != Some(Some('X'))
         }
         Err(_) => false,
@@ -19,7 +21,9 @@ fn running(pid: i32) -> bool {
 }
 
 fn pids_in(text: &str) -> Vec<i32> {
-    text.split_whitespace().filter_map(|w| w.parse().ok()).collect()
+    text.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +124,10 @@ async fn timeout_without_cgroup_or_pid_namespace_reaches_only_the_first_process(
     let report = c.wait_with_report().await.unwrap();
     assert_eq!(report.reason, EndReason::TimedOut);
     assert_eq!(report.signal, Some(libc::SIGTERM));
-    assert!(running(grandchild), "expected the grandchild to outlive the timeout");
+    assert!(
+        running(grandchild),
+        "expected the grandchild to outlive the timeout"
+    );
     // It is ours (we started it): end it by pid.
     // SAFETY: plain syscall.
     unsafe { libc::kill(grandchild, libc::SIGKILL) };
