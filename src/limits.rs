@@ -402,9 +402,21 @@ impl ContainerBuilder {
 
     /// A delegated cgroup to create containers' cgroups in (under `cellblock/` in it),
     /// instead of the supervisor's own cgroup. For a rootless supervisor this is how it
-    /// gets cgroups at all: systemd's `Delegate=yes`, or a directory chowned to it. A path
-    /// under the hierarchy's mount point is used as is; any other is taken relative to the
-    /// mount point of each hierarchy (`/ci` → `/sys/fs/cgroup/memory/ci`, …).
+    /// gets cgroups at all: systemd's `Delegate=yes`, or a directory chowned to it.
+    ///
+    /// The path is read per hierarchy: a path under the hierarchy's mount point is used as
+    /// is (`/sys/fs/cgroup/user.slice/…` on v2); another absolute path is taken from the
+    /// mount point (`/ci` → `/sys/fs/cgroup/memory/ci`, `/sys/fs/cgroup/pids/ci`, … on
+    /// v1); a relative path is taken from the supervisor's own cgroup in each hierarchy.
+    ///
+    /// On v2 the kernel also wants the supervisor to be able to write `cgroup.procs` of
+    /// the common ancestor of its own cgroup and the container's, so a rootless
+    /// supervisor must itself live inside the delegated subtree.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// Container::builder("/bin/true").pids_limit(64).cgroup_parent("delegated");
+    /// ```
     pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_parent = Some(dir.into());
         self

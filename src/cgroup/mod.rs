@@ -510,12 +510,13 @@ pub(crate) fn v2_hierarchy() -> io::Result<Option<(PathBuf, PathBuf)>> {
     Ok(Some((mount.mount_point.clone(), join_own(mount, own))))
 }
 
-/// The base directory: the delegated parent if given (relative to the hierarchy's mount
-/// point unless it already lies under it), else the supervisor's own cgroup.
+/// The base directory: the supervisor's own cgroup, or the delegated parent if given (see
+/// `ContainerBuilder::cgroup_parent` for how its path is read).
 pub(crate) fn base_dir(mount: &Path, own: &Path, explicit: Option<&Path>) -> PathBuf {
     match explicit {
         Some(p) if p.starts_with(mount) => p.to_path_buf(),
-        Some(p) => mount.join(p.strip_prefix("/").unwrap_or(p)),
+        Some(p) if p.is_absolute() => mount.join(p.strip_prefix("/").unwrap_or(p)),
+        Some(p) => own.join(p),
         None => own.to_path_buf(),
     }
 }
