@@ -36,7 +36,7 @@ fn v2() -> bool {
 async fn fork_bomb_is_contained_by_pids_limit() {
     let _serial = SERIAL.lock().await;
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "f() { f | f & }; f; sleep 30"])
+        .args(["-c", "f() { f | f & }; f; exec sleep 30"])
         .pids_limit(64)
         .timeout(Duration::from_secs(2))
         .kill_grace(Duration::ZERO)
@@ -118,6 +118,7 @@ async fn limits_are_visible_inside_and_from_the_host() {
              grep Cpus_allowed_list /proc/self/status; echo ready; exec sleep 30",
         ])
         .memory_limit(48 * MIB)
+        .memory_swap_limit(16 * MIB)
         .pids_limit(50)
         .cpu_limit(0.5)
         .cpu_weight(50)
@@ -172,6 +173,10 @@ async fn limits_are_visible_inside_and_from_the_host() {
             read(&with_file(&dirs, "memory.max")),
             (48 * MIB).to_string()
         );
+        assert_eq!(
+            read(&with_file(&dirs, "memory.swap.max")),
+            (16 * MIB).to_string()
+        );
         assert_eq!(read(&with_file(&dirs, "pids.max")), "50");
         assert_eq!(read(&with_file(&dirs, "cpu.max")), "50000 100000");
         assert_eq!(read(&with_file(&dirs, "cpu.weight")), "50");
@@ -179,6 +184,11 @@ async fn limits_are_visible_inside_and_from_the_host() {
         assert_eq!(
             read(&with_file(&dirs, "memory.limit_in_bytes")),
             (48 * MIB).to_string()
+        );
+        // v1 limits memory + swap together.
+        assert_eq!(
+            read(&with_file(&dirs, "memory.memsw.limit_in_bytes")),
+            (64 * MIB).to_string()
         );
         assert_eq!(read(&with_file(&dirs, "pids.max")), "50");
         assert_eq!(read(&with_file(&dirs, "cpu.cfs_quota_us")), "50000");
@@ -223,6 +233,29 @@ async fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
             .any(|l| l.ends_with(joined) && l.contains(joined)),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn limits_apply_inside_a_user_namespace() {
+    let _serial = SERIAL.lock().await;
+    // The cgroup.procs descriptors were opened by the parent, so joining works after the
+    // child has switched to its new user namespace.
+    let (out, report) = Container::builder("/bin/sh")
+        .args(["-c", "id -u; cat /proc/self/cgroup; ulimit -n"])
+        .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+        .pids_limit(20)
+        .rlimit(Resource::Nofile, 77, 77)
+        .output_with_report()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report.reason, EndReason::Exited, "{report:?}");
+    assert!(out.status.success());
+    assert!(text.starts_with("0\n"), "{text}");
+    assert!(text.contains("/cellblock/"), "{text}");
+    assert!(text.trim_end().ends_with("77"), "{text}");
+    assert!(report.pids_peak.unwrap() >= 1);
 }
 
 #[tokio::test]

@@ -112,6 +112,12 @@ impl V1Cgroup {
                 inherit_cpuset(leaf)?;
             }
         }
+        if self.dirs.is_empty() {
+            return Err(Error::CgroupUnavailable(
+                "no cgroup v1 hierarchy is mounted on this host (use CgroupVersion::Auto or V2)"
+                    .into(),
+            ));
+        }
         self.write_limits(limits)
     }
 
