@@ -259,6 +259,28 @@ async fn limits_apply_inside_a_user_namespace() {
 }
 
 #[tokio::test]
+async fn max_rss_includes_the_supervisors_memory_but_peak_memory_does_not() {
+    let _serial = SERIAL.lock().await;
+    // The hazard behind RunReport::max_rss's caveat: the child shares our memory until
+    // execve (CLONE_VM), and the kernel folds that memory's high-water mark into the
+    // child's ru_maxrss at execve.
+    let ballast = vec![1u8; 256 << 20];
+    std::hint::black_box(&ballast);
+    let (_, report) = Container::builder("/bin/true")
+        .cgroup_accounting(true)
+        .output_with_report()
+        .await
+        .unwrap();
+    drop(ballast);
+    println!(
+        "max_rss {} peak_memory {:?}",
+        report.max_rss, report.peak_memory
+    );
+    assert!(report.max_rss >= 256 * MIB, "{report:?}");
+    assert!(report.peak_memory.unwrap() < 32 * MIB, "{report:?}");
+}
+
+#[tokio::test]
 async fn cpu_rlimit_ends_with_sigxcpu() {
     let _serial = SERIAL.lock().await;
     let (_, report) = Container::builder("/bin/sh")
