@@ -24,6 +24,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Limits and reports
+//! cgroup limits ([`memory_limit`](ContainerBuilder::memory_limit),
+//! [`pids_limit`](ContainerBuilder::pids_limit), [`cpu_limit`](ContainerBuilder::cpu_limit),
+//! …) put the container in a cgroup of its own under the supervisor's, on v1 or v2
+//! ([`CgroupLayout`]); [`rlimit`](ContainerBuilder::rlimit) sets rlimits in the child;
+//! [`timeout`](ContainerBuilder::timeout) ends the whole container; and
+//! [`Container::wait_with_report`] / [`ContainerBuilder::output_with_report`] say how the
+//! run went ([`RunReport`]: exit, signal, timeout, OOM kill, CPU time, peak memory, …).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> cellblock::Result<()> {
+//! use std::time::Duration;
+//! use cellblock::{Container, EndReason, Resource};
+//!
+//! let (out, report) = Container::builder("/usr/bin/python3")
+//!     .args(["-c", "print(sum(range(10**6)))"])
+//!     .memory_limit(256 << 20)
+//!     .pids_limit(64)
+//!     .cpu_limit(1.0)
+//!     .rlimit(Resource::Nofile, 64, 64)
+//!     .timeout(Duration::from_secs(5))
+//!     .output_with_report()
+//!     .await?;
+//! assert_eq!(report.reason, EndReason::Exited);
+//! println!("{} in {:?} CPU, peak {:?} bytes", String::from_utf8_lossy(&out.stdout).trim(),
+//!          report.cpu_time(), report.peak_memory);
+//! # Ok(()) }
+//! ```
+//!
 //! ## Layout
 //! configuration ([`ContainerBuilder`], `builder.rs`) → a prepared plan (`plan.rs`, every
 //! allocation happens here, in the parent) → the child (`child.rs`: no allocation, raw

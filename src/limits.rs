@@ -124,7 +124,8 @@ impl Limits {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
+        let bad =
+            |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
         if let Some(m) = self.memory {
             if m < 4096 {
                 return bad("memory_limit", format!("{m} bytes is less than one page"));
@@ -137,7 +138,10 @@ impl Limits {
             );
         }
         if self.pids == Some(0) {
-            return bad("pids_limit", "0 would not even allow the first process".into());
+            return bad(
+                "pids_limit",
+                "0 would not even allow the first process".into(),
+            );
         }
         if let Some(c) = self.cpu {
             if !c.is_finite() || c <= 0.0 {
@@ -146,7 +150,9 @@ impl Limits {
             if self.cpu_quota_us().unwrap_or(0) < 1000 {
                 return bad(
                     "cpu_limit",
-                    format!("{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"),
+                    format!(
+                        "{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"
+                    ),
                 );
             }
         }
@@ -170,7 +176,10 @@ impl Limits {
             }
         }
         if self.output_limit == Some(0) {
-            return bad("output_limit", "0 bytes; leave stdout/stderr unpiped instead".into());
+            return bad(
+                "output_limit",
+                "0 bytes; leave stdout/stderr unpiped instead".into(),
+            );
         }
         if self.timeout == Some(Duration::ZERO) {
             return bad("timeout", "zero".into());
@@ -271,7 +280,6 @@ impl PreparedResources {
             0
         }
     }
-
 }
 
 /// Resource limits, timeouts and accounting (see also `report.rs` for the results).
@@ -395,9 +403,21 @@ impl ContainerBuilder {
 
     /// A delegated cgroup to create containers' cgroups in (under `cellblock/` in it),
     /// instead of the supervisor's own cgroup. For a rootless supervisor this is how it
-    /// gets cgroups at all: systemd's `Delegate=yes`, or a directory chowned to it. A path
-    /// under the hierarchy's mount point is used as is; any other is taken relative to the
-    /// mount point of each hierarchy (`/ci` → `/sys/fs/cgroup/memory/ci`, …).
+    /// gets cgroups at all: systemd's `Delegate=yes`, or a directory chowned to it.
+    ///
+    /// The path is read per hierarchy: a path under the hierarchy's mount point is used as
+    /// is (`/sys/fs/cgroup/user.slice/…` on v2); another absolute path is taken from the
+    /// mount point (`/ci` → `/sys/fs/cgroup/memory/ci`, `/sys/fs/cgroup/pids/ci`, … on
+    /// v1); a relative path is taken from the supervisor's own cgroup in each hierarchy.
+    ///
+    /// On v2 the kernel also wants the supervisor to be able to write `cgroup.procs` of
+    /// the common ancestor of its own cgroup and the container's, so a rootless
+    /// supervisor must itself live inside the delegated subtree.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// Container::builder("/bin/true").pids_limit(64).cgroup_parent("delegated");
+    /// ```
     pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_parent = Some(dir.into());
         self

@@ -389,8 +389,7 @@ async fn watchdog(
     killed: Arc<AtomicU8>,
 ) {
     // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
-    let Ok(fd) =
-        (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
+    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
     else {
         return;
     };
@@ -398,7 +397,12 @@ async fn watchdog(
         _ = fd.readable() => return,
         _ = tokio::time::sleep(timeout) => {}
     }
-    let _ = killed.compare_exchange(KILLED_NONE, KILLED_TIMEOUT, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = killed.compare_exchange(
+        KILLED_NONE,
+        KILLED_TIMEOUT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     tracing::debug!(?timeout, "container timed out");
     if !grace.is_zero() {
         signal_container(fd.get_ref().as_fd(), cgroup.as_ref(), libc::SIGTERM).await;
@@ -436,8 +440,9 @@ async fn kill_container(pidfd: BorrowedFd<'_>, cgroup: Option<&Arc<Cgroup>>) {
 }
 
 /// Reads one stream to the end, keeping at most what is left of the shared budget. On
-/// the first byte past it, kills the container (and keeps draining, discarding, so that
-/// dying writers are not blocked).
+/// the first byte past it, kills the container and stops reading: our end closes, so a
+/// writer that somehow survives (outside the cgroup) gets EPIPE instead of keeping us
+/// waiting for an EOF.
 async fn read_capped<R: AsyncRead + Unpin>(
     r: Option<R>,
     budget: &AtomicUsize,
@@ -458,15 +463,18 @@ async fn read_capped<R: AsyncRead + Unpin>(
             return Ok(buf);
         }
         let before = budget.fetch_add(n, Ordering::SeqCst);
-        if before + n > limit {
-            buf.extend_from_slice(&chunk[..limit.saturating_sub(before).min(n)]);
-            if before <= limit {
-                c.run.mark_killed(KILLED_OUTPUT);
-                let _ = c.kill_all().await;
-            }
-        } else {
+        if before + n <= limit {
             buf.extend_from_slice(&chunk[..n]);
+            continue;
         }
+        buf.extend_from_slice(&chunk[..limit.saturating_sub(before).min(n)]);
+        if before <= limit {
+            // This read crossed the limit (the other stream's reader may get here too,
+            // later, and just stops).
+            c.run.mark_killed(KILLED_OUTPUT);
+            let _ = c.kill_all().await;
+        }
+        return Ok(buf);
     }
 }
 

@@ -454,8 +454,7 @@ fn unescape_mount_field(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-        {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -473,7 +472,10 @@ fn join_own(mount: &Mount, path: &str) -> PathBuf {
         .strip_prefix(mount.root.as_str())
         .filter(|_| mount.root != "/")
         .unwrap_or(path);
-    mount.mount_point.join(rel.trim_start_matches('/'))
+    match rel.trim_start_matches('/') {
+        "" => mount.mount_point.clone(),
+        rel => mount.mount_point.join(rel),
+    }
 }
 
 /// The v1 hierarchy holding `controller`: (mount point, the supervisor's directory in it).
@@ -508,12 +510,13 @@ pub(crate) fn v2_hierarchy() -> io::Result<Option<(PathBuf, PathBuf)>> {
     Ok(Some((mount.mount_point.clone(), join_own(mount, own))))
 }
 
-/// The base directory: the delegated parent if given (relative to the hierarchy's mount
-/// point unless it already lies under it), else the supervisor's own cgroup.
+/// The base directory: the supervisor's own cgroup, or the delegated parent if given (see
+/// `ContainerBuilder::cgroup_parent` for how its path is read).
 pub(crate) fn base_dir(mount: &Path, own: &Path, explicit: Option<&Path>) -> PathBuf {
     match explicit {
         Some(p) if p.starts_with(mount) => p.to_path_buf(),
-        Some(p) => mount.join(p.strip_prefix("/").unwrap_or(p)),
+        Some(p) if p.is_absolute() => mount.join(p.strip_prefix("/").unwrap_or(p)),
+        Some(p) => own.join(p),
         None => own.to_path_buf(),
     }
 }

@@ -56,7 +56,11 @@ impl V1Cgroup {
             ("cpuacct", false, true),
             ("pids", limits.pids.is_some(), true),
             ("freezer", false, true),
-            ("cpu", limits.cpu.is_some() || limits.cpu_weight.is_some(), false),
+            (
+                "cpu",
+                limits.cpu.is_some() || limits.cpu_weight.is_some(),
+                false,
+            ),
             ("cpuset", limits.cpuset.is_some(), false),
         ];
         for (ctrl, needed, always) in wanted {
@@ -107,6 +111,12 @@ impl V1Cgroup {
                 let leaf = &self.dirs[self.dirs.len() - 1].path;
                 inherit_cpuset(leaf)?;
             }
+        }
+        if self.dirs.is_empty() {
+            return Err(Error::CgroupUnavailable(
+                "no cgroup v1 hierarchy is mounted on this host (use CgroupVersion::Auto or V2)"
+                    .into(),
+            ));
         }
         self.write_limits(limits)
     }
@@ -221,7 +231,9 @@ impl V1Cgroup {
                 return Ok(());
             }
         }
-        Err(std::io::Error::other("processes keep appearing in the cgroup"))
+        Err(std::io::Error::other(
+            "processes keep appearing in the cgroup",
+        ))
     }
 
     pub(crate) fn signal_all(&self, sig: libc::c_int) -> std::io::Result<()> {

@@ -39,7 +39,10 @@ impl V2Cgroup {
             .map_err(|e| cg_err("read", &base.join("cgroup.controllers"), e))?;
         let available: Vec<&str> = available.split_whitespace().collect();
         let needed = [
-            ("memory", limits.memory.is_some() || limits.memory_swap.is_some()),
+            (
+                "memory",
+                limits.memory.is_some() || limits.memory_swap.is_some(),
+            ),
             ("pids", limits.pids.is_some()),
             ("cpu", limits.cpu.is_some() || limits.cpu_weight.is_some()),
             ("cpuset", limits.cpuset.is_some()),
@@ -112,7 +115,7 @@ impl V2Cgroup {
 
     /// Whether any process is in the cgroup (`populated` of `cgroup.events`).
     pub(crate) fn populated(&self) -> bool {
-        read_keyed(&self.dir.join("cgroup.events"), "populated").map_or(false, |v| v != 0)
+        read_keyed(&self.dir.join("cgroup.events"), "populated").is_some_and(|v| v != 0)
     }
 
     /// `cgroup.kill` (Linux 5.14+): the kernel SIGKILLs every process in the cgroup and
@@ -145,7 +148,12 @@ impl V2Cgroup {
     }
 
     fn freeze(&self, frozen: bool) {
-        if write(&self.dir.join("cgroup.freeze"), if frozen { "1" } else { "0" }).is_err() {
+        if write(
+            &self.dir.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
+        .is_err()
+        {
             return;
         }
         if frozen {

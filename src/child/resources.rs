@@ -45,10 +45,7 @@ pub(crate) fn join_cgroup(spec: &ResourceSpec) -> Step {
             // SAFETY: a valid buffer of one byte. man 7 cgroups ("Writing the value 0").
             let ret = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
             if ret != 1 {
-                return Err((
-                    Stage::CgroupJoin,
-                    if ret < 0 { errno() } else { libc::EIO },
-                ));
+                return Err((Stage::CgroupJoin, if ret < 0 { errno() } else { libc::EIO }));
             }
         }
     }

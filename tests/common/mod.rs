@@ -76,3 +76,47 @@ pub fn host(cmd: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Cgroup directories this test process created (`cellblock/<our pid>-*`) that still
+/// exist, in every v1 hierarchy and the v2 one, under our own cgroup or the root.
+pub fn our_cgroup_dirs() -> Vec<std::path::PathBuf> {
+    let prefix = format!("{}-", std::process::id());
+    let mut parents = Vec::new();
+    for line in std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+    {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let rel = path.trim_start_matches('/');
+        if ctrls.is_empty() {
+            for m in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+                parents.push(Path::new(m).join(rel).join("cellblock"));
+            }
+        } else {
+            for c in ctrls.split(',') {
+                let c = c.trim_start_matches("name=");
+                parents.push(
+                    Path::new("/sys/fs/cgroup")
+                        .join(c)
+                        .join(rel)
+                        .join("cellblock"),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in parents {
+        let Ok(rd) = std::fs::read_dir(&p) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) && e.path().is_dir() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

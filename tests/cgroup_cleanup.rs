@@ -1,0 +1,153 @@
+//! Nothing of ours is left in the cgroup filesystem: after many containers, after dropped
+//! and cancelled ones, after leftovers that outlive the first process.
+
+mod common;
+
+use std::time::Duration;
+
+use cellblock::{Container, Stdio};
+use futures::StreamExt;
+
+/// Tests here check that *no* cgroup of this process is left, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !matches!(
+                s.rsplit_once(')')
+                    .and_then(|(_, r)| r.trim_start().chars().next()),
+                Some('Z' | 'X')
+            )
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_limited_containers_leave_no_cgroup() {
+    let _serial = SERIAL.lock().await;
+    let started = std::time::Instant::now();
+    let results: Vec<_> = futures::stream::iter(0..1000)
+        .map(|i| async move {
+            let mut b = Container::builder("/bin/true");
+            b.pids_limit(16).memory_limit(64 << 20);
+            if i % 2 == 0 {
+                b.cpu_limit(0.5);
+            }
+            b.status().await
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    eprintln!("1000 limited containers in {:?}", started.elapsed());
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| !matches!(r, Ok(s) if s.success()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        common::eventually(10, || common::our_cgroup_dirs().is_empty()).await,
+        "left behind: {:?}",
+        common::our_cgroup_dirs()
+    );
+    assert!(common::zombie_children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_containers_cgroups_go_once_they_are_reaped() {
+    let _serial = SERIAL.lock().await;
+    // Killed on drop.
+    let c = Container::builder("/bin/sleep")
+        .arg("1000")
+        .pids_limit(8)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let killed_dirs = c.cgroup_paths();
+    drop(c);
+    // Not killed on drop: the cgroup stays while it runs, and goes after it exits.
+    let c = Container::builder("/bin/sleep")
+        .arg("0.5")
+        .pids_limit(8)
+        .spawn()
+        .await
+        .unwrap();
+    let detached_dirs = c.cgroup_paths();
+    drop(c);
+    // Not killed on drop, but its timeout still applies.
+    let c = Container::builder("/bin/sleep")
+        .arg("1000")
+        .cgroup_accounting(true)
+        .timeout(Duration::from_millis(300))
+        .spawn()
+        .await
+        .unwrap();
+    let (timed_pid, timed_dirs) = (c.pid(), c.cgroup_paths());
+    drop(c);
+    assert!(common::eventually(5, || killed_dirs.iter().all(|d| !d.exists())).await);
+    assert!(
+        detached_dirs.iter().all(|d| d.exists()),
+        "removed while still running"
+    );
+    assert!(common::eventually(5, || detached_dirs.iter().all(|d| !d.exists())).await);
+    assert!(common::eventually(5, || !running(timed_pid)).await);
+    assert!(common::eventually(5, || timed_dirs.iter().all(|d| !d.exists())).await);
+    assert!(common::eventually(5, || cellblock::pending_orphans() == 0).await);
+    assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_are_killed_when_the_first_process_is_reaped() {
+    let _serial = SERIAL.lock().await;
+    // The first process exits at once, leaving a background child in the cgroup.
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "sleep 1000 >/dev/null 2>&1 & echo $!"])
+        .cgroup_accounting(true)
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let dirs = c.cgroup_paths();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut c.take_stdout().unwrap(), &mut out)
+        .await
+        .unwrap();
+    let leftover: i32 = out.trim().parse().unwrap();
+    assert!(running(leftover));
+    let status = c.wait().await.unwrap();
+    assert!(status.success());
+    assert!(
+        common::eventually(5, || !running(leftover)).await,
+        "leftover {leftover} survived"
+    );
+    assert!(common::eventually(5, || dirs.iter().all(|d| !d.exists())).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_spawns_leave_no_cgroup() {
+    let _serial = SERIAL.lock().await;
+    let mut finished = 0;
+    for i in 0..40u64 {
+        let mut b = Container::builder("/bin/sleep");
+        b.arg("1000").pids_limit(8).kill_on_drop(true);
+        // Cancel at various points of the spawn.
+        let fut = b.spawn();
+        if let Ok(Ok(_c)) = tokio::time::timeout(Duration::from_micros(i * 50), fut).await {
+            finished += 1;
+        }
+    }
+    eprintln!("{finished} of 40 spawns finished before their deadline");
+    assert!(
+        common::eventually(10, || common::our_cgroup_dirs().is_empty()).await,
+        "left behind: {:?}",
+        common::our_cgroup_dirs()
+    );
+    assert!(common::eventually(10, || cellblock::pending_orphans() == 0).await);
+    assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
