@@ -42,6 +42,8 @@ pub struct ContainerBuilder {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     pub(crate) kill_on_drop: bool,
+    /// Hardening settings (`security.rs`).
+    pub(crate) security: crate::security::Security,
 }
 
 impl ContainerBuilder {
@@ -59,6 +61,7 @@ impl ContainerBuilder {
             stdout: None,
             stderr: None,
             kill_on_drop: false,
+            security: Default::default(),
         }
     }
 

@@ -36,6 +36,20 @@ pub enum Stage {
     Signals = 10,
     /// `execve` of the program.
     Execve = 11,
+    /// Covering masked paths (`/proc/kcore`, `/sys/firmware`, …).
+    MaskPaths = 80,
+    /// Making `/proc/sys`, `/proc/bus`, … read-only.
+    ReadonlyPaths = 81,
+    /// `setsid` (the new session).
+    Setsid = 82,
+    /// Dropping capabilities (bounding, ambient, then `capset`).
+    Capabilities = 83,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs = 84,
+    /// `dup2` of a descriptor passed with `pass_fd`.
+    PassFds = 85,
+    /// Installing the seccomp filter.
+    Seccomp = 86,
 }
 
 impl Stage {
@@ -53,6 +67,13 @@ impl Stage {
             CloseFds,
             Signals,
             Execve,
+            MaskPaths,
+            ReadonlyPaths,
+            Setsid,
+            Capabilities,
+            NoNewPrivs,
+            PassFds,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -72,6 +93,13 @@ impl Stage {
             Stage::CloseFds => "close_range",
             Stage::Signals => "reset signals",
             Stage::Execve => "execve",
+            Stage::MaskPaths => "mask paths",
+            Stage::ReadonlyPaths => "make paths read-only",
+            Stage::Setsid => "setsid",
+            Stage::Capabilities => "drop capabilities",
+            Stage::NoNewPrivs => "set no_new_privs",
+            Stage::PassFds => "pass descriptors",
+            Stage::Seccomp => "install seccomp filter",
         }
     }
 }
@@ -198,6 +226,19 @@ pub enum Error {
         stage: Stage,
         /// The errno it failed with.
         errno: Errno,
+    },
+
+    /// A security setting is invalid or could not be prepared (e.g. the seccomp filter).
+    #[error("invalid security configuration: {0}")]
+    Security(String),
+
+    /// A descriptor given to `pass_fd` cannot be passed.
+    #[error("invalid container configuration: pass_fd to descriptor {target}: {reason}")]
+    BadPassFd {
+        /// The requested descriptor number in the container.
+        target: i32,
+        /// What is wrong.
+        reason: String,
     },
 
     /// The container has already been reaped; its pid may belong to someone else now.

@@ -41,6 +41,7 @@ pub(crate) struct Plan {
     _cwd: Option<CString>,
     _uid_map: Option<Vec<u8>>,
     _gid_map: Option<Vec<u8>>,
+    _security: crate::security::Prepared,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
     err_read: OwnedFd,
@@ -127,6 +128,10 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let stderr = open(&b.stderr, &stderr_kind, false)?;
     let (err_read, err_write) =
         sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
+    // Above every pass_fd target, so the child's dup2s never overwrite the error pipe.
+    let err_write = crate::security::move_above(err_write, crate::security::min_setup_fd(b))
+        .map_err(Error::io("creating the error pipe"))?;
+    let security = crate::security::prepare(b)?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
     let ns = b.namespaces;
@@ -152,6 +157,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID),
         loopback_up: ns.contains(Namespaces::NET),
+        security: security.spec,
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -170,6 +176,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         _cwd: cwd,
         _uid_map: uid_map,
         _gid_map: gid_map,
+        _security: security,
         child_fds,
         err_read,
         err_write: Some(err_write),

@@ -29,6 +29,8 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 
+pub(crate) mod security;
+
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
 pub(crate) struct ChildSpec {
@@ -50,6 +52,8 @@ pub(crate) struct ChildSpec {
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
+    /// Hardening steps (`child/security.rs`).
+    pub(crate) security: security::SecuritySpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -141,6 +145,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         };
         check(ret, Stage::MountProc)?;
     }
+    security::mask_paths(&spec.security)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
@@ -153,7 +158,9 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         // SAFETY: valid C string. man 2 chdir.
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
-    mark_fds_cloexec()?;
+    security::drop_privileges(&spec.security)?;
+    security::fds(&spec.security)?;
+    security::seccomp(&spec.security)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
     let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -239,44 +246,6 @@ fn loopback_up() -> Step {
         libc::close(sock);
         if ret == -1 {
             return Err((Stage::LoopbackUp, err));
-        }
-    }
-    Ok(())
-}
-
-/// Marks every descriptor from 3 up close-on-exec, so that nothing but stdio (and what a
-/// later setup step passes on purpose) reaches the workload: a leaked directory fd is how
-/// runc's CVE-2024-21626 escaped. The error pipe is close-on-exec already.
-fn mark_fds_cloexec() -> Step {
-    // SAFETY: plain syscall. man 2 close_range (CLOSE_RANGE_CLOEXEC since Linux 5.11).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
-        return Ok(());
-    }
-    let err = errno();
-    if err != libc::EINVAL && err != libc::ENOSYS {
-        return Err((Stage::CloseFds, err));
-    }
-    // Older kernel: walk up to the descriptor limit with fcntl.
-    // SAFETY: rlimit is plain data; fcntl on a closed fd just fails with EBADF.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
-            && lim.rlim_cur != libc::RLIM_INFINITY
-        {
-            lim.rlim_cur as c_int
-        } else {
-            65536
-        };
-        for fd in 3..max {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }
     Ok(())
