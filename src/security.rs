@@ -350,14 +350,22 @@ impl ContainerBuilder {
     ///
     /// Allows exactly what that needs through seccomp: `clone` with `CLONE_NEW*` flags,
     /// `clone3`, `unshare`, `setns` and the mount family (`mount`, `umount2`, `pivot_root`
-    /// and the new mount API). If the container has its own [`Namespaces::USER`], it also
-    /// keeps `CAP_SYS_ADMIN`, which then only covers namespaces that user namespace owns.
-    /// Without one, no capability is added: the inner containers must create their own
-    /// user namespace (which needs no capability), so that host root's `CAP_SYS_ADMIN` is
-    /// never handed out.
+    /// and the new mount API). It keeps `CAP_SETFCAP`, without which the kernel (5.12+)
+    /// refuses an inner user namespace that maps the container's uid 0. If the container
+    /// has its own [`Namespaces::USER`], it also keeps `CAP_SYS_ADMIN`, which then covers
+    /// only namespaces that user namespace owns. Without one, `CAP_SYS_ADMIN` is not
+    /// handed out (it would be host root's): inner containers must then create their own
+    /// user namespace ([`Namespaces::USER`]), inside which they hold every capability.
+    ///
+    /// An inner container that mounts a fresh `/proc` inside a user namespace is refused
+    /// by the kernel while this container's `/proc` has masked paths (the kernel will not
+    /// mount a procfs that would reveal more than the one already visible): turn them off
+    /// with [`masked_paths(false)`](Self::masked_paths) for that.
     ///
     /// **Risk:** the workload reaches the kernel's namespace and mount code, a large and
-    /// frequently vulnerable surface (unprivileged user namespaces in particular).
+    /// frequently vulnerable surface (unprivileged user namespaces in particular), and
+    /// `CAP_SETFCAP` lets it set file capabilities on files it can write (which other,
+    /// non-`no_new_privs` processes executing them would gain).
     pub fn nesting(&mut self, on: bool) -> &mut Self {
         self.security.nesting = on;
         self
@@ -428,13 +436,18 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     let mask_ptrs: Vec<*const c_char> = masks.iter().map(|c| c.as_ptr()).collect();
     let readonly_ptrs: Vec<*const c_char> = readonly.iter().map(|c| c.as_ptr()).collect();
 
-    // Capabilities: nesting in an own user namespace keeps CAP_SYS_ADMIN there.
+    // Capabilities for nesting: CAP_SETFCAP, without which (Linux 5.12+) an inner user
+    // namespace may not map uid 0 of ours; and, in a user namespace of its own, also
+    // CAP_SYS_ADMIN, which there covers only namespaces that user namespace owns.
     let keep_caps = s.keep_caps.map(|m| {
-        if s.nesting && b.namespaces.contains(Namespaces::USER) {
-            m | Capability::CAP_SYS_ADMIN.bitmask()
-        } else {
-            m
+        let mut m = m;
+        if s.nesting {
+            m |= Capability::CAP_SETFCAP.bitmask();
+            if b.namespaces.contains(Namespaces::USER) {
+                m |= Capability::CAP_SYS_ADMIN.bitmask();
+            }
         }
+        m
     });
 
     // Seccomp, compiled here: the child only hands the program to the kernel.
