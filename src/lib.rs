@@ -50,7 +50,9 @@ pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout,
 pub use error::{Errno, Error, Result, Stage};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
-pub use security::{Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK};
+pub use security::{
+    Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK,
+};
 pub use stdio::Stdio;
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).

@@ -57,12 +57,7 @@ pub const DEFAULT_MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths made read-only by default: writing to them would change the host kernel.
-pub const DEFAULT_READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-];
+pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
 
 /// The default umask of the workload.
 pub const DEFAULT_UMASK: u32 = 0o022;
@@ -393,10 +388,9 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// Validates the security settings and prepares everything the child needs.
-///
-/// `reserved_below`: the lowest descriptor number our own setup descriptors (error pipe)
-/// may sit at so that no passed target clobbers them; see [`min_setup_fd`].
+/// Validates the security settings and prepares everything the child needs: the masked
+/// paths as C strings, the compiled seccomp program, the passed descriptors duplicated
+/// above every target (see [`min_setup_fd`]) and the close-on-exec ranges around them.
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     let s = &b.security;
     let mount_ns = b.namespaces.contains(Namespaces::MOUNT);
@@ -567,7 +561,8 @@ fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
 
 /// Compiles the policy to a BPF program for the build target.
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
-    let err = |e: &dyn std::fmt::Display| Error::Security(format!("compiling the seccomp filter: {e}"));
+    let err =
+        |e: &dyn std::fmt::Display| Error::Security(format!("compiling the seccomp filter: {e}"));
     let arch: seccompiler::TargetArch = std::env::consts::ARCH
         .try_into()
         .map_err(|e: seccompiler::BackendError| err(&e))?;
@@ -610,7 +605,9 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
         arch,
     )
     .map_err(|e| err(&e))?;
-    let compiled: seccompiler::BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))?;
+    let compiled: seccompiler::BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(&e))?;
     let mut prog: Vec<libc::sock_filter> = compiled
         .into_iter()
         .map(|i| libc::sock_filter {
@@ -685,7 +682,10 @@ mod tests {
 
     #[test]
     fn allow_and_deny_edit_the_policy() {
-        let p = Seccomp::default_profile().deny(7).allow(7).allow(libc::SYS_mount);
+        let p = Seccomp::default_profile()
+            .deny(7)
+            .allow(7)
+            .allow(libc::SYS_mount);
         assert!(p.allow.contains(&7) && !p.deny.contains(&7));
         let with = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
         let without = compile_seccomp(&p, false).unwrap();

@@ -32,7 +32,8 @@ fn default_ns() -> Namespaces {
 fn attack() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("escape-bin-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("escape-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("attack");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/attack.c");
@@ -139,20 +140,34 @@ async fn escape_1_leaked_directory_fd() {
     let n = leaked.as_raw_fd().to_string();
 
     // Default: the path is masked, and the leaked descriptor is closed at execve.
-    let (r, _, _) = run(attacker(&["fdleak", "-100", secret.join("flag.txt").to_str().unwrap()])
-        .mask_path(&secret))
+    let (r, _, _) = run(
+        attacker(&["fdleak", "-100", secret.join("flag.txt").to_str().unwrap()]).mask_path(&secret),
+    )
     .await;
-    assert!(get(&r, "fdleak").starts_with("ERR"), "the masked path is hidden: {r:?}");
+    assert!(
+        get(&r, "fdleak").starts_with("ERR"),
+        "the masked path is hidden: {r:?}"
+    );
     let (r, _, _) = run(attacker(&["fdleak", &n, "flag.txt"]).mask_path(&secret)).await;
-    assert_eq!(get(&r, "fdleak"), "ERR EBADF", "the leaked fd must be closed");
+    assert_eq!(
+        get(&r, "fdleak"),
+        "ERR EBADF",
+        "the leaked fd must be closed"
+    );
 
     // Protection off: the descriptor is inherited and reads the hidden host file.
-    let (r, _, _) = run(attacker(&["fdleak", &n, "flag.txt"]).mask_path(&secret).inherit_fds(true)).await;
+    let (r, _, _) = run(attacker(&["fdleak", &n, "flag.txt"])
+        .mask_path(&secret)
+        .inherit_fds(true))
+    .await;
     assert_eq!(get(&r, "fdleak"), format!("OK {flag}"));
 
     // The allow-list: passing it on purpose works the same way.
     let dup = leaked.try_clone().unwrap();
-    let (r, _, _) = run(attacker(&["fdleak", "7", "flag.txt"]).mask_path(&secret).pass_fd(dup, 7)).await;
+    let (r, _, _) = run(attacker(&["fdleak", "7", "flag.txt"])
+        .mask_path(&secret)
+        .pass_fd(dup, 7))
+    .await;
     assert_eq!(get(&r, "fdleak"), format!("OK {flag}"));
 }
 
@@ -182,11 +197,19 @@ async fn escape_2_runtime_binary_through_proc_exe() {
         .mask_path(&dir))
     .await;
     assert_eq!(get(&r, "exe"), "ERR EACCES");
-    assert!(runtime.try_wait().unwrap().is_none(), "the runtime is untouched");
+    assert!(
+        runtime.try_wait().unwrap().is_none(),
+        "the runtime is untouched"
+    );
     assert_eq!(std::fs::read(&bin).unwrap(), original);
 
     // And the container's own /proc/self/exe is its program, never the supervisor's.
-    let mut c = Container::builder("/bin/sleep").arg("30").namespaces(default_ns()).spawn().await.unwrap();
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .spawn()
+        .await
+        .unwrap();
     let exe = std::fs::read_link(format!("/proc/{}/exe", c.pid())).unwrap();
     assert_eq!(exe, std::fs::canonicalize("/bin/sleep").unwrap());
     assert_ne!(exe, std::env::current_exe().unwrap());
@@ -234,8 +257,13 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
     let marker = "echo_INJECTED_BY_CONTAINER";
     let go = |extra: &[&str]| {
         let mut cmd = std::process::Command::new("python3");
-        cmd.args(["-c", harness]).arg(&runner).args(["--ns", "uts,ipc,pid,mount,net"]);
-        cmd.args(extra).arg("--").arg(attack()).args(["tiocsti", marker]);
+        cmd.args(["-c", harness])
+            .arg(&runner)
+            .args(["--ns", "uts,ipc,pid,mount,net"]);
+        cmd.args(extra)
+            .arg("--")
+            .arg(attack())
+            .args(["tiocsti", marker]);
         let out = cmd.output().expect("python3");
         let err = String::from_utf8_lossy(&out.stderr);
         if !err.is_empty() {
@@ -261,14 +289,27 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
     let out = go(extra);
     let r = parse(&out);
     assert_eq!(get(&r, "tiocsti"), "OK injected", "{out}");
-    assert!(out.contains(marker), "the injected text reached the terminal: {out}");
+    assert!(
+        out.contains(marker),
+        "the injected text reached the terminal: {out}"
+    );
 }
 
 /// Path of an example binary of this crate (cargo test builds the examples).
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(p.exists(), "{} not built (cargo test builds examples)", p.display());
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built (cargo test builds examples)",
+        p.display()
+    );
     p
 }
 
@@ -291,15 +332,26 @@ async fn escape_4_mount_pivot_chroot_open_by_handle() {
         "A={a}; $A mount /mnt; $A umount /proc/sys; $A chroot /; $A byhandle {on_fs} {htype} {hex}; $A pivot_root /mnt",
         a = attack().display()
     );
-    let host_mnt_before = common::host_mount_points().iter().filter(|m| m.starts_with("/mnt")).count();
+    let host_mnt_before = common::host_mount_points()
+        .iter()
+        .filter(|m| m.starts_with("/mnt"))
+        .count();
     let shell = |b: &mut ContainerBuilder| {
-        b.args(["-c", &script]).namespaces(default_ns()).mask_path(&secret);
+        b.args(["-c", &script])
+            .namespaces(default_ns())
+            .mask_path(&secret);
     };
 
     let mut b = Container::builder("/bin/sh");
     shell(&mut b);
     let (r, _, out) = run(&mut b).await;
-    for name in ["mount", "umount", "chroot", "open_by_handle_at", "pivot_root"] {
+    for name in [
+        "mount",
+        "umount",
+        "chroot",
+        "open_by_handle_at",
+        "pivot_root",
+    ] {
         assert_eq!(get(&r, name), "ERR EPERM", "{name}: {out}");
     }
 
@@ -312,7 +364,10 @@ async fn escape_4_mount_pivot_chroot_open_by_handle() {
     }
     assert_eq!(get(&r, "open_by_handle_at"), format!("OK {flag}"), "{out}");
     // Even then the mounts stayed in the container's mount namespace.
-    let host_mnt_after = common::host_mount_points().iter().filter(|m| m.starts_with("/mnt")).count();
+    let host_mnt_after = common::host_mount_points()
+        .iter()
+        .filter(|m| m.starts_with("/mnt"))
+        .count();
     assert_eq!(host_mnt_before, host_mnt_after);
 }
 
@@ -328,7 +383,10 @@ async fn escape_5_ptrace_kill_proc_of_outside_processes() {
         .unwrap();
     let pid = victim.id().to_string();
     let script = |a: &str| {
-        format!("A={}; $A ptrace {a}; $A environ {a}; $A kill {a}", attack().display())
+        format!(
+            "A={}; $A ptrace {a}; $A environ {a}; $A kill {a}",
+            attack().display()
+        )
     };
 
     // Default container: the victim does not exist in its PID namespace.
@@ -345,7 +403,13 @@ async fn escape_5_ptrace_kill_proc_of_outside_processes() {
     // /proc reads (the victim holds capabilities we lack). kill is not tried: root may
     // signal root, which only a PID (or user) namespace prevents.
     let (r, _, out) = run(Container::builder("/bin/sh")
-        .args(["-c", &format!("A={}; $A ptrace {pid}; $A environ {pid}", attack().display())])
+        .args([
+            "-c",
+            &format!(
+                "A={}; $A ptrace {pid}; $A environ {pid}",
+                attack().display()
+            ),
+        ])
         .namespaces(Namespaces::MOUNT | Namespaces::UTS))
     .await;
     assert_eq!(get(&r, "ptrace"), "ERR EPERM", "{out}");
@@ -362,7 +426,11 @@ async fn escape_5_ptrace_kill_proc_of_outside_processes() {
     assert_eq!(get(&r, "environ"), "OK read", "{out}");
     assert!(get(&r, "kill").starts_with("OK"), "{out}");
     let st = victim.wait().unwrap();
-    assert_eq!(st.signal(), Some(libc::SIGKILL), "the host sees the victim killed");
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "the host sees the victim killed"
+    );
 }
 
 // 6. --------------------------------------------------------------------------------------
@@ -389,7 +457,11 @@ async fn escape_6_setuid_and_capabilities_across_execve() {
     both(&mut b);
     let (r, _, out) = run(&mut b).await;
     assert_eq!(get(&r, "capeff"), "OK 0", "{out}");
-    assert_eq!(out.matches("RESULT capeff OK 0").count(), 2, "after the setuid exec too: {out}");
+    assert_eq!(
+        out.matches("RESULT capeff OK 0").count(),
+        2,
+        "after the setuid exec too: {out}"
+    );
 
     // Each layer alone holds: empty bounding set (no_new_privs off) ...
     let mut b = Container::builder("/bin/sh");
@@ -403,7 +475,11 @@ async fn escape_6_setuid_and_capabilities_across_execve() {
         .namespaces(default_ns())
         .keep_all_capabilities();
     let (r, _, out) = run(&mut b).await;
-    assert_eq!(get(&r, "capeff"), "OK 0", "no_new_privs blocks the regain: {out}");
+    assert_eq!(
+        get(&r, "capeff"),
+        "OK 0",
+        "no_new_privs blocks the regain: {out}"
+    );
 
     // Protection off: capabilities survive execve, and a dropped set comes back at the
     // setuid exec.
@@ -435,12 +511,15 @@ async fn escape_7_host_network_namespace() {
     let (r, _, out) = run(&mut attacker(&["setns", "/proc/1/ns/net"])).await;
     assert_eq!(get(&r, "setns"), "ERR EPERM", "{out}");
     let (r, _, _) = run(&mut attacker(&["setns", &host_path])).await;
-    assert_eq!(get(&r, "setns"), "ERR ENOENT", "the supervisor is not visible");
+    assert_eq!(
+        get(&r, "setns"),
+        "ERR ENOENT",
+        "the supervisor is not visible"
+    );
     // Default security without a PID namespace: the host's processes are visible but
     // their namespace links are not ours to open.
-    let (r, _, out) = run(attacker(&["setns", &host_path])
-        .namespaces(Namespaces::MOUNT | Namespaces::NET))
-    .await;
+    let (r, _, out) =
+        run(attacker(&["setns", &host_path]).namespaces(Namespaces::MOUNT | Namespaces::NET)).await;
     assert_eq!(get(&r, "setns"), "ERR EACCES", "{out}");
 
     // Protection off: into the host's network namespace.
@@ -513,7 +592,9 @@ async fn escape_8_seccomp_denied_calls() {
     }
 
     // The policy can also allow one back.
-    let (r, _, out) = run(attacker(&["keyctl"]).seccomp(Seccomp::default_profile().allow(libc::SYS_keyctl))).await;
+    let (r, _, out) =
+        run(attacker(&["keyctl"]).seccomp(Seccomp::default_profile().allow(libc::SYS_keyctl)))
+            .await;
     assert!(get(&r, "keyctl").starts_with("OK"), "{out}");
 }
 
@@ -540,10 +621,13 @@ async fn escape_9_module_kexec_reboot() {
     // Protection off. reboot() in a PID namespace kills only that namespace (the attacker
     // refuses to call it unless it is PID 1 of one, and the container has Namespaces::PID).
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", &format!("A={}; $A finit_module; $A kexec_load", attack().display())])
-        .namespaces(default_ns())
-        .keep_all_capabilities()
-        .seccomp(Seccomp::disabled());
+    b.args([
+        "-c",
+        &format!("A={}; $A finit_module; $A kexec_load", attack().display()),
+    ])
+    .namespaces(default_ns())
+    .keep_all_capabilities()
+    .seccomp(Seccomp::disabled());
     let (r, _, out) = run(&mut b).await;
     for c in ["finit_module", "kexec_load"] {
         let v = get(&r, c);
@@ -554,8 +638,17 @@ async fn escape_9_module_kexec_reboot() {
     }
     assert!(default_ns().contains(Namespaces::PID));
     let mut b = attacker(&["reboot"]);
-    b.keep_all_capabilities().seccomp(Seccomp::disabled()).stdout(Stdio::piped());
+    b.keep_all_capabilities()
+        .seccomp(Seccomp::disabled())
+        .stdout(Stdio::piped());
     let (r, status, out) = run(&mut b).await;
-    assert!(!r.contains_key("reboot"), "reboot() does not return when it works: {out}");
-    assert_eq!(status.signal(), Some(libc::SIGHUP), "the namespace's init died of the 'restart'");
+    assert!(
+        !r.contains_key("reboot"),
+        "reboot() does not return when it works: {out}"
+    );
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGHUP),
+        "the namespace's init died of the 'restart'"
+    );
 }

@@ -100,7 +100,15 @@ pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
 /// Bind `path` onto itself and remount the bind read-only.
 fn readonly(path: *const c_char) -> Step {
     // SAFETY: valid C string from the plan. man 2 mount.
-    let ret = unsafe { libc::mount(path, path, ptr::null(), libc::MS_BIND | libc::MS_REC, ptr::null()) };
+    let ret = unsafe {
+        libc::mount(
+            path,
+            path,
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            ptr::null(),
+        )
+    };
     if ret == -1 {
         let e = errno();
         if e == libc::ENOENT || e == libc::ENOTDIR {
@@ -130,7 +138,10 @@ fn readonly(path: *const c_char) -> Step {
         (libc::ST_RELATIME, libc::MS_RELATIME),
     ]
     .iter()
-    .fold(base, |acc, &(st, ms)| if vfs.f_flag & st != 0 { acc | ms } else { acc });
+    .fold(
+        base,
+        |acc, &(st, ms)| if vfs.f_flag & st != 0 { acc | ms } else { acc },
+    );
     // SAFETY: as above.
     check(
         unsafe { libc::mount(ptr::null(), path, ptr::null(), keep, ptr::null()) },
@@ -162,7 +173,15 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
     }
     if s.no_new_privs {
         // SAFETY: plain syscall. man 2 prctl (PR_SET_NO_NEW_PRIVS).
-        let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
         check(ret, Stage::NoNewPrivs)?;
     }
     Ok(())
@@ -182,7 +201,15 @@ fn drop_capabilities(keep: u64, no_new_privs: bool) -> Step {
             continue;
         }
         // SAFETY: plain syscalls. man 2 prctl (PR_CAPBSET_READ, PR_CAPBSET_DROP).
-        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+        let present = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_READ,
+                cap as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
         if present == -1 {
             // EINVAL: past the kernel's last capability.
             break;
@@ -190,7 +217,15 @@ fn drop_capabilities(keep: u64, no_new_privs: bool) -> Step {
         if present == 0 {
             continue;
         }
-        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                cap as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
         if ret == -1 {
             let e = errno();
             // Without CAP_SETPCAP (an unprivileged supervisor, or a nested container
@@ -233,7 +268,8 @@ fn drop_capabilities(keep: u64, no_new_privs: bool) -> Step {
     ];
     // SAFETY: header and two data structs, the layout of _LINUX_CAPABILITY_VERSION_3.
     // man 2 capset.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     check(ret as c_int, Stage::Capabilities)?;
     for cap in 0..64 {
         if keep & (1u64 << cap) != 0 {
