@@ -32,8 +32,9 @@ fn default_ns() -> Namespaces {
 fn attack() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("escape-bin-{}", std::process::id()));
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_bins(&tmp);
+        let dir = tmp.join(format!("escape-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("attack");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/attack.c");
@@ -46,6 +47,21 @@ fn attack() -> &'static Path {
         assert!(st.success(), "compiling {}", src.display());
         out
     })
+}
+
+/// Removes attacker builds of earlier runs (their test process is gone).
+fn remove_stale_bins(tmp: &Path) {
+    for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix("escape-bin-")
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if !common::alive(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// A scratch directory for one test, removed when dropped.
@@ -590,6 +606,33 @@ async fn escape_8_seccomp_denied_calls() {
     for c in calls {
         assert!(get(&r, c).starts_with("OK"), "{c}: {out}");
     }
+
+    // The filter's own guards: the x32 aliases of system calls (a deny list keyed on
+    // native numbers would miss them) and clone3 (ENOSYS, so libc falls back to clone,
+    // whose namespace flags the filter can check).
+    let (r, _, out) = run(Container::builder("/bin/sh")
+        .args([
+            "-c",
+            &format!("A={}; $A x32; $A clone3", attack().display()),
+        ])
+        .namespaces(default_ns()))
+    .await;
+    assert_eq!(get(&r, "x32"), "ERR EPERM", "{out}");
+    assert_eq!(get(&r, "clone3"), "ERR ENOSYS", "{out}");
+    let (r, _, out) = run(Container::builder("/bin/sh")
+        .args([
+            "-c",
+            &format!("A={}; $A x32; $A clone3", attack().display()),
+        ])
+        .namespaces(default_ns())
+        .seccomp(Seccomp::disabled()))
+    .await;
+    assert_ne!(get(&r, "x32"), "ERR EPERM", "{out}");
+    assert_ne!(
+        get(&r, "clone3"),
+        "ERR ENOSYS",
+        "the kernel saw the call: {out}"
+    );
 
     // The policy can also allow one back.
     let (r, _, out) =

@@ -261,6 +261,20 @@ static int do_userfaultfd(void) {
     return result("userfaultfd", syscall(SYS_userfaultfd, O_CLOEXEC | 1));
 }
 
+/* Filter details: the x32 alias of getpid, and clone3 (whose flags a filter cannot see). */
+static int do_x32(void) {
+#ifdef __x86_64__
+    return result("x32", syscall(0x40000000 | 39));
+#else
+    printf("RESULT x32 ERR ENOSYS\n");
+    return 0;
+#endif
+}
+
+static int do_clone3(void) {
+    return result("clone3", syscall(SYS_clone3, NULL, 0));
+}
+
 /* 9. modules, kexec, reboot. */
 static int do_module(void) {
     /* finit_module with invalid flags: EINVAL once permitted; nothing is loaded. */
@@ -312,6 +326,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "bpf")) return do_bpf();
     if (!strcmp(c, "perf_event_open")) return do_perf();
     if (!strcmp(c, "userfaultfd")) return do_userfaultfd();
+    if (!strcmp(c, "x32")) return do_x32();
+    if (!strcmp(c, "clone3")) return do_clone3();
     if (!strcmp(c, "finit_module")) return do_module();
     if (!strcmp(c, "kexec_load")) return do_kexec();
     if (!strcmp(c, "reboot")) return do_reboot();
