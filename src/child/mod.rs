@@ -158,6 +158,7 @@ fn setup_and_exec(spec: &ChildSpec) -> Result<Infallible, (Stage, c_int)> {
         // SAFETY: valid C string. man 2 chdir.
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
+    security::before_id_change(&spec.security)?;
     security::drop_privileges(&spec.security)?;
     security::fds(&spec.security)?;
     security::seccomp(&spec.security)?;

@@ -3,7 +3,8 @@
 //! glibc wrappers that touch process-wide state: raw syscalls on data `security.rs`
 //! prepared in the parent.
 //!
-//! Order (see `mod.rs`): [`mask_paths`] right after the mounts; [`drop_privileges`]
+//! Order (see `mod.rs`): [`mask_paths`] right after the mounts; [`before_id_change`]
+//! (bounding set, keep-caps) right before the id changes; [`drop_privileges`]
 //! (session, umask, capabilities, no_new_privs) after stdio, chdir and the id changes;
 //! [`fds`] then; [`seccomp`] last, right before execve, so that setup itself may still use
 //! what the filter forbids.
@@ -149,7 +150,39 @@ fn readonly(path: *const c_char) -> Step {
     )
 }
 
-/// New session, umask, then capabilities and no_new_privs.
+/// The part of the capability drop that must happen *before* the id changes (issue 3's
+/// setgroups/setresgid/setresuid step, which sits between this and [`drop_privileges`]):
+///
+/// * the bounding set is dropped now, because that needs `CAP_SETPCAP`, which a change to
+///   a non-root uid clears from the effective set;
+/// * `PR_SET_KEEPCAPS` is set, so that such a change keeps the permitted set and the
+///   kept capabilities can still be made effective afterwards (execve clears the flag);
+/// * with `no_new_privs` off, the seccomp filter goes in now: without no_new_privs the
+///   kernel only takes a filter from a task with `CAP_SYS_ADMIN`, which is about to go.
+///   It forbids nothing the remaining steps use (set*id, capset, prctl, close_range,
+///   rt_sigprocmask, execve).
+pub(crate) fn before_id_change(s: &SecuritySpec) -> Step {
+    if !s.no_new_privs && !s.seccomp.is_null() && s.drop_caps {
+        install_seccomp(s.seccomp)?;
+    }
+    if !s.drop_caps {
+        return Ok(());
+    }
+    drop_bounding_set(s.keep_caps, s.no_new_privs)?;
+    // SAFETY: plain syscall. man 2 prctl (PR_SET_KEEPCAPS).
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_KEEPCAPS,
+            1 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    check(ret, Stage::Capabilities)
+}
+
+/// New session, umask, then the remaining capability sets and no_new_privs.
 pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
     if s.new_session {
         // Leaves the supervisor's session and so its controlling terminal: TIOCSTI on an
@@ -162,14 +195,8 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
         // SAFETY: plain syscall, cannot fail. man 2 umask.
         unsafe { libc::umask(s.umask as libc::mode_t) };
     }
-    if !s.no_new_privs && !s.seccomp.is_null() && s.drop_caps {
-        // Without no_new_privs the kernel only accepts a filter from a task with
-        // CAP_SYS_ADMIN, which is about to go: install it now. It forbids nothing the
-        // remaining steps use (capset, prctl, close_range, rt_sigprocmask, execve).
-        install_seccomp(s.seccomp)?;
-    }
     if s.drop_caps {
-        drop_capabilities(s.keep_caps, s.no_new_privs)?;
+        drop_capabilities(s.keep_caps)?;
     }
     if s.no_new_privs {
         // SAFETY: plain syscall. man 2 prctl (PR_SET_NO_NEW_PRIVS).
@@ -187,15 +214,12 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
     Ok(())
 }
 
-/// Drops every capability not in `keep` from the bounding, ambient, inheritable,
-/// permitted and effective sets, and raises the kept ones into the ambient set so that
-/// they survive execve for a non-root workload too.
+/// Drops every capability not in `keep` from the bounding set.
 ///
 /// The bounding set matters most for a root workload: at execve, uid 0 gets every
 /// capability of its bounding set back ("root legacy" rules), so clearing only the
 /// effective and permitted sets would last until the first exec.
-fn drop_capabilities(keep: u64, no_new_privs: bool) -> Step {
-    // Bounding set first: dropping from it needs CAP_SETPCAP, which capset below removes.
+fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
     for cap in 0..64 {
         if keep & (1u64 << cap) != 0 {
             continue;
@@ -229,15 +253,22 @@ fn drop_capabilities(keep: u64, no_new_privs: bool) -> Step {
         if ret == -1 {
             let e = errno();
             // Without CAP_SETPCAP (an unprivileged supervisor, or a nested container
-            // that kept only CAP_SYS_ADMIN) the bounding set cannot shrink. It only
-            // limits what execve may grant, and no_new_privs already makes execve grant
-            // nothing, so that is safe; without no_new_privs it is not, so fail.
+            // that kept only some capabilities) the bounding set cannot shrink. It only
+            // limits what execve may grant, and no_new_privs makes execve grant nothing,
+            // so that is safe; without no_new_privs it is not, so fail.
             if e == libc::EPERM && no_new_privs {
                 break;
             }
             return Err((Stage::Capabilities, e));
         }
     }
+    Ok(())
+}
+
+/// Clears the ambient set, sets inheritable, permitted and effective to `keep`, and
+/// raises the kept capabilities into the ambient set so that they survive execve for a
+/// non-root workload too. (The bounding set went in [`before_id_change`].)
+fn drop_capabilities(keep: u64) -> Step {
     // SAFETY: plain syscall; EINVAL means the kernel has no ambient set (before 4.3).
     let ret = unsafe {
         libc::prctl(
