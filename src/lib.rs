@@ -24,6 +24,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Security
+//!
+//! Every container is hardened by default: all capabilities dropped, `no_new_privs`, a
+//! seccomp filter denying what Docker's default profile denies, masked `/proc` and `/sys`
+//! paths (with [`Namespaces::MOUNT`]), every descriptor but stdio closed, a new session
+//! and umask `022`. Each has an opt-out on [`ContainerBuilder`] whose documentation names
+//! the risk ([`ContainerBuilder::capabilities`], [`ContainerBuilder::seccomp`],
+//! [`ContainerBuilder::pass_fd`], [`ContainerBuilder::nesting`], …). `tests/escape.rs`
+//! tries nine ways out against those defaults.
+//!
 //! ## Layout
 //! configuration ([`ContainerBuilder`], `builder.rs`) → a prepared plan (`plan.rs`, every
 //! allocation happens here, in the parent) → the child (`child.rs`: no allocation, raw
