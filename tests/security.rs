@@ -440,6 +440,26 @@ async fn nesting_denied_by_default_allowed_by_opt_in() {
     );
     assert_eq!(lines[2], "1", "PID 1 of the inner PID namespace");
 
+    // An outer container with a user namespace of its own keeps CAP_SYS_ADMIN there, so
+    // its inner containers need no user namespace.
+    let mut b = outer(true, "uts,pid", true);
+    b.namespaces(
+        Namespaces::USER | Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT,
+    );
+    let out = b.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("inner\n"));
+    let mut b = outer(false, "uts,pid", true);
+    b.namespaces(
+        Namespaces::USER | Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT,
+    );
+    let out = b.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(125), "denied without the opt-in");
+
     // An inner mount namespace with a fresh /proc inside a user namespace needs the
     // outer /proc unmasked (the kernel refuses to mount a procfs that reveals more).
     let out = outer(true, "user,uts,pid,mount", true)
