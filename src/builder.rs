@@ -54,6 +54,8 @@ pub struct ContainerBuilder {
     pub(crate) time: crate::time::TimeConfig,
     /// cgroup limits, rlimits, timeout (`limits.rs`).
     pub(crate) limits: crate::limits::Limits,
+    /// Hardening settings (`security.rs`).
+    pub(crate) security: crate::security::Security,
 }
 
 impl ContainerBuilder {
@@ -77,6 +79,7 @@ impl ContainerBuilder {
             joins: Default::default(),
             time: Default::default(),
             limits: Default::default(),
+            security: Default::default(),
         }
     }
 

@@ -92,6 +92,20 @@ pub enum Stage {
     CgroupNamespace = 61,
     /// Setting an rlimit (`prlimit64`).
     Rlimit = 62,
+    /// Covering masked paths (`/proc/kcore`, `/sys/firmware`, …).
+    MaskPaths = 80,
+    /// Making `/proc/sys`, `/proc/bus`, … read-only.
+    ReadonlyPaths = 81,
+    /// `setsid` (the new session).
+    Setsid = 82,
+    /// Dropping capabilities (bounding, ambient, then `capset`).
+    Capabilities = 83,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs = 84,
+    /// `dup2` of a descriptor passed with `pass_fd`.
+    PassFds = 85,
+    /// Installing the seccomp filter.
+    Seccomp = 86,
 }
 
 impl Stage {
@@ -136,6 +150,13 @@ impl Stage {
             CgroupJoin,
             CgroupNamespace,
             Rlimit,
+            MaskPaths,
+            ReadonlyPaths,
+            Setsid,
+            Capabilities,
+            NoNewPrivs,
+            PassFds,
+            Seccomp,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -182,6 +203,13 @@ impl Stage {
             Stage::CgroupJoin => "join the cgroup",
             Stage::CgroupNamespace => "unshare the cgroup namespace",
             Stage::Rlimit => "set rlimits",
+            Stage::MaskPaths => "mask paths",
+            Stage::ReadonlyPaths => "make paths read-only",
+            Stage::Setsid => "setsid",
+            Stage::Capabilities => "drop capabilities",
+            Stage::NoNewPrivs => "set no_new_privs",
+            Stage::PassFds => "pass descriptors",
+            Stage::Seccomp => "install seccomp filter",
         }
     }
 }
@@ -337,6 +365,19 @@ pub enum Error {
         namespaces: Namespaces,
         /// The container or path given.
         source_desc: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A security setting is invalid or could not be prepared (e.g. the seccomp filter).
+    #[error("invalid security configuration: {0}")]
+    Security(String),
+
+    /// A descriptor given to `pass_fd` cannot be passed.
+    #[error("invalid container configuration: pass_fd to descriptor {target}: {reason}")]
+    BadPassFd {
+        /// The requested descriptor number in the container.
+        target: i32,
         /// What is wrong.
         reason: String,
     },

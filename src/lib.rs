@@ -52,6 +52,15 @@
 //!          report.cpu_time(), report.peak_memory);
 //! # Ok(()) }
 //! ```
+//! ## Security
+//!
+//! Every container is hardened by default: all capabilities dropped, `no_new_privs`, a
+//! seccomp filter denying what Docker's default profile denies, masked `/proc` and `/sys`
+//! paths (with [`Namespaces::MOUNT`]), every descriptor but stdio closed, a new session
+//! and umask `022`. Each has an opt-out on [`ContainerBuilder`] whose documentation names
+//! the risk ([`ContainerBuilder::capabilities`], [`ContainerBuilder::seccomp`],
+//! [`ContainerBuilder::pass_fd`], [`ContainerBuilder::nesting`], …). `tests/escape.rs`
+//! tries nine ways out against those defaults.
 //!
 //! ## Layout
 //! configuration ([`ContainerBuilder`], `builder.rs`) → a prepared plan (`plan.rs`, every
@@ -82,6 +91,7 @@ mod namespaces;
 mod plan;
 mod reaper;
 mod report;
+mod security;
 mod spawn;
 mod stdio;
 mod supervisor;
@@ -104,6 +114,9 @@ pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
+pub use security::{
+    Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK,
+};
 pub use stdio::Stdio;
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,

@@ -45,6 +45,7 @@ pub(crate) struct Plan {
     user: crate::userns::PreparedUser,
     join: crate::join::PreparedJoin,
     _time: crate::time::PreparedTime,
+    _security: crate::security::Prepared,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
     /// Init, terminal and die-with-supervisor settings (`session.rs`).
@@ -158,6 +159,10 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
     let (session, parent_session) =
         crate::session::prepare(b, &path_c, &args, (&err_read, err_write.as_raw_fd()))?;
+    // Above every pass_fd target, so the child's dup2s never overwrite the error pipe.
+    let err_write = crate::security::move_above(err_write, crate::security::min_setup_fd(b))
+        .map_err(Error::io("creating the error pipe"))?;
+    let security = crate::security::prepare(b)?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
     let ns = b.namespaces;
@@ -196,6 +201,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             readonly_root: fs.spec.readonly_root,
         },
         resources: resources.spec(),
+        security: security.spec,
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
@@ -218,6 +224,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         user,
         join,
         _time: time,
+        _security: security,
         child_fds,
         session,
         resources,

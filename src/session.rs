@@ -30,7 +30,7 @@ pub(crate) struct SessionConfig {
     /// `None`: on exactly when there is a new PID namespace.
     init: Option<bool>,
     init_grace: Option<Duration>,
-    pty: Option<PtySize>,
+    pub(crate) pty: Option<PtySize>,
     merge_stderr: bool,
 }
 

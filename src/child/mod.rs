@@ -35,6 +35,7 @@ pub(crate) mod join;
 pub(crate) mod mounts;
 pub(crate) mod time;
 pub(crate) mod resources;
+pub(crate) mod security;
 
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
@@ -69,6 +70,8 @@ pub(crate) struct ChildSpec {
     pub(crate) fs: mounts::FsSpec,
     /// Cgroup to join, rlimits to set (`child/resources.rs`).
     pub(crate) resources: resources::ResourceSpec,
+    /// Hardening steps (`child/security.rs`).
+    pub(crate) security: security::SecuritySpec,
 }
 
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -166,6 +169,7 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
         };
         check(ret, Stage::MountProc)?;
     }
+    security::mask_paths(&spec.security)?;
     session::attach_terminal(spec)?;
     resources::set_rlimits(&spec.resources)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
@@ -180,9 +184,15 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
         // SAFETY: valid C string. man 2 chdir.
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
+    // Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is still there;
+    // then the identity change; then the remaining capability sets. PDEATHSIG is armed
+    // after every credential change (set*id clears it); seccomp goes last.
+    security::before_id_change(&spec.security)?;
     ids::set_ids(&spec.ids)?;
-    mark_fds_cloexec()?;
+    security::drop_privileges(&spec.security)?;
     session::arm_death(spec)?;
+    security::fds(&spec.security)?;
+    security::seccomp(&spec.security)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
     let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -266,44 +276,6 @@ fn loopback_up() -> Step {
         libc::close(sock);
         if ret == -1 {
             return Err((Stage::LoopbackUp, err));
-        }
-    }
-    Ok(())
-}
-
-/// Marks every descriptor from 3 up close-on-exec, so that nothing but stdio (and what a
-/// later setup step passes on purpose) reaches the workload: a leaked directory fd is how
-/// runc's CVE-2024-21626 escaped. The error pipe is close-on-exec already.
-fn mark_fds_cloexec() -> Step {
-    // SAFETY: plain syscall. man 2 close_range (CLOSE_RANGE_CLOEXEC since Linux 5.11).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
-        return Ok(());
-    }
-    let err = errno();
-    if err != libc::EINVAL && err != libc::ENOSYS {
-        return Err((Stage::CloseFds, err));
-    }
-    // Older kernel: walk up to the descriptor limit with fcntl.
-    // SAFETY: rlimit is plain data; fcntl on a closed fd just fails with EBADF.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
-            && lim.rlim_cur != libc::RLIM_INFINITY
-        {
-            lim.rlim_cur as c_int
-        } else {
-            65536
-        };
-        for fd in 3..max {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }
     Ok(())

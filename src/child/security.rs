@@ -1,0 +1,422 @@
+//! THE CHILD, security steps. Same rules as `mod.rs`: this runs between clone and execve
+//! on a borrowed stack in the supervisor's memory. No allocation, no locks, no panics, no
+//! glibc wrappers that touch process-wide state: raw syscalls on data `security.rs`
+//! prepared in the parent.
+//!
+//! Order (see `mod.rs`): [`mask_paths`] right after the mounts; [`before_id_change`]
+//! (bounding set, keep-caps) right before the id changes; [`drop_privileges`]
+//! (session, umask, capabilities, no_new_privs) after stdio, chdir and the id changes;
+//! [`fds`] then; [`seccomp`] last, right before execve, so that setup itself may still use
+//! what the filter forbids.
+
+use std::ptr;
+
+use libc::{c_char, c_int, c_ulong};
+
+use super::{check, errno, Step};
+use crate::error::Stage;
+
+/// One descriptor to pass: `src` (above every `dst`, close-on-exec) goes to `dst`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FdPass {
+    pub(crate) src: c_int,
+    pub(crate) dst: c_int,
+}
+
+/// The prepared security settings (raw pointers into `security::Prepared`).
+#[derive(Clone, Copy)]
+pub(crate) struct SecuritySpec {
+    /// Paths to cover (`/dev/null` over files, an empty read-only tmpfs over directories).
+    pub(crate) masks: (*const *const c_char, usize),
+    /// Paths to make read-only (bind onto themselves, remount read-only).
+    pub(crate) readonly: (*const *const c_char, usize),
+    /// Capabilities kept, as a bit mask; applied only if `drop_caps`.
+    pub(crate) keep_caps: u64,
+    pub(crate) drop_caps: bool,
+    pub(crate) no_new_privs: bool,
+    /// The compiled filter; null for none.
+    pub(crate) seccomp: *const libc::sock_fprog,
+    /// `-1` keeps the inherited umask.
+    pub(crate) umask: c_int,
+    pub(crate) new_session: bool,
+    pub(crate) close_fds: bool,
+    pub(crate) pass: (*const FdPass, usize),
+    /// Inclusive ranges `[lo, hi]` to mark close-on-exec (everything from 3 but targets).
+    pub(crate) cloexec_ranges: (*const (u32, u32), usize),
+}
+
+/// Views a prepared `(ptr, len)` pair as a slice.
+fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
+    if p.0.is_null() || p.1 == 0 {
+        return &[];
+    }
+    // SAFETY: the plan built (ptr, len) from a Vec it keeps alive until after execve.
+    unsafe { std::slice::from_raw_parts(p.0, p.1) }
+}
+
+/// Masks and read-only paths, in the container's mount namespace (after pivot_root, so
+/// the paths are the container's). A path that does not exist is skipped.
+pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
+    for &path in slice(s.masks) {
+        // SAFETY: stat into our own stack buffer; path is a C string from the plan.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::stat(path, &mut st) } == -1 {
+            let e = errno();
+            if e == libc::ENOENT || e == libc::ENOTDIR {
+                continue;
+            }
+            return Err((Stage::MaskPaths, e));
+        }
+        let ret = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            // SAFETY: valid C strings. man 2 mount.
+            unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    path,
+                    c"tmpfs".as_ptr(),
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    c"size=0k,mode=000".as_ptr().cast(),
+                )
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe {
+                libc::mount(
+                    c"/dev/null".as_ptr(),
+                    path,
+                    ptr::null(),
+                    libc::MS_BIND,
+                    ptr::null(),
+                )
+            }
+        };
+        check(ret, Stage::MaskPaths)?;
+    }
+    for &path in slice(s.readonly) {
+        readonly(path)?;
+    }
+    Ok(())
+}
+
+/// Bind `path` onto itself and remount the bind read-only.
+fn readonly(path: *const c_char) -> Step {
+    // SAFETY: valid C string from the plan. man 2 mount.
+    let ret = unsafe {
+        libc::mount(
+            path,
+            path,
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            ptr::null(),
+        )
+    };
+    if ret == -1 {
+        let e = errno();
+        if e == libc::ENOENT || e == libc::ENOTDIR {
+            return Ok(());
+        }
+        return Err((Stage::ReadonlyPaths, e));
+    }
+    let base = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    let flags = base | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: as above.
+    if unsafe { libc::mount(ptr::null(), path, ptr::null(), flags, ptr::null()) } == 0 {
+        return Ok(());
+    }
+    // In a user namespace the kernel refuses a remount that would clear a locked flag of
+    // the mount (atime flags, say): retry keeping exactly the flags it already has.
+    // SAFETY: statvfs into our own stack buffer.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path, &mut vfs) } == -1 {
+        return Err((Stage::ReadonlyPaths, errno()));
+    }
+    let keep = [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .iter()
+    .fold(
+        base,
+        |acc, &(st, ms)| if vfs.f_flag & st != 0 { acc | ms } else { acc },
+    );
+    // SAFETY: as above.
+    check(
+        unsafe { libc::mount(ptr::null(), path, ptr::null(), keep, ptr::null()) },
+        Stage::ReadonlyPaths,
+    )
+}
+
+/// The part of the capability drop that must happen *before* the id changes (issue 3's
+/// setgroups/setresgid/setresuid step, which sits between this and [`drop_privileges`]):
+///
+/// * the bounding set is dropped now, because that needs `CAP_SETPCAP`, which a change to
+///   a non-root uid clears from the effective set;
+/// * `PR_SET_KEEPCAPS` is set, so that such a change keeps the permitted set and the
+///   kept capabilities can still be made effective afterwards (execve clears the flag);
+/// * with `no_new_privs` off, the seccomp filter goes in now: without no_new_privs the
+///   kernel only takes a filter from a task with `CAP_SYS_ADMIN`, which is about to go.
+///   It forbids nothing the remaining steps use (set*id, capset, prctl, close_range,
+///   rt_sigprocmask, execve).
+pub(crate) fn before_id_change(s: &SecuritySpec) -> Step {
+    if !s.no_new_privs && !s.seccomp.is_null() && s.drop_caps {
+        install_seccomp(s.seccomp)?;
+    }
+    if !s.drop_caps {
+        return Ok(());
+    }
+    drop_bounding_set(s.keep_caps, s.no_new_privs)?;
+    // SAFETY: plain syscall. man 2 prctl (PR_SET_KEEPCAPS).
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_KEEPCAPS,
+            1 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    check(ret, Stage::Capabilities)
+}
+
+/// New session, umask, then the remaining capability sets and no_new_privs.
+pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
+    if s.new_session {
+        // Leaves the supervisor's session and so its controlling terminal: TIOCSTI on an
+        // inherited terminal then fails (CVE-2017-5226). We are never a group leader here
+        // (a fresh pid in the supervisor's group), so setsid cannot fail with EPERM.
+        // SAFETY: plain syscall. man 2 setsid.
+        check(unsafe { libc::setsid() }, Stage::Setsid)?;
+    }
+    if s.umask >= 0 {
+        // SAFETY: plain syscall, cannot fail. man 2 umask.
+        unsafe { libc::umask(s.umask as libc::mode_t) };
+    }
+    if s.drop_caps {
+        drop_capabilities(s.keep_caps)?;
+    }
+    if s.no_new_privs {
+        // SAFETY: plain syscall. man 2 prctl (PR_SET_NO_NEW_PRIVS).
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_SET_NO_NEW_PRIVS,
+                1 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
+        check(ret, Stage::NoNewPrivs)?;
+    }
+    Ok(())
+}
+
+/// Drops every capability not in `keep` from the bounding set.
+///
+/// The bounding set matters most for a root workload: at execve, uid 0 gets every
+/// capability of its bounding set back ("root legacy" rules), so clearing only the
+/// effective and permitted sets would last until the first exec.
+fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
+    for cap in 0..64 {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: plain syscalls. man 2 prctl (PR_CAPBSET_READ, PR_CAPBSET_DROP).
+        let present = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_READ,
+                cap as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
+        if present == -1 {
+            // EINVAL: past the kernel's last capability.
+            break;
+        }
+        if present == 0 {
+            continue;
+        }
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                cap as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
+        if ret == -1 {
+            let e = errno();
+            // Without CAP_SETPCAP (an unprivileged supervisor, or a nested container
+            // that kept only some capabilities) the bounding set cannot shrink. It only
+            // limits what execve may grant, and no_new_privs makes execve grant nothing,
+            // so that is safe; without no_new_privs it is not, so fail.
+            if e == libc::EPERM && no_new_privs {
+                break;
+            }
+            return Err((Stage::Capabilities, e));
+        }
+    }
+    Ok(())
+}
+
+/// Clears the ambient set, sets inheritable, permitted and effective to `keep`, and
+/// raises the kept capabilities into the ambient set so that they survive execve for a
+/// non-root workload too. (The bounding set went in [`before_id_change`].)
+fn drop_capabilities(keep: u64) -> Step {
+    // SAFETY: plain syscall; EINVAL means the kernel has no ambient set (before 4.3).
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    if ret == -1 && errno() != libc::EINVAL {
+        return Err((Stage::Capabilities, errno()));
+    }
+    let header = libc_cap_header();
+    let lo = keep as u32;
+    let hi = (keep >> 32) as u32;
+    let data = [
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ];
+    // SAFETY: header and two data structs, the layout of _LINUX_CAPABILITY_VERSION_3.
+    // man 2 capset.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    check(ret as c_int, Stage::Capabilities)?;
+    for cap in 0..64 {
+        if keep & (1u64 << cap) != 0 {
+            // SAFETY: plain syscall. man 2 prctl (PR_CAP_AMBIENT_RAISE).
+            let ret = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as c_ulong,
+                    cap as c_ulong,
+                    0 as c_ulong,
+                    0 as c_ulong,
+                )
+            };
+            if ret == -1 && errno() != libc::EINVAL {
+                return Err((Stage::Capabilities, errno()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn libc_cap_header() -> CapHeader {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    }
+}
+
+/// Passes the allow-listed descriptors onto their numbers and marks every other one from
+/// 3 up close-on-exec, so nothing else reaches the workload: a leaked directory descriptor
+/// is how runc's CVE-2024-21626 reached the host filesystem. The error pipe is already
+/// close-on-exec and sits above every target (the plan arranged it).
+pub(crate) fn fds(s: &SecuritySpec) -> Step {
+    for p in slice(s.pass) {
+        // Every source sits above every target, so no dup2 overwrites a pending source;
+        // dup2 clears close-on-exec on the target.
+        // SAFETY: plain syscall. man 2 dup2.
+        check(unsafe { libc::dup2(p.src, p.dst) }, Stage::PassFds)?;
+    }
+    if !s.close_fds {
+        return Ok(());
+    }
+    for &(lo, hi) in slice(s.cloexec_ranges) {
+        if lo > hi {
+            continue;
+        }
+        cloexec_range(lo, hi)?;
+    }
+    Ok(())
+}
+
+fn cloexec_range(lo: u32, hi: u32) -> Step {
+    // SAFETY: plain syscall. man 2 close_range (CLOSE_RANGE_CLOEXEC since Linux 5.11).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, libc::CLOSE_RANGE_CLOEXEC) };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = errno();
+    if err != libc::EINVAL && err != libc::ENOSYS {
+        return Err((Stage::CloseFds, err));
+    }
+    // Older kernel: walk up to the descriptor limit with fcntl.
+    // SAFETY: rlimit is plain data; fcntl on a closed fd just fails with EBADF.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
+            && lim.rlim_cur != libc::RLIM_INFINITY
+        {
+            lim.rlim_cur as u64
+        } else {
+            65536
+        };
+        let end = (hi as u64).min(max.saturating_sub(1));
+        let mut fd = lo as u64;
+        while fd <= end {
+            libc::fcntl(fd as c_int, libc::F_SETFD, libc::FD_CLOEXEC);
+            fd += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Installs the seccomp filter: the last setup step, so that everything before it may
+/// still mount, set the hostname and so on. (With no_new_privs off it already happened in
+/// [`drop_privileges`].)
+pub(crate) fn seccomp(s: &SecuritySpec) -> Step {
+    if s.seccomp.is_null() || (!s.no_new_privs && s.drop_caps) {
+        return Ok(());
+    }
+    install_seccomp(s.seccomp)
+}
+
+fn install_seccomp(prog: *const libc::sock_fprog) -> Step {
+    // SAFETY: `prog` points at a sock_fprog and BPF program the plan keeps alive; the
+    // kernel copies the program. man 2 seccomp.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as c_ulong,
+            prog,
+        )
+    };
+    check(ret as c_int, Stage::Seccomp)
+}

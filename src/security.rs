@@ -1,0 +1,696 @@
+//! Security hardening: what a container may still do once its namespaces are set up.
+//!
+//! Every container gets these defaults, each with an opt-out on [`ContainerBuilder`] whose
+//! documentation names the risk:
+//!
+//! | default | opt-out |
+//! |---|---|
+//! | all capabilities dropped from all five sets (bounding, effective, permitted, inheritable, ambient) | [`capabilities`](ContainerBuilder::capabilities), [`keep_all_capabilities`](ContainerBuilder::keep_all_capabilities) |
+//! | `no_new_privs` (setuid bits and file capabilities grant nothing at execve) | [`no_new_privs(false)`](ContainerBuilder::no_new_privs) |
+//! | a seccomp filter denying what Docker's default profile denies, with `EPERM` | [`seccomp`](ContainerBuilder::seccomp) |
+//! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths) |
+//! | every descriptor but stdio closed at execve | [`pass_fd`](ContainerBuilder::pass_fd), [`inherit_fds(true)`](ContainerBuilder::inherit_fds) |
+//! | a new session (no controlling terminal) | [`new_session(false)`](ContainerBuilder::new_session) |
+//! | umask `022` | [`umask`](ContainerBuilder::umask) |
+//! | nesting (creating namespaces inside) denied | [`nesting(true)`](ContainerBuilder::nesting) |
+//!
+//! This file holds the configuration and the *prepare* half (run in the parent: compile
+//! the seccomp filter to BPF, build every path string); `child/security.rs` holds the
+//! steps the child runs with what was prepared here, without allocating.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::sync::Arc;
+
+use libc::c_char;
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+};
+
+use crate::builder::ContainerBuilder;
+use crate::child::security::{FdPass, SecuritySpec};
+use crate::error::{Error, Result};
+use crate::Namespaces;
+
+pub use caps::Capability;
+
+/// Paths hidden from the workload by default: a file is covered with `/dev/null`, a
+/// directory with an empty read-only tmpfs. Each exposes host kernel state (memory, keys,
+/// timers, firmware) or a host-wide control.
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/sysrq-trigger",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths made read-only by default: writing to them would change the host kernel.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
+
+/// The default umask of the workload.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+/// The container's security settings (part of [`ContainerBuilder`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Security {
+    /// Bit mask of capabilities kept (`1 << index`); `None` leaves them untouched.
+    keep_caps: Option<u64>,
+    no_new_privs: bool,
+    seccomp: Seccomp,
+    masked_paths: bool,
+    extra_masks: Vec<PathBuf>,
+    umask: Option<u32>,
+    inherit_fds: bool,
+    pass_fds: Vec<(Arc<OwnedFd>, RawFd)>,
+    new_session: bool,
+    nesting: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            keep_caps: Some(0),
+            no_new_privs: true,
+            seccomp: Seccomp::default_profile(),
+            masked_paths: true,
+            extra_masks: Vec::new(),
+            umask: Some(DEFAULT_UMASK),
+            inherit_fds: false,
+            pass_fds: Vec::new(),
+            new_session: true,
+            nesting: false,
+        }
+    }
+}
+
+/// A seccomp policy: Docker-like defaults plus the caller's additions.
+///
+/// System calls are named by their numbers for the build target (`libc::SYS_*`), which is
+/// what the kernel sees. Denied calls fail with `EPERM`; everything else is allowed.
+///
+/// ```
+/// use cellblock::{Container, Seccomp};
+/// let mut b = Container::builder("/bin/true");
+/// // Also forbid ptrace; allow the workload to call acct() (a host-wide switch!).
+/// b.seccomp(Seccomp::default_profile().deny(libc::SYS_ptrace).allow(libc::SYS_acct));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seccomp {
+    enabled: bool,
+    deny: BTreeSet<i64>,
+    allow: BTreeSet<i64>,
+}
+
+impl Seccomp {
+    /// The default: deny what Docker's default profile denies (module loading, kexec,
+    /// reboot, keyrings, bpf, perf, userfaultfd, `open_by_handle_at`, the mount family,
+    /// namespace creation and joining, clock setting, swap, accounting, io_uring, …).
+    pub fn default_profile() -> Seccomp {
+        Seccomp {
+            enabled: true,
+            deny: BTreeSet::new(),
+            allow: BTreeSet::new(),
+        }
+    }
+
+    /// No filter at all.
+    ///
+    /// **Risk:** the workload reaches every system call of the host kernel, including
+    /// those that have repeatedly been the way out of containers (keyctl, bpf,
+    /// userfaultfd, perf_event_open, io_uring); only capabilities and namespaces remain.
+    pub fn disabled() -> Seccomp {
+        Seccomp {
+            enabled: false,
+            deny: BTreeSet::new(),
+            allow: BTreeSet::new(),
+        }
+    }
+
+    /// Also deny system call `nr` (a `libc::SYS_*` number) with `EPERM`.
+    pub fn deny(mut self, nr: i64) -> Seccomp {
+        self.allow.remove(&nr);
+        self.deny.insert(nr);
+        self
+    }
+
+    /// Allow system call `nr` even though the default profile denies it.
+    ///
+    /// **Risk:** each default entry is there because it reaches host-wide kernel state;
+    /// allowing one gives the workload that surface back (guarded only by capabilities).
+    pub fn allow(mut self, nr: i64) -> Seccomp {
+        self.deny.remove(&nr);
+        self.allow.insert(nr);
+        self
+    }
+
+    /// Whether a filter will be installed.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+/// System calls denied by the default profile (Docker's default profile leaves all of these
+/// out of its allow list, or allows them only with a capability we drop anyway).
+fn default_denied() -> Vec<i64> {
+    let mut v = vec![
+        libc::SYS_acct,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_keyctl,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_kexec_load,
+        libc::SYS_kexec_file_load,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_quotactl,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_fanotify_init,
+        libc::SYS_lookup_dcookie,
+        libc::SYS_nfsservctl,
+        libc::SYS_syslog,
+        libc::SYS_vhangup,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([
+        libc::SYS_uselib,
+        libc::SYS_ustat,
+        libc::SYS_sysfs,
+        libc::SYS__sysctl,
+        libc::SYS_iopl,
+        libc::SYS_ioperm,
+    ]);
+    v.extend(NESTING_SYSCALLS);
+    v
+}
+
+/// What nesting needs: mounting (setup of an inner container) and creating or joining
+/// namespaces. Denied by default, allowed by [`ContainerBuilder::nesting`].
+const NESTING_SYSCALLS: [i64; 12] = [
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+];
+
+/// The `CLONE_NEW*` flags `clone()` is refused with by default (checked on its flags
+/// argument). `CLONE_NEWTIME` shares its bit with the exit signal in `clone()`, and is only
+/// usable through clone3/unshare, which are covered separately.
+const CLONE_NS_FLAGS: [i32; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWCGROUP,
+];
+
+impl ContainerBuilder {
+    /// Keep these capabilities (in all five sets: bounding, permitted, effective,
+    /// inheritable and ambient, so they survive execve); drop every other one. By default
+    /// all are dropped.
+    ///
+    /// **Risk:** a workload that runs as root on the host (no user namespace) holds each
+    /// kept capability over the whole host: `CAP_SYS_ADMIN` alone is enough to escape.
+    ///
+    /// ```
+    /// use cellblock::{Capability, Container};
+    /// Container::builder("/bin/true").capabilities([Capability::CAP_NET_BIND_SERVICE]);
+    /// ```
+    pub fn capabilities(&mut self, keep: impl IntoIterator<Item = Capability>) -> &mut Self {
+        self.security.keep_caps = Some(keep.into_iter().fold(0, |m, c| m | c.bitmask()));
+        self
+    }
+
+    /// Leave the workload every capability the supervisor has (no dropping at all).
+    ///
+    /// **Risk:** with a root supervisor and no user namespace, the workload is full root
+    /// on the host: it can mount, load modules, ptrace the supervisor, reboot.
+    pub fn keep_all_capabilities(&mut self) -> &mut Self {
+        self.security.keep_caps = None;
+        self
+    }
+
+    /// Set `no_new_privs` (default: on), so execve never grants privileges: setuid/setgid
+    /// bits and file capabilities are ignored.
+    ///
+    /// **Risk (off):** any setuid-root or file-capability binary visible in the container
+    /// hands its privileges to the workload.
+    pub fn no_new_privs(&mut self, on: bool) -> &mut Self {
+        self.security.no_new_privs = on;
+        self
+    }
+
+    /// The seccomp policy (default: [`Seccomp::default_profile`]). The filter is compiled
+    /// to BPF in the supervisor and installed as the child's last step before execve.
+    pub fn seccomp(&mut self, policy: Seccomp) -> &mut Self {
+        self.security.seccomp = policy;
+        self
+    }
+
+    /// Mask [`DEFAULT_MASKED_PATHS`] and make [`DEFAULT_READONLY_PATHS`] read-only
+    /// (default: on). Needs [`Namespaces::MOUNT`] (without it the mounts would be the
+    /// host's); without one the defaults are skipped and only capabilities and seccomp
+    /// keep the workload off those files.
+    ///
+    /// **Risk (off):** the workload can read host kernel memory layout and keys from
+    /// `/proc/kcore`, `/proc/keys`, `/proc/timer_list` (as root), and, with capabilities,
+    /// write `/proc/sys` and `/proc/sysrq-trigger`, which change the host kernel.
+    pub fn masked_paths(&mut self, on: bool) -> &mut Self {
+        self.security.masked_paths = on;
+        self
+    }
+
+    /// Mask one more path inside the container (a directory becomes an empty read-only
+    /// tmpfs, a file `/dev/null`). Needs [`Namespaces::MOUNT`].
+    pub fn mask_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.security.extra_masks.push(path.into());
+        self
+    }
+
+    /// The workload's umask (default `0o022`); `None` inherits the supervisor's.
+    pub fn umask(&mut self, mask: Option<u32>) -> &mut Self {
+        self.security.umask = mask;
+        self
+    }
+
+    /// Pass `fd` to the workload as descriptor number `target` (3 or above; stdio is set
+    /// with [`stdin`](Self::stdin) and friends). Every descriptor not passed is closed at
+    /// execve. The descriptor is duplicated for each spawn; the builder keeps the original.
+    ///
+    /// ```no_run
+    /// # fn demo() -> std::io::Result<()> {
+    /// let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// cellblock::Container::builder("/bin/my-worker").pass_fd(sock, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn pass_fd(&mut self, fd: impl Into<OwnedFd>, target: RawFd) -> &mut Self {
+        self.security.pass_fds.push((Arc::new(fd.into()), target));
+        self
+    }
+
+    /// Let the workload inherit every descriptor the supervisor has open without
+    /// close-on-exec (default: off, all are closed).
+    ///
+    /// **Risk (on):** a leaked directory descriptor reaches the host filesystem around the
+    /// mount namespace (runc CVE-2024-21626), a leaked socket reaches the host network
+    /// around the network namespace.
+    pub fn inherit_fds(&mut self, on: bool) -> &mut Self {
+        self.security.inherit_fds = on;
+        self
+    }
+
+    /// Start the workload in a new session without a controlling terminal (default: on).
+    ///
+    /// **Risk (off):** if the supervisor has a controlling terminal, the workload can push
+    /// keystrokes into it with `TIOCSTI` (CVE-2017-5226) and they run in the host shell.
+    pub fn new_session(&mut self, on: bool) -> &mut Self {
+        self.security.new_session = on;
+        self
+    }
+
+    /// Let the workload create containers of its own (default: off).
+    ///
+    /// Allows exactly what that needs through seccomp: `clone` with `CLONE_NEW*` flags,
+    /// `clone3`, `unshare`, `setns` and the mount family (`mount`, `umount2`, `pivot_root`
+    /// and the new mount API). It keeps `CAP_SETFCAP`, without which the kernel (5.12+)
+    /// refuses an inner user namespace that maps the container's uid 0. If the container
+    /// has its own [`Namespaces::USER`], it also keeps `CAP_SYS_ADMIN`, which then covers
+    /// only namespaces that user namespace owns. Without one, `CAP_SYS_ADMIN` is not
+    /// handed out (it would be host root's): inner containers must then create their own
+    /// user namespace ([`Namespaces::USER`]), inside which they hold every capability.
+    ///
+    /// An inner container that mounts a fresh `/proc` inside a user namespace is refused
+    /// by the kernel while this container's `/proc` has masked paths (the kernel will not
+    /// mount a procfs that would reveal more than the one already visible): turn them off
+    /// with [`masked_paths(false)`](Self::masked_paths) for that.
+    ///
+    /// **Risk:** the workload reaches the kernel's namespace and mount code, a large and
+    /// frequently vulnerable surface (unprivileged user namespaces in particular), and
+    /// `CAP_SETFCAP` lets it set file capabilities on files it can write (which other,
+    /// non-`no_new_privs` processes executing them would gain).
+    pub fn nesting(&mut self, on: bool) -> &mut Self {
+        self.security.nesting = on;
+        self
+    }
+}
+
+/// What the child needs for the security steps, with the storage it points into.
+pub(crate) struct Prepared {
+    pub(crate) spec: SecuritySpec,
+    _masks: Vec<CString>,
+    _mask_ptrs: Vec<*const c_char>,
+    _readonly: Vec<CString>,
+    _readonly_ptrs: Vec<*const c_char>,
+    _bpf: Vec<libc::sock_filter>,
+    _fprog: Box<libc::sock_fprog>,
+    _pass: Vec<FdPass>,
+    /// Our duplicates of the passed descriptors; closed after the spawn.
+    _pass_fds: Vec<OwnedFd>,
+    _cloexec_ranges: Vec<(u32, u32)>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("security::Prepared").finish_non_exhaustive()
+    }
+}
+
+/// Validates the security settings and prepares everything the child needs: the masked
+/// paths as C strings, the compiled seccomp program, the passed descriptors duplicated
+/// above every target (see [`min_setup_fd`]) and the close-on-exec ranges around them.
+pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
+    let s = &b.security;
+    let mount_ns = b.namespaces.contains(Namespaces::MOUNT);
+    if !s.extra_masks.is_empty() && !mount_ns {
+        return Err(Error::NeedsNamespace {
+            option: "mask_path",
+            needs: Namespaces::MOUNT,
+        });
+    }
+
+    // Paths: only with a mount namespace of our own.
+    let mut masks = Vec::new();
+    let mut readonly = Vec::new();
+    if mount_ns {
+        if s.masked_paths {
+            masks.extend(DEFAULT_MASKED_PATHS.iter().map(PathBuf::from));
+            readonly.extend(DEFAULT_READONLY_PATHS.iter().map(PathBuf::from));
+        }
+        for p in &s.extra_masks {
+            if !p.is_absolute() {
+                return Err(Error::Security(format!(
+                    "mask_path {}: the path must be absolute",
+                    p.display()
+                )));
+            }
+            masks.push(p.clone());
+        }
+    }
+    let to_c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::NulByte {
+            what: "a masked path".into(),
+            value: p.display().to_string(),
+        })
+    };
+    let masks: Vec<CString> = masks.iter().map(|p| to_c(p)).collect::<Result<_>>()?;
+    let readonly: Vec<CString> = readonly.iter().map(|p| to_c(p)).collect::<Result<_>>()?;
+    let mask_ptrs: Vec<*const c_char> = masks.iter().map(|c| c.as_ptr()).collect();
+    let readonly_ptrs: Vec<*const c_char> = readonly.iter().map(|c| c.as_ptr()).collect();
+
+    // Capabilities for nesting: CAP_SETFCAP, without which (Linux 5.12+) an inner user
+    // namespace may not map uid 0 of ours; and, in a user namespace of its own, also
+    // CAP_SYS_ADMIN, which there covers only namespaces that user namespace owns.
+    let keep_caps = s.keep_caps.map(|m| {
+        let mut m = m;
+        if s.nesting {
+            m |= Capability::CAP_SETFCAP.bitmask();
+            if b.namespaces.contains(Namespaces::USER) {
+                m |= Capability::CAP_SYS_ADMIN.bitmask();
+            }
+        }
+        m
+    });
+
+    // Seccomp, compiled here: the child only hands the program to the kernel.
+    let bpf = if s.seccomp.enabled {
+        compile_seccomp(&s.seccomp, s.nesting)?
+    } else {
+        Vec::new()
+    };
+    let fprog = Box::new(libc::sock_fprog {
+        len: bpf.len() as u16,
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    });
+
+    // Descriptors to pass: validate, then duplicate each above every target so that the
+    // child's dup2 onto the targets never overwrites a source still to be moved.
+    let mut targets = BTreeSet::new();
+    for (_, t) in &s.pass_fds {
+        if *t < 3 {
+            return Err(Error::BadPassFd {
+                target: *t,
+                reason: "targets 0, 1 and 2 are stdio: use stdin()/stdout()/stderr()".into(),
+            });
+        }
+        if !targets.insert(*t) {
+            return Err(Error::BadPassFd {
+                target: *t,
+                reason: "passed twice".into(),
+            });
+        }
+    }
+    let above = min_setup_fd(b);
+    let mut pass_fds = Vec::new();
+    let mut pass = Vec::new();
+    for (fd, target) in &s.pass_fds {
+        let dup = dup_above(fd.as_raw_fd(), above).map_err(|e| Error::BadPassFd {
+            target: *target,
+            reason: format!("duplicating the descriptor: {e}"),
+        })?;
+        pass.push(FdPass {
+            src: dup.as_raw_fd(),
+            dst: *target,
+        });
+        pass_fds.push(dup);
+    }
+    // Ranges to mark close-on-exec: everything from 3 up except the targets.
+    let mut cloexec_ranges = Vec::new();
+    let mut lo: u32 = 3;
+    for &t in &targets {
+        let t = t as u32;
+        if t > lo {
+            cloexec_ranges.push((lo, t - 1));
+        }
+        lo = t + 1;
+    }
+    cloexec_ranges.push((lo, u32::MAX));
+
+    let spec = SecuritySpec {
+        masks: (mask_ptrs.as_ptr(), mask_ptrs.len()),
+        readonly: (readonly_ptrs.as_ptr(), readonly_ptrs.len()),
+        keep_caps: keep_caps.unwrap_or(0),
+        drop_caps: keep_caps.is_some(),
+        no_new_privs: s.no_new_privs,
+        seccomp: if bpf.is_empty() {
+            ptr::null()
+        } else {
+            &*fprog as *const libc::sock_fprog
+        },
+        umask: s.umask.map_or(-1, |m| (m & 0o777) as i32),
+        // A pty makes its own new session (child/session.rs), with the pty as controlling
+        // terminal; a second setsid would fail.
+        new_session: s.new_session && b.session.pty.is_none(),
+        close_fds: !s.inherit_fds,
+        pass: (pass.as_ptr(), pass.len()),
+        cloexec_ranges: (cloexec_ranges.as_ptr(), cloexec_ranges.len()),
+    };
+    Ok(Prepared {
+        spec,
+        _masks: masks,
+        _mask_ptrs: mask_ptrs,
+        _readonly: readonly,
+        _readonly_ptrs: readonly_ptrs,
+        _bpf: bpf,
+        _fprog: fprog,
+        _pass: pass,
+        _pass_fds: pass_fds,
+        _cloexec_ranges: cloexec_ranges,
+    })
+}
+
+/// The lowest number the supervisor-side descriptors the child uses during setup (the
+/// error pipe, passed sources) may have: above every requested target.
+pub(crate) fn min_setup_fd(b: &ContainerBuilder) -> RawFd {
+    b.security
+        .pass_fds
+        .iter()
+        .map(|(_, t)| *t + 1)
+        .max()
+        .unwrap_or(3)
+        .max(3)
+}
+
+/// Moves `fd` to a number >= `min` (close-on-exec), if it is below.
+pub(crate) fn move_above(fd: OwnedFd, min: RawFd) -> std::io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    dup_above(fd.as_raw_fd(), min)
+}
+
+fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we hold. man 2 fcntl.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if new == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Compiles the policy to a BPF program for the build target.
+fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
+    let err =
+        |e: &dyn std::fmt::Display| Error::Security(format!("compiling the seccomp filter: {e}"));
+    let arch: seccompiler::TargetArch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(&e))?;
+
+    let mut deny: BTreeSet<i64> = default_denied().into_iter().collect();
+    if nesting {
+        for nr in NESTING_SYSCALLS {
+            deny.remove(&nr);
+        }
+    }
+    deny.extend(&policy.deny);
+    for nr in &policy.allow {
+        deny.remove(nr);
+    }
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
+        deny.iter().map(|&nr| (nr, Vec::new())).collect();
+    let clone_allowed = nesting || policy.allow.contains(&libc::SYS_clone);
+    if !clone_allowed && !policy.deny.contains(&libc::SYS_clone) {
+        // clone() itself stays allowed (fork, threads); only namespace flags are refused.
+        // x86_64 and aarch64 both pass the flags as the first argument.
+        let chain = CLONE_NS_FLAGS
+            .iter()
+            .map(|&flag| {
+                let cond = SeccompCondition::new(
+                    0,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(flag as u64),
+                    flag as u64,
+                )
+                .map_err(|e| err(&e))?;
+                SeccompRule::new(vec![cond]).map_err(|e| err(&e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rules.insert(libc::SYS_clone, chain);
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|e| err(&e))?;
+    let compiled: seccompiler::BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(&e))?;
+    let mut prog: Vec<libc::sock_filter> = compiled
+        .into_iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+
+    // seccompiler's program starts with a 3-instruction architecture check (anything but
+    // the native ABI is killed). Right after it we insert our own prelude:
+    //  * on x86_64, refuse the x32 ABI (numbers with bit 30 set): a deny list keyed on
+    //    the native numbers would otherwise be bypassed through the x32 aliases;
+    //  * unless nesting (or allowed), clone3 fails with ENOSYS: its flags live in memory
+    //    the filter cannot read, and ENOSYS makes libc fall back to clone(), whose flags
+    //    the filter does check (what Docker does).
+    const ARCH_CHECK_LEN: usize = 3;
+    const LD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code, k, jt, jf| libc::sock_filter { code, jt, jf, k };
+    let errno_ret = |e: i32| stmt(RET, libc::SECCOMP_RET_ERRNO | (e as u32 & 0xffff));
+    let mut prelude = vec![stmt(LD_NR, 0)]; // offsetof(struct seccomp_data, nr) == 0
+    if cfg!(target_arch = "x86_64") {
+        const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+        prelude.push(jump(JGE, X32_SYSCALL_BIT, 0, 1));
+        prelude.push(errno_ret(libc::EPERM));
+    }
+    let clone3_denied = (!nesting && !policy.allow.contains(&libc::SYS_clone3))
+        || policy.deny.contains(&libc::SYS_clone3);
+    if clone3_denied {
+        let errno = if policy.deny.contains(&libc::SYS_clone3) {
+            libc::EPERM
+        } else {
+            libc::ENOSYS
+        };
+        prelude.push(jump(JEQ, libc::SYS_clone3 as u32, 0, 1));
+        prelude.push(errno_ret(errno));
+    }
+    if prog.len() < ARCH_CHECK_LEN {
+        return Err(Error::Security("unexpected seccomp program shape".into()));
+    }
+    prog.splice(ARCH_CHECK_LEN..ARCH_CHECK_LEN, prelude);
+    if prog.len() > u16::MAX as usize || prog.len() > 4096 {
+        return Err(Error::Security(format!(
+            "the seccomp filter has {} instructions; the kernel accepts 4096",
+            prog.len()
+        )));
+    }
+    Ok(prog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_filter_compiles_and_starts_with_arch_check() {
+        let prog = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
+        assert!(prog.len() > 40);
+        // First instruction loads seccomp_data.arch (offset 4).
+        assert_eq!(prog[0].k, 4);
+    }
+
+    #[test]
+    fn allow_and_deny_edit_the_policy() {
+        let p = Seccomp::default_profile()
+            .deny(7)
+            .allow(7)
+            .allow(libc::SYS_mount);
+        assert!(p.allow.contains(&7) && !p.deny.contains(&7));
+        let with = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
+        let without = compile_seccomp(&p, false).unwrap();
+        assert!(without.len() < with.len());
+    }
+}

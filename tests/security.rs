@@ -1,0 +1,481 @@
+//! The hardening defaults and their opt-outs, observed from both sides: the host reads the
+//! container's /proc/<pid>/{status,stat,fd,mountinfo}; the workload reports what it sees.
+//! (The escape attempts themselves are in tests/escape.rs.)
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use cellblock::{Capability, Container, Error, NamespaceIds, Namespaces, Seccomp, Stdio};
+
+fn default_ns() -> Namespaces {
+    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
+}
+
+/// `Name:\tvalue` lines of /proc/<pid>/status.
+fn status_of(pid: i32) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The session id (field 6 of /proc/<pid>/stat).
+fn session_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+fn fds_of(pid: i32) -> BTreeSet<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+        .collect()
+}
+
+/// Mount point -> options, from /proc/<pid>/mountinfo (the last mount on a point wins).
+fn mounts_of(pid: &str) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let fstype = l
+                .split(" - ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("");
+            (f[4].to_string(), format!("{} {fstype}", f[5]))
+        })
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("security-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defaults_seen_from_the_host() {
+    let host_mounts_before = common::host_mount_points();
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .spawn()
+        .await
+        .unwrap();
+    let pid = c.pid();
+    let st = status_of(pid);
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[set], "0000000000000000", "{set}");
+    }
+    assert_eq!(st["NoNewPrivs"], "1");
+    assert_eq!(st["Seccomp"], "2", "a filter is installed");
+    assert_eq!(session_of(pid), pid, "leader of a session of its own");
+    assert_eq!(fds_of(pid), BTreeSet::from([0, 1, 2]), "nothing but stdio");
+    let m = mounts_of(&pid.to_string());
+    assert!(m["/proc/sys"].starts_with("ro,"), "{:?}", m["/proc/sys"]);
+    assert!(
+        m["/sys/firmware"].ends_with("tmpfs"),
+        "{:?}",
+        m.get("/sys/firmware")
+    );
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+    assert_eq!(
+        common::host_mount_points(),
+        host_mounts_before,
+        "no mount reached the host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defaults_seen_from_inside() {
+    let out = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "umask; ls /proc/self/fd | tr '\\n' ' '; echo; \
+             echo x > /proc/sys/kernel/domainname || echo ro; \
+             cat /proc/timer_list 2>/dev/null | wc -c; \
+             ls -A /sys/firmware | wc -l",
+        ])
+        .namespaces(default_ns())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0022", "{text}");
+    // ls holds one descriptor of its own on /proc/self/fd.
+    let fds: BTreeSet<i32> = lines[1]
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert!(
+        fds.len() == 4 && fds.is_superset(&BTreeSet::from([0, 1, 2])),
+        "{text}"
+    );
+    assert_eq!(lines[2], "ro", "/proc/sys is read-only: {text}");
+    assert_eq!(lines[3], "0", "timer_list reads as /dev/null: {text}");
+    assert_eq!(lines[4], "0", "/sys/firmware is empty: {text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opt_outs_seen_from_the_host() {
+    let me = status_of(std::process::id() as i32);
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .keep_all_capabilities()
+        .no_new_privs(false)
+        .new_session(false)
+        .masked_paths(false)
+        .spawn()
+        .await
+        .unwrap();
+    let st = status_of(c.pid());
+    assert_eq!(st["CapBnd"], me["CapBnd"]);
+    assert_eq!(st["CapEff"], me["CapEff"]);
+    assert_eq!(st["NoNewPrivs"], "0");
+    assert_eq!(
+        st["Seccomp"], "2",
+        "the filter still went in (before the capability drop)"
+    );
+    assert_eq!(session_of(c.pid()), session_of(std::process::id() as i32));
+    let m = mounts_of(&c.pid().to_string());
+    assert!(!m.contains_key("/sys/firmware") || !m["/sys/firmware"].ends_with("tmpfs"));
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+
+    // no_new_privs off with capabilities dropped: the filter must be installed while
+    // CAP_SYS_ADMIN is still there.
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .no_new_privs(false)
+        .seccomp(Seccomp::default_profile())
+        .spawn()
+        .await
+        .unwrap();
+    let st = status_of(c.pid());
+    assert_eq!(
+        (st["NoNewPrivs"].as_str(), st["Seccomp"].as_str()),
+        ("0", "2")
+    );
+    assert_eq!(st["CapBnd"], "0000000000000000");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .seccomp(Seccomp::disabled())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(status_of(c.pid())["Seccomp"], "0");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn umask_setting() {
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "umask"])
+        .umask(Some(0o077))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"0077\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capability_keep_list_both_sides() {
+    let dir = scratch("chown");
+    let file = dir.join("f");
+    std::fs::write(&file, "x").unwrap();
+    let script = format!("chown 1234:1234 {} && echo chowned", file.display());
+
+    // Default: no CAP_CHOWN, the host sees the file unchanged.
+    let out = Container::builder("/bin/sh")
+        .args(["-c", &script])
+        .namespaces(default_ns())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), 0);
+
+    // Kept: in all five sets, and it works.
+    let keep = [Capability::CAP_CHOWN, Capability::CAP_NET_BIND_SERVICE];
+    let mask = format!("{:016x}", keep.iter().fold(0u64, |m, c| m | c.bitmask()));
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .capabilities(keep)
+        .spawn()
+        .await
+        .unwrap();
+    let st = status_of(c.pid());
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(st[set], mask, "{set}");
+    }
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+    let out = Container::builder("/bin/sh")
+        .args(["-c", &script])
+        .namespaces(default_ns())
+        .capabilities(keep)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"chowned\n");
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), 1234);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_fd_allow_list() {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let extra = std::fs::File::open("/dev/null").unwrap();
+    let out = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "echo through-fd-5 >&5; ls /proc/self/fd | tr '\\n' ' '",
+        ])
+        .namespaces(default_ns())
+        .pass_fd(w, 5)
+        .pass_fd(extra, 100)
+        .output()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    std::fs::File::from(r).read_to_string(&mut got).unwrap();
+    assert_eq!(
+        got, "through-fd-5\n",
+        "the host reads what the container wrote to fd 5"
+    );
+    let fds: BTreeSet<i32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // 0, 1, 2, the two passed, and ls's own directory descriptor.
+    assert!(
+        fds.is_superset(&BTreeSet::from([0, 1, 2, 5, 100])) && fds.len() == 6,
+        "{fds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pass_fd_rejects_bad_targets_before_clone() {
+    let fd = || OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    let err = Container::builder("/bin/true")
+        .pass_fd(fd(), 1)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadPassFd { target: 1, .. }), "{err}");
+    let err = Container::builder("/bin/true")
+        .pass_fd(fd(), 4)
+        .pass_fd(fd(), 4)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadPassFd { target: 4, .. }), "{err}");
+    assert!(err.to_string().contains("passed twice"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mask_path_needs_a_mount_namespace() {
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::PID)
+        .mask_path("/etc")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NeedsNamespace {
+                option: "mask_path",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::MOUNT)
+        .mask_path("etc")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Security(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seccomp_policy_can_deny_more() {
+    let dir = scratch("mkdir");
+    let target = dir.join("made-inside");
+    let script = format!("mkdir {}", target.display());
+    let out = Container::builder("/bin/sh")
+        .args(["-c", &script])
+        .namespaces(default_ns())
+        .seccomp(
+            Seccomp::default_profile()
+                .deny(libc::SYS_mkdirat)
+                .deny(libc::SYS_mkdir),
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    assert!(!target.exists(), "the host sees no directory");
+    let out = Container::builder("/bin/sh")
+        .args(["-c", &script])
+        .namespaces(default_ns())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert!(target.is_dir());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Path of an example binary of this crate (cargo test builds the examples).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built (cargo test builds examples)",
+        p.display()
+    );
+    p
+}
+
+/// A container running `cellblock_run` (a cellblock-using program of this crate), which
+/// starts an inner container with its own user, UTS and PID namespaces.
+#[tokio::test(flavor = "multi_thread")]
+async fn nesting_denied_by_default_allowed_by_opt_in() {
+    let runner = example("cellblock_run");
+    let outer = |nesting: bool, inner_ns: &str, masks: bool| {
+        let mut b = Container::builder(&runner);
+        b.args([
+            "--ns",
+            inner_ns,
+            "--hostname",
+            "inner",
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("hostname; readlink /proc/self/ns/uts; echo $$")
+        .namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT)
+        .hostname("outer")
+        .nesting(nesting)
+        .masked_paths(masks)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        b
+    };
+
+    // Default: the inner clone is refused.
+    let out = outer(false, "user,uts,pid", true).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("clone() refused") && err.contains("EPERM"),
+        "{err}"
+    );
+
+    // Opt-in: it works, in namespaces of its own.
+    let c = outer(true, "user,uts,pid", true).spawn().await.unwrap();
+    let outer_ids = c.namespace_ids().unwrap();
+    let host_ids = NamespaceIds::current().unwrap();
+    let out = c.wait_with_output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "inner");
+    let inner_uts: u64 = lines[1]
+        .trim_start_matches("uts:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap();
+    assert_ne!(
+        Some(inner_uts),
+        outer_ids.get(Namespaces::UTS),
+        "inner UTS != outer UTS"
+    );
+    assert_ne!(
+        Some(inner_uts),
+        host_ids.get(Namespaces::UTS),
+        "inner UTS != host UTS"
+    );
+    assert_ne!(
+        outer_ids.get(Namespaces::UTS),
+        host_ids.get(Namespaces::UTS)
+    );
+    assert_eq!(lines[2], "1", "PID 1 of the inner PID namespace");
+
+    // An outer container with a user namespace of its own keeps CAP_SYS_ADMIN there, so
+    // its inner containers need no user namespace.
+    let mut b = outer(true, "uts,pid", true);
+    b.namespaces(
+        Namespaces::USER | Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT,
+    );
+    let out = b.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("inner\n"));
+    let mut b = outer(false, "uts,pid", true);
+    b.namespaces(
+        Namespaces::USER | Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT,
+    );
+    let out = b.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(125), "denied without the opt-in");
+
+    // An inner mount namespace with a fresh /proc inside a user namespace needs the
+    // outer /proc unmasked (the kernel refuses to mount a procfs that reveals more).
+    let out = outer(true, "user,uts,pid,mount", true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mount /proc"));
+    let out = outer(true, "user,uts,pid,mount", false)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("inner\n"));
+}
