@@ -10,7 +10,8 @@
 //! the machine (read-only binds of /usr, /etc, the lib directories and the directory
 //! holding this binary), deeper levels with fresh namespaces only. Every level sees
 //! itself as PID 1 with its own hostname and namespaces. Without root, USER is added at
-//! every level (user namespaces nest).
+//! every level (user namespaces nest); inside a container it always is, and every container
+//! that starts another one opts in with `.nesting(true)`.
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         | Namespaces::IPC
         | Namespaces::NET
         | Namespaces::CGROUP;
-    if !nix::unistd::geteuid().is_root() {
+    // Inside a container (level >= 1) no capability over the host's user namespace is
+    // left (hardening drops them), so deeper levels create a user namespace of their own.
+    if !nix::unistd::geteuid().is_root() || level >= 1 {
         ns |= Namespaces::USER;
     }
     let tmp = std::env::temp_dir().join(format!("cellblock-nested-{}-{level}", std::process::id()));
@@ -89,6 +92,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     b.args([(remaining - 1).to_string(), next.to_string()])
         .namespaces(ns)
         .hostname(format!("level-{next}"));
+    if remaining > 1 {
+        // The next level starts a container of its own: allow exactly that (see
+        // `ContainerBuilder::nesting`), and leave its /proc unmasked so that the inner user
+        // namespace may mount a fresh one.
+        b.nesting(true).masked_paths(false);
+    }
     let status = b.status().await;
     let _ = std::fs::remove_dir_all(&tmp);
     let status = status?;

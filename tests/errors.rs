@@ -213,20 +213,24 @@ async fn namespaces_the_kernel_refuses() {
     let copy = std::env::temp_dir().join(format!("cellblock-errors-probe-{}", std::process::id()));
     std::fs::copy(&exe, &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = tokio::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&copy)
-        .args([
-            "--exact",
-            "unprivileged_probe",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env("CELLBLOCK_UNPRIV_PROBE", "1")
-        .current_dir("/")
-        .output()
-        .await
-        .unwrap();
+    // setpriv execs the copy; retry while that is "Text file busy" (see common::spawn_retrying).
+    let mut tries = 0;
+    let out = loop {
+        let out = tokio::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&copy)
+            .args(["--exact", "unprivileged_probe", "--include-ignored", "--nocapture"])
+            .env("CELLBLOCK_UNPRIV_PROBE", "1")
+            .current_dir("/")
+            .output()
+            .await
+            .unwrap();
+        tries += 1;
+        if tries > 100 || !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+            break out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     std::fs::remove_file(&copy).unwrap();
     let all = format!(
         "{}{}",

@@ -200,7 +200,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     let bin = dir.join("runtime");
     std::fs::copy("/bin/sleep", &bin).unwrap();
     let original = std::fs::read(&bin).unwrap();
-    let mut runtime = std::process::Command::new(&bin).arg("60").spawn().unwrap();
+    let mut runtime = common::spawn_retrying(std::process::Command::new(&bin).arg("60"));
     let pid = runtime.id().to_string();
 
     // Default container: the runtime is outside its PID namespace.

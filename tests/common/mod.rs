@@ -120,3 +120,17 @@ pub fn our_cgroup_dirs() -> Vec<std::path::PathBuf> {
     out.dedup();
     out
 }
+
+/// `cmd.spawn()`, retried while the kernel says ETXTBSY: a file just written by this
+/// (multithreaded) test process can still be open for writing in a child that another test
+/// thread is cloning right now, until that child execs. Go and Rust's own test suites meet
+/// the same race.
+pub fn spawn_retrying(cmd: &mut std::process::Command) -> std::process::Child {
+    for _ in 0..200 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            r => return r.unwrap(),
+        }
+    }
+    panic!("still ETXTBSY after 2 s");
+}
