@@ -533,6 +533,13 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
 
 /// The lowest number the supervisor-side descriptors the child uses during setup (the
 /// error pipe, passed sources) may have: above every requested target.
+/// The descriptor numbers `pass_fd` will `dup2` onto in the child.
+pub(crate) fn pass_targets(b: &ContainerBuilder) -> impl Iterator<Item = RawFd> + '_ {
+    b.security.pass_fds.iter().map(|(_, t)| *t)
+}
+
+/// The lowest descriptor number above every `pass_fd` target (at least 3): where every
+/// descriptor the child's own setup still needs after the `dup2`s must live.
 pub(crate) fn min_setup_fd(b: &ContainerBuilder) -> RawFd {
     b.security
         .pass_fds
@@ -551,7 +558,7 @@ pub(crate) fn move_above(fd: OwnedFd, min: RawFd) -> std::io::Result<OwnedFd> {
     dup_above(fd.as_raw_fd(), min)
 }
 
-fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
+pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we hold. man 2 fcntl.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
     if new == -1 {

@@ -97,6 +97,8 @@ pub(crate) struct SessionPlan {
     _init_args: Vec<CString>,
     _init_argv: Vec<*const c_char>,
     _pty_slave: Option<OwnedFd>,
+    /// Per-spawn duplicates of process-wide descriptors, moved above `pass_fd` targets.
+    _moved: Vec<OwnedFd>,
 }
 
 /// The supervisor's side, handed to the `Container`.
@@ -133,9 +135,31 @@ pub(crate) fn prepare(
     // program (or a leak test) that takes a descriptor/thread baseline after one warm-up
     // spawn sees no later growth: the lifeline pipe (2 fds), the init's memfd (1 fd), the
     // spawner threads.
-    let lifeline = init::lifeline().map_err(Error::io("creating the lifeline pipe"))?;
-    let memfd = init::memfd();
+    let mut lifeline = init::lifeline().map_err(Error::io("creating the lifeline pipe"))?;
+    let mut memfd = init::memfd();
     crate::spawner::start();
+    // `pass_fd` dup2s onto its targets late in the child's setup; descriptors needed after
+    // that (the init's memfd, the lifeline's read end) must not sit on a target. Per-spawn
+    // duplicates above every target stand in for them. A target on the lifeline's write
+    // end simply replaces the child's copy, which then must not be closed by number.
+    let min_fd = crate::security::min_setup_fd(b);
+    let mut moved = Vec::new();
+    let mut above = |fd: RawFd| -> Result<RawFd> {
+        if fd < 0 || fd >= min_fd {
+            return Ok(fd);
+        }
+        let d = crate::security::dup_above(fd, min_fd).map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
+        let raw = d.as_raw_fd();
+        moved.push(d);
+        Ok(raw)
+    };
+    lifeline.0 = above(lifeline.0)?;
+    if let Ok(m) = memfd {
+        memfd = Ok(above(m)?);
+    }
+    if crate::security::pass_targets(b).any(|t| t == lifeline.1) {
+        lifeline.1 = -1;
+    }
 
     let (pty_master, pty_slave) = match cfg.pty {
         Some(size) => {
@@ -188,6 +212,7 @@ pub(crate) fn prepare(
             _init_args: init_args,
             _init_argv: init_argv,
             _pty_slave: pty_slave,
+            _moved: moved,
         },
         parent,
     ))

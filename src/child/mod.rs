@@ -185,13 +185,14 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
         check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
     }
     // Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is still there;
-    // then the identity change; then the remaining capability sets. PDEATHSIG is armed
-    // after every credential change (set*id clears it); seccomp goes last.
+    // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
+    // (armed after every credential change, which would clear it); seccomp last.
     security::before_id_change(&spec.security)?;
     ids::set_ids(&spec.ids)?;
     security::drop_privileges(&spec.security)?;
-    session::arm_death(spec)?;
     security::fds(&spec.security)?;
+    // After fds: it also clears close-on-exec on the descriptors the init inherits.
+    session::arm_death(spec)?;
     security::seccomp(&spec.security)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
