@@ -117,10 +117,18 @@ async fn main() {
             for _ in 0..7 {
                 got.push(lines.next_line().await.ok().flatten().unwrap_or_default());
             }
-            r.check("uts", got[0] == "rootless", format!("hostname {:?}", got[0]));
+            r.check(
+                "uts",
+                got[0] == "rootless",
+                format!("hostname {:?}", got[0]),
+            );
             // PID 2: the built-in init is PID 1.
             r.check("pid", got[1] == "2", format!("$$ = {:?}", got[1]));
-            r.check("user", got[2] == "0", format!("id -u = {:?} (host uid {uid})", got[2]));
+            r.check(
+                "user",
+                got[2] == "0",
+                format!("id -u = {:?} (host uid {uid})", got[2]),
+            );
             let n: usize = got[3].parse().unwrap_or(99);
             r.check("proc", n <= 4, format!("{n} processes in /proc"));
             r.check("net", got[4] == "lo", format!("interfaces: {:?}", got[4]));

@@ -61,9 +61,7 @@ pub async fn user_section(root: bool) -> Res<bool> {
         .to_string();
     let expect_inside = if root { "1000" } else { "0" };
     // Inside: the chosen id; on the host: an unprivileged id (ours when rootless).
-    let held = inside == expect_inside
-        && host_uid != "0"
-        && (root || host_uid == me.to_string());
+    let held = inside == expect_inside && host_uid != "0" && (root || host_uid == me.to_string());
     row("uid of the workload", &host_uid, &inside, held);
     c.kill()?;
     c.wait().await?;
@@ -139,8 +137,8 @@ pub async fn nesting_section() -> Res<bool> {
     let exe = std::env::current_exe()?;
     let nested = exe.with_file_name("nested");
     if !nested.exists() {
-        println!("  (build the `nested` example first: cargo build --release --example nested)");
-        return Ok(true);
+        println!("  NOT RUN: build the `nested` example first (cargo build --release --examples)");
+        return Ok(false);
     }
     let out = tokio::process::Command::new(&nested)
         .arg("2")
@@ -155,7 +153,9 @@ pub async fn nesting_section() -> Res<bool> {
         .lines()
         .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("pid=")))
         .collect();
-    let held = out.status.success() && names.len() == 3 && pids[1] == "1" && pids[2] == "1";
+    // Each nested level is the first process of its PID namespace after the built-in
+    // init (PID 1), so PID 2.
+    let held = out.status.success() && names.len() == 3 && pids[1] == "2" && pids[2] == "2";
     row(
         "hostname per level",
         names.first().unwrap_or(&""),

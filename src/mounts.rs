@@ -32,6 +32,13 @@ pub(crate) struct FsConfig {
     readonly_root: bool,
 }
 
+impl FsConfig {
+    /// The root filesystem directory, if one is set (`rootfs` or `chroot`).
+    pub(crate) fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+}
+
 #[derive(Debug, Clone)]
 enum MountOp {
     Bind {

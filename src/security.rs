@@ -380,6 +380,7 @@ pub(crate) struct Prepared {
     /// Our duplicates of the passed descriptors; closed after the spawn.
     _pass_fds: Vec<OwnedFd>,
     _cloexec_ranges: Vec<(u32, u32)>,
+    _null: Option<(OwnedFd, CString)>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -418,6 +419,19 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
             }
             masks.push(p.clone());
         }
+    }
+    // With a root filesystem the paths are the container's under that root, masked before
+    // pivot_root (see SecuritySpec::under_root).
+    let root = match b.fs.root() {
+        Some(r) if mount_ns && !(masks.is_empty() && readonly.is_empty()) => {
+            Some(std::fs::canonicalize(r).unwrap_or_else(|_| r.to_path_buf()))
+        }
+        _ => None,
+    };
+    if let Some(root) = &root {
+        let under = |p: &PathBuf| root.join(p.strip_prefix("/").unwrap_or(p));
+        masks = masks.iter().map(under).collect();
+        readonly = readonly.iter().map(under).collect();
     }
     let to_c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::NulByte {
@@ -498,7 +512,20 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     }
     cloexec_ranges.push((lo, u32::MAX));
 
+    // The host's /dev/null, for masking files in a root filesystem that has none.
+    let null = if masks.is_empty() {
+        None
+    } else {
+        let f = std::fs::File::open("/dev/null")
+            .map_err(|e| Error::Security(format!("opening /dev/null: {e}")))?;
+        let fd = move_above(OwnedFd::from(f), min_setup_fd(b))
+            .map_err(|e| Error::Security(format!("/dev/null: {e}")))?;
+        let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+        Some((fd, path))
+    };
     let spec = SecuritySpec {
+        null_fd_path: null.as_ref().map_or(ptr::null(), |(_, p)| p.as_ptr()),
+        under_root: root.is_some(),
         masks: (mask_ptrs.as_ptr(), mask_ptrs.len()),
         readonly: (readonly_ptrs.as_ptr(), readonly_ptrs.len()),
         keep_caps: keep_caps.unwrap_or(0),
@@ -528,6 +555,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
         _pass: pass,
         _pass_fds: pass_fds,
         _cloexec_ranges: cloexec_ranges,
+        _null: null,
     })
 }
 

@@ -148,7 +148,8 @@ pub(crate) fn prepare(
         if fd < 0 || fd >= min_fd {
             return Ok(fd);
         }
-        let d = crate::security::dup_above(fd, min_fd).map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
+        let d = crate::security::dup_above(fd, min_fd)
+            .map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
         let raw = d.as_raw_fd();
         moved.push(d);
         Ok(raw)

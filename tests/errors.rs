@@ -219,7 +219,12 @@ async fn namespaces_the_kernel_refuses() {
         let out = tokio::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(&copy)
-            .args(["--exact", "unprivileged_probe", "--include-ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "unprivileged_probe",
+                "--include-ignored",
+                "--nocapture",
+            ])
             .env("CELLBLOCK_UNPRIV_PROBE", "1")
             .current_dir("/")
             .output()

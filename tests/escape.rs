@@ -220,6 +220,21 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     assert_eq!(std::fs::read(&bin).unwrap(), original);
 
     // And the container's own /proc/self/exe is its program, never the supervisor's.
+    // (init(false): the workload itself is then the container's first process; with the
+    // built-in init that is the init, exec'd from a memfd, checked below.)
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .init(false)
+        .spawn()
+        .await
+        .unwrap();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", c.pid())).unwrap();
+    assert_eq!(exe, std::fs::canonicalize("/bin/sleep").unwrap());
+    assert_ne!(exe, std::env::current_exe().unwrap());
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+    // With the built-in init, PID 1 runs the init from a sealed memfd: not the supervisor.
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
         .namespaces(default_ns())
@@ -227,7 +242,11 @@ async fn escape_2_runtime_binary_through_proc_exe() {
         .await
         .unwrap();
     let exe = std::fs::read_link(format!("/proc/{}/exe", c.pid())).unwrap();
-    assert_eq!(exe, std::fs::canonicalize("/bin/sleep").unwrap());
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:cellblock-init"),
+        "{}",
+        exe.display()
+    );
     assert_ne!(exe, std::env::current_exe().unwrap());
     c.kill().unwrap();
     c.wait().await.unwrap();
@@ -657,7 +676,8 @@ async fn escape_9_module_kexec_reboot() {
         assert_eq!(get(&r, c), "ERR EPERM", "{c}: {out}");
     }
     // reboot as the container's PID 1 (the attacker refuses to call it otherwise).
-    let (r, status, out) = run(&mut attacker(&["reboot"])).await;
+    // (init(false): the attacker must be the container's PID 1 itself.)
+    let (r, status, out) = run(attacker(&["reboot"]).init(false)).await;
     assert_eq!(get(&r, "reboot"), "ERR EPERM", "{out}");
     assert!(status.success(), "the container lived on: {status:?}");
 
@@ -681,6 +701,7 @@ async fn escape_9_module_kexec_reboot() {
     }
     assert!(default_ns().contains(Namespaces::PID));
     let mut b = attacker(&["reboot"]);
+    b.init(false);
     b.keep_all_capabilities()
         .seccomp(Seccomp::disabled())
         .stdout(Stdio::piped());

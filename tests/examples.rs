@@ -108,7 +108,11 @@ fn service_stops_every_worker_and_grandchild_on_sigterm() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(grandchildren.len(), 3, "the tree worker's sh has two children");
+    assert_eq!(
+        grandchildren.len(),
+        3,
+        "the tree worker's sh has two children"
+    );
 
     // SAFETY: signalling the service process we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -197,7 +197,10 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
     assert_eq!(inside[2], "in-the-target-root");
     let procs: usize = inside[3].parse().unwrap();
     // (+1 for the target's built-in init, issue 4.)
-    assert!((2..=6).contains(&procs), "{procs} processes in the target's /proc");
+    assert!(
+        (2..=6).contains(&procs),
+        "{procs} processes in the target's /proc"
+    );
     // Host side: the exec'd process is in every namespace of the target, is our child
     // (we hold its pidfd) and is reaped like any container.
     let want = target.namespace_ids().unwrap();

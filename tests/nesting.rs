@@ -39,7 +39,10 @@ fn check(text: &str, depth: usize, expect_user_differs: bool, host_pid: u32) {
     for (i, (name, pid, _)) in lv.iter().enumerate().skip(1) {
         assert_eq!(name, &format!("level-{i}"), "{text}");
         // PID 2: each level's built-in init is its PID 1 (issue 4).
-        assert_eq!(pid, "2", "level {i} is not the workload under its init:\n{text}");
+        assert_eq!(
+            pid, "2",
+            "level {i} is not the workload under its init:\n{text}"
+        );
     }
     for kind in ["uts", "ipc", "pid", "mnt", "net", "cgroup"] {
         let ids: Vec<&String> = lv.iter().map(|l| &l.2[kind]).collect();

@@ -286,7 +286,8 @@ async fn stop_terminates_with_grace_then_kill() {
     .unwrap();
     // A workload that ignores SIGTERM (the init forwards it, issue 4): needs SIGKILL
     // after the grace period.
-    sup.add(Worker::new("stubborn", sh("trap '' TERM; sleep 100"))).unwrap();
+    sup.add(Worker::new("stubborn", sh("trap '' TERM; sleep 100")))
+        .unwrap();
     let mut started = 0;
     while started < 2 {
         if let Some(Event::Started { .. }) = events.next().await {

@@ -29,13 +29,13 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 
-pub(crate) mod session;
 pub(crate) mod ids;
 pub(crate) mod join;
 pub(crate) mod mounts;
-pub(crate) mod time;
 pub(crate) mod resources;
 pub(crate) mod security;
+pub(crate) mod session;
+pub(crate) mod time;
 
 /// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
 /// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
@@ -153,7 +153,7 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
     }
     // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
     resources::join_cgroup(&spec.resources)?;
-    mounts::apply(&spec.fs)?;
+    mounts::apply(&spec.fs, &spec.security)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.

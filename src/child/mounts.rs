@@ -65,7 +65,7 @@ impl FsSpec {
 }
 
 /// Applies the mount list and changes root. Runs after `/` was made rprivate.
-pub(crate) fn apply(spec: &FsSpec) -> Step {
+pub(crate) fn apply(spec: &FsSpec, security: &super::security::SecuritySpec) -> Step {
     if spec.root.is_null() && spec.n_steps == 0 {
         return Ok(());
     }
@@ -96,6 +96,10 @@ pub(crate) fn apply(spec: &FsSpec) -> Step {
     }
     if spec.root.is_null() {
         return Ok(());
+    }
+    if security.under_root {
+        // Masks go on while the host's /dev/null can still be bound (before pivot_root).
+        super::security::mask_paths_now(security)?;
     }
     if spec.readonly_root {
         set_readonly(spec.root, false).map_err(|e| (Stage::MakeReadOnly, e))?;

@@ -43,6 +43,13 @@ pub(crate) struct SecuritySpec {
     pub(crate) pass: (*const FdPass, usize),
     /// Inclusive ranges `[lo, hi]` to mark close-on-exec (everything from 3 but targets).
     pub(crate) cloexec_ranges: (*const (u32, u32), usize),
+    /// `/proc/self/fd/<n>` of the host's `/dev/null`, opened by the parent: the mask source
+    /// when the container's root has no `/dev/null` of its own. Null when unused.
+    pub(crate) null_fd_path: *const c_char,
+    /// The mask and read-only paths are prefixed with the root filesystem's path and are
+    /// applied by the mount step before pivot_root (child/mounts.rs), while the host's
+    /// `/dev/null` is still in our mount namespace to bind from.
+    pub(crate) under_root: bool,
 }
 
 /// Views a prepared `(ptr, len)` pair as a slice.
@@ -57,6 +64,14 @@ fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
 /// Masks and read-only paths, in the container's mount namespace (after pivot_root, so
 /// the paths are the container's). A path that does not exist is skipped.
 pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
+    if s.under_root {
+        return Ok(()); // done before pivot_root, see `mask_paths_now`
+    }
+    mask_paths_now(s)
+}
+
+/// Applies the masks and read-only paths as prepared (root-prefixed when `under_root`).
+pub(crate) fn mask_paths_now(s: &SecuritySpec) -> Step {
     for &path in slice(s.masks) {
         // SAFETY: stat into our own stack buffer; path is a C string from the plan.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -80,7 +95,7 @@ pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
             }
         } else {
             // SAFETY: as above.
-            unsafe {
+            let mut ret = unsafe {
                 libc::mount(
                     c"/dev/null".as_ptr(),
                     path,
@@ -88,7 +103,22 @@ pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
                     libc::MS_BIND,
                     ptr::null(),
                 )
+            };
+            if ret == -1 && errno() == libc::ENOENT && !s.null_fd_path.is_null() {
+                // A root filesystem without /dev/null: bind the host's, through the
+                // descriptor the parent opened (a magic link in our /proc).
+                // SAFETY: valid C strings from the plan.
+                ret = unsafe {
+                    libc::mount(
+                        s.null_fd_path,
+                        path,
+                        ptr::null(),
+                        libc::MS_BIND,
+                        ptr::null(),
+                    )
+                };
             }
+            ret
         };
         check(ret, Stage::MaskPaths)?;
     }

@@ -23,7 +23,7 @@ use tracing::Instrument;
 pub use hooks::{Decision, Hooks};
 pub use policy::{Backoff, RestartBudget, RestartPolicy};
 
-use crate::{Container, ContainerBuilder, Error, Signal};
+use crate::{Container, ContainerBuilder, Error, RunReport, Signal};
 use policy::{Next, Tracker};
 
 /// What the supervisor reports about its workers, in order, per worker.
@@ -49,6 +49,9 @@ pub enum Event {
         status: ExitStatus,
         /// How long it ran.
         duration: Duration,
+        /// The full account of the run: why it ended (exit, signal, timeout, OOM kill,
+        /// output limit), CPU time, peak memory, …
+        report: Arc<RunReport>,
     },
     /// The container could not be started: bad configuration or a failed setup stage.
     SetupFailed {
@@ -93,6 +96,9 @@ pub enum ExitInfo {
         status: ExitStatus,
         /// How long it ran.
         duration: Duration,
+        /// The full account of the run (`None` when the supervisor stopped it and the
+        /// report could not be taken).
+        report: Option<Arc<RunReport>>,
     },
     /// It could not be started.
     SetupFailed(Arc<Error>),
@@ -160,9 +166,14 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for w in &self.workers {
             let last = match &w.last {
-                Some(ExitInfo::Exited { status, duration }) => {
-                    format!("{status} after {duration:.2?}")
-                }
+                Some(ExitInfo::Exited {
+                    status,
+                    duration,
+                    report,
+                }) => match report {
+                    Some(r) => format!("{status} after {duration:.2?} ({})", r.message),
+                    None => format!("{status} after {duration:.2?}"),
+                },
                 Some(ExitInfo::SetupFailed(e)) => format!("setup failed: {e}"),
                 None => "never ran".into(),
             };
@@ -597,26 +608,28 @@ async fn run_worker(
                 });
                 drop(_enter);
                 let status = tokio::select! {
-                    s = c.wait() => s,
+                    s = c.wait_with_report() => s,
                     _ = set(&mut stop) => {
                         let status = terminate(&mut c, shared.grace).instrument(span.clone()).await;
                         span.in_scope(|| tracing::info!(?status, "stopped"));
                         shared.emit(Event::Stopped { name: name.clone(), status });
                         summary.end = WorkerEnd::Stopped;
-                        summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed() });
+                        summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed(), report: None });
                         return summary;
                     }
                     _ = set(&mut escalate) => {
                         let status = terminate(&mut c, shared.grace).instrument(span.clone()).await;
                         shared.emit(Event::Stopped { name: name.clone(), status });
                         summary.end = WorkerEnd::Stopped;
-                        summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed() });
+                        summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed(), report: None });
                         return summary;
                     }
                 };
                 let duration = started.elapsed();
                 match status {
-                    Ok(status) => {
+                    Ok(report) => {
+                        let status = report.status;
+                        let report = Arc::new(report);
                         span.in_scope(|| {
                             tracing::info!(
                                 code = status.code(),
@@ -630,8 +643,13 @@ async fn run_worker(
                             attempt,
                             status,
                             duration,
+                            report: report.clone(),
                         });
-                        ExitInfo::Exited { status, duration }
+                        ExitInfo::Exited {
+                            status,
+                            duration,
+                            report: Some(report),
+                        }
                     }
                     Err(e) => {
                         let e = Arc::new(e);

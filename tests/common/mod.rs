@@ -128,7 +128,9 @@ pub fn our_cgroup_dirs() -> Vec<std::path::PathBuf> {
 pub fn spawn_retrying(cmd: &mut std::process::Command) -> std::process::Child {
     for _ in 0..200 {
         match cmd.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
             r => return r.unwrap(),
         }
     }
