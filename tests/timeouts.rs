@@ -103,10 +103,24 @@ async fn timeout_with_only_a_pid_namespace_ends_the_namespace() {
     let mut c = c;
     let report = c.wait_with_report().await.unwrap();
     assert_eq!(report.reason, EndReason::TimedOut);
-    // PID 1 has no SIGTERM handler, so only the SIGKILL after the grace period ends it.
-    assert_eq!(report.signal, Some(libc::SIGKILL));
+    // The built-in init forwards the SIGTERM to the workload, which dies of it.
+    assert_eq!(report.signal, Some(libc::SIGTERM));
     assert!(!report.cgroup);
     assert_eq!(in_ns(), 0, "processes left in the PID namespace");
+
+    // Without the init the workload is PID 1 with no SIGTERM handler, so only the SIGKILL
+    // after the grace period ends it (and with it the whole namespace).
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "sleep 1000 & (sleep 1000 & wait) & wait"])
+        .namespaces(Namespaces::PID)
+        .init(false)
+        .timeout(Duration::from_millis(300))
+        .spawn()
+        .await
+        .unwrap();
+    let report = c.wait_with_report().await.unwrap();
+    assert_eq!(report.reason, EndReason::TimedOut);
+    assert_eq!(report.signal, Some(libc::SIGKILL));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
