@@ -72,8 +72,56 @@ fn parse_args() -> Args {
     args
 }
 
+/// Top-level host directories that get fresh, private file systems instead of a view.
+const FRESH: [&str; 5] = ["proc", "sys", "dev", "tmp", "run"];
+
+/// The read-only view of the host: a skeleton root (in a private temp directory) holding a
+/// mount point for each of the host's top-level directories and a copy of each top-level
+/// symlink; the jobs bind the host's directories onto it read-only.
+struct HostView {
+    dir: PathBuf,
+    root: PathBuf,
+    binds: Vec<PathBuf>,
+}
+
+impl HostView {
+    fn new() -> std::io::Result<HostView> {
+        let dir = std::env::temp_dir().join(format!("cellblock-jobs-{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root)?;
+        let mut binds = Vec::new();
+        for e in std::fs::read_dir("/")? {
+            let e = e?;
+            let name = e.file_name();
+            let (host, mine) = (PathBuf::from("/").join(&name), root.join(&name));
+            let ft = e.file_type()?;
+            if ft.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&host)?, &mine)?;
+            } else if ft.is_dir() {
+                std::fs::create_dir_all(&mine)?;
+                if !FRESH.iter().any(|f| name == *f) {
+                    binds.push(host);
+                }
+            }
+        }
+        Ok(HostView { dir, root, binds })
+    }
+}
+
+impl Drop for HostView {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The container for one job.
-fn job(id: usize, command: &str, args: &Args, output: std::os::fd::OwnedFd) -> ContainerBuilder {
+fn job(
+    id: usize,
+    command: &str,
+    args: &Args,
+    view: &HostView,
+    output: std::os::fd::OwnedFd,
+) -> ContainerBuilder {
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", command])
         .namespaces(
@@ -85,17 +133,22 @@ fn job(id: usize, command: &str, args: &Args, output: std::os::fd::OwnedFd) -> C
                 | Namespaces::CGROUP,
         )
         .hostname(format!("job-{id}"))
-        // A read-only view of the host: its root as the container's root, read-only, with
-        // a private /tmp, a fresh /proc (from the PID namespace) and a minimal /dev.
-        .rootfs("/")
+        // A read-only view of the host: its directories bound read-only onto a read-only
+        // skeleton root, with a private /tmp and /run, a fresh /proc (from the PID
+        // namespace) and a minimal /dev.
+        .rootfs(&view.root)
         .readonly_root(true)
         .tmpfs("/tmp")
+        .tmpfs("/run")
         .mount_dev()
         .env("TMPDIR", "/tmp")
         .stdin(Stdio::null())
         .stdout(output)
         .merge_stderr(true)
         .pids_limit(512);
+    for dir in &view.binds {
+        b.bind_ro(dir, dir);
+    }
     if let Some(t) = args.timeout {
         b.timeout(t);
     }
@@ -117,6 +170,7 @@ impl Done {
     fn outcome(&self) -> &'static str {
         match (&self.report, &self.error) {
             (_, Some(_)) => "setup-failed",
+            (Some(r), None) if r.oom_killed && !r.status.success() => "oom-killed",
             (Some(r), None) => match r.reason {
                 EndReason::Exited if r.status.success() => "ok",
                 EndReason::Exited => "failed",
@@ -164,6 +218,13 @@ async fn main() -> ExitCode {
         .map(String::from)
         .collect();
 
+    let view = match HostView::new() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("job_runner: preparing the host view: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut sup = Supervisor::new();
     sup.max_concurrent(args.jobs);
     let mut events = sup.events();
@@ -174,7 +235,7 @@ async fn main() -> ExitCode {
         let (reader, writer) = std::io::pipe().expect("pipe");
         sup.add(Worker::new(
             id.to_string(),
-            job(id, command, &args, writer.into()),
+            job(id, command, &args, &view, writer.into()),
         ))
         .expect("add job");
         let json = args.json;

@@ -135,3 +135,124 @@ fn service_stops_every_worker_and_grandchild_on_sigterm() {
         );
     }
 }
+
+#[test]
+fn job_runner_isolates_limits_and_reports_each_job() {
+    // Outside /tmp, which the jobs see as a private tmpfs: here they see the host's view.
+    let dir = std::path::PathBuf::from(format!(
+        "/var/tmp/cellblock-jobs-test-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("written-by-a-job");
+    let jobs = dir.join("jobs.txt");
+    std::fs::write(
+        &jobs,
+        format!(
+            "# comment lines and blank lines are skipped\n\
+             echo hello from $(hostname)\n\
+             \n\
+             exit 3\n\
+             sleep 30\n\
+             head -c 200000000 /dev/zero | tail -c 1 >/dev/null\n\
+             echo private > /tmp/x && cat /tmp/x\n\
+             touch {m}\n\
+             tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; tail -n +2 /proc/net/route | wc -l\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(example("job_runner"))
+        .args(["--jobs", "3", "--timeout", "2", "--memory", "64", "--json"])
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some jobs fail, so exit 1\n{stdout}\n{stderr}"
+    );
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 7, "{stdout}");
+    let row = |id: u64| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    for r in &rows {
+        for field in [
+            "id",
+            "command",
+            "exit_code",
+            "signal",
+            "wall_ms",
+            "cpu_ms",
+            "peak_memory_bytes",
+            "outcome",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+    }
+    assert_eq!(row(1)["outcome"], "ok");
+    assert_eq!(row(1)["exit_code"], 0);
+    assert_eq!(
+        (row(2)["outcome"].clone(), row(2)["exit_code"].clone()),
+        ("failed".into(), 3.into())
+    );
+    assert_eq!(row(3)["outcome"], "timed-out");
+    assert!(row(3)["wall_ms"].as_u64().unwrap() < 30_000);
+    // 200 MB through a pipe fits in 64 MiB; the job itself stays small.
+    assert_eq!(row(4)["outcome"], "ok", "{}", row(4));
+    assert!(row(4)["peak_memory_bytes"].as_u64().unwrap() <= 64 << 20);
+    assert_eq!(row(5)["outcome"], "ok");
+    assert_eq!(row(6)["outcome"], "failed", "the host is read-only inside");
+    assert!(!marker.exists(), "a job wrote to the host");
+    assert_eq!(row(7)["outcome"], "ok");
+    // The jobs' output, streamed with their numbers (on stderr with --json).
+    assert!(stderr.contains("[1] hello from job-1"), "{stderr}");
+    assert!(stderr.contains("[5] private"), "{stderr}");
+    assert!(
+        stderr.contains("[6] touch:") && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[7] lo\n[7] 0"),
+        "only lo, no route: {stderr}"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/x").exists()
+            || std::fs::read_to_string("/tmp/x").unwrap_or_default() != "private\n"
+    );
+
+    // A memory hog is killed under --memory; the table mode prints the outcome.
+    std::fs::write(
+        &jobs,
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo ${#x}\necho fine\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(example("job_runner"))
+        .args(["--memory", "64"])
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("oom-killed"), "{table}");
+    // All jobs succeed: exit 0.
+    std::fs::write(&jobs, "true\necho ok\n").unwrap();
+    let out = std::process::Command::new(example("job_runner"))
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
