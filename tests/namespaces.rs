@@ -162,6 +162,32 @@ async fn ipc_queue_made_inside_is_invisible_on_host_while_alive() {
     assert!(c.wait().await.unwrap().success());
 }
 
+/// Without the built-in init (`init(false)`) the workload itself is PID 1 of its namespace
+/// and `ps` shows it alone (with ps itself); the host sees an ordinary pid whose NSpid ends
+/// in 1.
+#[tokio::test]
+async fn pid_workload_is_pid1_without_init() {
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "echo $$; ps -e -o pid=,comm="])
+        .namespaces(Namespaces::PID | Namespaces::MOUNT)
+        .init(false)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("1"), "echo $$ inside");
+    let procs: Vec<(i32, String)> = lines
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next().unwrap().parse().unwrap(), f.next().unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(procs[0], (1, "sh".to_string()), "{stdout}");
+    assert_eq!(procs.len(), 2, "sh and ps only: {stdout}");
+}
+
 #[tokio::test]
 async fn pid_workload_is_pid1_and_ps_shows_only_the_container() {
     let out = sh(
