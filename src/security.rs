@@ -106,7 +106,7 @@ impl Default for Security {
 /// // Also forbid ptrace; allow the workload to call acct() (a host-wide switch!).
 /// b.seccomp(Seccomp::default_profile().deny(libc::SYS_ptrace).allow(libc::SYS_acct));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Seccomp {
     enabled: bool,
     deny: BTreeSet<i64>,
@@ -374,7 +374,7 @@ pub(crate) struct Prepared {
     _mask_ptrs: Vec<*const c_char>,
     _readonly: Vec<CString>,
     _readonly_ptrs: Vec<*const c_char>,
-    _bpf: Vec<libc::sock_filter>,
+    _bpf: Arc<Vec<libc::sock_filter>>,
     _fprog: Box<libc::sock_fprog>,
     _pass: Vec<FdPass>,
     /// Our duplicates of the passed descriptors; closed after the spawn.
@@ -460,9 +460,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
 
     // Seccomp, compiled here: the child only hands the program to the kernel.
     let bpf = if s.seccomp.enabled {
-        compile_seccomp(&s.seccomp, s.nesting)?
+        compiled_seccomp(&s.seccomp, s.nesting)?
     } else {
-        Vec::new()
+        Arc::new(Vec::new())
     };
     let fprog = Box::new(libc::sock_fprog {
         len: bpf.len() as u16,
@@ -597,6 +597,29 @@ pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
 }
 
 /// Compiles the policy to a BPF program for the build target.
+/// The compiled program for a policy, cached: compiling costs tens of microseconds and
+/// every spawn of a builder asks for the same few policies. The cache is keyed by the
+/// whole policy, so a changed policy compiles anew; it holds a handful of entries at most
+/// in practice (and is bounded anyway).
+fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::sock_filter>>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Cache = Mutex<HashMap<(Seccomp, bool), Arc<Vec<libc::sock_filter>>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (policy.clone(), nesting);
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(p.clone());
+    }
+    let prog = Arc::new(compile_seccomp(policy, nesting)?);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= 64 {
+        c.clear();
+    }
+    c.insert(key, prog.clone());
+    Ok(prog)
+}
+
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
     let err =
         |e: &dyn std::fmt::Display| Error::Security(format!("compiling the seccomp filter: {e}"));

@@ -181,7 +181,10 @@ async fn pid_workload_is_pid1_without_init() {
     let procs: Vec<(i32, String)> = lines
         .map(|l| {
             let mut f = l.split_whitespace();
-            (f.next().unwrap().parse().unwrap(), f.next().unwrap_or("").to_string())
+            (
+                f.next().unwrap().parse().unwrap(),
+                f.next().unwrap_or("").to_string(),
+            )
         })
         .collect();
     assert_eq!(procs[0], (1, "sh".to_string()), "{stdout}");
