@@ -138,7 +138,9 @@ async fn live_containers(live: usize, init: bool) {
     let start = Instant::now();
     for i in 0..live {
         let mut b = Container::builder("/bin/sleep");
-        b.arg("1000").namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID).init(init);
+        b.arg("1000")
+            .namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID)
+            .init(init);
         sup.add(Worker::new(format!("s{i}"), b)).unwrap();
     }
     let mut started = 0;
@@ -158,5 +160,9 @@ async fn live_containers(live: usize, init: bool) {
     );
     let t = Instant::now();
     let summary = sup.stop_all().await;
-    println!("stopped and reaped {} in {:.1?}", summary.workers.len(), t.elapsed());
+    println!(
+        "stopped and reaped {} in {:.1?}",
+        summary.workers.len(),
+        t.elapsed()
+    );
 }

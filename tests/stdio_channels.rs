@@ -229,7 +229,7 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
     while let Some(chunk) = out.next().await {
         total += chunk.unwrap().len() as u64;
         n += 1;
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             // The slow part: stop reading for a while every 64 chunks.
             tokio::time::sleep(Duration::from_millis(2)).await;
             peak = peak.max(rss_kib());

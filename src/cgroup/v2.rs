@@ -158,7 +158,7 @@ impl V2Cgroup {
         }
         if frozen {
             poll_until(Duration::from_millis(200), || {
-                read_keyed(&self.dir.join("cgroup.events"), "frozen").map_or(true, |v| v == 1)
+                read_keyed(&self.dir.join("cgroup.events"), "frozen").is_none_or(|v| v == 1)
             });
         }
     }
