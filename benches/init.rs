@@ -14,67 +14,19 @@
 //! a summary with the ratios is printed at the end. Under `cargo test --benches` every
 //! routine runs once.
 
-use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use cellblock::{Container, Namespaces};
 use criterion::{criterion_group, Criterion};
 
+#[path = "common/baseline.rs"]
+mod baseline;
+use baseline::{big_heap, raw_clone_loop};
+
 const NS: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
     .union(Namespaces::PID)
     .union(Namespaces::MOUNT);
-
-struct RawArgs {
-    path: CString,
-    argv: [*const libc::c_char; 2],
-    envp: [*const libc::c_char; 1],
-}
-
-extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
-    unsafe {
-        let a = &*(arg as *const RawArgs);
-        libc::execve(a.path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
-        libc::_exit(127)
-    }
-}
-
-fn raw_clone_loop(iters: u64) -> Duration {
-    let path = CString::new("/bin/true").unwrap();
-    let mut args = RawArgs {
-        argv: [path.as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        path,
-    };
-    let mut stack = vec![0u8; 256 * 1024];
-    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    let flags = libc::CLONE_VM
-        | libc::CLONE_VFORK
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNS
-        | libc::SIGCHLD;
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: see raw_child.
-        let pid = unsafe {
-            libc::clone(
-                raw_child,
-                top as *mut _,
-                flags,
-                &mut args as *mut RawArgs as *mut _,
-            )
-        };
-        assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(status, 0);
-    }
-    start.elapsed()
-}
 
 fn cellblock_loop(rt: &tokio::runtime::Runtime, init: bool, iters: u64) -> Duration {
     rt.block_on(async {
@@ -86,27 +38,6 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, init: bool, iters: u64) -> Durat
         }
         start.elapsed()
     })
-}
-
-fn big_heap(bytes: usize) -> &'static mut [u8] {
-    // SAFETY: a fresh private anonymous mapping, kept for the life of the process.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::madvise(p, bytes, libc::MADV_NOHUGEPAGE);
-        let s = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
-        for i in (0..bytes).step_by(4096) {
-            s[i] = 1;
-        }
-        s
-    }
 }
 
 fn full_run() -> bool {
@@ -121,7 +52,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("spawn_reap_true");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(3));
-    g.bench_function("raw_clone", |b| b.iter_custom(raw_clone_loop));
+    g.bench_function("raw_clone", |b| b.iter_custom(|n| raw_clone_loop(NS, n)));
     g.bench_function("cellblock_init", |b| {
         b.iter_custom(|n| cellblock_loop(&rt, true, n))
     });
@@ -134,7 +65,7 @@ fn benches(c: &mut Criterion) {
     let (rounds, per) = if full_run() { (10, 100) } else { (1, 3) };
     let (mut raw, mut init, mut noinit) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
-        raw += raw_clone_loop(per);
+        raw += raw_clone_loop(NS, per);
         init += cellblock_loop(&rt, true, per);
         noinit += cellblock_loop(&rt, false, per);
     }
@@ -142,7 +73,7 @@ fn benches(c: &mut Criterion) {
     let mut init_heap = Duration::ZERO;
     let mut raw_heap = Duration::ZERO;
     for _ in 0..rounds {
-        raw_heap += raw_clone_loop(per);
+        raw_heap += raw_clone_loop(NS, per);
         init_heap += cellblock_loop(&rt, true, per);
     }
     std::hint::black_box(&heap[0]);

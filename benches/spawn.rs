@@ -12,11 +12,14 @@
 //!
 //! Run: `cargo bench --bench spawn`. A summary table with the ratios is printed at the end.
 
-use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use cellblock::{Container, Namespaces};
 use criterion::{criterion_group, Criterion};
+
+#[path = "common/baseline.rs"]
+mod baseline;
+use baseline::{big_heap, clone_flags, raw_clone_loop};
 
 const UIPM: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -29,68 +32,6 @@ fn flag_sets() -> [(&'static str, Namespaces); 3] {
         ("uts_ipc_pid_mnt", UIPM),
         ("uts_ipc_pid_mnt_net", UIPM | Namespaces::NET),
     ]
-}
-
-fn clone_flags(ns: Namespaces) -> libc::c_int {
-    let mut f = 0;
-    for (n, c) in [
-        (Namespaces::UTS, libc::CLONE_NEWUTS),
-        (Namespaces::IPC, libc::CLONE_NEWIPC),
-        (Namespaces::PID, libc::CLONE_NEWPID),
-        (Namespaces::MOUNT, libc::CLONE_NEWNS),
-        (Namespaces::NET, libc::CLONE_NEWNET),
-    ] {
-        if ns.contains(n) {
-            f |= c;
-        }
-    }
-    f
-}
-
-struct RawArgs {
-    path: CString,
-    argv: [*const libc::c_char; 2],
-    envp: [*const libc::c_char; 1],
-}
-
-extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
-    unsafe {
-        let a = &*(arg as *const RawArgs);
-        libc::execve(a.path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
-        libc::_exit(127)
-    }
-}
-
-/// The floor: clone with the same flags on a fixed stack, exec, waitpid.
-fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
-    let path = CString::new("/bin/true").unwrap();
-    let mut args = RawArgs {
-        argv: [path.as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-        path,
-    };
-    let mut stack = vec![0u8; 256 * 1024];
-    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | clone_flags(ns) | libc::SIGCHLD;
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: see raw_child.
-        let pid = unsafe {
-            libc::clone(
-                raw_child,
-                top as *mut _,
-                flags,
-                &mut args as *mut RawArgs as *mut _,
-            )
-        };
-        assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(status, 0);
-    }
-    start.elapsed()
 }
 
 fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
@@ -147,29 +88,6 @@ fn cellblock_loop_with(
         }
         start.elapsed()
     })
-}
-
-/// Maps `bytes` of anonymous memory in 4 KiB pages (no transparent huge pages) and touches
-/// every page, so that the page tables are fully populated.
-fn big_heap(bytes: usize) -> &'static mut [u8] {
-    // SAFETY: a fresh private anonymous mapping, kept for the life of the process.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::madvise(p, bytes, libc::MADV_NOHUGEPAGE);
-        let s = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
-        for i in (0..bytes).step_by(4096) {
-            s[i] = 1;
-        }
-        s
-    }
 }
 
 struct Summary(Vec<(String, f64)>);

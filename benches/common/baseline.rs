@@ -1,0 +1,93 @@
+//! Baselines shared by the benches (included with `#[path]`; not a bench target itself).
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use cellblock::Namespaces;
+
+/// The `CLONE_NEW*` bits for the namespaces clone() can create.
+pub fn clone_flags(ns: Namespaces) -> libc::c_int {
+    let mut f = 0;
+    for (n, c) in [
+        (Namespaces::UTS, libc::CLONE_NEWUTS),
+        (Namespaces::IPC, libc::CLONE_NEWIPC),
+        (Namespaces::PID, libc::CLONE_NEWPID),
+        (Namespaces::MOUNT, libc::CLONE_NEWNS),
+        (Namespaces::NET, libc::CLONE_NEWNET),
+    ] {
+        if ns.contains(n) {
+            f |= c;
+        }
+    }
+    f
+}
+
+struct RawArgs {
+    path: CString,
+    argv: [*const libc::c_char; 2],
+    envp: [*const libc::c_char; 1],
+}
+
+extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
+    unsafe {
+        let a = &*(arg as *const RawArgs);
+        libc::execve(a.path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
+        libc::_exit(127)
+    }
+}
+
+/// The floor for any runtime: `clone(CLONE_VM|CLONE_VFORK|ns)` of `/bin/true` on a fixed
+/// stack, `execve`, `waitpid`, `iters` times on the calling thread.
+pub fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
+    let path = CString::new("/bin/true").unwrap();
+    let mut args = RawArgs {
+        argv: [path.as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+        path,
+    };
+    let mut stack = vec![0u8; 256 * 1024];
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | clone_flags(ns) | libc::SIGCHLD;
+    let start = Instant::now();
+    for _ in 0..iters {
+        // SAFETY: see raw_child.
+        let pid = unsafe {
+            libc::clone(
+                raw_child,
+                top as *mut _,
+                flags,
+                &mut args as *mut RawArgs as *mut _,
+            )
+        };
+        assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(status, 0);
+    }
+    start.elapsed()
+}
+
+/// Maps `bytes` of anonymous memory in 4 KiB pages (no transparent huge pages) and touches
+/// every page, so that the page tables are fully populated: the supervisor of a big service.
+pub fn big_heap(bytes: usize) -> &'static mut [u8] {
+    // SAFETY: a fresh private anonymous mapping, kept for the life of the process.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        libc::madvise(p, bytes, libc::MADV_NOHUGEPAGE);
+        let s = std::slice::from_raw_parts_mut(p as *mut u8, bytes);
+        for i in (0..bytes).step_by(4096) {
+            s[i] = 1;
+        }
+        s
+    }
+}
