@@ -79,6 +79,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod bpf;
 mod builder;
 mod cgroup;
 mod child;

@@ -27,9 +27,6 @@ use std::ptr;
 use std::sync::Arc;
 
 use libc::c_char;
-use seccompiler::{
-    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-};
 
 use crate::builder::ContainerBuilder;
 use crate::child::security::{FdPass, SecuritySpec};
@@ -621,12 +618,8 @@ fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::soc
 }
 
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
-    let err =
-        |e: &dyn std::fmt::Display| Error::Security(format!("compiling the seccomp filter: {e}"));
-    let arch: seccompiler::TargetArch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| err(&e))?;
-
+    use crate::bpf::Verdict;
+    let eperm = Verdict::Errno(libc::EPERM as u16);
     let mut deny: BTreeSet<i64> = default_denied().into_iter().collect();
     if nesting {
         for nr in NESTING_SYSCALLS {
@@ -637,95 +630,40 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
     for nr in &policy.allow {
         deny.remove(nr);
     }
-    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
-        deny.iter().map(|&nr| (nr, Vec::new())).collect();
+    let number = |nr: i64| {
+        u32::try_from(nr)
+            .map_err(|_| Error::Security(format!("seccomp: {nr} is not a system call number")))
+    };
+    let mut rules = std::collections::BTreeMap::new();
+    for &nr in &deny {
+        rules.insert(number(nr)?, eperm);
+    }
     let clone_allowed = nesting || policy.allow.contains(&libc::SYS_clone);
     if !clone_allowed && !policy.deny.contains(&libc::SYS_clone) {
         // clone() itself stays allowed (fork, threads); only namespace flags are refused.
-        // x86_64 and aarch64 both pass the flags as the first argument.
-        let chain = CLONE_NS_FLAGS
-            .iter()
-            .map(|&flag| {
-                let cond = SeccompCondition::new(
-                    0,
-                    SeccompCmpArgLen::Qword,
-                    SeccompCmpOp::MaskedEq(flag as u64),
-                    flag as u64,
-                )
-                .map_err(|e| err(&e))?;
-                SeccompRule::new(vec![cond]).map_err(|e| err(&e))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        rules.insert(libc::SYS_clone, chain);
+        // x86_64, aarch64 and riscv64 all pass the flags as the first argument, and every
+        // CLONE_NEW* bit is in its low 32 bits.
+        let mask = CLONE_NS_FLAGS.iter().fold(0u32, |m, &f| m | f as u32);
+        rules.insert(
+            number(libc::SYS_clone)?,
+            Verdict::ArgMask {
+                mask,
+                errno: libc::EPERM as u16,
+            },
+        );
     }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(|e| err(&e))?;
-    let compiled: seccompiler::BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| err(&e))?;
-    let mut prog: Vec<libc::sock_filter> = compiled
-        .into_iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
-
-    // seccompiler's program starts with a 3-instruction architecture check (anything but
-    // the native ABI is killed). Right after it we insert our own prelude:
-    //  * on x86_64, refuse the x32 ABI (numbers with bit 30 set): a deny list keyed on
-    //    the native numbers would otherwise be bypassed through the x32 aliases;
-    //  * unless nesting (or allowed), clone3 fails with ENOSYS: its flags live in memory
-    //    the filter cannot read, and ENOSYS makes libc fall back to clone(), whose flags
-    //    the filter does check (what Docker does).
-    const ARCH_CHECK_LEN: usize = 3;
-    const LD_NR: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    let stmt = |code, k| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code, k, jt, jf| libc::sock_filter { code, jt, jf, k };
-    let errno_ret = |e: i32| stmt(RET, libc::SECCOMP_RET_ERRNO | (e as u32 & 0xffff));
-    let mut prelude = vec![stmt(LD_NR, 0)]; // offsetof(struct seccomp_data, nr) == 0
-    if cfg!(target_arch = "x86_64") {
-        const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-        prelude.push(jump(JGE, X32_SYSCALL_BIT, 0, 1));
-        prelude.push(errno_ret(libc::EPERM));
+    // Unless nesting (or allowed), clone3 fails with ENOSYS: its flags live in memory the
+    // filter cannot read, and ENOSYS makes libc fall back to clone(), whose flags the
+    // filter does check (what Docker does). Denied explicitly, it fails with EPERM.
+    if policy.deny.contains(&libc::SYS_clone3) {
+        rules.insert(number(libc::SYS_clone3)?, eperm);
+    } else if !nesting && !policy.allow.contains(&libc::SYS_clone3) {
+        rules.insert(
+            number(libc::SYS_clone3)?,
+            Verdict::Errno(libc::ENOSYS as u16),
+        );
     }
-    let clone3_denied = (!nesting && !policy.allow.contains(&libc::SYS_clone3))
-        || policy.deny.contains(&libc::SYS_clone3);
-    if clone3_denied {
-        let errno = if policy.deny.contains(&libc::SYS_clone3) {
-            libc::EPERM
-        } else {
-            libc::ENOSYS
-        };
-        prelude.push(jump(JEQ, libc::SYS_clone3 as u32, 0, 1));
-        prelude.push(errno_ret(errno));
-    }
-    if prog.len() < ARCH_CHECK_LEN {
-        return Err(Error::Security("unexpected seccomp program shape".into()));
-    }
-    prog.splice(ARCH_CHECK_LEN..ARCH_CHECK_LEN, prelude);
-    if prog.len() > u16::MAX as usize || prog.len() > 4096 {
-        return Err(Error::Security(format!(
-            "the seccomp filter has {} instructions; the kernel accepts 4096",
-            prog.len()
-        )));
-    }
-    Ok(prog)
+    crate::bpf::compile(&rules)
 }
 
 #[cfg(test)]
