@@ -4,6 +4,9 @@
 //!    against plain `tokio::process::Command` without isolation and against `bwrap`
 //!    (Debian's bubblewrap, same namespaces) in the same run, interleaved.
 //!    Targets: >= 0.8x plain tokio's jobs/s, >= 4x bwrap's.
+//!    Also, in the same rounds: cellblock with namespaces only (no init, no hardening), and
+//!    the floor: raw `clone(CLONE_VM|CLONE_VFORK|flags)` + execve + waitpid loops on 16
+//!    threads with the same namespaces.
 //! 2. 10,000 live `sleep` containers under one `Supervisor`: the supervisor's RSS growth
 //!    per container. Target: <= 16 KiB.
 //!
@@ -12,8 +15,12 @@
 
 use std::time::{Duration, Instant};
 
-use cellblock::{Container, Namespaces, Supervisor, Worker};
+use cellblock::{Container, Namespaces, Seccomp, Supervisor, Worker};
 use futures::StreamExt;
+
+#[path = "common/baseline.rs"]
+#[allow(dead_code)]
+mod baseline;
 
 const NS: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -30,6 +37,20 @@ where
         .for_each_concurrent(in_flight, |_| job())
         .await;
     jobs as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The floor: `jobs` raw `clone(CLONE_VM|CLONE_VFORK|NS)` + execve + waitpid loops spread
+/// over `in_flight` threads (what any runtime creating these namespaces pays).
+fn raw_clone_jobs(jobs: usize, in_flight: usize) -> f64 {
+    let per = (jobs / in_flight).max(1);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..in_flight)
+        .map(|_| std::thread::spawn(move || baseline::raw_clone_loop(NS, per as u64)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (per * in_flight) as f64 / start.elapsed().as_secs_f64()
 }
 
 fn rss_kib() -> u64 {
@@ -72,24 +93,48 @@ fn main() {
     };
 
     rt.block_on(async {
-        let (mut cb, mut tok, mut bw) = (Vec::new(), Vec::new(), Vec::new());
+        let mut results: Vec<(&str, Vec<f64>)> = Vec::new();
+        let mut record = |name: &'static str, v: f64| match results.iter_mut().find(|r| r.0 == name) {
+            Some(r) => r.1.push(v),
+            None => results.push((name, vec![v])),
+        };
         for _ in 0..rounds {
-            cb.push(
+            record(
+                "cellblock, defaults",
                 run_jobs(jobs, 16, || async {
                     let s = Container::builder("/bin/true").namespaces(NS).status().await.unwrap();
                     assert!(s.success());
                 })
                 .await,
             );
-            tok.push(
+            record(
+                "cellblock, namespaces only",
+                run_jobs(jobs, 16, || async {
+                    let mut b = Container::builder("/bin/true");
+                    b.namespaces(NS)
+                        .init(false)
+                        .masked_paths(false)
+                        .seccomp(Seccomp::disabled())
+                        .keep_all_capabilities()
+                        .no_new_privs(false)
+                        .inherit_fds(true)
+                        .new_session(false);
+                    assert!(b.status().await.unwrap().success());
+                })
+                .await,
+            );
+            record(
+                "tokio::process (no isolation)",
                 run_jobs(jobs, 16, || async {
                     let s = tokio::process::Command::new("/bin/true").status().await.unwrap();
                     assert!(s.success());
                 })
                 .await,
             );
+            record("raw clone loop x16 (same ns)", raw_clone_jobs(jobs, 16));
             if have_bwrap {
-                bw.push(
+                record(
+                    "bwrap (same namespaces)",
                     run_jobs(jobs, 16, || async {
                         let s = tokio::process::Command::new("bwrap")
                             .args(["--dev-bind", "/", "/", "--unshare-uts", "--unshare-ipc", "--unshare-pid", "/bin/true"])
@@ -102,17 +147,22 @@ fn main() {
                 );
             }
         }
-        let median = |v: &mut Vec<f64>| {
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
             v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
         };
-        let (cb, tok, bw) = (median(&mut cb), median(&mut tok), median(&mut bw));
+        let get = |name: &str| results.iter().find(|r| r.0 == name).map(|r| median(&r.1));
+        let tok = get("tokio::process (no isolation)").unwrap();
+        let bw = get("bwrap (same namespaces)");
         println!("jobs/s, {jobs} x /bin/true, 16 in flight, median of {rounds} interleaved rounds:");
-        println!("  cellblock (UTS|IPC|PID|MOUNT)  {cb:>8.0}");
-        println!("  tokio::process (no isolation)  {tok:>8.0}   cellblock/tokio = {:.2}x (target >= 0.8)", cb / tok);
-        if have_bwrap {
-            println!("  bwrap (same namespaces)        {bw:>8.0}   cellblock/bwrap = {:.2}x (target >= 4)", cb / bw);
-        } else {
+        for (name, v) in &results {
+            let m = median(v);
+            let vs_bwrap = bw.map(|b| format!("  {:.2}x bwrap", m / b)).unwrap_or_default();
+            println!("  {name:<30} {m:>8.0}   {:.2}x tokio{vs_bwrap}", m / tok);
+        }
+        println!("  targets (issue 6): cellblock >= 0.8x tokio, >= 4x bwrap; the raw clone loop is the floor any runtime with these namespaces pays");
+        if !have_bwrap {
             println!("  bwrap: not installed (apt-get install bubblewrap) — baseline skipped");
         }
 
