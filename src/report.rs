@@ -249,6 +249,9 @@ impl RunState {
         pidfd: Option<BorrowedFd<'_>>,
     ) -> RunState {
         let killed = Arc::new(AtomicU8::new(KILLED_NONE));
+        // Duplicate the pidfd only when there is a timeout to enforce (a dup and a close
+        // per spawn otherwise).
+        let pidfd = pidfd.filter(|_| limits.timeout.is_some());
         let watchdog = match (limits.timeout, pidfd.map(|fd| fd.try_clone_to_owned())) {
             (Some(timeout), Some(Ok(fd))) => Some(tokio::spawn(watchdog(
                 fd,

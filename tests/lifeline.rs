@@ -235,3 +235,94 @@ fn containers_outlive_the_thread_that_cloned_them() {
         }
     });
 }
+
+/// Spawned from tasks on a multi-thread runtime's workers (where the clone runs in
+/// `block_in_place`, on the worker thread itself or handed to a spawner thread), the
+/// containers still live after the whole runtime, workers and blocking pool, has shut
+/// down and its threads have exited.
+#[test]
+fn containers_outlive_the_runtime_whose_workers_spawned_them() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cb-gone")
+        .enable_all()
+        .build()
+        .unwrap();
+    let cs = rt
+        .block_on(rt.spawn(async {
+            assert!(tokio::runtime::worker_index().is_some());
+            let pid_ns = Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS;
+            let mut cs = Vec::new();
+            for (ns, init) in [(pid_ns, true), (pid_ns, false), (Namespaces::UTS, false)] {
+                cs.push(
+                    Container::builder("/bin/sleep")
+                        .arg("30")
+                        .namespaces(ns)
+                        .init(init)
+                        .kill_on_drop(true)
+                        .spawn()
+                        .await
+                        .unwrap(),
+                );
+            }
+            cs
+        }))
+        .unwrap();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while threads_named("cb-gone") > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(threads_named("cb-gone"), 0, "the runtime's threads are still there");
+    std::thread::sleep(Duration::from_millis(300));
+    for c in &cs {
+        assert!(
+            is_live(c.pid()),
+            "container {} died with the runtime that spawned it",
+            c.pid()
+        );
+    }
+    // Dropping kills them (kill_on_drop) and hands them to the background reaper, which
+    // needs no runtime.
+    let pids: Vec<i32> = cs.iter().map(|c| c.pid()).collect();
+    drop(cs);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| is_live(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!pids.iter().any(|&p| is_live(p)), "dropped containers still run");
+}
+
+/// Many spawns at once from worker tasks, with and without an init (the two cloning
+/// paths), all start and report their own exit codes.
+#[test]
+fn concurrent_spawns_from_worker_tasks() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                tokio::spawn(async move {
+                    for j in 0..4 {
+                        let code = (i * 4 + j) % 50;
+                        let status = Container::builder("/bin/sh")
+                            .arg("-c")
+                            .arg(format!("exit {code}"))
+                            .namespaces(Namespaces::PID | Namespaces::MOUNT)
+                            .init(i % 2 == 0)
+                            .status()
+                            .await
+                            .unwrap();
+                        assert_eq!(status.code(), Some(code));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
