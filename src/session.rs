@@ -32,6 +32,8 @@ pub(crate) struct SessionConfig {
     init_grace: Option<Duration>,
     pub(crate) pty: Option<PtySize>,
     merge_stderr: bool,
+    /// `die_with_supervisor(false)`.
+    outlive_supervisor: bool,
 }
 
 impl ContainerBuilder {
@@ -79,6 +81,21 @@ impl ContainerBuilder {
     /// Like [`pty`](Self::pty), with an initial window size.
     pub fn pty_size(&mut self, size: PtySize) -> &mut Self {
         self.session.pty = Some(size);
+        self
+    }
+
+    /// Whether the container dies when the supervisor process dies, even by SIGKILL
+    /// (default: yes). With the built-in init, the init watches a lifeline pipe whose
+    /// write end only the supervisor holds; without it, `PR_SET_PDEATHSIG` is armed, which
+    /// makes the clone run on a long-lived spawner thread (a parent-death signal follows
+    /// the cloning *thread*) and costs two thread handoffs per spawn.
+    ///
+    /// `die_with_supervisor(false)` lets the container outlive the supervisor: it is then
+    /// reparented to the host's init (or subreaper), and nobody reaps its status for us.
+    /// Use it for detached, daemon-like containers, or to shave the handoffs off spawn
+    /// latency when the container is sure to be awaited anyway.
+    pub fn die_with_supervisor(&mut self, on: bool) -> &mut Self {
+        self.session.outlive_supervisor = !on;
         self
     }
 
@@ -182,7 +199,7 @@ pub(crate) fn prepare(
         child.init_fd = memfd.map_err(Error::io("loading the init into a memfd"))?;
         init_args = init::InitArgs {
             report_fd: err.1,
-            lifeline_fd: lifeline.0,
+            lifeline_fd: if cfg.outlive_supervisor { -1 } else { lifeline.0 },
             grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
             foreground_tty: pty_slave.is_some(),
             path,
@@ -195,13 +212,13 @@ pub(crate) fn prepare(
             .chain(std::iter::once(ptr::null()))
             .collect();
         child.init_argv = init_argv.as_ptr();
-        child.pass_fds = [err.1, lifeline.0];
+        child.pass_fds = [err.1, if cfg.outlive_supervisor { -1 } else { lifeline.0 }];
         parent.status = Some(
             err.0
                 .try_clone()
                 .map_err(Error::io("duplicating the report pipe"))?,
         );
-    } else {
+    } else if !cfg.outlive_supervisor {
         // No init to watch the lifeline: the kernel's parent-death signal, armed from a
         // spawner thread that lives as long as the process (spawner.rs).
         child.death_signal = true;

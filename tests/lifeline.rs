@@ -81,6 +81,23 @@ fn supervisor_process() {
             .await
             .unwrap();
         keep.push(("nopidns", c));
+        // die_with_supervisor(false), with and without init: these must outlive us.
+        let c = Container::builder("/bin/sh")
+            .args(["-c", "sleep 100 & sleep 100"])
+            .namespaces(pid_ns)
+            .die_with_supervisor(false)
+            .spawn()
+            .await
+            .unwrap();
+        keep.push(("detached-init", c));
+        let c = Container::builder("/bin/sleep")
+            .arg("100")
+            .namespaces(Namespaces::UTS)
+            .die_with_supervisor(false)
+            .spawn()
+            .await
+            .unwrap();
+        keep.push(("detached-noinit", c));
         tokio::time::sleep(Duration::from_millis(300)).await;
         for (kind, c) in &keep {
             let ino = c.namespace_ids().unwrap().get(Namespaces::PID).unwrap();
@@ -125,7 +142,7 @@ async fn supervisor_killed_takes_its_containers_along() {
         }
         line.clear();
     }
-    assert_eq!(containers.len(), 3, "supervisor output: {line}");
+    assert_eq!(containers.len(), 5, "supervisor output: {line}");
     // Everything is running before the kill, and the namespaced containers have the
     // processes we expect (init + sh + 2 sleeps + orphan sleep; 1 sleep).
     for (kind, pid, ino) in &containers {
@@ -143,6 +160,29 @@ async fn supervisor_killed_takes_its_containers_along() {
     let killed_at = Instant::now();
     sup.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(killed_at.elapsed())).await;
+    let (detached, containers): (Vec<_>, Vec<_>) = containers
+        .into_iter()
+        .partition(|(kind, _, _)| kind.starts_with("detached"));
+    // Opted out: still running, with everything in their PID namespaces. Then we end them
+    // ourselves (by pid: the init takes its namespace along).
+    for (kind, pid, ino) in &detached {
+        assert!(is_live(*pid), "{kind} container {pid} died with its supervisor");
+        if *ino != my_pid_ns {
+            let n = live_in_pid_ns(*ino).len();
+            assert!(n >= 3, "{kind}: {n} processes left after the supervisor died");
+        }
+    }
+    for (_, pid, _) in &detached {
+        // SAFETY: plain syscall on a pid we started and saw alive just now.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    for (kind, pid, ino) in &detached {
+        let gone = common::eventually(5, || {
+            !is_live(*pid) && (*ino == my_pid_ns || live_in_pid_ns(*ino).is_empty())
+        })
+        .await;
+        assert!(gone, "{kind} container {pid} still running after SIGKILL");
+    }
     for (kind, pid, ino) in &containers {
         assert!(
             !is_live(*pid),
