@@ -76,7 +76,9 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> D
 }
 
 /// `bare`: the core path alone, what the raw loop does: no built-in init, no hardening
-/// (masks, capability drop, no_new_privs, seccomp, fd closing, new session).
+/// (masks, capability drop, no_new_privs, seccomp, fd closing, new session), no
+/// die-with-supervisor (which, without an init, means PR_SET_PDEATHSIG from a spawner
+/// thread: two thread handoffs), and the raw loop's empty environment.
 fn cellblock_loop_with(
     rt: &tokio::runtime::Runtime,
     ns: Namespaces,
@@ -93,7 +95,9 @@ fn cellblock_loop_with(
                 .keep_all_capabilities()
                 .no_new_privs(false)
                 .inherit_fds(true)
-                .new_session(false);
+                .new_session(false)
+                .die_with_supervisor(false)
+                .env_clear();
         }
         let start = Instant::now();
         for _ in 0..iters {
