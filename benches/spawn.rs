@@ -23,7 +23,7 @@ use criterion::{criterion_group, Criterion};
 
 #[path = "common/baseline.rs"]
 mod baseline;
-use baseline::{big_heap, clone_flags, raw_clone_loop};
+use baseline::{big_heap, clone_flags, raw_clone_loop, raw_clone_loop_with};
 
 const UIPM: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -121,19 +121,30 @@ impl Summary {
         rounds: u32,
         per_round: u64,
     ) {
-        let (mut raw, mut tok, mut cb, mut bare) = (
+        let (mut raw, mut tok, mut cb, mut bare, mut raw_lo) = (
+            Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
         );
+        let net = ns.contains(Namespaces::NET);
         for _ in 0..rounds {
             raw += raw_clone_loop(ns, per_round);
+            if net {
+                raw_lo += raw_clone_loop_with(ns, per_round, true);
+            }
             tok += tokio_command_loop(rt, ns, per_round);
             cb += cellblock_loop(rt, ns, per_round);
             bare += cellblock_loop_with(rt, ns, per_round, true);
         }
         let n = (rounds as u64 * per_round) as f64;
+        if net {
+            self.0.push((
+                format!("{label}/raw_clone_lo_up"),
+                raw_lo.as_secs_f64() * 1e3 / n,
+            ));
+        }
         for (what, d) in [
             ("raw_clone", raw),
             ("cellblock_bare", bare),
@@ -145,12 +156,12 @@ impl Summary {
         }
     }
 
+    fn try_get(&self, key: &str) -> Option<f64> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
     fn get(&self, key: &str) -> f64 {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
-            .unwrap()
+        self.try_get(key).unwrap()
     }
 }
 
@@ -221,6 +232,13 @@ fn benches(c: &mut Criterion) {
             cb / tok,
             tokh / tok
         );
+        if let Some(lo) = summary.try_get(&format!("noheap/{name}/raw_clone_lo_up")) {
+            println!(
+                "{:<22} bare/(raw + bringing lo up, which the core must do in a new network namespace) {:.2}x",
+                "",
+                bare / lo
+            );
+        }
     }
 }
 

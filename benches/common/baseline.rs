@@ -26,12 +26,36 @@ struct RawArgs {
     path: CString,
     argv: [*const libc::c_char; 2],
     envp: [*const libc::c_char; 1],
+    /// Bring `lo` up before execve (what a runtime must do in a new network namespace).
+    lo_up: bool,
+}
+
+/// `ioctl(SIOCSIFFLAGS, lo, IFF_UP)`, the raw equivalent of cellblock's loopback step.
+///
+/// # Safety
+/// Raw syscalls on the caller's stack only (callable in a vfork child).
+unsafe fn raw_lo_up() {
+    let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    let mut req: libc::ifreq = std::mem::zeroed();
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == -1 {
+        libc::_exit(126);
+    }
+    req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    if libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == -1 {
+        libc::_exit(126);
+    }
+    libc::close(sock);
 }
 
 extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
     unsafe {
         let a = &*(arg as *const RawArgs);
+        if a.lo_up {
+            raw_lo_up();
+        }
         libc::execve(a.path.as_ptr(), a.argv.as_ptr(), a.envp.as_ptr());
         libc::_exit(127)
     }
@@ -40,11 +64,17 @@ extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
 /// The floor for any runtime: `clone(CLONE_VM|CLONE_VFORK|ns)` of `/bin/true` on a fixed
 /// stack, `execve`, `waitpid`, `iters` times on the calling thread.
 pub fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
+    raw_clone_loop_with(ns, iters, false)
+}
+
+/// [`raw_clone_loop`], bringing `lo` up in the child first when `lo_up` and `ns` has NET.
+pub fn raw_clone_loop_with(ns: Namespaces, iters: u64, lo_up: bool) -> Duration {
     let path = CString::new("/bin/true").unwrap();
     let mut args = RawArgs {
         argv: [path.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
         path,
+        lo_up: lo_up && ns.contains(Namespaces::NET),
     };
     let mut stack = vec![0u8; 256 * 1024];
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
