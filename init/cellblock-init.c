@@ -250,7 +250,7 @@ static int reap(int workload, int *status, int *done)
  * The child shares our memory, so it must not run on our stack: C code after a
  * clone that "returns twice" on one stack may reuse stack slots the parent still needs
  * (the compiler cannot know), which is why vfork needs special care. It runs instead on
- * `child_stack` (ours alone: there is one start per init), entering `start_child` through
+ * `child_stack` (see vfork_start), entering `start_child` through
  * the few instructions below, which are part of the same asm statement as the syscall so
  * that no compiled C code runs between the clone and the switch to the new stack: the
  * kernel returns 0 in the child with the stack pointer already at the top of
@@ -292,11 +292,14 @@ __attribute__((noreturn, used)) void start_child(struct start *s)
     exit_now(127);
 }
 
-static unsigned char child_stack[16384] __attribute__((aligned(16)));
-
 /* Returns the child's pid, or -errno. */
 static long vfork_start(struct start *s)
 {
+    /* The child's stack: a part of our own frame, which we do not touch while the child
+     * runs (we sleep in the syscall until it exec'd or exited). Here rather than in .bss,
+     * it usually lies in a stack page that is already mapped: no page fault, and no
+     * anonymous mapping for a large .bss at exec. The child needs a few hundred bytes. */
+    unsigned char child_stack[4096] __attribute__((aligned(16)));
     unsigned long flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
     void *top = child_stack + sizeof child_stack; /* 16-byte aligned */
 #if defined(__x86_64__)
