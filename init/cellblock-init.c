@@ -9,13 +9,14 @@
  * Why no libc: a static glibc spends most of its start-up in CPU feature detection
  * (dozens of CPUID instructions, each a VM exit costing ~10 us on a virtual machine), which
  * measured here as most of the init's whole cost. Raw system calls keep an init that only
- * forks, waits and forwards signals at a few syscalls of start-up. Supported: x86_64 and
+ * starts the workload, waits and forwards signals at a few syscalls of start-up. Supported: x86_64 and
  * aarch64.
  *
  * What it does (tini-like):
  *   1. blocks every asynchronous signal and reads them from a signalfd;
- *   2. forks the workload and learns the result of its execve through a close-on-exec
- *      pipe (EOF = exec'd) before reporting "started" or (stage, errno) on the report fd;
+ *   2. starts the workload with a vfork-style clone (see vfork_start) and, once that
+ *      returns, knows whether its execve worked: reports "started" or (stage, errno) on
+ *      the report fd;
  *   3. forwards every signal but SIGCHLD to the workload, reaps every child (orphans
  *      included) with wait4(-1, WNOHANG) whenever SIGCHLD arrives (they coalesce);
  *   4. when the workload exits: SIGTERM to everything left in the namespace, waits up to
@@ -33,6 +34,7 @@
  */
 #include <asm/unistd.h>
 #include <linux/poll.h>
+#include <linux/sched.h>
 #include <linux/signal.h>
 #include <linux/time.h>
 
@@ -238,11 +240,113 @@ static int reap(int workload, int *status, int *done)
     }
 }
 
-static int fork_process(void)
+/* ---- starting the workload: a vfork on a stack of its own ------------------------------
+ *
+ * The workload is started with clone(CLONE_VM | CLONE_VFORK | SIGCHLD), as posix_spawn
+ * does, instead of a fork: no copy of our page tables and memory map (a fork cost about as
+ * much kernel time as the workload's whole execve), and we sleep until the child has exec'd
+ * or exited, so its result is known when the clone returns.
+ *
+ * The child shares our memory, so it must not run on our stack: C code after a
+ * clone that "returns twice" on one stack may reuse stack slots the parent still needs
+ * (the compiler cannot know), which is why vfork needs special care. It runs instead on
+ * `child_stack` (see vfork_start), entering `start_child` through
+ * the few instructions below, which are part of the same asm statement as the syscall so
+ * that no compiled C code runs between the clone and the switch to the new stack: the
+ * kernel returns 0 in the child with the stack pointer already at the top of
+ * `child_stack`, and the child calls fn(arg) there, which never returns (it execs or
+ * exits). The parent only continues after the syscall, on its own stack.
+ *
+ * No signal handler of ours can run in the child: we install none (every signal is
+ * blocked and read from a signalfd), and the child keeps them blocked until just before
+ * execve, when every disposition is still SIG_DFL.
+ */
+
+struct start {
+    const char *path;
+    char **argv;
+    char **envp;
+    long flags;
+    /* Written by the child (shared memory) when execve fails; read by the parent once the
+     * clone returned, which is after the child exec'd or exited. */
+    volatile int exec_errno;
+};
+
+/* Not static: called by name from the asm in vfork_start. */
+__attribute__((noreturn, used)) void start_child(struct start *s);
+__attribute__((noreturn, used)) void start_child(struct start *s)
 {
-    /* clone(SIGCHLD) is fork on every architecture (aarch64 has no fork syscall). The
-     * init's whole memory is a few pages, so copying it is cheap. */
-    return (int)sc5(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+    if (s->flags & 1) {
+        /* Own process group in the foreground of the terminal, so that ^C reaches the
+         * workload once (not the init too). SIGTTOU is still blocked here, which is
+         * what lets a background group take the foreground. */
+        int me = (int)sc0(__NR_getpid);
+        sc2(__NR_setpgid, 0, 0);
+        sc3(__NR_ioctl, 0, TIOCSPGRP, &me);
+    }
+    unsigned long none = 0;
+    sc4(__NR_rt_sigprocmask, SIG_SETMASK_, &none, 0, 8);
+    long e = sc3(__NR_execve, s->path, s->argv, s->envp);
+    s->exec_errno = (int)-e;
+    /* exit_group ends this task only: it shares our memory, not our thread group. */
+    exit_now(127);
+}
+
+/* Returns the child's pid, or -errno. */
+static long vfork_start(struct start *s)
+{
+    /* The child's stack: a part of our own frame, which we do not touch while the child
+     * runs (we sleep in the syscall until it exec'd or exited). Here rather than in .bss,
+     * it usually lies in a stack page that is already mapped: no page fault, and no
+     * anonymous mapping for a large .bss at exec. The child needs a few hundred bytes. */
+    unsigned char child_stack[4096] __attribute__((aligned(16)));
+    unsigned long flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+    void *top = child_stack + sizeof child_stack; /* 16-byte aligned */
+#if defined(__x86_64__)
+    /* clone(flags, stack, parent_tid, child_tid, tls): rdi, rsi, rdx, r10, r8. The
+     * syscall preserves every register but rax, rcx and r11, so in the child r12 still
+     * holds the argument. rsp is 16-byte aligned before the call, as the ABI wants. */
+    register long r10 __asm__("r10") = 0;
+    register long r8 __asm__("r8") = 0;
+    register struct start *r12 __asm__("r12") = s;
+    long ret;
+    __asm__ volatile("syscall\n"
+                     "  test %%rax, %%rax\n"
+                     "  jnz 1f\n"
+                     "  xor %%ebp, %%ebp\n"
+                     "  mov %%r12, %%rdi\n"
+                     "  call start_child\n"
+                     "  hlt\n"
+                     "1:\n"
+                     : "=a"(ret)
+                     : "a"((long)__NR_clone), "D"(flags), "S"(top), "d"(0L), "r"(r10), "r"(r8),
+                       "r"(r12)
+                     : "rcx", "r11", "memory", "cc");
+    return ret;
+#elif defined(__aarch64__)
+    /* clone(flags, stack, parent_tid, tls, child_tid): x0..x4. The svc preserves every
+     * register but x0, so in the child x19 still holds the argument; sp is the new stack
+     * (16-byte aligned, as the architecture requires). */
+    register long x8 __asm__("x8") = __NR_clone;
+    register long x0 __asm__("x0") = (long)flags;
+    register long x1 __asm__("x1") = (long)top;
+    register long x2 __asm__("x2") = 0;
+    register long x3 __asm__("x3") = 0;
+    register long x4 __asm__("x4") = 0;
+    register struct start *x19 __asm__("x19") = s;
+    __asm__ volatile("svc 0\n"
+                     "  cbnz x0, 1f\n"
+                     "  mov x29, #0\n"
+                     "  mov x30, #0\n"
+                     "  mov x0, x19\n"
+                     "  bl start_child\n"
+                     "  brk #0\n"
+                     "1:\n"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x19)
+                     : "memory", "cc");
+    return x0;
+#endif
 }
 
 int cmain(long *sp)
@@ -269,7 +373,7 @@ int cmain(long *sp)
     /* Every signal but the synchronous faults: a crashing init must crash, not spin.
      * Blocked signals are queued even for a PID 1 (the kernel only drops signals a PID 1
      * leaves at SIG_DFL *unblocked*), and the signalfd reads them. */
-    unsigned long all = ~0UL, none = 0;
+    unsigned long all = ~0UL;
     int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
     for (unsigned i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
         all &= ~(1UL << (sync_sigs[i] - 1));
@@ -283,48 +387,20 @@ int cmain(long *sp)
         report(STAGE_INIT_SETUP, -sig_fd);
         exit_now(127);
     }
-    /* The exec-result pipe: close-on-exec, so EOF means the workload's execve worked. */
-    int ep[2];
-    r = sc2(__NR_pipe2, ep, O_CLOEXEC);
-    if (r < 0) {
-        report(STAGE_INIT_SETUP, (int)-r);
-        exit_now(127);
-    }
-
-    int child = fork_process();
-    if (child == 0) {
-        if (flags & 1) {
-            /* Own process group in the foreground of the terminal, so that ^C reaches the
-             * workload once (not the init too). SIGTTOU is still blocked here, which is
-             * what lets a background group take the foreground. */
-            int me = (int)sc0(__NR_getpid);
-            sc2(__NR_setpgid, 0, 0);
-            sc3(__NR_ioctl, 0, TIOCSPGRP, &me);
-        }
-        sc4(__NR_rt_sigprocmask, SIG_SETMASK_, &none, 0, 8);
-        long e = sc3(__NR_execve, path, wargv, envp);
-        int err = (int)-e;
-        sc3(__NR_write, ep[1], &err, sizeof err);
-        exit_now(127);
-    }
-    sc1(__NR_close, ep[1]);
+    struct start start = {path, wargv, envp, flags, 0};
+    long child = vfork_start(&start);
     if (child < 0) {
-        report(STAGE_INIT_START, -child);
+        report(STAGE_INIT_START, (int)-child);
         exit_now(127);
     }
-    int exec_errno = 0;
-    long n;
-    while ((n = sc3(__NR_read, ep[0], &exec_errno, sizeof exec_errno)) == -EINTR)
-        ;
-    sc1(__NR_close, ep[0]);
-    if (n == (long)sizeof exec_errno) {
+    if (start.exec_errno != 0) {
         int st;
         while (sc4(__NR_wait4, child, &st, 0, 0) == -EINTR)
             ;
-        report(STAGE_EXECVE, exec_errno);
+        report(STAGE_EXECVE, start.exec_errno);
         exit_now(127);
     }
-    report(MSG_STARTED, child);
+    report(MSG_STARTED, (int)child);
     /* Our stdio belongs to the workload: holding it would delay the supervisor's EOF. */
     for (int fd = 0; fd < 3; fd++)
         if (fd != report_fd && fd != lifeline_fd)

@@ -17,9 +17,9 @@
 //!   supervisor's memory: keys, other tenants' data. An exec'd program holds nothing but
 //!   itself.
 //! * **Spawn cost independent of the supervisor's memory.** The child is still created
-//!   with `CLONE_VM | CLONE_VFORK` (no page-table copy), and then execs the init: the
-//!   only extra cost is one tiny exec plus the init's fork of its own few pages, whatever
-//!   the size of the supervisor's heap. (The init has no libc because a static glibc's
+//!   with `CLONE_VM | CLONE_VFORK` (no page-table copy), and then execs the init, which
+//!   starts the workload the same way (a vfork-style clone on a stack of its own): the
+//!   only extra cost is one tiny exec, whatever the size of the supervisor's heap. (The init has no libc because a static glibc's
 //!   start-up alone, CPUID-heavy feature detection, cost more than all the rest.) A fork-style clone would cost ~117 ms with a 4 GiB
 //!   heap (NOTES.md).
 //! * **No file on disk, no `/proc/self/exe`.** The image lives in an anonymous memfd,
@@ -40,7 +40,8 @@
 //! speaks the same 8-byte `(u32 tag, i32 value)` record protocol on it:
 //!
 //! * `(Stage::Execve, errno)` when the workload's execve failed (the init learns this
-//!   the way the core does, from a close-on-exec pipe between it and its forked child), or `(Stage::InitStart | InitSetup, errno)` for its own
+//!   from its vfork-style child, which leaves the errno in their shared memory before it
+//!   exits), or `(Stage::InitStart | InitSetup, errno)` for its own
 //!   failures: the spawn returns [`Error::Setup`](crate::Error::Setup) naming the stage,
 //!   exactly as without an init;
 //! * `(MSG_STARTED, pid)` once the workload's execve succeeded: the spawn returns;

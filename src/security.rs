@@ -509,8 +509,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     }
     cloexec_ranges.push((lo, u32::MAX));
 
-    // The host's /dev/null, for masking files in a root filesystem that has none.
-    let null = if masks.is_empty() {
+    // The host's /dev/null, for masking files in a root filesystem that has none. Without
+    // a root filesystem the masks bind the host's /dev/null by its path: nothing to open.
+    let null = if masks.is_empty() || root.is_none() {
         None
     } else {
         let f = std::fs::File::open("/dev/null")

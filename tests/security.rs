@@ -510,3 +510,104 @@ async fn nesting_denied_by_default_allowed_by_opt_in() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("inner\n"));
 }
+
+/// Mount point -> `major:minor` of the filesystem (its superblock), from mountinfo.
+fn devices_of(pid: i32) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[4].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// Masked directories show one empty, read-only tmpfs, mounted once and bound onto the
+/// others; a mask that covers the directory holding it (an ancestor masked later) makes
+/// the next ones get a tmpfs of their own, and everything stays hidden.
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_directories_share_one_empty_read_only_tmpfs() {
+    let dir = common::rootfs::TempDir::new("masks");
+    let d = dir.path();
+    for sub in ["a/b", "c", "e"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::fs::write(d.join(sub).join("secret"), "flag").unwrap();
+    }
+    std::fs::write(d.join("a/secret"), "flag").unwrap();
+    let script = format!(
+        "cd {}; for x in a/b a c e; do ls -A $x | wc -l; done; \
+         for x in a c e; do touch $x/new 2>/dev/null && echo writable || echo refused; done; \
+         cat a/b/secret a/secret c/secret e/secret 2>/dev/null; echo done; sleep 30",
+        d.display()
+    );
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", &script])
+        .namespaces(default_ns())
+        .keep_all_capabilities()
+        .masked_paths(false)
+        .mask_path(d.join("a/b"))
+        .mask_path(d.join("a"))
+        .mask_path(d.join("c"))
+        .mask_path(d.join("e"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
+    let mut out = c.take_stdout().unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 256];
+    while !text.contains("done") {
+        let n = tokio::io::AsyncReadExt::read(&mut out, &mut buf)
+            .await
+            .unwrap();
+        assert!(n > 0, "output ended early: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(
+        text, "0\n0\n0\n0\nrefused\nrefused\nrefused\ndone\n",
+        "empty, read-only, nothing of the secrets readable (even with every capability)"
+    );
+
+    let mounts = mounts_of(&c.pid().to_string());
+    let dev = devices_of(c.pid());
+    let at = |p: &str| d.join(p).to_string_lossy().into_owned();
+    for p in ["a", "c", "e"] {
+        assert!(
+            mounts[&at(p)].starts_with("ro,"),
+            "{p}: {:?}",
+            mounts[&at(p)]
+        );
+        assert!(
+            mounts[&at(p)].ends_with("tmpfs"),
+            "{p}: {:?}",
+            mounts[&at(p)]
+        );
+    }
+    // a/b got the tmpfs and a its bind; a then hid a/b, so c got a new tmpfs, e its bind.
+    assert_eq!(dev[&at("a")], dev[&at("a/b")], "{dev:?}");
+    assert_eq!(dev[&at("e")], dev[&at("c")], "{dev:?}");
+    assert_ne!(dev[&at("a")], dev[&at("c")], "{dev:?}");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+
+    // The default masks: one tmpfs for every masked directory present here, and the
+    // user's masked directories bind it too.
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(default_ns())
+        .mask_path(d.join("c"))
+        .spawn()
+        .await
+        .unwrap();
+    let dev = devices_of(c.pid());
+    let masked: Vec<&String> = ["/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware"]
+        .iter()
+        .filter_map(|p| dev.get(*p))
+        .chain(dev.get(&at("c")))
+        .collect();
+    assert!(masked.len() >= 2, "{dev:?}");
+    assert!(masked.windows(2).all(|w| w[0] == w[1]), "{dev:?}");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+}

@@ -71,7 +71,15 @@ pub(crate) fn mask_paths(s: &SecuritySpec) -> Step {
 }
 
 /// Applies the masks and read-only paths as prepared (root-prefixed when `under_root`).
+///
+/// Every masked directory shows the same empty read-only tmpfs: it is mounted once, on the
+/// first masked directory, and bind-mounted from there onto the others. A tmpfs per
+/// directory cost a superblock each, created here and torn down (`deactivate_super`) when
+/// the container's mount namespace goes; a bind costs a mount only. The bind carries the
+/// mount's flags (read-only, nosuid, nodev, noexec) and the superblock is read-only.
 pub(crate) fn mask_paths_now(s: &SecuritySpec) -> Step {
+    // The masked directory holding the tmpfs, to bind from; null until one is mounted.
+    let mut tmpfs_dir: *const c_char = ptr::null();
     for &path in slice(s.masks) {
         // SAFETY: stat into our own stack buffer; path is a C string from the plan.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -83,42 +91,9 @@ pub(crate) fn mask_paths_now(s: &SecuritySpec) -> Step {
             return Err((Stage::MaskPaths, e));
         }
         let ret = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            // SAFETY: valid C strings. man 2 mount.
-            unsafe {
-                libc::mount(
-                    c"tmpfs".as_ptr(),
-                    path,
-                    c"tmpfs".as_ptr(),
-                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    c"size=0k,mode=000".as_ptr().cast(),
-                )
-            }
+            mask_dir(path, &mut tmpfs_dir)
         } else {
-            // SAFETY: as above.
-            let mut ret = unsafe {
-                libc::mount(
-                    c"/dev/null".as_ptr(),
-                    path,
-                    ptr::null(),
-                    libc::MS_BIND,
-                    ptr::null(),
-                )
-            };
-            if ret == -1 && errno() == libc::ENOENT && !s.null_fd_path.is_null() {
-                // A root filesystem without /dev/null: bind the host's, through the
-                // descriptor the parent opened (a magic link in our /proc).
-                // SAFETY: valid C strings from the plan.
-                ret = unsafe {
-                    libc::mount(
-                        s.null_fd_path,
-                        path,
-                        ptr::null(),
-                        libc::MS_BIND,
-                        ptr::null(),
-                    )
-                };
-            }
-            ret
+            mask_file(s, path)
         };
         check(ret, Stage::MaskPaths)?;
     }
@@ -126,6 +101,63 @@ pub(crate) fn mask_paths_now(s: &SecuritySpec) -> Step {
         readonly(path)?;
     }
     Ok(())
+}
+
+/// Covers the directory `path` with the masks' tmpfs: a bind of the one at `*tmpfs_dir`,
+/// or a new one (then remembered in `*tmpfs_dir`). Returns `mount`'s result.
+fn mask_dir(path: *const c_char, tmpfs_dir: &mut *const c_char) -> c_int {
+    if !tmpfs_dir.is_null() {
+        // SAFETY: valid C strings from the plan. man 2 mount.
+        let ret = unsafe { libc::mount(*tmpfs_dir, path, ptr::null(), libc::MS_BIND, ptr::null()) };
+        if ret == 0 {
+            return 0;
+        }
+        // The source is gone: a later mask covered an ancestor of it (`/a/b`, then `/a`).
+        // Mount a new tmpfs here and bind from this one from now on.
+    }
+    // SAFETY: valid C strings. man 2 mount.
+    let ret = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            path,
+            c"tmpfs".as_ptr(),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"size=0k,mode=000".as_ptr().cast(),
+        )
+    };
+    if ret == 0 {
+        *tmpfs_dir = path;
+    }
+    ret
+}
+
+/// Covers the file `path` with `/dev/null`. Returns `mount`'s result.
+fn mask_file(s: &SecuritySpec, path: *const c_char) -> c_int {
+    // SAFETY: valid C strings. man 2 mount.
+    let ret = unsafe {
+        libc::mount(
+            c"/dev/null".as_ptr(),
+            path,
+            ptr::null(),
+            libc::MS_BIND,
+            ptr::null(),
+        )
+    };
+    if ret == -1 && errno() == libc::ENOENT && !s.null_fd_path.is_null() {
+        // A root filesystem without /dev/null: bind the host's, through the descriptor
+        // the parent opened (a magic link in our /proc).
+        // SAFETY: valid C strings from the plan.
+        return unsafe {
+            libc::mount(
+                s.null_fd_path,
+                path,
+                ptr::null(),
+                libc::MS_BIND,
+                ptr::null(),
+            )
+        };
+    }
+    ret
 }
 
 /// Bind `path` onto itself and remount the bind read-only.
