@@ -10,6 +10,11 @@
 //! the process holds a 2 GiB heap of 4 KiB pages (the supervisor of a big service), where a
 //! fork-style spawn pays for copying page tables and a vfork-style one must not.
 //!
+//! Every contender execs `/bin/true` with an empty environment, as the raw loop does. With
+//! namespaces, a second raw loop also does in its child the setup those flags require of
+//! any runtime (and of cellblock's core): `/` made private and a fresh /proc with PID and
+//! MOUNT, `lo` brought up with NET.
+//!
 //! The tokio and cellblock loops run as tasks on a worker of a 2-worker multi-thread
 //! runtime (`in_task`), as a supervisor's code does; the raw loop on the bench's thread.
 //! Every contender runs the same iterations, interleaved, with the same flags.
@@ -23,7 +28,7 @@ use criterion::{criterion_group, Criterion};
 
 #[path = "common/baseline.rs"]
 mod baseline;
-use baseline::{big_heap, clone_flags, raw_clone_loop, raw_clone_loop_with};
+use baseline::{big_heap, clone_flags, core_only, in_task, raw_clone_loop, raw_clone_loop_with};
 
 const UIPM: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -44,6 +49,7 @@ fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) 
         let start = Instant::now();
         for _ in 0..iters {
             let mut cmd = tokio::process::Command::new("/bin/true");
+            cmd.env_clear();
             if flags != 0 {
                 // SAFETY: unshare is async-signal-safe.
                 unsafe {
@@ -61,24 +67,11 @@ fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) 
     })
 }
 
-/// Runs a loop as a task on one of the runtime's workers, where a supervisor's code runs
-/// (the thread of `Runtime::block_on` is not a worker: every wakeup of a future awaited
-/// there crosses threads). The tokio baseline is measured the same way.
-fn in_task(
-    rt: &tokio::runtime::Runtime,
-    f: impl std::future::Future<Output = Duration> + Send + 'static,
-) -> Duration {
-    rt.block_on(rt.spawn(f)).unwrap()
-}
-
 fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
     cellblock_loop_with(rt, ns, iters, false)
 }
 
-/// `bare`: the core path alone, what the raw loop does: no built-in init, no hardening
-/// (masks, capability drop, no_new_privs, seccomp, fd closing, new session), no
-/// die-with-supervisor (which, without an init, means PR_SET_PDEATHSIG from a spawner
-/// thread: two thread handoffs), and the raw loop's empty environment.
+/// `bare`: the core path alone ([`core_only`]).
 fn cellblock_loop_with(
     rt: &tokio::runtime::Runtime,
     ns: Namespaces,
@@ -87,17 +80,9 @@ fn cellblock_loop_with(
 ) -> Duration {
     in_task(rt, async move {
         let mut b = Container::builder("/bin/true");
-        b.namespaces(ns);
+        b.namespaces(ns).env_clear();
         if bare {
-            b.init(false)
-                .masked_paths(false)
-                .seccomp(cellblock::Seccomp::disabled())
-                .keep_all_capabilities()
-                .no_new_privs(false)
-                .inherit_fds(true)
-                .new_session(false)
-                .die_with_supervisor(false)
-                .env_clear();
+            core_only(&mut b);
         }
         let start = Instant::now();
         for _ in 0..iters {
@@ -121,28 +106,29 @@ impl Summary {
         rounds: u32,
         per_round: u64,
     ) {
-        let (mut raw, mut tok, mut cb, mut bare, mut raw_lo) = (
+        let (mut raw, mut tok, mut cb, mut bare, mut raw_req) = (
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
         );
-        let net = ns.contains(Namespaces::NET);
+        // The flag sets that require setup work of the core (lo up, a fresh /proc).
+        let required = !ns.is_empty();
         for _ in 0..rounds {
             raw += raw_clone_loop(ns, per_round);
-            if net {
-                raw_lo += raw_clone_loop_with(ns, per_round, true);
+            if required {
+                raw_req += raw_clone_loop_with(ns, per_round, true);
             }
             tok += tokio_command_loop(rt, ns, per_round);
             cb += cellblock_loop(rt, ns, per_round);
             bare += cellblock_loop_with(rt, ns, per_round, true);
         }
         let n = (rounds as u64 * per_round) as f64;
-        if net {
+        if required {
             self.0.push((
-                format!("{label}/raw_clone_lo_up"),
-                raw_lo.as_secs_f64() * 1e3 / n,
+                format!("{label}/raw_clone_required"),
+                raw_req.as_secs_f64() * 1e3 / n,
             ));
         }
         for (what, d) in [
@@ -232,11 +218,11 @@ fn benches(c: &mut Criterion) {
             cb / tok,
             tokh / tok
         );
-        if let Some(lo) = summary.try_get(&format!("noheap/{name}/raw_clone_lo_up")) {
+        if let Some(req) = summary.try_get(&format!("noheap/{name}/raw_clone_required")) {
             println!(
-                "{:<22} bare/(raw + bringing lo up, which the core must do in a new network namespace) {:.2}x",
+                "{:<22} bare/(raw + the setup these flags require: fresh /proc, lo up) {:.2}x",
                 "",
-                bare / lo
+                bare / req
             );
         }
     }

@@ -4,18 +4,21 @@
 //!    against plain `tokio::process::Command` without isolation and against `bwrap`
 //!    (Debian's bubblewrap, same namespaces) in the same run, interleaved.
 //!    Targets: >= 0.8x plain tokio's jobs/s, >= 4x bwrap's.
-//!    Also, in the same rounds: cellblock with namespaces only (no init, no hardening), and
+//!    Also, in the same rounds: cellblock with namespaces only (`core_only`: no init, no
+//!    hardening, no die-with-supervisor), and
 //!    the floor: raw `clone(CLONE_VM|CLONE_VFORK|flags)` + execve + waitpid loops on 16
 //!    threads with the same namespaces.
 //! 2. 10,000 live `sleep` containers under one `Supervisor`: the supervisor's RSS growth
 //!    per container. Target: <= 16 KiB.
+//!
+//! Every contender runs `/bin/true` with an empty environment.
 //!
 //! Run: `cargo bench --bench supervisor` (as root; `bwrap` on PATH for its baseline).
 //! `CELLBLOCK_BENCH_QUICK=1` (or running it as a test) makes it small.
 
 use std::time::{Duration, Instant};
 
-use cellblock::{Container, Namespaces, Seccomp, Supervisor, Worker};
+use cellblock::{Container, Namespaces, Supervisor, Worker};
 use futures::StreamExt;
 
 #[path = "common/baseline.rs"]
@@ -102,7 +105,7 @@ fn main() {
             record(
                 "cellblock, defaults",
                 run_jobs(jobs, 16, || async {
-                    let s = Container::builder("/bin/true").namespaces(NS).status().await.unwrap();
+                    let s = Container::builder("/bin/true").namespaces(NS).env_clear().status().await.unwrap();
                     assert!(s.success());
                 })
                 .await,
@@ -111,14 +114,7 @@ fn main() {
                 "cellblock, namespaces only",
                 run_jobs(jobs, 16, || async {
                     let mut b = Container::builder("/bin/true");
-                    b.namespaces(NS)
-                        .init(false)
-                        .masked_paths(false)
-                        .seccomp(Seccomp::disabled())
-                        .keep_all_capabilities()
-                        .no_new_privs(false)
-                        .inherit_fds(true)
-                        .new_session(false);
+                    baseline::core_only(b.namespaces(NS));
                     assert!(b.status().await.unwrap().success());
                 })
                 .await,
@@ -126,7 +122,7 @@ fn main() {
             record(
                 "tokio::process (no isolation)",
                 run_jobs(jobs, 16, || async {
-                    let s = tokio::process::Command::new("/bin/true").status().await.unwrap();
+                    let s = tokio::process::Command::new("/bin/true").env_clear().status().await.unwrap();
                     assert!(s.success());
                 })
                 .await,
@@ -137,6 +133,7 @@ fn main() {
                     "bwrap (same namespaces)",
                     run_jobs(jobs, 16, || async {
                         let s = tokio::process::Command::new("bwrap")
+                            .env_clear()
                             .args(["--dev-bind", "/", "/", "--unshare-uts", "--unshare-ipc", "--unshare-pid", "/bin/true"])
                             .status()
                             .await

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use cellblock::Namespaces;
+use cellblock::{ContainerBuilder, Namespaces};
 
 /// The `CLONE_NEW*` bits for the namespaces clone() can create.
 pub fn clone_flags(ns: Namespaces) -> libc::c_int {
@@ -28,6 +28,24 @@ struct RawArgs {
     envp: [*const libc::c_char; 1],
     /// Bring `lo` up before execve (what a runtime must do in a new network namespace).
     lo_up: bool,
+    /// Make `/` private and mount a fresh /proc (what a runtime must do with new PID and
+    /// mount namespaces, or `ps` shows the host).
+    proc: bool,
+}
+
+/// `mount --make-rprivate /` and a fresh /proc, the raw equivalent of cellblock's steps.
+///
+/// # Safety
+/// Raw syscalls on the caller's stack only (callable in a vfork child).
+unsafe fn raw_fresh_proc() {
+    let null = std::ptr::null();
+    if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()) == -1 {
+        libc::_exit(125);
+    }
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, null.cast()) == -1 {
+        libc::_exit(125);
+    }
 }
 
 /// `ioctl(SIOCSIFFLAGS, lo, IFF_UP)`, the raw equivalent of cellblock's loopback step.
@@ -53,6 +71,9 @@ extern "C" fn raw_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: the RawArgs outlives the child's use of it (vfork); execve or _exit only.
     unsafe {
         let a = &*(arg as *const RawArgs);
+        if a.proc {
+            raw_fresh_proc();
+        }
         if a.lo_up {
             raw_lo_up();
         }
@@ -67,14 +88,17 @@ pub fn raw_clone_loop(ns: Namespaces, iters: u64) -> Duration {
     raw_clone_loop_with(ns, iters, false)
 }
 
-/// [`raw_clone_loop`], bringing `lo` up in the child first when `lo_up` and `ns` has NET.
-pub fn raw_clone_loop_with(ns: Namespaces, iters: u64, lo_up: bool) -> Duration {
+/// [`raw_clone_loop`], with `required` also doing in the child what the flags require of
+/// a runtime (and cellblock's core does): `/` made private and a fresh /proc with PID and
+/// MOUNT, `lo` brought up with NET.
+pub fn raw_clone_loop_with(ns: Namespaces, iters: u64, required: bool) -> Duration {
     let path = CString::new("/bin/true").unwrap();
     let mut args = RawArgs {
         argv: [path.as_ptr(), std::ptr::null()],
         envp: [std::ptr::null()],
         path,
-        lo_up: lo_up && ns.contains(Namespaces::NET),
+        lo_up: required && ns.contains(Namespaces::NET),
+        proc: required && ns.contains(Namespaces::PID | Namespaces::MOUNT),
     };
     let mut stack = vec![0u8; 256 * 1024];
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
@@ -120,4 +144,31 @@ pub fn big_heap(bytes: usize) -> &'static mut [u8] {
         }
         s
     }
+}
+
+/// The core path alone, doing what the raw loop does: no built-in init (unless the caller
+/// turns it back on), no hardening (masks, capability drop, no_new_privs, seccomp, fd
+/// closing, new session), no die-with-supervisor (which without an init means
+/// PR_SET_PDEATHSIG from a spawner thread: two thread handoffs), and the raw loop's empty
+/// environment.
+pub fn core_only(b: &mut ContainerBuilder) -> &mut ContainerBuilder {
+    b.init(false)
+        .masked_paths(false)
+        .seccomp(cellblock::Seccomp::disabled())
+        .keep_all_capabilities()
+        .no_new_privs(false)
+        .inherit_fds(true)
+        .new_session(false)
+        .die_with_supervisor(false)
+        .env_clear()
+}
+
+/// Runs a loop as a task on one of the runtime's workers, where a supervisor's code runs
+/// (the thread of `Runtime::block_on` is not a worker: every wakeup of a future awaited
+/// there crosses threads). Every tokio-based contender is measured the same way.
+pub fn in_task(
+    rt: &tokio::runtime::Runtime,
+    f: impl std::future::Future<Output = Duration> + Send + 'static,
+) -> Duration {
+    rt.block_on(rt.spawn(f)).unwrap()
 }
