@@ -54,7 +54,11 @@ const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 /// The low 32 bits of `args[0]`.
-const OFF_ARG0_LOW: u32 = if cfg!(target_endian = "little") { 16 } else { 20 };
+const OFF_ARG0_LOW: u32 = if cfg!(target_endian = "little") {
+    16
+} else {
+    20
+};
 
 /// `AUDIT_ARCH_*` of the build target, for the architecture check.
 fn native_arch() -> Result<u32> {
@@ -191,8 +195,15 @@ mod tests {
     }
 
     fn rules(n: u32) -> BTreeMap<u32, Verdict> {
-        let mut r: BTreeMap<u32, Verdict> = (0..n).map(|i| (i * 7 + 3, Verdict::Errno(1))).collect();
-        r.insert(56, Verdict::ArgMask { mask: 0x7000_0000, errno: 1 });
+        let mut r: BTreeMap<u32, Verdict> =
+            (0..n).map(|i| (i * 7 + 3, Verdict::Errno(1))).collect();
+        r.insert(
+            56,
+            Verdict::ArgMask {
+                mask: 0x7000_0000,
+                errno: 1,
+            },
+        );
         r
     }
 
@@ -223,7 +234,10 @@ mod tests {
         let errno1 = libc::SECCOMP_RET_ERRNO | 1;
         assert_eq!(run(&prog, arch, 56, 0x1000_0000).0, errno1);
         assert_eq!(run(&prog, arch, 56, 0x0000_0011).0, libc::SECCOMP_RET_ALLOW);
-        assert_eq!(run(&prog, arch ^ 1, 56, 0).0, libc::SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(
+            run(&prog, arch ^ 1, 56, 0).0,
+            libc::SECCOMP_RET_KILL_PROCESS
+        );
         if cfg!(target_arch = "x86_64") {
             let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
             assert_eq!(run(&prog, arch, X32_SYSCALL_BIT | 1, 0).0, eperm);

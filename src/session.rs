@@ -199,7 +199,11 @@ pub(crate) fn prepare(
         child.init_fd = memfd.map_err(Error::io("loading the init into a memfd"))?;
         init_args = init::InitArgs {
             report_fd: err.1,
-            lifeline_fd: if cfg.outlive_supervisor { -1 } else { lifeline.0 },
+            lifeline_fd: if cfg.outlive_supervisor {
+                -1
+            } else {
+                lifeline.0
+            },
             grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
             foreground_tty: pty_slave.is_some(),
             path,
@@ -212,7 +216,14 @@ pub(crate) fn prepare(
             .chain(std::iter::once(ptr::null()))
             .collect();
         child.init_argv = init_argv.as_ptr();
-        child.pass_fds = [err.1, if cfg.outlive_supervisor { -1 } else { lifeline.0 }];
+        child.pass_fds = [
+            err.1,
+            if cfg.outlive_supervisor {
+                -1
+            } else {
+                lifeline.0
+            },
+        ];
         parent.status = Some(
             err.0
                 .try_clone()

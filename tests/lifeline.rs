@@ -166,10 +166,16 @@ async fn supervisor_killed_takes_its_containers_along() {
     // Opted out: still running, with everything in their PID namespaces. Then we end them
     // ourselves (by pid: the init takes its namespace along).
     for (kind, pid, ino) in &detached {
-        assert!(is_live(*pid), "{kind} container {pid} died with its supervisor");
+        assert!(
+            is_live(*pid),
+            "{kind} container {pid} died with its supervisor"
+        );
         if *ino != my_pid_ns {
             let n = live_in_pid_ns(*ino).len();
-            assert!(n >= 3, "{kind}: {n} processes left after the supervisor died");
+            assert!(
+                n >= 3,
+                "{kind}: {n} processes left after the supervisor died"
+            );
         }
     }
     for (_, pid, _) in &detached {
@@ -313,7 +319,11 @@ fn containers_outlive_the_runtime_whose_workers_spawned_them() {
     while threads_named("cb-gone") > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(threads_named("cb-gone"), 0, "the runtime's threads are still there");
+    assert_eq!(
+        threads_named("cb-gone"),
+        0,
+        "the runtime's threads are still there"
+    );
     std::thread::sleep(Duration::from_millis(300));
     for c in &cs {
         assert!(
@@ -330,7 +340,10 @@ fn containers_outlive_the_runtime_whose_workers_spawned_them() {
     while pids.iter().any(|&p| is_live(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!pids.iter().any(|&p| is_live(p)), "dropped containers still run");
+    assert!(
+        !pids.iter().any(|&p| is_live(p)),
+        "dropped containers still run"
+    );
 }
 
 /// Many spawns at once from worker tasks, with and without an init (the two cloning

@@ -39,11 +39,25 @@ struct RawArgs {
 /// Raw syscalls on the caller's stack only (callable in a vfork child).
 unsafe fn raw_fresh_proc() {
     let null = std::ptr::null();
-    if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()) == -1 {
+    if libc::mount(
+        null,
+        c"/".as_ptr(),
+        null,
+        libc::MS_REC | libc::MS_PRIVATE,
+        null.cast(),
+    ) == -1
+    {
         libc::_exit(125);
     }
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    if libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), flags, null.cast()) == -1 {
+    if libc::mount(
+        c"proc".as_ptr(),
+        c"/proc".as_ptr(),
+        c"proc".as_ptr(),
+        flags,
+        null.cast(),
+    ) == -1
+    {
         libc::_exit(125);
     }
 }
