@@ -3,7 +3,7 @@
 //! * `raw_clone`: bare `libc::clone(CLONE_VM|CLONE_VFORK|UTS|IPC|PID|MOUNT)` + `execve` +
 //!   `waitpid` on one thread: the floor (one exec, no init);
 //! * `core_init`: the core path (`core_only`: no hardening, the raw loop's empty
-//!   environment) with the init turned back on: the child execs the init from its memfd,
+//!   environment) with the init and die-with-supervisor turned back on: the child execs the init from its memfd,
 //!   the init vforks and execs the workload (two execs), the report pipe relays the
 //!   result, the pidfd is awaited. This is what the init itself costs;
 //! * `core_noinit`: the core path, one exec;
@@ -77,7 +77,9 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, config: Config, iters: u64) -> D
         if !config.defaults {
             core_only(&mut b);
         }
-        b.init(config.init);
+        // With the init, dying with the supervisor costs nothing at spawn (the init
+        // watches the lifeline), so it stays on as by default.
+        b.init(config.init).die_with_supervisor(config.defaults || config.init);
         let start = Instant::now();
         for _ in 0..iters {
             assert!(b.status().await.unwrap().success());
