@@ -524,7 +524,7 @@ impl Container {
 
     /// SIGKILLs every process of the container: the whole cgroup when it has one (v2
     /// `cgroup.kill`; v1 freeze, kill each, thaw), so grandchildren and daemons go too;
-    /// without one, the first process (with [`Namespaces::PID`] the kernel then kills
+    /// without one, the first process (with [`Namespaces::PID`](crate::Namespaces::PID) the kernel then kills
     /// the rest of the namespace). Await [`wait`](Self::wait) afterwards to reap.
     pub async fn kill_all(&self) -> Result<()> {
         let Some(fd) = self.pidfd() else {
