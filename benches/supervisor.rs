@@ -1,6 +1,7 @@
 //! Job throughput and per-container memory of the supervisor side.
 //!
-//! 1. 1,000 `/bin/true` jobs with 16 in flight, each in new UTS|IPC|PID|MOUNT namespaces,
+//! 1. 1,000 `/bin/true` jobs with 16 in flight, each in new UTS|IPC|PID|MOUNT namespaces
+//!    (as a loop of `status()` calls and through a `Supervisor` with `max_concurrent(16)`),
 //!    against plain `tokio::process::Command` without isolation and against `bwrap`
 //!    (Debian's bubblewrap, same namespaces) in the same run, interleaved.
 //!    Targets: >= 0.8x plain tokio's jobs/s, >= 4x bwrap's.
@@ -39,6 +40,23 @@ where
     futures::stream::iter(0..jobs)
         .for_each_concurrent(in_flight, |_| job())
         .await;
+    jobs as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `jobs` workers of one `Supervisor` with `max_concurrent(in_flight)` (its job queue),
+/// every default on, awaited with `wait_all`: jobs/s.
+async fn supervisor_jobs(jobs: usize, in_flight: usize) -> f64 {
+    let start = Instant::now();
+    let mut sup = Supervisor::new();
+    sup.max_concurrent(in_flight);
+    for i in 0..jobs {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(NS).env_clear();
+        sup.add(Worker::new(format!("j{i}"), b)).unwrap();
+    }
+    let summary = sup.wait_all().await;
+    assert!(summary.all_succeeded());
+    assert_eq!(summary.workers.len(), jobs);
     jobs as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -110,6 +128,7 @@ fn main() {
                 })
                 .await,
             );
+            record("cellblock Supervisor, defaults", supervisor_jobs(jobs, 16).await);
             record(
                 "cellblock, namespaces only",
                 run_jobs(jobs, 16, || async {
