@@ -115,7 +115,7 @@ pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>
     Ok(prog)
 }
 
-/// Appends the subtree deciding the numbers in `rules` (sorted, non-empty or empty).
+/// Appends the subtree deciding the numbers in `rules` (sorted; may be empty).
 /// The accumulator holds the system call number on entry; every path ends in a `ret`.
 fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
     if rules.len() <= LEAF {
