@@ -79,7 +79,8 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, config: Config, iters: u64) -> D
         }
         // With the init, dying with the supervisor costs nothing at spawn (the init
         // watches the lifeline), so it stays on as by default.
-        b.init(config.init).die_with_supervisor(config.defaults || config.init);
+        b.init(config.init)
+            .die_with_supervisor(config.defaults || config.init);
         let start = Instant::now();
         for _ in 0..iters {
             assert!(b.status().await.unwrap().success());
