@@ -61,7 +61,7 @@ const OFF_ARG0_LOW: u32 = if cfg!(target_endian = "little") {
 };
 
 /// `AUDIT_ARCH_*` of the build target, for the architecture check.
-fn native_arch() -> Result<u32> {
+pub(crate) fn native_arch() -> Result<u32> {
     // linux/audit.h: EM_* | __AUDIT_ARCH_64BIT (0x8000_0000) | __AUDIT_ARCH_LE (0x4000_0000).
     const LE64: u32 = 0xC000_0000;
     match std::env::consts::ARCH {
@@ -159,7 +159,7 @@ fn action(v: Verdict) -> Vec<sock_filter> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Runs `prog` the way the kernel does for a system call `nr` with first argument

@@ -42,7 +42,7 @@ pub struct ContainerBuilder {
     pub(crate) stdout: Option<Stdio>,
     pub(crate) stderr: Option<Stdio>,
     pub(crate) kill_on_drop: bool,
-    /// Init, terminal, output-limit settings (`session.rs`).
+    /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
     pub(crate) session: crate::session::SessionConfig,
     /// Root filesystem and mounts (`mounts.rs`).
     pub(crate) fs: crate::mounts::FsConfig,
@@ -52,7 +52,7 @@ pub struct ContainerBuilder {
     pub(crate) joins: crate::join::JoinConfig,
     /// Time namespace offsets (`time.rs`).
     pub(crate) time: crate::time::TimeConfig,
-    /// cgroup limits, rlimits, timeout (`limits.rs`).
+    /// cgroup limits, rlimits, timeout, output limit (`limits.rs`).
     pub(crate) limits: crate::limits::Limits,
     /// Hardening settings (`security.rs`).
     pub(crate) security: crate::security::Security,

@@ -142,7 +142,7 @@ impl InitArgs<'_> {
     pub(crate) fn to_argv(&self) -> Vec<CString> {
         let num = |v: i64| CString::new(v.to_string()).expect("digits hold no NUL");
         let mut v = vec![
-            CString::new("cellblock-init").expect("no NUL"),
+            c"cellblock-init".to_owned(),
             num(self.report_fd as i64),
             num(self.lifeline_fd as i64),
             num(self.grace_ms.min(i32::MAX as u64) as i64),

@@ -50,11 +50,16 @@ enum Source {
     Path(PathBuf),
 }
 
-impl Source {
-    fn describe(&self) -> String {
-        match self {
-            Source::Container { pid, .. } => format!("container (pid {pid})"),
-            Source::Path(p) => p.display().to_string(),
+impl Join {
+    /// A [`Error::BadJoin`] for this join.
+    fn error(&self, reason: String) -> Error {
+        Error::BadJoin {
+            namespaces: self.namespaces,
+            source_desc: match &self.source {
+                Source::Container { pid, .. } => format!("container (pid {pid})"),
+                Source::Path(p) => p.display().to_string(),
+            },
+            reason,
         }
     }
 }
@@ -186,27 +191,19 @@ impl Drop for PreparedJoin {
     }
 }
 
+/// Whether `kind` is among the joined namespaces.
+fn joins(b: &ContainerBuilder, kind: Namespaces) -> bool {
+    b.joins.joins.iter().any(|j| j.namespaces.contains(kind))
+}
+
 /// Whether the program and cwd must be taken as paths inside a joined mount namespace.
 pub(crate) fn joins_mount(b: &ContainerBuilder) -> bool {
-    b.joins
-        .joins
-        .iter()
-        .any(|j| j.namespaces.contains(Namespaces::MOUNT))
+    joins(b, Namespaces::MOUNT)
 }
 
 /// Whether a user namespace is joined (ids then refer to it).
 pub(crate) fn joins_user(b: &ContainerBuilder) -> bool {
-    b.joins
-        .joins
-        .iter()
-        .any(|j| j.namespaces.contains(Namespaces::USER))
-}
-
-fn kind_flag(ns: Namespaces) -> libc::c_int {
-    KINDS
-        .iter()
-        .filter(|k| ns.contains(k.flag))
-        .fold(0, |acc, k| acc | k.clone_flag)
+    joins(b, Namespaces::USER)
 }
 
 /// Validates the joins, opens every namespace descriptor, and prepares the second stack
@@ -227,11 +224,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
     }
     let mut all = Namespaces::empty();
     for j in joins {
-        let bad = |reason: String| Error::BadJoin {
-            namespaces: j.namespaces,
-            source_desc: j.source.describe(),
-            reason,
-        };
+        let bad = |reason: String| j.error(reason);
         if j.namespaces.is_empty() {
             return Err(bad("no namespace kind given".into()));
         }
@@ -267,11 +260,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
     let mut ordered: Vec<&Join> = joins.iter().collect();
     ordered.sort_by_key(|j| !j.namespaces.contains(Namespaces::USER));
     for j in ordered {
-        let bad = |reason: String| Error::BadJoin {
-            namespaces: j.namespaces,
-            source_desc: j.source.describe(),
-            reason,
-        };
+        let bad = |reason: String| j.error(reason);
+        let nstype = j.namespaces.ns_flags();
         let fd = match &j.source {
             Source::Container { pidfd: None, .. } => {
                 return Err(bad("the container has already been reaped".into()))
@@ -296,7 +286,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
                 let fd = OwnedFd::from(file);
                 let kind = ns_type(fd.as_fd())
                     .map_err(|e| bad(format!("not a namespace file (NS_GET_NSTYPE: {e})")))?;
-                if kind != kind_flag(j.namespaces) {
+                if kind != nstype {
                     return Err(bad(format!(
                         "it is a namespace of another kind ({})",
                         KINDS
@@ -310,7 +300,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
         };
         prepared._entries.push(JoinFd {
             fd: fd.as_raw_fd(),
-            nstype: kind_flag(j.namespaces),
+            nstype,
         });
         prepared._fds.push(fd);
     }

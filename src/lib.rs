@@ -64,7 +64,7 @@
 //!
 //! ## Layout
 //! configuration ([`ContainerBuilder`], `builder.rs`) → a prepared plan (`plan.rs`, every
-//! allocation happens here, in the parent) → the child (`child.rs`: no allocation, raw
+//! allocation happens here, in the parent) → the child (`child/`: no allocation, raw
 //! syscalls only) → the async handle ([`Container`], `container.rs`) and the background
 //! reaper (`reaper.rs`). Raw syscall wrappers for the parent live in `sys.rs`.
 //!

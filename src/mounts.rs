@@ -336,25 +336,16 @@ impl Model<'_> {
     /// The host directory under which `p`'s view lies (the bind source covering it, or
     /// the root filesystem), for containment checks.
     fn host_base(&self, p: &Path) -> Option<PathBuf> {
-        let mut best: Option<(&PathBuf, &Layer)> = None;
-        for (dst, layer) in self.mounts.iter() {
-            if p.starts_with(dst) {
-                match best {
-                    Some((b, _)) if b.components().count() > dst.components().count() => {}
-                    _ => best = Some((dst, layer)),
-                }
-            }
-        }
-        match best {
+        match self.covering(p) {
             Some((_, Layer::Host(src))) => Some(src.clone()),
             Some(_) => None,
             None => self.root.map(Path::to_path_buf),
         }
     }
 
-    fn view(&self, p: &Path) -> View {
-        // The most recent mount whose destination is a prefix of `p` wins (a later mount
-        // on the same or a deeper path hides what was there).
+    /// The mount that `p` lies in: the most recent one whose destination is a prefix of
+    /// `p` (a later mount on the same or a deeper path hides what was there).
+    fn covering(&self, p: &Path) -> Option<(&PathBuf, &Layer)> {
         let mut best: Option<(&PathBuf, &Layer)> = None;
         for (dst, layer) in self.mounts.iter() {
             if p.starts_with(dst) {
@@ -364,7 +355,11 @@ impl Model<'_> {
                 }
             }
         }
-        match best {
+        best
+    }
+
+    fn view(&self, p: &Path) -> View {
+        match self.covering(p) {
             Some((dst, Layer::Host(src))) => {
                 let rest = p.strip_prefix(dst).unwrap_or(Path::new(""));
                 View::Host(if rest.as_os_str().is_empty() {
@@ -536,6 +531,29 @@ impl Compiler<'_> {
         Ok(())
     }
 
+    /// Mounts a fresh kernel file system `fstype` (proc, mqueue, sysfs) at directory `dst`,
+    /// nosuid, nodev, noexec and `extra_flags`; nothing can be checked inside it afterwards.
+    fn kernel_fs(
+        &mut self,
+        fstype: &str,
+        dst: PathBuf,
+        extra_flags: libc::c_ulong,
+        stage: Stage,
+        what: &'static str,
+    ) -> Result<()> {
+        self.mount_point(&dst, true, what)?;
+        self.mount(
+            OsStr::new(fstype),
+            &dst,
+            Some(fstype),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | extra_flags,
+            None,
+            stage,
+        )?;
+        self.model.mounts.push((dst, Layer::Kernel));
+        Ok(())
+    }
+
     fn compile(&mut self, op: &MountOp) -> Result<()> {
         let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
         match op {
@@ -586,16 +604,7 @@ impl Compiler<'_> {
             }
             MountOp::Proc { dst } => {
                 let dst = container_path(dst, "proc destination")?;
-                self.mount_point(&dst, true, "proc destination")?;
-                self.mount(
-                    OsStr::new("proc"),
-                    &dst,
-                    Some("proc"),
-                    nosuid_nodev | libc::MS_NOEXEC,
-                    None,
-                    Stage::MountProc,
-                )?;
-                self.model.mounts.push((dst, Layer::Kernel));
+                self.kernel_fs("proc", dst, 0, Stage::MountProc, "proc destination")?;
             }
             MountOp::Dev => {
                 let dev = PathBuf::from("/dev");
@@ -656,34 +665,22 @@ impl Compiler<'_> {
             }
             MountOp::Mqueue => {
                 let dst = PathBuf::from("/dev/mqueue");
-                self.mount_point(&dst, true, "mqueue destination")?;
-                self.mount(
-                    OsStr::new("mqueue"),
-                    &dst,
-                    Some("mqueue"),
-                    nosuid_nodev | libc::MS_NOEXEC,
-                    None,
-                    Stage::MountMqueue,
-                )?;
-                self.model.mounts.push((dst, Layer::Kernel));
+                self.kernel_fs("mqueue", dst, 0, Stage::MountMqueue, "mqueue destination")?;
             }
             MountOp::Sysfs => {
                 let dst = PathBuf::from("/sys");
-                self.mount_point(&dst, true, "sysfs destination")?;
-                self.mount(
-                    OsStr::new("sysfs"),
-                    &dst,
-                    Some("sysfs"),
-                    nosuid_nodev | libc::MS_NOEXEC | libc::MS_RDONLY,
-                    None,
+                self.kernel_fs(
+                    "sysfs",
+                    dst,
+                    libc::MS_RDONLY,
                     Stage::MountSysfs,
+                    "sysfs destination",
                 )?;
                 if let Some(s) = self.steps.last_mut() {
                     let fallback = CString::from(c"/sys");
                     s.fallback_bind = fallback.as_ptr();
                     self.strings.push(fallback);
                 }
-                self.model.mounts.push((dst, Layer::Kernel));
             }
         }
         Ok(())

@@ -94,9 +94,15 @@ impl Namespaces {
     /// `CLONE_NEWTIME` shares its bit with the exit-signal byte of `clone()`, so TIME is
     /// never part of this; it is created with `unshare` in the child instead.
     pub(crate) fn clone_flags(self) -> libc::c_int {
+        self.difference(Namespaces::TIME).ns_flags()
+    }
+
+    /// The `CLONE_NEW*` bits of every kind in this set, `CLONE_NEWTIME` included (what
+    /// `setns` and `NS_GET_NSTYPE` use).
+    pub(crate) fn ns_flags(self) -> libc::c_int {
         KINDS
             .iter()
-            .filter(|k| self.contains(k.flag) && k.flag != Namespaces::TIME)
+            .filter(|k| self.contains(k.flag))
             .fold(0, |acc, k| acc | k.clone_flag)
     }
 

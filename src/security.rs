@@ -444,8 +444,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     // Capabilities for nesting: CAP_SETFCAP, without which (Linux 5.12+) an inner user
     // namespace may not map uid 0 of ours; and, in a user namespace of its own, also
     // CAP_SYS_ADMIN, which there covers only namespaces that user namespace owns.
-    let keep_caps = s.keep_caps.map(|m| {
-        let mut m = m;
+    let keep_caps = s.keep_caps.map(|mut m| {
         if s.nesting {
             m |= Capability::CAP_SETFCAP.bitmask();
             if b.namespaces.contains(Namespaces::USER) {
@@ -516,7 +515,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     } else {
         let f = std::fs::File::open("/dev/null")
             .map_err(|e| Error::Security(format!("opening /dev/null: {e}")))?;
-        let fd = move_above(OwnedFd::from(f), min_setup_fd(b))
+        let fd = move_above(OwnedFd::from(f), above)
             .map_err(|e| Error::Security(format!("/dev/null: {e}")))?;
         let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
         Some((fd, path))
@@ -557,8 +556,6 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     })
 }
 
-/// The lowest number the supervisor-side descriptors the child uses during setup (the
-/// error pipe, passed sources) may have: above every requested target.
 /// The descriptor numbers `pass_fd` will `dup2` onto in the child.
 pub(crate) fn pass_targets(b: &ContainerBuilder) -> impl Iterator<Item = RawFd> + '_ {
     b.security.pass_fds.iter().map(|(_, t)| *t)
@@ -594,7 +591,6 @@ pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Compiles the policy to a BPF program for the build target.
 /// The compiled program for a policy, cached: compiling costs tens of microseconds and
 /// every spawn of a builder asks for the same few policies. The cache is keyed by the
 /// whole policy, so a changed policy compiles anew; it holds a handful of entries at most
@@ -618,6 +614,7 @@ fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::soc
     Ok(prog)
 }
 
+/// Compiles the policy to a BPF program for the build target.
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
     use crate::bpf::Verdict;
     let eperm = Verdict::Errno(libc::EPERM as u16);
@@ -677,6 +674,31 @@ mod tests {
         assert!(prog.len() > 40);
         // First instruction loads seccomp_data.arch (offset 4).
         assert_eq!(prog[0].k, 4);
+    }
+
+    #[test]
+    fn default_filter_decides_as_documented() {
+        let run = |prog: &[libc::sock_filter], nr: i64, arg0: u32| {
+            let arch = crate::bpf::tests::run(prog, 0, 0, 0).0;
+            assert_eq!(arch, libc::SECCOMP_RET_KILL_PROCESS, "wrong arch is killed");
+            let native = crate::bpf::native_arch().unwrap();
+            crate::bpf::tests::run(prog, native, nr as u32, arg0).0
+        };
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let default = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
+        assert_eq!(run(&default, libc::SYS_mount, 0), eperm);
+        assert_eq!(run(&default, libc::SYS_keyctl, 0), eperm);
+        assert_eq!(run(&default, libc::SYS_read, 0), allow);
+        assert_eq!(run(&default, libc::SYS_clone, 0), allow);
+        let newuser = libc::CLONE_NEWUSER as u32;
+        assert_eq!(run(&default, libc::SYS_clone, newuser), eperm);
+        assert_eq!(run(&default, libc::SYS_clone3, 0), enosys);
+        let nesting = compile_seccomp(&Seccomp::default_profile(), true).unwrap();
+        assert_eq!(run(&nesting, libc::SYS_mount, 0), allow);
+        assert_eq!(run(&nesting, libc::SYS_clone, newuser), allow);
+        assert_eq!(run(&nesting, libc::SYS_keyctl, 0), eperm);
     }
 
     #[test]

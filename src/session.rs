@@ -7,7 +7,7 @@
 //! final status to, and the pty master.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 use std::ptr;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::child::session::ChildSession;
 use crate::error::{Error, Result};
 use crate::pty::PtySize;
 use crate::stdio::Prepared;
-use crate::{init, sys, ContainerBuilder, Namespaces};
+use crate::{init, ContainerBuilder, Namespaces};
 
 /// How long the init waits, after the workload exited, between SIGTERM and SIGKILL to
 /// whatever is left in the namespace.
@@ -197,13 +197,15 @@ pub(crate) fn prepare(
     let (mut init_args, mut init_argv) = (Vec::new(), Vec::new());
     if uses_init {
         child.init_fd = memfd.map_err(Error::io("loading the init into a memfd"))?;
+        // The lifeline's read end, which the init watches unless it may outlive us.
+        let lifeline_fd = if cfg.outlive_supervisor {
+            -1
+        } else {
+            lifeline.0
+        };
         init_args = init::InitArgs {
             report_fd: err.1,
-            lifeline_fd: if cfg.outlive_supervisor {
-                -1
-            } else {
-                lifeline.0
-            },
+            lifeline_fd,
             grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
             foreground_tty: pty_slave.is_some(),
             path,
@@ -216,14 +218,7 @@ pub(crate) fn prepare(
             .chain(std::iter::once(ptr::null()))
             .collect();
         child.init_argv = init_argv.as_ptr();
-        child.pass_fds = [
-            err.1,
-            if cfg.outlive_supervisor {
-                -1
-            } else {
-                lifeline.0
-            },
-        ];
+        child.pass_fds = [err.1, lifeline_fd];
         parent.status = Some(
             err.0
                 .try_clone()
@@ -284,31 +279,19 @@ pub(crate) fn merged_stderr(b: &ContainerBuilder, stdout: &Prepared) -> Result<O
         return Ok(None);
     }
     let child = match &stdout.child {
-        Some(fd) => Some(fd.try_clone()),
+        // Duplicates at 3 or above, where every stdio source must be (`sys::above_stdio`).
+        Some(fd) => Some(crate::security::dup_above(fd.as_raw_fd(), 3)),
         // Inherited stdout: a pty's (the terminal step puts it on 2 as well) or ours.
         None if b.session.pty.is_some() => None,
-        None => Some(dup_cloexec(1)),
+        None => Some(crate::security::dup_above(1, 3)),
     };
     let child = child
-        .transpose()
-        .map_err(Error::io("duplicating stdout for stderr"))?
-        .map(sys::above_stdio)
         .transpose()
         .map_err(Error::io("duplicating stdout for stderr"))?;
     Ok(Some(Prepared {
         child,
         parent: None,
     }))
-}
-
-fn dup_cloexec(fd: RawFd) -> std::io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; fails cleanly if it is not open.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// The container's share: what `Container` keeps besides the core's fields.

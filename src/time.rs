@@ -3,6 +3,8 @@
 //! The child creates the namespace itself (`child/time.rs` says how and why); this file
 //! holds the settings and prepares the offsets text.
 
+use std::fmt::Write as _;
+
 use crate::builder::ContainerBuilder;
 use crate::child::time::TimeSpec;
 use crate::error::{Error, Result};
@@ -66,10 +68,10 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedTime> {
     }
     let mut text = String::new();
     if let Some(s) = t.monotonic {
-        text.push_str(&format!("monotonic {s} 0\n"));
+        let _ = writeln!(text, "monotonic {s} 0");
     }
     if let Some(s) = t.boottime {
-        text.push_str(&format!("boottime {s} 0\n"));
+        let _ = writeln!(text, "boottime {s} 0");
     }
     let text = text.into_bytes();
     let spec = TimeSpec {

@@ -199,6 +199,33 @@ pub(crate) fn effective_caps() -> u64 {
 const CAP_SETGID: u64 = 1 << 6;
 const CAP_SETUID: u64 = 1 << 7;
 
+/// Whether the supervisor holds both `CAP_SETUID` and `CAP_SETGID`.
+fn has_setid_caps() -> bool {
+    effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID
+}
+
+/// `maps`, or when none were given, the single line mapping `own` host id to 0 inside.
+fn maps_or_own(maps: &[IdRange], own: u32) -> Vec<IdRange> {
+    if maps.is_empty() {
+        vec![IdRange {
+            inside: 0,
+            outside: own,
+            count: 1,
+        }]
+    } else {
+        maps.to_vec()
+    }
+}
+
+impl PreparedUser {
+    /// Makes the child switch to `uid`/`gid` before exec.
+    fn set_user(&mut self, (uid, gid): (u32, u32)) {
+        self.ids.set_ids = true;
+        self.ids.uid = uid;
+        self.ids.gid = gid;
+    }
+}
+
 /// Validates the user settings and prepares the maps and the child's identity step.
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     let u = &b.user;
@@ -211,6 +238,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         ids: IdSpec::NONE,
         _groups: groups,
     };
+    // Read by the child only where `ids.set_groups` is set below.
+    prepared.ids.groups = prepared._groups.as_ptr();
+    prepared.ids.n_groups = prepared._groups.len();
     if !userns {
         if !u.uid_maps.is_empty() || !u.gid_maps.is_empty() {
             return Err(Error::NeedsNamespace {
@@ -225,16 +255,12 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             // Ids of the joined user namespace; we hold every capability in it after
             // setns. Its setgroups may be denied, so only set groups when asked to.
             prepared.ids.set_groups = u.groups.is_some();
-            prepared.ids.groups = prepared._groups.as_ptr();
-            prepared.ids.n_groups = prepared._groups.len();
-            if let Some((uid, gid)) = u.user {
-                prepared.ids.set_ids = true;
-                prepared.ids.uid = uid;
-                prepared.ids.gid = gid;
+            if let Some(user) = u.user {
+                prepared.set_user(user);
             }
             return Ok(prepared);
         }
-        if effective_caps() & (CAP_SETUID | CAP_SETGID) != CAP_SETUID | CAP_SETGID {
+        if !has_setid_caps() {
             return Err(Error::NeedsPrivilege {
                 feature: "user()/groups() without a user namespace".into(),
                 needs: "CAP_SETUID and CAP_SETGID",
@@ -242,36 +268,16 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             });
         }
         prepared.ids.set_groups = true;
-        if let Some((uid, gid)) = u.user {
-            prepared.ids.set_ids = true;
-            prepared.ids.uid = uid;
-            prepared.ids.gid = gid;
+        if let Some(user) = u.user {
+            prepared.set_user(user);
         }
-        prepared.ids.groups = prepared._groups.as_ptr();
-        prepared.ids.n_groups = prepared._groups.len();
         return Ok(prepared);
     }
 
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
-    let uid_maps = if u.uid_maps.is_empty() {
-        vec![IdRange {
-            inside: 0,
-            outside: euid,
-            count: 1,
-        }]
-    } else {
-        u.uid_maps.clone()
-    };
-    let gid_maps = if u.gid_maps.is_empty() {
-        vec![IdRange {
-            inside: 0,
-            outside: egid,
-            count: 1,
-        }]
-    } else {
-        u.gid_maps.clone()
-    };
+    let uid_maps = maps_or_own(&u.uid_maps, euid);
+    let gid_maps = maps_or_own(&u.gid_maps, egid);
     check_ranges("uid", &uid_maps)?;
     check_ranges("gid", &gid_maps)?;
     let is_self = |m: &[IdRange], own: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == own;
@@ -304,7 +310,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         )));
     }
 
-    let privileged = effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID;
+    // Only asked (a read of /proc/self/status) where it decides something: not for the
+    // default self-written maps without groups().
+    let privileged = (!self_maps || u.groups.is_some()) && has_setid_caps();
     // groups() needs setgroups allowed, which only a supervisor-written gid map allows.
     if self_maps && !(u.groups.is_some() && privileged) {
         if u.groups.is_some() {
@@ -317,9 +325,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         prepared.self_uid_map = Some(map_text(&uid_maps));
         prepared.self_gid_map = Some(map_text(&gid_maps));
         if u.user.is_some() {
-            prepared.ids.set_ids = true;
-            prepared.ids.uid = uid;
-            prepared.ids.gid = gid;
+            prepared.set_user((uid, gid));
         }
         return Ok(prepared);
     }
@@ -343,12 +349,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     // The child starts with our root's kernel ids, which the new maps need not cover:
     // always switch to the configured (default 0:0) ids, and replace the supervisor's
     // supplementary groups.
-    prepared.ids.set_ids = true;
-    prepared.ids.uid = uid;
-    prepared.ids.gid = gid;
+    prepared.set_user((uid, gid));
     prepared.ids.set_groups = true;
-    prepared.ids.groups = prepared._groups.as_ptr();
-    prepared.ids.n_groups = prepared._groups.len();
     prepared.parent = Some(ParentMaps {
         uid_map: map_text(&uid_maps),
         gid_map: map_text(&gid_maps),
@@ -370,15 +372,13 @@ impl ParentMaps {
                 .map_err(|source| Error::IdMap { file, source })
         };
         let result = write("gid_map", &self.gid_map).and_then(|_| write("uid_map", &self.uid_map));
+        // Taken either way: closing it unwritten (on error) makes the child exit.
         let ready = self.ready_write.take();
-        if result.is_ok() {
-            if let Some(fd) = &ready {
-                std::fs::File::from(fd.try_clone().map_err(Error::io("release pipe"))?)
-                    .write_all(b"1")
-                    .map_err(Error::io("releasing the child after writing its maps"))?;
-            }
+        if let (Ok(()), Some(fd)) = (&result, ready) {
+            std::fs::File::from(fd)
+                .write_all(b"1")
+                .map_err(Error::io("releasing the child after writing its maps"))?;
         }
-        drop(ready);
         result
     }
 }
