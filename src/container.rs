@@ -177,12 +177,7 @@ impl Container {
                 .map_err(Error::io("waitid(P_PIDFD)"))?
             {
                 Some((status, usage)) => {
-                    // With an init: the workload's own status (`session.rs`).
-                    let status = self.session.final_status(status);
-                    self.status = Some(status);
-                    self.run.reaped(&usage);
-                    // Deregister and close: the pid is free for reuse from here on.
-                    self.pidfd = None;
+                    let status = self.reaped(status, &usage);
                     tracing::debug!(pid = self.pid, ?status, "container reaped");
                     return Ok(status);
                 }
@@ -199,14 +194,18 @@ impl Container {
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
         let reaped = sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
             .map_err(Error::io("waitid(P_PIDFD)"))?;
+        Ok(reaped.map(|(status, usage)| self.reaped(status, &usage)))
+    }
+
+    /// Records the reaped child's status and usage; returns the status to report.
+    fn reaped(&mut self, status: ExitStatus, usage: &libc::rusage) -> ExitStatus {
         // With an init: the workload's own status (`session.rs`).
-        let reaped = reaped.map(|(s, usage)| (self.session.final_status(s), usage));
-        if let Some((s, usage)) = reaped {
-            self.status = Some(s);
-            self.pidfd = None;
-            self.run.reaped(&usage);
-        }
-        Ok(reaped.map(|(s, _)| s))
+        let status = self.session.final_status(status);
+        self.status = Some(status);
+        self.run.reaped(usage);
+        // Deregister and close: the pid is free for reuse from here on.
+        self.pidfd = None;
+        status
     }
 
     /// Reads stdout and stderr (those that are piped) to the end while waiting, then

@@ -2,7 +2,7 @@
 //!
 //! `prepare` checks the configuration, resolves the program, builds every C string and
 //! pointer array, opens every descriptor, and returns a [`Plan`] whose [`ChildSpec`] holds
-//! only raw pointers into memory the plan owns. The child (`child.rs`) then allocates
+//! only raw pointers into memory the plan owns. The child (`child/`) then allocates
 //! nothing. `Plan::run` performs the clone; it blocks (vfork semantics) and so runs on
 //! tokio's blocking pool.
 
@@ -111,11 +111,14 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let env: Vec<CString> = env
         .into_iter()
         .map(|(k, v)| {
-            let mut kv = k.clone();
-            kv.push("=");
-            kv.push(&v);
-            cstring(&kv, || {
-                format!("environment variable {}", k.to_string_lossy())
+            // `KEY=value` built once, with room for the NUL: no second copy.
+            let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+            kv.extend_from_slice(k.as_bytes());
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).map_err(|e| Error::NulByte {
+                what: format!("environment variable {}", k.to_string_lossy()),
+                value: String::from_utf8_lossy(&e.into_vec()).into_owned(),
             })
         })
         .collect::<Result<_>>()?;
@@ -194,13 +197,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         join: std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::none()),
         ids: std::mem::replace(&mut user.ids, crate::child::ids::IdSpec::NONE),
         time: std::mem::replace(&mut time.spec, crate::child::time::TimeSpec::NONE),
-        fs: crate::child::mounts::FsSpec {
-            root: fs.spec.root,
-            chroot: fs.spec.chroot,
-            steps: fs.spec.steps,
-            n_steps: fs.spec.n_steps,
-            readonly_root: fs.spec.readonly_root,
-        },
+        fs: fs.spec,
         resources: resources.spec(),
         security: security.spec,
     };
@@ -274,12 +271,7 @@ impl Plan {
         // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
         // that the namespace's root is the container's own cgroup.
         let ns_flags = self.namespaces.clone_flags() & !self.resources.deferred_clone_flags();
-        let cloned = unsafe {
-            match mode {
-                CloneMode::Vfork => sys::clone_vfork(child::entry, stack, ns_flags, arg),
-                m => sys::clone_with(child::entry, stack, m.flags(), ns_flags, arg),
-            }
-        };
+        let cloned = unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
         let (pid, pidfd) = cloned.map_err(|e| {
             crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))
         })?;

@@ -81,12 +81,7 @@ pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
     }
     let Some(epoll) = reaper() else {
         // No epoll: a thread of its own for this one child (never expected in practice).
-        std::thread::spawn(move || {
-            let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
-            if let Some(c) = cleanup {
-                c();
-            }
-        });
+        reap_on_own_thread(pidfd, cleanup);
         return;
     };
     PENDING.fetch_add(1, Ordering::SeqCst);
@@ -105,13 +100,19 @@ pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         PENDING.fetch_sub(1, Ordering::SeqCst);
         let cleanup = lock_cleanups().remove(&raw);
-        std::thread::spawn(move || {
-            let _ = sys::waitid_pidfd(fd.as_fd(), true);
-            if let Some(c) = cleanup {
-                c();
-            }
-        });
+        reap_on_own_thread(fd, cleanup);
     }
+}
+
+/// The fallback when the reaper thread cannot take `pidfd`: a thread that waits for this
+/// one child, reaps it and runs `cleanup`.
+fn reap_on_own_thread(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
+    std::thread::spawn(move || {
+        let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
+        if let Some(c) = cleanup {
+            c();
+        }
+    });
 }
 
 /// The reaper's epoll descriptor, starting the thread on first use.

@@ -2,7 +2,7 @@
 //!
 //! Every `unsafe` block of the parent side lives here, each next to the man page it
 //! follows; everything above this module is safe Rust. The child side's syscalls live in
-//! `child.rs`, which has rules of its own (no allocation).
+//! `child/`, which has rules of its own (no allocation).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -183,7 +183,7 @@ impl Stack {
         (top & !15) as *mut libc::c_void
     }
 
-    /// Returns the stack to the pool (at most a handful are kept).
+    /// Returns the stack to the pool (at most 64 are kept).
     pub(crate) fn give_back(self) {
         let mut pool = STACK_POOL.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < 64 {
@@ -223,42 +223,6 @@ pub(crate) fn restore_signals(old: &libc::sigset_t) {
     }
 }
 
-/// `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | flags | SIGCHLD)` running `entry(arg)` on
-/// `stack`. Returns `(pid, pidfd)` once the child has exec'd or exited.
-///
-/// # Safety
-/// `entry` must obey the rules of `child.rs` (no allocation, no locks, ends in execve or
-/// `_exit`), and `arg` must stay valid until this returns (it does: vfork semantics keep
-/// this thread asleep until the child is done with our memory).
-pub(crate) unsafe fn clone_vfork(
-    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
-    stack: &Stack,
-    ns_flags: libc::c_int,
-    arg: *mut libc::c_void,
-) -> io::Result<(libc::pid_t, OwnedFd)> {
-    let mut pidfd: libc::c_int = -1;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | ns_flags | libc::SIGCHLD;
-    // With CLONE_PIDFD the kernel stores the (close-on-exec) pidfd through the
-    // `parent_tid` argument. man 2 clone.
-    // SAFETY: the caller upholds the contract above.
-    let pid = unsafe {
-        libc::clone(
-            entry,
-            stack.top(),
-            flags,
-            arg,
-            &mut pidfd as *mut libc::c_int,
-            ptr::null_mut::<libc::c_void>(),
-            ptr::null_mut::<libc::c_int>(),
-        )
-    };
-    if pid == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just gave us this pidfd.
-    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
-}
-
 /// `read` that retries on EINTR.
 pub(crate) fn read_retry(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -274,13 +238,17 @@ pub(crate) fn read_retry(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
     }
 }
 
-/// `clone(mode_flags | CLONE_PIDFD | ns_flags | SIGCHLD)` running `entry(arg)` on `stack`:
-/// the general form of [`clone_vfork`] for the other clone modes of `join::CloneMode`
-/// (without `CLONE_VFORK` it returns at once, with the child still running on `stack`).
+/// `clone(mode_flags | CLONE_PIDFD | ns_flags | SIGCHLD)` running `entry(arg)` on `stack`,
+/// with `mode_flags` from `join::CloneMode` (`CLONE_VM | CLONE_VFORK` on the fast path).
+/// Returns `(pid, pidfd)`: with `CLONE_VFORK` once the child has exec'd or exited, without
+/// it at once, with the child still running on `stack`.
 ///
 /// # Safety
-/// As for [`clone_vfork`]; without `CLONE_VFORK` the caller must also keep `stack` and
-/// everything `arg` points to alive and untouched until the child has exec'd or exited.
+/// `entry` must obey the rules of `child/mod.rs` (no allocation, no locks, ends in execve
+/// or `_exit`), and `arg` must stay valid until the child is done with it (with
+/// `CLONE_VFORK` vfork semantics keep this thread asleep until then). Without
+/// `CLONE_VFORK` the caller must also keep `stack` and everything `arg` points to alive
+/// and untouched until the child has exec'd or exited.
 pub(crate) unsafe fn clone_with(
     entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
     stack: &Stack,
@@ -290,6 +258,8 @@ pub(crate) unsafe fn clone_with(
 ) -> io::Result<(libc::pid_t, OwnedFd)> {
     let mut pidfd: libc::c_int = -1;
     let flags = mode_flags | libc::CLONE_PIDFD | ns_flags | libc::SIGCHLD;
+    // With CLONE_PIDFD the kernel stores the (close-on-exec) pidfd through the
+    // `parent_tid` argument.
     // SAFETY: the caller upholds the contract above. man 2 clone.
     let pid = unsafe {
         libc::clone(

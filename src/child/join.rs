@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::{c_int, c_void};
 
-use super::{check, errno, Step};
+use super::{check, errno, slice, Step};
 use crate::error::Stage;
 
 /// One `setns` call: a pidfd with a set of `CLONE_NEW*` flags, or a namespace file with
@@ -64,9 +64,7 @@ pub(crate) fn enter(
     if spec.n_entries == 0 || spec.entered.load(Ordering::SeqCst) {
         return Ok(());
     }
-    // SAFETY: the plan owns `n_entries` initialised entries.
-    let entries = unsafe { std::slice::from_raw_parts(spec.entries, spec.n_entries) };
-    for e in entries {
+    for e in slice((spec.entries, spec.n_entries)) {
         // The plan put entries holding the user namespace first: with it we gain the
         // capabilities the other joins need over namespaces it owns. man 2 setns.
         // SAFETY: plain syscall on a descriptor the plan opened.

@@ -103,13 +103,20 @@ pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
 
 /// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
 fn report(fd: c_int, stage: Stage, err: c_int) {
-    let mut buf = [0u8; 8];
-    let s = (stage as u32).to_ne_bytes();
-    let e = err.to_ne_bytes();
-    buf[..4].copy_from_slice(&s);
-    buf[4..].copy_from_slice(&e);
-    // SAFETY: valid buffer; a failed write leaves the parent to see a plain exit.
-    unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    // Two native-endian u32s side by side: the same bytes as `stage.to_ne_bytes()` then
+    // `err.to_ne_bytes()`, without any slicing.
+    let record: [u32; 2] = [stage as u32, err as u32];
+    // SAFETY: valid 8-byte buffer; a failed write leaves the parent to see a plain exit.
+    unsafe { libc::write(fd, record.as_ptr().cast(), std::mem::size_of_val(&record)) };
+}
+
+/// Views a prepared `(ptr, len)` pair as a slice (empty when null or 0).
+pub(crate) fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
+    if p.0.is_null() || p.1 == 0 {
+        return &[];
+    }
+    // SAFETY: the plan built (ptr, len) from a Vec it keeps alive until after execve.
+    unsafe { std::slice::from_raw_parts(p.0, p.1) }
 }
 
 fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
@@ -231,29 +238,28 @@ fn reset_signal_dispositions() {
 /// A single line mapping the caller's own id is the one map a process may write for
 /// itself without privilege in the parent namespace.
 fn write_user_maps(spec: &ChildSpec) -> Step {
-    write_file(c"/proc/self/setgroups".as_ptr(), b"deny".as_ptr(), 4)?;
+    let stage = Stage::UserMap;
     write_file(
-        c"/proc/self/gid_map".as_ptr(),
-        spec.gid_map.0,
-        spec.gid_map.1,
+        c"/proc/self/setgroups".as_ptr(),
+        (b"deny".as_ptr(), 4),
+        stage,
     )?;
-    write_file(
-        c"/proc/self/uid_map".as_ptr(),
-        spec.uid_map.0,
-        spec.uid_map.1,
-    )
+    write_file(c"/proc/self/gid_map".as_ptr(), spec.gid_map, stage)?;
+    write_file(c"/proc/self/uid_map".as_ptr(), spec.uid_map, stage)
 }
 
-pub(crate) fn write_file(path: *const c_char, data: *const u8, len: usize) -> Step {
+/// Writes `data` (`(ptr, len)`) to the file at `path` in one `write`; a short write fails
+/// `stage` with EIO.
+pub(crate) fn write_file(path: *const c_char, data: (*const u8, usize), stage: Stage) -> Step {
     // SAFETY: valid C string path and (ptr, len) buffer from the plan. man 2 open, write.
     unsafe {
         let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
-        check(fd, Stage::UserMap)?;
-        let n = libc::write(fd, data.cast(), len);
+        check(fd, stage)?;
+        let n = libc::write(fd, data.0.cast(), data.1);
         let err = errno();
         libc::close(fd);
-        if n != len as isize {
-            return Err((Stage::UserMap, if n < 0 { err } else { libc::EIO }));
+        if n != data.1 as isize {
+            return Err((stage, if n < 0 { err } else { libc::EIO }));
         }
     }
     Ok(())

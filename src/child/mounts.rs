@@ -7,9 +7,9 @@
 
 use std::ptr;
 
-use libc::{c_char, c_ulong};
+use libc::{c_char, c_int, c_ulong};
 
-use super::{check, errno, Step};
+use super::{check, errno, slice, Step};
 use crate::error::Stage;
 
 /// What one [`MountStep`] does.
@@ -43,6 +43,7 @@ pub(crate) struct MountStep {
 }
 
 /// The prepared file system plan. `root` null and `n_steps` 0 means "nothing to do".
+#[derive(Clone, Copy)]
 pub(crate) struct FsSpec {
     /// The new root (absolute host path), or null to keep the current root.
     pub(crate) root: *const c_char,
@@ -73,25 +74,9 @@ pub(crate) fn apply(spec: &FsSpec, security: &super::security::SecuritySpec) -> 
         // pivot_root needs the new root to be a mount point; a recursive bind onto itself
         // makes it one (and a separate mount we may make read-only without touching the
         // host's).
-        // SAFETY: valid C strings from the plan. man 2 mount.
-        let ret = unsafe {
-            libc::mount(
-                spec.root,
-                spec.root,
-                ptr::null(),
-                libc::MS_BIND | libc::MS_REC,
-                ptr::null(),
-            )
-        };
-        check(ret, Stage::BindRoot)?;
+        check(rbind(spec.root, spec.root), Stage::BindRoot)?;
     }
-    // SAFETY: the plan owns `n_steps` initialised steps at `steps`.
-    let steps: &[MountStep] = if spec.n_steps == 0 {
-        &[]
-    } else {
-        unsafe { std::slice::from_raw_parts(spec.steps, spec.n_steps) }
-    };
-    for step in steps {
+    for step in slice((spec.steps, spec.n_steps)) {
         run_step(step)?;
     }
     if spec.root.is_null() {
@@ -138,16 +123,7 @@ fn run_step(s: &MountStep) -> Step {
             }
             let err = errno();
             if err == libc::EPERM && !s.fallback_bind.is_null() {
-                let ret = unsafe {
-                    libc::mount(
-                        s.fallback_bind,
-                        s.b,
-                        ptr::null(),
-                        libc::MS_BIND | libc::MS_REC,
-                        ptr::null(),
-                    )
-                };
-                check(ret, s.stage)?;
+                check(rbind(s.fallback_bind, s.b), s.stage)?;
                 return set_readonly(s.b, true).map_err(|e| (s.stage, e));
             }
             Err((s.stage, err))
@@ -173,6 +149,20 @@ fn run_step(s: &MountStep) -> Step {
             Ok(())
         }
         Op::Symlink => check(unsafe { libc::symlink(s.a, s.b) }, s.stage),
+    }
+}
+
+/// A recursive bind mount of `src` onto `dst`. Returns `mount`'s result.
+pub(crate) fn rbind(src: *const c_char, dst: *const c_char) -> c_int {
+    // SAFETY: valid C strings from the plan. man 2 mount.
+    unsafe {
+        libc::mount(
+            src,
+            dst,
+            ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            ptr::null(),
+        )
     }
 }
 

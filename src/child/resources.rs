@@ -5,7 +5,7 @@
 
 use libc::c_int;
 
-use super::{check, errno, Step};
+use super::{check, errno, slice, Step};
 use crate::error::Stage;
 
 /// One `prlimit64` call's worth: the resource and its new (soft, hard) pair.
@@ -37,16 +37,11 @@ pub(crate) struct ResourceSpec {
 /// of the workload runs outside the cgroup) for one `write`; the descriptors were opened
 /// by the parent, so the kernel checks the parent's credentials and cgroup namespace.
 pub(crate) fn join_cgroup(spec: &ResourceSpec) -> Step {
-    let (fds, n) = spec.cgroup_procs;
-    if n > 0 && !fds.is_null() {
-        // SAFETY: (ptr, len) of a Vec<c_int> the plan owns, alive until we exec.
-        let fds = unsafe { std::slice::from_raw_parts(fds, n) };
-        for &fd in fds {
-            // SAFETY: a valid buffer of one byte. man 7 cgroups ("Writing the value 0").
-            let ret = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            if ret != 1 {
-                return Err((Stage::CgroupJoin, if ret < 0 { errno() } else { libc::EIO }));
-            }
+    for &fd in slice(spec.cgroup_procs) {
+        // SAFETY: a valid buffer of one byte. man 7 cgroups ("Writing the value 0").
+        let ret = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        if ret != 1 {
+            return Err((Stage::CgroupJoin, if ret < 0 { errno() } else { libc::EIO }));
         }
     }
     if spec.unshare_cgroupns {
@@ -62,13 +57,7 @@ pub(crate) fn join_cgroup(spec: &ResourceSpec) -> Step {
 
 /// Applies the rlimits with the raw `prlimit64` syscall on ourselves (pid 0).
 pub(crate) fn set_rlimits(spec: &ResourceSpec) -> Step {
-    let (lims, n) = spec.rlimits;
-    if n == 0 || lims.is_null() {
-        return Ok(());
-    }
-    // SAFETY: (ptr, len) of a Vec<RawRlimit> the plan owns, alive until we exec.
-    let lims = unsafe { std::slice::from_raw_parts(lims, n) };
-    for l in lims {
+    for l in slice(spec.rlimits) {
         let new = libc::rlimit64 {
             rlim_cur: l.soft,
             rlim_max: l.hard,

@@ -13,7 +13,7 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_ulong};
 
-use super::{check, errno, Step};
+use super::{check, errno, slice, Step};
 use crate::error::Stage;
 
 /// One descriptor to pass: `src` (above every `dst`, close-on-exec) goes to `dst`.
@@ -50,15 +50,6 @@ pub(crate) struct SecuritySpec {
     /// applied by the mount step before pivot_root (child/mounts.rs), while the host's
     /// `/dev/null` is still in our mount namespace to bind from.
     pub(crate) under_root: bool,
-}
-
-/// Views a prepared `(ptr, len)` pair as a slice.
-fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
-    if p.0.is_null() || p.1 == 0 {
-        return &[];
-    }
-    // SAFETY: the plan built (ptr, len) from a Vec it keeps alive until after execve.
-    unsafe { std::slice::from_raw_parts(p.0, p.1) }
 }
 
 /// Masks and read-only paths, in the container's mount namespace (after pivot_root, so
@@ -162,17 +153,7 @@ fn mask_file(s: &SecuritySpec, path: *const c_char) -> c_int {
 
 /// Bind `path` onto itself and remount the bind read-only.
 fn readonly(path: *const c_char) -> Step {
-    // SAFETY: valid C string from the plan. man 2 mount.
-    let ret = unsafe {
-        libc::mount(
-            path,
-            path,
-            ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
-            ptr::null(),
-        )
-    };
-    if ret == -1 {
+    if super::mounts::rbind(path, path) == -1 {
         let e = errno();
         if e == libc::ENOENT || e == libc::ENOTDIR {
             return Ok(());
@@ -219,29 +200,21 @@ fn readonly(path: *const c_char) -> Step {
 ///   a non-root uid clears from the effective set;
 /// * `PR_SET_KEEPCAPS` is set, so that such a change keeps the permitted set and the
 ///   kept capabilities can still be made effective afterwards (execve clears the flag);
-/// * with `no_new_privs` off, the seccomp filter goes in now: without no_new_privs the
-///   kernel only takes a filter from a task with `CAP_SYS_ADMIN`, which is about to go.
+/// * with `no_new_privs` off (and `drop_caps` on), the seccomp filter goes in now: without
+///   no_new_privs the kernel only takes a filter from a task with `CAP_SYS_ADMIN`, which is
+///   about to go.
 ///   It forbids nothing the remaining steps use (set*id, capset, prctl, close_range,
 ///   rt_sigprocmask, execve).
 pub(crate) fn before_id_change(s: &SecuritySpec) -> Step {
-    if !s.no_new_privs && !s.seccomp.is_null() && s.drop_caps {
+    if seccomp_early(s) && !s.seccomp.is_null() {
         install_seccomp(s.seccomp)?;
     }
     if !s.drop_caps {
         return Ok(());
     }
     drop_bounding_set(s.keep_caps, s.no_new_privs)?;
-    // SAFETY: plain syscall. man 2 prctl (PR_SET_KEEPCAPS).
-    let ret = unsafe {
-        libc::prctl(
-            libc::PR_SET_KEEPCAPS,
-            1 as c_ulong,
-            0 as c_ulong,
-            0 as c_ulong,
-            0 as c_ulong,
-        )
-    };
-    check(ret, Stage::Capabilities)
+    // man 2 prctl (PR_SET_KEEPCAPS).
+    check(prctl(libc::PR_SET_KEEPCAPS, 1, 0), Stage::Capabilities)
 }
 
 /// New session, umask, then the remaining capability sets and no_new_privs.
@@ -261,17 +234,8 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
         drop_capabilities(s.keep_caps)?;
     }
     if s.no_new_privs {
-        // SAFETY: plain syscall. man 2 prctl (PR_SET_NO_NEW_PRIVS).
-        let ret = unsafe {
-            libc::prctl(
-                libc::PR_SET_NO_NEW_PRIVS,
-                1 as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-            )
-        };
-        check(ret, Stage::NoNewPrivs)?;
+        // man 2 prctl (PR_SET_NO_NEW_PRIVS).
+        check(prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0), Stage::NoNewPrivs)?;
     }
     Ok(())
 }
@@ -286,16 +250,8 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
         if keep & (1u64 << cap) != 0 {
             continue;
         }
-        // SAFETY: plain syscalls. man 2 prctl (PR_CAPBSET_READ, PR_CAPBSET_DROP).
-        let present = unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_READ,
-                cap as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-            )
-        };
+        // man 2 prctl (PR_CAPBSET_READ, PR_CAPBSET_DROP).
+        let present = prctl(libc::PR_CAPBSET_READ, cap, 0);
         if present == -1 {
             // EINVAL: past the kernel's last capability.
             break;
@@ -303,16 +259,7 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
         if present == 0 {
             continue;
         }
-        let ret = unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_DROP,
-                cap as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-                0 as c_ulong,
-            )
-        };
-        if ret == -1 {
+        if prctl(libc::PR_CAPBSET_DROP, cap, 0) == -1 {
             let e = errno();
             // Without CAP_SETPCAP (an unprivileged supervisor, or a nested container
             // that kept only some capabilities) the bounding set cannot shrink. It only
@@ -331,16 +278,12 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
 /// raises the kept capabilities into the ambient set so that they survive execve for a
 /// non-root workload too. (The bounding set went in [`before_id_change`].)
 fn drop_capabilities(keep: u64) -> Step {
-    // SAFETY: plain syscall; EINVAL means the kernel has no ambient set (before 4.3).
-    let ret = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
-            0 as c_ulong,
-            0 as c_ulong,
-            0 as c_ulong,
-        )
-    };
+    // EINVAL means the kernel has no ambient set (before 4.3).
+    let ret = prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+        0,
+    );
     if ret == -1 && errno() != libc::EINVAL {
         return Err((Stage::Capabilities, errno()));
     }
@@ -366,22 +309,25 @@ fn drop_capabilities(keep: u64) -> Step {
     check(ret as c_int, Stage::Capabilities)?;
     for cap in 0..64 {
         if keep & (1u64 << cap) != 0 {
-            // SAFETY: plain syscall. man 2 prctl (PR_CAP_AMBIENT_RAISE).
-            let ret = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as c_ulong,
-                    cap as c_ulong,
-                    0 as c_ulong,
-                    0 as c_ulong,
-                )
-            };
+            // man 2 prctl (PR_CAP_AMBIENT_RAISE).
+            let ret = prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as c_ulong,
+                cap,
+            );
             if ret == -1 && errno() != libc::EINVAL {
                 return Err((Stage::Capabilities, errno()));
             }
         }
     }
     Ok(())
+}
+
+/// `prctl(option, arg2, arg3, 0, 0)`, for options whose arguments are plain integers
+/// (every prctl of this file; not for those that take a pointer).
+fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong) -> c_int {
+    // SAFETY: plain syscall with integer arguments. man 2 prctl.
+    unsafe { libc::prctl(option, arg2, arg3, 0 as c_ulong, 0 as c_ulong) }
 }
 
 #[repr(C)]
@@ -460,13 +406,20 @@ fn cloexec_range(lo: u32, hi: u32) -> Step {
 }
 
 /// Installs the seccomp filter: the last setup step, so that everything before it may
-/// still mount, set the hostname and so on. (With no_new_privs off it already happened in
-/// [`drop_privileges`].)
+/// still mount, set the hostname and so on. (With no_new_privs off and capabilities
+/// dropped it already happened in [`before_id_change`].)
 pub(crate) fn seccomp(s: &SecuritySpec) -> Step {
-    if s.seccomp.is_null() || (!s.no_new_privs && s.drop_caps) {
+    if s.seccomp.is_null() || seccomp_early(s) {
         return Ok(());
     }
     install_seccomp(s.seccomp)
+}
+
+/// Whether the filter goes in [`before_id_change`] instead of last: without no_new_privs
+/// the kernel takes it only from a task with `CAP_SYS_ADMIN`, which dropping the
+/// capabilities takes away.
+fn seccomp_early(s: &SecuritySpec) -> bool {
+    !s.no_new_privs && s.drop_caps
 }
 
 fn install_seccomp(prog: *const libc::sock_fprog) -> Step {

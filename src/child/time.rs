@@ -8,9 +8,7 @@
 //! its own fresh address space, which is why sharing the supervisor's memory until then
 //! is fine: the vDSO data page of the old mm is never switched).
 
-use libc::c_char;
-
-use super::{check, errno, Step};
+use super::{check, write_file, Step};
 use crate::error::Stage;
 
 /// Prepared by `time.rs`.
@@ -40,17 +38,10 @@ pub(crate) fn enter(spec: &TimeSpec) -> Step {
     if spec.offsets.0.is_null() {
         return Ok(());
     }
-    let path: *const c_char = c"/proc/self/timens_offsets".as_ptr();
-    // SAFETY: valid C string and (ptr, len) buffer from the plan. man 7 time_namespaces.
-    unsafe {
-        let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
-        check(fd, Stage::TimeOffsets)?;
-        let n = libc::write(fd, spec.offsets.0.cast(), spec.offsets.1);
-        let err = errno();
-        libc::close(fd);
-        if n != spec.offsets.1 as isize {
-            return Err((Stage::TimeOffsets, if n < 0 { err } else { libc::EIO }));
-        }
-    }
-    Ok(())
+    // man 7 time_namespaces.
+    write_file(
+        c"/proc/self/timens_offsets".as_ptr(),
+        spec.offsets,
+        Stage::TimeOffsets,
+    )
 }
