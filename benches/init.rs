@@ -25,7 +25,7 @@ use criterion::{criterion_group, Criterion};
 
 #[path = "common/baseline.rs"]
 mod baseline;
-use baseline::{big_heap, core_only, in_task, raw_clone_loop};
+use baseline::{big_heap, core_only, full_run, in_task, raw_clone_loop};
 
 const NS: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -87,10 +87,6 @@ fn cellblock_loop(rt: &tokio::runtime::Runtime, config: Config, iters: u64) -> D
         }
         start.elapsed()
     })
-}
-
-fn full_run() -> bool {
-    std::env::args().any(|a| a == "--bench")
 }
 
 fn benches(c: &mut Criterion) {

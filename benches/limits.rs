@@ -1,11 +1,16 @@
 //! What a cgroup costs per container: spawn + reap of `/bin/true`, one at a time and 16
 //! in flight, without a cgroup, with accounting only, with limits, and on the v2 hierarchy.
 //! Interleaved rounds; prints the median of the rounds. `cargo bench --bench limits`.
+//! Under `cargo test --benches` (or with `CELLBLOCK_BENCH_QUICK=1`) it runs a few jobs.
 
 use std::time::{Duration, Instant};
 
 use cellblock::{CgroupVersion, Container, ContainerBuilder};
 use futures::StreamExt;
+
+#[path = "common/baseline.rs"]
+#[allow(dead_code)]
+mod baseline;
 
 /// A named way to configure the container.
 type Variant = (&'static str, Box<dyn Fn() -> ContainerBuilder>);
@@ -64,13 +69,17 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let vs = variants();
-        let rounds = 5;
+        let (rounds, seq_jobs, par_jobs) = if baseline::full_run() {
+            (5, 200, 500)
+        } else {
+            (1, 5, 20)
+        };
         let mut seq = vec![Vec::new(); vs.len()];
         let mut par = vec![Vec::new(); vs.len()];
         for _ in 0..rounds {
             for (i, (_, make)) in vs.iter().enumerate() {
-                seq[i].push(sequential(make.as_ref(), 200).await);
-                par[i].push(in_flight(make.as_ref(), 500).await);
+                seq[i].push(sequential(make.as_ref(), seq_jobs).await);
+                par[i].push(in_flight(make.as_ref(), par_jobs).await);
             }
         }
         println!(

@@ -20,6 +20,7 @@
 //! Every contender runs the same iterations, interleaved, with the same flags.
 //!
 //! Run: `cargo bench --bench spawn`. A summary table with the ratios is printed at the end.
+//! Under `cargo test --benches` (or with `CELLBLOCK_BENCH_QUICK=1`) it runs a few spawns.
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,9 @@ use criterion::{criterion_group, Criterion};
 
 #[path = "common/baseline.rs"]
 mod baseline;
-use baseline::{big_heap, clone_flags, core_only, in_task, raw_clone_loop, raw_clone_loop_with};
+use baseline::{
+    big_heap, clone_flags, core_only, full_run, in_task, raw_clone_loop, raw_clone_loop_with,
+};
 
 const UIPM: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -173,8 +176,7 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let quick = std::env::args().any(|a| a == "--test")
-        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let quick = !full_run();
     let (rounds, per_round) = if quick { (1, 5) } else { (10, 100) };
 
     let mut summary = Summary(Vec::new());

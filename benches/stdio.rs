@@ -5,12 +5,13 @@
 //! Target (issue 4): cellblock >= 0.8 x tokio::process. Run: `cargo bench --bench stdio`;
 //! the summary line prints the ratios. Under `cargo test --benches` it moves 16 MiB once.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use cellblock::{Container, Stdio};
 use criterion::{criterion_group, Criterion};
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 fn bytes_total() -> u64 {
     if std::env::args().any(|a| a == "--bench") {
@@ -24,6 +25,19 @@ fn writer_args(n: u64) -> [String; 3] {
     ["-c".into(), n.to_string(), "/dev/zero".into()]
 }
 
+/// Reads `r` to the end with a 64 KiB read loop: how many bytes came.
+async fn read_loop(mut r: impl AsyncRead + Unpin) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let k = r.read(&mut buf).await.unwrap();
+        if k == 0 {
+            return total;
+        }
+        total += k as u64;
+    }
+}
+
 async fn tokio_process(n: u64) -> Duration {
     let start = Instant::now();
     let mut child = tokio::process::Command::new("head")
@@ -31,16 +45,7 @@ async fn tokio_process(n: u64) -> Duration {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let k = out.read(&mut buf).await.unwrap();
-        if k == 0 {
-            break;
-        }
-        total += k as u64;
-    }
+    let total = read_loop(child.stdout.take().unwrap()).await;
     assert!(child.wait().await.unwrap().success());
     assert_eq!(total, n);
     start.elapsed()
@@ -72,19 +77,25 @@ async fn cellblock_read(n: u64) -> Duration {
         .spawn()
         .await
         .unwrap();
-    let mut out = c.take_stdout().unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let k = out.read(&mut buf).await.unwrap();
-        if k == 0 {
-            break;
-        }
-        total += k as u64;
-    }
+    let total = read_loop(c.take_stdout().unwrap()).await;
     assert!(c.wait().await.unwrap().success());
     assert_eq!(total, n);
     start.elapsed()
+}
+
+/// `k` runs of `run` one after another on `rt`: their summed time (for `iter_custom`).
+fn runs<F: Future<Output = Duration>>(
+    rt: &tokio::runtime::Runtime,
+    k: u64,
+    run: impl Fn() -> F,
+) -> Duration {
+    rt.block_on(async {
+        let mut d = Duration::ZERO;
+        for _ in 0..k {
+            d += run().await;
+        }
+        d
+    })
 }
 
 fn benches(c: &mut Criterion) {
@@ -98,37 +109,13 @@ fn benches(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(10));
     g.throughput(criterion::Throughput::Bytes(n));
     g.bench_function("tokio_process", |b| {
-        b.iter_custom(|k| {
-            rt.block_on(async {
-                let mut d = Duration::ZERO;
-                for _ in 0..k {
-                    d += tokio_process(n).await;
-                }
-                d
-            })
-        })
+        b.iter_custom(|k| runs(&rt, k, || tokio_process(n)))
     });
     g.bench_function("cellblock_stream", |b| {
-        b.iter_custom(|k| {
-            rt.block_on(async {
-                let mut d = Duration::ZERO;
-                for _ in 0..k {
-                    d += cellblock_stream(n).await;
-                }
-                d
-            })
-        })
+        b.iter_custom(|k| runs(&rt, k, || cellblock_stream(n)))
     });
     g.bench_function("cellblock_asyncread", |b| {
-        b.iter_custom(|k| {
-            rt.block_on(async {
-                let mut d = Duration::ZERO;
-                for _ in 0..k {
-                    d += cellblock_read(n).await;
-                }
-                d
-            })
-        })
+        b.iter_custom(|k| runs(&rt, k, || cellblock_read(n)))
     });
     g.finish();
 

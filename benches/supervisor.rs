@@ -15,7 +15,7 @@
 //! Every contender runs `/bin/true` with an empty environment.
 //!
 //! Run: `cargo bench --bench supervisor` (as root; `bwrap` on PATH for its baseline).
-//! `CELLBLOCK_BENCH_QUICK=1` (or running it as a test) makes it small.
+//! `CELLBLOCK_BENCH_QUICK=1` (or running it as a test, `cargo test --benches`) makes it small.
 
 use std::time::{Duration, Instant};
 
@@ -85,8 +85,7 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--test")
-        || std::env::var_os("CELLBLOCK_BENCH_QUICK").is_some();
+    let quick = !baseline::full_run();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

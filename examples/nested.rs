@@ -20,20 +20,25 @@ use cellblock::{Container, NamespaceIds, Namespaces};
 /// Where the binary is visible inside level 1.
 const INSIDE_DIR: &str = "/cellblock-bin";
 
-fn build_root(dir: &Path) -> std::io::Result<PathBuf> {
+/// Builds `<dir>/root`: empty mount points plus the host's top-level symlinks
+/// (`bin -> usr/bin`). Returns it and the top-level host directories among `bin`, `sbin`,
+/// `lib`, `lib64` that are real directories, to bind read-only at the same place.
+fn build_root(dir: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
     let root = dir.join("root");
     for d in ["etc", "proc", "dev", "tmp", "usr", &INSIDE_DIR[1..]] {
         std::fs::create_dir_all(root.join(d))?;
     }
+    let mut binds = Vec::new();
     for name in ["bin", "sbin", "lib", "lib64"] {
         let host = Path::new("/").join(name);
         if let Ok(target) = std::fs::read_link(&host) {
             std::os::unix::fs::symlink(target, root.join(name))?;
         } else if host.is_dir() {
             std::fs::create_dir_all(root.join(name))?;
+            binds.push(host);
         }
     }
-    Ok(root)
+    Ok((root, binds))
 }
 
 #[tokio::main]
@@ -70,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if level == 0 {
         // The outer container gets a root filesystem; the binary and its libraries must be
         // visible inside it.
-        let root = build_root(&tmp)?;
+        let (root, binds) = build_root(&tmp)?;
         let dir = exe.parent().ok_or("binary has no directory")?;
         let name = exe.file_name().ok_or("binary has no name")?;
         b = Container::builder(Path::new(INSIDE_DIR).join(name));
@@ -80,11 +85,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .bind_ro(dir, INSIDE_DIR)
             .mount_dev()
             .tmpfs("/tmp");
-        for name in ["bin", "sbin", "lib", "lib64"] {
-            let host = Path::new("/").join(name);
-            if host.is_dir() && std::fs::read_link(&host).is_err() {
-                b.bind_ro(&host, &host);
-            }
+        for host in &binds {
+            b.bind_ro(host, host);
         }
     } else {
         b = Container::builder(&exe);

@@ -36,32 +36,25 @@ async fn sh(b: &mut cellblock::ContainerBuilder, script: &str) -> Result<(bool, 
     Ok((out.status.success(), text))
 }
 
-/// A root directory built from the machine (see examples/rootfs.rs).
-fn build_root(dir: &Path) -> std::io::Result<PathBuf> {
+/// A root directory built from the machine (see examples/rootfs.rs), and the host
+/// directories to bind read-only at the same place.
+fn build_root(dir: &Path) -> std::io::Result<(PathBuf, Vec<PathBuf>)> {
     let root = dir.join("root");
     for d in ["etc", "proc", "dev", "tmp", "usr", "sys"] {
         std::fs::create_dir_all(root.join(d))?;
     }
+    let mut binds = vec![PathBuf::from("/usr"), PathBuf::from("/etc")];
     for name in ["bin", "sbin", "lib", "lib64"] {
         let host = Path::new("/").join(name);
         if let Ok(target) = std::fs::read_link(&host) {
             std::os::unix::fs::symlink(target, root.join(name))?;
         } else if host.is_dir() {
             std::fs::create_dir_all(root.join(name))?;
+            binds.push(host);
         }
     }
     std::fs::write(root.join("marker"), "rootless-root\n")?;
-    Ok(root)
-}
-
-fn bind_system(b: &mut cellblock::ContainerBuilder) {
-    b.bind_ro("/usr", "/usr").bind_ro("/etc", "/etc");
-    for name in ["bin", "sbin", "lib", "lib64"] {
-        let host = Path::new("/").join(name);
-        if host.is_dir() && std::fs::read_link(&host).is_err() {
-            b.bind_ro(&host, &host);
-        }
-    }
+    Ok((root, binds))
 }
 
 #[tokio::main]
@@ -158,7 +151,7 @@ async fn main() {
     //    namespace owned by our user namespace... which we do not create here), tmpfs.
     let tmp = std::env::temp_dir().join(format!("cellblock-rootless-{}", std::process::id()));
     match build_root(&tmp) {
-        Ok(root) => {
+        Ok((root, binds)) => {
             let mut b = Container::builder("/bin/sh");
             b.namespaces(Namespaces::USER | Namespaces::MOUNT | Namespaces::PID)
                 .rootfs(&root)
@@ -166,7 +159,9 @@ async fn main() {
                 .mount_sysfs()
                 .tmpfs("/tmp")
                 .readonly_root(true);
-            bind_system(&mut b);
+            for dir in &binds {
+                b.bind_ro(dir, dir);
+            }
             match sh(&mut b, "cat /marker; touch /usr/x; touch /new; echo x > /dev/null && echo null-ok; ls /sys/class | grep -c .; echo t > /tmp/t && echo tmp-ok").await {
                 Ok((_, out)) => {
                     r.check("rootfs", out.contains("rootless-root"), out.lines().next().unwrap_or(""));

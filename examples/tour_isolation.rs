@@ -155,11 +155,11 @@ pub async fn nesting_section() -> Res<bool> {
         .collect();
     // Each nested level is the first process of its PID namespace after the built-in
     // init (PID 1), so PID 2.
-    let held = out.status.success() && names.len() == 3 && pids[1] == "2" && pids[2] == "2";
+    let held = out.status.success() && names.len() == 3 && pids.get(1..) == Some(&["2", "2"][..]);
     row(
         "hostname per level",
         names.first().unwrap_or(&""),
-        names[1..].join(" > "),
+        names.get(1..).unwrap_or_default().join(" > "),
         held,
     );
     Ok(held)

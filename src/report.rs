@@ -179,10 +179,15 @@ impl RunReport {
     }
 }
 
-/// Why we killed a container, if we did (first writer wins).
+/// Why we killed a container, if we did (first writer wins: [`mark_killed`]).
 const KILLED_NONE: u8 = 0;
 const KILLED_TIMEOUT: u8 = 1;
 const KILLED_OUTPUT: u8 = 2;
+
+/// Records why we killed the container, unless a reason was recorded already.
+fn mark_killed(killed: &AtomicU8, why: u8) {
+    let _ = killed.compare_exchange(KILLED_NONE, why, Ordering::SeqCst, Ordering::SeqCst);
+}
 
 /// `rusage` of the reaped first process, the parts the report uses.
 #[derive(Debug, Clone, Copy, Default)]
@@ -302,9 +307,7 @@ impl RunState {
     }
 
     fn mark_killed(&self, why: u8) {
-        let _ = self
-            .killed
-            .compare_exchange(KILLED_NONE, why, Ordering::SeqCst, Ordering::SeqCst);
+        mark_killed(&self.killed, why);
     }
 
     /// The report, once `status` is known.
@@ -369,12 +372,8 @@ fn message(r: &RunReport) -> String {
         EndReason::OutputLimit => "Output limit exceeded".to_owned(),
         EndReason::SetupFailed { stage, errno } => format!("Setup failed at {stage}: {errno}"),
     };
-    if r.pids_limit_hits.unwrap_or(0) > 0 {
-        let _ = write!(
-            m,
-            "; {} fork(s) refused by the pids limit",
-            r.pids_limit_hits.unwrap_or(0)
-        );
+    if let Some(hits) = r.pids_limit_hits.filter(|&n| n > 0) {
+        let _ = write!(m, "; {hits} fork(s) refused by the pids limit");
     }
     if r.oom_killed && r.reason != EndReason::OomKilled {
         let _ = write!(m, "; the OOM killer killed {} process(es)", r.oom_kills);
@@ -400,12 +399,7 @@ async fn watchdog(
         _ = fd.readable() => return,
         _ = tokio::time::sleep(timeout) => {}
     }
-    let _ = killed.compare_exchange(
-        KILLED_NONE,
-        KILLED_TIMEOUT,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    mark_killed(&killed, KILLED_TIMEOUT);
     tracing::debug!(?timeout, "container timed out");
     if !grace.is_zero() {
         signal_container(fd.get_ref().as_fd(), cgroup.as_ref(), libc::SIGTERM).await;

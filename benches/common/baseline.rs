@@ -5,6 +5,14 @@ use std::time::{Duration, Instant};
 
 use cellblock::{ContainerBuilder, Namespaces};
 
+/// Whether this is a measuring run. `cargo bench` passes `--bench`; `cargo test --benches`
+/// passes nothing, and `cargo bench -- --test` asks for a test run (criterion's rule).
+/// `CELLBLOCK_BENCH_QUICK` in the environment also makes the run small.
+pub fn full_run() -> bool {
+    let arg = |want: &str| std::env::args().any(|a| a == want);
+    arg("--bench") && !arg("--test") && std::env::var_os("CELLBLOCK_BENCH_QUICK").is_none()
+}
+
 /// The `CLONE_NEW*` bits for the namespaces clone() can create.
 pub fn clone_flags(ns: Namespaces) -> libc::c_int {
     let mut f = 0;

@@ -303,23 +303,33 @@ pub(crate) fn remove_dirs_retrying(dirs: &[PathBuf], limit: Duration) -> bool {
 
 static PARENTS: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
 
-/// Makes sure `parent` exists (running `init` when we create it) and counts one user.
+/// Makes sure `parent` exists (running `init` on it) and counts one user.
 pub(crate) fn acquire_parent(parent: &Path, init: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
     let mut map = PARENTS.lock().unwrap_or_else(|e| e.into_inner());
     let count = map.entry(parent.to_path_buf()).or_insert(0);
     if *count == 0 {
-        make_parent(parent, init)?;
+        if let Err(e) = make_parent(parent, init) {
+            map.remove(parent);
+            return Err(e);
+        }
     }
     *count += 1;
     Ok(())
 }
 
+/// `mkdir parent` (if missing) and `init` it; a directory made here is removed again if
+/// `init` fails.
 fn make_parent(parent: &Path, init: &dyn Fn(&Path) -> Result<()>) -> Result<()> {
-    match fs::create_dir(parent) {
-        Ok(()) => init(parent),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => init(parent),
-        Err(e) => Err(cg_err("create", parent, e)),
-    }
+    let made = match fs::create_dir(parent) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(cg_err("create", parent, e)),
+    };
+    init(parent).inspect_err(|_| {
+        if made {
+            let _ = fs::remove_dir(parent);
+        }
+    })
 }
 
 /// Drops one user of `parent`, removing it when we were the last (if nobody else's

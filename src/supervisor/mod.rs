@@ -467,13 +467,9 @@ impl Supervisor {
         };
         let mut summary = Summary::default();
         loop {
-            if self.pending == 0 {
-                return summary;
-            }
             let sig = tokio::select! {
-                s = self.done_rx.recv() => {
+                s = self.wait_any() => {
                     let Some(s) = s else { return summary };
-                    self.pending -= 1;
                     summary.workers.push(s);
                     continue;
                 }
@@ -514,6 +510,29 @@ async fn set(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|s| *s).await;
 }
 
+/// Resolves once this worker is to stop: its own stop flag, or a hook's escalation.
+async fn stop_requested(stop: &mut watch::Receiver<bool>, escalate: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = set(stop) => {}
+        _ = set(escalate) => {}
+    }
+}
+
+/// Ends a worker that was stopped: emits [`Event::Stopped`] with `status` (that of the
+/// container it stopped, if one was running).
+fn stopped(
+    shared: &Shared,
+    mut summary: WorkerSummary,
+    status: Option<ExitStatus>,
+) -> WorkerSummary {
+    shared.emit(Event::Stopped {
+        name: summary.name.clone(),
+        status,
+    });
+    summary.end = WorkerEnd::Stopped;
+    summary
+}
+
 /// Sends SIGTERM, waits up to `grace`, then SIGKILL; reaps. Returns the exit status.
 async fn terminate(c: &mut Container, grace: Duration) -> Option<ExitStatus> {
     let _ = c.signal(Signal::SIGTERM);
@@ -542,18 +561,13 @@ async fn run_worker(
         end: WorkerEnd::Completed,
     };
     let name = w.name.clone();
-    let stopped =
+    let stop_set =
         |stop: &watch::Receiver<bool>, esc: &watch::Receiver<bool>| *stop.borrow() || *esc.borrow();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        if stopped(&stop, &escalate) {
-            shared.emit(Event::Stopped {
-                name: name.clone(),
-                status: None,
-            });
-            summary.end = WorkerEnd::Stopped;
-            return summary;
+        if stop_set(&stop, &escalate) {
+            return stopped(&shared, summary, None);
         }
         if let Some(h) = &shared.hooks {
             if let Err(reason) = h.before_start(&name, attempt, &mut w.builder).await {
@@ -571,17 +585,11 @@ async fn run_worker(
             None => None,
             Some(sem) => tokio::select! {
                 p = sem.clone().acquire_owned() => p.ok(),
-                _ = set(&mut stop) => None,
-                _ = set(&mut escalate) => None,
+                _ = stop_requested(&mut stop, &mut escalate) => None,
             },
         };
-        if stopped(&stop, &escalate) {
-            shared.emit(Event::Stopped {
-                name: name.clone(),
-                status: None,
-            });
-            summary.end = WorkerEnd::Stopped;
-            return summary;
+        if stop_set(&stop, &escalate) {
+            return stopped(&shared, summary, None);
         }
         let started = Instant::now();
         let info = match w.builder.spawn().await {
@@ -609,20 +617,11 @@ async fn run_worker(
                 drop(_enter);
                 let status = tokio::select! {
                     s = c.wait_with_report() => s,
-                    _ = set(&mut stop) => {
+                    _ = stop_requested(&mut stop, &mut escalate) => {
                         let status = terminate(&mut c, shared.grace).instrument(span.clone()).await;
                         span.in_scope(|| tracing::info!(?status, "stopped"));
-                        shared.emit(Event::Stopped { name: name.clone(), status });
-                        summary.end = WorkerEnd::Stopped;
                         summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed(), report: None });
-                        return summary;
-                    }
-                    _ = set(&mut escalate) => {
-                        let status = terminate(&mut c, shared.grace).instrument(span.clone()).await;
-                        shared.emit(Event::Stopped { name: name.clone(), status });
-                        summary.end = WorkerEnd::Stopped;
-                        summary.last = status.map(|status| ExitInfo::Exited { status, duration: started.elapsed(), report: None });
-                        return summary;
+                        return stopped(&shared, summary, status);
                     }
                 };
                 let duration = started.elapsed();
@@ -697,7 +696,7 @@ async fn run_worker(
                 return summary;
             }
             Next::Restart(delay) => {
-                summary.restarts = tracker.restarts().max(summary.restarts + 1);
+                summary.restarts += 1;
                 tracing::info!(attempt = attempt + 1, ?delay, "restarting");
                 shared.emit(Event::Restarting {
                     name: name.clone(),
@@ -706,8 +705,7 @@ async fn run_worker(
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = set(&mut stop) => {}
-                    _ = set(&mut escalate) => {}
+                    _ = stop_requested(&mut stop, &mut escalate) => {}
                 }
             }
         }

@@ -66,7 +66,9 @@ impl Backoff {
         } else {
             1.0
         };
-        Duration::from_secs_f64((capped * factor).max(0.0))
+        // `max` instead of a panic when a huge `max` (`Duration::MAX` for "no cap") times
+        // the jitter factor is beyond what a `Duration` holds.
+        Duration::try_from_secs_f64((capped * factor).max(0.0)).unwrap_or(self.max)
     }
 }
 
@@ -131,19 +133,13 @@ pub(crate) enum Next {
 /// Per-worker restart bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
-    /// Consecutive failures (reset by a success).
+    /// Consecutive failures (reset by a success); drives the backoff.
     consecutive: u32,
-    /// Restarts done so far (drives the backoff).
-    restarts: u32,
     /// When recent restarts happened, for the budget window.
     recent: VecDeque<Instant>,
 }
 
 impl Tracker {
-    pub(crate) fn restarts(&self) -> u32 {
-        self.restarts
-    }
-
     /// Decides what follows an exit (`failed` = non-zero, signal or setup failure).
     pub(crate) fn next(
         &mut self,
@@ -200,7 +196,6 @@ impl Tracker {
         } else {
             0
         };
-        self.restarts += 1;
         Next::Restart(backoff.delay(n))
     }
 }
@@ -251,6 +246,14 @@ mod tests {
                 d >= base * 0.5 - 1e-9 && d <= base * 1.5 + 1e-9,
                 "n={n} d={d} base={base}"
             );
+        }
+    }
+
+    #[test]
+    fn uncapped_backoff_does_not_overflow() {
+        let b = Backoff::new(Duration::from_secs(1), Duration::MAX).jitter(1.0);
+        for _ in 0..100 {
+            assert!(b.delay(64) >= Duration::from_secs(1));
         }
     }
 
