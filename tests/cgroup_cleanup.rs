@@ -11,18 +11,6 @@ use futures::StreamExt;
 /// Tests here check that *no* cgroup of this process is left, so they run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !matches!(
-                s.rsplit_once(')')
-                    .and_then(|(_, r)| r.trim_start().chars().next()),
-                Some('Z' | 'X')
-            )
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_limited_containers_leave_no_cgroup() {
     let _serial = SERIAL.lock().await;
@@ -79,6 +67,12 @@ async fn dropped_containers_cgroups_go_once_they_are_reaped() {
         .await
         .unwrap();
     let detached_dirs = c.cgroup_paths();
+    // Control: the helper every test here relies on does list a live container's cgroups.
+    let ours = common::our_cgroup_dirs();
+    assert!(
+        !detached_dirs.is_empty() && detached_dirs.iter().all(|d| ours.contains(d)),
+        "{detached_dirs:?} not all in {ours:?}"
+    );
     drop(c);
     // Not killed on drop, but its timeout still applies.
     let c = Container::builder("/bin/sleep")
@@ -96,7 +90,7 @@ async fn dropped_containers_cgroups_go_once_they_are_reaped() {
         "removed while still running"
     );
     assert!(common::eventually(5, || detached_dirs.iter().all(|d| !d.exists())).await);
-    assert!(common::eventually(5, || !running(timed_pid)).await);
+    assert!(common::eventually(5, || !common::running(timed_pid)).await);
     assert!(common::eventually(5, || timed_dirs.iter().all(|d| !d.exists())).await);
     assert!(common::eventually(5, || cellblock::pending_orphans() == 0).await);
     assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
@@ -119,11 +113,11 @@ async fn leftovers_are_killed_when_the_first_process_is_reaped() {
         .await
         .unwrap();
     let leftover: i32 = out.trim().parse().unwrap();
-    assert!(running(leftover));
+    assert!(common::running(leftover));
     let status = c.wait().await.unwrap();
     assert!(status.success());
     assert!(
-        common::eventually(5, || !running(leftover)).await,
+        common::eventually(5, || !common::running(leftover)).await,
         "leftover {leftover} survived"
     );
     assert!(common::eventually(5, || dirs.iter().all(|d| !d.exists())).await);

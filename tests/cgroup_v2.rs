@@ -28,18 +28,6 @@ fn v2_mount() -> Option<PathBuf> {
         .and_then(|l| l.split_whitespace().nth(4).map(PathBuf::from))
 }
 
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !matches!(
-                s.rsplit_once(')')
-                    .and_then(|(_, r)| r.trim_start().chars().next()),
-                Some('Z' | 'X')
-            )
-        })
-        .unwrap_or(false)
-}
-
 fn keyed(path: &Path, key: &str) -> u64 {
     std::fs::read_to_string(path)
         .unwrap()
@@ -149,7 +137,7 @@ async fn v2_join_kill_events_and_cpu_stat() {
     );
     // cgroup.kill took the whole tree, grandchildren included; the directory is gone.
     assert_eq!(pids.len(), 2, "{text:?}");
-    assert!(common::eventually(5, || pids.iter().all(|&p| !running(p))).await);
+    assert!(common::eventually(5, || pids.iter().all(|&p| !common::running(p))).await);
     assert!(common::eventually(5, || !dir.exists()).await);
 }
 

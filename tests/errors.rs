@@ -14,12 +14,6 @@ async fn spawn_err(b: &mut cellblock::ContainerBuilder) -> Error {
     }
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cellblock-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 #[tokio::test]
 async fn empty_program() {
     let e = spawn_err(&mut Container::builder("")).await;
@@ -135,7 +129,8 @@ async fn missing_and_non_executable_programs() {
     );
     assert!(e.to_string().contains("searched PATH="));
 
-    let file = scratch("not-exec");
+    let dir = common::rootfs::TempDir::new("errors");
+    let file = dir.path().join("not-exec");
     std::fs::write(&file, "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let e = spawn_err(&mut Container::builder(&file)).await;
@@ -184,7 +179,8 @@ async fn bad_working_directory() {
 #[tokio::test]
 async fn failure_inside_the_child_names_stage_and_errno() {
     // Executable bits but no valid format: the kernel refuses it at execve with ENOEXEC.
-    let file = scratch("garbage");
+    let dir = common::rootfs::TempDir::new("errors");
+    let file = dir.path().join("garbage");
     std::fs::write(&file, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
     let e =

@@ -270,7 +270,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
 /// there).
 #[tokio::test(flavor = "multi_thread")]
 async fn escape_3_tiocsti_into_the_terminal() {
-    let runner = example("cellblock_run");
+    let runner = common::example("cellblock_run");
     let harness = r#"
 import os, pty, sys
 pid, fd = pty.fork()
@@ -328,24 +328,6 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
         out.contains(marker),
         "the injected text reached the terminal: {out}"
     );
-}
-
-/// Path of an example binary of this crate (cargo test builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built (cargo test builds examples)",
-        p.display()
-    );
-    p
 }
 
 // 4. --------------------------------------------------------------------------------------

@@ -1,17 +1,8 @@
 //! The examples are templates users copy: they must keep working.
 
-use std::path::PathBuf;
+mod common;
 
-/// target/<profile>/examples/<name>, next to this test binary's deps/ directory.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
+use common::{children_of, example};
 
 #[test]
 fn tour_reports_every_isolation_held() {
@@ -58,15 +49,6 @@ fn shell_runs_bash_with_hostname_container() {
         Some(3),
         "the shell's exit code is passed on"
     );
-}
-
-/// Pids of the direct children of `pid`.
-fn children_of(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 #[test]

@@ -16,29 +16,11 @@ fn ns() -> Namespaces {
 }
 
 /// Processes (host pids) whose PID namespace is `ns_ino`, with their state letter.
-fn processes_in_pid_ns(ns_ino: u64) -> Vec<(i32, String)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else {
-            continue;
-        };
-        if m.ino() != ns_ino {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let state = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.trim().chars().next().unwrap_or('?'))
-            .unwrap_or('?');
-        out.push((pid, state.to_string()));
-    }
-    out
+fn processes_in_pid_ns(ns_ino: u64) -> Vec<(i32, char)> {
+    common::pids_in_pid_ns(ns_ino)
+        .into_iter()
+        .filter_map(|p| Some((p, common::state(p)?)))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,7 +119,7 @@ async fn sigterm_stops_plain_sh_through_init() {
         .expect("SIGTERM was forwarded")
         .unwrap();
     assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
-    assert!(!common::alive(pid) || common::zombie_children().is_empty());
+    assert!(!common::alive(pid), "the init {pid} was not reaped");
 
     // Control: without the init, the same SIGTERM does nothing to `sh` as PID 1.
     let mut c = Container::builder("/bin/sh")
@@ -197,7 +179,7 @@ async fn orphans_are_reaped_inside() {
     // the shell (plus its sleep).
     let host = processes_in_pid_ns(ns_ino);
     assert!(
-        host.iter().all(|(_, s)| s != "Z"),
+        host.iter().all(|(_, s)| *s != 'Z'),
         "zombies seen from the host: {host:?}"
     );
     assert!(host.len() <= 3, "orphans left: {host:?}");
@@ -210,31 +192,47 @@ async fn orphans_are_reaped_inside() {
 async fn leftovers_are_ended_when_the_workload_exits() {
     // The workload starts a background process that ignores nothing, and exits at once:
     // the init sends SIGTERM to what is left and exits; a TERM-ignoring one gets SIGKILL
-    // after the grace period.
+    // after the grace period. (The kernel would SIGKILL them all anyway once the init
+    // exits, so the SIGTERM is shown by a leftover that traps it and says so, and the
+    // grace period by how long the container takes to end.)
+    let started = std::time::Instant::now();
     let mut c = Container::builder("/bin/sh")
         .args([
             "-c",
-            "sleep 100 & sh -c 'trap \"\" TERM; sleep 100' & sleep 0.2; exit 5",
+            "sleep 100 & sh -c 'trap \"echo got-term; exit 0\" TERM; sleep 100 & wait' & \
+             sh -c 'trap \"\" TERM; sleep 100' & sleep 0.2; exit 5",
         ])
         .namespaces(ns())
         .init_grace_period(Duration::from_millis(300))
+        .stdout(Stdio::piped())
         .spawn()
         .await
         .unwrap();
     let ns_ino = c.namespace_ids().unwrap().get(Namespaces::PID).unwrap();
+    let mut stdout = c.take_stdout().unwrap();
     let st = tokio::time::timeout(Duration::from_secs(10), c.wait())
         .await
         .unwrap()
         .unwrap();
+    let elapsed = started.elapsed();
     assert_eq!(st.code(), Some(5));
     assert!(processes_in_pid_ns(ns_ino).is_empty());
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, "got-term\n", "the leftovers were sent SIGTERM");
+    // sleep 0.2, then the whole grace period for the TERM-ignoring one.
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "ended after {elapsed:?}: the grace period was not waited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn execve_failure_is_relayed_with_its_stage() {
-    let dir = std::env::temp_dir().join(format!("cellblock-init-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("not-a-program");
+    let dir = common::rootfs::TempDir::new("init-test");
+    let bad = dir.path().join("not-a-program");
     std::fs::write(&bad, b"\x01\x02\x03 neither ELF nor script\n").unwrap();
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
     for init in [true, false] {
@@ -255,7 +253,6 @@ async fn execve_failure_is_relayed_with_its_stage() {
     // The failed container was reaped on the spot (init and workload alike). Other tests
     // of this binary run in parallel, so give their own exiting children a moment.
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -281,13 +281,7 @@ async fn exec_into_a_user_and_time_namespace() {
         ["0", "400000", "1000"]
     );
     let uptime: f64 = lines[3].parse().unwrap();
-    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host_uptime = common::host_uptime();
     assert!(
         uptime > host_uptime + 29.0 * 86_400.0,
         "inside {uptime}, host {host_uptime}"

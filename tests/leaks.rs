@@ -13,10 +13,6 @@ const NS: Namespaces = Namespaces::UTS
     .union(Namespaces::PID)
     .union(Namespaces::MOUNT);
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 #[test]
 fn nothing_is_left_behind() {
     // Blocking threads retire after 200 ms idle, so a stuck one would show up.
@@ -38,8 +34,14 @@ fn nothing_is_left_behind() {
         );
         assert!(common::eventually(5, || cellblock::pending_orphans() == 0).await);
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // Controls: the helpers below do see a zombie child of ours, and descriptors.
+        let mut z = std::process::Command::new("/bin/true").spawn().unwrap();
+        let zpid = z.id() as i32;
+        assert!(common::eventually(5, || common::zombie_children().contains(&zpid)).await);
+        z.wait().unwrap();
         let fds = common::open_fds();
-        let base_threads = threads();
+        assert!(fds.is_superset(&[0, 1, 2].into()), "{fds:?}");
+        let base_threads = common::thread_count();
 
         for i in 0..50 {
             // Success with every kind of stdio.
@@ -118,14 +120,14 @@ fn nothing_is_left_behind() {
                 .collect::<Vec<_>>()
         );
         assert!(
-            common::eventually(5, || threads() <= base_threads).await,
+            common::eventually(5, || common::thread_count() <= base_threads).await,
             "blocking threads did not retire: {} > {base_threads}",
-            threads()
+            common::thread_count()
         );
         println!(
             "fds {:?}, threads {} (baseline {base_threads})",
             common::open_fds().len(),
-            threads()
+            common::thread_count()
         );
     });
 }

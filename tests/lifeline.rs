@@ -14,32 +14,9 @@ const SUPERVISOR_ENV: &str = "CELLBLOCK_TEST_SUPERVISOR";
 
 /// Live (not zombie) processes whose PID namespace inode is `ino`.
 fn live_in_pid_ns(ino: u64) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/pid")) else {
-            continue;
-        };
-        if m.ino() == ino && is_live(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Whether `pid` exists and is not a zombie (a dead process its new parent has not
-/// reaped yet is dead for our purpose).
-fn is_live(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .map(|(_, r)| r.trim().starts_with('Z')),
-            Some(true)
-        ),
-        Err(_) => false,
-    }
+    let mut pids = common::pids_in_pid_ns(ino);
+    pids.retain(|&p| common::running(p));
+    pids
 }
 
 /// Runs as the supervisor process when the test binary re-executes itself (see
@@ -146,7 +123,7 @@ async fn supervisor_killed_takes_its_containers_along() {
     // Everything is running before the kill, and the namespaced containers have the
     // processes we expect (init + sh + 2 sleeps + orphan sleep; 1 sleep).
     for (kind, pid, ino) in &containers {
-        assert!(is_live(*pid), "{kind} not running before the kill");
+        assert!(common::running(*pid), "{kind} not running before the kill");
         if *ino != my_pid_ns {
             let n = live_in_pid_ns(*ino).len();
             assert!(
@@ -167,7 +144,7 @@ async fn supervisor_killed_takes_its_containers_along() {
     // ourselves (by pid: the init takes its namespace along).
     for (kind, pid, ino) in &detached {
         assert!(
-            is_live(*pid),
+            common::running(*pid),
             "{kind} container {pid} died with its supervisor"
         );
         if *ino != my_pid_ns {
@@ -184,14 +161,14 @@ async fn supervisor_killed_takes_its_containers_along() {
     }
     for (kind, pid, ino) in &detached {
         let gone = common::eventually(5, || {
-            !is_live(*pid) && (*ino == my_pid_ns || live_in_pid_ns(*ino).is_empty())
+            !common::running(*pid) && (*ino == my_pid_ns || live_in_pid_ns(*ino).is_empty())
         })
         .await;
         assert!(gone, "{kind} container {pid} still running after SIGKILL");
     }
     for (kind, pid, ino) in &containers {
         assert!(
-            !is_live(*pid),
+            !common::running(*pid),
             "{kind} container {pid} survived its supervisor by 1 s"
         );
         if *ino != my_pid_ns {
@@ -269,7 +246,7 @@ fn containers_outlive_the_thread_that_cloned_them() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for c in &mut cs {
             assert!(
-                is_live(c.pid()),
+                common::running(c.pid()),
                 "container {} died with the thread that cloned it",
                 c.pid()
             );
@@ -327,7 +304,7 @@ fn containers_outlive_the_runtime_whose_workers_spawned_them() {
     std::thread::sleep(Duration::from_millis(300));
     for c in &cs {
         assert!(
-            is_live(c.pid()),
+            common::running(c.pid()),
             "container {} died with the runtime that spawned it",
             c.pid()
         );
@@ -337,11 +314,11 @@ fn containers_outlive_the_runtime_whose_workers_spawned_them() {
     let pids: Vec<i32> = cs.iter().map(|c| c.pid()).collect();
     drop(cs);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|&p| is_live(p)) && Instant::now() < deadline {
+    while pids.iter().any(|&p| common::running(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        !pids.iter().any(|&p| is_live(p)),
+        !pids.iter().any(|&p| common::running(p)),
         "dropped containers still run"
     );
 }

@@ -85,20 +85,7 @@ fn a_container_starts_its_own_container() {
 
 #[test]
 fn nesting_works_rootless() {
-    let allowed = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "unshare",
-            "--user",
-            "true",
-        ])
-        .current_dir("/")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !allowed {
+    if !common::unprivileged_userns_allowed() {
         eprintln!(
             "setpriv missing or unprivileged user namespaces disabled: rootless nesting NOT run"
         );

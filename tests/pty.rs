@@ -157,19 +157,10 @@ fn openpty() -> (std::fs::File, OwnedFd) {
     (std::fs::File::from(r.master), r.slave)
 }
 
-fn shell_example() -> Option<std::path::PathBuf> {
-    // tests run from target/<profile>/deps; cargo builds examples into target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent()?.parent()?.join("examples").join("shell");
-    p.exists().then_some(p)
-}
-
 #[test]
 fn shell_example_through_a_terminal() {
-    let Some(shell) = shell_example() else {
-        // `cargo test` builds the examples; only a lone test binary run lacks it.
-        panic!("examples/shell was not built next to the tests (run through cargo test)");
-    };
+    // `cargo test` builds the examples; only a lone test binary run lacks it.
+    let shell = common::example("shell");
     let (mut master, slave) = openpty();
     let ws = libc::winsize {
         ws_row: 30,

@@ -347,9 +347,14 @@ async fn chroot_fallback_changes_root() {
     b.namespaces(NS);
     use_root(&mut b, &root);
     b.chroot(&root);
-    let (ok, out, err) = sh(&mut b, "cat /marker; test -e /work || echo no-host-work").await;
+    // The test's own directory exists on the host (it holds the root), not inside.
+    let host_dir = t.path().display();
+    let script = format!(
+        "cat /marker; test -e /work || echo no-host-work; test -e {host_dir} || echo no-host-dir"
+    );
+    let (ok, out, err) = sh(&mut b, &script).await;
     assert!(ok, "{err}");
-    assert_eq!(out, "chrooted\nno-host-work\n");
+    assert_eq!(out, "chrooted\nno-host-work\nno-host-dir\n");
 }
 
 #[tokio::test]

@@ -15,30 +15,13 @@ fn tool(name: &str) -> bool {
         .any(|d| std::path::Path::new(d).join(name).exists())
 }
 
-/// Whether an unprivileged user may create user namespaces here.
-fn unprivileged_userns_allowed() -> bool {
-    Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "unshare",
-            "--user",
-            "true",
-        ])
-        .current_dir("/")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn namespace_features_work_as_uid_65534() {
     if !tool("setpriv") {
         eprintln!("setpriv (util-linux) missing: cannot switch to an unprivileged user; rootless checks NOT run");
         return;
     }
-    if !unprivileged_userns_allowed() {
+    if !common::unprivileged_userns_allowed() {
         eprintln!(
             "unprivileged user namespaces are disabled on this machine: rootless checks NOT run"
         );

@@ -7,7 +7,6 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use cellblock::{Capability, Container, Error, NamespaceIds, Namespaces, Seccomp, Stdio};
 
@@ -57,14 +56,6 @@ fn mounts_of(pid: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("security-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn defaults_seen_from_the_host() {
     let host_mounts_before = common::host_mount_points();
@@ -80,10 +71,8 @@ async fn defaults_seen_from_the_host() {
     let workload = {
         let mut w = None;
         for _ in 0..200 {
-            let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default();
-            if let Some(k) = kids.split_whitespace().next() {
-                w = k.parse::<i32>().ok();
+            if let Some(&k) = common::children_of(pid).first() {
+                w = Some(k);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -155,6 +144,17 @@ async fn defaults_seen_from_inside() {
     assert_eq!(lines[3], "0", "timer_list reads as /dev/null: {text}");
     assert_eq!(lines[4], "0", "/sys/firmware is empty: {text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    // Controls: on the host both have something to hide.
+    assert!(
+        !std::fs::read_to_string("/proc/timer_list")
+            .unwrap_or_default()
+            .is_empty(),
+        "the host's /proc/timer_list is empty or missing: the check above cannot fail"
+    );
+    assert!(
+        std::fs::read_dir("/sys/firmware").is_ok_and(|mut d| d.next().is_some()),
+        "the host's /sys/firmware is empty or missing: the check above cannot fail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,8 +227,8 @@ async fn umask_setting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn capability_keep_list_both_sides() {
-    let dir = scratch("chown");
-    let file = dir.join("f");
+    let dir = common::rootfs::TempDir::new("security-chown");
+    let file = dir.path().join("f");
     std::fs::write(&file, "x").unwrap();
     let script = format!("chown 1234:1234 {} && echo chowned", file.display());
 
@@ -268,7 +268,6 @@ async fn capability_keep_list_both_sides() {
         .unwrap();
     assert_eq!(out.stdout, b"chowned\n");
     assert_eq!(std::fs::metadata(&file).unwrap().uid(), 1234);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,8 +350,8 @@ async fn mask_path_needs_a_mount_namespace() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seccomp_policy_can_deny_more() {
-    let dir = scratch("mkdir");
-    let target = dir.join("made-inside");
+    let dir = common::rootfs::TempDir::new("security-mkdir");
+    let target = dir.path().join("made-inside");
     let script = format!("mkdir {}", target.display());
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
@@ -376,32 +375,13 @@ async fn seccomp_policy_can_deny_more() {
         .unwrap();
     assert!(out.status.success());
     assert!(target.is_dir());
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Path of an example binary of this crate (cargo test builds the examples).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built (cargo test builds examples)",
-        p.display()
-    );
-    p
 }
 
 /// A container running `cellblock_run` (a cellblock-using program of this crate), which
 /// starts an inner container with its own user, UTS and PID namespaces.
 #[tokio::test(flavor = "multi_thread")]
 async fn nesting_denied_by_default_allowed_by_opt_in() {
-    let runner = example("cellblock_run");
+    let runner = common::example("cellblock_run");
     let outer = |nesting: bool, inner_ns: &str, masks: bool| {
         let mut b = Container::builder(&runner);
         b.args([

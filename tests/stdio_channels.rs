@@ -177,11 +177,10 @@ async fn stderr_merged_into_stdout() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdio_from_a_file_and_an_owned_fd() {
-    let dir = std::env::temp_dir().join(format!("cellblock-stdio-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join("in");
+    let dir = common::rootfs::TempDir::new("stdio");
+    let input = dir.path().join("in");
     std::fs::write(&input, "from a file\n").unwrap();
-    let outp = dir.join("out");
+    let outp = dir.path().join("out");
     let out_file = std::fs::File::create(&outp).unwrap();
     let in_fd: std::os::fd::OwnedFd = std::fs::File::open(&input).unwrap().into();
     let st = Container::builder("/bin/sh")
@@ -197,7 +196,6 @@ async fn stdio_from_a_file_and_an_owned_fd() {
         std::fs::read_to_string(&outp).unwrap(),
         "from a file\nto the file\n"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn rss_kib() -> u64 {
@@ -237,11 +235,8 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
         if n == 200 {
             // While we do not read, the writer inside must be asleep on the full pipe.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let head =
-                std::fs::read_to_string(format!("/proc/{}/task/{}/children", c.pid(), c.pid()))
-                    .unwrap();
             // The container's first process is the init; its child is head.
-            let child: i32 = head.split_whitespace().next().unwrap().parse().unwrap();
+            let child = common::children_of(c.pid())[0];
             let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
             let state = stat
                 .rsplit_once(')')
@@ -268,10 +263,6 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
     assert!(grew < 64 * 1024, "supervisor RSS grew by {grew} KiB");
 }
 
-fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_streams_are_driven_by_the_reactor_not_threads() {
     // 24 containers streaming at once: reading them takes no thread per container.
@@ -291,7 +282,7 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
         outs.push(c.take_stdout().unwrap());
         cs.push(c);
     }
-    let before = thread_count();
+    let before = common::thread_count();
     let readers: Vec<_> = outs
         .into_iter()
         .map(|o| {
@@ -304,7 +295,7 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
     let mut peak = before;
     let mut done = 0;
     for r in readers {
-        peak = peak.max(thread_count());
+        peak = peak.max(common::thread_count());
         assert_eq!(r.await.unwrap(), 500_000);
         done += 1;
     }

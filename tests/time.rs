@@ -5,16 +5,6 @@ mod common;
 use cellblock::{Container, Error, NamespaceIds, Namespaces, Stdio};
 use tokio::io::AsyncBufReadExt;
 
-fn host_uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn monotonic_secs() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -29,7 +19,7 @@ const TEN_DAYS: i64 = 10 * 86_400;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
-    let before = host_uptime();
+    let before = common::host_uptime();
     let mut c = Container::builder("/bin/sh")
         .args([
             "-c",
@@ -55,7 +45,7 @@ async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
         .parse()
         .unwrap();
     let ns_inside = lines.next_line().await.unwrap().unwrap();
-    let after = host_uptime();
+    let after = common::host_uptime();
     // Inside: the host's uptime plus ten days (give or take the spawn).
     assert!(
         uptime >= before + TEN_DAYS as f64 - 1.0,
@@ -80,9 +70,8 @@ async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn monotonic_clock_inside_is_shifted() {
-    // CLOCK_MONOTONIC through the vDSO, read by a tiny program: python3 if present,
-    // otherwise /proc/uptime-independent check via `cat /proc/self/stat` is not possible,
-    // so say so.
+    // CLOCK_MONOTONIC through the vDSO needs a program that reads it: python3. (No shell
+    // tool prints it; /proc/uptime is CLOCK_BOOTTIME, checked above.)
     if !std::path::Path::new("/usr/bin/python3").exists() {
         eprintln!("python3 missing: CLOCK_MONOTONIC checked only through /proc/uptime (boottime)");
         return;

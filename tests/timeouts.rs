@@ -7,19 +7,6 @@ use std::time::Duration;
 use cellblock::{Container, EndReason, Namespaces, Stdio};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Whether `pid` is running (exists and is not a zombie).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next());
-            state != Some(Some('Z')) && state != Some(Some('X'))
-        }
-        Err(_) => false,
-    }
-}
-
 fn pids_in(text: &str) -> Vec<i32> {
     text.split_whitespace()
         .filter_map(|w| w.parse().ok())
@@ -56,7 +43,7 @@ async fn timeout_ends_the_whole_tree_through_the_cgroup() {
     assert_eq!(report.isolate_status(), Some("TO"));
     assert!(report.wall_time >= Duration::from_millis(500));
     // From the host: every descendant is gone, the cgroup too.
-    assert!(common::eventually(5, || pids.iter().all(|&p| !running(p))).await);
+    assert!(common::eventually(5, || pids.iter().all(|&p| !common::running(p))).await);
     assert!(common::eventually(10, || dirs.iter().all(|d| !d.exists())).await);
 }
 
@@ -87,17 +74,7 @@ async fn timeout_with_only_a_pid_namespace_ends_the_namespace() {
         .unwrap();
     assert!(c.cgroup_paths().is_empty());
     let ns = c.namespace_ids().unwrap().get(Namespaces::PID).unwrap();
-    let in_ns = move || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                std::fs::metadata(e.path().join("ns/pid"))
-                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m) == ns)
-                    .unwrap_or(false)
-            })
-            .count()
-    };
+    let in_ns = move || common::pids_in_pid_ns(ns).len();
     // Wait until the tree is up: sh, sleep, subshell, sleep.
     assert!(common::eventually(5, || in_ns() >= 4).await, "{}", in_ns());
     let mut c = c;
@@ -139,13 +116,13 @@ async fn timeout_without_cgroup_or_pid_namespace_reaches_only_the_first_process(
     assert_eq!(report.reason, EndReason::TimedOut);
     assert_eq!(report.signal, Some(libc::SIGTERM));
     assert!(
-        running(grandchild),
+        common::running(grandchild),
         "expected the grandchild to outlive the timeout"
     );
     // It is ours (we started it): end it by pid.
     // SAFETY: plain syscall.
     unsafe { libc::kill(grandchild, libc::SIGKILL) };
-    assert!(common::eventually(5, || !running(grandchild)).await);
+    assert!(common::eventually(5, || !common::running(grandchild)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

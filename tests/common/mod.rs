@@ -47,6 +47,94 @@ pub fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The state letter of process `pid` (`R`, `S`, `Z`, ...) from /proc/<pid>/stat; `None`
+/// once it is reaped.
+pub fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether process `pid` exists and is not a zombie (a dead process its parent has not
+/// reaped yet is dead for our purpose).
+pub fn running(pid: i32) -> bool {
+    !matches!(state(pid), None | Some('Z' | 'X'))
+}
+
+/// Host pids of the processes whose PID namespace has inode `ino`, in any state.
+pub fn pids_in_pid_ns(ino: u64) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok_and(|m| m.ino() == ino)
+        })
+        .collect()
+}
+
+/// Pids of the direct children of `pid` (its main thread's).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The number of threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The host's uptime in seconds (CLOCK_BOOTTIME, from /proc/uptime).
+pub fn host_uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Path of the example binary `name` of this crate: target/<profile>/examples/<name>, next
+/// to this test binary's deps/ directory (`cargo test` builds the examples).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with `cargo test` (which builds the examples)",
+        p.display()
+    );
+    p
+}
+
+/// Whether an unprivileged user (uid 65534, through `setpriv`) may create user namespaces
+/// here; false as well when `setpriv` is missing.
+pub fn unprivileged_userns_allowed() -> bool {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "unshare",
+            "--user",
+            "true",
+        ])
+        .current_dir("/")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// The host's mount table, one line per mount point (mount point field of mountinfo).
 pub fn host_mount_points() -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")

@@ -80,20 +80,7 @@ pub fn use_root(b: &mut ContainerBuilder, root: &Path) {
 /// A copy of the example binary `name` (built by `cargo test` along with the tests) in a
 /// fresh 0755 temp directory, so that any uid can run it wherever the checkout lives.
 pub fn example_binary(name: &str) -> (TempDir, PathBuf) {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let built = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        built.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds the examples)",
-        built.display()
-    );
+    let built = super::example(name);
     let dir = TempDir::new(&format!("bin-{name}"));
     let copy = dir.path().join(name);
     std::fs::copy(&built, &copy).unwrap();
