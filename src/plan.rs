@@ -162,7 +162,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
     // Above every pass_fd target, so the child's dup2s never overwrite the error pipe
     // (and before the session captures its number for the init).
-    let err_write = crate::security::move_above(err_write, crate::security::min_setup_fd(b))
+    let err_write = sys::move_above(err_write, crate::security::min_setup_fd(b))
         .map_err(Error::io("creating the error pipe"))?;
     let (session, parent_session) =
         crate::session::prepare(b, &path_c, &args, (&err_read, err_write.as_raw_fd()))?;
@@ -485,7 +485,7 @@ fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
     })
 }
 
-fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+pub(crate) fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
     strings
         .iter()
         .map(|s| s.as_ptr())

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
@@ -486,7 +486,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     let mut pass_fds = Vec::new();
     let mut pass = Vec::new();
     for (fd, target) in &s.pass_fds {
-        let dup = dup_above(fd.as_raw_fd(), above).map_err(|e| Error::BadPassFd {
+        let dup = crate::sys::dup_above(fd.as_raw_fd(), above).map_err(|e| Error::BadPassFd {
             target: *target,
             reason: format!("duplicating the descriptor: {e}"),
         })?;
@@ -515,7 +515,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     } else {
         let f = std::fs::File::open("/dev/null")
             .map_err(|e| Error::Security(format!("opening /dev/null: {e}")))?;
-        let fd = move_above(OwnedFd::from(f), above)
+        let fd = crate::sys::move_above(OwnedFd::from(f), above)
             .map_err(|e| Error::Security(format!("/dev/null: {e}")))?;
         let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
         Some((fd, path))
@@ -571,24 +571,6 @@ pub(crate) fn min_setup_fd(b: &ContainerBuilder) -> RawFd {
         .max()
         .unwrap_or(3)
         .max(3)
-}
-
-/// Moves `fd` to a number >= `min` (close-on-exec), if it is below.
-pub(crate) fn move_above(fd: OwnedFd, min: RawFd) -> std::io::Result<OwnedFd> {
-    if fd.as_raw_fd() >= min {
-        return Ok(fd);
-    }
-    dup_above(fd.as_raw_fd(), min)
-}
-
-pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> std::io::Result<OwnedFd> {
-    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we hold. man 2 fcntl.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
-    if new == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// The compiled program for a policy, cached: compiling costs tens of microseconds and

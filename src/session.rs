@@ -9,7 +9,6 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
-use std::ptr;
 use std::time::Duration;
 
 use libc::c_char;
@@ -165,7 +164,7 @@ pub(crate) fn prepare(
         if fd < 0 || fd >= min_fd {
             return Ok(fd);
         }
-        let d = crate::security::dup_above(fd, min_fd)
+        let d = crate::sys::dup_above(fd, min_fd)
             .map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
         let raw = d.as_raw_fd();
         moved.push(d);
@@ -212,11 +211,7 @@ pub(crate) fn prepare(
             args,
         }
         .to_argv();
-        init_argv = init_args
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain(std::iter::once(ptr::null()))
-            .collect();
+        init_argv = crate::plan::null_terminated(&init_args);
         child.init_argv = init_argv.as_ptr();
         child.pass_fds = [err.1, lifeline_fd];
         parent.status = Some(
@@ -280,10 +275,10 @@ pub(crate) fn merged_stderr(b: &ContainerBuilder, stdout: &Prepared) -> Result<O
     }
     let child = match &stdout.child {
         // Duplicates at 3 or above, where every stdio source must be (`sys::above_stdio`).
-        Some(fd) => Some(crate::security::dup_above(fd.as_raw_fd(), 3)),
+        Some(fd) => Some(crate::sys::dup_above(fd.as_raw_fd(), 3)),
         // Inherited stdout: a pty's (the terminal step puts it on 2 as well) or ours.
         None if b.session.pty.is_some() => None,
-        None => Some(crate::security::dup_above(1, 3)),
+        None => Some(crate::sys::dup_above(1, 3)),
     };
     let child = child
         .transpose()

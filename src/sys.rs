@@ -39,13 +39,22 @@ pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
 /// (the supervisor closed its own stdin, say) would be clobbered by an earlier `dup2`, and
 /// `dup2(fd, fd)` would leave close-on-exec set. Keeping every source at 3+ avoids both.
 pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
-    if fd.as_raw_fd() > 2 {
+    move_above(fd, 3)
+}
+
+/// Moves `fd` to a number >= `min` (close-on-exec), if it is below.
+pub(crate) fn move_above(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
         return Ok(fd);
     }
-    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a valid fd. man 2 fcntl.
-    let new =
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) } as libc::c_long)?;
-    // SAFETY: a fresh descriptor owned by nobody else.
+    dup_above(fd.as_raw_fd(), min)
+}
+
+/// `fcntl(F_DUPFD_CLOEXEC)`: a close-on-exec duplicate of `fd` at `min` or above.
+pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we hold. man 2 fcntl.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)?;
+    // SAFETY: a fresh descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }
 
