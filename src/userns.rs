@@ -52,6 +52,9 @@ pub(crate) struct UserConfig {
     gid_maps: Vec<IdRange>,
     user: Option<(u32, u32)>,
     groups: Option<Vec<u32>>,
+    /// `host_root()`: no user namespace of our choosing; the workload keeps the
+    /// supervisor's host identity.
+    pub(crate) host_root: bool,
 }
 
 /// User namespace and identity settings.
@@ -104,6 +107,16 @@ impl ContainerBuilder {
     /// [`groups`](Self::groups) (empty by default) where the kernel allows `setgroups`.
     pub fn user(&mut self, uid: u32, gid: u32) -> &mut Self {
         self.user.user = Some((uid, gid));
+        self
+    }
+
+    /// Opt out of the default identity: the workload keeps the supervisor's host ids (host
+    /// uid 0 under a root supervisor), with no user namespace added for it.
+    ///
+    /// **Risk:** capabilities are still dropped, but uid 0 keeps what it *owns*: root-owned
+    /// device nodes, sysfs and sysctl files, cgroupfs, 0600 files and Unix sockets.
+    pub fn host_root(&mut self) -> &mut Self {
+        self.user.host_root = true;
         self
     }
 
