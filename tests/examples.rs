@@ -60,6 +60,9 @@ fn service_stops_every_worker_and_grandchild_on_sigterm() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // The service, its reading of events and its shutdown: a hang fails the test.
+    let deadline = common::deadline("service_stops_every_worker_and_grandchild_on_sigterm", 60);
+    deadline.kill_on_expiry(child.id() as i32);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut pids = std::collections::BTreeMap::new();
     while pids.len() < 3 {

@@ -51,6 +51,7 @@ fn kinds(events: &[Event]) -> Vec<String> {
 
 #[tokio::test]
 async fn crash_loop_exhausts_on_failure_policy_and_is_reported() {
+    let _deadline = common::deadline("crash_loop_exhausts_on_failure_policy_and_is_reported", 120);
     let mut sup = Supervisor::new();
     let events = sup.events();
     sup.add(
@@ -91,6 +92,7 @@ async fn crash_loop_exhausts_on_failure_policy_and_is_reported() {
 
 #[tokio::test]
 async fn budget_gives_up_an_always_worker() {
+    let _deadline = common::deadline("budget_gives_up_an_always_worker", 120);
     let mut sup = Supervisor::new();
     sup.add(
         Worker::new("flapper", sh("exit 0"))
@@ -112,6 +114,7 @@ async fn budget_gives_up_an_always_worker() {
 
 #[tokio::test]
 async fn never_runs_once_and_success_ends_on_failure() {
+    let _deadline = common::deadline("never_runs_once_and_success_ends_on_failure", 120);
     let mut sup = Supervisor::new();
     sup.add(Worker::new("once", sh("exit 5"))).unwrap();
     sup.add(
@@ -137,6 +140,7 @@ async fn never_runs_once_and_success_ends_on_failure() {
 /// paused clock: the sleeps advance virtual time, not wall time).
 #[tokio::test(start_paused = true)]
 async fn backoff_intervals_grow_as_configured() {
+    let _deadline = common::deadline("backoff_intervals_grow_as_configured", 120);
     let mut sup = Supervisor::new();
     let mut events = sup.events();
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60))
@@ -198,6 +202,7 @@ impl Hooks for Counting {
 
 #[tokio::test]
 async fn hooks_adjust_starts_and_decide_restarts() {
+    let _deadline = common::deadline("hooks_adjust_starts_and_decide_restarts", 120);
     let hooks = Arc::new(Counting {
         starts: AtomicU32::new(0),
     });
@@ -229,6 +234,7 @@ async fn hooks_adjust_starts_and_decide_restarts() {
 
 #[tokio::test]
 async fn escalation_stops_every_worker() {
+    let _deadline = common::deadline("escalation_stops_every_worker", 120);
     struct Escalate;
     #[async_trait::async_trait]
     impl Hooks for Escalate {
@@ -275,6 +281,7 @@ async fn escalation_stops_every_worker() {
 
 #[tokio::test]
 async fn stop_terminates_with_grace_then_kill() {
+    let _deadline = common::deadline("stop_terminates_with_grace_then_kill", 120);
     let mut sup = Supervisor::new();
     sup.grace_period(Duration::from_millis(300));
     let mut events = sup.events();
@@ -320,6 +327,7 @@ async fn stop_terminates_with_grace_then_kill() {
 
 #[tokio::test]
 async fn setup_failures_are_events_and_count_as_failures() {
+    let _deadline = common::deadline("setup_failures_are_events_and_count_as_failures", 120);
     let mut sup = Supervisor::new();
     let events = sup.events();
     sup.add(
@@ -344,6 +352,7 @@ async fn setup_failures_are_events_and_count_as_failures() {
 
 #[tokio::test]
 async fn max_concurrent_bounds_running_containers() {
+    let _deadline = common::deadline("max_concurrent_bounds_running_containers", 120);
     let mut sup = Supervisor::new();
     sup.max_concurrent(3);
     let mut events = sup.events();

@@ -224,3 +224,44 @@ pub fn spawn_retrying(cmd: &mut std::process::Command) -> std::process::Child {
     }
     panic!("still ETXTBSY after 2 s");
 }
+
+/// A deadline for one test: if the guard is still alive after `secs` seconds, the whole
+/// test binary prints what hung, SIGKILLs `pids` (processes the test started) and exits
+/// with status 101, so a hang fails the run instead of stalling it. Dropping the guard (the
+/// test returned or panicked) disarms it.
+///
+/// Use it for waits that are not under a `tokio::time::timeout` of their own, such as
+/// `std::process::Child::wait` or a whole `#[tokio::test]` body.
+pub struct Deadline {
+    _disarm: std::sync::mpsc::Sender<()>,
+    pids: std::sync::Arc<std::sync::Mutex<Vec<i32>>>,
+}
+
+impl Deadline {
+    /// Also SIGKILL `pid` when the deadline passes.
+    pub fn kill_on_expiry(&self, pid: i32) {
+        self.pids.lock().unwrap().push(pid);
+    }
+}
+
+pub fn deadline(what: &'static str, secs: u64) -> Deadline {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let pids = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i32>::new()));
+    let to_kill = pids.clone();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(std::time::Duration::from_secs(secs))
+        {
+            eprintln!("DEADLINE: `{what}` did not finish within {secs} s: failing the test binary");
+            for &pid in to_kill.lock().unwrap().iter() {
+                // SAFETY: kill(2) on a pid this test started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::process::exit(101);
+        }
+    });
+    Deadline {
+        _disarm: tx,
+        pids,
+    }
+}
