@@ -126,17 +126,22 @@ async fn leftovers_are_killed_when_the_first_process_is_reaped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_spawns_leave_no_cgroup() {
     let _serial = SERIAL.lock().await;
-    let mut finished = 0;
+    let (mut finished, mut cancelled) = (0, 0);
     for i in 0..40u64 {
         let mut b = Container::builder("/bin/sleep");
         b.arg("1000").pids_limit(8).kill_on_drop(true);
         // Cancel at various points of the spawn.
         let fut = b.spawn();
-        if let Ok(Ok(_c)) = tokio::time::timeout(Duration::from_micros(i * 50), fut).await {
-            finished += 1;
+        match tokio::time::timeout(Duration::from_micros(i * 50), fut).await {
+            Ok(Ok(_c)) => finished += 1,
+            Ok(Err(e)) => panic!("spawn {i} failed (not cancelled): {e}"),
+            Err(_) => cancelled += 1,
         }
     }
-    eprintln!("{finished} of 40 spawns finished before their deadline");
+    eprintln!("{finished} of 40 spawns finished before their deadline, {cancelled} were cancelled");
+    // Both paths ran: otherwise this test would prove nothing about cancellation (or about
+    // cleanup after a finished spawn).
+    assert!(finished > 0 && cancelled > 0, "finished {finished}, cancelled {cancelled}");
     assert!(
         common::eventually(10, || common::our_cgroup_dirs().is_empty()).await,
         "left behind: {:?}",
