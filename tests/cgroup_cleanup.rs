@@ -141,7 +141,10 @@ async fn cancelled_spawns_leave_no_cgroup() {
     eprintln!("{finished} of 40 spawns finished before their deadline, {cancelled} were cancelled");
     // Both paths ran: otherwise this test would prove nothing about cancellation (or about
     // cleanup after a finished spawn).
-    assert!(finished > 0 && cancelled > 0, "finished {finished}, cancelled {cancelled}");
+    assert!(
+        finished > 0 && cancelled > 0,
+        "finished {finished}, cancelled {cancelled}"
+    );
     assert!(
         common::eventually(10, || common::our_cgroup_dirs().is_empty()).await,
         "left behind: {:?}",

@@ -85,12 +85,10 @@ fn a_container_starts_its_own_container() {
 
 #[test]
 fn nesting_works_rootless() {
-    if !common::unprivileged_userns_allowed() {
-        eprintln!(
-            "setpriv missing or unprivileged user namespaces disabled: rootless nesting NOT run"
-        );
-        return;
-    }
+    assert!(
+        common::unprivileged_userns_allowed(),
+        "setpriv missing, not root, or unprivileged user namespaces disabled: rootless nesting cannot run"
+    );
     let (_dir, bin) = example_binary("nested");
     // setpriv execs the binary: same pid.
     let (pid, out) = output_retrying(|| {

@@ -64,8 +64,12 @@ async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
     );
     let offsets = std::fs::read_to_string(format!("/proc/{}/timens_offsets", c.pid())).unwrap();
     assert!(
-        offsets.lines().any(|l| l.split_whitespace().eq(["boottime", "864000", "0"]))
-            && offsets.lines().any(|l| l.split_whitespace().eq(["monotonic", "864000", "0"])),
+        offsets
+            .lines()
+            .any(|l| l.split_whitespace().eq(["boottime", "864000", "0"]))
+            && offsets
+                .lines()
+                .any(|l| l.split_whitespace().eq(["monotonic", "864000", "0"])),
         "offsets seen from the host: {offsets}"
     );
     let ids = c.namespace_ids().unwrap();

@@ -260,8 +260,5 @@ pub fn deadline(what: &'static str, secs: u64) -> Deadline {
             std::process::exit(101);
         }
     });
-    Deadline {
-        _disarm: tx,
-        pids,
-    }
+    Deadline { _disarm: tx, pids }
 }
