@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use cellblock::{Container, Namespaces, Stdio};
+use cellblock::{Container, Error, Namespaces, Stage, Stdio};
 
 const NS: Namespaces = Namespaces::UTS
     .union(Namespaces::IPC)
@@ -43,6 +43,16 @@ fn nothing_is_left_behind() {
         assert!(fds.is_superset(&[0, 1, 2].into()), "{fds:?}");
         let base_threads = common::thread_count();
 
+        // Inputs for the failures inside the child: a directory that exists on the host
+        // under /mnt (hidden inside by a tmpfs over /mnt), and an executable file that is
+        // not a program.
+        let scratch = std::path::PathBuf::from(format!("/mnt/cellblock-leaks-{}", std::process::id()));
+        let hidden_dir = scratch.join("cwd");
+        std::fs::create_dir_all(&hidden_dir).unwrap();
+        let not_a_program = scratch.join("garbage");
+        std::fs::write(&not_a_program, b"\x01\x02 not an ELF, no #! line\n").unwrap();
+        std::fs::set_permissions(&not_a_program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
         for i in 0..50 {
             // Success with every kind of stdio.
             let out = Container::builder("/bin/sh")
@@ -61,7 +71,7 @@ fn nothing_is_left_behind() {
                 .spawn()
                 .await
                 .is_err());
-            // Failing inside the child (after clone, pipes open).
+            // Rejected before clone as well (the parent checks both).
             let err = Container::builder("/etc/hostname-cellblock-missing")
                 .spawn()
                 .await;
@@ -73,6 +83,36 @@ fn nothing_is_left_behind() {
                 .spawn()
                 .await;
             assert!(err.is_err());
+            // Failing inside the child (after clone, pipes open), asserted by the stage the
+            // child reported: the working directory exists on the host but is hidden by a
+            // tmpfs mounted over its parent inside...
+            let err = Container::builder("/bin/true")
+                .namespaces(NS)
+                .tmpfs("/mnt")
+                .current_dir(&hidden_dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await;
+            assert!(
+                matches!(err, Err(Error::Setup { stage: Stage::Chdir, errno }) if errno.0 == libc::ENOENT),
+                "{err:?}"
+            );
+            // ...and a program that passes every check in the parent and then fails its execve
+            // (ENOEXEC), with the init (in the init's start) and without it...
+            for init in [true, false] {
+                let err = Container::builder(&not_a_program)
+                    .namespaces(NS)
+                    .init(init)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .await;
+                assert!(
+                    matches!(err, Err(Error::Setup { stage: Stage::Execve | Stage::InitStart, errno }) if errno.0 == libc::ENOEXEC),
+                    "init {init}: {err:?}"
+                );
+            }
             // Dropped while running: killed (kill_on_drop) or left to finish.
             let c = Container::builder("/bin/sleep")
                 .arg("10")
@@ -124,6 +164,7 @@ fn nothing_is_left_behind() {
             "blocking threads did not retire: {} > {base_threads}",
             common::thread_count()
         );
+        std::fs::remove_dir_all(&scratch).unwrap();
         println!(
             "fds {:?}, threads {} (baseline {base_threads})",
             common::open_fds().len(),
