@@ -244,14 +244,27 @@ async fn main() {
         matches!(e, Err(Error::NeedsPrivilege { .. })),
         fmt(&e),
     );
+    // Namespaces without USER: the default identity adds a user namespace of our own...
+    let e = Container::builder("/bin/hostname")
+        .namespaces(Namespaces::UTS)
+        .hostname("auto-user")
+        .output()
+        .await;
+    r.check(
+        "auto-user-namespace",
+        matches!(&e, Ok(out) if out.stdout == b"auto-user\n"),
+        fmt(&e),
+    );
+    // ...unless host_root() keeps our own identity, where the kernel refuses them.
     let e = Container::builder("/bin/true")
         .namespaces(Namespaces::UTS)
+        .host_root()
         .status()
         .await;
     r.check(
         "no-user-namespace",
         matches!(&e, Err(Error::Clone { errno, .. }) if errno.0 == libc::EPERM)
-            && fmt(&e).contains("Namespaces::USER"),
+            && fmt(&e).contains("host_root"),
         fmt(&e),
     );
     let e = Container::builder("/bin/true")

@@ -64,7 +64,7 @@ fn row(ns: &str, what: &str, host: &str, container: &str, held: bool) {
 #[tokio::main]
 async fn main() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("note: the tour creates namespaces without a user namespace, which needs root");
+        eprintln!("note: running unprivileged: each container's user namespace maps your own uid to its root");
     }
     println!(
         "{:<7} {:<26} {:<35} {:<35} isolation",
@@ -209,12 +209,29 @@ async fn main() -> Result<()> {
         .await?;
     let ids = sleeper.namespace_ids()?;
     let me = NamespaceIds::current()?;
+    // USER too: every container gets a user namespace of its own by default (its root is
+    // an unprivileged host id, never the supervisor's), unless it asks for host_root().
     check(
         "ids",
         "differing kinds",
         "-",
         &ids.differing(&me).to_string(),
-        ids.differing(&me) == all,
+        ids.differing(&me) == all | Namespaces::USER,
+    );
+    // The default identity, seen from both sides: uid 0 inside, an unprivileged host uid.
+    let host_uid = std::fs::read_to_string(format!("/proc/{}/status", sleeper.pid()))?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default();
+    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", sleeper.pid()))?;
+    let inside = map.split_whitespace().next().unwrap_or("?").to_string();
+    check(
+        "ids",
+        "root's host uid",
+        &format!("uid {host_uid}"),
+        &format!("uid {inside}"),
+        inside == "0" && host_uid != "0" && !host_uid.is_empty(),
     );
     sleeper.kill()?;
     sleeper.wait().await?;

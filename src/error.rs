@@ -423,6 +423,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// No block of host ids could be taken for a container's default user namespace (the
+    /// pool is used up, or its lock files cannot be created). See [`crate::set_id_pool`].
+    #[error("host id pool: {reason}")]
+    IdPool {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// cgroups cannot give what was asked for here (a controller is missing, the layout is
     /// unknown, v2 refuses to enable a controller).
     #[error("cgroups: {0}")]
@@ -469,7 +477,7 @@ pub enum Error {
 
 fn hint_for_clone(errno: Errno) -> &'static str {
     match errno.0 {
-        libc::EPERM => " (creating namespaces needs CAP_SYS_ADMIN: run as root, or add Namespaces::USER where unprivileged user namespaces are allowed)",
+        libc::EPERM => " (creating namespaces needs CAP_SYS_ADMIN: run as root, or drop host_root() or add Namespaces::USER, so that the container gets a user namespace of its own, where unprivileged user namespaces are allowed)",
         libc::ENOSPC => " (a namespace count limit was reached: see /proc/sys/user/max_*_namespaces)",
         libc::EINVAL => " (the kernel refuses this combination of namespaces)",
         libc::EUSERS => " (user namespaces are nested too deeply)",

@@ -48,6 +48,8 @@ enum Source {
         pidfd: Option<Arc<OwnedFd>>,
     },
     Path(PathBuf),
+    /// An open namespace file (the user namespace that owns joined namespaces).
+    Fd(Arc<OwnedFd>),
 }
 
 impl Join {
@@ -58,6 +60,7 @@ impl Join {
             source_desc: match &self.source {
                 Source::Container { pid, .. } => format!("container (pid {pid})"),
                 Source::Path(p) => p.display().to_string(),
+                Source::Fd(fd) => format!("the user namespace owning them (fd {})", fd.as_raw_fd()),
             },
             reason,
         }
@@ -191,6 +194,99 @@ impl Drop for PreparedJoin {
     }
 }
 
+/// Whether any namespace is joined.
+pub(crate) fn has_joins(b: &ContainerBuilder) -> bool {
+    !b.joins.joins.is_empty()
+}
+
+/// `ioctl(NS_GET_USERNS)`: the user namespace that owns a namespace (man 2 ioctl_ns).
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+
+/// (device, inode) of a namespace file: its identity.
+fn ns_id(fd: BorrowedFd<'_>) -> std::io::Result<(u64, u64)> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The default identity for a joiner (see `userns::default_identity`): the user namespace
+/// that owns the joined namespaces is joined too, so a pod member or an `exec` gets its
+/// pod's identity instead of keeping the supervisor's host ids.
+///
+/// Fails, for a `privileged` supervisor, when the joined namespaces are owned by the
+/// supervisor's own user namespace (a `host_root()` container, `ip netns` files): the
+/// workload would run with the supervisor's host ids, which it must ask for by name with
+/// `host_root()`. Fails when they belong to different user namespaces.
+pub(crate) fn join_owner_userns(b: &mut ContainerBuilder, privileged: bool) -> Result<()> {
+    let ours = std::fs::File::open("/proc/self/ns/user")
+        .and_then(|f| ns_id(f.as_fd()))
+        .map_err(Error::io("reading /proc/self/ns/user"))?;
+    let mut owner: Option<((u64, u64), OwnedFd)> = None;
+    for j in &b.joins.joins {
+        let bad = |reason: String| j.error(reason);
+        let fd = match &j.source {
+            // Left to `prepare`, which says what is wrong with it.
+            Source::Container { pidfd: None, .. } => continue,
+            Source::Container {
+                pid,
+                pidfd: Some(pidfd),
+            } => {
+                let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                    .map_err(|e| bad(format!("reading its user namespace: {e}")))?;
+                // Still the same process? (the pid may have been reused once it exited)
+                if sys::pidfd_send_signal(pidfd.as_fd(), 0).is_err() {
+                    return Err(bad(format!("the container (pid {pid}) has exited")));
+                }
+                OwnedFd::from(f)
+            }
+            Source::Path(p) => {
+                let f = std::fs::File::open(p).map_err(|e| bad(e.to_string()))?;
+                // Not a namespace file, or one of another kind: `prepare` says which.
+                if j.namespaces.bits().count_ones() != 1
+                    || ns_type(f.as_fd()).ok() != Some(j.namespaces.ns_flags())
+                {
+                    continue;
+                }
+                // SAFETY: a valid descriptor; the ioctl returns a new descriptor or -1.
+                let ret = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_USERNS as _) };
+                if ret < 0 {
+                    let e = std::io::Error::last_os_error();
+                    return Err(bad(format!("finding the user namespace that owns it (NS_GET_USERNS: {e})")));
+                }
+                // SAFETY: a new descriptor that we own.
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret) }
+            }
+            Source::Fd(_) => continue,
+        };
+        let id = ns_id(fd.as_fd()).map_err(Error::io("reading a user namespace"))?;
+        match &owner {
+            Some((other, _)) if *other != id => {
+                return Err(bad(
+                    "the joined namespaces belong to different user namespaces; join them from one container or pod".into(),
+                ))
+            }
+            Some(_) => {}
+            None => owner = Some((id, fd)),
+        }
+    }
+    let Some((id, fd)) = owner else {
+        return Ok(());
+    };
+    if id == ours {
+        if privileged {
+            let j = &b.joins.joins[0];
+            return Err(j.error(
+                "these namespaces belong to the supervisor's own user namespace, so the workload would keep the supervisor's host identity (host uid 0): call host_root() to ask for that by name, or join a container that has its own user namespace (the default)".into(),
+            ));
+        }
+        return Ok(());
+    }
+    b.joins.joins.push(Join {
+        namespaces: Namespaces::USER,
+        source: Source::Fd(Arc::new(fd)),
+    });
+    Ok(())
+}
+
 /// Whether `kind` is among the joined namespaces.
 fn joins(b: &ContainerBuilder, kind: Namespaces) -> bool {
     b.joins.joins.iter().any(|j| j.namespaces.contains(kind))
@@ -297,6 +393,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
                 }
                 fd
             }
+            Source::Fd(fd) => fd.try_clone().map_err(Error::io("duplicating a namespace fd"))?,
         };
         prepared._entries.push(JoinFd {
             fd: fd.as_raw_fd(),

@@ -227,6 +227,9 @@ pub(crate) struct RunState {
     usage: Option<Usage>,
     stats: Option<Stats>,
     output_limit: Option<usize>,
+    /// The block of host ids of the container's default user namespace (`idpool.rs`):
+    /// given back once the container has been reaped.
+    identity: Option<crate::idpool::Lease>,
 }
 
 impl Default for RunState {
@@ -241,6 +244,7 @@ impl Default for RunState {
             usage: None,
             stats: None,
             output_limit: None,
+            identity: None,
         }
     }
 }
@@ -281,7 +285,13 @@ impl RunState {
             usage: None,
             stats: None,
             output_limit: limits.output_limit,
+            identity: None,
         }
+    }
+
+    /// Keeps the container's block of host ids until it has been reaped.
+    pub(crate) fn hold_identity(&mut self, lease: Option<crate::idpool::Lease>) {
+        self.identity = lease;
     }
 
     /// Called right after the first process was reaped: records the end, reads the
@@ -296,14 +306,23 @@ impl RunState {
             self.stats = Some(cg.stats());
             cg.release();
         }
+        self.identity = None;
     }
 
     /// For a `Container` dropped before it was reaped: what the reaper must do after
     /// reaping it (remove the cgroup). The watchdog keeps running until the exit.
     pub(crate) fn drop_cleanup(&mut self) -> Option<Cleanup> {
-        self.cgroup
-            .take()
-            .map(|cg| Box::new(move || cg.release()) as Cleanup)
+        let cgroup = self.cgroup.take();
+        let identity = self.identity.take();
+        if cgroup.is_none() && identity.is_none() {
+            return None;
+        }
+        Some(Box::new(move || {
+            if let Some(cg) = cgroup {
+                cg.release();
+            }
+            drop(identity);
+        }) as Cleanup)
     }
 
     fn mark_killed(&self, why: u8) {

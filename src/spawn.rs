@@ -24,6 +24,16 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         source: std::io::Error::other(e),
     })?;
     let started = std::time::Instant::now();
+    // The default identity (userns.rs): the builder really spawned, and the block of host
+    // ids its user namespace maps, held until the container has been reaped.
+    let adjusted;
+    let (b, identity) = match crate::userns::default_identity(b)? {
+        Some((nb, lease)) => {
+            adjusted = nb;
+            (&adjusted, lease)
+        }
+        None => (b, None),
+    };
     let (plan, pipes) = plan::prepare(b, defaults)?;
     // Shared with the Container below; if we fail or are cancelled first, the plan's
     // reference and this one drop and the cgroup is killed and removed.
@@ -64,6 +74,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
     let mut c = Container::new(pid, guard.into_pidfd(), b, pipes)
         .map_err(Error::io("registering the container"))?;
     c.run = crate::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
+    c.run.hold_identity(identity);
     tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
     Ok(c)
 }

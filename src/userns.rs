@@ -55,6 +55,8 @@ pub(crate) struct UserConfig {
     /// `host_root()`: no user namespace of our choosing; the workload keeps the
     /// supervisor's host identity.
     pub(crate) host_root: bool,
+    /// `map_root_to(uid, gid)`.
+    map_root_to: Option<(u32, u32)>,
 }
 
 /// User namespace and identity settings.
@@ -111,12 +113,31 @@ impl ContainerBuilder {
     }
 
     /// Opt out of the default identity: the workload keeps the supervisor's host ids (host
-    /// uid 0 under a root supervisor), with no user namespace added for it.
+    /// uid 0 under a root supervisor), with no user namespace added for it. With
+    /// [`Namespaces::USER`] and no map, the map is then the supervisor's own ids (`0 0 1`
+    /// under root).
     ///
     /// **Risk:** capabilities are still dropped, but uid 0 keeps what it *owns*: root-owned
-    /// device nodes, sysfs and sysctl files, cgroupfs, 0600 files and Unix sockets.
+    /// device nodes in a visible `/dev` (block devices, `/dev/kmsg`, `/dev/userfaultfd`),
+    /// sysfs attributes and sysctls (`/proc/sys/kernel/core_pattern` runs a program as host
+    /// root), cgroupfs (a workload can move itself out of its limits), `connect()` to 0600
+    /// root Unix sockets such as `docker.sock`, and 0600 files such as `/etc/shadow`. The
+    /// mount-side defences (a fresh `/dev`, read-only `/sys`) then stand alone, and only
+    /// with a mount namespace.
     pub fn host_root(&mut self) -> &mut Self {
         self.user.host_root = true;
+        self
+    }
+
+    /// Maps the container's root (uid and gid 0) to one host uid and gid, and nothing else:
+    /// files the workload writes through a bind mount then belong to `uid:gid` on the host,
+    /// and it may write what `uid` may write. Adds [`Namespaces::USER`]. The workload's other
+    /// ids are unmapped: files of other owners show as `nobody` (65534) inside.
+    ///
+    /// Refuses host uid or gid 0 (that is [`host_root`](Self::host_root), named for its
+    /// risk). Under an unprivileged supervisor only its own ids can be mapped.
+    pub fn map_root_to(&mut self, uid: u32, gid: u32) -> &mut Self {
+        self.user.map_root_to = Some((uid, gid));
         self
     }
 
@@ -239,6 +260,99 @@ impl PreparedUser {
     }
 }
 
+/// Whether containers get a pooled block of host ids by default: the supervisor holds
+/// `CAP_SETUID` and `CAP_SETGID` (it can write multi-range maps) and the pool's ids exist in
+/// its user namespace (not so in a nested supervisor, whose namespace maps only what its
+/// own container was given). Asked once per process: a supervisor that drops these
+/// capabilities later gets clear `IdMap` errors instead of a silent change of identity.
+fn pool_usable() -> bool {
+    static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USABLE.get_or_init(|| {
+        let pool = crate::idpool::id_pool();
+        let end = pool.first as u64 + pool.blocks as u64 * crate::idpool::ID_BLOCK as u64;
+        let covers = |file: &str| {
+            std::fs::read_to_string(file).is_ok_and(|text| {
+                text.lines().any(|l| {
+                    let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    f.len() == 3 && f[0] <= pool.first as u64 && end <= f[0] + f[2]
+                })
+            })
+        };
+        has_setid_caps() && covers("/proc/self/uid_map") && covers("/proc/self/gid_map")
+    })
+}
+
+/// The default identity: decides, before anything is prepared, which user namespace a
+/// spawn of `b` really gets. Returns `None` when `b` is spawned as configured, or the
+/// builder to spawn instead and the block of host ids it holds:
+///
+/// * [`host_root`](ContainerBuilder::host_root): as configured.
+/// * joining namespaces: the joined namespaces' own user namespace is joined too (see
+///   `join::join_owner_userns`), so a pod member has its pod's identity.
+/// * a privileged supervisor (see [`pool_usable`]): a new user namespace, whose ids
+///   `0..65536` are a block of host ids no other live container holds (`idpool.rs`),
+///   unless the caller gave maps or [`map_root_to`](ContainerBuilder::map_root_to).
+/// * an unprivileged supervisor: a new user namespace mapping its own ids to 0 whenever
+///   other namespaces are asked for (they need `CAP_SYS_ADMIN`, which only a user namespace
+///   of its own gives it); with no namespace at all, nothing changes.
+pub(crate) fn default_identity(
+    b: &ContainerBuilder,
+) -> Result<Option<(ContainerBuilder, Option<crate::idpool::Lease>)>> {
+    let u = &b.user;
+    let explicit_maps = !u.uid_maps.is_empty() || !u.gid_maps.is_empty();
+    if let Some((uid, gid)) = u.map_root_to {
+        if uid == 0 || gid == 0 {
+            return Err(Error::BadConfig(format!(
+                "map_root_to({uid}, {gid}) would make the container's root host {}; call host_root() to ask for host root by name",
+                if uid == 0 { "uid 0" } else { "gid 0" }
+            )));
+        }
+        if explicit_maps {
+            return Err(Error::BadConfig(
+                "map_root_to() together with uid_map()/gid_map(): give one or the other".into(),
+            ));
+        }
+        if u.host_root {
+            return Err(Error::BadConfig(
+                "map_root_to() together with host_root(): the workload either keeps the supervisor's ids or gets mapped ones".into(),
+            ));
+        }
+    }
+    if u.host_root {
+        return Ok(None);
+    }
+    if crate::join::has_joins(b) {
+        // Joining a user namespace chooses the identity; creating one while joining is
+        // refused by `join::prepare`, which says why.
+        if crate::join::joins_user(b) || b.namespaces.contains(Namespaces::USER) {
+            return Ok(None);
+        }
+        let mut nb = b.clone();
+        crate::join::join_owner_userns(&mut nb, has_setid_caps())?;
+        return Ok(Some((nb, None)));
+    }
+    let userns = b.namespaces.contains(Namespaces::USER);
+    let mut nb = b.clone();
+    nb.namespaces |= Namespaces::USER;
+    if let Some((uid, gid)) = u.map_root_to {
+        nb.uid_map(0, uid, 1).gid_map(0, gid, 1);
+        return Ok(Some((nb, None)));
+    }
+    if !pool_usable() {
+        if userns || (b.namespaces.is_empty() && !explicit_maps) {
+            return Ok(None);
+        }
+        return Ok(Some((nb, None)));
+    }
+    if explicit_maps {
+        return Ok(if userns { None } else { Some((nb, None)) });
+    }
+    let lease = crate::idpool::lease(b.namespaces.contains(Namespaces::PID))?;
+    nb.uid_map(0, lease.first(), crate::idpool::ID_BLOCK)
+        .gid_map(0, lease.first(), crate::idpool::ID_BLOCK);
+    Ok(Some((nb, Some(lease))))
+}
+
 /// Validates the user settings and prepares the maps and the child's identity step.
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     let u = &b.user;
@@ -261,7 +375,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
                 needs: Namespaces::USER,
             });
         }
-        if u.user.is_none() && u.groups.is_none() {
+        if u.user.is_none() && u.groups.is_none() && (u.host_root || !crate::join::joins_user(b)) {
             return Ok(prepared);
         }
         if crate::join::joins_user(b) {
@@ -270,6 +384,13 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             prepared.ids.set_groups = u.groups.is_some();
             if let Some(user) = u.user {
                 prepared.set_user(user);
+            } else if !u.host_root {
+                // Without a switch the workload would keep the supervisor's kernel ids
+                // (host uid 0: unmapped inside, but still the owner of the host's files).
+                // Become the namespace's root, and drop a privileged supervisor's groups
+                // (a namespace whose maps the supervisor wrote allows setgroups).
+                prepared.set_user((0, 0));
+                prepared.ids.set_groups = u.groups.is_some() || has_setid_caps();
             }
             return Ok(prepared);
         }

@@ -127,12 +127,21 @@ async fn leftovers_are_killed_when_the_first_process_is_reaped() {
 async fn cancelled_spawns_leave_no_cgroup() {
     let _serial = SERIAL.lock().await;
     let (mut finished, mut cancelled) = (0, 0);
-    for i in 0..40u64 {
+    // How long one spawn takes here, now (the machine may be loaded): the deadlines below
+    // spread from 0 to twice that, so that both paths are taken however fast spawns are.
+    let t = std::time::Instant::now();
+    for _ in 0..3 {
+        let mut b = Container::builder("/bin/sleep");
+        b.arg("1000").pids_limit(8).kill_on_drop(true);
+        drop(b.spawn().await.unwrap());
+    }
+    let step = t.elapsed() * 2 / 3 / 40;
+    for i in 0..40u32 {
         let mut b = Container::builder("/bin/sleep");
         b.arg("1000").pids_limit(8).kill_on_drop(true);
         // Cancel at various points of the spawn.
         let fut = b.spawn();
-        match tokio::time::timeout(Duration::from_micros(i * 50), fut).await {
+        match tokio::time::timeout(step * i, fut).await {
             Ok(Ok(_c)) => finished += 1,
             Ok(Err(e)) => panic!("spawn {i} failed (not cancelled): {e}"),
             Err(_) => cancelled += 1,

@@ -5,10 +5,14 @@
 //! The attacker is `tests/escape/attack.c`, compiled once per run with the system `cc`.
 //! It prints `RESULT <attempt> OK <detail>` or `RESULT <attempt> ERR <ERRNO>`.
 //!
-//! Without issue 3 (root filesystems, user namespaces, set*id) the containers here run as
-//! root on the host's root filesystem in new namespaces; where an attempt needs something
-//! hidden from the container, the test hides it with a masked path (`mask_path`), so that
-//! the only way to it is the escape being tried.
+//! The containers here run on the host's root filesystem in new namespaces; where an attempt
+//! needs something hidden from the container, the test hides it with a masked path
+//! (`mask_path`), so that the only way to it is the escape being tried. Since issue 11 every
+//! container also has the default identity (a user namespace over a block of unprivileged
+//! host ids, `escape_identity.rs`), a further layer that stops several of these attempts on
+//! its own. So where it matters a test checks the layer it is about alone, with
+//! `host_root()` (the container's root is host uid 0), and its control switches off that
+//! layer *and* the identity.
 
 mod common;
 
@@ -251,11 +255,13 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     c.kill().unwrap();
     c.wait().await.unwrap();
 
-    // Protection off (no PID namespace, capabilities kept): the binary is overwritten.
+    // Protection off (no PID namespace, capabilities kept, and host_root(): the default
+    // identity, escape_identity.rs, is a further layer): the binary is overwritten.
     let (r, _, out) = run(attacker(&["exe", &pid])
         .namespaces(Namespaces::MOUNT)
         .mask_path(&dir)
-        .keep_all_capabilities())
+        .keep_all_capabilities()
+        .host_root())
     .await;
     let _ = runtime.wait();
     assert_eq!(get(&r, "exe"), "OK wrote", "{out}");
@@ -372,9 +378,25 @@ async fn escape_4_mount_pivot_chroot_open_by_handle() {
         assert_eq!(get(&r, name), "ERR EPERM", "{name}: {out}");
     }
 
+    // The capability and seccomp layers alone (host_root(): the container's root is host
+    // uid 0, without the default identity's user namespace): the same.
     let mut b = Container::builder("/bin/sh");
     shell(&mut b);
-    b.keep_all_capabilities().seccomp(Seccomp::disabled());
+    b.host_root();
+    let (r, _, out) = run(&mut b).await;
+    for name in [
+        "mount",
+        "umount",
+        "chroot",
+        "open_by_handle_at",
+        "pivot_root",
+    ] {
+        assert_eq!(get(&r, name), "ERR EPERM", "host_root, {name}: {out}");
+    }
+
+    let mut b = Container::builder("/bin/sh");
+    shell(&mut b);
+    b.keep_all_capabilities().seccomp(Seccomp::disabled()).host_root();
     let (r, _, out) = run(&mut b).await;
     for name in ["mount", "umount", "chroot", "pivot_root"] {
         assert!(get(&r, name).starts_with("OK"), "{name}: {out}");
@@ -433,11 +455,28 @@ async fn escape_5_ptrace_kill_proc_of_outside_processes() {
     assert_eq!(get(&r, "environ"), "ERR EACCES", "{out}");
     assert!(victim.try_wait().unwrap().is_none(), "the victim lives");
 
+    // The capability layer alone (host_root(): no user namespace of the default identity,
+    // which would stop all three too): ptrace and the /proc read still fail.
+    let (r, _, out) = run(Container::builder("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "A={}; $A ptrace {pid}; $A environ {pid}",
+                attack().display()
+            ),
+        ])
+        .namespaces(Namespaces::MOUNT | Namespaces::UTS)
+        .host_root())
+    .await;
+    assert_eq!(get(&r, "ptrace"), "ERR EPERM", "{out}");
+    assert_eq!(get(&r, "environ"), "ERR EACCES", "{out}");
+
     // Protection off: all three work.
     let (r, _, out) = run(Container::builder("/bin/sh")
         .args(["-c", &script(&pid)])
         .namespaces(Namespaces::MOUNT | Namespaces::UTS)
-        .keep_all_capabilities())
+        .keep_all_capabilities()
+        .host_root())
     .await;
     assert!(get(&r, "ptrace").starts_with("OK"), "{out}");
     assert_eq!(get(&r, "environ"), "OK read", "{out}");
@@ -539,11 +578,19 @@ async fn escape_7_host_network_namespace() {
         run(attacker(&["setns", &host_path]).namespaces(Namespaces::MOUNT | Namespaces::NET)).await;
     assert_eq!(get(&r, "setns"), "ERR EACCES", "{out}");
 
-    // Protection off: into the host's network namespace.
+    let (r, _, out) = run(attacker(&["setns", &host_path])
+        .namespaces(Namespaces::MOUNT | Namespaces::NET)
+        .host_root())
+    .await;
+    assert_eq!(get(&r, "setns"), "ERR EACCES", "host_root: {out}");
+
+    // Protection off (and host_root(), without which the default identity's user
+    // namespace holds no capability over the host's network namespace): into it.
     let (r, _, out) = run(attacker(&["setns", &host_path])
         .namespaces(Namespaces::MOUNT | Namespaces::NET)
         .keep_all_capabilities()
-        .seccomp(Seccomp::disabled()))
+        .seccomp(Seccomp::disabled())
+        .host_root())
     .await;
     assert_eq!(get(&r, "setns"), format!("OK {host_netns}"), "{out}");
 
@@ -599,10 +646,11 @@ async fn escape_8_seccomp_denied_calls() {
     assert!(get(&r, "keyctl").starts_with("OK"), "{out}");
     assert!(get(&r, "userfaultfd").starts_with("OK"), "{out}");
 
-    // Protection off entirely: all four work.
+    // Protection off entirely (host_root(): bpf and perf_event_open need capabilities of
+    // the host's user namespace, which the default identity never has): all four work.
     let mut b = Container::builder("/bin/sh");
     sh(&mut b);
-    b.seccomp(Seccomp::disabled()).keep_all_capabilities();
+    b.seccomp(Seccomp::disabled()).keep_all_capabilities().host_root();
     let (r, _, out) = run(&mut b).await;
     for c in calls {
         assert!(get(&r, c).starts_with("OK"), "{c}: {out}");

@@ -25,6 +25,35 @@ fn tour_reports_every_isolation_held() {
     assert!(stdout.contains("every isolation held"));
 }
 
+/// The same tour, unchanged, as an unprivileged user: the default identity gives each
+/// container a user namespace of its own, in which the other namespaces may be created.
+#[test]
+fn tour_holds_as_an_unprivileged_user() {
+    let _d = common::deadline("tour as uid 65534", 120);
+    assert!(
+        common::unprivileged_userns_allowed(),
+        "unprivileged user namespaces are disabled here (or setpriv is missing): the rootless tour cannot run"
+    );
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(example("tour"))
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tour as uid 65534 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("every isolation held"), "{stdout}");
+    let ids = stdout
+        .lines()
+        .find(|l| l.contains("root's host uid"))
+        .unwrap_or_else(|| panic!("no identity row:\n{stdout}"));
+    assert!(ids.contains("uid 65534") && ids.ends_with("held"), "{ids}");
+}
+
 #[test]
 fn shell_runs_bash_with_hostname_container() {
     use std::io::Write;

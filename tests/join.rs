@@ -274,8 +274,9 @@ async fn exec_into_a_user_and_time_namespace() {
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "timeuser");
-    // setns into the user namespace keeps our host uid 0, unmapped there: overflow uid.
-    assert_eq!(lines[1], "65534");
+    // The exec becomes the root of the user namespace it joined (host uid 400000), never
+    // the supervisor's host uid 0 (which is unmapped there, and would show as 65534).
+    assert_eq!(lines[1], "0");
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
         ["0", "400000", "1000"]

@@ -400,19 +400,21 @@ async fn namespace_ids_differ_exactly_for_created_kinds() {
         Namespaces::USER,
         Namespaces::CGROUP,
     ];
-    for kind in kinds {
-        let mut c = Container::builder("/bin/sleep")
-            .arg("30")
-            .namespaces(kind)
-            .kill_on_drop(true)
-            .spawn()
-            .await
-            .unwrap();
+    // host_root(): exactly the kinds asked for. By default a user namespace is added (the
+    // default identity of a root supervisor, or of any supervisor asking for namespaces).
+    for (kind, host_root) in kinds.iter().flat_map(|&k| [(k, true), (k, false)]) {
+        let mut b = Container::builder("/bin/sleep");
+        b.arg("30").namespaces(kind).kill_on_drop(true);
+        if host_root {
+            b.host_root();
+        }
+        let mut c = b.spawn().await.unwrap();
         let ids = c.namespace_ids().unwrap();
+        let expected = if host_root { kind } else { kind | Namespaces::USER };
         assert_eq!(
             ids.differing(&me),
-            kind,
-            "only {kind} differs: {ids} vs {me}"
+            expected,
+            "only {expected} differs (host_root: {host_root}): {ids} vs {me}"
         );
         c.kill().unwrap();
         c.wait().await.unwrap();

@@ -110,8 +110,12 @@ async fn read_only_mounts_refuse_writes() {
     let rw = t.path().join("rw");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::create_dir_all(&rw).unwrap();
+    // The writable bind belongs to host uid 1000, and the container's root is mapped to it
+    // (with the default identity alone, its root is an unprivileged host id that may not
+    // write a root-owned directory).
+    std::os::unix::fs::chown(&rw, Some(1000), Some(1000)).unwrap();
     let mut b = Container::builder("/bin/sh");
-    b.namespaces(NS);
+    b.namespaces(NS).map_root_to(1000, 1000);
     use_root(&mut b, &root);
     b.bind_ro(&data, "/data")
         .bind(&rw, "/rw")
@@ -132,6 +136,11 @@ async fn read_only_mounts_refuse_writes() {
     // Host side: nothing was written through the read-only mounts, the rw bind wrote.
     assert!(!data.join("x").exists() && !root.join("newfile").exists());
     assert_eq!(std::fs::read_to_string(rw.join("written")).unwrap(), "hi\n");
+    let meta = std::fs::metadata(rw.join("written")).unwrap();
+    assert_eq!(
+        (std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta)),
+        (1000, 1000)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

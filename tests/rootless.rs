@@ -54,6 +54,7 @@ fn namespace_features_work_as_uid_65534() {
         "time",
         "exec",
         "multi-range-map",
+        "auto-user-namespace",
         "no-user-namespace",
         "join-host",
         "groups",

@@ -71,9 +71,15 @@ async fn defaults_seen_from_the_host() {
     let workload = {
         let mut w = None;
         for _ in 0..200 {
+            // Once it has exec'd the program (before that it is the init's fork, holding
+            // the init's descriptors).
             if let Some(&k) = common::children_of(pid).first() {
-                w = Some(k);
-                break;
+                if std::fs::read_link(format!("/proc/{k}/exe"))
+                    .is_ok_and(|e| e.ends_with("sleep"))
+                {
+                    w = Some(k);
+                    break;
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -160,9 +166,13 @@ async fn defaults_seen_from_inside() {
 #[tokio::test(flavor = "multi_thread")]
 async fn opt_outs_seen_from_the_host() {
     let me = status_of(std::process::id() as i32);
+    // host_root(): these opt-outs are compared with the supervisor's own sets, which only a
+    // container without the default identity's user namespace shares (in a user namespace
+    // of its own, "all capabilities" is every capability, over that namespace only).
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
         .namespaces(default_ns())
+        .host_root()
         .keep_all_capabilities()
         .no_new_privs(false)
         .new_session(false)
@@ -259,10 +269,13 @@ async fn capability_keep_list_both_sides() {
     }
     c.kill().unwrap();
     c.wait().await.unwrap();
+    // On a host file, as host root (host_root(): the default identity could not chown a
+    // host file to host uid 1234, which its user namespace does not map).
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
         .namespaces(default_ns())
         .capabilities(keep)
+        .host_root()
         .output()
         .await
         .unwrap();
@@ -361,15 +374,19 @@ async fn seccomp_policy_can_deny_more() {
                 .deny(libc::SYS_mkdirat)
                 .deny(libc::SYS_mkdir),
         )
+        .host_root()
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
     assert!(!target.exists(), "the host sees no directory");
+    // Control: the same mkdir in the host's (root-owned) directory, as host root
+    // (host_root(): the default identity may not write there at all).
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
         .namespaces(default_ns())
+        .host_root()
         .output()
         .await
         .unwrap();

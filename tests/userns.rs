@@ -21,12 +21,17 @@ fn host_ids(pid: i32) -> (String, String, String) {
     (field("Uid:"), field("Gid:"), field("Groups:"))
 }
 
+/// With host_root() and no map, the supervisor's own ids become 0 inside (the one map an
+/// unprivileged process may write; under a root supervisor it is the opt-out's `0 0 1`).
+/// Without host_root() a root supervisor's container gets a pooled block instead
+/// (`escape_identity.rs`).
 #[tokio::test(flavor = "multi_thread")]
 async fn default_map_makes_the_caller_root_inside() {
     let euid = nix::unistd::geteuid().as_raw();
     let out = Container::builder("/bin/sh")
         .args(["-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; cat /proc/self/setgroups; readlink /proc/self/ns/user"])
         .namespaces(Namespaces::USER | Namespaces::UTS)
+        .host_root()
         .output()
         .await
         .unwrap();
@@ -126,8 +131,12 @@ async fn user_without_a_user_namespace_drops_to_that_id() {
 
 #[tokio::test]
 async fn bad_user_settings_are_rejected_before_clone() {
+    // A map without Namespaces::USER: host_root() keeps the supervisor's identity, so a map
+    // has nothing to apply to. (Without host_root() a map implies a user namespace: the
+    // default identity.)
     let err = Container::builder("/bin/true")
         .uid_map(0, 1000, 1)
+        .host_root()
         .status()
         .await
         .unwrap_err();
@@ -140,6 +149,17 @@ async fn bad_user_settings_are_rejected_before_clone() {
             }
         ),
         "{err}"
+    );
+    let out = Container::builder("/bin/cat")
+        .arg("/proc/self/uid_map")
+        .uid_map(0, 1000, 1)
+        .gid_map(0, 1000, 1)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["0", "1000", "1"]
     );
 
     let err = Container::builder("/bin/true")
@@ -167,6 +187,8 @@ async fn bad_user_settings_are_rejected_before_clone() {
 
     let err = Container::builder("/bin/true")
         .namespaces(Namespaces::USER)
+        .uid_map(0, 100_000, 10)
+        .gid_map(0, 100_000, 10)
         .user(1000, 0)
         .status()
         .await
