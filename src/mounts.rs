@@ -30,6 +30,10 @@ pub(crate) struct FsConfig {
     chroot: bool,
     ops: Vec<MountOp>,
     readonly_root: bool,
+    /// Opt-out of the fresh `/dev` (see [`ContainerBuilder::host_dev`]).
+    host_dev: bool,
+    /// Opt-out of the read-only `/sys` (see [`ContainerBuilder::writable_sys`]).
+    writable_sys: bool,
 }
 
 impl FsConfig {
@@ -170,10 +174,13 @@ impl ContainerBuilder {
         self
     }
 
-    /// Builds a minimal `/dev` on a tmpfs: `null`, `zero`, `full`, `random`, `urandom` and
-    /// `tty` (bind mounts of the host's nodes, which also works in a user namespace where
-    /// `mknod` does not), a private `devpts` instance at `/dev/pts` with `/dev/ptmx`,
-    /// `/dev/shm`, and the `fd`, `stdin`, `stdout`, `stderr` links.
+    /// Builds a minimal `/dev` on a tmpfs (nosuid, nodev, noexec): `null`, `zero`, `full`,
+    /// `random`, `urandom` and `tty` (bind mounts of the host's real nodes, which also
+    /// works in a user namespace where `mknod` does not), a private `devpts` instance at
+    /// `/dev/pts` with `/dev/ptmx -> pts/ptmx`, a private `/dev/shm`, and the `fd`,
+    /// `stdin`, `stdout`, `stderr` and `core` links. Without a root filesystem this is the
+    /// default (see [`host_dev`](Self::host_dev)); call it to place it in the mount order,
+    /// or inside a [`rootfs`](Self::rootfs).
     pub fn mount_dev(&mut self) -> &mut Self {
         self.fs.ops.push(MountOp::Dev);
         self
@@ -194,6 +201,67 @@ impl ContainerBuilder {
         self
     }
 
+    /// Opt-out of the fresh `/dev` (on by default): with `true` the container sees the
+    /// host's own `/dev` (and `/dev/shm`).
+    ///
+    /// By default, whenever the container has [`Namespaces::MOUNT`] and no
+    /// [`rootfs`](Self::rootfs)/[`chroot`](Self::chroot), cellblock builds the same minimal
+    /// `/dev` as [`mount_dev`](Self::mount_dev) over the host's: a tmpfs (nosuid, nodev,
+    /// noexec) holding only `null zero full random urandom tty` (the host's real nodes,
+    /// bind-mounted), a new `devpts` instance at `pts` with `ptmx -> pts/ptmx`, a private
+    /// `shm`, and the links `fd stdin stdout stderr core`. Every other mount cellblock
+    /// makes is `nodev` as well (devpts aside, whose ptys are devices). Without a mount
+    /// namespace nothing can be hidden: the host's `/dev` is then always visible.
+    ///
+    /// **Risk of `host_dev(true)`:** every node of the host's `/dev` is reachable again, and
+    /// opening one needs no capability, only its file mode: a workload that is host uid 0
+    /// (see [`host_root`](Self::host_root)) can write block devices (`/dev/sda`,
+    /// `/dev/loop*`), the kernel log (`/dev/kmsg`), use `/dev/kvm` and `/dev/userfaultfd`,
+    /// and it shares the host's `/dev/shm`: it can read other processes' POSIX shared
+    /// memory and leave files there that outlive it. The host's ptys under `/dev/pts` are
+    /// reachable too. An explicit [`mount_dev`](Self::mount_dev) still applies.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // A trusted tool that needs the host's /dev/fuse: bind that one node instead of
+    /// // host_dev(true) where possible.
+    /// let status = Container::builder("/usr/bin/ls")
+    ///     .arg("/dev")
+    ///     .namespaces(Namespaces::MOUNT | Namespaces::PID)
+    ///     .bind("/dev/fuse", "/dev/fuse")
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn host_dev(&mut self, host_dev: bool) -> &mut Self {
+        self.fs.host_dev = host_dev;
+        self
+    }
+
+    /// Opt-out of the read-only `/sys` (on by default): with `true` the host's sysfs and
+    /// cgroupfs stay as writable as they are on the host.
+    ///
+    /// By default, whenever the container has [`Namespaces::MOUNT`] and no
+    /// [`rootfs`](Self::rootfs)/[`chroot`](Self::chroot), the host's `/sys` and every mount
+    /// under it (`/sys/fs/cgroup/*`, `/sys/kernel/*`, ...) are made read-only in the
+    /// container's mount namespace (recursively, with `mount_setattr`), after the container
+    /// joined its cgroup. Writes fail with `EROFS`. This also keeps the workload from
+    /// writing its own cgroup: it cannot raise its limits or move itself out of them. A
+    /// bind mount you add under `/sys` keeps its own setting. Without a mount namespace
+    /// nothing can be made read-only: `/sys` is then the host's, as writable as the
+    /// workload's identity allows.
+    ///
+    /// **Risk of `writable_sys(true)`:** a workload that is host uid 0 (see
+    /// [`host_root`](Self::host_root)) writes root-owned sysfs attributes with no capability
+    /// (taking host CPUs offline, changing memory management or RCU settings), and
+    /// cgroupfs: it can move itself into a parent cgroup to escape its memory and pids
+    /// limits, or change the limits and freezer of other containers.
+    pub fn writable_sys(&mut self, writable: bool) -> &mut Self {
+        self.fs.writable_sys = writable;
+        self
+    }
+
     /// Makes the root filesystem's own mount read-only (mounts on top of it keep their
     /// own settings: a tmpfs `/tmp` stays writable). Needs [`rootfs`](Self::rootfs).
     pub fn readonly_root(&mut self, readonly: bool) -> &mut Self {
@@ -208,6 +276,8 @@ pub(crate) struct PreparedFs {
     _root: Option<CString>,
     _steps: Vec<MountStep>,
     _strings: Vec<CString>,
+    /// Written by the child (grabbed mount descriptors); see `FsSpec::slots`.
+    _slots: Vec<libc::c_int>,
 }
 
 // SAFETY: raw pointers into heap storage owned by the same value.
@@ -220,8 +290,36 @@ impl PreparedFs {
             _root: None,
             _steps: Vec::new(),
             _strings: Vec::new(),
+            _slots: Vec::new(),
         }
     }
+}
+
+/// The device nodes of the minimal `/dev`, bound from the host's.
+pub(crate) const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Whether the default fresh `/dev` applies: a new mount namespace, no root filesystem
+/// (whose `/dev` is the caller's business), no opt-out, no explicit `mount_dev`.
+fn default_fresh_dev(b: &ContainerBuilder) -> bool {
+    b.namespaces.contains(Namespaces::MOUNT)
+        && b.fs.root.is_none()
+        && !b.fs.host_dev
+        && !crate::join::joins_mount(b)
+        && !b.fs.ops.iter().any(|o| matches!(o, MountOp::Dev))
+}
+
+/// Whether the default read-only `/sys` applies (and there is a `/sys` mount to change:
+/// `mount_setattr` on a path that is not a mount root would be refused).
+fn default_readonly_sys(b: &ContainerBuilder) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    b.namespaces.contains(Namespaces::MOUNT)
+        && b.fs.root.is_none()
+        && !b.fs.writable_sys
+        && !crate::join::joins_mount(b)
+        && match (std::fs::metadata("/sys"), std::fs::metadata("/")) {
+            (Ok(sys), Ok(root)) => sys.dev() != root.dev(),
+            _ => false,
+        }
 }
 
 /// Whether core's own "/proc for a new PID namespace" step should run: not when a root
@@ -395,6 +493,8 @@ struct Compiler<'a> {
     model: Model<'a>,
     strings: Vec<CString>,
     steps: Vec<MountStep>,
+    /// `Op::Grab` steps: they run before every step of `steps` (see [`Op::Grab`]).
+    grabs: Vec<MountStep>,
 }
 
 impl Compiler<'_> {
@@ -417,6 +517,7 @@ impl Compiler<'_> {
             flags: 0,
             data: ptr::null(),
             fallback_bind: ptr::null(),
+            slot: 0,
             stage,
         }
     }
@@ -513,6 +614,25 @@ impl Compiler<'_> {
         Ok(())
     }
 
+    /// Binds host path `src` onto container path `dst` (its mount point ready): the source
+    /// is taken (`Op::Grab`) before anything is mounted, so it is the host's object even
+    /// where a mount of ours covers its path by then (`/dev/null` under the fresh `/dev`);
+    /// it is attached (`Op::Place`) here, in order.
+    fn bind_host(&mut self, src: &Path, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
+        let slot = self.grabs.len();
+        let mut g = self.step(Op::Grab, stage);
+        g.a = self.c(src.as_os_str())?;
+        g.flags = recursive as libc::c_ulong;
+        g.slot = slot;
+        self.grabs.push(g);
+        let target = pre_pivot(self.model.root, dst);
+        let mut p = self.step(Op::Place, stage);
+        p.b = self.c(target.as_os_str())?;
+        p.slot = slot;
+        self.steps.push(p);
+        Ok(())
+    }
+
     fn readonly(&mut self, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
         let target = pre_pivot(self.model.root, dst);
         let mut s = self.step(Op::ReadOnly, stage);
@@ -572,14 +692,7 @@ impl Compiler<'_> {
                     reason: e.to_string(),
                 })?;
                 self.mount_point(&dst, meta.is_dir(), "bind destination")?;
-                self.mount(
-                    src.as_os_str(),
-                    &dst,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                    Stage::MountBind,
-                )?;
+                self.bind_host(&src, &dst, true, Stage::MountBind)?;
                 if *readonly {
                     self.readonly(&dst, true, Stage::MakeReadOnly)?;
                 }
@@ -609,30 +722,27 @@ impl Compiler<'_> {
             MountOp::Dev => {
                 let dev = PathBuf::from("/dev");
                 self.mount_point(&dev, true, "/dev")?;
+                // nodev as well: the nodes below are bind mounts with their own flags, and
+                // nothing created in this tmpfs itself may act as a device.
                 self.mount(
                     OsStr::new("tmpfs"),
                     &dev,
                     Some("tmpfs"),
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                     Some("mode=755,size=65536"),
                     Stage::MountDev,
                 )?;
                 self.model.mounts.push((dev.clone(), Layer::Fresh));
-                for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+                for node in DEV_NODES {
                     let host = Path::new("/dev").join(node);
                     if std::fs::metadata(&host).is_err() {
                         continue; // a host without it; nothing to bind
                     }
                     let inside = dev.join(node);
                     self.mount_point(&inside, false, "/dev")?;
-                    self.mount(
-                        host.as_os_str(),
-                        &inside,
-                        None,
-                        libc::MS_BIND,
-                        None,
-                        Stage::MountDev,
-                    )?;
+                    // The host's real node (mknod is refused in a user namespace; a bind of
+                    // a host node works there), taken before this tmpfs covers it.
+                    self.bind_host(&host, &inside, false, Stage::MountDev)?;
                 }
                 let pts = dev.join("pts");
                 self.mount_point(&pts, true, "/dev")?;
@@ -651,13 +761,16 @@ impl Compiler<'_> {
                 self.symlink("/proc/self/fd/0", &dev.join("stdin"))?;
                 self.symlink("/proc/self/fd/1", &dev.join("stdout"))?;
                 self.symlink("/proc/self/fd/2", &dev.join("stderr"))?;
+                self.symlink("/proc/kcore", &dev.join("core"))?;
+                // A private /dev/shm: the IPC namespace does not cover POSIX shm, which
+                // lives in whatever tmpfs /dev/shm is.
                 let shm = dev.join("shm");
                 self.mount_point(&shm, true, "/dev")?;
                 self.mount(
                     OsStr::new("tmpfs"),
                     &shm,
                     Some("tmpfs"),
-                    nosuid_nodev,
+                    nosuid_nodev | libc::MS_NOEXEC,
                     Some("mode=1777"),
                     Stage::MountDev,
                 )?;
@@ -721,7 +834,9 @@ pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
     validate(b)?;
     let fs = &b.fs;
-    if fs.root.is_none() && fs.ops.is_empty() {
+    let fresh_dev = default_fresh_dev(b);
+    let readonly_sys = default_readonly_sys(b);
+    if fs.root.is_none() && fs.ops.is_empty() && !fresh_dev && !readonly_sys {
         return Ok(PreparedFs::none());
     }
     let root = match &fs.root {
@@ -735,7 +850,17 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         },
         strings: Vec::new(),
         steps: Vec::new(),
+        grabs: Vec::new(),
     };
+    // The defaults without a root filesystem come first, so that the user's mounts land
+    // on top of them (a bind onto /dev/fuse goes into the fresh /dev, a bind under /sys
+    // keeps its own flags). The cgroup was joined before any of this (child/mod.rs).
+    if readonly_sys {
+        comp.readonly(Path::new("/sys"), true, Stage::MakeReadOnly)?;
+    }
+    if fresh_dev {
+        comp.compile(&MountOp::Dev)?;
+    }
     // With a root filesystem and a new PID namespace, a fresh /proc inside the new root
     // (core mounts /proc over the host's only when there is no root filesystem).
     let explicit_proc = fs.ops.iter().any(|o| o.dst() == Path::new("/proc"));
@@ -749,7 +874,15 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
     for op in &fs.ops {
         comp.compile(op)?;
     }
-    let Compiler { strings, steps, .. } = comp;
+    let Compiler {
+        strings,
+        steps,
+        grabs,
+        ..
+    } = comp;
+    // Every grab first: see `Op::Grab`.
+    let mut slots: Vec<libc::c_int> = vec![-1; grabs.len()];
+    let steps: Vec<MountStep> = grabs.into_iter().chain(steps).collect();
     let root_c = root
         .as_ref()
         .map(|r| {
@@ -765,12 +898,14 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         steps: steps.as_ptr(),
         n_steps: steps.len(),
         readonly_root: fs.readonly_root,
+        slots: (slots.as_mut_ptr(), slots.len()),
     };
     Ok(PreparedFs {
         spec,
         _root: root_c,
         _steps: steps,
         _strings: strings,
+        _slots: slots,
     })
 }
 
