@@ -14,6 +14,7 @@
 //! changed by someone else between these checks and the clone.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::ptr;
@@ -278,6 +279,8 @@ pub(crate) struct PreparedFs {
     _strings: Vec<CString>,
     /// Written by the child (grabbed mount descriptors); see `FsSpec::slots`.
     _slots: Vec<libc::c_int>,
+    /// The container's devpts instance, made here for its pty (see [`new_devpts`]).
+    devpts: Option<OwnedFd>,
 }
 
 // SAFETY: raw pointers into heap storage owned by the same value.
@@ -291,7 +294,64 @@ impl PreparedFs {
             _steps: Vec::new(),
             _strings: Vec::new(),
             _slots: Vec::new(),
+            devpts: None,
         }
+    }
+
+    /// The detached devpts instance that becomes the container's `/dev/pts`, if the parent
+    /// made one: the container's pty is to be opened in it.
+    pub(crate) fn devpts(&self) -> Option<BorrowedFd<'_>> {
+        self.devpts.as_ref().map(|f| f.as_fd())
+    }
+}
+
+/// A new devpts instance as a detached mount (`fsopen`, `fsmount`; Linux 5.2), with the
+/// options of the child's own (`ptmxmode=0666,mode=0620`, nosuid, noexec). Made in the
+/// parent so that the container's pty can be opened in it before the clone; the child
+/// attaches it at `/dev/pts` with `move_mount`. Needs `CAP_SYS_ADMIN`.
+fn new_devpts() -> std::io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    let last = std::io::Error::last_os_error;
+    // SAFETY: raw syscalls with C strings and descriptors we own. man 2 fsopen, fsconfig,
+    // fsmount.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"devpts".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(last());
+        }
+        let fs = OwnedFd::from_raw_fd(fs as libc::c_int);
+        for (key, value) in [(c"ptmxmode", c"0666"), (c"mode", c"0620")] {
+            let r = libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            );
+            if r < 0 {
+                return Err(last());
+            }
+        }
+        let null = ptr::null::<libc::c_char>();
+        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
+            return Err(last());
+        }
+        let m = libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        );
+        if m < 0 {
+            return Err(last());
+        }
+        Ok(OwnedFd::from_raw_fd(m as libc::c_int))
     }
 }
 
@@ -495,6 +555,11 @@ struct Compiler<'a> {
     steps: Vec<MountStep>,
     /// `Op::Grab` steps: they run before every step of `steps` (see [`Op::Grab`]).
     grabs: Vec<MountStep>,
+    /// Slots the parent fills itself: (slot, descriptor).
+    prefilled: Vec<(usize, libc::c_int)>,
+    /// A detached devpts instance made by the parent (see [`new_devpts`]), to become the
+    /// first `/dev/pts`; taken by the first `/dev` compiled.
+    devpts: Option<libc::c_int>,
 }
 
 impl Compiler<'_> {
@@ -619,7 +684,7 @@ impl Compiler<'_> {
     /// where a mount of ours covers its path by then (`/dev/null` under the fresh `/dev`);
     /// it is attached (`Op::Place`) here, in order.
     fn bind_host(&mut self, src: &Path, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
-        let slot = self.grabs.len();
+        let slot = self.grabs.len() + self.prefilled.len();
         let mut g = self.step(Op::Grab, stage);
         g.a = self.c(src.as_os_str())?;
         g.flags = recursive as libc::c_ulong;
@@ -747,14 +812,26 @@ impl Compiler<'_> {
                 let pts = dev.join("pts");
                 self.mount_point(&pts, true, "/dev")?;
                 // A private devpts instance: ptys of the container are not the host's.
-                self.mount(
-                    OsStr::new("devpts"),
-                    &pts,
-                    Some("devpts"),
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=0620"),
-                    Stage::MountDev,
-                )?;
+                // Not nodev: its ptys are devices.
+                if let Some(fd) = self.devpts.take() {
+                    // The instance the parent made and opened the container's pty in.
+                    let slot = self.grabs.len() + self.prefilled.len();
+                    self.prefilled.push((slot, fd));
+                    let target = pre_pivot(self.model.root, &pts);
+                    let mut p = self.step(Op::Place, Stage::MountDev);
+                    p.b = self.c(target.as_os_str())?;
+                    p.slot = slot;
+                    self.steps.push(p);
+                } else {
+                    self.mount(
+                        OsStr::new("devpts"),
+                        &pts,
+                        Some("devpts"),
+                        libc::MS_NOSUID | libc::MS_NOEXEC,
+                        Some("newinstance,ptmxmode=0666,mode=0620"),
+                        Stage::MountDev,
+                    )?;
+                }
                 self.model.mounts.push((pts.clone(), Layer::Kernel));
                 self.symlink("pts/ptmx", &dev.join("ptmx"))?;
                 self.symlink("/proc/self/fd", &dev.join("fd"))?;
@@ -843,6 +920,16 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         Some(r) => Some(check_root(r)?),
         None => None,
     };
+    // With a pty and a /dev of ours, the pty is made in the container's own devpts
+    // instance (session.rs opens it there), so that inside, the terminal is a node of the
+    // container's /dev/pts. Where the parent may not make one (an unprivileged supervisor:
+    // fsopen needs CAP_SYS_ADMIN), the child mounts its own and the pty is the host's.
+    let builds_dev = fresh_dev || fs.ops.iter().any(|o| matches!(o, MountOp::Dev));
+    let devpts = if builds_dev && b.session.pty.is_some() {
+        new_devpts().ok()
+    } else {
+        None
+    };
     let mut comp = Compiler {
         model: Model {
             root: root.as_deref(),
@@ -851,6 +938,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         strings: Vec::new(),
         steps: Vec::new(),
         grabs: Vec::new(),
+        prefilled: Vec::new(),
+        devpts: devpts.as_ref().map(|f| f.as_raw_fd()),
     };
     // The defaults without a root filesystem come first, so that the user's mounts land
     // on top of them (a bind onto /dev/fuse goes into the fresh /dev, a bind under /sys
@@ -878,10 +967,17 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         strings,
         steps,
         grabs,
+        prefilled,
+        devpts: unused,
         ..
     } = comp;
     // Every grab first: see `Op::Grab`.
-    let mut slots: Vec<libc::c_int> = vec![-1; grabs.len()];
+    let mut slots: Vec<libc::c_int> = vec![-1; grabs.len() + prefilled.len()];
+    for (slot, fd) in prefilled {
+        slots[slot] = fd;
+    }
+    // Not placed (no /dev compiled after all): no pty in it either.
+    let devpts = if unused.is_some() { None } else { devpts };
     let steps: Vec<MountStep> = grabs.into_iter().chain(steps).collect();
     let root_c = root
         .as_ref()
@@ -906,6 +1002,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         _steps: steps,
         _strings: strings,
         _slots: slots,
+        devpts,
     })
 }
 
