@@ -7,6 +7,10 @@
 //! child creates mount points only inside file systems it mounted itself (a tmpfs, the
 //! `/dev` tmpfs): the host's directories are never modified.
 //!
+//! Bind sources are taken (`open_tree`) before the first mount and attached in order
+//! (`move_mount`), so a source is the host's object even where a mount of ours covers its
+//! path by then: the default fresh `/dev` covers the host nodes it binds.
+//!
 //! The checks resolve symlinks the way the kernel will, and refuse a mount point that a
 //! symlink leads out of the root filesystem (or out of the bind source it lies in): the
 //! mounts are made before the root changes, so such a link would aim them at host paths of
@@ -78,7 +82,14 @@ impl MountOp {
 /// Root filesystem and mount settings. Every one needs [`Namespaces::MOUNT`]. Mounts are
 /// applied in the order given, after `/` was made recursively private (so nothing
 /// propagates to the host) and before the root changes; destinations are paths *inside*
-/// the container.
+/// the container. Bind sources are always the *host's* paths: each is taken before any
+/// mount is made, so a mount of ours over its path (the fresh `/dev`) does not change it.
+///
+/// Without a root filesystem, a container with [`Namespaces::MOUNT`] gets two defaults
+/// before the mounts given here: a fresh minimal `/dev` (opt out with
+/// [`host_dev`](ContainerBuilder::host_dev)) and a recursively read-only `/sys`
+/// (opt out with [`writable_sys`](ContainerBuilder::writable_sys)). Without a mount
+/// namespace neither can apply, and the host's `/dev` and `/sys` are visible.
 ///
 /// ```no_run
 /// # async fn demo() -> cellblock::Result<()> {

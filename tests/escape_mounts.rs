@@ -252,6 +252,40 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
     assert!(!opts("/dev/pts").is_empty(), "{info}");
 }
 
+/// The same /dev in a user namespace (the default identity to come), where `mknod` is
+/// refused and the host's nodes must be bound: the nodes still work, and so does a pty
+/// made in the container's own devpts instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_dev_and_pty_work_in_a_user_namespace() {
+    use futures::StreamExt;
+    let _d = common::deadline("fresh_dev_and_pty_work_in_a_user_namespace", 60);
+    let mut b = Container::builder(attacker_bin());
+    b.args(["devio"]).namespaces(default_ns() | Namespaces::USER);
+    let (r, out) = run(b).await;
+    assert_eq!(get(&r, "null"), "OK 102400", "{out}");
+    assert_eq!(get(&r, "zero"), "OK 4096-bytes-0-nonzero", "{out}");
+    assert_eq!(get(&r, "urandom"), "OK 64", "{out}");
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "tty; echo DONE"])
+        .namespaces(default_ns() | Namespaces::USER)
+        .pty()
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let pty = c.take_pty().unwrap().unwrap();
+    let mut out = pty.map(|b| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned());
+    let mut acc = String::new();
+    while !acc.contains("DONE") {
+        match tokio::time::timeout(Duration::from_secs(10), out.next()).await {
+            Ok(Some(s)) => acc.push_str(&s),
+            _ => break,
+        }
+    }
+    assert!(c.wait().await.unwrap().success(), "{acc}");
+    assert!(acc.starts_with("/dev/pts/"), "{acc:?}");
+}
+
 /// Without the default, the host's /dev is what the container sees (the control of the
 /// listing above), and without a mount namespace nothing can change it.
 #[tokio::test(flavor = "multi_thread")]
