@@ -133,7 +133,9 @@ impl ContainerBuilder {
     }
 
     /// Bind-mounts host path `src` (recursively, with its submounts) at `dst` inside the
-    /// container, writable.
+    /// container, writable. The bind keeps the source's mount flags: device nodes under it
+    /// stay usable (binding one node, e.g. `/dev/fuse`, is how to hand a device in; see
+    /// [`host_dev`](Self::host_dev)).
     pub fn bind(&mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
         self.fs.ops.push(MountOp::Bind {
             src: src.into(),
