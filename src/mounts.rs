@@ -271,6 +271,11 @@ impl ContainerBuilder {
     /// (taking host CPUs offline, changing memory management or RCU settings), and
     /// cgroupfs: it can move itself into a parent cgroup to escape its memory and pids
     /// limits, or change the limits and freezer of other containers.
+    ///
+    /// A container that supervises containers of its own with cgroup limits (nesting)
+    /// needs a writable cgroupfs: rather than this opt-out, bind a cgroup directory
+    /// delegated to it (one it may not use to raise its own limits: a child of its own
+    /// cgroup) onto the same path with [`bind`](Self::bind); a bind keeps its own flags.
     pub fn writable_sys(&mut self, writable: bool) -> &mut Self {
         self.fs.writable_sys = writable;
         self
