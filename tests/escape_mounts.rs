@@ -379,6 +379,12 @@ async fn row2_sysfs_is_read_only() {
             assert_eq!(get(&r, "sysfs"), "ERR EROFS", "{case:?}: {out}");
         }
     }
+    // A bind the user adds under /sys keeps its own (writable) flags: the way to hand one
+    // attribute or a delegated cgroup to a trusted workload without writable_sys(true).
+    let mut b = attacker(&["sysfs", attr], Case::HostRootProtected, writable_sys);
+    b.bind(attr, attr);
+    let (r, out) = run(b).await;
+    assert!(get(&r, "sysfs").starts_with("OK"), "the bound attribute is writable: {out}");
     assert_eq!(std::fs::read_to_string(attr).unwrap(), before, "the host is unchanged");
 
     // Recursively: every mount at or under /sys is read-only inside (the host has
