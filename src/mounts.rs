@@ -357,7 +357,15 @@ fn new_devpts() -> std::io::Result<OwnedFd> {
             }
         }
         let null = ptr::null::<libc::c_char>();
-        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, null, null, 0) < 0 {
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            null,
+            null,
+            0,
+        ) < 0
+        {
             return Err(last());
         }
         let m = libc::syscall(

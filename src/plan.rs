@@ -164,8 +164,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     // (and before the session captures its number for the init).
     let err_write = sys::move_above(err_write, crate::security::min_setup_fd(b))
         .map_err(Error::io("creating the error pipe"))?;
-    let (session, parent_session) =
-        crate::session::prepare(
+    let (session, parent_session) = crate::session::prepare(
         b,
         &path_c,
         &args,

@@ -69,7 +69,11 @@ enum Case {
     HostRootOptOut,
 }
 
-const CASES: [Case; 3] = [Case::Defaults, Case::HostRootProtected, Case::HostRootOptOut];
+const CASES: [Case; 3] = [
+    Case::Defaults,
+    Case::HostRootProtected,
+    Case::HostRootOptOut,
+];
 
 /// A builder running the attacker with `args` in `case`; `opt_out` switches the one
 /// protection off.
@@ -100,7 +104,11 @@ async fn run(mut b: ContainerBuilder) -> (HashMap<String, String>, String) {
     if !stderr.is_empty() {
         eprintln!("container stderr: {stderr}");
     }
-    assert!(out.status.success(), "attacker failed: {:?} {stdout}", out.status);
+    assert!(
+        out.status.success(),
+        "attacker failed: {:?} {stdout}",
+        out.status
+    );
     let results = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("RESULT "))
@@ -158,7 +166,10 @@ async fn row1_host_device_nodes_are_not_reachable() {
         for name in &tried {
             let got = get(&r, name);
             if case == Case::HostRootOptOut {
-                assert!(got.starts_with("OK"), "{case:?}: {name}: the control must open it: {out}");
+                assert!(
+                    got.starts_with("OK"),
+                    "{case:?}: {name}: the control must open it: {out}"
+                );
             } else {
                 assert_eq!(got, "ERR ENOENT", "{case:?}: {name} must not exist: {out}");
             }
@@ -189,7 +200,10 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
         let rdev = m.rdev();
         want.insert(
             node,
-            ("chr", format!("{:x},{:x}", libc::major(rdev), libc::minor(rdev))),
+            (
+                "chr",
+                format!("{:x},{:x}", libc::major(rdev), libc::minor(rdev)),
+            ),
         );
     }
     for (name, target) in [
@@ -217,8 +231,11 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
 
     // The same with `stat -c %t,%T` (hex major,minor), as a user would check it.
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", "stat -c '%n %F %t,%T' /dev/null /dev/zero /dev/urandom /dev/tty"])
-        .namespaces(default_ns());
+    b.args([
+        "-c",
+        "stat -c '%n %F %t,%T' /dev/null /dev/zero /dev/urandom /dev/tty",
+    ])
+    .namespaces(default_ns());
     let o = b.output().await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     for node in ["null", "zero", "urandom", "tty"] {
@@ -247,7 +264,10 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
     let shm = opts("/dev/shm");
     let top = shm.last().expect("a mount at /dev/shm");
     for flag in ["nosuid", "nodev", "noexec"] {
-        assert!(top.split(',').any(|f| f == flag), "/dev/shm {top} lacks {flag}");
+        assert!(
+            top.split(',').any(|f| f == flag),
+            "/dev/shm {top} lacks {flag}"
+        );
     }
     assert!(!opts("/dev/pts").is_empty(), "{info}");
 }
@@ -260,7 +280,8 @@ async fn fresh_dev_and_pty_work_in_a_user_namespace() {
     use futures::StreamExt;
     let _d = common::deadline("fresh_dev_and_pty_work_in_a_user_namespace", 60);
     let mut b = Container::builder(attacker_bin());
-    b.args(["devio"]).namespaces(default_ns() | Namespaces::USER);
+    b.args(["devio"])
+        .namespaces(default_ns() | Namespaces::USER);
     let (r, out) = run(b).await;
     assert_eq!(get(&r, "null"), "OK 102400", "{out}");
     assert_eq!(get(&r, "zero"), "OK 4096-bytes-0-nonzero", "{out}");
@@ -296,7 +317,8 @@ async fn host_dev_and_no_mount_namespace_show_the_hosts_dev() {
     let (_, out) = run(attacker(&["devlist"], Case::HostRootOptOut, host_dev)).await;
     assert!(out.contains("DEV loop0 blk"), "{out}");
     let mut b = Container::builder(attacker_bin());
-    b.arg("devlist").namespaces(Namespaces::UTS | Namespaces::PID);
+    b.arg("devlist")
+        .namespaces(Namespaces::UTS | Namespaces::PID);
     let (_, out) = run(b).await;
     assert!(out.contains("DEV loop0 blk"), "{out}");
 }
@@ -332,7 +354,12 @@ async fn row8_host_posix_shm_is_private() {
         let left = Path::new("/dev/shm").join(&left_name);
         files.0.push(left.clone());
         let (r, out) = run(attacker(
-            &["shmread", &format!("/{secret_name}"), "shmleave", &format!("/{left_name}")],
+            &[
+                "shmread",
+                &format!("/{secret_name}"),
+                "shmleave",
+                &format!("/{left_name}"),
+            ],
             case,
             host_dev,
         ))
@@ -346,7 +373,10 @@ async fn row8_host_posix_shm_is_private() {
             assert_eq!(m.len(), 1 << 20);
         } else {
             assert_eq!(get(&r, "shmread"), "ERR ENOENT", "{case:?}: {out}");
-            assert!(!left.exists(), "{case:?}: the segment outlived the container");
+            assert!(
+                !left.exists(),
+                "{case:?}: the segment outlived the container"
+            );
         }
         let _ = std::fs::remove_file(&left);
     }
@@ -358,10 +388,13 @@ async fn row8_host_posix_shm_is_private() {
 
 /// The sysfs attribute the control writes back: `rcu_expedited`, or THP's mode.
 fn sysfs_attribute() -> &'static str {
-    ["/sys/kernel/rcu_expedited", "/sys/kernel/mm/transparent_hugepage/enabled"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("neither /sys/kernel/rcu_expedited nor THP's enabled exists: row 2 cannot be shown")
+    [
+        "/sys/kernel/rcu_expedited",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("neither /sys/kernel/rcu_expedited nor THP's enabled exists: row 2 cannot be shown")
 }
 
 /// Row 2: writing a root-owned sysfs attribute (its own current value, so the control
@@ -389,8 +422,15 @@ async fn row2_sysfs_is_read_only() {
     let mut b = attacker(&["sysfs", attr], Case::HostRootProtected, writable_sys);
     b.bind(attr, attr);
     let (r, out) = run(b).await;
-    assert!(get(&r, "sysfs").starts_with("OK"), "the bound attribute is writable: {out}");
-    assert_eq!(std::fs::read_to_string(attr).unwrap(), before, "the host is unchanged");
+    assert!(
+        get(&r, "sysfs").starts_with("OK"),
+        "the bound attribute is writable: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(attr).unwrap(),
+        before,
+        "the host is unchanged"
+    );
 
     // Recursively: every mount at or under /sys is read-only inside (the host has
     // cgroup mounts there), and none is on the host.
@@ -411,7 +451,8 @@ async fn row2_sysfs_is_read_only() {
     }
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        host.lines().any(|l| l.split(' ').nth(4) == Some("/sys") && l.split(' ').nth(5).unwrap().starts_with("rw")),
+        host.lines().any(|l| l.split(' ').nth(4) == Some("/sys")
+            && l.split(' ').nth(5).unwrap().starts_with("rw")),
         "the host's /sys stays writable"
     );
 }
@@ -436,7 +477,11 @@ async fn row4_cgroupfs_is_not_writable() {
         match case {
             Case::HostRootOptOut => {
                 assert_eq!(get(&r, "cgmove"), "OK moved-and-back", "{case:?}: {out}");
-                assert_eq!(get(&r, "cglimit"), format!("OK {}", 64 << 20), "{case:?}: {out}");
+                assert_eq!(
+                    get(&r, "cglimit"),
+                    format!("OK {}", 64 << 20),
+                    "{case:?}: {out}"
+                );
             }
             Case::HostRootProtected => {
                 assert_eq!(get(&r, "cgmove"), "ERR EROFS", "{case:?}: {out}");
@@ -458,7 +503,10 @@ async fn row4_cgroupfs_is_not_writable() {
     loop {
         let now = common::our_cgroup_dirs();
         if now.len() <= before.len() || Instant::now() > deadline {
-            assert!(now.len() <= before.len(), "cgroups left: {now:?} (before {before:?})");
+            assert!(
+                now.len() <= before.len(),
+                "cgroups left: {now:?} (before {before:?})"
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -481,9 +529,17 @@ async fn rootfs_container_is_unaffected() {
     common::rootfs::use_root(&mut b, &root);
     let o = b.output().await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{text} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("marker "), "/dev is the rootfs's own: {text}");
+    assert_eq!(
+        lines.next(),
+        Some("marker "),
+        "/dev is the rootfs's own: {text}"
+    );
     assert_eq!(lines.next(), Some("sys:"), "no /sys mounts: {text}");
 }
 
@@ -494,7 +550,10 @@ async fn pty_works_in_the_fresh_dev() {
     use futures::StreamExt;
     let _d = common::deadline("pty_works_in_the_fresh_dev", 60);
     let mut c = Container::builder("/bin/sh")
-        .args(["-c", "tty; echo via-dev-tty > /dev/tty; ls /dev/pts | tr '\\n' ' '; echo; echo DONE"])
+        .args([
+            "-c",
+            "tty; echo via-dev-tty > /dev/tty; ls /dev/pts | tr '\\n' ' '; echo; echo DONE",
+        ])
         .namespaces(default_ns())
         .pty()
         .kill_on_drop(true)
