@@ -7,6 +7,10 @@
 //! child creates mount points only inside file systems it mounted itself (a tmpfs, the
 //! `/dev` tmpfs): the host's directories are never modified.
 //!
+//! Bind sources are taken (`open_tree`) before the first mount and attached in order
+//! (`move_mount`), so a source is the host's object even where a mount of ours covers its
+//! path by then: the default fresh `/dev` covers the host nodes it binds.
+//!
 //! The checks resolve symlinks the way the kernel will, and refuse a mount point that a
 //! symlink leads out of the root filesystem (or out of the bind source it lies in): the
 //! mounts are made before the root changes, so such a link would aim them at host paths of
@@ -14,6 +18,7 @@
 //! changed by someone else between these checks and the clone.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::ptr;
@@ -30,6 +35,10 @@ pub(crate) struct FsConfig {
     chroot: bool,
     ops: Vec<MountOp>,
     readonly_root: bool,
+    /// Opt-out of the fresh `/dev` (see [`ContainerBuilder::host_dev`]).
+    host_dev: bool,
+    /// Opt-out of the read-only `/sys` (see [`ContainerBuilder::writable_sys`]).
+    writable_sys: bool,
 }
 
 impl FsConfig {
@@ -73,7 +82,14 @@ impl MountOp {
 /// Root filesystem and mount settings. Every one needs [`Namespaces::MOUNT`]. Mounts are
 /// applied in the order given, after `/` was made recursively private (so nothing
 /// propagates to the host) and before the root changes; destinations are paths *inside*
-/// the container.
+/// the container. Bind sources are always the *host's* paths: each is taken before any
+/// mount is made, so a mount of ours over its path (the fresh `/dev`) does not change it.
+///
+/// Without a root filesystem, a container with [`Namespaces::MOUNT`] gets two defaults
+/// before the mounts given here: a fresh minimal `/dev` (opt out with
+/// [`host_dev`](ContainerBuilder::host_dev)) and a recursively read-only `/sys`
+/// (opt out with [`writable_sys`](ContainerBuilder::writable_sys)). Without a mount
+/// namespace neither can apply, and the host's `/dev` and `/sys` are visible.
 ///
 /// ```no_run
 /// # async fn demo() -> cellblock::Result<()> {
@@ -117,7 +133,9 @@ impl ContainerBuilder {
     }
 
     /// Bind-mounts host path `src` (recursively, with its submounts) at `dst` inside the
-    /// container, writable.
+    /// container, writable. The bind keeps the source's mount flags: device nodes under it
+    /// stay usable (binding one node, e.g. `/dev/fuse`, is how to hand a device in; see
+    /// [`host_dev`](Self::host_dev)).
     pub fn bind(&mut self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
         self.fs.ops.push(MountOp::Bind {
             src: src.into(),
@@ -170,10 +188,13 @@ impl ContainerBuilder {
         self
     }
 
-    /// Builds a minimal `/dev` on a tmpfs: `null`, `zero`, `full`, `random`, `urandom` and
-    /// `tty` (bind mounts of the host's nodes, which also works in a user namespace where
-    /// `mknod` does not), a private `devpts` instance at `/dev/pts` with `/dev/ptmx`,
-    /// `/dev/shm`, and the `fd`, `stdin`, `stdout`, `stderr` links.
+    /// Builds a minimal `/dev` on a tmpfs (nosuid, nodev, noexec): `null`, `zero`, `full`,
+    /// `random`, `urandom` and `tty` (bind mounts of the host's real nodes, which also
+    /// works in a user namespace where `mknod` does not), a private `devpts` instance at
+    /// `/dev/pts` with `/dev/ptmx -> pts/ptmx`, a private `/dev/shm`, and the `fd`,
+    /// `stdin`, `stdout`, `stderr` and `core` links. Without a root filesystem this is the
+    /// default (see [`host_dev`](Self::host_dev)); call it to place it in the mount order,
+    /// or inside a [`rootfs`](Self::rootfs).
     pub fn mount_dev(&mut self) -> &mut Self {
         self.fs.ops.push(MountOp::Dev);
         self
@@ -194,6 +215,72 @@ impl ContainerBuilder {
         self
     }
 
+    /// Opt-out of the fresh `/dev` (on by default): with `true` the container sees the
+    /// host's own `/dev` (and `/dev/shm`).
+    ///
+    /// By default, whenever the container has [`Namespaces::MOUNT`] and no
+    /// [`rootfs`](Self::rootfs)/[`chroot`](Self::chroot), cellblock builds the same minimal
+    /// `/dev` as [`mount_dev`](Self::mount_dev) over the host's: a tmpfs (nosuid, nodev,
+    /// noexec) holding only `null zero full random urandom tty` (the host's real nodes,
+    /// bind-mounted), a new `devpts` instance at `pts` with `ptmx -> pts/ptmx`, a private
+    /// `shm`, and the links `fd stdin stdout stderr core`. Every other mount cellblock
+    /// makes is `nodev` as well (devpts aside, whose ptys are devices). Without a mount
+    /// namespace nothing can be hidden: the host's `/dev` is then always visible.
+    ///
+    /// **Risk of `host_dev(true)`:** every node of the host's `/dev` is reachable again, and
+    /// opening one needs no capability, only its file mode: a workload that is host uid 0
+    /// (see [`host_root`](Self::host_root)) can write block devices (`/dev/sda`,
+    /// `/dev/loop*`), the kernel log (`/dev/kmsg`), use `/dev/kvm` and `/dev/userfaultfd`,
+    /// and it shares the host's `/dev/shm`: it can read other processes' POSIX shared
+    /// memory and leave files there that outlive it. The host's ptys under `/dev/pts` are
+    /// reachable too. An explicit [`mount_dev`](Self::mount_dev) still applies.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // A trusted tool that needs the host's /dev/fuse: bind that one node instead of
+    /// // host_dev(true) where possible.
+    /// let status = Container::builder("/usr/bin/ls")
+    ///     .arg("/dev")
+    ///     .namespaces(Namespaces::MOUNT | Namespaces::PID)
+    ///     .bind("/dev/fuse", "/dev/fuse")
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn host_dev(&mut self, host_dev: bool) -> &mut Self {
+        self.fs.host_dev = host_dev;
+        self
+    }
+
+    /// Opt-out of the read-only `/sys` (on by default): with `true` the host's sysfs and
+    /// cgroupfs stay as writable as they are on the host.
+    ///
+    /// By default, whenever the container has [`Namespaces::MOUNT`] and no
+    /// [`rootfs`](Self::rootfs)/[`chroot`](Self::chroot), the host's `/sys` and every mount
+    /// under it (`/sys/fs/cgroup/*`, `/sys/kernel/*`, ...) are made read-only in the
+    /// container's mount namespace (recursively, with `mount_setattr`), after the container
+    /// joined its cgroup. Writes fail with `EROFS`. This also keeps the workload from
+    /// writing its own cgroup: it cannot raise its limits or move itself out of them. A
+    /// bind mount you add under `/sys` keeps its own setting. Without a mount namespace
+    /// nothing can be made read-only: `/sys` is then the host's, as writable as the
+    /// workload's identity allows.
+    ///
+    /// **Risk of `writable_sys(true)`:** a workload that is host uid 0 (see
+    /// [`host_root`](Self::host_root)) writes root-owned sysfs attributes with no capability
+    /// (taking host CPUs offline, changing memory management or RCU settings), and
+    /// cgroupfs: it can move itself into a parent cgroup to escape its memory and pids
+    /// limits, or change the limits and freezer of other containers.
+    ///
+    /// A container that supervises containers of its own with cgroup limits (nesting)
+    /// needs a writable cgroupfs: rather than this opt-out, bind a cgroup directory
+    /// delegated to it (one it may not use to raise its own limits: a child of its own
+    /// cgroup) onto the same path with [`bind`](Self::bind); a bind keeps its own flags.
+    pub fn writable_sys(&mut self, writable: bool) -> &mut Self {
+        self.fs.writable_sys = writable;
+        self
+    }
+
     /// Makes the root filesystem's own mount read-only (mounts on top of it keep their
     /// own settings: a tmpfs `/tmp` stays writable). Needs [`rootfs`](Self::rootfs).
     pub fn readonly_root(&mut self, readonly: bool) -> &mut Self {
@@ -208,6 +295,10 @@ pub(crate) struct PreparedFs {
     _root: Option<CString>,
     _steps: Vec<MountStep>,
     _strings: Vec<CString>,
+    /// Written by the child (grabbed mount descriptors); see `FsSpec::slots`.
+    _slots: Vec<libc::c_int>,
+    /// The container's devpts instance, made here for its pty (see [`new_devpts`]).
+    devpts: Option<OwnedFd>,
 }
 
 // SAFETY: raw pointers into heap storage owned by the same value.
@@ -220,8 +311,101 @@ impl PreparedFs {
             _root: None,
             _steps: Vec::new(),
             _strings: Vec::new(),
+            _slots: Vec::new(),
+            devpts: None,
         }
     }
+
+    /// The detached devpts instance that becomes the container's `/dev/pts`, if the parent
+    /// made one: the container's pty is to be opened in it.
+    pub(crate) fn devpts(&self) -> Option<BorrowedFd<'_>> {
+        self.devpts.as_ref().map(|f| f.as_fd())
+    }
+}
+
+/// A new devpts instance as a detached mount (`fsopen`, `fsmount`; Linux 5.2), with the
+/// options of the child's own (`ptmxmode=0666,mode=0620`, nosuid, noexec). Made in the
+/// parent so that the container's pty can be opened in it before the clone; the child
+/// attaches it at `/dev/pts` with `move_mount`. Needs `CAP_SYS_ADMIN`.
+fn new_devpts() -> std::io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    let last = std::io::Error::last_os_error;
+    // SAFETY: raw syscalls with C strings and descriptors we own. man 2 fsopen, fsconfig,
+    // fsmount.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"devpts".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(last());
+        }
+        let fs = OwnedFd::from_raw_fd(fs as libc::c_int);
+        for (key, value) in [(c"ptmxmode", c"0666"), (c"mode", c"0620")] {
+            let r = libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            );
+            if r < 0 {
+                return Err(last());
+            }
+        }
+        let null = ptr::null::<libc::c_char>();
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            null,
+            null,
+            0,
+        ) < 0
+        {
+            return Err(last());
+        }
+        let m = libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        );
+        if m < 0 {
+            return Err(last());
+        }
+        Ok(OwnedFd::from_raw_fd(m as libc::c_int))
+    }
+}
+
+/// The device nodes of the minimal `/dev`, bound from the host's.
+pub(crate) const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Whether the default fresh `/dev` applies: a new mount namespace, no root filesystem
+/// (whose `/dev` is the caller's business), no opt-out, no explicit `mount_dev`.
+fn default_fresh_dev(b: &ContainerBuilder) -> bool {
+    b.namespaces.contains(Namespaces::MOUNT)
+        && b.fs.root.is_none()
+        && !b.fs.host_dev
+        && !crate::join::joins_mount(b)
+        && !b.fs.ops.iter().any(|o| matches!(o, MountOp::Dev))
+}
+
+/// Whether the default read-only `/sys` applies (and there is a `/sys` mount to change:
+/// `mount_setattr` on a path that is not a mount root would be refused).
+fn default_readonly_sys(b: &ContainerBuilder) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    b.namespaces.contains(Namespaces::MOUNT)
+        && b.fs.root.is_none()
+        && !b.fs.writable_sys
+        && !crate::join::joins_mount(b)
+        && match (std::fs::metadata("/sys"), std::fs::metadata("/")) {
+            (Ok(sys), Ok(root)) => sys.dev() != root.dev(),
+            _ => false,
+        }
 }
 
 /// Whether core's own "/proc for a new PID namespace" step should run: not when a root
@@ -395,6 +579,13 @@ struct Compiler<'a> {
     model: Model<'a>,
     strings: Vec<CString>,
     steps: Vec<MountStep>,
+    /// `Op::Grab` steps: they run before every step of `steps` (see [`Op::Grab`]).
+    grabs: Vec<MountStep>,
+    /// Slots the parent fills itself: (slot, descriptor).
+    prefilled: Vec<(usize, libc::c_int)>,
+    /// A detached devpts instance made by the parent (see [`new_devpts`]), to become the
+    /// first `/dev/pts`; taken by the first `/dev` compiled.
+    devpts: Option<libc::c_int>,
 }
 
 impl Compiler<'_> {
@@ -417,6 +608,7 @@ impl Compiler<'_> {
             flags: 0,
             data: ptr::null(),
             fallback_bind: ptr::null(),
+            slot: 0,
             stage,
         }
     }
@@ -513,6 +705,25 @@ impl Compiler<'_> {
         Ok(())
     }
 
+    /// Binds host path `src` onto container path `dst` (its mount point ready): the source
+    /// is taken (`Op::Grab`) before anything is mounted, so it is the host's object even
+    /// where a mount of ours covers its path by then (`/dev/null` under the fresh `/dev`);
+    /// it is attached (`Op::Place`) here, in order.
+    fn bind_host(&mut self, src: &Path, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
+        let slot = self.grabs.len() + self.prefilled.len();
+        let mut g = self.step(Op::Grab, stage);
+        g.a = self.c(src.as_os_str())?;
+        g.flags = recursive as libc::c_ulong;
+        g.slot = slot;
+        self.grabs.push(g);
+        let target = pre_pivot(self.model.root, dst);
+        let mut p = self.step(Op::Place, stage);
+        p.b = self.c(target.as_os_str())?;
+        p.slot = slot;
+        self.steps.push(p);
+        Ok(())
+    }
+
     fn readonly(&mut self, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
         let target = pre_pivot(self.model.root, dst);
         let mut s = self.step(Op::ReadOnly, stage);
@@ -572,14 +783,7 @@ impl Compiler<'_> {
                     reason: e.to_string(),
                 })?;
                 self.mount_point(&dst, meta.is_dir(), "bind destination")?;
-                self.mount(
-                    src.as_os_str(),
-                    &dst,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                    Stage::MountBind,
-                )?;
+                self.bind_host(&src, &dst, true, Stage::MountBind)?;
                 if *readonly {
                     self.readonly(&dst, true, Stage::MakeReadOnly)?;
                 }
@@ -609,55 +813,67 @@ impl Compiler<'_> {
             MountOp::Dev => {
                 let dev = PathBuf::from("/dev");
                 self.mount_point(&dev, true, "/dev")?;
+                // nodev as well: the nodes below are bind mounts with their own flags, and
+                // nothing created in this tmpfs itself may act as a device.
                 self.mount(
                     OsStr::new("tmpfs"),
                     &dev,
                     Some("tmpfs"),
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                     Some("mode=755,size=65536"),
                     Stage::MountDev,
                 )?;
                 self.model.mounts.push((dev.clone(), Layer::Fresh));
-                for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+                for node in DEV_NODES {
                     let host = Path::new("/dev").join(node);
                     if std::fs::metadata(&host).is_err() {
                         continue; // a host without it; nothing to bind
                     }
                     let inside = dev.join(node);
                     self.mount_point(&inside, false, "/dev")?;
-                    self.mount(
-                        host.as_os_str(),
-                        &inside,
-                        None,
-                        libc::MS_BIND,
-                        None,
-                        Stage::MountDev,
-                    )?;
+                    // The host's real node (mknod is refused in a user namespace; a bind of
+                    // a host node works there), taken before this tmpfs covers it.
+                    self.bind_host(&host, &inside, false, Stage::MountDev)?;
                 }
                 let pts = dev.join("pts");
                 self.mount_point(&pts, true, "/dev")?;
                 // A private devpts instance: ptys of the container are not the host's.
-                self.mount(
-                    OsStr::new("devpts"),
-                    &pts,
-                    Some("devpts"),
-                    libc::MS_NOSUID | libc::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=0620"),
-                    Stage::MountDev,
-                )?;
+                // Not nodev: its ptys are devices.
+                if let Some(fd) = self.devpts.take() {
+                    // The instance the parent made and opened the container's pty in.
+                    let slot = self.grabs.len() + self.prefilled.len();
+                    self.prefilled.push((slot, fd));
+                    let target = pre_pivot(self.model.root, &pts);
+                    let mut p = self.step(Op::Place, Stage::MountDev);
+                    p.b = self.c(target.as_os_str())?;
+                    p.slot = slot;
+                    self.steps.push(p);
+                } else {
+                    self.mount(
+                        OsStr::new("devpts"),
+                        &pts,
+                        Some("devpts"),
+                        libc::MS_NOSUID | libc::MS_NOEXEC,
+                        Some("newinstance,ptmxmode=0666,mode=0620"),
+                        Stage::MountDev,
+                    )?;
+                }
                 self.model.mounts.push((pts.clone(), Layer::Kernel));
                 self.symlink("pts/ptmx", &dev.join("ptmx"))?;
                 self.symlink("/proc/self/fd", &dev.join("fd"))?;
                 self.symlink("/proc/self/fd/0", &dev.join("stdin"))?;
                 self.symlink("/proc/self/fd/1", &dev.join("stdout"))?;
                 self.symlink("/proc/self/fd/2", &dev.join("stderr"))?;
+                self.symlink("/proc/kcore", &dev.join("core"))?;
+                // A private /dev/shm: the IPC namespace does not cover POSIX shm, which
+                // lives in whatever tmpfs /dev/shm is.
                 let shm = dev.join("shm");
                 self.mount_point(&shm, true, "/dev")?;
                 self.mount(
                     OsStr::new("tmpfs"),
                     &shm,
                     Some("tmpfs"),
-                    nosuid_nodev,
+                    nosuid_nodev | libc::MS_NOEXEC,
                     Some("mode=1777"),
                     Stage::MountDev,
                 )?;
@@ -721,12 +937,24 @@ pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
     validate(b)?;
     let fs = &b.fs;
-    if fs.root.is_none() && fs.ops.is_empty() {
+    let fresh_dev = default_fresh_dev(b);
+    let readonly_sys = default_readonly_sys(b);
+    if fs.root.is_none() && fs.ops.is_empty() && !fresh_dev && !readonly_sys {
         return Ok(PreparedFs::none());
     }
     let root = match &fs.root {
         Some(r) => Some(check_root(r)?),
         None => None,
+    };
+    // With a pty and a /dev of ours, the pty is made in the container's own devpts
+    // instance (session.rs opens it there), so that inside, the terminal is a node of the
+    // container's /dev/pts. Where the parent may not make one (an unprivileged supervisor:
+    // fsopen needs CAP_SYS_ADMIN), the child mounts its own and the pty is the host's.
+    let builds_dev = fresh_dev || fs.ops.iter().any(|o| matches!(o, MountOp::Dev));
+    let devpts = if builds_dev && b.session.pty.is_some() {
+        new_devpts().ok()
+    } else {
+        None
     };
     let mut comp = Compiler {
         model: Model {
@@ -735,7 +963,19 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         },
         strings: Vec::new(),
         steps: Vec::new(),
+        grabs: Vec::new(),
+        prefilled: Vec::new(),
+        devpts: devpts.as_ref().map(|f| f.as_raw_fd()),
     };
+    // The defaults without a root filesystem come first, so that the user's mounts land
+    // on top of them (a bind onto /dev/fuse goes into the fresh /dev, a bind under /sys
+    // keeps its own flags). The cgroup was joined before any of this (child/mod.rs).
+    if readonly_sys {
+        comp.readonly(Path::new("/sys"), true, Stage::MakeReadOnly)?;
+    }
+    if fresh_dev {
+        comp.compile(&MountOp::Dev)?;
+    }
     // With a root filesystem and a new PID namespace, a fresh /proc inside the new root
     // (core mounts /proc over the host's only when there is no root filesystem).
     let explicit_proc = fs.ops.iter().any(|o| o.dst() == Path::new("/proc"));
@@ -749,7 +989,22 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
     for op in &fs.ops {
         comp.compile(op)?;
     }
-    let Compiler { strings, steps, .. } = comp;
+    let Compiler {
+        strings,
+        steps,
+        grabs,
+        prefilled,
+        devpts: unused,
+        ..
+    } = comp;
+    // Every grab first: see `Op::Grab`.
+    let mut slots: Vec<libc::c_int> = vec![-1; grabs.len() + prefilled.len()];
+    for (slot, fd) in prefilled {
+        slots[slot] = fd;
+    }
+    // Not placed (no /dev compiled after all): no pty in it either.
+    let devpts = if unused.is_some() { None } else { devpts };
+    let steps: Vec<MountStep> = grabs.into_iter().chain(steps).collect();
     let root_c = root
         .as_ref()
         .map(|r| {
@@ -765,12 +1020,15 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         steps: steps.as_ptr(),
         n_steps: steps.len(),
         readonly_root: fs.readonly_root,
+        slots: (slots.as_mut_ptr(), slots.len()),
     };
     Ok(PreparedFs {
         spec,
         _root: root_c,
         _steps: steps,
         _strings: strings,
+        _slots: slots,
+        devpts,
     })
 }
 

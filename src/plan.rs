@@ -164,8 +164,13 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     // (and before the session captures its number for the init).
     let err_write = sys::move_above(err_write, crate::security::min_setup_fd(b))
         .map_err(Error::io("creating the error pipe"))?;
-    let (session, parent_session) =
-        crate::session::prepare(b, &path_c, &args, (&err_read, err_write.as_raw_fd()))?;
+    let (session, parent_session) = crate::session::prepare(
+        b,
+        &path_c,
+        &args,
+        (&err_read, err_write.as_raw_fd()),
+        fs.devpts(),
+    )?;
     let security = crate::security::prepare(b)?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());

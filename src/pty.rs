@@ -33,9 +33,21 @@ pub struct PtySize {
 
 /// Opens a pty pair: `(master, slave)`, both close-on-exec and above the stdio range,
 /// with the window size set.
-pub(crate) fn open(size: PtySize) -> io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: plain syscall. man 3 posix_openpt (O_CLOEXEC is accepted on Linux).
-    let m = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+///
+/// With `devpts` (a detached devpts instance that becomes the container's `/dev/pts`,
+/// `mounts.rs`), the pair is made in that instance, so the container finds its terminal
+/// under its own `/dev/pts` (`tty` names it); otherwise in the host's (`/dev/ptmx`).
+pub(crate) fn open(
+    size: PtySize,
+    devpts: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<(OwnedFd, OwnedFd)> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let m = match devpts {
+        // SAFETY: openat on a descriptor we borrow, with a C string. man 2 openat.
+        Some(dir) => unsafe { libc::openat(dir.as_raw_fd(), c"ptmx".as_ptr(), flags) },
+        // SAFETY: plain syscall. man 3 posix_openpt (O_CLOEXEC is accepted on Linux).
+        None => unsafe { libc::posix_openpt(flags) },
+    };
     if m == -1 {
         return Err(io::Error::last_os_error());
     }

@@ -135,6 +135,7 @@ pub(crate) fn prepare(
     path: &CString,
     args: &[CString],
     err: (&OwnedFd, RawFd),
+    devpts: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<(SessionPlan, ParentSession)> {
     let cfg = &b.session;
     let pid_ns = b.namespaces.contains(Namespaces::PID);
@@ -180,7 +181,8 @@ pub(crate) fn prepare(
 
     let (pty_master, pty_slave) = match cfg.pty {
         Some(size) => {
-            let (m, s) = crate::pty::open(size).map_err(Error::io("opening a pseudo-terminal"))?;
+            let (m, s) =
+                crate::pty::open(size, devpts).map_err(Error::io("opening a pseudo-terminal"))?;
             (Some(m), Some(s))
         }
         None => (None, None),

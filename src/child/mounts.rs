@@ -25,6 +25,13 @@ pub(crate) enum Op {
     Touch,
     /// `symlink(a, b)`.
     Symlink,
+    /// `open_tree(a, OPEN_TREE_CLONE)` (recursive when `flags != 0`): a detached copy of
+    /// the mount at host path `a`, kept in `slots[slot]` until a [`Op::Place`]. The plan
+    /// puts every grab before the first mount, so that a bind source is the *host's* path
+    /// even when an earlier step covers it (the fresh `/dev` covers the host's nodes).
+    Grab,
+    /// `move_mount(slots[slot], b)`: attaches what the matching [`Op::Grab`] took.
+    Place,
 }
 
 /// One primitive step, prepared by the parent. Unused pointers are null.
@@ -38,6 +45,8 @@ pub(crate) struct MountStep {
     /// For a kernel filesystem that may be refused (sysfs in a user namespace without its
     /// own network namespace): on EPERM, recursively bind this host path read-only instead.
     pub(crate) fallback_bind: *const c_char,
+    /// Index into [`FsSpec::slots`] for [`Op::Grab`] and [`Op::Place`].
+    pub(crate) slot: usize,
     /// Reported if this step fails.
     pub(crate) stage: Stage,
 }
@@ -53,6 +62,9 @@ pub(crate) struct FsSpec {
     pub(crate) n_steps: usize,
     /// Make the new root's own mount read-only (not the mounts on top of it).
     pub(crate) readonly_root: bool,
+    /// Descriptors of grabbed mounts, one per grab, owned by the plan (`-1` initially).
+    /// The only memory of the plan the child writes: its own slots, before any other use.
+    pub(crate) slots: (*mut c_int, usize),
 }
 
 impl FsSpec {
@@ -62,6 +74,7 @@ impl FsSpec {
         steps: ptr::null(),
         n_steps: 0,
         readonly_root: false,
+        slots: (ptr::null_mut(), 0),
     };
 }
 
@@ -77,7 +90,7 @@ pub(crate) fn apply(spec: &FsSpec, security: &super::security::SecuritySpec) -> 
         check(rbind(spec.root, spec.root), Stage::BindRoot)?;
     }
     for step in slice((spec.steps, spec.n_steps)) {
-        run_step(step)?;
+        run_step(step, spec.slots)?;
     }
     if spec.root.is_null() {
         return Ok(());
@@ -112,7 +125,7 @@ pub(crate) fn apply(spec: &FsSpec, security: &super::security::SecuritySpec) -> 
     check(unsafe { libc::chdir(c"/".as_ptr()) }, Stage::PivotRoot)
 }
 
-fn run_step(s: &MountStep) -> Step {
+fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
     // SAFETY (whole function): every pointer is a C string or null as the plan prepared
     // it; each call is a plain syscall. man 2 mount, mkdir, open, symlink.
     match s.op {
@@ -149,8 +162,57 @@ fn run_step(s: &MountStep) -> Step {
             Ok(())
         }
         Op::Symlink => check(unsafe { libc::symlink(s.a, s.b) }, s.stage),
+        Op::Grab => {
+            if s.slot >= slots.1 {
+                return Err((s.stage, libc::EINVAL));
+            }
+            let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+            if s.flags != 0 {
+                flags |= libc::AT_RECURSIVE as libc::c_uint;
+            }
+            // A detached copy of the mount (tree) at `a`, as a descriptor: taken before
+            // anything is mounted, it is the host's object whatever covers `a` later.
+            // man 2 open_tree (Linux 5.2).
+            let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, s.a, flags) };
+            check(fd as c_int, s.stage)?;
+            // SAFETY: slot < len, checked above; the plan owns the array.
+            unsafe { *slots.0.add(s.slot) = fd as c_int };
+            Ok(())
+        }
+        Op::Place => {
+            if s.slot >= slots.1 {
+                return Err((s.stage, libc::EINVAL));
+            }
+            // SAFETY: slot < len; the grab wrote it (or it is still -1: EBADF below).
+            let fd = unsafe { *slots.0.add(s.slot) };
+            // man 2 move_mount (Linux 5.2).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    fd,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    s.b,
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                )
+            };
+            let err = errno();
+            unsafe {
+                libc::close(fd);
+                *slots.0.add(s.slot) = -1;
+            }
+            if ret == -1 {
+                return Err((s.stage, err));
+            }
+            Ok(())
+        }
     }
 }
+
+/// `OPEN_TREE_CLONE` from `<linux/mount.h>`.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `MOVE_MOUNT_F_EMPTY_PATH` from `<linux/mount.h>`.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// A recursive bind mount of `src` onto `dst`. Returns `mount`'s result.
 pub(crate) fn rbind(src: *const c_char, dst: *const c_char) -> c_int {
