@@ -107,7 +107,7 @@ mod session;
 mod signals;
 mod spawner;
 
-pub use builder::ContainerBuilder;
+pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
