@@ -169,7 +169,10 @@ async fn vsock_socket_denied_by_default() {
     let (_held, port) = host_vsock_port();
     let cmds = [
         format!("socket vsock {VSOCK} {STREAM}"),
-        format!("socket vsock_high {:#x} {STREAM}", (7u64 << 32) | VSOCK as u64),
+        format!(
+            "socket vsock_high {:#x} {STREAM}",
+            (7u64 << 32) | VSOCK as u64
+        ),
         format!("socketpair vsock_pair {VSOCK} {STREAM}"),
         format!("vsock_bind vsock_bind {port}"),
     ];
@@ -185,7 +188,11 @@ async fn vsock_socket_denied_by_default() {
     b.seccomp(Seccomp::default_profile().allow_socket_family(VSOCK));
     let (r, out) = run(&mut b).await;
     assert_eq!(get(&r, "vsock"), "OK created", "{out}");
-    assert_eq!(get(&r, "vsock_high"), "OK created", "the kernel reads an int: {out}");
+    assert_eq!(
+        get(&r, "vsock_high"),
+        "OK created",
+        "the kernel reads an int: {out}"
+    );
     // The kernel's own answer: vsock has no socketpair (the family's code still ran).
     assert_eq!(get(&r, "vsock_pair"), "ERR EOPNOTSUPP", "{out}");
     // The host's port space, from a container with its own network namespace.
@@ -341,7 +348,10 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
 
     let out = go(&[caps, &["--no-new-session", "--no-seccomp"]].concat());
     assert_eq!(get(&parse(&out), "tiocsti"), "OK injected", "{out}");
-    assert!(out.contains(marker), "the keystrokes reached the terminal: {out}");
+    assert!(
+        out.contains(marker),
+        "the keystrokes reached the terminal: {out}"
+    );
 }
 
 /// `Seccomp::disabled().deny(nr)` installs a filter denying `nr` (it used to be ignored:
