@@ -139,7 +139,8 @@ impl ContainerBuilder {
     /// Starts from an empty environment: not even the default `PATH` (or `TERM`) is set,
     /// only what is set with [`env`](Self::env) afterwards. As in tokio, this also forgets
     /// the variables set (or removed) before it. A program named without a `/` is then
-    /// still looked up in the supervisor's `PATH`.
+    /// still looked up, in a fallback search path (the supervisor's `PATH`; inside a root
+    /// filesystem, `/usr/local/bin:/usr/bin:/bin`).
     pub fn env_clear(&mut self) -> &mut Self {
         self.env_base = EnvBase::Empty;
         self.env.clear();
