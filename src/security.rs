@@ -717,6 +717,12 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
         }
         Ok(())
     };
+    // Docker's profile has one more argument rule we do not copy: personality() only
+    // with 5 values (refusing ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...). Those flags
+    // weaken the workload's own process and its children (its ASLR, its W^X), which are
+    // inside the container anyway; they reach nothing of the host's, and tools such as
+    // `setarch -R` and debuggers need them.
+    //
     // socket(family, ..), socketpair(family, ..): family is the first argument.
     let families: Vec<ArgTest> = DENIED_SOCKET_FAMILIES
         .iter()
