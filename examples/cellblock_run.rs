@@ -3,8 +3,11 @@
 //! ```text
 //! cellblock_run [--ns uts,ipc,pid,mount,net,user,cgroup] [--hostname NAME]
 //!               [--nesting] [--keep-all-caps] [--no-seccomp] [--no-new-session]
-//!               [--no-nnp] [--no-masks] -- PROGRAM [ARGS...]
+//!               [--no-nnp] [--no-masks] [--env-inherit] -- PROGRAM [ARGS...]
 //! ```
+//!
+//! The command gets a clean environment (`PATH` only, like `docker run`): the caller's
+//! environment, and any secret in it, stays out unless `--env-inherit` asks for it.
 //!
 //! Exits with the workload's exit code (128 + signal if it was killed), or 125 with a
 //! message if the container could not be started. The tests use it as a cellblock-using
@@ -62,7 +65,10 @@ async fn main() {
         std::process::exit(125);
     }
     let mut b = Container::builder(&command[0]);
-    b.args(&command[1..]).namespaces(ns);
+    b.args(&command[1..])
+        .namespaces(ns)
+        .env_clear()
+        .env("PATH", cellblock::DEFAULT_PATH);
     if let Some(h) = hostname {
         b.hostname(h);
     }
@@ -74,6 +80,8 @@ async fn main() {
             "--no-new-session" => b.new_session(false),
             "--no-nnp" => b.no_new_privs(false),
             "--no-masks" => b.masked_paths(false),
+            // Risk: every variable of the caller's environment reaches the command.
+            "--env-inherit" => b.env_inherit(),
             other => {
                 eprintln!("cellblock_run: unknown option {other}");
                 std::process::exit(125);

@@ -8,8 +8,9 @@
 //!
 //! Every job gets new UTS, IPC, PID, mount, network and cgroup namespaces: no network
 //! (only `lo`), a read-only view of the host's file system with a private `/tmp`, its own
-//! `/proc` and `/dev`, and the given limits (a cgroup with memory and pids limits, a
-//! timeout that ends the whole job). Its stdout and stderr are streamed as they come,
+//! `/proc` and `/dev`, an environment of its own (`PATH` and `TMPDIR` only: the runner's
+//! environment, with whatever credentials it holds, is not passed on), and the given limits
+//! (a cgroup with memory and pids limits, a timeout that ends the whole job). Its stdout and stderr are streamed as they come,
 //! each line prefixed with the job number. At the end: a table (exit or signal, wall time,
 //! CPU time, peak memory, outcome), or with `--json` one JSON object per job on stdout
 //! (the jobs' output then goes to stderr). Exit status 0 only if every job succeeded.
@@ -141,6 +142,10 @@ fn job(
         .tmpfs("/tmp")
         .tmpfs("/run")
         .mount_dev()
+        // Explicitly nothing of ours: the jobs are untrusted, our environment may hold
+        // secrets. (Clean is also the builder's default; this says so where it matters.)
+        .env_clear()
+        .env("PATH", cellblock::DEFAULT_PATH)
         .env("TMPDIR", "/tmp")
         .stdin(Stdio::null())
         .stdout(output)

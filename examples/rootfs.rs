@@ -65,6 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut b = Container::builder(&cmd[0]);
     b.args(&cmd[1..])
         .namespaces(ns)
+        // CMD may be anything: it gets PATH and nothing of our environment.
+        .env_clear()
+        .env("PATH", cellblock::DEFAULT_PATH)
         .hostname("rootfs-demo")
         .rootfs(&root);
     for dir in &binds {

@@ -85,14 +85,17 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let mut hangup = forwarder.subscribe(&[Signal::SIGTERM, Signal::SIGHUP]);
 
     let mut b = Container::builder("bash");
-    b.env(
-        "TERM",
-        std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
-    )
-    .env("PS1", "root@\\h:\\w# ")
-    .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC)
-    .hostname("container")
-    .kill_on_drop(true);
+    // Only what a shell needs, nothing of our environment (the shell's user may be anyone).
+    b.env_clear()
+        .env("PATH", cellblock::DEFAULT_PATH)
+        .env(
+            "TERM",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
+        )
+        .env("PS1", "root@\\h:\\w# ")
+        .namespaces(Namespaces::UTS | Namespaces::PID | Namespaces::MOUNT | Namespaces::IPC)
+        .hostname("container")
+        .kill_on_drop(true);
     if !interactive {
         // Not a terminal (a script piped in): bash reads its commands from our stdin and
         // writes to our stdout, no pty and no raw mode.

@@ -18,8 +18,18 @@
 //!   leaves: jeq nr → action ; … ; ret allow
 //! ```
 //!
-//! An action is `ret errno(e)`, or for `clone()`, a test of its flags argument against a
-//! mask (`jset`), which the kernel's cache cannot fold: `clone` is always filtered.
+//! An action is `ret errno(e)`, or a list of [`ArgTest`]s on the call's arguments (the
+//! flags of `clone()`, the family of `socket()`, the request of `ioctl()`): the call fails
+//! when any of them matches and is allowed otherwise. The kernel's action cache cannot
+//! fold a verdict that reads an argument, so such calls always run the filter.
+//!
+//! Arguments are compared on their **low 32 bits only**. Every argument we test is an
+//! `int` or `unsigned int` in the kernel's prototype (`socket(int family, ..)`,
+//! `ioctl(unsigned int fd, unsigned int cmd, ..)`), or, for `clone()`'s flags, the bits we
+//! test are all in the low word. The kernel truncates the 64-bit register to that type, so
+//! a filter comparing all 64 bits could be walked around by setting the upper half
+//! (`socket(0x1_0000_0028, ..)` *is* `socket(AF_VSOCK, ..)` to the kernel, yet is
+//! greater than 40); comparing the low word is exactly what the kernel will use.
 
 use std::collections::BTreeMap;
 
@@ -28,12 +38,48 @@ use libc::sock_filter;
 use crate::error::{Error, Result};
 
 /// What the filter does with one system call number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Fail with this errno.
     Errno(u16),
-    /// Fail with `errno` when the first argument has any bit of `mask` set; allow otherwise.
-    ArgMask { mask: u32, errno: u16 },
+    /// Fail with `errno` when any of `tests` matches; allow otherwise. An empty list
+    /// allows the call.
+    DenyIf { tests: Vec<ArgTest>, errno: u16 },
+}
+
+/// One test of a system call argument: argument number `arg` (0 to 5), its low 32 bits
+/// (see the module documentation for why only those) compared by `cmp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ArgTest {
+    pub(crate) arg: u8,
+    pub(crate) cmp: Cmp,
+}
+
+/// How an [`ArgTest`] compares the argument's low 32 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    /// Equal to the value (`jeq`).
+    Eq(u32),
+    /// Has any bit of the mask set (`jset`).
+    AnyBit(u32),
+}
+
+impl ArgTest {
+    /// Argument `arg` equals `value` (on its low 32 bits).
+    pub(crate) fn eq(arg: u8, value: u32) -> ArgTest {
+        ArgTest {
+            arg,
+            cmp: Cmp::Eq(value),
+        }
+    }
+
+    /// Argument `arg` has any bit of `mask` set (in its low 32 bits).
+    pub(crate) fn any_bit(arg: u8, mask: u32) -> ArgTest {
+        ArgTest {
+            arg,
+            cmp: Cmp::AnyBit(mask),
+        }
+    }
 }
 
 /// The kernel's limit on a classic BPF program (`BPF_MAXINSNS`).
@@ -53,12 +99,19 @@ const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 /// Offsets in `struct seccomp_data`: nr (u32), arch (u32), ip (u64), args (6 × u64).
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
-/// The low 32 bits of `args[0]`.
-const OFF_ARG0_LOW: u32 = if cfg!(target_endian = "little") {
-    16
-} else {
-    20
-};
+const OFF_ARGS: u32 = 16;
+/// System calls have at most six arguments.
+const MAX_ARGS: u8 = 6;
+
+/// The offset of the low 32 bits of `args[arg]`.
+const fn off_arg_low(arg: u8) -> u32 {
+    let base = OFF_ARGS + 8 * arg as u32;
+    if cfg!(target_endian = "little") {
+        base
+    } else {
+        base + 4
+    }
+}
 
 /// `AUDIT_ARCH_*` of the build target, for the architecture check.
 pub(crate) fn native_arch() -> Result<u32> {
@@ -104,7 +157,7 @@ pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>
         prog.push(jump(JGE, X32_SYSCALL_BIT, 0, 1));
         prog.push(ret_errno(libc::EPERM as u16));
     }
-    let sorted: Vec<(u32, Verdict)> = rules.iter().map(|(&nr, &v)| (nr, v)).collect();
+    let sorted: Vec<(u32, Verdict)> = rules.iter().map(|(&nr, v)| (nr, v.clone())).collect();
     tree(&sorted, &mut prog)?;
     if prog.len() > MAX_INSNS {
         return Err(Error::Security(format!(
@@ -119,9 +172,11 @@ pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>
 /// The accumulator holds the system call number on entry; every path ends in a `ret`.
 fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
     if rules.len() <= LEAF {
-        for &(nr, verdict) in rules {
-            let action = action(verdict);
-            out.push(jump(JEQ, nr, 0, action.len() as u8));
+        for (nr, verdict) in rules {
+            let action = action(verdict)?;
+            let skip = u8::try_from(action.len())
+                .map_err(|_| Error::Security(format!("seccomp: too many tests on call {nr}")))?;
+            out.push(jump(JEQ, *nr, 0, skip));
             out.extend(action);
         }
         out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
@@ -146,16 +201,48 @@ fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
 }
 
 /// The instructions after a matching `jeq`; each path ends in a `ret`.
-fn action(v: Verdict) -> Vec<sock_filter> {
-    match v {
-        Verdict::Errno(e) => vec![ret_errno(e)],
-        Verdict::ArgMask { mask, errno } => vec![
-            stmt(LD_ABS, OFF_ARG0_LOW),
-            jump(JSET, mask, 0, 1),
-            ret_errno(errno),
-            stmt(RET, libc::SECCOMP_RET_ALLOW),
-        ],
+///
+/// For [`Verdict::DenyIf`]: each test loads its argument (unless the previous test loaded
+/// the same one) and jumps to the final `ret errno` when it matches; falling through every
+/// test reaches `ret allow`.
+///
+/// ```text
+///   ld arg[a] ; jeq v1 → deny ; jeq v2 → deny ; ld arg[b] ; jset m → deny ; ret allow ; deny: ret errno
+/// ```
+fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
+    let (tests, errno) = match v {
+        Verdict::Errno(e) => return Ok(vec![ret_errno(*e)]),
+        Verdict::DenyIf { tests, errno } => (tests, *errno),
+    };
+    // Jumps are patched once the position of the final `ret errno` is known.
+    let mut out = Vec::new();
+    let mut jumps = Vec::new();
+    let mut loaded = None;
+    for t in tests {
+        if t.arg >= MAX_ARGS {
+            return Err(Error::Security(format!(
+                "seccomp: argument {} does not exist (system calls have {MAX_ARGS})",
+                t.arg
+            )));
+        }
+        if loaded != Some(t.arg) {
+            out.push(stmt(LD_ABS, off_arg_low(t.arg)));
+            loaded = Some(t.arg);
+        }
+        jumps.push(out.len());
+        out.push(match t.cmp {
+            Cmp::Eq(v) => jump(JEQ, v, 0, 0),
+            Cmp::AnyBit(m) => jump(JSET, m, 0, 0),
+        });
     }
+    out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
+    let deny = out.len();
+    out.push(ret_errno(errno));
+    for j in jumps {
+        out[j].jt = u8::try_from(deny - j - 1)
+            .map_err(|_| Error::Security("seccomp: too many argument tests".into()))?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -165,6 +252,17 @@ pub(crate) mod tests {
     /// Runs `prog` the way the kernel does for a system call `nr` with first argument
     /// `arg0`, returning the action. Panics on anything the compiler never emits.
     pub(crate) fn run(prog: &[sock_filter], arch: u32, nr: u32, arg0: u32) -> (u32, usize) {
+        run_args(prog, arch, nr, [u64::from(arg0), 0, 0, 0, 0, 0])
+    }
+
+    /// [`run`] with all six arguments, as the kernel's `seccomp_data` holds them (64 bits
+    /// each, whatever the prototype says).
+    pub(crate) fn run_args(
+        prog: &[sock_filter],
+        arch: u32,
+        nr: u32,
+        args: [u64; 6],
+    ) -> (u32, usize) {
         let (mut acc, mut pc, mut steps) = (0u32, 0usize, 0usize);
         loop {
             let i = prog[pc];
@@ -175,8 +273,12 @@ pub(crate) mod tests {
                     acc = match i.k {
                         OFF_NR => nr,
                         OFF_ARCH => arch,
-                        OFF_ARG0_LOW => arg0,
-                        k => panic!("load of offset {k}"),
+                        k => {
+                            let a = (0..MAX_ARGS)
+                                .find(|&a| off_arg_low(a) == k)
+                                .unwrap_or_else(|| panic!("load of offset {k}"));
+                            args[a as usize] as u32
+                        }
                     }
                 }
                 RET => return (i.k, steps),
@@ -199,8 +301,8 @@ pub(crate) mod tests {
             (0..n).map(|i| (i * 7 + 3, Verdict::Errno(1))).collect();
         r.insert(
             56,
-            Verdict::ArgMask {
-                mask: 0x7000_0000,
+            Verdict::DenyIf {
+                tests: vec![ArgTest::any_bit(0, 0x7000_0000)],
                 errno: 1,
             },
         );
@@ -242,5 +344,58 @@ pub(crate) mod tests {
             let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
             assert_eq!(run(&prog, arch, X32_SYSCALL_BIT | 1, 0).0, eperm);
         }
+    }
+
+    /// Several tests on several arguments: any match denies, the rest is allowed, the
+    /// upper 32 bits are ignored (as the kernel ignores them for an `int` argument), and
+    /// the numbers around the filtered one are untouched.
+    #[test]
+    fn argument_tests_any_match_denies() {
+        let arch = native_arch().unwrap();
+        let mut r = rules(60);
+        let tests = vec![
+            ArgTest::eq(0, 38),
+            ArgTest::eq(0, 40),
+            ArgTest::eq(2, 0x5412),
+            ArgTest::any_bit(1, 0x8),
+        ];
+        r.insert(41, Verdict::DenyIf { tests, errno: 97 });
+        let prog = compile(&r).unwrap();
+        let deny = libc::SECCOMP_RET_ERRNO | 97;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let at = |args: [u64; 6]| run_args(&prog, arch, 41, args).0;
+        assert_eq!(at([38, 0, 0, 0, 0, 0]), deny);
+        assert_eq!(at([40, 0, 0, 0, 0, 0]), deny);
+        assert_eq!(
+            at([0x1_0000_0028, 0, 0, 0, 0, 0]),
+            deny,
+            "upper half ignored"
+        );
+        assert_eq!(at([39, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(at([2, 0, 0x5412, 0, 0, 0]), deny);
+        assert_eq!(at([2, 0, 0x5413, 0, 0, 0]), allow);
+        assert_eq!(at([2, 0x18, 0, 0, 0, 0]), deny);
+        assert_eq!(at([2, 0x7, 0x5411, 0, 0, 0]), allow);
+        // The neighbours keep their own verdicts.
+        assert_eq!(run(&prog, arch, 40, 40).0, allow);
+        assert_eq!(run(&prog, arch, 45, 40).0, libc::SECCOMP_RET_ERRNO | 1);
+        // An empty list allows; a seventh argument is refused at compile time.
+        let mut r = BTreeMap::new();
+        r.insert(
+            41,
+            Verdict::DenyIf {
+                tests: vec![],
+                errno: 1,
+            },
+        );
+        assert_eq!(run(&compile(&r).unwrap(), arch, 41, 0).0, allow);
+        r.insert(
+            41,
+            Verdict::DenyIf {
+                tests: vec![ArgTest::eq(6, 0)],
+                errno: 1,
+            },
+        );
+        assert!(matches!(compile(&r), Err(Error::Security(_))));
     }
 }

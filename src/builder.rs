@@ -15,6 +15,10 @@ use crate::{Container, Namespaces, Output, Result, Stdio};
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
 /// the isolation settings. A builder can be spawned any number of times.
 ///
+/// One difference from tokio: the workload does **not** inherit the supervisor's
+/// environment. It gets `PATH=`[`DEFAULT_PATH`] (and `TERM=xterm` with a pty) plus what
+/// [`env`](Self::env) sets; [`env_inherit`](Self::env_inherit) restores tokio's behaviour.
+///
 /// ```no_run
 /// # async fn demo() -> cellblock::Result<()> {
 /// use cellblock::{Container, Namespaces, Stdio};
@@ -31,8 +35,9 @@ use crate::{Container, Namespaces, Output, Result, Stdio};
 pub struct ContainerBuilder {
     pub(crate) program: OsString,
     pub(crate) args: Vec<OsString>,
-    pub(crate) env_clear: bool,
-    /// `Some(v)` sets, `None` removes; applied over the inherited environment.
+    /// What the workload's environment starts from (see [`ContainerBuilder::env_inherit`]).
+    pub(crate) env_base: EnvBase,
+    /// `Some(v)` sets, `None` removes; applied over `env_base`.
     pub(crate) env: BTreeMap<OsString, Option<OsString>>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) namespaces: Namespaces,
@@ -63,7 +68,7 @@ impl ContainerBuilder {
         ContainerBuilder {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
-            env_clear: false,
+            env_base: EnvBase::Minimal,
             env: BTreeMap::new(),
             cwd: None,
             namespaces: Namespaces::empty(),
@@ -101,6 +106,10 @@ impl ContainerBuilder {
     }
 
     /// Sets an environment variable for the workload.
+    ///
+    /// The workload's environment is, by default, **not** the supervisor's: it is
+    /// `PATH=`[`DEFAULT_PATH`] (plus `TERM=xterm` with a [`pty`](Self::pty)) and what is
+    /// set here. See [`env_inherit`](Self::env_inherit) and [`env_clear`](Self::env_clear).
     pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Self {
         self.env
             .insert(key.as_ref().to_owned(), Some(val.as_ref().to_owned()));
@@ -120,16 +129,44 @@ impl ContainerBuilder {
         self
     }
 
-    /// Removes a variable from the environment the workload would inherit.
+    /// Removes a variable from the workload's environment (one of the defaults, such as
+    /// `PATH`, or, with [`env_inherit`](Self::env_inherit), an inherited one).
     pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
         self.env.insert(key.as_ref().to_owned(), None);
         self
     }
 
-    /// Starts from an empty environment instead of the supervisor's.
+    /// Starts from an empty environment: not even the default `PATH` (or `TERM`) is set,
+    /// only what is set with [`env`](Self::env) afterwards. As in tokio, this also forgets
+    /// the variables set (or removed) before it. A program named without a `/` is then
+    /// still looked up, in a fallback search path (the supervisor's `PATH`; inside a root
+    /// filesystem, `/usr/local/bin:/usr/bin:/bin`).
     pub fn env_clear(&mut self) -> &mut Self {
-        self.env_clear = true;
+        self.env_base = EnvBase::Empty;
         self.env.clear();
+        self
+    }
+
+    /// Starts from the supervisor's whole environment, as `tokio::process::Command` and
+    /// `std::process::Command` do, with [`env`](Self::env) and
+    /// [`env_remove`](Self::env_remove) applied over it. Variables already set are kept.
+    ///
+    /// The default (without this call) is a clean environment: only
+    /// `PATH=`[`DEFAULT_PATH`], plus `TERM=xterm` when the container has a
+    /// [`pty`](Self::pty), plus what is set with [`env`](Self::env).
+    ///
+    /// **Risk:** the supervisor's environment often holds its secrets (API tokens, database
+    /// URLs with passwords, `AWS_*` and `SSH_AUTH_SOCK`): every one of them is handed to the
+    /// workload, which can read its own environment however well it is otherwise isolated.
+    /// Prefer passing the few variables the workload needs with [`env`](Self::env).
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// // A trusted helper that needs the caller's locale and proxy settings.
+    /// Container::builder("/usr/bin/env").env_inherit();
+    /// ```
+    pub fn env_inherit(&mut self) -> &mut Self {
+        self.env_base = EnvBase::Inherit;
         self
     }
 
@@ -216,6 +253,22 @@ impl ContainerBuilder {
         let c = crate::spawn::spawn(self, Defaults::Output).await?;
         c.wait_with_output().await
     }
+}
+
+/// The `PATH` of the workload's default environment: the usual one of a root shell, which
+/// is what Docker and runc give a container too (a program named without a `/` is looked up
+/// in it by the supervisor).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the workload's environment starts from, before the builder's own variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvBase {
+    /// `PATH=DEFAULT_PATH` (and `TERM=xterm` with a pty): the default.
+    Minimal,
+    /// Nothing (`env_clear`).
+    Empty,
+    /// The supervisor's environment (`env_inherit`).
+    Inherit,
 }
 
 /// Which stdio defaults apply to unset streams.

@@ -108,7 +108,7 @@ mod session;
 mod signals;
 mod spawner;
 
-pub use builder::ContainerBuilder;
+pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
@@ -119,6 +119,7 @@ pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{
     Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK,
+    DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
 };
 pub use stdio::Stdio;
 pub use supervisor::{

@@ -364,12 +364,24 @@ fn validate(b: &ContainerBuilder) -> Result<()> {
     Ok(())
 }
 
-/// The workload's environment: the supervisor's (unless cleared) with the overrides.
+/// The workload's environment: the base the builder chose (by default only `PATH`, and
+/// `TERM` with a pty; the supervisor's own with `env_inherit`; nothing with `env_clear`)
+/// with the builder's variables applied over it.
 fn build_env(b: &ContainerBuilder) -> Result<Vec<(OsString, OsString)>> {
-    let mut env: std::collections::BTreeMap<OsString, OsString> = if b.env_clear {
-        Default::default()
-    } else {
-        std::env::vars_os().collect()
+    use crate::builder::{EnvBase, DEFAULT_PATH};
+    let mut env: std::collections::BTreeMap<OsString, OsString> = match b.env_base {
+        EnvBase::Empty => Default::default(),
+        EnvBase::Inherit => std::env::vars_os().collect(),
+        EnvBase::Minimal => {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert("PATH".into(), DEFAULT_PATH.into());
+            if b.session.pty.is_some() {
+                // The terminal type: what the user's real terminal is, we cannot know;
+                // xterm is what nearly every terminal emulates (Docker's choice for -t).
+                m.insert("TERM".into(), "xterm".into());
+            }
+            m
+        }
     };
     for (k, v) in &b.env {
         match v {

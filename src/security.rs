@@ -7,7 +7,7 @@
 //! |---|---|
 //! | all capabilities dropped from all five sets (bounding, effective, permitted, inheritable, ambient) | [`capabilities`](ContainerBuilder::capabilities), [`keep_all_capabilities`](ContainerBuilder::keep_all_capabilities) |
 //! | `no_new_privs` (setuid bits and file capabilities grant nothing at execve) | [`no_new_privs(false)`](ContainerBuilder::no_new_privs) |
-//! | a seccomp filter denying what Docker's default profile denies, with `EPERM` | [`seccomp`](ContainerBuilder::seccomp) |
+//! | a seccomp filter denying what Docker's default profile denies, with `EPERM`, including `socket(AF_VSOCK)` and `socket(AF_ALG)`; also `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` | [`seccomp`](ContainerBuilder::seccomp), [`Seccomp::allow`], [`Seccomp::allow_socket_family`] |
 //! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths) |
 //! | every descriptor but stdio closed at execve | [`pass_fd`](ContainerBuilder::pass_fd), [`inherit_fds(true)`](ContainerBuilder::inherit_fds) |
 //! | a new session (no controlling terminal) | [`new_session(false)`](ContainerBuilder::new_session) |
@@ -103,46 +103,108 @@ impl Default for Security {
 /// // Also forbid ptrace; allow the workload to call acct() (a host-wide switch!).
 /// b.seccomp(Seccomp::default_profile().deny(libc::SYS_ptrace).allow(libc::SYS_acct));
 /// ```
+///
+/// A filter of your own, without the defaults: [`disabled`](Self::disabled) plus
+/// [`deny`](Self::deny) installs a filter that denies exactly the calls named.
+///
+/// ```
+/// use cellblock::{Container, Seccomp};
+/// Container::builder("/bin/true").seccomp(Seccomp::disabled().deny(libc::SYS_ptrace));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Seccomp {
+    /// The default profile's rules apply.
     enabled: bool,
     deny: BTreeSet<i64>,
     allow: BTreeSet<i64>,
+    /// Socket families taken out of [`DENIED_SOCKET_FAMILIES`].
+    allow_families: BTreeSet<i32>,
 }
+
+/// Socket families the default profile refuses to `socket()` and `socketpair()`, with
+/// `EPERM`; the same two Docker's default profile refuses (moby/profiles
+/// `seccomp/default.json`: `socket` is allowed for families below 38, equal to 39 and
+/// above 40).
+///
+/// * `AF_VSOCK` (40): not namespaced by [`Namespaces::NET`]. A workload in its own network
+///   namespace still shares the host's vsock port space: it can connect to a hypervisor's
+///   or a VM manager's host services (KubeVirt's reason for the rule) and bind ports the
+///   host's own services then cannot.
+/// * `AF_ALG` (38): the kernel's crypto API as sockets, which no ordinary program needs
+///   and whose code has had exploitable bugs (Docker added this rule in 2026).
+///
+/// **Why `EPERM`, not `EAFNOSUPPORT`:** it is what Docker returns, so software that runs
+/// in Docker containers already copes with it; it is what the rest of this profile
+/// returns; and it tells the caller apart a sandbox's refusal from a kernel without that
+/// family (`EAFNOSUPPORT`), which is what a confused user, and our tests, need to see.
+///
+/// Only the direct system calls exist on the architectures we filter (x86_64, aarch64,
+/// riscv64): the `socketcall()` multiplexer, whose arguments sit in memory a filter cannot
+/// read, exists only for 32-bit x86 (and others), and the filter kills any process that
+/// makes a system call of another architecture (`int 0x80` included). That is the hole
+/// Docker cannot close on i386 and we do not have.
+pub const DENIED_SOCKET_FAMILIES: &[i32] = &[libc::AF_ALG, libc::AF_VSOCK];
+
+/// `ioctl()` requests the default profile refuses with `EPERM`, on any descriptor:
+///
+/// * `TIOCSTI` pushes bytes into a terminal's input, as if typed: a workload holding the
+///   supervisor's terminal (with [`new_session(false)`](ContainerBuilder::new_session), or
+///   a terminal descriptor passed in) types commands into the host shell (CVE-2017-5226).
+///   The new session is the first layer; this is the second, and also covers a terminal
+///   reached any other way. (Linux 6.2+ can also refuse it host-wide with the sysctl
+///   `dev.tty.legacy_tiocsti = 0`.)
+/// * `TIOCLINUX` drives a virtual console: selection and paste (`TIOCL_SETSEL`,
+///   `TIOCL_PASTESEL`) are the same kind of injection on a console.
+pub const DENIED_IOCTLS: &[u32] = &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
 
 impl Seccomp {
     /// The default: deny what Docker's default profile denies (module loading, kexec,
     /// reboot, keyrings, bpf, perf, userfaultfd, `open_by_handle_at`, the mount family,
     /// namespace creation and joining, clock setting, swap, accounting, io_uring, …).
+    ///
+    /// Some calls are denied only for some arguments: `clone()` with a `CLONE_NEW*` flag,
+    /// `socket()` and `socketpair()` for the families in [`DENIED_SOCKET_FAMILIES`]
+    /// (`AF_VSOCK`, `AF_ALG`), and `ioctl()` for the requests in [`DENIED_IOCTLS`]
+    /// (`TIOCSTI`, `TIOCLINUX`). [`allow`](Self::allow) of such a call lifts its argument
+    /// rule entirely; [`allow_socket_family`](Self::allow_socket_family) lifts one family.
     pub fn default_profile() -> Seccomp {
         Seccomp {
             enabled: true,
             deny: BTreeSet::new(),
             allow: BTreeSet::new(),
+            allow_families: BTreeSet::new(),
         }
     }
 
-    /// No filter at all.
+    /// Without the default profile: no filter at all, unless calls are then added with
+    /// [`deny`](Self::deny), in which case the filter denies exactly those (and, like every
+    /// filter of ours, kills a process making a system call of another architecture, whose
+    /// numbers mean other calls).
     ///
     /// **Risk:** the workload reaches every system call of the host kernel, including
     /// those that have repeatedly been the way out of containers (keyctl, bpf,
-    /// userfaultfd, perf_event_open, io_uring); only capabilities and namespaces remain.
+    /// userfaultfd, perf_event_open, io_uring), `AF_VSOCK` sockets (the host's vsock port
+    /// space) and `TIOCSTI` on any terminal it holds; only capabilities and namespaces
+    /// remain.
     pub fn disabled() -> Seccomp {
         Seccomp {
             enabled: false,
             deny: BTreeSet::new(),
             allow: BTreeSet::new(),
+            allow_families: BTreeSet::new(),
         }
     }
 
-    /// Also deny system call `nr` (a `libc::SYS_*` number) with `EPERM`.
+    /// Also deny system call `nr` (a `libc::SYS_*` number) with `EPERM`, whatever its
+    /// arguments. Works on [`disabled`](Self::disabled) too.
     pub fn deny(mut self, nr: i64) -> Seccomp {
         self.allow.remove(&nr);
         self.deny.insert(nr);
         self
     }
 
-    /// Allow system call `nr` even though the default profile denies it.
+    /// Allow system call `nr` even though the default profile denies it, for any arguments
+    /// (for `socket`, `socketpair`, `ioctl` and `clone` this lifts their argument rules).
     ///
     /// **Risk:** each default entry is there because it reaches host-wide kernel state;
     /// allowing one gives the workload that surface back (guarded only by capabilities).
@@ -152,9 +214,28 @@ impl Seccomp {
         self
     }
 
-    /// Whether a filter will be installed.
+    /// Allow `socket()` and `socketpair()` for `family` (a `libc::AF_*` number) although
+    /// the default profile denies it (see [`DENIED_SOCKET_FAMILIES`]); the other denied
+    /// families stay denied.
+    ///
+    /// **Risk:** for `AF_VSOCK`, the workload shares the host's vsock port space whatever
+    /// its network namespace: it reaches the hypervisor's and the host's vsock services and
+    /// can take ports from them. For `AF_ALG`, the kernel's crypto code becomes reachable.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// Container::builder("/bin/true")
+    ///     .seccomp(Seccomp::default_profile().allow_socket_family(libc::AF_VSOCK));
+    /// ```
+    pub fn allow_socket_family(mut self, family: i32) -> Seccomp {
+        self.allow_families.insert(family);
+        self
+    }
+
+    /// Whether a filter will be installed: the default profile, or [`disabled`](Self::disabled)
+    /// with calls added by [`deny`](Self::deny).
     pub fn is_enabled(&self) -> bool {
-        self.enabled
+        self.enabled || !self.deny.is_empty()
     }
 }
 
@@ -455,7 +536,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     });
 
     // Seccomp, compiled here: the child only hands the program to the kernel.
-    let bpf = if s.seccomp.enabled {
+    let bpf = if s.seccomp.is_enabled() {
         compiled_seccomp(&s.seccomp, s.nesting)?
     } else {
         Arc::new(Vec::new())
@@ -598,9 +679,15 @@ fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::soc
 
 /// Compiles the policy to a BPF program for the build target.
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
-    use crate::bpf::Verdict;
+    use crate::bpf::{ArgTest, Verdict};
     let eperm = Verdict::Errno(libc::EPERM as u16);
-    let mut deny: BTreeSet<i64> = default_denied().into_iter().collect();
+    // Without the default profile only the caller's own denials (issue 11: they used to
+    // be dropped silently, leaving no filter at all).
+    let mut deny: BTreeSet<i64> = if policy.enabled {
+        default_denied().into_iter().collect()
+    } else {
+        BTreeSet::new()
+    };
     if nesting {
         for nr in NESTING_SYSCALLS {
             deny.remove(&nr);
@@ -616,8 +703,37 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
     };
     let mut rules = std::collections::BTreeMap::new();
     for &nr in &deny {
-        rules.insert(number(nr)?, eperm);
+        rules.insert(number(nr)?, eperm.clone());
     }
+    if !policy.enabled {
+        return crate::bpf::compile(&rules);
+    }
+    // The argument rules, each unless the call is denied outright or allowed.
+    let mut deny_if = |nr: i64, tests: Vec<ArgTest>| -> Result<()> {
+        let n = number(nr)?;
+        if !tests.is_empty() && !rules.contains_key(&n) && !policy.allow.contains(&nr) {
+            let errno = libc::EPERM as u16;
+            rules.insert(n, Verdict::DenyIf { tests, errno });
+        }
+        Ok(())
+    };
+    // Docker's profile has one more argument rule we do not copy: personality() only
+    // with 5 values (refusing ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...). Those flags
+    // weaken the workload's own process and its children (its ASLR, its W^X), which are
+    // inside the container anyway; they reach nothing of the host's, and tools such as
+    // `setarch -R` and debuggers need them.
+    //
+    // socket(family, ..), socketpair(family, ..): family is the first argument.
+    let families: Vec<ArgTest> = DENIED_SOCKET_FAMILIES
+        .iter()
+        .filter(|f| !policy.allow_families.contains(f))
+        .map(|&f| ArgTest::eq(0, f as u32))
+        .collect();
+    deny_if(libc::SYS_socket, families.clone())?;
+    deny_if(libc::SYS_socketpair, families)?;
+    // ioctl(fd, request, ..): the request is the second argument.
+    let requests = DENIED_IOCTLS.iter().map(|&r| ArgTest::eq(1, r)).collect();
+    deny_if(libc::SYS_ioctl, requests)?;
     let clone_allowed = nesting || policy.allow.contains(&libc::SYS_clone);
     if !clone_allowed && !policy.deny.contains(&libc::SYS_clone) {
         // clone() itself stays allowed (fork, threads); only namespace flags are refused.
@@ -626,8 +742,8 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
         let mask = CLONE_NS_FLAGS.iter().fold(0u32, |m, &f| m | f as u32);
         rules.insert(
             number(libc::SYS_clone)?,
-            Verdict::ArgMask {
-                mask,
+            Verdict::DenyIf {
+                tests: vec![ArgTest::any_bit(0, mask)],
                 errno: libc::EPERM as u16,
             },
         );
@@ -636,7 +752,7 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
     // filter cannot read, and ENOSYS makes libc fall back to clone(), whose flags the
     // filter does check (what Docker does). Denied explicitly, it fails with EPERM.
     if policy.deny.contains(&libc::SYS_clone3) {
-        rules.insert(number(libc::SYS_clone3)?, eperm);
+        rules.insert(number(libc::SYS_clone3)?, eperm.clone());
     } else if !nesting && !policy.allow.contains(&libc::SYS_clone3) {
         rules.insert(
             number(libc::SYS_clone3)?,
@@ -681,6 +797,110 @@ mod tests {
         assert_eq!(run(&nesting, libc::SYS_mount, 0), allow);
         assert_eq!(run(&nesting, libc::SYS_clone, newuser), allow);
         assert_eq!(run(&nesting, libc::SYS_keyctl, 0), eperm);
+    }
+
+    /// The argument rules: AF_VSOCK and AF_ALG refused to socket() and socketpair() (also
+    /// with junk in the upper half of the register, which the kernel ignores), TIOCSTI and
+    /// TIOCLINUX refused to ioctl(); the other families and requests pass; each rule can be
+    /// lifted, and a denial stays a denial.
+    #[test]
+    fn argument_rules_socket_families_and_ioctls() {
+        let native = crate::bpf::native_arch().unwrap();
+        let run = |prog: &[libc::sock_filter], nr: i64, args: [u64; 6]| {
+            crate::bpf::tests::run_args(prog, native, nr as u32, args).0
+        };
+        let a0 = |v: i32| [v as u32 as u64, 1, 0, 0, 0, 0];
+        let a1 = |v: u64| [3, v, 0, 0, 0, 0];
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let (sock, pair, ioctl) = (libc::SYS_socket, libc::SYS_socketpair, libc::SYS_ioctl);
+        let tiocsti = libc::TIOCSTI as u64;
+        let tioclinux = libc::TIOCLINUX as u64;
+
+        let default = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
+        for nr in [sock, pair] {
+            assert_eq!(run(&default, nr, a0(libc::AF_VSOCK)), eperm);
+            assert_eq!(run(&default, nr, a0(libc::AF_ALG)), eperm);
+            assert_eq!(
+                run(&default, nr, [0x7_0000_0000 | 40, 1, 0, 0, 0, 0]),
+                eperm
+            );
+            for f in [
+                libc::AF_UNIX,
+                libc::AF_INET,
+                libc::AF_INET6,
+                libc::AF_NETLINK,
+                39,
+                41,
+            ] {
+                assert_eq!(run(&default, nr, a0(f)), allow, "family {f}");
+            }
+        }
+        assert_eq!(run(&default, ioctl, a1(tiocsti)), eperm);
+        assert_eq!(run(&default, ioctl, a1(tioclinux)), eperm);
+        assert_eq!(
+            run(&default, ioctl, a1(0xffff_ffff_0000_0000 | tiocsti)),
+            eperm
+        );
+        assert_eq!(run(&default, ioctl, a1(libc::TIOCGWINSZ as u64)), allow);
+        assert_eq!(run(&default, ioctl, a1(libc::FIONREAD as u64)), allow);
+        // The same under nesting.
+        let nesting = compile_seccomp(&Seccomp::default_profile(), true).unwrap();
+        assert_eq!(run(&nesting, sock, a0(libc::AF_VSOCK)), eperm);
+        assert_eq!(run(&nesting, ioctl, a1(tiocsti)), eperm);
+
+        // One family lifted: the other stays denied.
+        let vsock = Seccomp::default_profile().allow_socket_family(libc::AF_VSOCK);
+        let p = compile_seccomp(&vsock, false).unwrap();
+        assert_eq!(run(&p, sock, a0(libc::AF_VSOCK)), allow);
+        assert_eq!(run(&p, sock, a0(libc::AF_ALG)), eperm);
+        // Both lifted: no rule left on socket.
+        let both = vsock.allow_socket_family(libc::AF_ALG);
+        let p = compile_seccomp(&both, false).unwrap();
+        assert_eq!(run(&p, sock, a0(libc::AF_ALG)), allow);
+        // allow() lifts the whole rule; deny() denies every argument.
+        let p = compile_seccomp(&Seccomp::default_profile().allow(sock).allow(ioctl), false);
+        let p = p.unwrap();
+        assert_eq!(run(&p, sock, a0(libc::AF_VSOCK)), allow);
+        assert_eq!(
+            run(&p, pair, a0(libc::AF_VSOCK)),
+            eperm,
+            "socketpair keeps its rule"
+        );
+        assert_eq!(run(&p, ioctl, a1(tiocsti)), allow);
+        let p = compile_seccomp(&Seccomp::default_profile().deny(sock), false).unwrap();
+        assert_eq!(run(&p, sock, a0(libc::AF_INET)), eperm);
+    }
+
+    /// `disabled().deny(nr)` installs a filter denying exactly `nr` (it used to install
+    /// nothing); `disabled()` alone installs none.
+    #[test]
+    fn disabled_profile_with_denials_filters_exactly_those() {
+        assert!(!Seccomp::disabled().is_enabled());
+        let p = Seccomp::disabled().deny(libc::SYS_ptrace);
+        assert!(p.is_enabled());
+        assert!(!p.clone().allow(libc::SYS_ptrace).is_enabled());
+        let prog = compile_seccomp(&p, false).unwrap();
+        let native = crate::bpf::native_arch().unwrap();
+        let run = |nr: i64, arg0: u32| crate::bpf::tests::run(&prog, native, nr as u32, arg0).0;
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        assert_eq!(run(libc::SYS_ptrace, 0), eperm);
+        for nr in [
+            libc::SYS_mount,
+            libc::SYS_keyctl,
+            libc::SYS_read,
+            libc::SYS_clone3,
+        ] {
+            assert_eq!(run(nr, 0), libc::SECCOMP_RET_ALLOW, "{nr}");
+        }
+        assert_eq!(
+            run(libc::SYS_clone, libc::CLONE_NEWUSER as u32),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run(libc::SYS_socket, libc::AF_VSOCK as u32),
+            libc::SECCOMP_RET_ALLOW
+        );
     }
 
     #[test]

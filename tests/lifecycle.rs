@@ -90,6 +90,8 @@ async fn env_args_cwd_and_stdin() {
         ])
         .env("A", "1")
         .envs([("B", "2")])
+        // The environment is clean by default; inheriting is asked for (issue 11).
+        .env_inherit()
         .current_dir("/usr")
         .stdin(Stdio::piped())
         .output()
@@ -110,6 +112,7 @@ async fn env_args_cwd_and_stdin() {
     assert_eq!(out.stdout, b"ONLY=this\n");
     let out = Container::builder("/bin/sh")
         .args(["-c", "echo ${CELLBLOCK_INHERITED:-gone}"])
+        .env_inherit()
         .env_remove("CELLBLOCK_INHERITED")
         .output()
         .await

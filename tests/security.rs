@@ -608,3 +608,132 @@ async fn masked_directories_share_one_empty_read_only_tmpfs() {
     c.kill().unwrap();
     c.wait().await.unwrap();
 }
+
+// The environment (issue 11, row 12) ------------------------------------------------------
+
+/// A secret of the supervisor: a variable with a name unique to this test process, set
+/// once (tests run on parallel threads; `set_var` while another thread reads the
+/// environment is a data race, so it happens once, before any container of this binary
+/// reads it through a OnceLock every env test goes through).
+fn supervisor_secret() -> (&'static str, &'static str) {
+    static SECRET: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    let (k, v) = SECRET.get_or_init(|| {
+        let k = format!("CELLBLOCK_TEST_SUPERVISOR_SECRET_{}", std::process::id());
+        let v = format!("hunter2-{:x}", std::process::id() as u64 * 2654435761);
+        std::env::set_var(&k, &v);
+        (k, v)
+    });
+    (k, v)
+}
+
+/// The workload's environment as it sees it (`/proc/self/environ`), one `K=V` per entry.
+async fn environ_of(b: &mut cellblock::ContainerBuilder) -> Vec<String> {
+    let out = b
+        .args(["/proc/self/environ"])
+        .output()
+        .await
+        .expect("the container starts");
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+        .split(|&c| c == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect()
+}
+
+/// The supervisor's secret does not reach a default container: its environment is exactly
+/// `PATH=DEFAULT_PATH`; also with `host_root()` (the environment is its own layer, which
+/// no identity replaces). The control, `env_inherit()`, hands the secret over.
+#[tokio::test(flavor = "multi_thread")]
+async fn supervisor_environment_not_inherited_by_default() {
+    let _d = common::deadline("supervisor_environment_not_inherited_by_default", 60);
+    let (key, value) = supervisor_secret();
+    let secret = format!("{key}={value}");
+    let path = format!("PATH={}", cellblock::DEFAULT_PATH);
+
+    let env = environ_of(Container::builder("/bin/cat").namespaces(default_ns())).await;
+    assert_eq!(env, [path.clone()], "only PATH by default");
+    let env = environ_of(
+        Container::builder("/bin/cat")
+            .namespaces(default_ns())
+            .host_root(),
+    )
+    .await;
+    assert_eq!(env, [path.clone()], "host_root: still only PATH");
+
+    // Control: inherit, and the secret is there (with everything else of ours).
+    let env = environ_of(
+        Container::builder("/bin/cat")
+            .namespaces(default_ns())
+            .host_root()
+            .env_inherit(),
+    )
+    .await;
+    assert!(env.contains(&secret), "env_inherit passes {key}: {env:?}");
+    assert!(env.len() > 1, "{env:?}");
+    // env() and env_remove() apply over the inherited environment.
+    let env = environ_of(
+        Container::builder("/bin/cat")
+            .env("EXTRA", "1")
+            .env_inherit()
+            .env_remove(key),
+    )
+    .await;
+    assert!(env.contains(&"EXTRA=1".to_string()), "{env:?}");
+    assert!(!env.iter().any(|e| e.starts_with(key)), "{env:?}");
+}
+
+/// What the default environment holds and how the calls edit it: `env` adds, `env_remove`
+/// takes PATH out, `env_clear` starts from nothing (not even PATH) and forgets earlier
+/// `env` calls, a pty adds `TERM=xterm` (overridable), and a program named without a `/`
+/// is found through the default PATH.
+#[tokio::test(flavor = "multi_thread")]
+async fn default_environment_and_its_edits() {
+    let _d = common::deadline("default_environment_and_its_edits", 60);
+    let path = format!("PATH={}", cellblock::DEFAULT_PATH);
+
+    let env = environ_of(Container::builder("/bin/cat").env("A", "1")).await;
+    assert_eq!(env, [String::from("A=1"), path.clone()]);
+    let env = environ_of(Container::builder("/bin/cat").env_remove("PATH")).await;
+    assert!(env.is_empty(), "{env:?}");
+    let env = environ_of(Container::builder("/bin/cat").env_clear()).await;
+    assert!(env.is_empty(), "env_clear: not even PATH: {env:?}");
+    let env = environ_of(
+        Container::builder("/bin/cat")
+            .env("A", "1")
+            .env_clear()
+            .env("B", "2"),
+    )
+    .await;
+    assert_eq!(env, ["B=2"]);
+    let env = environ_of(Container::builder("/bin/cat").env("PATH", "/bin")).await;
+    assert_eq!(env, ["PATH=/bin"]);
+
+    // Program lookup by name uses the default PATH.
+    let out = Container::builder("env").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{path}\n"));
+
+    // With a pty: TERM as well (the workload writes to the pty; read its master).
+    for (term, want) in [(None, "xterm"), (Some("vt100"), "vt100")] {
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", "echo \"[$TERM][$PATH]\""]).pty();
+        if let Some(t) = term {
+            b.env("TERM", t);
+        }
+        let mut c = b.spawn().await.unwrap();
+        let mut pty = c.take_pty().unwrap().expect("a pty");
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while text.matches(']').count() < 2 {
+            use tokio::io::AsyncReadExt;
+            match pty.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        c.wait().await.unwrap();
+        let want = format!("[{want}][{}]", cellblock::DEFAULT_PATH);
+        assert!(text.contains(&want), "{text:?} lacks {want}");
+    }
+}
