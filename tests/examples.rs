@@ -270,3 +270,56 @@ fn job_runner_isolates_limits_and_reports_each_job() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Rows 7 and 10 of issue 11 from `job_runner`'s view: its jobs see the host's files read-only
+/// but are not host root, so a 0600 root file and a 0600 root socket (a stand-in for
+/// docker.sock) stay closed, while what everyone may read stays readable. (The same attacks
+/// with `host_root()` as control: tests/escape_identity.rs.)
+#[test]
+fn job_runner_jobs_hold_no_host_identity() {
+    let _d = common::deadline("job_runner identity", 120);
+    let dir = std::path::PathBuf::from(format!("/var/tmp/cellblock-jobs-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "root only").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let sock = dir.join("root.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let jobs = dir.join("jobs.txt");
+    std::fs::write(
+        &jobs,
+        format!(
+            "cat /etc/shadow\n\
+             cat {secret}\n\
+             python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' {sock}\n\
+             test -S {sock} && test -r /etc/passwd && echo visible\n",
+            secret = secret.display(),
+            sock = sock.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(example("job_runner"))
+        .args(["--jobs", "2", "--timeout", "10", "--json"])
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(listener);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{stdout}\n{stderr}");
+    let row = |id: u64| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    for id in [1, 2, 3] {
+        assert_ne!(row(id)["exit_code"], 0, "job {id} got through: {stderr}");
+    }
+    assert_eq!(row(4)["exit_code"], 0, "the control job: {stderr}");
+    assert!(stderr.contains("visible"), "{stderr}");
+    assert_eq!(stderr.matches("Permission denied").count(), 2, "{stderr}");
+    assert!(stderr.contains("PermissionError"), "{stderr}");
+}
+
