@@ -141,7 +141,7 @@ async fn main() {
                     got[6].trim()
                 ),
             );
-            let _ = c.kill();
+            let _ = c.start_kill();
             let _ = c.wait().await;
         }
         Err(e) => r.check("namespaces", false, e),
@@ -226,7 +226,7 @@ async fn main() {
                 ),
                 Err(e) => r.check("exec", false, e),
             }
-            let _ = target.kill();
+            let _ = target.start_kill();
             let _ = target.wait().await;
         }
         Err(e) => r.check("exec", false, e),

@@ -233,7 +233,7 @@ async fn main() -> Result<()> {
         &format!("uid {inside}"),
         inside == "0" && host_uid != "0" && !host_uid.is_empty(),
     );
-    sleeper.kill()?;
+    sleeper.start_kill()?;
     sleeper.wait().await?;
 
     // USER, TIME, joining a live container's namespaces, and nesting.

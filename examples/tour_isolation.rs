@@ -63,7 +63,7 @@ pub async fn user_section(root: bool) -> Res<bool> {
     // Inside: the chosen id; on the host: an unprivileged id (ours when rootless).
     let held = inside == expect_inside && host_uid != "0" && (root || host_uid == me.to_string());
     row("uid of the workload", &host_uid, &inside, held);
-    c.kill()?;
+    c.start_kill()?;
     c.wait().await?;
     Ok(held)
 }
@@ -124,9 +124,9 @@ pub async fn join_section(extra: Namespaces) -> Res<bool> {
         format!("{name}, {pid}"),
         held,
     );
-    second.kill()?;
+    second.start_kill()?;
     second.wait().await?;
-    first.kill()?;
+    first.start_kill()?;
     first.wait().await?;
     Ok(net_shared && held)
 }

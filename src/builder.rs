@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
@@ -35,6 +36,8 @@ use crate::{Container, Namespaces, Output, Result, Stdio};
 pub struct ContainerBuilder {
     pub(crate) program: OsString,
     pub(crate) args: Vec<OsString>,
+    /// `argv[0]` when it is not the program as given (`arg0`).
+    pub(crate) arg0: Option<OsString>,
     /// What the workload's environment starts from (see [`ContainerBuilder::env_inherit`]).
     pub(crate) env_base: EnvBase,
     /// `Some(v)` sets, `None` removes; applied over `env_base`.
@@ -68,6 +71,7 @@ impl ContainerBuilder {
         ContainerBuilder {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
+            arg0: None,
             env_base: EnvBase::Minimal,
             env: BTreeMap::new(),
             cwd: None,
@@ -91,6 +95,22 @@ impl ContainerBuilder {
     /// Adds one argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
         self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// The workload's `argv[0]`, instead of the program as given (which is still what is
+    /// looked up and executed), like `tokio::process::Command::arg0`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let out = Container::builder("/bin/sh").arg0("renamed").args(["-c", "echo $0"])
+    ///     .output().await?;
+    /// assert_eq!(out.stdout, b"renamed\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.arg0 = Some(arg.as_ref().to_owned());
         self
     }
 
@@ -229,6 +249,29 @@ impl ContainerBuilder {
         self.namespaces
     }
 
+    /// The arguments (without the program), like `tokio::process::Command::get_args`.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// The environment changes made with [`env`](Self::env) (`Some(value)`) and
+    /// [`env_remove`](Self::env_remove) (`None`), sorted by name, like
+    /// `tokio::process::Command::get_envs`. The base they apply to (the clean default, the
+    /// supervisor's environment or nothing) is not listed.
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory set with [`current_dir`](Self::current_dir).
+    pub fn get_current_dir(&self) -> Option<&std::path::Path> {
+        self.cwd.as_deref()
+    }
+
+    /// Whether [`kill_on_drop`](Self::kill_on_drop) is set.
+    pub fn get_kill_on_drop(&self) -> bool {
+        self.kill_on_drop
+    }
+
     /// Validates the configuration and starts the container.
     ///
     /// Returns once the workload's program has been exec'd (or with the error that kept
@@ -240,18 +283,57 @@ impl ContainerBuilder {
 
     /// Runs the container to completion and returns its exit status. Stdio defaults to
     /// inherit.
-    pub async fn status(&mut self) -> Result<ExitStatus> {
-        let mut c = crate::spawn::spawn(self, Defaults::Spawn).await?;
-        // Like std, drop our ends of any pipes so the workload sees EOF / EPIPE.
-        drop(c.take_stdin());
-        c.wait().await
+    ///
+    /// As in tokio, our ends of any piped stream are closed right after the spawn (nobody
+    /// could read them): a workload writing to a piped stdout or stderr gets `EPIPE` (or
+    /// SIGPIPE) instead of blocking forever on a full pipe, and one reading a piped stdin
+    /// sees EOF.
+    ///
+    /// The future owns a copy of the configuration and does not borrow the builder, so
+    /// it can be made from a temporary and awaited later (or spawned as a task):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let fut = Container::builder("/bin/true").status();
+    /// assert!(fut.await?.success());
+    /// # Ok(()) }
+    /// ```
+    pub fn status(&mut self) -> impl Future<Output = Result<ExitStatus>> + Send + 'static {
+        let b = self.clone();
+        async move {
+            let mut c = crate::spawn::spawn(&b, Defaults::Spawn).await?;
+            drop(c.take_stdin());
+            drop(c.take_stdout());
+            drop(c.take_stderr());
+            c.wait().await
+        }
     }
 
-    /// Runs the container to completion, collecting stdout and stderr (piped unless set
-    /// otherwise; stdin defaults to null).
-    pub async fn output(&mut self) -> Result<Output> {
-        let c = crate::spawn::spawn(self, Defaults::Output).await?;
-        c.wait_with_output().await
+    /// Runs the container to completion, collecting stdout and stderr.
+    ///
+    /// As in tokio, stdout and stderr are **always** piped and captured here, whatever
+    /// [`stdout`](Self::stdout)/[`stderr`](Self::stderr) set; stdin defaults to null (a set
+    /// stdin is kept). With [`merge_stderr`](crate::ContainerBuilder::merge_stderr) both
+    /// streams arrive in `stdout`.
+    ///
+    /// The future owns a copy of the configuration and does not borrow the builder:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let fut = Container::builder("/bin/echo").arg("x").output();
+    /// assert_eq!(fut.await?.stdout, b"x\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn output(&mut self) -> impl Future<Output = Result<Output>> + Send + 'static {
+        let mut b = self.clone();
+        b.stdout = Some(Stdio::piped());
+        b.stderr = Some(Stdio::piped());
+        async move {
+            let c = crate::spawn::spawn(&b, Defaults::Output).await?;
+            c.wait_with_output().await
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::{reaper, sys, NamespaceIds, Namespaces, Signal};
 pub struct Container {
     pid: i32,
     /// `None` once reaped.
-    pidfd: Option<AsyncFd<OwnedFd>>,
+    pidfd: Option<Pidfd>,
     status: Option<ExitStatus>,
     namespaces: Namespaces,
     kill_on_drop: bool,
@@ -76,10 +76,12 @@ impl Container {
         b: &ContainerBuilder,
         pipes: crate::plan::ParentPipes,
     ) -> io::Result<Container> {
-        // Build the handle first so that any error below still reaps through Drop.
+        // Build the handle first so that any error below still reaps through Drop. The
+        // pidfd is registered with a reactor only when first awaited, on the runtime that
+        // awaits it (see `Pidfd`).
         let mut c = Container {
             pid,
-            pidfd: None,
+            pidfd: Some(Pidfd::Plain(pidfd)),
             status: None,
             namespaces: b.namespaces,
             kill_on_drop: true,
@@ -89,15 +91,6 @@ impl Container {
             session: Default::default(),
             run: Default::default(),
         };
-        // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
-        // registered with the reactor.
-        let registered =
-            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
-        c.pidfd = Some(registered.map_err(|e| {
-            let (fd, err) = e.into_parts();
-            reaper::adopt(fd);
-            err
-        })?);
         c.stdin = pipes
             .stdin
             .map(|fd| pipe::Sender::from_owned_fd(fd).map(ContainerStdin))
@@ -116,8 +109,28 @@ impl Container {
     }
 
     /// The container's pid as the supervisor sees it (in the supervisor's PID namespace).
+    ///
+    /// Still returned after the container was reaped, when the number may already name
+    /// another process; [`id`](Self::id) is the tokio-style accessor that says so.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The container's pid, as `tokio::process::Child::id` gives it: `None` once the
+    /// container has been reaped (by [`wait`](Self::wait), [`try_wait`](Self::try_wait) or
+    /// [`kill`](Self::kill)), when the number may belong to another process.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let mut c = Container::builder("/bin/true").spawn().await?;
+    /// assert!(c.id().is_some());
+    /// c.wait().await?;
+    /// assert_eq!(c.id(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn id(&self) -> Option<u32> {
+        self.pidfd.as_ref().map(|_| self.pid as u32)
     }
 
     /// The namespaces this container was created with.
@@ -127,7 +140,7 @@ impl Container {
 
     /// The pidfd, while the container has not been reaped.
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.pidfd.as_ref().map(|fd| fd.get_ref().as_fd())
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The ids of the namespaces the container is in (what `/proc/<pid>/ns` shows).
@@ -150,13 +163,42 @@ impl Container {
     /// signals it has no handler for (SIGKILL always works).
     pub fn signal(&self, sig: Signal) -> Result<()> {
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
-        sys::pidfd_send_signal(fd.get_ref().as_fd(), sig as libc::c_int)
+        sys::pidfd_send_signal(fd.as_fd(), sig as libc::c_int)
             .map_err(Error::io("pidfd_send_signal"))
     }
 
-    /// Sends SIGKILL. Await [`wait`](Self::wait) afterwards to reap.
-    pub fn kill(&self) -> Result<()> {
-        self.signal(Signal::SIGKILL)
+    /// Sends SIGKILL without waiting, like `tokio::process::Child::start_kill` (and std's
+    /// `Child::kill`). Await [`wait`](Self::wait) afterwards to reap.
+    ///
+    /// Once the container has been reaped this does nothing and returns `Ok`, as tokio's
+    /// does: there is nothing left to kill (and the pid is never signalled, so a recycled
+    /// pid is safe). [`signal`](Self::signal) still reports [`Error::AlreadyReaped`].
+    pub fn start_kill(&self) -> Result<()> {
+        let Some(fd) = self.pidfd.as_ref() else {
+            return Ok(());
+        };
+        match sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL) {
+            // Exited already, not reaped yet: as good as killed.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            r => r.map_err(Error::io("pidfd_send_signal")),
+        }
+    }
+
+    /// Sends SIGKILL and waits until the container has been reaped, like
+    /// `tokio::process::Child::kill`. `Ok` also when it had exited (or been reaped)
+    /// already. For the signal alone, see [`start_kill`](Self::start_kill).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let mut c = Container::builder("/bin/sleep").arg("30").spawn().await?;
+    /// c.kill().await?;
+    /// assert_eq!(c.id(), None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn kill(&mut self) -> Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
     }
 
     /// Waits for the container to exit and reaps it. Cancel-safe; returns the same status
@@ -167,15 +209,30 @@ impl Container {
         }
         // Like std: close our end of stdin so a workload reading it is not stuck forever.
         drop(self.stdin.take());
-        let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
+        // A registration made on a runtime that has since shut down fails here; it is
+        // dropped and the pidfd registered again, once, with the runtime awaiting now.
+        let mut fresh = false;
         loop {
-            let mut guard = fd
-                .readable()
-                .await
-                .map_err(Error::io("waiting on the pidfd"))?;
-            match sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
-                .map_err(Error::io("waitid(P_PIDFD)"))?
-            {
+            let fd = self
+                .pidfd
+                .as_mut()
+                .ok_or(Error::AlreadyReaped)?
+                .registered()
+                .map_err(Error::io("registering the pidfd with the reactor"))?;
+            let mut guard = match fd.readable().await {
+                Ok(guard) => guard,
+                Err(_) if !fresh => {
+                    fresh = true;
+                    if let Some(fd) = self.pidfd.as_mut() {
+                        fd.deregister();
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::io("waiting on the pidfd")(e)),
+            };
+            let reaped = sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
+                .map_err(Error::io("waitid(P_PIDFD)"))?;
+            match reaped {
                 Some((status, usage)) => {
                     let status = self.reaped(status, &usage);
                     tracing::debug!(pid = self.pid, ?status, "container reaped");
@@ -192,8 +249,8 @@ impl Container {
             return Ok(Some(status));
         }
         let fd = self.pidfd.as_ref().ok_or(Error::AlreadyReaped)?;
-        let reaped = sys::waitid_pidfd_rusage(fd.get_ref().as_fd(), false)
-            .map_err(Error::io("waitid(P_PIDFD)"))?;
+        let reaped =
+            sys::waitid_pidfd_rusage(fd.as_fd(), false).map_err(Error::io("waitid(P_PIDFD)"))?;
         Ok(reaped.map(|(status, usage)| self.reaped(status, &usage)))
     }
 
@@ -239,11 +296,85 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if let Some(fd) = self.pidfd.take() {
-            let fd = fd.into_inner();
+            // `None` only if a registration panicked half-way (no IO driver): nothing to do.
+            let Some(fd) = fd.into_owned() else { return };
             if self.kill_on_drop {
                 let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             }
             reaper::adopt_then(fd, self.run.drop_cleanup());
+        }
+    }
+}
+
+/// The container's pidfd, registered with a tokio reactor only once awaited.
+///
+/// Registering at spawn would tie the container to the spawning runtime's reactor: awaited
+/// from another runtime after that one shut down, `readable()` fails ("A Tokio 1.x
+/// context was found, but it is being shutdown"). tokio's own `Child` can be awaited from
+/// any runtime, so the registration is made by the first `wait()`, on the runtime it runs
+/// on, and made again if that runtime is gone by a later `wait()`.
+#[derive(Debug)]
+enum Pidfd {
+    Plain(OwnedFd),
+    Registered(AsyncFd<OwnedFd>),
+    /// Only while switching between the two (left behind only if registering panicked,
+    /// on a runtime without an IO driver).
+    Moving,
+}
+
+impl Pidfd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Pidfd::Plain(fd) => fd.as_fd(),
+            Pidfd::Registered(fd) => fd.get_ref().as_fd(),
+            Pidfd::Moving => unreachable!("a pidfd is never left moving"),
+        }
+    }
+
+    /// The registered pidfd, registering it with the current runtime's reactor first if
+    /// needed. On failure the pidfd stays, unregistered.
+    fn registered(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
+        if let Pidfd::Plain(_) = self {
+            let Pidfd::Plain(fd) = std::mem::replace(self, Pidfd::Moving) else {
+                unreachable!()
+            };
+            // Outside a runtime AsyncFd::new would panic; report it instead.
+            if let Err(e) = tokio::runtime::Handle::try_current() {
+                *self = Pidfd::Plain(fd);
+                return Err(io::Error::other(e));
+            }
+            // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
+            // registered with the reactor.
+            match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+                Ok(reg) => *self = Pidfd::Registered(reg),
+                Err(e) => {
+                    let (fd, err) = e.into_parts();
+                    *self = Pidfd::Plain(fd);
+                    return Err(err);
+                }
+            }
+        }
+        match self {
+            Pidfd::Registered(reg) => Ok(reg),
+            _ => unreachable!("registered just above"),
+        }
+    }
+
+    /// Drops the reactor registration (the runtime it was made with may be gone).
+    fn deregister(&mut self) {
+        if let Pidfd::Registered(_) = self {
+            let Pidfd::Registered(reg) = std::mem::replace(self, Pidfd::Moving) else {
+                unreachable!()
+            };
+            *self = Pidfd::Plain(reg.into_inner());
+        }
+    }
+
+    fn into_owned(self) -> Option<OwnedFd> {
+        match self {
+            Pidfd::Plain(fd) => Some(fd),
+            Pidfd::Registered(reg) => Some(reg.into_inner()),
+            Pidfd::Moving => None,
         }
     }
 }
@@ -255,6 +386,26 @@ pub struct ContainerStdin(pub(crate) pipe::Sender);
 
 /// The supervisor's end of a container's stdout: a [`Stream`](futures::Stream) of
 /// `io::Result<Bytes>` chunks and an [`AsyncRead`] (see `io.rs`).
+///
+/// Pipelines and raw access, as with tokio's `ChildStdin`/`ChildStdout`/`ChildStderr`:
+/// each end is an [`AsFd`], and converts into an [`OwnedFd`], a cellblock [`Stdio`](crate::Stdio) or a
+/// [`std::process::Stdio`] to become another container's (or process's) stream:
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::{Container, Stdio};
+/// let mut echo = Container::builder("/bin/echo").arg("hello")
+///     .stdout(Stdio::piped()).spawn().await?;
+/// let into_tr: Stdio = echo.take_stdout().unwrap().try_into()?;
+/// let tr = Container::builder("/usr/bin/tr").args(["a-z", "A-Z"])
+///     .stdin(into_tr).stdout(Stdio::piped()).spawn().await?;
+/// let (_, out) = tokio::join!(echo.wait(), tr.wait_with_output());
+/// assert_eq!(out?.stdout, b"HELLO\n");
+/// # Ok(()) }
+/// ```
+///
+/// The descriptor handed over is switched back to blocking mode (a program given a
+/// non-blocking stdin would see `EAGAIN`) and deregistered from the reactor.
 #[derive(Debug)]
 pub struct ContainerStdout(pub(crate) pipe::Receiver);
 
@@ -277,6 +428,17 @@ impl AsyncWrite for ContainerStdin {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
+    /// One `writev` for several buffers, as tokio's `ChildStdin` does.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
 }
 
 impl AsyncRead for ContainerStdout {
@@ -298,3 +460,59 @@ impl AsyncRead for ContainerStderr {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
+
+impl From<Output> for std::process::Output {
+    /// The std view (`truncated` is dropped: check it first if an output limit is set).
+    fn from(o: Output) -> std::process::Output {
+        std::process::Output {
+            status: o.status,
+            stdout: o.stdout,
+            stderr: o.stderr,
+        }
+    }
+}
+
+// Pipelines and raw access (see ContainerStdout's docs).
+macro_rules! pipe_conversions {
+    ($t:ty) => {
+        impl AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.0.as_fd().as_raw_fd()
+            }
+        }
+
+        impl TryFrom<$t> for OwnedFd {
+            type Error = io::Error;
+            /// Our end of the pipe, in blocking mode and no longer registered with tokio.
+            fn try_from(p: $t) -> io::Result<OwnedFd> {
+                p.0.into_blocking_fd()
+            }
+        }
+
+        impl TryFrom<$t> for crate::Stdio {
+            type Error = io::Error;
+            /// Another container's stream: the pipe continues there.
+            fn try_from(p: $t) -> io::Result<crate::Stdio> {
+                OwnedFd::try_from(p).map(crate::Stdio::from)
+            }
+        }
+
+        impl TryFrom<$t> for std::process::Stdio {
+            type Error = io::Error;
+            /// A std or tokio `Command`'s stream: the pipe continues there.
+            fn try_from(p: $t) -> io::Result<std::process::Stdio> {
+                OwnedFd::try_from(p).map(std::process::Stdio::from)
+            }
+        }
+    };
+}
+
+pipe_conversions!(ContainerStdin);
+pipe_conversions!(ContainerStdout);
+pipe_conversions!(ContainerStderr);

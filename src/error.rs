@@ -274,7 +274,7 @@ pub enum Error {
     },
 
     /// A setting needs a namespace that the configuration does not create.
-    #[error("invalid container configuration: {option} needs Namespaces::{needs:?} (without it the host's would change)")]
+    #[error("invalid container configuration: {option} needs {} (without it the host's would change)", namespace_consts(*needs))]
     NeedsNamespace {
         /// The builder method.
         option: &'static str,
@@ -320,8 +320,10 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
-    /// `clone()` itself failed: the kernel refused to create the namespaces.
-    #[error("clone() refused to create namespaces {namespaces}: {errno}{}", hint_for_clone(*errno))]
+    /// `clone()` itself failed: the kernel refused to create the namespaces, or the
+    /// process itself could not be created (out of descriptors for its pidfd, out of
+    /// memory or processes); the message says which.
+    #[error("{}: {errno}{}", clone_headline(*namespaces, *errno), hint_for_clone(*errno))]
     Clone {
         /// The namespaces asked for.
         namespaces: Namespaces,
@@ -330,7 +332,7 @@ pub enum Error {
     },
 
     /// The child failed during setup, before its program started.
-    #[error("container setup failed at {stage}: {errno}")]
+    #[error("{}: {errno}{}", setup_headline(*stage, *errno), hint_for_setup(*stage, *errno))]
     Setup {
         /// The step that failed.
         stage: Stage,
@@ -475,13 +477,80 @@ pub enum Error {
     },
 }
 
+/// `Namespaces::PID | Namespaces::MOUNT`, as the constants are written in code.
+fn namespace_consts(ns: Namespaces) -> String {
+    let names: Vec<String> = ns
+        .iter_names()
+        .map(|(name, _)| format!("Namespaces::{name}"))
+        .collect();
+    if names.is_empty() {
+        "no namespace".into()
+    } else {
+        names.join(" | ")
+    }
+}
+
+/// What failed, for [`Error::Clone`]: the namespaces only when they are the likely cause.
+fn clone_headline(namespaces: Namespaces, errno: Errno) -> String {
+    match errno.0 {
+        libc::EMFILE => {
+            "clone() failed: the supervisor has no file descriptor left for the container's \
+             pidfd (its RLIMIT_NOFILE is reached)"
+                .into()
+        }
+        libc::ENFILE => {
+            "clone() failed: the system-wide file table is full (no descriptor for the \
+             container's pidfd)"
+                .into()
+        }
+        libc::ENOMEM | libc::EAGAIN => {
+            "clone() failed: the kernel could not create the process (memory, or a process or \
+             thread limit)"
+                .into()
+        }
+        _ if namespaces.is_empty() => "clone() failed".into(),
+        _ => format!("clone() refused to create namespaces {namespaces}"),
+    }
+}
+
+/// The headline of [`Error::Setup`]: the stage, or what was really too big.
+fn setup_headline(stage: Stage, errno: Errno) -> String {
+    match (stage, errno.0) {
+        // The init is exec'd with the workload's argv and environment (init.rs), so at
+        // either stage E2BIG is about the workload's command line, not the init.
+        (Stage::InitExec | Stage::Execve, libc::E2BIG) => {
+            "container setup failed: the workload's arguments and environment are too long \
+             for execve"
+                .into()
+        }
+        _ => format!("container setup failed at {stage}"),
+    }
+}
+
+fn hint_for_setup(stage: Stage, errno: Errno) -> &'static str {
+    match (stage, errno.0) {
+        (Stage::InitExec | Stage::Execve, libc::E2BIG) => {
+            " (the kernel limits argv + envp to a quarter of the stack rlimit, and each \
+             string to 128 KiB: pass large data through stdin or a file instead)"
+        }
+        (_, libc::EMFILE) => " (a descriptor limit was reached inside the container)",
+        _ => "",
+    }
+}
+
 fn hint_for_clone(errno: Errno) -> &'static str {
     match errno.0 {
+        libc::EMFILE | libc::ENFILE => {
+            " (close descriptors, or raise the limit: ulimit -n / setrlimit(RLIMIT_NOFILE))"
+        }
         libc::EPERM => " (creating namespaces needs CAP_SYS_ADMIN: run as root, or drop host_root() or add Namespaces::USER, so that the container gets a user namespace of its own, where unprivileged user namespaces are allowed)",
         libc::ENOSPC => " (a namespace count limit was reached: see /proc/sys/user/max_*_namespaces)",
         libc::EINVAL => " (the kernel refuses this combination of namespaces)",
         libc::EUSERS => " (user namespaces are nested too deeply)",
-        libc::ENOMEM | libc::EAGAIN => " (out of memory or process limit reached)",
+        libc::ENOMEM | libc::EAGAIN => {
+            " (check free memory, RLIMIT_NPROC, kernel.pid_max/threads-max and the pids \
+             limit of the supervisor's cgroup)"
+        }
         _ => "",
     }
 }
@@ -516,5 +585,132 @@ impl Error {
     }
 }
 
+/// `?` on a cellblock call in a function returning `io::Result`, as with tokio's
+/// `Command`. The kind follows the errno where there is one (`NotFound` for a missing
+/// program, `InvalidInput` for a bad configuration); the message is the error's own and
+/// the cellblock [`Error`] stays reachable with `get_ref`/`into_inner` + `downcast`.
+///
+/// ```
+/// fn run() -> std::io::Result<()> {
+///     Err(cellblock::Error::EmptyProgram)?
+/// }
+/// assert_eq!(run().unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+/// ```
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io { source, .. }
+            | Error::IdMap { source, .. }
+            | Error::Cgroup { source, .. }
+            | Error::CgroupSetting { source, .. } => source.kind(),
+            Error::ProgramNotFound { .. } => io::ErrorKind::NotFound,
+            Error::NotExecutable { .. } => io::ErrorKind::PermissionDenied,
+            Error::EmptyProgram
+            | Error::NulByte { .. }
+            | Error::BadEnvName { .. }
+            | Error::NameTooLong { .. }
+            | Error::NeedsNamespace { .. }
+            | Error::BadCurrentDir { .. }
+            | Error::BadMount { .. }
+            | Error::BadConfig(_)
+            | Error::BadJoin { .. }
+            | Error::Security(_)
+            | Error::BadPassFd { .. }
+            | Error::InvalidLimit { .. } => io::ErrorKind::InvalidInput,
+            Error::NamespaceUnsupported { .. } | Error::Unsupported(_) => {
+                io::ErrorKind::Unsupported
+            }
+            _ => match e.errno() {
+                Some(n) => io::Error::from_raw_os_error(n).kind(),
+                None => io::ErrorKind::Other,
+            },
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// `Result` with cellblock's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 12, bug 11: EMFILE from clone() is about descriptors, not namespaces.
+    #[test]
+    fn clone_out_of_descriptors_says_what_ran_out() {
+        let e = Error::Clone {
+            namespaces: Namespaces::PID | Namespaces::MOUNT,
+            errno: Errno(libc::EMFILE),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("no file descriptor left"), "{msg}");
+        assert!(msg.contains("RLIMIT_NOFILE"), "{msg}");
+        assert!(!msg.contains("refused to create namespaces"), "{msg}");
+        // A namespace refusal still names the namespaces.
+        let e = Error::Clone {
+            namespaces: Namespaces::PID,
+            errno: Errno(libc::EINVAL),
+        };
+        assert!(
+            e.to_string().contains("refused to create namespaces pid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn needs_namespace_lists_constants() {
+        let e = Error::NeedsNamespace {
+            option: "hostname",
+            needs: Namespaces::UTS,
+        };
+        assert!(
+            e.to_string().contains("hostname needs Namespaces::UTS "),
+            "{e}"
+        );
+        let e = Error::NeedsNamespace {
+            option: "mount_proc",
+            needs: Namespaces::PID | Namespaces::MOUNT,
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("Namespaces::PID") && msg.contains("Namespaces::MOUNT"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn e2big_at_the_init_exec_blames_the_workload() {
+        let e = Error::Setup {
+            stage: Stage::InitExec,
+            errno: Errno(libc::E2BIG),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("workload's arguments"), "{msg}");
+        assert!(!msg.contains("exec the init"), "{msg}");
+        // Other failures of that stage keep naming it.
+        let e = Error::Setup {
+            stage: Stage::InitExec,
+            errno: Errno(libc::ENOMEM),
+        };
+        assert!(e.to_string().contains("at exec the init"), "{e}");
+    }
+
+    #[test]
+    fn into_io_error_keeps_kind_and_message() {
+        let e: io::Error = Error::ProgramNotFound {
+            program: "nope".into(),
+            searched: String::new(),
+        }
+        .into();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("program not found"));
+        assert!(e.get_ref().unwrap().downcast_ref::<Error>().is_some());
+        let e: io::Error = Error::Setup {
+            stage: Stage::Chdir,
+            errno: Errno(libc::EACCES),
+        }
+        .into();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    }
+}

@@ -95,7 +95,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         None => None,
     };
 
-    let args: Vec<CString> = std::iter::once(&b.program)
+    let args: Vec<CString> = std::iter::once(b.arg0.as_ref().unwrap_or(&b.program))
         .chain(b.args.iter())
         .enumerate()
         .map(|(i, a)| {

@@ -65,14 +65,14 @@ async fn stdin_channel_applies_backpressure() {
         stuck <= 4 + 2,
         "{stuck} messages of 64 KiB accepted for a container that reads nothing: the channel is not bounded"
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     tokio::time::timeout(WAIT, c.wait()).await.unwrap().unwrap();
     // Control: a container that reads takes all 200 (12.5 MiB) through the same channel,
     // so the bound above is backpressure, not a broken channel.
     let (flowing, mut c) = accepted_sends("/bin/sh", &["-c", "exec cat > /dev/null"]).await;
     assert_eq!(flowing, 200, "a reading container should take every message");
     drop(c.take_stdin());
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     tokio::time::timeout(WAIT, c.wait()).await.unwrap().unwrap();
 }
 
@@ -360,7 +360,7 @@ async fn the_init_runs_from_a_sealed_memfd() {
     // SAFETY: ftruncate on a descriptor we own.
     let r = unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&f), 0) };
     assert_eq!(r, -1);
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     tokio::time::timeout(WAIT, c.wait()).await.unwrap().unwrap();
     let mut buf = Vec::new();
     let mut f = tokio::fs::File::from_std(f);

@@ -236,7 +236,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     let exe = std::fs::read_link(format!("/proc/{}/exe", c.pid())).unwrap();
     assert_eq!(exe, std::fs::canonicalize("/bin/sleep").unwrap());
     assert_ne!(exe, std::env::current_exe().unwrap());
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     // With the built-in init, PID 1 runs the init from a sealed memfd: not the supervisor.
     let mut c = Container::builder("/bin/sleep")
@@ -252,7 +252,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
         exe.display()
     );
     assert_ne!(exe, std::env::current_exe().unwrap());
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 
     // Protection off (no PID namespace, capabilities kept, and host_root(): the default

@@ -67,7 +67,7 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
     assert!(other.contains("OTHER-ERR host id pool"), "{other}");
 
     // B ends (its PID namespace took everything of it): its block is lent again at once.
-    b.kill().unwrap();
+    b.start_kill().unwrap();
     b.wait().await.unwrap();
     let mut c = Container::builder("/bin/sleep")
         .arg("60")
@@ -77,7 +77,7 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
         .await
         .unwrap();
     assert_eq!(block_of(c.pid()), bb);
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 
     // A's daemon ends: A's block may be lent again.
@@ -102,7 +102,7 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
     both.sort();
     assert_eq!(held, both, "both blocks are lent again");
     for mut c in live {
-        c.kill().unwrap();
+        c.start_kill().unwrap();
         c.wait().await.unwrap();
     }
 

@@ -89,7 +89,7 @@ async fn signals_come_back_as_signals() {
         .spawn()
         .await
         .unwrap();
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
     // SIGKILL to a container with an init kills the init: reported as such.
     let mut c = Container::builder("/bin/sleep")
@@ -98,7 +98,7 @@ async fn signals_come_back_as_signals() {
         .spawn()
         .await
         .unwrap();
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
@@ -133,7 +133,7 @@ async fn sigterm_stops_plain_sh_through_init() {
     c.signal(Signal::SIGTERM).unwrap();
     let r = tokio::time::timeout(Duration::from_millis(700), c.wait()).await;
     assert!(r.is_err(), "PID-1 sh ignored SIGTERM");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 
@@ -183,7 +183,7 @@ async fn orphans_are_reaped_inside() {
         "zombies seen from the host: {host:?}"
     );
     assert!(host.len() <= 3, "orphans left: {host:?}");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     assert!(common::eventually(5, || processes_in_pid_ns(ns_ino).is_empty()).await);
 }
@@ -327,7 +327,7 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
         rss(&pid.to_string()) < rss("self"),
         "the init is smaller than the supervisor"
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 

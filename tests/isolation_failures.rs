@@ -80,6 +80,6 @@ async fn failures_leave_no_fd_and_no_zombie() {
         "{:?} vs {before:?}",
         common::open_fds()
     );
-    target.kill().unwrap();
+    target.start_kill().unwrap();
     target.wait().await.unwrap();
 }

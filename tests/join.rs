@@ -90,7 +90,7 @@ async fn join_path_enters_the_namespace_of_that_file() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pod-a\n");
     assert_ne!(common::host("hostname"), "pod-a");
-    a.kill().unwrap();
+    a.start_kill().unwrap();
     a.wait().await.unwrap();
 }
 
@@ -222,7 +222,7 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
         std::process::id() as i32,
         "the exec'd process is the supervisor's child"
     );
-    e.kill().unwrap();
+    e.start_kill().unwrap();
     let status = e.wait().await.unwrap();
     assert!(!status.success());
     // The exit status comes through unchanged.
@@ -234,7 +234,7 @@ async fn exec_runs_inside_a_live_container_and_is_reaped() {
         .await
         .unwrap();
     assert_eq!(status.code(), Some(7));
-    target.kill().unwrap();
+    target.start_kill().unwrap();
     target.wait().await.unwrap();
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
@@ -307,9 +307,9 @@ async fn exec_into_a_user_and_time_namespace() {
         Some("400000"),
         "{uid_line}"
     );
-    e.kill().unwrap();
+    e.start_kill().unwrap();
     e.wait().await.unwrap();
-    target.kill().unwrap();
+    target.start_kill().unwrap();
     target.wait().await.unwrap();
 }
 
@@ -350,6 +350,6 @@ async fn failed_exec_into_a_pid_namespace_leaves_no_zombie() {
         assert_eq!(t.await.unwrap().code(), Some(i as i32));
     }
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
-    target.kill().unwrap();
+    target.start_kill().unwrap();
     target.wait().await.unwrap();
 }

@@ -58,7 +58,7 @@ async fn signal_and_kill_through_the_pidfd() {
     c.signal(Signal::SIGTERM).unwrap();
     assert_eq!(c.wait().await.unwrap().code(), Some(42));
 
-    // kill() is SIGKILL, which even PID 1 cannot ignore.
+    // start_kill() is SIGKILL, which even PID 1 cannot ignore.
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
         .namespaces(Namespaces::PID)
@@ -66,7 +66,7 @@ async fn signal_and_kill_through_the_pidfd() {
         .await
         .unwrap();
     let pid = c.pid();
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
     assert!(!common::alive(pid));
     // After reaping, signalling is refused rather than hitting a recycled pid.
@@ -248,4 +248,159 @@ async fn dropped_container_keeps_running_then_is_reaped() {
         common::eventually(5, || !common::alive(pid)).await,
         "reaped after exit"
     );
+}
+
+// Issue 12, bug 1: `status()` with piped stdout/stderr and a workload that writes more
+// than a pipe holds. tokio closes our ends of every pipe in `status()`, so the workload
+// gets EPIPE/SIGPIPE instead of blocking forever; before the fix this hung.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_closes_stdout_and_stderr_pipes() {
+    let _d = common::deadline("status_closes_stdout_and_stderr_pipes", 60);
+    let mut b = Container::builder("/bin/sh");
+    b.args([
+        "-c",
+        "head -c 1048576 /dev/zero; head -c 1048576 /dev/zero >&2; exit 0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let fut = b.status();
+    let status = tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("status() did not return within 20 s: a piped stream was left open")
+        .unwrap();
+    // `head` died of SIGPIPE or failed with EPIPE; the shell still ran to `exit 0`.
+    assert_eq!(status.code(), Some(0));
+}
+
+// Issue 12, bug 2: `output()` captures stdout and stderr whatever they were set to, as
+// tokio's does. Before the fix `stdout(null)` made `output()` return nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn output_always_captures_stdout_and_stderr() {
+    let _d = common::deadline("output_always_captures_stdout_and_stderr", 60);
+    for (out, err) in [
+        (Stdio::null(), Stdio::null()),
+        (Stdio::inherit(), Stdio::inherit()),
+    ] {
+        let o = Container::builder("/bin/sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .stdout(out)
+            .stderr(err)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(o.stdout, b"out\n");
+        assert_eq!(o.stderr, b"err\n");
+    }
+}
+
+// Issue 12, bug 4: a container spawned in one runtime and awaited in another (the first
+// one shut down). Before the fix the pidfd stayed registered with the dead runtime's
+// reactor and `wait()` failed with "A Tokio 1.x context was found, but it is being
+// shutdown".
+#[test]
+fn spawned_in_one_runtime_waited_in_another() {
+    let _d = common::deadline("spawned_in_one_runtime_waited_in_another", 60);
+    for flavor in ["multi", "current"] {
+        let rt = || {
+            if flavor == "multi" {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            }
+        };
+        let mut c = rt().block_on(async {
+            Container::builder("/bin/sh")
+                .args(["-c", "exit 5"])
+                .namespaces(Namespaces::PID)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .await
+                .unwrap()
+        });
+        let status = rt().block_on(async { c.wait().await.unwrap() });
+        assert_eq!(status.code(), Some(5), "{flavor}");
+    }
+}
+
+// Issue 12, bug 3: killing a container that has been reaped is `Ok`, as tokio's
+// `start_kill()`/`kill()` after `wait()` are (before the fix, `kill()` after `wait()`
+// returned `Err(AlreadyReaped)`); `id()` is `None` from then on. The async `kill()` also
+// reaps.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_after_wait_is_ok_and_kill_reaps() {
+    let _d = common::deadline("kill_after_wait_is_ok_and_kill_reaps", 60);
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", "exit 2"])
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(c.id(), Some(c.pid() as u32));
+    assert_eq!(c.wait().await.unwrap().code(), Some(2));
+    assert_eq!(c.id(), None);
+    c.start_kill().unwrap();
+    c.kill().await.unwrap();
+    // signal() still refuses: it names a signal for a process that is gone.
+    assert!(matches!(
+        c.signal(Signal::SIGTERM),
+        Err(cellblock::Error::AlreadyReaped)
+    ));
+
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .namespaces(Namespaces::PID)
+        .spawn()
+        .await
+        .unwrap();
+    let pid = c.pid();
+    c.kill().await.unwrap();
+    assert_eq!(c.id(), None);
+    assert!(!common::alive(pid), "kill() reaped it");
+    assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+}
+
+// Issue 12, bug 11: an argument list too long for execve is the workload's, not the init's
+// (the init is exec'd with the workload's argv); before the fix the message blamed
+// "exec the init".
+#[tokio::test(flavor = "multi_thread")]
+async fn too_long_an_argument_list_is_blamed_on_the_workload() {
+    let _d = common::deadline("too_long_an_argument_list_is_blamed_on_the_workload", 60);
+    // One string over MAX_ARG_STRLEN (128 KiB): E2BIG at exec, whatever the stack rlimit.
+    let big = "x".repeat(200 * 1024);
+    for pid_ns in [false, true] {
+        let mut b = Container::builder("/bin/true");
+        b.arg(&big);
+        if pid_ns {
+            b.namespaces(Namespaces::PID);
+        }
+        let err = b.spawn().await.unwrap_err();
+        assert_eq!(err.errno(), Some(libc::E2BIG), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("the workload's arguments and environment are too long"),
+            "{msg}"
+        );
+        assert!(!msg.contains("exec the init"), "{msg}");
+    }
+}
+
+// Issue 12, bug 11: a missing namespace is named as the constant to add, not as its Debug
+// form ("needs Namespaces::Namespaces(UTS)" before the fix).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_namespace_is_named_as_its_constant() {
+    let _d = common::deadline("a_missing_namespace_is_named_as_its_constant", 60);
+    let err = Container::builder("/bin/true")
+        .hostname("x")
+        .spawn()
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("needs Namespaces::UTS "), "{msg}");
+    assert!(!msg.contains("Namespaces(UTS)"), "{msg}");
 }

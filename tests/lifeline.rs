@@ -253,7 +253,7 @@ fn containers_outlive_the_thread_that_cloned_them() {
             assert!(c.try_wait().unwrap().is_none());
         }
         for c in &mut cs {
-            c.kill().unwrap();
+            c.start_kill().unwrap();
             c.wait().await.unwrap();
         }
     });

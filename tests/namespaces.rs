@@ -242,7 +242,7 @@ async fn pid_seen_from_host_is_a_normal_pid_with_nspid_1() {
         vec![c.pid().to_string().as_str(), "1"],
         "host pid, then 1 inside"
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     assert_eq!(c.wait().await.unwrap().signal(), Some(libc::SIGKILL));
 }
 
@@ -416,7 +416,7 @@ async fn namespace_ids_differ_exactly_for_created_kinds() {
             expected,
             "only {expected} differs (host_root: {host_root}): {ids} vs {me}"
         );
-        c.kill().unwrap();
+        c.start_kill().unwrap();
         c.wait().await.unwrap();
         assert!(matches!(
             c.namespace_ids(),
@@ -459,8 +459,8 @@ async fn namespace_ids_differ_exactly_for_created_kinds() {
         link.to_string_lossy(),
         format!("net:[{}]", ia.get(Namespaces::NET).unwrap())
     );
-    a.kill().unwrap();
-    b.kill().unwrap();
+    a.start_kill().unwrap();
+    b.start_kill().unwrap();
     a.wait().await.unwrap();
     b.wait().await.unwrap();
 }

@@ -88,7 +88,7 @@ async fn pty_is_the_controlling_terminal_of_a_new_session() {
     assert_ne!(hf[2], mf[2]);
     assert_eq!(hf[3], tty_nr, "host and container agree on the terminal");
     assert_ne!(hf[3], mf[3]);
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 
@@ -127,7 +127,7 @@ async fn pty_channels_and_resize() {
         read_until(&mut output, "WINCH 33 77", &mut acc).await,
         "{acc:?}"
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     // The container is gone: the output channel closes.
     assert!(tokio::time::timeout(Duration::from_secs(10), async {

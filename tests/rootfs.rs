@@ -170,7 +170,7 @@ async fn mounts_never_reach_the_host_and_vanish_on_exit() {
         !during.iter().any(|m| m.starts_with(&root_s)),
         "a container mount shows on the host: {during:?}"
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     let after = common::host_mount_points();
     assert!(!after.iter().any(|m| m.starts_with(&root_s)));

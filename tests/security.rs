@@ -111,7 +111,7 @@ async fn defaults_seen_from_the_host() {
         "{:?}",
         m.get("/sys/firmware")
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     assert_eq!(
         common::host_mount_points(),
@@ -191,7 +191,7 @@ async fn opt_outs_seen_from_the_host() {
     assert_eq!(session_of(c.pid()), session_of(std::process::id() as i32));
     let m = mounts_of(&c.pid().to_string());
     assert!(!m.contains_key("/sys/firmware") || !m["/sys/firmware"].ends_with("tmpfs"));
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 
     // no_new_privs off with capabilities dropped: the filter must be installed while
@@ -210,7 +210,7 @@ async fn opt_outs_seen_from_the_host() {
         ("0", "2")
     );
     assert_eq!(st["CapBnd"], "0000000000000000");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 
     let mut c = Container::builder("/bin/sleep")
@@ -220,7 +220,7 @@ async fn opt_outs_seen_from_the_host() {
         .await
         .unwrap();
     assert_eq!(status_of(c.pid())["Seccomp"], "0");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 
@@ -267,7 +267,7 @@ async fn capability_keep_list_both_sides() {
     for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(st[set], mask, "{set}");
     }
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     // On a host file, as host root (host_root(): the default identity could not chown a
     // host file to host uid 1234, which its user namespace does not map).
@@ -585,7 +585,7 @@ async fn masked_directories_share_one_empty_read_only_tmpfs() {
     assert_eq!(dev[&at("a")], dev[&at("a/b")], "{dev:?}");
     assert_eq!(dev[&at("e")], dev[&at("c")], "{dev:?}");
     assert_ne!(dev[&at("a")], dev[&at("c")], "{dev:?}");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 
     // The default masks: one tmpfs for every masked directory present here, and the
@@ -605,7 +605,7 @@ async fn masked_directories_share_one_empty_read_only_tmpfs() {
         .collect();
     assert!(masked.len() >= 2, "{dev:?}");
     assert!(masked.windows(2).all(|w| w[0] == w[1]), "{dev:?}");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 

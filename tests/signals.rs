@@ -80,7 +80,7 @@ async fn host_sigterm_reaches_the_containers_that_asked() {
     // A plain subscriber saw both, in order.
     assert_eq!(all.recv().await, Some(Signal::SIGUSR1));
     assert_eq!(all.recv().await, Some(Signal::SIGTERM));
-    usr1_only.kill().unwrap();
+    usr1_only.start_kill().unwrap();
     usr1_only.wait().await.unwrap();
 }
 
@@ -145,7 +145,7 @@ async fn host_sigwinch_reaches_a_pty_container() {
                 .unwrap(),
         );
     }
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 

@@ -79,7 +79,7 @@ async fn uptime_inside_is_shifted_and_the_hosts_is_not() {
         ns_inside,
         format!("time:[{}]", ids.get(Namespaces::TIME).unwrap())
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 

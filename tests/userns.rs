@@ -99,7 +99,7 @@ async fn multi_range_maps_user_and_groups_seen_from_both_sides() {
         c.namespace_ids().unwrap().get(Namespaces::USER),
         NamespaceIds::current().unwrap().get(Namespaces::USER)
     );
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }

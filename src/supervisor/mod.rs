@@ -540,7 +540,7 @@ async fn terminate(c: &mut Container, grace: Duration) -> Option<ExitStatus> {
         Ok(r) => r.ok(),
         Err(_) => {
             tracing::debug!(pid = c.pid(), "grace period over, SIGKILL");
-            let _ = c.kill();
+            let _ = c.start_kill();
             c.wait().await.ok()
         }
     }
