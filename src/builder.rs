@@ -277,6 +277,13 @@ impl ContainerBuilder {
     /// Returns once the workload's program has been exec'd (or with the error that kept
     /// it from starting: bad configuration, the kernel refusing the namespaces, or a
     /// failed setup stage inside the child).
+    ///
+    /// Unlike tokio's `Command::spawn` this is async: the clone must not stall a runtime
+    /// worker. **Cancellation:** dropping the future is safe (a half-made child is killed
+    /// and reaped), but on a multi-thread runtime's worker the clone runs inside the poll
+    /// that reaches it (`block_in_place`), so a `tokio::time::timeout` around `spawn()`
+    /// cannot interrupt the clone itself; it fires at the next poll. Waiting for one of the
+    /// 64 spawn slots is cancellable.
     pub async fn spawn(&mut self) -> Result<Container> {
         crate::spawn::spawn(self, Defaults::Spawn).await
     }
