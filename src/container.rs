@@ -396,7 +396,7 @@ pub struct ContainerStdin(pub(crate) pipe::Sender);
 /// use cellblock::{Container, Stdio};
 /// let mut echo = Container::builder("/bin/echo").arg("hello")
 ///     .stdout(Stdio::piped()).spawn().await?;
-/// let into_tr: Stdio = echo.take_stdout().unwrap().try_into()?;
+/// let into_tr: Stdio = echo.take_stdout().unwrap().try_into().expect("a pipe end");
 /// let tr = Container::builder("/usr/bin/tr").args(["a-z", "A-Z"])
 ///     .stdin(into_tr).stdout(Stdio::piped()).spawn().await?;
 /// let (_, out) = tokio::join!(echo.wait(), tr.wait_with_output());
