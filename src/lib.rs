@@ -114,6 +114,7 @@ pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout,
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
+pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};

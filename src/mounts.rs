@@ -167,8 +167,11 @@ impl ContainerBuilder {
         self
     }
 
-    /// Mounts an empty tmpfs at `dst` limited to `size_bytes`, with root directory mode
-    /// `mode` (e.g. `0o1777` for a `/tmp`).
+    /// Mounts an empty tmpfs at `dst` limited to `size_bytes` (rounded up to whole pages),
+    /// with root directory mode `mode` (e.g. `0o1777` for a `/tmp`). A size of 0 (which the
+    /// kernel would take as "no limit"), a size above [`MAX_TMPFS_SIZE`] and a mode above
+    /// `0o7777` are refused with [`Error::BadMount`](crate::Error::BadMount) before anything
+    /// runs.
     pub fn tmpfs_with(&mut self, dst: impl Into<PathBuf>, size_bytes: u64, mode: u32) -> &mut Self {
         self.fs.ops.push(MountOp::Tmpfs {
             dst: dst.into(),
@@ -791,6 +794,7 @@ impl Compiler<'_> {
             }
             MountOp::Tmpfs { dst, size, mode } => {
                 let dst = container_path(dst, "tmpfs destination")?;
+                check_tmpfs(&dst, *size, *mode)?;
                 self.mount_point(&dst, true, "tmpfs destination")?;
                 let data = match size {
                     Some(size) => format!("mode={mode:o},size={size}"),
@@ -904,6 +908,38 @@ impl Compiler<'_> {
 }
 
 /// Validates the file system settings against the namespaces.
+/// The largest tmpfs size accepted: 2^62 bytes (4 EiB). The kernel parses the size into a
+/// 64-bit count of bytes and rounds it up to pages; sizes near 2^64 wrap around to small or
+/// zero limits, and far smaller ones are already beyond any machine.
+pub const MAX_TMPFS_SIZE: u64 = 1 << 62;
+
+/// A tmpfs size of 0 is "no limit" to the kernel, the opposite of what `tmpfs_with` promises;
+/// absurd sizes wrap around in the kernel; mode bits beyond 0o7777 do not exist.
+fn check_tmpfs(dst: &Path, size: Option<u64>, mode: u32) -> Result<()> {
+    let bad = |reason: String| Error::BadMount {
+        what: "tmpfs",
+        path: dst.to_path_buf(),
+        reason,
+    };
+    match size {
+        Some(0) => {
+            return Err(bad(
+                "a size of 0 would mean no limit to the kernel; use tmpfs() for a tmpfs without a limit of its own".into(),
+            ))
+        }
+        Some(n) if n > MAX_TMPFS_SIZE => {
+            return Err(bad(format!(
+                "size {n} bytes is above the largest accepted, {MAX_TMPFS_SIZE} (the kernel's page arithmetic would wrap)"
+            )))
+        }
+        _ => {}
+    }
+    if mode > 0o7777 {
+        return Err(bad(format!("mode {mode:o} has bits beyond 0o7777")));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
     let fs = &b.fs;
     let any = fs.root.is_some() || !fs.ops.is_empty();
