@@ -382,6 +382,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             // Ids of the joined user namespace; we hold every capability in it after
             // setns. Its setgroups may be denied, so only set groups when asked to.
             prepared.ids.set_groups = u.groups.is_some();
+            // The joined namespace's root for the mount steps (mount points made in a
+            // tmpfs need a mapped owner), unless the caller keeps the host's ids.
+            prepared.ids.become_root_if_mapped = !u.host_root;
             if let Some(user) = u.user {
                 prepared.set_user(user);
             } else if !u.host_root {
