@@ -172,9 +172,13 @@ pub fn big_heap(bytes: usize) -> &'static mut [u8] {
 /// turns it back on), no hardening (masks, capability drop, no_new_privs, seccomp, fd
 /// closing, new session), no die-with-supervisor (which without an init means
 /// PR_SET_PDEATHSIG from a spawner thread: two thread handoffs), and the raw loop's empty
-/// environment.
+/// environment; and none of the secure-by-default layers of issue 11 (the default identity's
+/// user namespace, the fresh /dev, read-only /sys).
 pub fn core_only(b: &mut ContainerBuilder) -> &mut ContainerBuilder {
-    b.init(false)
+    b.host_root()
+        .host_dev(true)
+        .writable_sys(true)
+        .init(false)
         .masked_paths(false)
         .seccomp(cellblock::Seccomp::disabled())
         .keep_all_capabilities()
