@@ -78,9 +78,9 @@ impl ContainerBuilder {
     /// so it can then ptrace the init, write its memory and reopen its descriptors: make
     /// the container report exit 0 for a workload that failed, take the init's lifeline,
     /// or keep the namespace's processes from being cleaned up. Use it only to debug the
-    /// init itself (gdb, strace -p) with a trusted workload. Needs the init (a PID
-    /// namespace); otherwise the spawn fails with
-    /// [`Error::NeedsNamespace`](crate::Error::NeedsNamespace).
+    /// init itself (gdb, strace -p) with a trusted workload. Needs the init: without a PID
+    /// namespace the spawn fails with [`Error::NeedsNamespace`](crate::Error::NeedsNamespace),
+    /// with `init(false)` with [`Error::BadConfig`](crate::Error::BadConfig).
     ///
     /// ```no_run
     /// # async fn demo() -> cellblock::Result<()> {
@@ -186,11 +186,16 @@ pub(crate) fn prepare(
         });
     }
     let uses_init = cfg.init.unwrap_or(pid_ns);
-    if cfg.init_dumpable && !uses_init {
+    if cfg.init_dumpable && !pid_ns {
         return Err(Error::NeedsNamespace {
             option: "init_dumpable",
             needs: Namespaces::PID,
         });
+    }
+    if cfg.init_dumpable && !uses_init {
+        return Err(Error::BadConfig(
+            "init_dumpable(true) with init(false): there is no init to leave dumpable".into(),
+        ));
     }
     // The process-wide pieces are all set up by the first spawn, whatever its kind, so a
     // program (or a leak test) that takes a descriptor/thread baseline after one warm-up

@@ -356,3 +356,115 @@ async fn the_inits_own_failure_is_relayed_with_its_stage() {
     }
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
+
+/// The synchronous fault signals, sent with kill() (here pidfd_send_signal from the host),
+/// reach the workload through the init. The kernel drops them at a PID 1 that leaves them
+/// at SIG_DFL unblocked, which the init used to do. Control: without the init, the same
+/// signal to a PID-1 `sleep` does nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_signals_sent_with_kill_are_forwarded() {
+    let _d = common::deadline("fault_signals_sent_with_kill_are_forwarded", 60);
+    let sigs = [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGABRT,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ];
+    let mut with_init = Vec::new();
+    let mut without = Vec::new();
+    for sig in sigs {
+        for (init, list) in [(true, &mut with_init), (false, &mut without)] {
+            let c = Container::builder("/bin/sleep")
+                .arg("100")
+                .namespaces(ns())
+                .init(init)
+                .kill_on_drop(true)
+                .spawn()
+                .await
+                .unwrap();
+            c.signal(sig).unwrap();
+            list.push((sig, c));
+        }
+    }
+    for (sig, c) in &mut with_init {
+        let st = tokio::time::timeout(Duration::from_secs(10), c.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{sig} was not forwarded"))
+            .unwrap();
+        assert_eq!(st.signal(), Some(*sig as i32), "{sig}: {st:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (sig, c) in &mut without {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "control: {sig} to a PID-1 sleep without handler ended it"
+        );
+        c.kill().unwrap();
+        c.wait().await.unwrap();
+    }
+}
+
+/// The workload gets the container's working directory; the init keeps none of its own
+/// (its cwd is the container's `/`), so it pins no directory for the container's life.
+/// Also: the workload leads a process group of its own, not the init's.
+#[tokio::test(flavor = "multi_thread")]
+async fn init_has_cwd_root_and_the_workload_its_own_group() {
+    let _d = common::deadline("init_has_cwd_root_and_the_workload_its_own_group", 60);
+    let dir = common::rootfs::TempDir::new("init-cwd");
+    let mut c = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "echo $$ $(cut -d' ' -f5 /proc/self/stat) $(cut -d' ' -f5 /proc/1/stat); exec sleep 30",
+        ])
+        .namespaces(ns())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let init = c.pid();
+    let mut lines = c.take_stdout().unwrap().lines();
+    let ids = String::from_utf8(lines.next().await.unwrap().unwrap().to_vec()).unwrap();
+    // pid 2, its group 2 (cut runs in the shell's group), the init's group 1.
+    assert_eq!(ids, "2 2 1", "pid, its pgid, the init's pgid");
+    let workload = common::children_of(init);
+    assert_eq!(workload.len(), 1, "{workload:?}");
+    let cwd = |p: i32| std::fs::read_link(format!("/proc/{p}/cwd")).unwrap();
+    assert_eq!(cwd(workload[0]), dir.path(), "the workload's cwd");
+    assert_eq!(cwd(init), std::path::Path::new("/"), "the init's cwd");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_dumpable_needs_the_init() {
+    for init in [None, Some(false)] {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(if init.is_none() { Namespaces::UTS } else { ns() })
+            .init_dumpable(true);
+        if let Some(i) = init {
+            b.init(i);
+        }
+        let err = b.spawn().await.unwrap_err();
+        match init {
+            None => assert!(
+                matches!(
+                    err,
+                    Error::NeedsNamespace {
+                        option: "init_dumpable",
+                        ..
+                    }
+                ),
+                "{err}"
+            ),
+            Some(_) => assert!(
+                matches!(&err, Error::BadConfig(m) if m.contains("init_dumpable")),
+                "{err}"
+            ),
+        }
+    }
+}
