@@ -200,6 +200,91 @@ async fn workload_stays_dumpable_and_sees_its_own_proc() {
     assert!(ps.contains(" cellblock-init ") && ps.contains(" ps -e"), "{ps}");
 }
 
+const ROOTLESS_ENV: &str = "CELLBLOCK_TEST_ESCAPE_INIT_ROOTLESS";
+
+/// The rootless supervisor of `escape_5_rootless`, when the test binary is re-executed
+/// as uid 65534 with the attacker's path in ROOTLESS_ENV; otherwise does nothing.
+#[test]
+fn rootless_supervisor_process() {
+    let Some(bin) = std::env::var_os(ROOTLESS_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (name, dumpable, attacks) in [
+            ("default", false, "forge,getfd,mem,ptrace"),
+            ("dumpable", true, "forge,ptrace"),
+        ] {
+            let (r, st) = run(Container::builder(&bin)
+                .args(["status", "3", attacks])
+                .namespaces(Namespaces::USER | default_ns())
+                .init_dumpable(dumpable))
+            .await;
+            let mut r: Vec<_> = r.into_iter().collect();
+            r.sort();
+            for (k, v) in r {
+                println!("ROOTLESS {name} {k} {v}");
+            }
+            println!("ROOTLESS {name} status {:?}", st.code());
+        }
+    });
+}
+
+/// Row 5 with a rootless supervisor (uid 65534, `Namespaces::USER`): the same attacks
+/// fail by default; the control (`init_dumpable(true)`) forges exit 0 through ptrace.
+#[test]
+fn escape_5_rootless() {
+    let d = common::deadline("escape_5_rootless", 60);
+    assert!(
+        common::unprivileged_userns_allowed(),
+        "unprivileged user namespaces are disabled here, or setpriv (util-linux) is missing: \
+         the rootless check cannot run"
+    );
+    // Copies readable by uid 65534: the test binary itself (as the supervisor) and the
+    // attacker.
+    let dir = common::rootfs::TempDir::new("escape-init-rootless");
+    let (sup, atk) = (dir.path().join("supervisor"), dir.path().join("attacker"));
+    std::fs::copy(std::env::current_exe().unwrap(), &sup).unwrap();
+    std::fs::copy(attacker_bin(), &atk).unwrap();
+    let (pid, out) = common::rootfs::output_retrying(|| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&sup)
+            .args([
+                "--exact",
+                "rootless_supervisor_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ROOTLESS_ENV, &atk)
+            .current_dir("/");
+        c
+    });
+    d.kill_on_expiry(pid as i32);
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    let line = |name: &str, key: &str| -> String {
+        let prefix = format!("ROOTLESS {name} {key} ");
+        text.lines()
+            .find_map(|l| l.find(&prefix).map(|i| l[i + prefix.len()..].to_string()))
+            .unwrap_or_else(|| panic!("no {name} {key} in:\n{text}"))
+    };
+    assert_eq!(line("default", "forge"), "ERR EACCES");
+    assert_eq!(line("default", "getfd"), "ERR EPERM");
+    assert_eq!(line("default", "mem"), "ERR EACCES");
+    assert_eq!(line("default", "ptrace"), "ERR EPERM");
+    assert_eq!(line("default", "status"), "Some(3)");
+    assert!(line("dumpable", "forge").starts_with("OK"));
+    if cfg!(target_arch = "x86_64") {
+        assert!(line("dumpable", "ptrace").starts_with("OK"));
+        assert_eq!(line("dumpable", "status"), "Some(0)", "forged exit 0 for exit 3");
+    }
+    assert!(out.status.success());
+}
+
 // Row 6 ------------------------------------------------------------------------------------
 
 const SUPERVISOR_ENV: &str = "CELLBLOCK_TEST_ESCAPE_INIT_SUPERVISOR";
