@@ -42,7 +42,9 @@
  * (which is why we set it first thing after ours), a credential change may reset it (we
  * make none), and the workload's own execve gives the workload a fresh, dumpable map of
  * its own, so its /proc/self, `ps` and debuggers work as usual. Between our execve and the
- * prctl no process of the workload exists yet.
+ * prctl no process of the workload exists yet; and since our image is execute-only
+ * (src/init.rs), the kernel usually starts us non-dumpable anyway, which also closes that
+ * window to processes outside the container that share the workload's uid.
  *
  * Report records are 8 bytes: u32 tag, i32 value (native endian). The tags and stage
  * numbers must match src/init.rs and src/error.rs.
@@ -396,8 +398,11 @@ int cmain(long *sp)
     /* First of all, before any process of the workload exists: out of its reach (see
      * the header). Only the caller's explicit debugging opt-out skips it. A failure
      * (impossible for these arguments) is reported like any setup failure. */
-    if (!(flags & FLAG_DUMPABLE)) {
-        long d = sc2(__NR_prctl, PR_SET_DUMPABLE, 0);
+    {
+        /* Usually the kernel made us non-dumpable already (our image is execute-only, see
+         * src/init.rs); this also covers fs.suid_dumpable != 0 and a caller whose kept
+         * capabilities can read the image. The opt-out sets it back to dumpable. */
+        long d = sc2(__NR_prctl, PR_SET_DUMPABLE, (flags & FLAG_DUMPABLE) ? 1 : 0);
         if (d < 0) {
             report(STAGE_INIT_SETUP, (int)-d);
             exit_now(127);

@@ -153,6 +153,15 @@ fn create_memfd() -> io::Result<OwnedFd> {
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } == -1 {
         return Err(io::Error::last_os_error());
     }
+    // Execute-only. The kernel starts a process non-dumpable when it execs an image its
+    // credentials may not read (with the default fs.suid_dumpable = 0), so the init is
+    // out of reach from its very first instruction, not only from its prctl on (the
+    // prctl stays, for hosts where suid_dumpable is set and for capabilities that can
+    // read anything). Our descriptor stays open read-write; exec needs only `x`.
+    // SAFETY: fchmod on our own memfd. man 2 fchmod.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o111) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(fd)
 }
 

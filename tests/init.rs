@@ -305,6 +305,11 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
         exe.to_string_lossy().starts_with("/memfd:cellblock-init"),
         "{exe:?}"
     );
+    // Execute-only (the kernel then starts the init non-dumpable; src/init.rs).
+    let mode = std::os::unix::fs::MetadataExt::mode(
+        &std::fs::metadata(format!("/proc/{pid}/exe")).unwrap(),
+    );
+    assert_eq!(mode & 0o7777, 0o111, "the init's image mode {mode:o}");
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert!(
