@@ -15,7 +15,8 @@
  * What it does (tini-like):
  *   0. makes itself non-dumpable (see "Out of the workload's reach" below);
  *   1. blocks every signal and reads them from a signalfd;
- *   2. starts the workload, in a process group of its own, with a vfork-style clone (see
+ *   2. starts the workload, in a process group of its own (unless it shares the caller's
+ *      terminal, see start_child), with a vfork-style clone (see
  *      vfork_start) and, once that returns, knows whether its execve worked: reports
  *      "started" or (stage, errno) on the report fd; then moves its own cwd to "/";
  *   3. forwards every signal but SIGCHLD to the workload, reaps every child (orphans
@@ -72,6 +73,7 @@ typedef unsigned long size_t;
 #define O_NONBLOCK 04000
 #define WNOHANG 1
 #define TIOCSPGRP 0x5410
+#define TIOCGPGRP 0x540F
 #define PR_SET_DUMPABLE 4
 #define FLAG_TTY 1
 #define FLAG_DUMPABLE 2
@@ -307,8 +309,19 @@ __attribute__((noreturn, used)) void start_child(struct start *s)
 {
     /* A process group of its own (as tini and dumb-init do): the workload's job control
      * and its `kill 0` then cover the workload's processes, not the init. Cannot fail:
-     * we are not a session leader, and the group is our own new one. */
-    sc2(__NR_setpgid, 0, 0);
+     * we are not a session leader, and the group is our own new one.
+     * One exception: a controlling terminal that is not ours to manage (the caller's, with
+     * new_session(false)) whose foreground group is the supervisor's: a new group would
+     * be a background job there and stop on its first terminal read (SIGTTIN), so the
+     * workload stays in the group it shares with the supervisor, as it did before the
+     * init. TIOCGPGRP succeeds only on the caller's controlling terminal. */
+    int pg;
+    int shared_tty = 0;
+    for (int fd = 0; fd < 3 && !(s->flags & FLAG_TTY); fd++)
+        if (sc3(__NR_ioctl, fd, TIOCGPGRP, &pg) == 0)
+            shared_tty = 1;
+    if (!shared_tty)
+        sc2(__NR_setpgid, 0, 0);
     if (s->flags & FLAG_TTY) {
         /* In the foreground of the terminal, so that ^C reaches the workload once (not the
          * init too). SIGTTOU is still blocked here, which is what lets a background group

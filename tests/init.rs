@@ -473,3 +473,74 @@ async fn init_dumpable_needs_the_init() {
         }
     }
 }
+
+const TTY_HELPER_ENV: &str = "CELLBLOCK_TEST_INIT_TTY_HELPER";
+
+/// Run by `shared_terminal_keeps_the_workload_in_the_foreground` inside `script` (a
+/// session with a terminal); otherwise does nothing.
+#[test]
+fn tty_helper_process() {
+    if std::env::var_os(TTY_HELPER_ENV).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for new_session in [false, true] {
+            let out = Container::builder("/bin/sh")
+                .args(["-c", "ps -o pgid=,tpgid= -p $$ | tr -s ' '"])
+                .namespaces(ns())
+                .new_session(new_session)
+                .stdin(Stdio::inherit())
+                .stdout(Stdio::piped())
+                .output()
+                .await
+                .unwrap();
+            println!(
+                "TTYCASE new_session={new_session} {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+    });
+}
+
+/// With `new_session(false)` the workload shares the caller's terminal: it then stays in
+/// the foreground group (a group of its own would be a background job and stop on its
+/// first terminal read). With the default new session there is no terminal, and the
+/// workload leads its own group.
+#[test]
+fn shared_terminal_keeps_the_workload_in_the_foreground() {
+    let d = common::deadline("shared_terminal_keeps_the_workload_in_the_foreground", 60);
+    let exe = std::env::current_exe().unwrap();
+    let cmd = format!(
+        "{} --exact tty_helper_process --nocapture --test-threads=1",
+        exe.display()
+    );
+    let child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env(TTY_HELPER_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is needed to give the test a terminal");
+    d.kill_on_expiry(child.id() as i32);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let case = |s: &str| -> Vec<i64> {
+        let l = text
+            .lines()
+            .find_map(|l| l.split_once(&format!("TTYCASE new_session={s} ")))
+            .unwrap_or_else(|| panic!("no case {s} in {text}"))
+            .1;
+        l.split_whitespace().map(|v| v.parse().unwrap()).collect()
+    };
+    // Shared terminal: the workload's group (seen from inside: 0, the supervisor's group
+    // is outside the namespace) is the terminal's foreground group.
+    let shared = case("false");
+    assert_eq!(shared.len(), 2, "{text}");
+    assert_eq!(shared[0], shared[1], "workload pgid = terminal foreground: {text}");
+    // New session: no terminal (tpgid -1), its own group (pid 2).
+    assert_eq!(case("true"), vec![2, -1], "{text}");
+}
