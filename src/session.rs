@@ -43,7 +43,9 @@ impl ContainerBuilder {
     /// The init forwards every signal but SIGCHLD to the workload (including SIGSEGV,
     /// SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP and SIGSYS sent with `kill()`, which the
     /// kernel would drop at a PID 1 without a handler), starts it in a process group of
-    /// its own, keeps no working directory of its own (its cwd is `/`), reaps orphans, ends
+    /// its own (except when it shares the caller's controlling terminal, with
+    /// [`new_session(false)`](Self::new_session), where it stays in the foreground group),
+    /// keeps no working directory of its own (its cwd is `/`), reaps orphans, ends
     /// whatever the workload leaves behind (SIGTERM, a grace period, SIGKILL), and kills
     /// the container if the supervisor process dies. [`Container::wait`](crate::Container::wait)
     /// reports the workload's own status. The init is out of the workload's reach: it makes
