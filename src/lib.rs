@@ -111,7 +111,7 @@ pub use builder::ContainerBuilder;
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
-pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
+pub use limits::{Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, RLIM_INFINITY};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};

@@ -22,6 +22,35 @@ pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 /// expires.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
 
+/// The pids budget every container gets unless the caller sets its own
+/// ([`pids_limit`](ContainerBuilder::pids_limit)) or opts out
+/// ([`default_budget(false)`](ContainerBuilder::default_budget)).
+///
+/// Why 1024: a container's processes and threads count against every cgroup above it,
+/// the supervisor's own included, and on a host without a pids limit against the
+/// kernel's `pid_max` (32768 by default, the figure on the test machine). 1024 is 3% of
+/// that, so one runaway container cannot use up the pid space, and it is a fifth of the
+/// budget systemd gives a service by default (`DefaultTasksMax=15%` of 32768 = 4915), so
+/// a supervisor running as a service keeps most of its own budget with a runaway
+/// container or two. It is ample for ordinary workloads (a shell pipeline needs a handful,
+/// a `make -j8` build a few dozen, a JVM a few hundred threads); podman's default
+/// (`pids_limit = 2048` in containers.conf) is of the same order.
+pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
+
+/// The CPU weight of all containers *together* against the supervisor's own threads,
+/// in `cpu.weight` units (1..=10000, kernel default 100): 10, i.e. v1 `cpu.shares` 102
+/// against 1024 per supervisor thread.
+///
+/// It is written to the shared `cellblock` directory that holds the containers' cgroups
+/// (when cellblock creates it, or finds it at the kernel's default), because that
+/// directory is what competes with the supervisor's threads for CPU: weights only count
+/// between siblings, and the containers' own cgroups are siblings of each other, not of
+/// the supervisor. Under contention the containers together then get about a tenth of
+/// what one busy supervisor thread gets; on an otherwise idle CPU they get all of it. A
+/// container's own [`cpu_weight`](ContainerBuilder::cpu_weight) shares that out among
+/// containers.
+pub const CONTAINERS_CPU_WEIGHT: u64 = 10;
+
 /// A resource for [`ContainerBuilder::rlimit`] (`RLIMIT_*`, see `man 2 setrlimit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -103,6 +132,8 @@ pub(crate) struct Limits {
     pub(crate) accounting: bool,
     pub(crate) cgroup_version: CgroupVersion,
     pub(crate) cgroup_parent: Option<PathBuf>,
+    /// `default_budget(false)`: no default pids budget, no CPU weighting.
+    pub(crate) no_default_budget: bool,
 }
 
 impl Limits {
@@ -115,6 +146,23 @@ impl Limits {
             || self.cpu.is_some()
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
+    }
+
+    /// Whether the default budget applies ([`DEFAULT_PIDS_LIMIT`],
+    /// [`CONTAINERS_CPU_WEIGHT`]).
+    pub(crate) fn default_budget(&self) -> bool {
+        !self.no_default_budget
+    }
+
+    /// The pids limit to write: the caller's, else the default budget's.
+    pub(crate) fn effective_pids(&self) -> Option<u64> {
+        self.pids
+            .or_else(|| self.default_budget().then_some(DEFAULT_PIDS_LIMIT))
+    }
+
+    /// Whether a limit of the caller's needs the cpu controller.
+    pub(crate) fn wants_cpu(&self) -> bool {
+        self.cpu.is_some() || self.cpu_weight.is_some()
     }
 
     /// The CFS quota for [`cpu_limit`](ContainerBuilder::cpu_limit), in µs per period.
@@ -236,6 +284,18 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
     l.validate()?;
     let cgroup = if l.wants_cgroup() {
         Some(Arc::new(Cgroup::create(l)?))
+    } else if l.default_budget() {
+        // Best effort: a supervisor that may not create cgroups (rootless without a
+        // delegated subtree, a read-only cgroupfs, a v2 cgroup that holds processes) spawns
+        // as it did before, without the budget; see `default_budget` for what that leaves
+        // unprotected.
+        match Cgroup::create_budget(l) {
+            Ok(cg) => Some(Arc::new(cg)),
+            Err(e) => {
+                budget_unavailable(&e);
+                None
+            }
+        }
     } else {
         None
     };
@@ -260,6 +320,21 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
         procs_raw,
         rlimits,
     })
+}
+
+/// Says once per process why containers run without the default budget.
+fn budget_unavailable(e: &Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            error = %e,
+            "containers run without the default pids budget and CPU weight (their processes \
+             count against the supervisor's own); give a delegated cgroup with cgroup_parent() \
+             to get them"
+        );
+    } else {
+        tracing::debug!(error = %e, "no default budget for this container");
+    }
 }
 
 impl PreparedResources {
@@ -313,9 +388,57 @@ impl ContainerBuilder {
     }
 
     /// Limits the number of processes and threads in the container (`pids.max`); a fork
-    /// beyond it fails with EAGAIN. Contains fork bombs.
+    /// beyond it fails with EAGAIN. Contains fork bombs. Replaces the
+    /// [default budget](Self::default_budget)'s [`DEFAULT_PIDS_LIMIT`], higher or lower.
     pub fn pids_limit(&mut self, max: u64) -> &mut Self {
         self.limits.pids = Some(max);
+        self
+    }
+
+    /// Whether the container gets the default budget (default `true`): a cgroup of its own
+    /// with `pids.max` = [`DEFAULT_PIDS_LIMIT`] unless [`pids_limit`](Self::pids_limit)
+    /// says otherwise, placed under the shared `cellblock` cgroup whose CPU weight
+    /// ([`CONTAINERS_CPU_WEIGHT`]) is below the supervisor's own. Together they keep a
+    /// runaway container (a fork bomb, a busy loop in every process) from using up the
+    /// supervisor's pids, failing its next spawn with EAGAIN, or pushing its timers late.
+    ///
+    /// What it costs: one cgroup directory (the `pids` one) made before the clone and
+    /// removed after the reaping, and the child joins two cgroups (`pids`, and on v1 the
+    /// shared `cpu` directory, which is never made or removed per container). On v2 it is
+    /// one directory with the `pids` controller.
+    ///
+    /// `false` brings back the old behaviour: a container with no limit of the caller's
+    /// has no cgroup and its processes count against the supervisor's own cgroup. **Risk:**
+    /// a fork bomb in it can then use up the supervisor's (or the host's) pids, so that the
+    /// supervisor's next spawn and its own threads fail with EAGAIN, and its busy processes
+    /// compete with the supervisor's threads at full weight. Turn it off only for trusted
+    /// workloads, or when the caller bounds them otherwise (its own `pids_limit` is kept
+    /// either way).
+    ///
+    /// When the budget cannot be had, the container runs without it, as before, and the
+    /// first such spawn logs a warning (`tracing`) saying why. That is the case for a
+    /// rootless supervisor without a delegated cgroup ([`cgroup_parent`](Self::cgroup_parent)
+    /// gives one), for a read-only cgroupfs (a nested supervisor inside a container), and
+    /// on cgroup v2 when the supervisor's own cgroup holds processes, so that the kernel
+    /// refuses to enable `pids` below it (move the supervisor into a leaf of its own and
+    /// pass the parent with `cgroup_parent`, or run it under systemd with `Delegate=yes`).
+    /// Without the budget **nothing** of the above is protected: the container's processes
+    /// count against the supervisor's cgroup, or for a rootless supervisor against its
+    /// user's `RLIMIT_NPROC` (shared by the supervisor and all its containers), and run at
+    /// the supervisor's CPU weight. What stays protected then is only what the caller sets
+    /// explicitly (an [`rlimit`](Self::rlimit) such as [`Resource::Nproc`] works rootless).
+    /// The caller's explicit limits never fall back: they fail the spawn with a typed error
+    /// as before.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// // A trusted helper that may start many threads: no default budget.
+    /// Container::builder("/usr/bin/make").arg("-j64").default_budget(false);
+    /// // The default budget, but a bigger pids limit.
+    /// Container::builder("/usr/bin/make").arg("-j64").pids_limit(8192);
+    /// ```
+    pub fn default_budget(&mut self, on: bool) -> &mut Self {
+        self.limits.no_default_budget = !on;
         self
     }
 
@@ -327,7 +450,9 @@ impl ContainerBuilder {
     }
 
     /// Relative CPU share under contention, 1..=10000 (default 100): `cpu.weight` (v2);
-    /// v1 `cpu.shares` = weight × 1024 / 100.
+    /// v1 `cpu.shares` = weight × 1024 / 100. It weighs this container against the other
+    /// containers (its siblings under the shared `cellblock` cgroup); the containers
+    /// together weigh [`CONTAINERS_CPU_WEIGHT`] against the supervisor's own threads.
     pub fn cpu_weight(&mut self, weight: u64) -> &mut Self {
         self.limits.cpu_weight = Some(weight);
         self

@@ -105,6 +105,16 @@ pub(crate) struct Stats {
     pub(crate) pids_refused: Option<u64>,
 }
 
+/// What a cgroup is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The caller asked for limits or accounting: every accounting controller, the
+    /// caller's limits, the default budget where the caller set no limit of its own.
+    Full,
+    /// The default budget only (`pids`, and the weighted shared `cpu` on v1).
+    Budget,
+}
+
 /// A container's cgroup, on either backend.
 #[derive(Debug)]
 pub(crate) struct Cgroup {
@@ -120,8 +130,22 @@ enum Backend {
 }
 
 impl Cgroup {
-    /// Creates the container's cgroup and writes its limits. On error nothing is left.
+    /// Creates the container's cgroup and writes its limits (the caller's, and the
+    /// default budget's where the caller set none). On error nothing is left.
     pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
+        Cgroup::create_as(limits, Mode::Full)
+    }
+
+    /// The default budget alone, for a container with no limit of the caller's: the
+    /// `pids` cgroup with [`DEFAULT_PIDS_LIMIT`](crate::DEFAULT_PIDS_LIMIT) and the
+    /// weighted shared `cpu` directory (v1), or one v2 cgroup with `pids`. No accounting
+    /// controllers, to keep the spawn cheap. On error nothing is left, and the caller goes
+    /// on without a cgroup.
+    pub(crate) fn create_budget(limits: &Limits) -> Result<Cgroup> {
+        Cgroup::create_as(limits, Mode::Budget)
+    }
+
+    fn create_as(limits: &Limits, mode: Mode) -> Result<Cgroup> {
         let version = match limits.cgroup_version {
             CgroupVersion::Auto => match CgroupLayout::detect() {
                 Ok(CgroupLayout::Unified) => CgroupVersion::V2,
@@ -136,8 +160,8 @@ impl Cgroup {
         };
         let name = unique_name();
         let backend = match version {
-            CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::create(limits, &name)?),
-            _ => Backend::V1(v1::V1Cgroup::create(limits, &name)?),
+            CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::create(limits, &name, mode)?),
+            _ => Backend::V1(v1::V1Cgroup::create(limits, &name, mode)?),
         };
         Ok(Cgroup {
             backend,
@@ -145,10 +169,14 @@ impl Cgroup {
         })
     }
 
-    /// `cgroup.procs` of every directory the child must join, opened for writing.
+    /// `cgroup.procs` of every directory the child must join, opened for writing: the
+    /// container's own, and on v1 the shared `cpu` one of the default budget.
     pub(crate) fn open_procs(&self) -> Result<Vec<OwnedFd>> {
-        self.dirs()
-            .iter()
+        let dirs = match &self.backend {
+            Backend::V1(c) => c.join_dirs(),
+            Backend::V2(c) => vec![c.dir().to_path_buf()],
+        };
+        dirs.iter()
             .map(|d| {
                 let p = d.join("cgroup.procs");
                 fs::OpenOptions::new()
@@ -160,7 +188,8 @@ impl Cgroup {
             .collect()
     }
 
-    /// The container's directories (one per hierarchy on v1, one on v2).
+    /// The container's own directories (one per hierarchy on v1, one on v2); not the
+    /// shared ones it also joins.
     pub(crate) fn dirs(&self) -> Vec<PathBuf> {
         match &self.backend {
             Backend::V1(c) => c.dirs(),
@@ -234,11 +263,13 @@ impl Cgroup {
         }
     }
 
+    /// The shared `cellblock` directories this cgroup holds a use of (see
+    /// [`acquire_parent`]).
     fn parents(&self) -> Vec<PathBuf> {
-        self.dirs()
-            .iter()
-            .filter_map(|d| d.parent().map(Path::to_path_buf))
-            .collect()
+        match &self.backend {
+            Backend::V1(c) => c.parent_dirs(),
+            Backend::V2(c) => c.dir().parent().map(Path::to_path_buf).into_iter().collect(),
+        }
     }
 
     fn release_parents(&self) {

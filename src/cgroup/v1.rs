@@ -1,9 +1,17 @@
 //! cgroup v1 backend: one directory per hierarchy the container joins.
 //!
-//! Joined always when mounted: `memory` (peak usage, OOM kills), `cpuacct` (user and
-//! system CPU time), `pids` (peak process count, refused forks) and `freezer` (to kill a
-//! whole tree without racing forks). Joined when a limit needs them: `cpu` (quota,
-//! shares) and `cpuset`. Co-mounted controllers (`cpu,cpuacct`) share one directory.
+//! With limits or accounting ([`Mode::Full`]) the container gets a directory of its own
+//! in every hierarchy that is mounted (and writable) of: `memory` (peak usage, OOM kills),
+//! `cpuacct` (user and system CPU time), `pids` (peak process count, refused forks, the
+//! default budget) and `freezer` (to kill a whole tree without racing forks); and where a
+//! limit needs them, `cpu` (quota, shares) and `cpuset`. Only a hierarchy a limit of the
+//! caller's needs is an error when it cannot be had. Co-mounted controllers
+//! (`cpu,cpuacct`) share one directory.
+//!
+//! The default budget alone ([`Mode::Budget`]) makes one directory, `pids`, and joins the
+//! shared `cellblock` directory of `cpu` (weighted below the supervisor's threads, see
+//! [`CONTAINERS_CPU_WEIGHT`]) without making one: a mkdir, a write and an rmdir per
+//! container instead of five of each.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,10 +19,10 @@ use std::time::Duration;
 
 use super::{
     acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
-    read_u64, release_parent, v1_hierarchy, write, write_setting, Stats,
+    read_u64, release_parent, v1_hierarchy, write, write_setting, Mode, Stats,
 };
 use crate::error::{Error, Result};
-use crate::limits::{Limits, CPU_PERIOD_US};
+use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 
 /// One hierarchy's directory of this container.
 #[derive(Debug, Clone)]
@@ -23,6 +31,10 @@ struct Dir {
     controllers: Vec<&'static str>,
     mount: PathBuf,
     path: PathBuf,
+    /// The shared `cellblock` directory itself, joined but not made or removed per
+    /// container (the default budget's `cpu`): never signalled, frozen or removed as this
+    /// container's.
+    shared: bool,
 }
 
 /// A container's cgroup on v1.
@@ -31,12 +43,28 @@ pub(crate) struct V1Cgroup {
     dirs: Vec<Dir>,
 }
 
+/// Where a controller goes, and why.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Not at all.
+    No,
+    /// A directory of the container's own, needed by a limit of the caller's: an error
+    /// if it cannot be had.
+    Needed,
+    /// A directory of its own, for accounting or the default budget: skipped if the
+    /// controller is not mounted or the directory cannot be made.
+    Optional,
+    /// The shared `cellblock` directory (the default budget's CPU weight), skipped if it
+    /// cannot be had.
+    Shared,
+}
+
 impl V1Cgroup {
     /// Creates one directory per hierarchy and writes the limits. On error, removes what
     /// it made.
-    pub(crate) fn create(limits: &Limits, name: &str) -> Result<V1Cgroup> {
+    pub(crate) fn create(limits: &Limits, name: &str, mode: Mode) -> Result<V1Cgroup> {
         let mut cg = V1Cgroup { dirs: Vec::new() };
-        match cg.fill(limits, name) {
+        match cg.fill(limits, name, mode) {
             Ok(()) => Ok(cg),
             Err(e) => {
                 cg.discard();
@@ -45,33 +73,41 @@ impl V1Cgroup {
         }
     }
 
-    fn fill(&mut self, limits: &Limits, name: &str) -> Result<()> {
-        // (controller, needed by a limit, joined even without a limit)
+    fn fill(&mut self, limits: &Limits, name: &str, mode: Mode) -> Result<()> {
+        let full = mode == Mode::Full;
+        let need_or = |needed: bool, otherwise: Want| if needed { Want::Needed } else { otherwise };
+        let opt_if = |b: bool| if b { Want::Optional } else { Want::No };
+        // The default budget's CPU weight: the container joins the shared, weighted
+        // `cellblock` directory, unless a limit of the caller's needs a `cpu` directory of
+        // its own (which is under that same `cellblock`).
+        let cpu_default = if limits.default_budget() { Want::Shared } else { Want::No };
         let wanted = [
             (
                 "memory",
-                limits.memory.is_some() || limits.memory_swap.is_some(),
-                true,
+                need_or(limits.memory.is_some() || limits.memory_swap.is_some(), opt_if(full)),
             ),
-            ("cpuacct", false, true),
-            ("pids", limits.pids.is_some(), true),
-            ("freezer", false, true),
+            ("cpuacct", opt_if(full)),
             (
-                "cpu",
-                limits.cpu.is_some() || limits.cpu_weight.is_some(),
-                false,
+                "pids",
+                need_or(
+                    limits.pids.is_some(),
+                    opt_if(full || limits.effective_pids().is_some()),
+                ),
             ),
-            ("cpuset", limits.cpuset.is_some(), false),
+            ("freezer", opt_if(full)),
+            ("cpu", need_or(limits.wants_cpu(), cpu_default)),
+            ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
         ];
-        for (ctrl, needed, always) in wanted {
-            if !needed && !always {
+        let mut first_err = None;
+        for (ctrl, want) in wanted {
+            if want == Want::No {
                 continue;
             }
             let found = v1_hierarchy(ctrl).map_err(|e| {
                 Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}"))
             })?;
             let Some((mount, own)) = found else {
-                if needed {
+                if want == Want::Needed {
                     return Err(Error::CgroupUnavailable(format!(
                         "the cgroup v1 {ctrl} controller is not mounted on this host"
                     )));
@@ -79,50 +115,97 @@ impl V1Cgroup {
                 continue;
             };
             if let Some(d) = self.dirs.iter_mut().find(|d| d.mount == mount) {
+                // Co-mounted (`cpu,cpuacct`): one directory serves both. A shared one must
+                // not receive a limit of this container's.
+                if d.shared && want == Want::Needed {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "the {ctrl} controller is co-mounted with {:?} in a way cellblock does \
+                         not support; use default_budget(false)",
+                        d.controllers
+                    )));
+                }
                 d.controllers.push(ctrl);
                 continue;
             }
             let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
             let parent = base.join("cellblock");
             let is_cpuset = fs::metadata(mount.join("cpuset.cpus")).is_ok();
+            let is_cpu = fs::metadata(mount.join("cpu.shares")).is_ok();
             let init = move |dir: &Path| {
                 if is_cpuset {
-                    inherit_cpuset(dir)
-                } else {
-                    Ok(())
+                    inherit_cpuset(dir)?;
                 }
+                if is_cpu {
+                    weigh_containers(dir);
+                }
+                Ok(())
             };
-            acquire_parent(&parent, &init)?;
-            let leaf = match create_leaf(&parent, name, &init) {
-                Ok(l) => l,
+            let made = self.add_dir(ctrl, &mount, &parent, name, &init, want == Want::Shared);
+            match made {
+                Ok(()) => {}
+                Err(e) if want == Want::Needed => return Err(e),
                 Err(e) => {
-                    release_parent(&parent);
-                    return Err(e);
+                    // Only what the caller asked for may fail a spawn. A rootless
+                    // supervisor with a delegated subtree of some controllers but not
+                    // others gets what it can.
+                    tracing::debug!(controller = ctrl, error = %e, "skipping an optional cgroup");
+                    first_err.get_or_insert(e);
+                    continue;
                 }
-            };
-            self.dirs.push(Dir {
-                controllers: vec![ctrl],
-                mount,
-                path: leaf,
-            });
-            if is_cpuset {
+            }
+            if is_cpuset && want != Want::Shared {
                 // A new v1 cpuset starts with no CPUs and no memory nodes, and a task
                 // cannot join it until both are set.
                 let leaf = &self.dirs[self.dirs.len() - 1].path;
                 inherit_cpuset(leaf)?;
             }
         }
-        if self.dirs.is_empty() {
+        if !self.dirs.iter().any(|d| !d.shared) {
+            if let Some(e) = first_err {
+                return Err(e);
+            }
             return Err(Error::CgroupUnavailable(
-                "no cgroup v1 hierarchy is mounted on this host (use CgroupVersion::Auto or V2)"
+                "no cgroup v1 hierarchy is mounted (or writable) here (use CgroupVersion::Auto or V2)"
                     .into(),
             ));
         }
         self.write_limits(limits)
     }
 
+    /// Acquires `parent` and makes the container's leaf in it (or, `shared`, joins
+    /// `parent` itself).
+    fn add_dir(
+        &mut self,
+        ctrl: &'static str,
+        mount: &Path,
+        parent: &Path,
+        name: &str,
+        init: &dyn Fn(&Path) -> Result<()>,
+        shared: bool,
+    ) -> Result<()> {
+        acquire_parent(parent, init)?;
+        let path = if shared {
+            parent.to_path_buf()
+        } else {
+            match create_leaf(parent, name, init) {
+                Ok(l) => l,
+                Err(e) => {
+                    release_parent(parent);
+                    return Err(e);
+                }
+            }
+        };
+        self.dirs.push(Dir {
+            controllers: vec![ctrl],
+            mount: mount.to_path_buf(),
+            path,
+            shared,
+        });
+        Ok(())
+    }
+
     fn write_limits(&self, l: &Limits) -> Result<()> {
-        if let Some(dir) = self.dir_of("memory") {
+        if let Some(dir) = self.own_dir_of("memory") {
             if let Some(mem) = l.memory {
                 write_setting(dir, "memory.limit_in_bytes", &mem.to_string())?;
             }
@@ -144,10 +227,10 @@ impl V1Cgroup {
                 })?;
             }
         }
-        if let (Some(dir), Some(n)) = (self.dir_of("pids"), l.pids) {
+        if let (Some(dir), Some(n)) = (self.own_dir_of("pids"), l.effective_pids()) {
             write_setting(dir, "pids.max", &n.to_string())?;
         }
-        if let Some(dir) = self.dir_of("cpu") {
+        if let Some(dir) = self.own_dir_of("cpu") {
             if let Some(quota) = l.cpu_quota_us() {
                 write_setting(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
                 write_setting(dir, "cpu.cfs_quota_us", &quota.to_string())?;
@@ -156,36 +239,59 @@ impl V1Cgroup {
                 write_setting(dir, "cpu.shares", &weight_to_shares(w).to_string())?;
             }
         }
-        if let (Some(dir), Some(cpus)) = (self.dir_of("cpuset"), &l.cpuset) {
+        if let (Some(dir), Some(cpus)) = (self.own_dir_of("cpuset"), &l.cpuset) {
             write_setting(dir, "cpuset.cpus", cpus)?;
         }
         Ok(())
     }
 
-    fn dir_of(&self, ctrl: &str) -> Option<&Path> {
+    /// The container's own directory serving `ctrl` (not a shared one).
+    fn own_dir_of(&self, ctrl: &str) -> Option<&Path> {
         self.dirs
             .iter()
-            .find(|d| d.controllers.contains(&ctrl))
+            .find(|d| !d.shared && d.controllers.contains(&ctrl))
             .map(|d| d.path.as_path())
     }
 
     /// The directory whose `cgroup.procs` lists the container's processes (every
     /// directory does; the freezer's is the one we can also freeze).
+    /// Never a shared one: listing and signalling that would reach other containers.
     fn procs_dir(&self) -> Option<&Path> {
-        self.dir_of("freezer")
-            .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
+        self.own_dir_of("freezer").or_else(|| {
+            self.dirs
+                .iter()
+                .find(|d| !d.shared)
+                .map(|d| d.path.as_path())
+        })
     }
 
+    /// The container's own directories (removed when it is over).
     pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.shared)
+            .map(|d| d.path.clone())
+            .collect()
+    }
+
+    /// Every directory the child joins: its own and the shared ones.
+    pub(crate) fn join_dirs(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// The shared `cellblock` directories this cgroup counts as a user of.
+    pub(crate) fn parent_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().filter_map(Dir::parent).collect()
     }
 
     /// Removes what `create` made so far (nothing can be inside yet).
     fn discard(&mut self) {
         for d in self.dirs.drain(..) {
-            let _ = fs::remove_dir(&d.path);
-            if let Some(p) = d.path.parent() {
-                release_parent(p);
+            if !d.shared {
+                let _ = fs::remove_dir(&d.path);
+            }
+            if let Some(p) = d.parent() {
+                release_parent(&p);
             }
         }
     }
@@ -213,7 +319,7 @@ impl V1Cgroup {
             return Ok(());
         };
         let procs = dir.join("cgroup.procs");
-        let freezer = self.dir_of("freezer");
+        let freezer = self.own_dir_of("freezer");
         for _ in 0..50 {
             if let Some(f) = freezer {
                 self.freeze(f, true);
@@ -240,7 +346,7 @@ impl V1Cgroup {
         let Some(dir) = self.procs_dir() else {
             return Ok(());
         };
-        let freezer = self.dir_of("freezer");
+        let freezer = self.own_dir_of("freezer");
         if let Some(f) = freezer {
             self.freeze(f, true);
         }
@@ -253,19 +359,44 @@ impl V1Cgroup {
 
     pub(crate) fn stats(&self) -> Stats {
         let mut s = Stats::default();
-        if let Some(d) = self.dir_of("cpuacct") {
+        if let Some(d) = self.own_dir_of("cpuacct") {
             s.user = read_u64(&d.join("cpuacct.usage_user")).map(Duration::from_nanos);
             s.system = read_u64(&d.join("cpuacct.usage_sys")).map(Duration::from_nanos);
         }
-        if let Some(d) = self.dir_of("memory") {
+        if let Some(d) = self.own_dir_of("memory") {
             s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
             s.oom_kills = read_keyed(&d.join("memory.oom_control"), "oom_kill");
         }
-        if let Some(d) = self.dir_of("pids") {
+        if let Some(d) = self.own_dir_of("pids") {
             s.pids_peak = read_u64(&d.join("pids.peak"));
             s.pids_refused = read_keyed(&d.join("pids.events"), "max");
         }
         s
+    }
+}
+
+impl Dir {
+    /// The `cellblock` directory acquired for it.
+    fn parent(&self) -> Option<PathBuf> {
+        if self.shared {
+            Some(self.path.clone())
+        } else {
+            self.path.parent().map(Path::to_path_buf)
+        }
+    }
+}
+
+/// Gives the shared `cellblock` directory of the `cpu` hierarchy the weight
+/// [`CONTAINERS_CPU_WEIGHT`] against the supervisor's threads, its siblings, unless
+/// someone set another weight than the kernel's default. Best effort: the budget's other
+/// parts do not depend on it.
+fn weigh_containers(dir: &Path) {
+    let shares = dir.join("cpu.shares");
+    if read_u64(&shares) == Some(1024) {
+        let value = weight_to_shares(CONTAINERS_CPU_WEIGHT).to_string();
+        if let Err(e) = write(&shares, &value) {
+            tracing::debug!(path = %shares.display(), error = %e, "cannot weigh the containers");
+        }
     }
 }
 
