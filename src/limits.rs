@@ -38,18 +38,27 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
 pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
 
 /// The CPU weight of all containers *together* against the supervisor's own threads,
-/// in `cpu.weight` units (1..=10000, kernel default 100): 10, i.e. v1 `cpu.shares` 102
+/// in `cpu.weight` units (1..=10000, kernel default 100): 50, i.e. v1 `cpu.shares` 512
 /// against 1024 per supervisor thread.
 ///
-/// It is written to the shared `cellblock` directory that holds the containers' cgroups
-/// (when cellblock creates it, or finds it at the kernel's default), because that
-/// directory is what competes with the supervisor's threads for CPU: weights only count
-/// between siblings, and the containers' own cgroups are siblings of each other, not of
-/// the supervisor. Under contention the containers together then get about a tenth of
-/// what one busy supervisor thread gets; on an otherwise idle CPU they get all of it. A
-/// container's own [`cpu_weight`](ContainerBuilder::cpu_weight) shares that out among
-/// containers.
-pub const CONTAINERS_CPU_WEIGHT: u64 = 10;
+/// It is written to the `cellblock` directory that holds the containers' cgroups (when
+/// cellblock makes it, or finds it at the kernel's default), because that directory is
+/// what competes with the supervisor's threads for CPU: weights only count between
+/// siblings, and the containers' own cgroups are siblings of each other, not of the
+/// supervisor. Each container's cgroup weighs as one against the others (a container's
+/// own [`cpu_weight`](ContainerBuilder::cpu_weight) changes that), however many processes
+/// it runs. Under contention the containers together get half of what one busy
+/// supervisor thread (or any other process in the supervisor's cgroup) gets; on an
+/// otherwise idle CPU they get all of it.
+///
+/// Why 50 and not lower: most of the protection comes from the grouping itself (a fork
+/// bomb of 1024 busy processes is one scheduling entity next to the supervisor's timer
+/// thread instead of 1024): measured here, the supervisor's 10 ms timer was at most 6 ms
+/// late under a bomb held by the default budget with weight 50 and with 100 alike, against
+/// up to 167 ms without the budget. A lower weight mostly slows the containers down when
+/// the host is busy: with 10, a `/bin/true` container took 25–31 ms to spawn and reap
+/// while other builds ran on the machine, against about 10 ms with 50 or 100.
+pub const CONTAINERS_CPU_WEIGHT: u64 = 50;
 
 /// A resource for [`ContainerBuilder::rlimit`] (`RLIMIT_*`, see `man 2 setrlimit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -397,15 +406,27 @@ impl ContainerBuilder {
 
     /// Whether the container gets the default budget (default `true`): a cgroup of its own
     /// with `pids.max` = [`DEFAULT_PIDS_LIMIT`] unless [`pids_limit`](Self::pids_limit)
-    /// says otherwise, placed under the shared `cellblock` cgroup whose CPU weight
-    /// ([`CONTAINERS_CPU_WEIGHT`]) is below the supervisor's own. Together they keep a
-    /// runaway container (a fork bomb, a busy loop in every process) from using up the
-    /// supervisor's pids, failing its next spawn with EAGAIN, or pushing its timers late.
+    /// says otherwise, in a CPU cgroup of its own under the shared `cellblock` directory,
+    /// whose CPU weight ([`CONTAINERS_CPU_WEIGHT`]) is below the supervisor's own. Together
+    /// they keep a runaway container (a fork bomb, a busy loop in every process) from using
+    /// up the supervisor's pids, failing its next spawn with EAGAIN, or pushing its timers
+    /// late; and one runaway container from starving the others.
     ///
-    /// What it costs: one cgroup directory (the `pids` one) made before the clone and
-    /// removed after the reaping, and the child joins two cgroups (`pids`, and on v1 the
-    /// shared `cpu` directory, which is never made or removed per container). On v2 it is
-    /// one directory with the `pids` controller.
+    /// The cgroup is the container's like any other (see
+    /// [`Container::cgroup_paths`](crate::Container::cgroup_paths)): a
+    /// [`timeout`](Self::timeout) or [`Container::kill_all`](crate::Container::kill_all)
+    /// reaches every process in it, and the [report](crate::RunReport) has `pids_peak` and
+    /// `pids_limit_hits`. Without limits or accounting of the caller's, it has only the
+    /// `pids` and `cpu` controllers (v1: two directories; v2: one, with `pids` and `cpu`
+    /// enabled where available), for a cheap spawn.
+    ///
+    /// What it costs per container: on v1, two `mkdir`s before the clone, two `rmdir`s
+    /// after the reaping, one write of `pids.max`, and the child's joining of two
+    /// cgroups. Joining a v1 cgroup moves a task between cgroups, which the kernel
+    /// serializes behind a lock that waits for an RCU grace period when no move happened
+    /// recently: that, not the directories, is most of the cost (see the README's
+    /// figures). v2 hosts would avoid it with `CLONE_INTO_CGROUP`, which cellblock does not
+    /// use yet.
     ///
     /// `false` brings back the old behaviour: a container with no limit of the caller's
     /// has no cgroup and its processes count against the supervisor's own cgroup. **Risk:**

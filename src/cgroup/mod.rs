@@ -111,7 +111,7 @@ pub(crate) enum Mode {
     /// The caller asked for limits or accounting: every accounting controller, the
     /// caller's limits, the default budget where the caller set no limit of its own.
     Full,
-    /// The default budget only (`pids`, and the weighted shared `cpu` on v1).
+    /// The default budget only (`pids`, and `cpu` under the weighted `cellblock` on v1).
     Budget,
 }
 
@@ -137,8 +137,8 @@ impl Cgroup {
     }
 
     /// The default budget alone, for a container with no limit of the caller's: the
-    /// `pids` cgroup with [`DEFAULT_PIDS_LIMIT`](crate::DEFAULT_PIDS_LIMIT) and the
-    /// weighted shared `cpu` directory (v1), or one v2 cgroup with `pids`. No accounting
+    /// `pids` cgroup with [`DEFAULT_PIDS_LIMIT`](crate::DEFAULT_PIDS_LIMIT) and a `cpu`
+    /// one under the weighted `cellblock` directory (v1), or one v2 cgroup with `pids`. No accounting
     /// controllers, to keep the spawn cheap. On error nothing is left, and the caller goes
     /// on without a cgroup.
     pub(crate) fn create_budget(limits: &Limits) -> Result<Cgroup> {
@@ -169,14 +169,10 @@ impl Cgroup {
         })
     }
 
-    /// `cgroup.procs` of every directory the child must join, opened for writing: the
-    /// container's own, and on v1 the shared `cpu` one of the default budget.
+    /// `cgroup.procs` of every directory the child must join, opened for writing.
     pub(crate) fn open_procs(&self) -> Result<Vec<OwnedFd>> {
-        let dirs = match &self.backend {
-            Backend::V1(c) => c.join_dirs(),
-            Backend::V2(c) => vec![c.dir().to_path_buf()],
-        };
-        dirs.iter()
+        self.dirs()
+            .iter()
             .map(|d| {
                 let p = d.join("cgroup.procs");
                 fs::OpenOptions::new()
@@ -188,8 +184,7 @@ impl Cgroup {
             .collect()
     }
 
-    /// The container's own directories (one per hierarchy on v1, one on v2); not the
-    /// shared ones it also joins.
+    /// The container's directories (one per hierarchy on v1, one on v2).
     pub(crate) fn dirs(&self) -> Vec<PathBuf> {
         match &self.backend {
             Backend::V1(c) => c.dirs(),
@@ -263,13 +258,11 @@ impl Cgroup {
         }
     }
 
-    /// The shared `cellblock` directories this cgroup holds a use of (see
-    /// [`acquire_parent`]).
     fn parents(&self) -> Vec<PathBuf> {
-        match &self.backend {
-            Backend::V1(c) => c.parent_dirs(),
-            Backend::V2(c) => c.dir().parent().map(Path::to_path_buf).into_iter().collect(),
-        }
+        self.dirs()
+            .iter()
+            .filter_map(|d| d.parent().map(Path::to_path_buf))
+            .collect()
     }
 
     fn release_parents(&self) {

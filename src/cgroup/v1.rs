@@ -8,10 +8,11 @@
 //! caller's needs is an error when it cannot be had. Co-mounted controllers
 //! (`cpu,cpuacct`) share one directory.
 //!
-//! The default budget alone ([`Mode::Budget`]) makes one directory, `pids`, and joins the
-//! shared `cellblock` directory of `cpu` (weighted below the supervisor's threads, see
-//! [`CONTAINERS_CPU_WEIGHT`]) without making one: a mkdir, a write and an rmdir per
-//! container instead of five of each.
+//! The default budget alone ([`Mode::Budget`]) makes two: `pids` (with `pids.max`) and
+//! `cpu`, under the `cpu` hierarchy's `cellblock` directory, which is weighted below the
+//! supervisor's threads ([`CONTAINERS_CPU_WEIGHT`]). A `cpu` directory per container,
+//! rather than all containers in `cellblock` itself, keeps the containers apart too: one
+//! container's thousand busy processes weigh as much as another container's one.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,10 +32,6 @@ struct Dir {
     controllers: Vec<&'static str>,
     mount: PathBuf,
     path: PathBuf,
-    /// The shared `cellblock` directory itself, joined but not made or removed per
-    /// container (the default budget's `cpu`): never signalled, frozen or removed as this
-    /// container's.
-    shared: bool,
 }
 
 /// A container's cgroup on v1.
@@ -54,9 +51,6 @@ enum Want {
     /// A directory of its own, for accounting or the default budget: skipped if the
     /// controller is not mounted or the directory cannot be made.
     Optional,
-    /// The shared `cellblock` directory (the default budget's CPU weight), skipped if it
-    /// cannot be had.
-    Shared,
 }
 
 impl V1Cgroup {
@@ -77,10 +71,9 @@ impl V1Cgroup {
         let full = mode == Mode::Full;
         let need_or = |needed: bool, otherwise: Want| if needed { Want::Needed } else { otherwise };
         let opt_if = |b: bool| if b { Want::Optional } else { Want::No };
-        // The default budget's CPU weight: the container joins the shared, weighted
-        // `cellblock` directory, unless a limit of the caller's needs a `cpu` directory of
-        // its own (which is under that same `cellblock`).
-        let cpu_default = if limits.default_budget() { Want::Shared } else { Want::No };
+        // The default budget's CPU weight: a `cpu` directory under the weighted
+        // `cellblock` one.
+        let cpu_default = opt_if(limits.default_budget());
         let wanted = [
             (
                 "memory",
@@ -115,15 +108,7 @@ impl V1Cgroup {
                 continue;
             };
             if let Some(d) = self.dirs.iter_mut().find(|d| d.mount == mount) {
-                // Co-mounted (`cpu,cpuacct`): one directory serves both. A shared one must
-                // not receive a limit of this container's.
-                if d.shared && want == Want::Needed {
-                    return Err(Error::CgroupUnavailable(format!(
-                        "the {ctrl} controller is co-mounted with {:?} in a way cellblock does \
-                         not support; use default_budget(false)",
-                        d.controllers
-                    )));
-                }
+                // Co-mounted (`cpu,cpuacct`): one directory serves both.
                 d.controllers.push(ctrl);
                 continue;
             }
@@ -140,7 +125,7 @@ impl V1Cgroup {
                 }
                 Ok(())
             };
-            let made = self.add_dir(ctrl, &mount, &parent, name, &init, want == Want::Shared);
+            let made = self.add_dir(ctrl, &mount, &parent, name, &init);
             match made {
                 Ok(()) => {}
                 Err(e) if want == Want::Needed => return Err(e),
@@ -153,14 +138,14 @@ impl V1Cgroup {
                     continue;
                 }
             }
-            if is_cpuset && want != Want::Shared {
+            if is_cpuset {
                 // A new v1 cpuset starts with no CPUs and no memory nodes, and a task
                 // cannot join it until both are set.
                 let leaf = &self.dirs[self.dirs.len() - 1].path;
                 inherit_cpuset(leaf)?;
             }
         }
-        if !self.dirs.iter().any(|d| !d.shared) {
+        if self.dirs.is_empty() {
             if let Some(e) = first_err {
                 return Err(e);
             }
@@ -172,8 +157,7 @@ impl V1Cgroup {
         self.write_limits(limits)
     }
 
-    /// Acquires `parent` and makes the container's leaf in it (or, `shared`, joins
-    /// `parent` itself).
+    /// Acquires `parent` and makes the container's leaf in it.
     fn add_dir(
         &mut self,
         ctrl: &'static str,
@@ -181,25 +165,19 @@ impl V1Cgroup {
         parent: &Path,
         name: &str,
         init: &dyn Fn(&Path) -> Result<()>,
-        shared: bool,
     ) -> Result<()> {
         acquire_parent(parent, init)?;
-        let path = if shared {
-            parent.to_path_buf()
-        } else {
-            match create_leaf(parent, name, init) {
-                Ok(l) => l,
-                Err(e) => {
-                    release_parent(parent);
-                    return Err(e);
-                }
+        let path = match create_leaf(parent, name, init) {
+            Ok(l) => l,
+            Err(e) => {
+                release_parent(parent);
+                return Err(e);
             }
         };
         self.dirs.push(Dir {
             controllers: vec![ctrl],
             mount: mount.to_path_buf(),
             path,
-            shared,
         });
         Ok(())
     }
@@ -245,53 +223,31 @@ impl V1Cgroup {
         Ok(())
     }
 
-    /// The container's own directory serving `ctrl` (not a shared one).
+    /// The container's directory serving `ctrl`.
     fn own_dir_of(&self, ctrl: &str) -> Option<&Path> {
         self.dirs
             .iter()
-            .find(|d| !d.shared && d.controllers.contains(&ctrl))
+            .find(|d| d.controllers.contains(&ctrl))
             .map(|d| d.path.as_path())
     }
 
     /// The directory whose `cgroup.procs` lists the container's processes (every
     /// directory does; the freezer's is the one we can also freeze).
-    /// Never a shared one: listing and signalling that would reach other containers.
     fn procs_dir(&self) -> Option<&Path> {
-        self.own_dir_of("freezer").or_else(|| {
-            self.dirs
-                .iter()
-                .find(|d| !d.shared)
-                .map(|d| d.path.as_path())
-        })
+        self.own_dir_of("freezer")
+            .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
     }
 
-    /// The container's own directories (removed when it is over).
     pub(crate) fn dirs(&self) -> Vec<PathBuf> {
-        self.dirs
-            .iter()
-            .filter(|d| !d.shared)
-            .map(|d| d.path.clone())
-            .collect()
-    }
-
-    /// Every directory the child joins: its own and the shared ones.
-    pub(crate) fn join_dirs(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.path.clone()).collect()
-    }
-
-    /// The shared `cellblock` directories this cgroup counts as a user of.
-    pub(crate) fn parent_dirs(&self) -> Vec<PathBuf> {
-        self.dirs.iter().filter_map(Dir::parent).collect()
     }
 
     /// Removes what `create` made so far (nothing can be inside yet).
     fn discard(&mut self) {
         for d in self.dirs.drain(..) {
-            if !d.shared {
-                let _ = fs::remove_dir(&d.path);
-            }
-            if let Some(p) = d.parent() {
-                release_parent(&p);
+            let _ = fs::remove_dir(&d.path);
+            if let Some(p) = d.path.parent() {
+                release_parent(p);
             }
         }
     }
@@ -372,17 +328,6 @@ impl V1Cgroup {
             s.pids_refused = read_keyed(&d.join("pids.events"), "max");
         }
         s
-    }
-}
-
-impl Dir {
-    /// The `cellblock` directory acquired for it.
-    fn parent(&self) -> Option<PathBuf> {
-        if self.shared {
-            Some(self.path.clone())
-        } else {
-            self.path.parent().map(Path::to_path_buf)
-        }
     }
 }
 

@@ -57,7 +57,16 @@ impl V2Cgroup {
         };
         acquire_parent(&parent, &init)?;
         let made = enable_controllers(&base, &parent, &enable)
-            .and_then(|()| create_leaf(&parent, name, &init));
+            .and_then(|()| {
+                if weigh && !enable.contains(&"cpu") {
+                    // The default budget: `cpu` in every container's cgroup, so that each
+                    // weighs as one against the others (best effort).
+                    if let Err(e) = enable_controllers(&base, &parent, &["cpu"]) {
+                        tracing::debug!(error = %e, "no cpu controller for the containers");
+                    }
+                }
+                create_leaf(&parent, name, &init)
+            });
         let cg = match made {
             Ok(dir) => V2Cgroup { dir },
             Err(e) => {
