@@ -428,6 +428,10 @@ impl ContainerBuilder {
     /// figures). v2 hosts would avoid it with `CLONE_INTO_CGROUP`, which cellblock does not
     /// use yet.
     ///
+    /// When the first process has been reaped, whatever is left in the cgroup is killed
+    /// and the cgroup removed, as for any container with a cgroup: background processes
+    /// of a container without a PID namespace no longer outlive it.
+    ///
     /// `false` brings back the old behaviour: a container with no limit of the caller's
     /// has no cgroup and its processes count against the supervisor's own cgroup. **Risk:**
     /// a fork bomb in it can then use up the supervisor's (or the host's) pids, so that the
@@ -506,13 +510,15 @@ impl ContainerBuilder {
     /// says [`EndReason::TimedOut`](crate::EndReason). The clock starts when the
     /// container has started and runs whether or not anyone awaits it.
     ///
-    /// "The whole container" is its cgroup when it has one (any limit, or
+    /// "The whole container" is its cgroup when it has one (the
+    /// [default budget](Self::default_budget), any limit, or
     /// [`cgroup_accounting`](Self::cgroup_accounting)): every process in it, however
     /// deep, is signalled (v2 `cgroup.kill`; v1 freeze, kill, thaw). Without a cgroup but
     /// with [`Namespaces::PID`], SIGTERM goes to PID 1 (the built-in init passes it on to
     /// the workload; with `init(false)` a workload that is PID 1 ignores it unless it has a
     /// handler) and SIGKILL of PID 1 makes the kernel kill the rest of the namespace.
-    /// With neither, only the first process is signalled: its descendants survive.
+    /// With neither (`default_budget(false)` and no limit, or the budget unavailable), only
+    /// the first process is signalled: its descendants survive.
     pub fn timeout(&mut self, limit: Duration) -> &mut Self {
         self.limits.timeout = Some(limit);
         self
