@@ -389,3 +389,207 @@ fn forkbomb_without_the_budget_starves_the_supervisor() {
     // It filled the supervisor's budget (and no more: the bound held for the host).
     assert!(peak >= SUPERVISOR_BUDGET - 8 && peak <= SUPERVISOR_BUDGET, "{peak}");
 }
+
+// Rootless -------------------------------------------------------------------------------
+
+const ROOTLESS: &str = "CELLBLOCK_BUDGET_ROOTLESS";
+
+/// The supervisor's own directory in the v1 hierarchy of `ctrl`.
+fn own_v1_dir(ctrl: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(path.trim_start_matches('/'));
+    dir.exists().then_some(dir)
+}
+
+/// A rootless supervisor (uid 65534): without a delegated cgroup, spawns work as before,
+/// without the budget (documented: nothing of it is protected then); with a delegated
+/// subtree given by `cgroup_parent`, the default budget applies.
+#[test]
+fn rootless_spawns_work_and_get_the_budget_only_with_delegation() {
+    if let Ok(mode) = std::env::var(ROOTLESS) {
+        return rootless_inner(&mode);
+    }
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = common::deadline("rootless budget", 120);
+    assert!(
+        ["/usr/bin/setpriv", "/bin/setpriv"]
+            .iter()
+            .any(|p| Path::new(p).exists()),
+        "setpriv (Debian package util-linux) is needed: the rootless checks cannot run"
+    );
+    // Delegate pids and cpu (v1) to uid 65534: directories it owns, as systemd's
+    // Delegate=yes or a chown would give it.
+    let name = format!("cellblock-budget-rootless-{}", std::process::id());
+    let mut delegated = Vec::new();
+    if CgroupLayout::detect().unwrap() != CgroupLayout::Unified {
+        for ctrl in ["pids", "cpu"] {
+            let own = own_v1_dir(ctrl).unwrap_or_else(|| panic!("no v1 {ctrl} hierarchy"));
+            let dir = own.join(&name);
+            std::fs::create_dir(&dir).unwrap();
+            for f in ["", "cgroup.procs", "tasks"] {
+                std::os::unix::fs::chown(dir.join(f), Some(65534), Some(65534)).unwrap();
+            }
+            delegated.push(dir);
+        }
+    } else {
+        eprintln!(
+            "unified host: the delegated half is NOT run here (a rootless v2 supervisor must \
+             itself live in the delegated subtree, which needs a systemd scope)"
+        );
+    }
+    let mode = if delegated.is_empty() { "plain".to_owned() } else { name.clone() };
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "rootless_spawns_work_and_get_the_budget_only_with_delegation",
+            "--nocapture",
+        ])
+        .env(ROOTLESS, &mode)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    // From the host: nothing is left in the delegated subtree.
+    let leftovers: Vec<_> = delegated
+        .iter()
+        .map(|d| d.join("cellblock"))
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    for d in &delegated {
+        remove_tree(d);
+    }
+    assert!(out.status.success(), "the unprivileged half failed");
+    assert!(text.contains("ok rootless-no-budget:"), "{text}");
+    if !delegated.is_empty() {
+        assert!(text.contains("ok rootless-delegated-budget:"), "{text}");
+    }
+    assert!(leftovers.is_empty(), "left in the delegated subtree: {leftovers:?}");
+}
+
+fn rootless_inner(mode: &str) {
+    assert_eq!(nix::unistd::geteuid().as_raw(), 65534);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // No delegation: the spawn works as it did before the budget, without a cgroup.
+        let mut c = Container::builder("/bin/sh")
+            .args(["-c", "exit 3"])
+            .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+            .spawn()
+            .await
+            .expect("a rootless spawn with the default budget unavailable still works");
+        assert!(c.cgroup_paths().is_empty());
+        let report = c.wait_with_report().await.unwrap();
+        assert_eq!(report.exit_code, Some(3));
+        assert!(!report.cgroup && report.pids_peak.is_none(), "{report:?}");
+        // The caller's own limit is still an error, not silently dropped.
+        let err = Container::builder("/bin/true")
+            .pids_limit(8)
+            .status()
+            .await
+            .unwrap_err();
+        println!("ok rootless-no-budget: no cgroup; an explicit limit says: {err}");
+        if mode == "plain" {
+            return;
+        }
+        // With a delegated subtree: the default budget.
+        let mut c = Container::builder("/bin/sleep")
+            .arg("30")
+            .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+            .cgroup_parent(mode)
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .unwrap();
+        let dirs = c.cgroup_paths();
+        let pids_max = dirs
+            .iter()
+            .map(|d| d.join("pids.max"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no pids cgroup in {dirs:?}"));
+        let max = std::fs::read_to_string(&pids_max).unwrap();
+        assert_eq!(max.trim(), cellblock::DEFAULT_PIDS_LIMIT.to_string());
+        assert!(
+            dirs.iter().all(|d| d.to_string_lossy().contains(&format!("/{mode}/cellblock/"))),
+            "{dirs:?}"
+        );
+        c.kill_all().await.unwrap();
+        let report = c.wait_with_report().await.unwrap();
+        assert!(report.cgroup && report.pids_peak.is_some(), "{report:?}");
+        println!("ok rootless-delegated-budget: {} = {}", pids_max.display(), max.trim());
+    });
+}
+
+// cgroup v2 --------------------------------------------------------------------------------
+
+/// The default budget on the v2 hierarchy. Where v2 has the pids controller (unified
+/// hosts), the container's cgroup gets `pids.max` = the default budget. Where it has none
+/// (this test machine: hybrid, v2 without controllers), the spawn must still work, without
+/// the budget, and the test says what it could not run.
+#[test]
+fn default_budget_on_cgroup_v2() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _d = common::deadline("default budget on v2", 60);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Container::builder("/bin/sleep")
+            .arg("30")
+            .namespaces(ns())
+            .cgroup_version(CgroupVersion::V2)
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .expect("a default spawn on v2 works with or without the v2 pids controller");
+        let dirs = c.cgroup_paths();
+        if dirs.is_empty() {
+            eprintln!(
+                "NOT RUN here: pids.max and cpu.weight on v2 (this host's v2 hierarchy has no \
+                 controllers; the budget falls back to none, as checked). The v2 controller \
+                 choice is unit-tested in src/cgroup/v2.rs; the v2 join, kill and events in \
+                 tests/cgroup_v2.rs"
+            );
+            assert_eq!(c.cgroup_is_v2(), None);
+        } else {
+            assert_eq!(c.cgroup_is_v2(), Some(true));
+            let max = std::fs::read_to_string(dirs[0].join("pids.max")).unwrap();
+            assert_eq!(max.trim(), cellblock::DEFAULT_PIDS_LIMIT.to_string());
+            let weight = dirs[0].parent().unwrap().join("cpu.weight");
+            match std::fs::read_to_string(&weight) {
+                Ok(w) => assert_eq!(w.trim(), cellblock::CONTAINERS_CPU_WEIGHT.to_string()),
+                Err(e) => eprintln!("NOT RUN here: {} ({e})", weight.display()),
+            }
+        }
+        c.kill_all().await.unwrap();
+        let _ = c.wait().await;
+        // With a limit of the caller's on v2 the controller must be there: a typed error
+        // here, as before the budget.
+        if dirs.is_empty() {
+            let err = Container::builder("/bin/true")
+                .cgroup_version(CgroupVersion::V2)
+                .pids_limit(10)
+                .status()
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("pids controller is not available"), "{err}");
+        }
+        assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
+    });
+}

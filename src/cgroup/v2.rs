@@ -258,3 +258,56 @@ fn enable_controllers(base: &Path, parent: &Path, ctrls: &[&str]) -> Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
+        let mut l = Limits::default();
+        f(&mut l);
+        l
+    }
+
+    #[test]
+    fn the_default_budget_needs_pids_and_falls_back_without_it() {
+        let all = ["cpuset", "cpu", "io", "memory", "pids"];
+        let none: [&str; 0] = [];
+        let defaults = limits(|_| {});
+        // Budget alone: pids needed; memory (accounting) not wanted.
+        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &all), Ok(vec!["pids"]));
+        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &none), Err("pids"));
+        // Full (accounting or a limit): memory and pids when there, never an error for them.
+        assert_eq!(
+            controllers_to_enable(&defaults, Mode::Full, &all),
+            Ok(vec!["memory", "pids"])
+        );
+        assert_eq!(controllers_to_enable(&defaults, Mode::Full, &none), Ok(vec![]));
+        // The caller's limits need their controller, budget or not.
+        let own = limits(|l| {
+            l.pids = Some(5);
+            l.cpu_weight = Some(50);
+            l.no_default_budget = true;
+        });
+        assert_eq!(
+            controllers_to_enable(&own, Mode::Full, &all),
+            Ok(vec!["memory", "pids", "cpu"])
+        );
+        assert_eq!(controllers_to_enable(&own, Mode::Full, &["memory", "cpu"]), Err("pids"));
+        // Opted out, no limit: the pids controller is still enabled for the report.
+        let off = limits(|l| l.no_default_budget = true);
+        assert_eq!(controllers_to_enable(&off, Mode::Full, &all), Ok(vec!["memory", "pids"]));
+    }
+
+    #[test]
+    fn the_default_pids_limit_yields_to_the_callers() {
+        assert_eq!(limits(|_| {}).effective_pids(), Some(crate::DEFAULT_PIDS_LIMIT));
+        assert_eq!(limits(|l| l.pids = Some(9)).effective_pids(), Some(9));
+        assert_eq!(limits(|l| l.no_default_budget = true).effective_pids(), None);
+        let both = limits(|l| {
+            l.no_default_budget = true;
+            l.pids = Some(3);
+        });
+        assert_eq!(both.effective_pids(), Some(3));
+    }
+}
