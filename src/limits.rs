@@ -1,5 +1,5 @@
 //! Resource limits: the builder methods, their validation, and what the parent prepares
-//! for the child (the cgroup, its `cgroup.procs` descriptors, the rlimit table).
+//! for the child (the cgroup, the descriptors it joins through, the rlimit table).
 //!
 //! The cgroup mechanics are in `cgroup/`, the child's steps in `child/resources.rs`, the
 //! timeout watchdog and the per-run report in `report.rs`.
@@ -41,23 +41,24 @@ pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
 /// in `cpu.weight` units (1..=10000, kernel default 100): 50, i.e. v1 `cpu.shares` 512
 /// against 1024 per supervisor thread.
 ///
-/// It is written to the `cellblock` directory that holds the containers' cgroups (when
-/// cellblock makes it, or finds it at the kernel's default), because that directory is
-/// what competes with the supervisor's threads for CPU: weights only count between
+/// It is written to the `cellblock` directory that holds the containers' `cpu` cgroups
+/// (when cellblock makes it, or finds it at the kernel's default), because that directory
+/// is what competes with the supervisor's threads for CPU: weights only count between
 /// siblings, and the containers' own cgroups are siblings of each other, not of the
-/// supervisor. Each container's cgroup weighs as one against the others (a container's
-/// own [`cpu_weight`](ContainerBuilder::cpu_weight) changes that), however many processes
-/// it runs. Under contention the containers together get half of what one busy
-/// supervisor thread (or any other process in the supervisor's cgroup) gets; on an
-/// otherwise idle CPU they get all of it.
+/// supervisor. It applies to the containers that have a `cpu` cgroup, that is those with
+/// a [`cpu_limit`](ContainerBuilder::cpu_limit) or [`cpu_weight`](ContainerBuilder::cpu_weight)
+/// of the caller's: each of them then weighs as one against the others however many
+/// processes it runs, and together they get half of what one busy supervisor thread gets
+/// under contention (all of an otherwise idle CPU).
 ///
-/// Why 50 and not lower: most of the protection comes from the grouping itself (a fork
-/// bomb of 1024 busy processes is one scheduling entity next to the supervisor's timer
-/// thread instead of 1024): measured here, the supervisor's 10 ms timer was at most 6 ms
-/// late under a bomb held by the default budget with weight 50 and with 100 alike, against
-/// up to 167 ms without the budget. A lower weight mostly slows the containers down when
-/// the host is busy: with 10, a `/bin/true` container took 25–31 ms to spawn and reap
-/// while other builds ran on the machine, against about 10 ms with 50 or 100.
+/// The [default budget](ContainerBuilder::default_budget) does not give every container a
+/// `cpu` cgroup, because on v1 it made the spawn of a `/bin/true` container 40–80% slower
+/// here (a task in a `cpu` cgroup of its own starts and runs slower on a busy host), far
+/// above the 15% the budget may cost, while the pids budget alone already keeps the
+/// supervisor's 10 ms timer within target under a fork bomb (measured in
+/// `benches/forkbomb.rs`: at most 10.7 ms late, against 367 ms without the budget).
+/// `cpu_weight(100)` (the kernel's default weight) asks for the `cpu` cgroup without
+/// changing the container's share among containers.
 pub const CONTAINERS_CPU_WEIGHT: u64 = 50;
 
 /// A resource for [`ContainerBuilder::rlimit`] (`RLIMIT_*`, see `man 2 setrlimit`).
@@ -286,7 +287,7 @@ pub(crate) struct PreparedResources {
 }
 
 /// Validates the limits and prepares everything the child needs: creates the cgroup,
-/// opens its `cgroup.procs` files, builds the rlimit table. Nothing is left behind on
+/// opens the files the child joins it through, builds the rlimit table. Nothing is left behind on
 /// error (the cgroup's `Drop` removes it).
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
     let l = &b.limits;
@@ -406,27 +407,22 @@ impl ContainerBuilder {
 
     /// Whether the container gets the default budget (default `true`): a cgroup of its own
     /// with `pids.max` = [`DEFAULT_PIDS_LIMIT`] unless [`pids_limit`](Self::pids_limit)
-    /// says otherwise, in a CPU cgroup of its own under the shared `cellblock` directory,
-    /// whose CPU weight ([`CONTAINERS_CPU_WEIGHT`]) is below the supervisor's own. Together
-    /// they keep a runaway container (a fork bomb, a busy loop in every process) from using
-    /// up the supervisor's pids, failing its next spawn with EAGAIN, or pushing its timers
-    /// late; and one runaway container from starving the others.
+    /// says otherwise. It keeps a runaway container (a fork bomb) from using up the
+    /// supervisor's pids, which would fail the supervisor's next spawn (and its own new
+    /// threads) with EAGAIN, and from flooding the scheduler with runnable processes that
+    /// push the supervisor's timers late.
     ///
     /// The cgroup is the container's like any other (see
     /// [`Container::cgroup_paths`](crate::Container::cgroup_paths)): a
     /// [`timeout`](Self::timeout) or [`Container::kill_all`](crate::Container::kill_all)
     /// reaches every process in it, and the [report](crate::RunReport) has `pids_peak` and
     /// `pids_limit_hits`. Without limits or accounting of the caller's, it has only the
-    /// `pids` and `cpu` controllers (v1: two directories; v2: one, with `pids` and `cpu`
-    /// enabled where available), for a cheap spawn.
-    ///
-    /// What it costs per container: on v1, two `mkdir`s before the clone, two `rmdir`s
-    /// after the reaping, one write of `pids.max`, and the child's joining of two
-    /// cgroups. Joining a v1 cgroup moves a task between cgroups, which the kernel
-    /// serializes behind a lock that waits for an RCU grace period when no move happened
-    /// recently: that, not the directories, is most of the cost (see the README's
-    /// figures). v2 hosts would avoid it with `CLONE_INTO_CGROUP`, which cellblock does not
-    /// use yet.
+    /// `pids` controller, for a cheap spawn: one `mkdir` before the clone, one write of
+    /// `pids.max`, the child's joining (on v1 through `tasks`, which moves only the
+    /// calling thread and so avoids the kernel's global threadgroup lock and the RCU grace
+    /// period its writers wait for; on v2 through `cgroup.procs`), one `rmdir` after the
+    /// reaping. CPU weighting is not part of it (see [`CONTAINERS_CPU_WEIGHT`] for why and
+    /// how to ask for it).
     ///
     /// When the first process has been reaped, whatever is left in the cgroup is killed
     /// and the cgroup removed, as for any container with a cgroup: background processes
@@ -435,25 +431,28 @@ impl ContainerBuilder {
     /// `false` brings back the old behaviour: a container with no limit of the caller's
     /// has no cgroup and its processes count against the supervisor's own cgroup. **Risk:**
     /// a fork bomb in it can then use up the supervisor's (or the host's) pids, so that the
-    /// supervisor's next spawn and its own threads fail with EAGAIN, and its busy processes
-    /// compete with the supervisor's threads at full weight. Turn it off only for trusted
+    /// supervisor's next spawn and its own threads fail with EAGAIN, and its thousands of
+    /// runnable processes push the supervisor's timers late (measured here with 4096: a
+    /// 10 ms timer up to 219–367 ms late). Turn it off only for trusted
     /// workloads, or when the caller bounds them otherwise (its own `pids_limit` is kept
     /// either way).
     ///
     /// When the budget cannot be had, the container runs without it, as before, and the
     /// first such spawn logs a warning (`tracing`) saying why. That is the case for a
     /// rootless supervisor without a delegated cgroup ([`cgroup_parent`](Self::cgroup_parent)
-    /// gives one), for a read-only cgroupfs (a nested supervisor inside a container), and
-    /// on cgroup v2 when the supervisor's own cgroup holds processes, so that the kernel
-    /// refuses to enable `pids` below it (move the supervisor into a leaf of its own and
-    /// pass the parent with `cgroup_parent`, or run it under systemd with `Delegate=yes`).
-    /// Without the budget **nothing** of the above is protected: the container's processes
-    /// count against the supervisor's cgroup, or for a rootless supervisor against its
-    /// user's `RLIMIT_NPROC` (shared by the supervisor and all its containers), and run at
-    /// the supervisor's CPU weight. What stays protected then is only what the caller sets
-    /// explicitly (an [`rlimit`](Self::rlimit) such as [`Resource::Nproc`] works rootless).
-    /// The caller's explicit limits never fall back: they fail the spawn with a typed error
-    /// as before.
+    /// gives one: the budget then applies), for a read-only cgroupfs (a nested supervisor
+    /// inside a container), and on cgroup v2 when the `pids` controller is not available in
+    /// the supervisor's cgroup, or the kernel refuses to enable it below a cgroup that holds
+    /// processes (move the supervisor into a leaf of its own and pass the parent with
+    /// `cgroup_parent`, or run it under systemd with `Delegate=yes`). Without the budget
+    /// **nothing** of the above is protected: the container's processes count against the
+    /// supervisor's cgroup (for a rootless supervisor, also against its user's
+    /// `RLIMIT_NPROC`, which the supervisor and all its containers share), so a fork bomb
+    /// can make the supervisor's spawns fail. What stays protected then is only what the
+    /// caller sets explicitly: an [`rlimit`](Self::rlimit) such as
+    /// [`Resource::Nproc`] works rootless (it counts every process of the user, the
+    /// supervisor's included). The caller's explicit cgroup limits never fall back: they
+    /// fail the spawn with a typed error, as before.
     ///
     /// ```
     /// use cellblock::Container;

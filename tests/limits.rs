@@ -440,28 +440,39 @@ async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
                 assert!(procs.lines().any(|p| p == c.pid().to_string()), "{name}");
             }
         }
-        // The default budget's CPU weighting: every container with the budget has a CPU
-        // cgroup of its own, under the `cellblock` directory weighted against the
-        // supervisor (v1 `cpu.shares`, v2 `cpu.weight`).
-        if name != "opt-out, own pids limit" && pids_max.is_some() {
-            let (file, weight) = if v2() {
-                ("cpu.weight", cellblock::CONTAINERS_CPU_WEIGHT)
-            } else {
-                ("cpu.shares", cellblock::CONTAINERS_CPU_WEIGHT * 1024 / 100)
-            };
-            if v2() && !dirs.iter().any(|d| d.join(file).exists()) {
-                println!("{name}: no v2 cpu controller here: the weighting is not checked");
-            } else {
-                let own = with_file(&dirs, file);
-                let parent = own.parent().unwrap().parent().unwrap().join(file);
-                assert_eq!(read(&parent), weight.to_string(), "{name}: {}", parent.display());
-            }
-        }
+        // Only a CPU limit or weight of the caller's gives a `cpu` cgroup (the default
+        // budget has none: see CONTAINERS_CPU_WEIGHT).
+        assert!(
+            dirs.iter().all(|d| !d.join("cpu.shares").exists() && !d.join("cpu.weight").exists()),
+            "{name}: {dirs:?}"
+        );
         c.kill_all().await.unwrap();
         let report = c.wait_with_report().await.unwrap();
         assert_eq!(report.cgroup, pids_max.is_some(), "{name}");
         assert_eq!(report.pids_peak.is_some(), pids_max.is_some(), "{name}");
         assert!(dirs.iter().all(|d| !d.exists()), "{name}: {dirs:?} left behind");
     }
+    // A CPU weight of the caller's: a `cpu` cgroup under the `cellblock` directory weighted
+    // against the supervisor (v1 `cpu.shares`, v2 `cpu.weight`).
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .cpu_weight(100)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let dirs = c.cgroup_paths();
+    let (file, weight) = if v2() {
+        ("cpu.weight", cellblock::CONTAINERS_CPU_WEIGHT)
+    } else {
+        ("cpu.shares", cellblock::CONTAINERS_CPU_WEIGHT * 1024 / 100)
+    };
+    let own = with_file(&dirs, file);
+    assert_eq!(read(&own), if v2() { "100" } else { "1024" });
+    let cellblock = own.parent().unwrap().parent().unwrap().join(file);
+    assert_eq!(read(&cellblock), weight.to_string(), "{}", cellblock.display());
+    c.kill_all().await.unwrap();
+    c.wait().await.unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} left behind");
     assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
 }

@@ -8,11 +8,10 @@
 //! caller's needs is an error when it cannot be had. Co-mounted controllers
 //! (`cpu,cpuacct`) share one directory.
 //!
-//! The default budget alone ([`Mode::Budget`]) makes two: `pids` (with `pids.max`) and
-//! `cpu`, under the `cpu` hierarchy's `cellblock` directory, which is weighted below the
-//! supervisor's threads ([`CONTAINERS_CPU_WEIGHT`]). A `cpu` directory per container,
-//! rather than all containers in `cellblock` itself, keeps the containers apart too: one
-//! container's thousand busy processes weigh as much as another container's one.
+//! The default budget alone ([`Mode::Budget`]) makes one: `pids`, with `pids.max`. A
+//! `cpu` directory is made only for a CPU limit or weight of the caller's; it goes under
+//! the `cpu` hierarchy's `cellblock` directory, which is weighted below the supervisor's
+//! threads ([`CONTAINERS_CPU_WEIGHT`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,9 +70,6 @@ impl V1Cgroup {
         let full = mode == Mode::Full;
         let need_or = |needed: bool, otherwise: Want| if needed { Want::Needed } else { otherwise };
         let opt_if = |b: bool| if b { Want::Optional } else { Want::No };
-        // The default budget's CPU weight: a `cpu` directory under the weighted
-        // `cellblock` one.
-        let cpu_default = opt_if(limits.default_budget());
         let wanted = [
             (
                 "memory",
@@ -88,7 +84,7 @@ impl V1Cgroup {
                 ),
             ),
             ("freezer", opt_if(full)),
-            ("cpu", need_or(limits.wants_cpu(), cpu_default)),
+            ("cpu", need_or(limits.wants_cpu(), Want::No)),
             ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
         ];
         let mut first_err = None;

@@ -46,7 +46,7 @@ impl V2Cgroup {
                 available.join(" ")
             ))
         })?;
-        let weigh = limits.default_budget() && available.contains(&"cpu");
+        let weigh = limits.wants_cpu() && available.contains(&"cpu");
         let parent = base.join("cellblock");
         let init_base = base.clone();
         let init = move |dir: &Path| {
@@ -57,16 +57,7 @@ impl V2Cgroup {
         };
         acquire_parent(&parent, &init)?;
         let made = enable_controllers(&base, &parent, &enable)
-            .and_then(|()| {
-                if weigh && !enable.contains(&"cpu") {
-                    // The default budget: `cpu` in every container's cgroup, so that each
-                    // weighs as one against the others (best effort).
-                    if let Err(e) = enable_controllers(&base, &parent, &["cpu"]) {
-                        tracing::debug!(error = %e, "no cpu controller for the containers");
-                    }
-                }
-                create_leaf(&parent, name, &init)
-            });
+            .and_then(|()| create_leaf(&parent, name, &init));
         let cg = match made {
             Ok(dir) => V2Cgroup { dir },
             Err(e) => {
@@ -216,8 +207,8 @@ pub(crate) fn controllers_to_enable(
 
 /// Gives the shared `cellblock` directory the CPU weight [`CONTAINERS_CPU_WEIGHT`]
 /// against its siblings (the supervisor's leaf, on a host set up as the docs say), unless
-/// someone set another weight than the kernel's default. Needs `cpu` enabled in `base`;
-/// best effort, like v1's.
+/// someone set another weight than the kernel's default; done when the first container
+/// with a CPU limit or weight of the caller's needs `cpu`. Best effort, like v1's.
 fn weigh_containers(base: &Path, dir: &Path) {
     let file = base.join("cgroup.subtree_control");
     let enabled = fs::read_to_string(&file)
