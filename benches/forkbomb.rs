@@ -171,8 +171,12 @@ async fn measure(bomb: Option<(&Path, bool)>, run: Duration, bound: &Bound) -> L
     // Spawns run as their own task, so a slow spawn does not hold the timer up.
     let tally = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize, None::<String>)));
     let t2 = tally.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // Stopped by the flag, never aborted: dropping a container mid-spawn while the pids are
+    // used up would need a reaper thread that cannot be started then.
     let spawner = tokio::spawn(async move {
-        loop {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let r = Container::builder("/bin/true").namespaces(NS).status().await;
             let mut t = t2.lock().unwrap();
@@ -196,7 +200,7 @@ async fn measure(bomb: Option<(&Path, bool)>, run: Duration, bound: &Bound) -> L
         l.samples.push(t.elapsed().saturating_sub(period));
         l.peak_bomb = l.peak_bomb.max(bound.current());
     }
-    spawner.abort();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = spawner.await;
     (l.spawns, l.spawn_failures, l.first_failure) = tally.lock().unwrap().clone();
     if let Some(c) = c.as_mut() {
