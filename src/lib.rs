@@ -113,7 +113,9 @@ pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
-pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
+pub use limits::{
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, RLIM_INFINITY,
+};
 pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
