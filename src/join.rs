@@ -282,10 +282,23 @@ pub(crate) fn join_owner_userns(b: &mut ContainerBuilder, privileged: bool) -> R
         }
         return Ok(());
     }
-    b.joins.joins.push(Join {
-        namespaces: Namespaces::USER,
-        source: Source::Fd(Arc::new(fd)),
-    });
+    // Through a container's pidfd where there is one: one setns then enters its user
+    // namespace together with the others (the kernel orders them), which also works when
+    // the container's first process is its non-dumpable init, whose namespaces a process
+    // already inside the user namespace may not reach through a separate setns.
+    if let Some(j) = b
+        .joins
+        .joins
+        .iter_mut()
+        .find(|j| matches!(j.source, Source::Container { pidfd: Some(_), .. }))
+    {
+        j.namespaces |= Namespaces::USER;
+    } else {
+        b.joins.joins.push(Join {
+            namespaces: Namespaces::USER,
+            source: Source::Fd(Arc::new(fd)),
+        });
+    }
     Ok(())
 }
 
