@@ -86,6 +86,10 @@ enum MountOp {
     RemountRo {
         dst: PathBuf,
     },
+    Overlay {
+        lower: PathBuf,
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
@@ -98,7 +102,8 @@ impl MountOp {
             | MountOp::Symlink { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::Chmod { dst, .. }
-            | MountOp::RemountRo { dst } => dst,
+            | MountOp::RemountRo { dst }
+            | MountOp::Overlay { dst, .. } => dst,
             MountOp::Dev => Path::new("/dev"),
             MountOp::Mqueue => Path::new("/dev/mqueue"),
             MountOp::Sysfs => Path::new("/sys"),
@@ -304,6 +309,38 @@ impl ContainerBuilder {
     /// with `EINVAL`. Only the container's copy of the mount changes, never the host's.
     pub fn remount_ro(&mut self, dst: impl Into<PathBuf>) -> &mut Self {
         self.fs.ops.push(MountOp::RemountRo { dst: dst.into() });
+        self
+    }
+
+    /// Mounts an overlay at `dst`: host directory `lower` as its read-only lower layer and
+    /// a fresh tmpfs as its writable upper layer (bubblewrap's `--overlay-src LOWER
+    /// --tmp-overlay DST`). The container reads `lower` and may change what it sees there;
+    /// every change lands in the tmpfs and vanishes with the container; `lower` itself is
+    /// never written. Works inside the default user namespace (overlayfs is mountable there
+    /// since Linux 5.11); there, a lower file owned by an id outside the container's map
+    /// (the host's root, say) can be read but not changed: overlayfs cannot copy it up and
+    /// the write fails with `EOVERFLOW`; new files and directories work. `lower` is resolved when the overlay is mounted, in the mount
+    /// namespace as the earlier mounts left it (before the root changes: a host path).
+    /// Paths with `,`, `:` or `\` (overlayfs's option separators) are refused with
+    /// [`Error::BadMount`](crate::Error::BadMount).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // /etc as the workload sees it is writable; the host's /etc is unchanged.
+    /// let status = Container::builder("/bin/sh")
+    ///     .args(["-c", "echo 127.0.0.2 db >> /etc/hosts"])
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .overlay("/etc", "/etc")
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn overlay(&mut self, lower: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Overlay {
+            lower: lower.into(),
+            dst: dst.into(),
+        });
         self
     }
 
@@ -1159,6 +1196,56 @@ impl Compiler<'_> {
                 s.mode = *mode as libc::mode_t;
                 self.steps.push(s);
             }
+            MountOp::Overlay { lower, dst } => {
+                let dst = self.ours(dst, "overlay destination")?;
+                let bad = |path: &Path, reason: String| Error::BadMount {
+                    what: "overlay",
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let meta = std::fs::metadata(lower)
+                    .map_err(|e| bad(lower, format!("lower directory: {e}")))?;
+                if !lower.is_absolute() || !meta.is_dir() {
+                    return Err(bad(lower, "the lower layer must be an absolute path to a directory".into()));
+                }
+                let upper_base = pre_pivot(self.model.root, &dst);
+                for p in [lower.as_path(), upper_base.as_path()] {
+                    if p.as_os_str().as_bytes().iter().any(|c| matches!(c, b',' | b':' | b'\\')) {
+                        return Err(bad(p, "contains ',', ':' or '\\', overlayfs's option separators".into()));
+                    }
+                }
+                self.mount_point(&dst, true, "overlay destination")?;
+                // The upper layer and overlayfs's work directory live in a tmpfs mounted on
+                // `dst` itself; the overlay then covers it (it keeps its own references).
+                self.mount(
+                    OsStr::new("tmpfs"),
+                    &dst,
+                    Some("tmpfs"),
+                    nosuid_nodev,
+                    Some("mode=755"),
+                    Stage::MountTmpfs,
+                )?;
+                for sub in ["upper", "work"] {
+                    let mut s = self.step(Op::Mkdir, Stage::MountPoint);
+                    s.b = self.c(upper_base.join(sub).as_os_str())?;
+                    self.steps.push(s);
+                }
+                let data = format!(
+                    "lowerdir={},upperdir={}/upper,workdir={}/work",
+                    lower.display(),
+                    upper_base.display(),
+                    upper_base.display()
+                );
+                self.mount(
+                    OsStr::new("overlay"),
+                    &dst,
+                    Some("overlay"),
+                    nosuid_nodev,
+                    Some(&data),
+                    Stage::MountBind,
+                )?;
+                self.model.push(dst, Layer::Fresh);
+            }
             MountOp::RemountRo { dst } => {
                 let dst = self.ours(dst, "remount_ro")?;
                 self.readonly(&dst, true, Stage::MakeReadOnly)?;
@@ -1499,7 +1586,7 @@ fn model_of<'a>(b: &ContainerBuilder, root: &'a Path) -> Model<'a> {
     for op in &b.fs.ops {
         let layer = match op {
             MountOp::Bind { src, .. } => Layer::Host(src.clone()),
-            MountOp::Tmpfs { .. } | MountOp::Dev => Layer::Fresh,
+            MountOp::Tmpfs { .. } | MountOp::Dev | MountOp::Overlay { .. } => Layer::Fresh,
             MountOp::Proc { .. } | MountOp::Mqueue | MountOp::Sysfs => Layer::Kernel,
             // Not mounts: they change nothing the lookups could check.
             MountOp::Dir { .. }

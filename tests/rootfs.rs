@@ -563,3 +563,67 @@ async fn remount_ro_makes_the_containers_copy_read_only() {
         .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
 }
+
+// overlay(lower, dst): inside, the lower directory's files are visible and writable; every
+// change goes to the tmpfs upper layer. Host side: the lower directory is unchanged. Both in
+// the default user namespace and as host root; control: a plain bind lets the same writes
+// reach the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlay_with_tmpfs_upper_leaves_the_lower_untouched() {
+    let _d = common::deadline("overlay", 60);
+    let t = TempDir::new("overlay");
+    let lower = t.path().join("lower");
+    std::fs::create_dir(&lower).unwrap();
+    std::fs::set_permissions(&lower, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    let orig = lower.join("orig");
+    std::fs::write(&orig, "original\n").unwrap();
+    std::fs::set_permissions(&orig, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .unwrap();
+    // In the default user namespace the lower file belongs to host root, an id outside the
+    // container's map: overlayfs cannot copy it up (EOVERFLOW), so it stays read-only there;
+    // new entries work. As host root every change is copied up.
+    let script = "cat /mnt/o/orig && { echo changed > /mnt/o/orig || echo changed; } && \
+                  echo new > /mnt/o/new && mkdir /mnt/o/d && cat /mnt/o/orig /mnt/o/new";
+    for (host_root, overlay) in [(false, true), (true, true), (true, false)] {
+        let mut b = Container::builder("/bin/sh");
+        b.namespaces(NS).tmpfs("/mnt");
+        if host_root {
+            b.host_root();
+        }
+        if overlay {
+            b.overlay(&lower, "/mnt/o");
+        } else {
+            b.bind(&lower, "/mnt/o");
+        }
+        let (ok, out, err) = sh(&mut b, script).await;
+        assert!(ok, "host_root={host_root} overlay={overlay}: {err}");
+        let want = if host_root {
+            "original\nchanged\nnew\n"
+        } else {
+            "original\nchanged\noriginal\nnew\n"
+        };
+        assert_eq!(out, want, "host_root={host_root} overlay={overlay}");
+        if host_root {
+            assert_eq!(err, "");
+        } else {
+            assert!(err.contains("Value too large"), "{err}");
+        }
+        let host = std::fs::read_to_string(&orig).unwrap();
+        if overlay {
+            assert_eq!(host, "original\n", "host_root={host_root}");
+            assert!(!lower.join("new").exists() && !lower.join("d").exists());
+        } else {
+            // Control: the same writes through a bind reach the host.
+            assert_eq!(host, "changed\n");
+            assert!(lower.join("new").exists());
+        }
+    }
+    let err = Container::builder("/bin/true")
+        .namespaces(NS)
+        .overlay("/definitely/not/here", "/mnt")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadMount { what: "overlay", .. }), "{err}");
+}
