@@ -214,7 +214,9 @@ impl ContainerBuilder {
     }
 
     /// Creates directory `dst` with mode `mode` (bubblewrap's `--perms MODE --dir DST`),
-    /// and any missing parent with mode 0755. `dst` must lie in a file system this
+    /// and any missing parent with a mode derived from it as bubblewrap does (the owner's
+    /// `rwx`; `r-x` for group and others where `mode` grants them anything: 0o750 parents
+    /// for a 0o710 directory, 0o755 for 0o1777). `dst` must lie in a file system this
     /// container mounts itself (a [`tmpfs`](Self::tmpfs), the fresh `/dev`): the host's
     /// directories are never modified, so a `dst` on the host's own file systems (or the
     /// root filesystem's) is refused with [`Error::BadMount`](crate::Error::BadMount),
@@ -1137,10 +1139,25 @@ impl Compiler<'_> {
                 check_mode(&dst, *mode, "dir")?;
                 match self.model.view(&dst) {
                     View::Fresh => {
-                        if let Some(parent) = dst.parent() {
-                            if parent != Path::new("/") {
-                                self.mount_point(parent, true, "dir")?;
+                        // Missing parents inside the same tmpfs get a mode derived from
+                        // `mode` (an existing one keeps its own).
+                        let mut parents = Vec::new();
+                        let mut p = dst.parent();
+                        while let Some(parent) = p {
+                            if parent == Path::new("/")
+                                || !matches!(self.model.view(parent), View::Fresh)
+                            {
+                                break;
                             }
+                            parents.push(parent.to_path_buf());
+                            p = parent.parent();
+                        }
+                        for parent in parents.iter().rev() {
+                            let path = pre_pivot(self.model.root, parent);
+                            let mut s = self.step(Op::MkdirMode, Stage::MountPoint);
+                            s.b = self.c(path.as_os_str())?;
+                            s.mode = parent_mode(*mode) as libc::mode_t;
+                            self.steps.push(s);
                         }
                         let path = pre_pivot(self.model.root, &dst);
                         let mut s = self.step(Op::MkdirMode, Stage::MountPoint);
@@ -1279,6 +1296,15 @@ impl Compiler<'_> {
 /// 64-bit count of bytes and rounds it up to pages; sizes near 2^64 wrap around to small or
 /// zero limits, and far smaller ones are already beyond any machine.
 pub const MAX_TMPFS_SIZE: u64 = 1 << 62;
+
+/// The mode of a parent directory that [`ContainerBuilder::dir`] creates for a directory of
+/// mode `mode` (bubblewrap's rule): the owner may always enter and change it; group and
+/// others may read and enter it when `mode` grants them anything, nothing otherwise; no
+/// special bits. So 0o1777 and 0o644 give 0o755, 0o710 gives 0o750, 0o600 gives 0o700.
+fn parent_mode(mode: u32) -> u32 {
+    let class = |shift: u32| if (mode >> shift) & 0o7 != 0 { 0o5 << shift } else { 0 };
+    0o700 | class(3) | class(0)
+}
 
 /// A mode with bits beyond `0o7777` does not exist.
 fn check_mode(dst: &Path, mode: u32, what: &'static str) -> Result<()> {
