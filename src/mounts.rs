@@ -4,8 +4,11 @@
 //! Every path the child uses is built here, absolute and *before* the root change
 //! (`<rootfs>/<dst>`). Every source and mount point is checked here too, so a missing
 //! rootfs, bind source or mount point is a typed error before anything is cloned. The
-//! child creates mount points only inside file systems it mounted itself (a tmpfs, the
-//! `/dev` tmpfs): the host's directories are never modified.
+//! child creates mount points, directories, files and links (`dir`, `file`, `symlink`) and
+//! changes modes (`chmod`) only inside file systems it mounted itself (a tmpfs, an overlay's
+//! upper layer, the `/dev` tmpfs): the host's directories are never modified. Links made by
+//! `symlink` are resolved here, so every path the child gets is free of them: the kernel
+//! never follows one of ours before the root change.
 //!
 //! Bind sources are taken (`open_tree`) before the first mount and attached in order
 //! (`move_mount`), so a source is the host's object even where a mount of ours covers its
@@ -902,11 +905,13 @@ impl Compiler<'_> {
     /// A destination checked and normalised, with the links this container made resolved.
     fn ours(&self, dst: &Path, what: &'static str) -> Result<PathBuf> {
         let dst = container_path(dst, what)?;
-        self.model.resolve_ours(&dst).ok_or_else(|| Error::BadMount {
-            what,
-            path: dst.clone(),
-            reason: "too many levels of symbolic links (of this container's own)".into(),
-        })
+        self.model
+            .resolve_ours(&dst)
+            .ok_or_else(|| Error::BadMount {
+                what,
+                path: dst.clone(),
+                reason: "too many levels of symbolic links (of this container's own)".into(),
+            })
     }
 
     /// Checks that `dst` lies in a file system this container mounts itself, and creates
@@ -1223,12 +1228,22 @@ impl Compiler<'_> {
                 let meta = std::fs::metadata(lower)
                     .map_err(|e| bad(lower, format!("lower directory: {e}")))?;
                 if !lower.is_absolute() || !meta.is_dir() {
-                    return Err(bad(lower, "the lower layer must be an absolute path to a directory".into()));
+                    return Err(bad(
+                        lower,
+                        "the lower layer must be an absolute path to a directory".into(),
+                    ));
                 }
                 let upper_base = pre_pivot(self.model.root, &dst);
                 for p in [lower.as_path(), upper_base.as_path()] {
-                    if p.as_os_str().as_bytes().iter().any(|c| matches!(c, b',' | b':' | b'\\')) {
-                        return Err(bad(p, "contains ',', ':' or '\\', overlayfs's option separators".into()));
+                    if p.as_os_str()
+                        .as_bytes()
+                        .iter()
+                        .any(|c| matches!(c, b',' | b':' | b'\\'))
+                    {
+                        return Err(bad(
+                            p,
+                            "contains ',', ':' or '\\', overlayfs's option separators".into(),
+                        ));
                     }
                 }
                 self.mount_point(&dst, true, "overlay destination")?;
@@ -1302,7 +1317,13 @@ pub const MAX_TMPFS_SIZE: u64 = 1 << 62;
 /// others may read and enter it when `mode` grants them anything, nothing otherwise; no
 /// special bits. So 0o1777 and 0o644 give 0o755, 0o710 gives 0o750, 0o600 gives 0o700.
 fn parent_mode(mode: u32) -> u32 {
-    let class = |shift: u32| if (mode >> shift) & 0o7 != 0 { 0o5 << shift } else { 0 };
+    let class = |shift: u32| {
+        if (mode >> shift) & 0o7 != 0 {
+            0o5 << shift
+        } else {
+            0
+        }
+    };
     0o700 | class(3) | class(0)
 }
 

@@ -457,8 +457,11 @@ async fn entries_on_host_file_systems_are_refused() {
     let t = TempDir::new("refuse");
     let host_file = t.path().join("keep");
     std::fs::write(&host_file, "x").unwrap();
-    std::fs::set_permissions(&host_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(
+        &host_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let missing = t.path().join("missing");
     type Case = (&'static str, Box<dyn Fn(&mut cellblock::ContainerBuilder)>);
     let (m, f, hf) = (missing.clone(), missing.clone(), host_file.clone());
@@ -466,26 +469,46 @@ async fn entries_on_host_file_systems_are_refused() {
     // Outside /tmp (which the case below covers with a tmpfs): the host's /etc.
     let m4 = PathBuf::from("/etc");
     let cases: Vec<Case> = vec![
-        ("bind destination", Box::new(move |b| {
-            b.bind("/etc", &m);
-        })),
-        ("dir", Box::new(move |b| {
-            b.dir(&f, 0o755);
-        })),
-        ("file", Box::new(move |b| {
-            b.file(&m2, "x", 0o644);
-        })),
-        ("symlink", Box::new(move |b| {
-            b.symlink("/etc", &m3);
-        })),
-        ("chmod", Box::new(move |b| {
-            b.chmod(&hf, 0o777);
-        })),
+        (
+            "bind destination",
+            Box::new(move |b| {
+                b.bind("/etc", &m);
+            }),
+        ),
+        (
+            "dir",
+            Box::new(move |b| {
+                b.dir(&f, 0o755);
+            }),
+        ),
+        (
+            "file",
+            Box::new(move |b| {
+                b.file(&m2, "x", 0o644);
+            }),
+        ),
+        (
+            "symlink",
+            Box::new(move |b| {
+                b.symlink("/etc", &m3);
+            }),
+        ),
+        (
+            "chmod",
+            Box::new(move |b| {
+                b.chmod(&hf, 0o777);
+            }),
+        ),
         // A link of ours in the tmpfs aimed at the host's directory: the file would land
         // on the host.
-        ("file", Box::new(move |b| {
-            b.tmpfs("/tmp").symlink(&m4, "/tmp/out").file("/tmp/out/x", "x", 0o644);
-        })),
+        (
+            "file",
+            Box::new(move |b| {
+                b.tmpfs("/tmp")
+                    .symlink(&m4, "/tmp/out")
+                    .file("/tmp/out/x", "x", 0o644);
+            }),
+        ),
     ];
     for (what, add) in cases {
         let mut b = Container::builder("/bin/true");
@@ -534,8 +557,11 @@ async fn entries_on_host_file_systems_are_refused() {
 async fn remount_ro_makes_the_containers_copy_read_only() {
     let _d = common::deadline("remount_ro", 60);
     let t = TempDir::new("remount");
-    std::fs::set_permissions(t.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     for (ro, expect) in [(true, "Read-only file system"), (false, "wrote")] {
         let mut b = Container::builder("/bin/sh");
         b.namespaces(NS).bind(t.path(), t.path());
@@ -574,12 +600,10 @@ async fn overlay_with_tmpfs_upper_leaves_the_lower_untouched() {
     let t = TempDir::new("overlay");
     let lower = t.path().join("lower");
     std::fs::create_dir(&lower).unwrap();
-    std::fs::set_permissions(&lower, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .unwrap();
+    std::fs::set_permissions(&lower, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let orig = lower.join("orig");
     std::fs::write(&orig, "original\n").unwrap();
-    std::fs::set_permissions(&orig, std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .unwrap();
+    std::fs::set_permissions(&orig, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     // In the default user namespace the lower file belongs to host root, an id outside the
     // container's map: overlayfs cannot copy it up (EOVERFLOW), so it stays read-only there;
     // new entries work. As host root every change is copied up.
@@ -625,5 +649,14 @@ async fn overlay_with_tmpfs_upper_leaves_the_lower_untouched() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "overlay", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "overlay",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -164,7 +164,11 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
         Op::MkdirMode => {
             if unsafe { libc::mkdir(s.b, 0o700) } == -1 {
                 let err = errno();
-                return if err == libc::EEXIST { Ok(()) } else { Err((s.stage, err)) };
+                return if err == libc::EEXIST {
+                    Ok(())
+                } else {
+                    Err((s.stage, err))
+                };
             }
             chmod_nofollow(s.b, s.mode).map_err(|e| (s.stage, e))
         }
@@ -172,7 +176,11 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
             let fd = unsafe {
                 libc::open(
                     s.b,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
                     0o600,
                 )
             };

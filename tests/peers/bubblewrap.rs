@@ -95,7 +95,10 @@ impl Drop for Tmp {
 
 fn mode_of(p: &Path) -> String {
     use std::os::unix::fs::PermissionsExt;
-    format!("{:o}", std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777)
+    format!(
+        "{:o}",
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    )
 }
 
 /// `$RUN`: a new mount namespace with a private `/tmp`.
@@ -116,7 +119,11 @@ async fn first_sandbox(extra: Namespaces, ns: &str) -> (Container, String) {
         .kill_on_drop(true);
     let mut c = b.spawn().await.unwrap();
     let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().expect("sandbox 1 printed its namespace");
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("sandbox 1 printed its namespace");
     (c, line)
 }
 
@@ -132,7 +139,11 @@ async fn test_specifying_userns() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(first.take_stdin()); // echo foo > donepipe
     first.wait().await.unwrap();
     // assert_files_equal sandbox-userns sandbox2-userns
@@ -153,7 +164,11 @@ async fn test_specifying_pidns() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(first.take_stdin());
     first.wait().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sandbox_pidns);
@@ -189,7 +204,10 @@ async fn proc_without_pid_ns(mut b: ContainerBuilder, alt: Namespaces) {
     }
     let mut host = b.clone();
     match b.output().await {
-        Err(Error::Setup { stage: cellblock::Stage::MountProc, errno }) => {
+        Err(Error::Setup {
+            stage: cellblock::Stage::MountProc,
+            errno,
+        }) => {
             assert_eq!(errno.as_nix(), nix::errno::Errno::EPERM, "{alt:?}")
         }
         other => panic!("{alt:?}: expected the documented MountProc EPERM, got {other:?}"),
@@ -249,7 +267,10 @@ async fn cannot_read_etc_shadow() {
                 assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
             }
             // The bind source itself is taken with the container's identity.
-            Err(Error::Setup { stage: cellblock::Stage::MountBind, errno }) => {
+            Err(Error::Setup {
+                stage: cellblock::Stage::MountBind,
+                errno,
+            }) => {
                 assert_eq!(errno.as_nix(), nix::errno::Errno::EACCES, "{alt:?}")
             }
             Err(e) => panic!("{alt:?}: {e}"),
@@ -274,7 +295,11 @@ async fn cannot_read_etc_shadow() {
 async fn cannot_read_unreadable() {
     let _d = common::deadline("bwrap: unreadable", 60);
     let unreadable = Path::new("/root/.bashrc");
-    assert!(unreadable.exists(), "this machine has {}", unreadable.display());
+    assert!(
+        unreadable.exists(),
+        "this machine has {}",
+        unreadable.display()
+    );
     for alt in ALTS {
         let mut b = run("/bin/cat");
         b.arg("/tmp/foo")
@@ -285,8 +310,15 @@ async fn cannot_read_unreadable() {
             b.mount_proc(); // without PID: see proc_without_pid_ns
         }
         match b.output().await {
-            Ok(o) => assert!(!o.status.success(), "{alt:?}: could read {}", unreadable.display()),
-            Err(Error::Setup { stage: cellblock::Stage::MountBind, errno }) => {
+            Ok(o) => assert!(
+                !o.status.success(),
+                "{alt:?}: could read {}",
+                unreadable.display()
+            ),
+            Err(Error::Setup {
+                stage: cellblock::Stage::MountBind,
+                errno,
+            }) => {
                 assert_eq!(errno.as_nix(), nix::errno::Errno::EACCES, "{alt:?}")
             }
             Err(e) => panic!("{alt:?}: {e}"),
@@ -323,7 +355,12 @@ async fn all_expected_devices_were_created() {
     let _d = common::deadline("bwrap: devices", 60);
     let mut b = run("/bin/ls");
     b.arg("-al")
-        .args(["stdin", "stdout", "stderr", "null", "random", "urandom", "fd", "core"].map(|n| format!("/dev/{n}")))
+        .args(
+            [
+                "stdin", "stdout", "stderr", "null", "random", "urandom", "fd", "core",
+            ]
+            .map(|n| format!("/dev/{n}")),
+        )
         .namespaces(Namespaces::MOUNT | Namespaces::PID)
         .mount_dev();
     let (ok, _, err) = out(&mut b).await;
@@ -384,7 +421,16 @@ async fn error_prefixing() {
         .status()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "bind source", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "bind source",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("source-enoent"), "{err}");
 }
 
@@ -398,13 +444,23 @@ async fn error_prefixing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn we_have_the_expected_caps_as_uid_0() {
     let _d = common::deadline("bwrap: caps", 60);
-    let outside = std::process::Command::new("capsh").arg("--print").output().unwrap();
+    let outside = std::process::Command::new("capsh")
+        .arg("--print")
+        .output()
+        .unwrap();
     let outside = String::from_utf8_lossy(&outside.stdout).into_owned();
-    let current = |s: &str| s.lines().find(|l| l.starts_with("Current:")).unwrap_or("").to_string();
+    let current = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Current:"))
+            .unwrap_or("")
+            .to_string()
+    };
     for as_pid_1 in [false, true] {
         // Default: nothing kept (difference).
         let mut b = run("/usr/sbin/capsh");
-        b.arg("--print").namespaces(Namespaces::MOUNT | Namespaces::PID).init(!as_pid_1);
+        b.arg("--print")
+            .namespaces(Namespaces::MOUNT | Namespaces::PID)
+            .init(!as_pid_1);
         let (ok, stdout, err) = out(&mut b).await;
         assert!(ok, "{err}");
         assert_eq!(current(&stdout), "Current: =", "{stdout}");
@@ -428,7 +484,10 @@ async fn we_have_the_expected_caps_as_uid_0() {
     assert!(ok, "{err}");
     let cur = current(&stdout);
     assert!(cur.contains("cap_net_bind_service"), "{cur}");
-    assert!(!cur.contains("cap_kill") && !cur.contains("cap_fowner"), "{cur}");
+    assert!(
+        !cur.contains("cap_kill") && !cur.contains("cap_fowner"),
+        "{cur}"
+    );
 }
 
 // Upstream: tests/test-run.sh "ok die with parent --die-with-parent" and
@@ -528,9 +587,15 @@ async fn we_can_mount_another_directory_onto_tmp() {
     }
     let t = Tmp::new("onto");
     std::fs::write(t.0.join("input"), "hello\n").unwrap();
-    for (script, want) in [("cat /tmp/input", true), ("test -d /tmp/oldroot", false), ("test -d /tmp/newroot", false)] {
+    for (script, want) in [
+        ("cat /tmp/input", true),
+        ("test -d /tmp/oldroot", false),
+        ("test -d /tmp/newroot", false),
+    ] {
         let mut b = Container::builder("/bin/sh");
-        b.args(["-c", script]).namespaces(Namespaces::MOUNT).bind(&t.0, "/tmp");
+        b.args(["-c", script])
+            .namespaces(Namespaces::MOUNT)
+            .bind(&t.0, "/tmp");
         let (ok, stdout, _) = out(&mut b).await;
         assert_eq!(ok, want, "{script}");
         if want {
@@ -546,7 +611,11 @@ async fn we_can_mount_another_directory_inside_tmp() {
     let _d = common::deadline("bwrap: inside /tmp", 60);
     let t = Tmp::new("inside");
     std::fs::write(t.0.join("input"), "hello\n").unwrap();
-    for (script, want) in [("cat /tmp/here/input", true), ("test -d /tmp/oldroot", false), ("test -d /tmp/newroot", false)] {
+    for (script, want) in [
+        ("cat /tmp/here/input", true),
+        ("test -d /tmp/oldroot", false),
+        ("test -d /tmp/newroot", false),
+    ] {
         let mut b = run_sh(Namespaces::empty(), script);
         b.bind(&t.0, "/tmp/here");
         let (ok, stdout, err) = out(&mut b).await;
@@ -570,9 +639,21 @@ async fn mount_points_have_expected_permissions() {
     let (dir, file) = (t.0.join("some-dir"), t.0.join("some-file"));
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(&file, "").unwrap();
-    for (src, dst) in [(&dir, t.0.join("new-dir-mountpoint")), (&file, t.0.join("new-file-mountpoint"))] {
+    for (src, dst) in [
+        (&dir, t.0.join("new-dir-mountpoint")),
+        (&file, t.0.join("new-file-mountpoint")),
+    ] {
         let err = run("/bin/true").bind(src, &dst).status().await.unwrap_err();
-        assert!(matches!(err, Error::BadMount { what: "bind destination", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::BadMount {
+                    what: "bind destination",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(!dst.exists());
     }
     let mut b = run_sh(Namespaces::empty(), "stat -c %a /tmp/x/new-dir-mountpoint");
@@ -580,7 +661,8 @@ async fn mount_points_have_expected_permissions() {
     let (ok, stdout, err) = out(&mut b).await;
     assert!(ok, "{err}");
     assert_eq!(stdout, format!("{}\n", mode_of(&dir)));
-    let (ok, stdout, err) = out(&mut run_sh(Namespaces::empty(), "stat -c %a /tmp/x").bind(&dir, "/tmp/x/d")).await;
+    let (ok, stdout, err) =
+        out(run_sh(Namespaces::empty(), "stat -c %a /tmp/x").bind(&dir, "/tmp/x/d")).await;
     assert!(ok, "{err}");
     assert_eq!(stdout, "755\n");
 }
@@ -614,9 +696,17 @@ async fn directories_created_explicitly_have_expected_permissions() {
     let t = Tmp::new("dirmodes");
     let p = |n: &str| t.0.join(n);
     std::fs::create_dir(p("dir-already-existed")).unwrap();
-    std::fs::set_permissions(p("dir-already-existed"), std::fs::Permissions::from_mode(0o710)).unwrap();
+    std::fs::set_permissions(
+        p("dir-already-existed"),
+        std::fs::Permissions::from_mode(0o710),
+    )
+    .unwrap();
     std::fs::create_dir(p("dir-already-existed2")).unwrap();
-    std::fs::set_permissions(p("dir-already-existed2"), std::fs::Permissions::from_mode(0o754)).unwrap();
+    std::fs::set_permissions(
+        p("dir-already-existed2"),
+        std::fs::Permissions::from_mode(0o754),
+    )
+    .unwrap();
     let ok = run("/bin/true")
         .dir(p("dir-already-existed"), 0o755)
         .dir(p("dir-already-existed2"), 0o741)
@@ -626,13 +716,27 @@ async fn directories_created_explicitly_have_expected_permissions() {
     assert!(ok.success());
     assert_eq!(mode_of(&p("dir-already-existed")), "710");
     assert_eq!(mode_of(&p("dir-already-existed2")), "754");
-    for (name, mode) in [("new-dir-set-perms", 0o1741), ("new-dir-default-perms", 0o755)] {
-        let err = run("/bin/true").dir(p(name), mode).status().await.unwrap_err();
+    for (name, mode) in [
+        ("new-dir-set-perms", 0o1741),
+        ("new-dir-default-perms", 0o755),
+    ] {
+        let err = run("/bin/true")
+            .dir(p(name), mode)
+            .status()
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::BadMount { what: "dir", .. }), "{err}");
         assert!(!p(name).exists());
     }
-    let err = run("/bin/true").chmod(p("dir-already-existed"), 0o1755).status().await.unwrap_err();
-    assert!(matches!(err, Error::BadMount { what: "chmod", .. }), "{err}");
+    let err = run("/bin/true")
+        .chmod(p("dir-already-existed"), 0o1755)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadMount { what: "chmod", .. }),
+        "{err}"
+    );
     assert_eq!(mode_of(&p("dir-already-existed")), "710");
     // Inside a tmpfs at the same path.
     let d = t.0.display();
@@ -659,7 +763,11 @@ async fn directories_created_explicitly_have_expected_permissions() {
 async fn directories_created_as_parents_have_expected_permissions() {
     let _d = common::deadline("bwrap: parent modes", 60);
     let t = Tmp::new("parentmodes");
-    let err = run("/bin/true").dir(t.0.join("parent/dir"), 0o755).status().await.unwrap_err();
+    let err = run("/bin/true")
+        .dir(t.0.join("parent/dir"), 0o755)
+        .status()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BadMount { .. }), "{err}");
     assert!(!t.0.join("parent").exists());
     let cases: [(Option<u32>, &str); 13] = [
@@ -723,7 +831,8 @@ async fn files_have_expected_permissions() {
     let _d = common::deadline("bwrap: file modes", 60);
     for (mode, want) in [(0o666, "666\n"), (0o640, "640\n")] {
         let mut b = run("/usr/bin/stat");
-        b.args(["-c", "%a", "/tmp/file"]).file("/tmp/file", b"", mode);
+        b.args(["-c", "%a", "/tmp/file"])
+            .file("/tmp/file", b"", mode);
         let (ok, stdout, err) = out(&mut b).await;
         assert!(ok, "{err}");
         assert_eq!(stdout, want);
@@ -749,12 +858,23 @@ async fn environment_manipulation() {
         std::env::set_var("FOO", "");
         std::env::set_var("BAR", "baz");
     }
-    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"").env_inherit().env("FOO", "bar")).await;
+    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"")
+        .env_inherit()
+        .env("FOO", "bar"))
+    .await;
     assert!(stdout.contains("barbaz"), "{stdout}");
     unsafe { std::env::set_var("FOO", "wrong") };
-    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"").env_inherit().env("FOO", "bar")).await;
+    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"")
+        .env_inherit()
+        .env("FOO", "bar"))
+    .await;
     assert!(stdout.contains("barbaz"), "{stdout}");
-    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "printf \"%s%s\" \"$FOO\" \"$BAR\"").env_inherit().env_remove("FOO")).await;
+    let (_, stdout, _) = out(
+        run_sh(Namespaces::empty(), "printf \"%s%s\" \"$FOO\" \"$BAR\"")
+            .env_inherit()
+            .env_remove("FOO"),
+    )
+    .await;
     assert_eq!(stdout, "baz");
     unsafe { std::env::set_var("BAR", "wrong") };
     let mut b = run("/usr/bin/env");
