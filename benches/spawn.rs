@@ -30,7 +30,8 @@ use criterion::{criterion_group, Criterion};
 #[path = "common/baseline.rs"]
 mod baseline;
 use baseline::{
-    big_heap, clone_flags, core_only, full_run, in_task, raw_clone_loop, raw_clone_loop_with,
+    before_issue_11, big_heap, clone_flags, core_only, full_run, in_task, raw_clone_loop,
+    raw_clone_loop_with,
 };
 
 const UIPM: Namespaces = Namespaces::UTS
@@ -71,21 +72,35 @@ fn tokio_command_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) 
 }
 
 fn cellblock_loop(rt: &tokio::runtime::Runtime, ns: Namespaces, iters: u64) -> Duration {
-    cellblock_loop_with(rt, ns, iters, false)
+    cellblock_loop_with(rt, ns, iters, Config::Defaults)
 }
 
-/// `bare`: the core path alone ([`core_only`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Defaults,
+    /// The defaults before issue 11 ([`before_issue_11`]).
+    Pre11,
+    /// The core path alone ([`core_only`]).
+    Bare,
+}
+
 fn cellblock_loop_with(
     rt: &tokio::runtime::Runtime,
     ns: Namespaces,
     iters: u64,
-    bare: bool,
+    config: Config,
 ) -> Duration {
     in_task(rt, async move {
         let mut b = Container::builder("/bin/true");
         b.namespaces(ns).env_clear();
-        if bare {
-            core_only(&mut b);
+        match config {
+            Config::Bare => {
+                core_only(&mut b);
+            }
+            Config::Pre11 => {
+                before_issue_11(&mut b);
+            }
+            Config::Defaults => {}
         }
         let start = Instant::now();
         for _ in 0..iters {
@@ -109,7 +124,8 @@ impl Summary {
         rounds: u32,
         per_round: u64,
     ) {
-        let (mut raw, mut tok, mut cb, mut bare, mut raw_req) = (
+        let (mut raw, mut tok, mut cb, mut bare, mut raw_req, mut pre11) = (
+            Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
             Duration::ZERO,
@@ -125,7 +141,8 @@ impl Summary {
             }
             tok += tokio_command_loop(rt, ns, per_round);
             cb += cellblock_loop(rt, ns, per_round);
-            bare += cellblock_loop_with(rt, ns, per_round, true);
+            pre11 += cellblock_loop_with(rt, ns, per_round, Config::Pre11);
+            bare += cellblock_loop_with(rt, ns, per_round, Config::Bare);
         }
         let n = (rounds as u64 * per_round) as f64;
         if required {
@@ -138,6 +155,7 @@ impl Summary {
             ("raw_clone", raw),
             ("cellblock_bare", bare),
             ("tokio_command", tok),
+            ("cellblock_before_issue_11", pre11),
             ("cellblock", cb),
         ] {
             self.0
@@ -219,6 +237,12 @@ fn benches(c: &mut Criterion) {
             summary.get(&format!("heap2g/{name}/raw_clone")) / raw,
             cb / tok,
             tokh / tok
+        );
+        let pre11 = summary.get(&format!("noheap/{name}/cellblock_before_issue_11"));
+        println!(
+            "{:<22} defaults/defaults-before-issue-11 {:.2}x (target <= 1.15)",
+            "",
+            cb / pre11
         );
         if let Some(req) = summary.try_get(&format!("noheap/{name}/raw_clone_required")) {
             println!(

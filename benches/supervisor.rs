@@ -129,6 +129,15 @@ fn main() {
             );
             record("cellblock Supervisor, defaults", supervisor_jobs(jobs, 16).await);
             record(
+                "cellblock, defaults before #11",
+                run_jobs(jobs, 16, || async {
+                    let mut b = Container::builder("/bin/true");
+                    baseline::before_issue_11(b.namespaces(NS).env_clear());
+                    assert!(b.status().await.unwrap().success());
+                })
+                .await,
+            );
+            record(
                 "cellblock, namespaces only",
                 run_jobs(jobs, 16, || async {
                     let mut b = Container::builder("/bin/true");

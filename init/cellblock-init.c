@@ -13,21 +13,39 @@
  * aarch64.
  *
  * What it does (tini-like):
- *   1. blocks every asynchronous signal and reads them from a signalfd;
- *   2. starts the workload with a vfork-style clone (see vfork_start) and, once that
- *      returns, knows whether its execve worked: reports "started" or (stage, errno) on
- *      the report fd;
+ *   0. makes itself non-dumpable (see "Out of the workload's reach" below);
+ *   1. blocks every signal and reads them from a signalfd;
+ *   2. starts the workload, in a process group of its own (unless it shares the caller's
+ *      terminal, see start_child), with a vfork-style clone (see
+ *      vfork_start) and, once that returns, knows whether its execve worked: reports
+ *      "started" or (stage, errno) on the report fd; then moves its own cwd to "/";
  *   3. forwards every signal but SIGCHLD to the workload, reaps every child (orphans
  *      included) with wait4(-1, WNOHANG) whenever SIGCHLD arrives (they coalesce);
  *   4. when the workload exits: SIGTERM to everything left in the namespace, waits up to
  *      the grace period, then SIGKILL; writes the workload's wait status to the report fd
  *      and exits with its code, or 128+signal;
- *   5. if the lifeline fd hangs up (the supervisor died, even by SIGKILL), kills
- *      everything at once and exits.
+ *   5. if the lifeline (a pidfd of the supervisor process) becomes readable, the
+ *      supervisor died (even by SIGKILL): kills everything at once and exits.
  *
  * argv: cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PATH ARGV0 [ARGS...]
  * The environment is the workload's. FLAGS bit 0: fd 0 is a terminal whose foreground
- * process group the workload gets.
+ * process group the workload gets. FLAGS bit 1: stay dumpable (ContainerBuilder::
+ * init_dumpable, a debugging opt-out that gives the workload all of the below back).
+ *
+ * Out of the workload's reach. The init runs with the workload's credentials, so by the
+ * ordinary ptrace access rules the workload could reopen our descriptors through
+ * /proc/1/fd/N (close-on-exec is no protection against a reopen), copy them with
+ * pidfd_getfd, read and write /proc/1/mem, or ptrace us, and through any of these forge
+ * the status we report or make us exit 0. A non-dumpable process (PR_SET_DUMPABLE 0)
+ * fails that access check for every caller without CAP_SYS_PTRACE over our user
+ * namespace, which the workload does not have unless the caller kept it on purpose (runc
+ * does the same for its init). Dumpability belongs to the memory map: execve resets it
+ * (which is why we set it first thing after ours), a credential change may reset it (we
+ * make none), and the workload's own execve gives the workload a fresh, dumpable map of
+ * its own, so its /proc/self, `ps` and debuggers work as usual. Between our execve and the
+ * prctl no process of the workload exists yet; and since our image is execute-only
+ * (src/init.rs), the kernel usually starts us non-dumpable anyway, which also closes that
+ * window to processes outside the container that share the workload's uid.
  *
  * Report records are 8 bytes: u32 tag, i32 value (native endian). The tags and stage
  * numbers must match src/init.rs and src/error.rs.
@@ -55,6 +73,10 @@ typedef unsigned long size_t;
 #define O_NONBLOCK 04000
 #define WNOHANG 1
 #define TIOCSPGRP 0x5410
+#define TIOCGPGRP 0x540F
+#define PR_SET_DUMPABLE 4
+#define FLAG_TTY 1
+#define FLAG_DUMPABLE 2
 #define SIG_SETMASK_ 2
 #define CLOCK_MONOTONIC_ 1
 
@@ -205,8 +227,17 @@ static int wait_events(long timeout_ms)
     long r = sc5(__NR_ppoll, pfd, n, tsp, 0, 8);
     if (r <= 0)
         return 0;
-    if (n == 2 && (pfd[1].revents & (POLLHUP | POLLERR)))
-        supervisor_died();
+    if (n == 2) {
+        /* A pidfd is readable once its process has exited, and nothing else makes it so:
+         * nobody can write into a pidfd (write() fails with EINVAL), so no process can
+         * make us spin on data, and holding a copy keeps nobody alive. POLLHUP/POLLERR
+         * too: the process is gone (reaped). POLLNVAL cannot happen (we never close the
+         * descriptor); were it to, we stop watching rather than spin. */
+        if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
+            supervisor_died();
+        if (pfd[1].revents & POLLNVAL)
+            lifeline_fd = -1;
+    }
     return (pfd[0].revents & POLLIN) != 0;
 }
 
@@ -276,12 +307,26 @@ struct start {
 __attribute__((noreturn, used)) void start_child(struct start *s);
 __attribute__((noreturn, used)) void start_child(struct start *s)
 {
-    if (s->flags & 1) {
-        /* Own process group in the foreground of the terminal, so that ^C reaches the
-         * workload once (not the init too). SIGTTOU is still blocked here, which is
-         * what lets a background group take the foreground. */
-        int me = (int)sc0(__NR_getpid);
+    /* A process group of its own (as tini and dumb-init do): the workload's job control
+     * and its `kill 0` then cover the workload's processes, not the init. Cannot fail:
+     * we are not a session leader, and the group is our own new one.
+     * One exception: a controlling terminal that is not ours to manage (the caller's, with
+     * new_session(false)) whose foreground group is the supervisor's: a new group would
+     * be a background job there and stop on its first terminal read (SIGTTIN), so the
+     * workload stays in the group it shares with the supervisor, as it did before the
+     * init. TIOCGPGRP succeeds only on the caller's controlling terminal. */
+    int pg;
+    int shared_tty = 0;
+    for (int fd = 0; fd < 3 && !(s->flags & FLAG_TTY); fd++)
+        if (sc3(__NR_ioctl, fd, TIOCGPGRP, &pg) == 0)
+            shared_tty = 1;
+    if (!shared_tty)
         sc2(__NR_setpgid, 0, 0);
+    if (s->flags & FLAG_TTY) {
+        /* In the foreground of the terminal, so that ^C reaches the workload once (not the
+         * init too). SIGTTOU is still blocked here, which is what lets a background group
+         * take the foreground. */
+        int me = (int)sc0(__NR_getpid);
         sc3(__NR_ioctl, 0, TIOCSPGRP, &me);
     }
     unsigned long none = 0;
@@ -363,6 +408,20 @@ int cmain(long *sp)
     const char *path = argv[5];
     char **wargv = argv + 6;
 
+    /* First of all, before any process of the workload exists: out of its reach (see
+     * the header). Only the caller's explicit debugging opt-out skips it. A failure
+     * (impossible for these arguments) is reported like any setup failure. */
+    {
+        /* Usually the kernel made us non-dumpable already (our image is execute-only, see
+         * src/init.rs); this also covers fs.suid_dumpable != 0 and a caller whose kept
+         * capabilities can read the image. The opt-out sets it back to dumpable. */
+        long d = sc2(__NR_prctl, PR_SET_DUMPABLE, (flags & FLAG_DUMPABLE) ? 1 : 0);
+        if (d < 0) {
+            report(STAGE_INIT_SETUP, (int)-d);
+            exit_now(127);
+        }
+    }
+
     /* The report and lifeline fds were passed to us on purpose; the workload must not
      * inherit them (one holding the report fd could forge our messages). */
     if (report_fd >= 0)
@@ -370,13 +429,15 @@ int cmain(long *sp)
     if (lifeline_fd >= 0)
         sc3(__NR_fcntl, lifeline_fd, F_SETFD, FD_CLOEXEC);
 
-    /* Every signal but the synchronous faults: a crashing init must crash, not spin.
-     * Blocked signals are queued even for a PID 1 (the kernel only drops signals a PID 1
-     * leaves at SIG_DFL *unblocked*), and the signalfd reads them. */
+    /* Every signal, the synchronous fault signals included. The kernel drops a signal
+     * sent to a namespace's PID 1 that it leaves at SIG_DFL *unblocked*; blocked ones are
+     * queued, and the signalfd reads them, so that a SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+     * SIGABRT, SIGTRAP or SIGSYS sent with kill() is forwarded to the workload like any
+     * other. Blocking them does not make a crashing init spin: a real fault is forced
+     * (force_sig_info_to_task unblocks the signal, resets it to SIG_DFL and clears PID 1's
+     * immunity), so a faulting init still dies. SIGKILL and SIGSTOP cannot be blocked (the
+     * kernel silently leaves them out of the mask). */
     unsigned long all = ~0UL;
-    int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
-    for (unsigned i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
-        all &= ~(1UL << (sync_sigs[i] - 1));
     long r = sc4(__NR_rt_sigprocmask, SIG_SETMASK_, &all, 0, 8);
     if (r < 0) {
         report(STAGE_INIT_SETUP, (int)-r);
@@ -401,6 +462,11 @@ int cmain(long *sp)
         exit_now(127);
     }
     report(MSG_STARTED, (int)child);
+    /* The workload has its cwd (the container's working directory, inherited at the
+     * clone: CLONE_VM without CLONE_FS gave it a copy of ours); the init itself needs
+     * none, and must not pin a directory for the container's whole life. "/" is the
+     * container's root, which the init holds anyway. */
+    sc1(__NR_chdir, "/");
     /* Our stdio belongs to the workload: holding it would delay the supervisor's EOF. */
     for (int fd = 0; fd < 3; fd++)
         if (fd != report_fd && fd != lifeline_fd)

@@ -32,6 +32,20 @@
 //!   close-on-exec, which `execveat` of an ELF image tolerates (only a script would need
 //!   the descriptor after exec).
 //!
+//! # Out of the workload's reach
+//!
+//! The init runs with the workload's credentials. By the ordinary ptrace access rules
+//! the workload could then reopen the init's descriptors through `/proc/1/fd/N` (a
+//! reopen ignores close-on-exec), copy them with `pidfd_getfd`, read and write
+//! `/proc/1/mem`, or ptrace the init, and so forge the status the init reports or make it
+//! exit 0. So the init makes itself non-dumpable (`PR_SET_DUMPABLE 0`) first thing after
+//! its execve, before any process of the workload exists, as runc does for its init: every
+//! such access then needs `CAP_SYS_PTRACE` over the init's user namespace, which the
+//! workload lacks unless the caller kept it on purpose. The workload's own execve gives it
+//! a fresh, dumpable memory map, so its `/proc/self`, `ps` and debuggers inside work.
+//! [`init_dumpable(true)`](crate::ContainerBuilder::init_dumpable) turns this off for
+//! debugging the init.
+//!
 //! # The report pipe across the init
 //!
 //! The core's error pipe (close-on-exec; EOF = execve succeeded) cannot tell whether the
@@ -50,16 +64,42 @@
 //!   where the init itself can only exit with 128+signal). If the init was killed
 //!   (SIGKILL to the container) the record is missing and the init's own status stands.
 //!
-//! # The lifeline
+//! **The record is never trusted beyond what the kernel says.** Only the init should hold
+//! the write end, and a non-dumpable init keeps the workload from reopening it; but a
+//! record is a claim, and the kernel's report of the init's own exit is a fact. The init
+//! exits with the workload's code, or 128+signal when the workload was killed, so the
+//! supervisor takes the kernel's status of the init and lets the record do one thing only:
+//! tell "killed by signal N" (and whether it dumped core) from "exited with 128+N", and
+//! only when it agrees with the init's real exit code ([`workload_status`]). A forged
+//! record can therefore claim nothing the workload could not have produced itself by
+//! exiting or dying: "exit 0" for a workload that exited 3 is rejected even by an init
+//! made dumpable. (Making the channel unreachable by construction, say an exit code alone,
+//! would lose the signal/code distinction; a signed record would need a secret the init
+//! keeps in memory, which is exactly what a dumpable init would expose.)
 //!
-//! One pipe per supervisor process, both ends close-on-exec. The supervisor alone keeps
-//! the write end (every child closes its copy: explicitly in our clone child, by
-//! close-on-exec in any other child); each init gets the read end and polls it. When the
-//! supervisor dies, by SIGKILL too, the kernel closes the write end, the read end hangs
-//! up, and every init kills its namespace and exits at once. This follows the *process*,
-//! unlike `PR_SET_PDEATHSIG`, which follows the cloning *thread* (tokio's blocking threads
-//! retire after ~10 s idle, which would kill healthy containers). Containers without an
-//! init use `PR_SET_PDEATHSIG` from a long-lived spawner thread instead (`spawner.rs`).
+//! # The lifeline: a pidfd of the supervisor, one per container
+//!
+//! Each spawn opens a fresh pidfd of the supervisor *process* (`pidfd_open(getpid())`,
+//! close-on-exec) and hands it to the init, which polls it: a pidfd becomes readable when
+//! its process has exited (every thread of it, by SIGKILL too), and then the init kills its
+//! namespace and exits at once. This follows the *process*, unlike `PR_SET_PDEATHSIG`,
+//! which follows the cloning *thread* (tokio's blocking threads retire after ~10 s idle,
+//! which would kill healthy containers), and works across PID namespaces (poll needs no
+//! visibility of the pid; the supervisor's pid is invisible inside).
+//!
+//! Why a pidfd rather than a pipe: an earlier version shared one lifeline pipe among all
+//! containers of a supervisor. A workload that reached its init's read end could write a
+//! byte into it (every other init then spun on a readable pipe), and one that reached a
+//! write end could keep every container alive after the supervisor's death. A pidfd has no
+//! data and no write end: `write()` fails, readability means only "exited", and holding a
+//! copy keeps nobody alive. From inside the container it cannot even signal the
+//! supervisor (`pidfd_send_signal` needs the target to be visible in the caller's PID
+//! namespace). Each container gets its own open file, so no state (file flags) is shared
+//! between containers either, and a supervisor that forked gets pidfds of itself, not of
+//! its parent. Cost: one `pidfd_open` and one `close` per spawn. Containers without an
+//! init use `PR_SET_PDEATHSIG` from a long-lived spawner thread instead (`spawner.rs`);
+//! their child polls the same kind of pidfd once to close the race with a supervisor that
+//! died before the signal was armed.
 
 use std::ffi::CString;
 use std::io;
@@ -113,18 +153,26 @@ fn create_memfd() -> io::Result<OwnedFd> {
     if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } == -1 {
         return Err(io::Error::last_os_error());
     }
+    // Execute-only. The kernel starts a process non-dumpable when it execs an image its
+    // credentials may not read (with the default fs.suid_dumpable = 0), so the init is
+    // out of reach from its very first instruction, not only from its prctl on (the
+    // prctl stays, for hosts where suid_dumpable is set and for capabilities that can
+    // read anything). Our descriptor stays open read-write; exec needs only `x`.
+    // SAFETY: fchmod on our own memfd. man 2 fchmod.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o111) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(fd)
 }
 
-/// The process-wide lifeline pipe `(read end, write end)`, created on first use.
-pub(crate) fn lifeline() -> io::Result<(RawFd, RawFd)> {
-    static PIPE: OnceLock<Result<(OwnedFd, OwnedFd), i32>> = OnceLock::new();
-    match PIPE
-        .get_or_init(|| sys::pipe_cloexec().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)))
-    {
-        Ok((r, w)) => Ok((r.as_raw_fd(), w.as_raw_fd())),
-        Err(e) => Err(io::Error::from_raw_os_error(*e)),
-    }
+/// A new pidfd of this (the supervisor) process, close-on-exec, at `min` or above: one
+/// container's lifeline (see the module docs).
+pub(crate) fn lifeline(min: RawFd) -> io::Result<OwnedFd> {
+    // getpid() is the thread group's id whichever thread runs this, and pidfd_open of it
+    // follows the whole process, not this thread.
+    // SAFETY: plain syscall. man 2 getpid.
+    let me = unsafe { libc::getpid() };
+    sys::move_above(sys::pidfd_open(me)?, min.max(3))
 }
 
 /// Settings the init needs, turned into its argv.
@@ -133,6 +181,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) lifeline_fd: RawFd,
     pub(crate) grace_ms: u64,
     pub(crate) foreground_tty: bool,
+    /// `init_dumpable(true)`: the init skips `PR_SET_DUMPABLE 0`.
+    pub(crate) dumpable: bool,
     pub(crate) path: &'a CString,
     pub(crate) args: &'a [CString],
 }
@@ -146,7 +196,7 @@ impl InitArgs<'_> {
             num(self.report_fd as i64),
             num(self.lifeline_fd as i64),
             num(self.grace_ms.min(i32::MAX as u64) as i64),
-            num(self.foreground_tty as i64),
+            num(self.foreground_tty as i64 | (self.dumpable as i64) << 1),
             self.path.clone(),
         ];
         v.extend(self.args.iter().cloned());
@@ -155,7 +205,8 @@ impl InitArgs<'_> {
 }
 
 /// The workload's own status, if the init left it in the report pipe (`status_fd`, our
-/// non-blocking duplicate of the read end) before exiting; otherwise `init_status`.
+/// non-blocking duplicate of the read end) before exiting and it agrees with what the
+/// kernel says of the init (`init_status`, see [`accept_record`]); otherwise `init_status`.
 pub(crate) fn workload_status(status_fd: &OwnedFd, init_status: ExitStatus) -> ExitStatus {
     let mut buf = [0u8; 8];
     // The pipe holds at most this one record by now (the startup record was consumed by
@@ -177,8 +228,89 @@ pub(crate) fn workload_status(status_fd: &OwnedFd, init_status: ExitStatus) -> E
         let tag = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let value = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
         if tag == MSG_STATUS {
-            return ExitStatus::from_raw(value);
+            return accept_record(value, init_status);
         }
     }
     init_status
+}
+
+/// The status to report for a `MSG_STATUS` record `value`, given the kernel's status of
+/// the init: the record when it is a well-formed wait status the init's real exit agrees
+/// with (the init exits with the workload's code, or 128+signal), else the kernel's.
+///
+/// So a record can only turn "exited with 128+N" into "killed by signal N" (with or
+/// without a core dump); whoever wrote it, it cannot change the code or invent a success.
+/// The init killed by a signal (SIGKILL to the container) wrote no record of its own:
+/// anything in the pipe then is not the init's, and the kernel's status stands.
+pub(crate) fn accept_record(value: i32, init_status: ExitStatus) -> ExitStatus {
+    let Some(init_code) = init_status.code() else {
+        return init_status;
+    };
+    let expected = if value & !0xff00 == 0 {
+        // Exited (WIFEXITED): the code in bits 8..16.
+        (value >> 8) & 0xff
+    } else if value & !0xff == 0 && (1..=64).contains(&(value & 0x7f)) {
+        // Killed (WIFSIGNALED), maybe with the core-dump bit 0x80.
+        128 + (value & 0x7f)
+    } else {
+        // Stopped/continued or garbage: no status the init would report.
+        return init_status;
+    };
+    if expected == init_code {
+        ExitStatus::from_raw(value)
+    } else {
+        init_status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    /// A record that agrees with the init's real exit is taken (a signal stays a signal,
+    /// with its core-dump bit); one that disagrees is not, so a forged "exit 0" for a
+    /// workload that exited 3 changes nothing. Both directions run, so the check can fail.
+    #[test]
+    fn a_status_record_must_agree_with_the_inits_exit() {
+        // Genuine records.
+        assert_eq!(accept_record(3 << 8, exited(3)).code(), Some(3));
+        assert_eq!(accept_record(libc::SIGTERM, exited(143)).signal(), Some(15));
+        let core = accept_record(libc::SIGSEGV | 0x80, exited(128 + 11));
+        assert_eq!((core.signal(), core.core_dumped()), (Some(11), true));
+        assert_eq!(accept_record(0, exited(0)).code(), Some(0));
+        // Forged: a success for a failure, another code, a signal that does not match.
+        assert_eq!(accept_record(0, exited(3)).code(), Some(3));
+        assert_eq!(accept_record(7 << 8, exited(3)).code(), Some(3));
+        assert_eq!(accept_record(libc::SIGKILL, exited(3)).code(), Some(3));
+        // Malformed: stopped (0x7f), high bits, signal 0 with core bit, out of range.
+        for v in [0x137f, 0x10000 | (3 << 8), 0x80, 0x7e, -1] {
+            assert_eq!(accept_record(v, exited(3)).code(), Some(3), "{v:#x}");
+        }
+        // The init itself was killed: the kernel's word stands, whatever the record says.
+        let killed = ExitStatus::from_raw(libc::SIGKILL);
+        assert_eq!(accept_record(0, killed).signal(), Some(9));
+    }
+
+    /// The same through the pipe, as `Container::wait` reads it.
+    #[test]
+    fn forged_record_in_the_pipe_is_rejected() {
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        let write = |tag: u32, value: i32| {
+            let mut rec = [0u8; 8];
+            rec[..4].copy_from_slice(&tag.to_ne_bytes());
+            rec[4..].copy_from_slice(&value.to_ne_bytes());
+            // SAFETY: valid buffer, our own pipe.
+            assert_eq!(unsafe { libc::write(w.as_raw_fd(), rec.as_ptr().cast(), 8) }, 8);
+        };
+        write(MSG_STATUS, 0);
+        assert_eq!(workload_status(&r, exited(3)).code(), Some(3));
+        write(MSG_STATUS, libc::SIGINT);
+        assert_eq!(workload_status(&r, exited(130)).signal(), Some(libc::SIGINT));
+        // Empty pipe: the init's status.
+        assert_eq!(workload_status(&r, exited(5)).code(), Some(5));
+    }
 }

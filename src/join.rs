@@ -171,6 +171,8 @@ impl CloneMode {
 pub(crate) struct PreparedJoin {
     pub(crate) spec: JoinSpec,
     pub(crate) mode_private_memory: bool,
+    /// Namespaces created by `unshare` after the joins instead of at clone.
+    pub(crate) deferred: Namespaces,
     _entries: Vec<JoinFd>,
     _fds: Vec<OwnedFd>,
     /// Stack of the workload when a PID namespace is joined.
@@ -280,10 +282,23 @@ pub(crate) fn join_owner_userns(b: &mut ContainerBuilder, privileged: bool) -> R
         }
         return Ok(());
     }
-    b.joins.joins.push(Join {
-        namespaces: Namespaces::USER,
-        source: Source::Fd(Arc::new(fd)),
-    });
+    // Through a container's pidfd where there is one: one setns then enters its user
+    // namespace together with the others (the kernel orders them), which also works when
+    // the container's first process is its non-dumpable init, whose namespaces a process
+    // already inside the user namespace may not reach through a separate setns.
+    if let Some(j) = b
+        .joins
+        .joins
+        .iter_mut()
+        .find(|j| matches!(j.source, Source::Container { pidfd: Some(_), .. }))
+    {
+        j.namespaces |= Namespaces::USER;
+    } else {
+        b.joins.joins.push(Join {
+            namespaces: Namespaces::USER,
+            source: Source::Fd(Arc::new(fd)),
+        });
+    }
     Ok(())
 }
 
@@ -308,6 +323,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
     let mut prepared = PreparedJoin {
         spec: JoinSpec::none(),
         mode_private_memory: false,
+        deferred: Namespaces::empty(),
         _entries: Vec::new(),
         _fds: Vec::new(),
         stack: None,
@@ -404,7 +420,13 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
     prepared.spec.entries = prepared._entries.as_ptr();
     prepared.spec.n_entries = prepared._entries.len();
     prepared.mode_private_memory = all.intersects(Namespaces::USER | Namespaces::TIME);
-    if all.contains(Namespaces::PID) {
+    // New namespaces next to a joined user namespace are made after the joins, so that
+    // they belong to it (child/join.rs).
+    if all.contains(Namespaces::USER) {
+        prepared.spec.unshare_flags = b.namespaces.clone_flags();
+        prepared.deferred = b.namespaces;
+    }
+    if all.contains(Namespaces::PID) || prepared.deferred.contains(Namespaces::PID) {
         let stack = Stack::take().map_err(Error::io("allocating the workload stack"))?;
         let (r, w) = sys::pipe_cloexec().map_err(Error::io("creating the pid pipe"))?;
         prepared.spec.fork_workload = true;

@@ -71,7 +71,7 @@
 //! How the workload's process runs (`session.rs`): with a new PID namespace, PID 1 is a
 //! tiny built-in init (`init.rs`, `init/cellblock-init.c`) exec'd from a sealed memfd,
 //! which forwards signals, reaps orphans and kills the namespace when the supervisor
-//! process dies (a lifeline pipe); without an init, `PR_SET_PDEATHSIG` is armed from
+//! process dies (a pidfd of the supervisor, its lifeline); without an init, `PR_SET_PDEATHSIG` is armed from
 //! long-lived spawner threads (`spawner.rs`). Stdio arrives as streams of `Bytes` and
 //! leaves through a channel sender (`io.rs`); a container can get a pseudo-terminal
 //! (`pty.rs`); host signals are forwarded by a [`SignalForwarder`] (`signals.rs`).
@@ -113,7 +113,10 @@ pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
-pub use limits::{Resource, DEFAULT_KILL_GRACE, RLIM_INFINITY};
+pub use limits::{
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, RLIM_INFINITY,
+};
+pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};

@@ -1,5 +1,5 @@
 //! Resource limits: the builder methods, their validation, and what the parent prepares
-//! for the child (the cgroup, its `cgroup.procs` descriptors, the rlimit table).
+//! for the child (the cgroup, the descriptors it joins through, the rlimit table).
 //!
 //! The cgroup mechanics are in `cgroup/`, the child's steps in `child/resources.rs`, the
 //! timeout watchdog and the per-run report in `report.rs`.
@@ -21,6 +21,45 @@ pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 /// The default pause between SIGTERM and SIGKILL when a [`timeout`](ContainerBuilder::timeout)
 /// expires.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
+
+/// The pids budget every container gets unless the caller sets its own
+/// ([`pids_limit`](ContainerBuilder::pids_limit)) or opts out
+/// ([`default_budget(false)`](ContainerBuilder::default_budget)).
+///
+/// Why 1024: a container's processes and threads count against every cgroup above it,
+/// the supervisor's own included, and on a host without a pids limit against the
+/// kernel's `pid_max` (32768 by default, the figure on the test machine). 1024 is 3% of
+/// that, so one runaway container cannot use up the pid space, and it is a fifth of the
+/// budget systemd gives a service by default (`DefaultTasksMax=15%` of 32768 = 4915), so
+/// a supervisor running as a service keeps most of its own budget with a runaway
+/// container or two. It is ample for ordinary workloads (a shell pipeline needs a handful,
+/// a `make -j8` build a few dozen, a JVM a few hundred threads); podman's default
+/// (`pids_limit = 2048` in containers.conf) is of the same order.
+pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
+
+/// The CPU weight of all containers *together* against the supervisor's own threads,
+/// in `cpu.weight` units (1..=10000, kernel default 100): 50, i.e. v1 `cpu.shares` 512
+/// against 1024 per supervisor thread.
+///
+/// It is written to the `cellblock` directory that holds the containers' `cpu` cgroups
+/// (when cellblock makes it, or finds it at the kernel's default), because that directory
+/// is what competes with the supervisor's threads for CPU: weights only count between
+/// siblings, and the containers' own cgroups are siblings of each other, not of the
+/// supervisor. It applies to the containers that have a `cpu` cgroup, that is those with
+/// a [`cpu_limit`](ContainerBuilder::cpu_limit) or [`cpu_weight`](ContainerBuilder::cpu_weight)
+/// of the caller's: each of them then weighs as one against the others however many
+/// processes it runs, and together they get half of what one busy supervisor thread gets
+/// under contention (all of an otherwise idle CPU).
+///
+/// The [default budget](ContainerBuilder::default_budget) does not give every container a
+/// `cpu` cgroup, because on v1 it made the spawn of a `/bin/true` container 40–80% slower
+/// here (a task in a `cpu` cgroup of its own starts and runs slower on a busy host), far
+/// above the 15% the budget may cost, while the pids budget alone already keeps the
+/// supervisor's 10 ms timer within target under a fork bomb (measured in
+/// `benches/forkbomb.rs`: at most 10.7 ms late, against 367 ms without the budget).
+/// `cpu_weight(100)` (the kernel's default weight) asks for the `cpu` cgroup without
+/// changing the container's share among containers.
+pub const CONTAINERS_CPU_WEIGHT: u64 = 50;
 
 /// A resource for [`ContainerBuilder::rlimit`] (`RLIMIT_*`, see `man 2 setrlimit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +142,8 @@ pub(crate) struct Limits {
     pub(crate) accounting: bool,
     pub(crate) cgroup_version: CgroupVersion,
     pub(crate) cgroup_parent: Option<PathBuf>,
+    /// `default_budget(false)`: no default pids budget, no CPU weighting.
+    pub(crate) no_default_budget: bool,
 }
 
 impl Limits {
@@ -115,6 +156,23 @@ impl Limits {
             || self.cpu.is_some()
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
+    }
+
+    /// Whether the default budget applies ([`DEFAULT_PIDS_LIMIT`],
+    /// [`CONTAINERS_CPU_WEIGHT`]).
+    pub(crate) fn default_budget(&self) -> bool {
+        !self.no_default_budget
+    }
+
+    /// The pids limit to write: the caller's, else the default budget's.
+    pub(crate) fn effective_pids(&self) -> Option<u64> {
+        self.pids
+            .or_else(|| self.default_budget().then_some(DEFAULT_PIDS_LIMIT))
+    }
+
+    /// Whether a limit of the caller's needs the cpu controller.
+    pub(crate) fn wants_cpu(&self) -> bool {
+        self.cpu.is_some() || self.cpu_weight.is_some()
     }
 
     /// The CFS quota for [`cpu_limit`](ContainerBuilder::cpu_limit), in µs per period.
@@ -229,13 +287,25 @@ pub(crate) struct PreparedResources {
 }
 
 /// Validates the limits and prepares everything the child needs: creates the cgroup,
-/// opens its `cgroup.procs` files, builds the rlimit table. Nothing is left behind on
+/// opens the files the child joins it through, builds the rlimit table. Nothing is left behind on
 /// error (the cgroup's `Drop` removes it).
 pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
     let l = &b.limits;
     l.validate()?;
     let cgroup = if l.wants_cgroup() {
         Some(Arc::new(Cgroup::create(l)?))
+    } else if l.default_budget() {
+        // Best effort: a supervisor that may not create cgroups (rootless without a
+        // delegated subtree, a read-only cgroupfs, a v2 cgroup that holds processes) spawns
+        // as it did before, without the budget; see `default_budget` for what that leaves
+        // unprotected.
+        match Cgroup::create_budget(l) {
+            Ok(cg) => Some(Arc::new(cg)),
+            Err(e) => {
+                budget_unavailable(&e);
+                None
+            }
+        }
     } else {
         None
     };
@@ -260,6 +330,21 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
         procs_raw,
         rlimits,
     })
+}
+
+/// Says once per process why containers run without the default budget.
+fn budget_unavailable(e: &Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            error = %e,
+            "containers run without the default pids budget and CPU weight (their processes \
+             count against the supervisor's own); give a delegated cgroup with cgroup_parent() \
+             to get them"
+        );
+    } else {
+        tracing::debug!(error = %e, "no default budget for this container");
+    }
 }
 
 impl PreparedResources {
@@ -313,9 +398,71 @@ impl ContainerBuilder {
     }
 
     /// Limits the number of processes and threads in the container (`pids.max`); a fork
-    /// beyond it fails with EAGAIN. Contains fork bombs.
+    /// beyond it fails with EAGAIN. Contains fork bombs. Replaces the
+    /// [default budget](Self::default_budget)'s [`DEFAULT_PIDS_LIMIT`], higher or lower.
     pub fn pids_limit(&mut self, max: u64) -> &mut Self {
         self.limits.pids = Some(max);
+        self
+    }
+
+    /// Whether the container gets the default budget (default `true`): a cgroup of its own
+    /// with `pids.max` = [`DEFAULT_PIDS_LIMIT`] unless [`pids_limit`](Self::pids_limit)
+    /// says otherwise. It keeps a runaway container (a fork bomb) from using up the
+    /// supervisor's pids, which would fail the supervisor's next spawn (and its own new
+    /// threads) with EAGAIN, and from flooding the scheduler with runnable processes that
+    /// push the supervisor's timers late.
+    ///
+    /// The cgroup is the container's like any other (see
+    /// [`Container::cgroup_paths`](crate::Container::cgroup_paths)): a
+    /// [`timeout`](Self::timeout) or [`Container::kill_all`](crate::Container::kill_all)
+    /// reaches every process in it, and the [report](crate::RunReport) has `pids_peak` and
+    /// `pids_limit_hits`. Without limits or accounting of the caller's, it has only the
+    /// `pids` controller, for a cheap spawn: one `mkdir` before the clone, one write of
+    /// `pids.max`, the child's joining (on v1 through `tasks`, which moves only the
+    /// calling thread and so avoids the kernel's global threadgroup lock and the RCU grace
+    /// period its writers wait for; on v2 through `cgroup.procs`), one `rmdir` after the
+    /// reaping. CPU weighting is not part of it (see [`CONTAINERS_CPU_WEIGHT`] for why and
+    /// how to ask for it).
+    ///
+    /// When the first process has been reaped, whatever is left in the cgroup is killed
+    /// and the cgroup removed, as for any container with a cgroup: background processes
+    /// of a container without a PID namespace no longer outlive it.
+    ///
+    /// `false` brings back the old behaviour: a container with no limit of the caller's
+    /// has no cgroup and its processes count against the supervisor's own cgroup. **Risk:**
+    /// a fork bomb in it can then use up the supervisor's (or the host's) pids, so that the
+    /// supervisor's next spawn and its own threads fail with EAGAIN, and its thousands of
+    /// runnable processes push the supervisor's timers late (measured here with 4096: a
+    /// 10 ms timer up to 219–367 ms late). Turn it off only for trusted
+    /// workloads, or when the caller bounds them otherwise (its own `pids_limit` is kept
+    /// either way).
+    ///
+    /// When the budget cannot be had, the container runs without it, as before, and the
+    /// first such spawn logs a warning (`tracing`) saying why. That is the case for a
+    /// rootless supervisor without a delegated cgroup ([`cgroup_parent`](Self::cgroup_parent)
+    /// gives one: the budget then applies), for a read-only cgroupfs (a nested supervisor
+    /// inside a container), and on cgroup v2 when the `pids` controller is not available in
+    /// the supervisor's cgroup, or the kernel refuses to enable it below a cgroup that holds
+    /// processes (move the supervisor into a leaf of its own and pass the parent with
+    /// `cgroup_parent`, or run it under systemd with `Delegate=yes`). Without the budget
+    /// **nothing** of the above is protected: the container's processes count against the
+    /// supervisor's cgroup (for a rootless supervisor, also against its user's
+    /// `RLIMIT_NPROC`, which the supervisor and all its containers share), so a fork bomb
+    /// can make the supervisor's spawns fail. What stays protected then is only what the
+    /// caller sets explicitly: an [`rlimit`](Self::rlimit) such as
+    /// [`Resource::Nproc`] works rootless (it counts every process of the user, the
+    /// supervisor's included). The caller's explicit cgroup limits never fall back: they
+    /// fail the spawn with a typed error, as before.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// // A trusted helper that may start many threads: no default budget.
+    /// Container::builder("/usr/bin/make").arg("-j64").default_budget(false);
+    /// // The default budget, but a bigger pids limit.
+    /// Container::builder("/usr/bin/make").arg("-j64").pids_limit(8192);
+    /// ```
+    pub fn default_budget(&mut self, on: bool) -> &mut Self {
+        self.limits.no_default_budget = !on;
         self
     }
 
@@ -327,7 +474,9 @@ impl ContainerBuilder {
     }
 
     /// Relative CPU share under contention, 1..=10000 (default 100): `cpu.weight` (v2);
-    /// v1 `cpu.shares` = weight × 1024 / 100.
+    /// v1 `cpu.shares` = weight × 1024 / 100. It weighs this container against the other
+    /// containers (its siblings under the shared `cellblock` cgroup); the containers
+    /// together weigh [`CONTAINERS_CPU_WEIGHT`] against the supervisor's own threads.
     pub fn cpu_weight(&mut self, weight: u64) -> &mut Self {
         self.limits.cpu_weight = Some(weight);
         self
@@ -360,13 +509,15 @@ impl ContainerBuilder {
     /// says [`EndReason::TimedOut`](crate::EndReason). The clock starts when the
     /// container has started and runs whether or not anyone awaits it.
     ///
-    /// "The whole container" is its cgroup when it has one (any limit, or
+    /// "The whole container" is its cgroup when it has one (the
+    /// [default budget](Self::default_budget), any limit, or
     /// [`cgroup_accounting`](Self::cgroup_accounting)): every process in it, however
     /// deep, is signalled (v2 `cgroup.kill`; v1 freeze, kill, thaw). Without a cgroup but
     /// with [`Namespaces::PID`], SIGTERM goes to PID 1 (the built-in init passes it on to
     /// the workload; with `init(false)` a workload that is PID 1 ignores it unless it has a
     /// handler) and SIGKILL of PID 1 makes the kernel kill the rest of the namespace.
-    /// With neither, only the first process is signalled: its descendants survive.
+    /// With neither (`default_budget(false)` and no limit, or the budget unavailable), only
+    /// the first process is signalled: its descendants survive.
     pub fn timeout(&mut self, limit: Duration) -> &mut Self {
         self.limits.timeout = Some(limit);
         self

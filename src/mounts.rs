@@ -4,8 +4,11 @@
 //! Every path the child uses is built here, absolute and *before* the root change
 //! (`<rootfs>/<dst>`). Every source and mount point is checked here too, so a missing
 //! rootfs, bind source or mount point is a typed error before anything is cloned. The
-//! child creates mount points only inside file systems it mounted itself (a tmpfs, the
-//! `/dev` tmpfs): the host's directories are never modified.
+//! child creates mount points, directories, files and links (`dir`, `file`, `symlink`) and
+//! changes modes (`chmod`) only inside file systems it mounted itself (a tmpfs, an overlay's
+//! upper layer, the `/dev` tmpfs): the host's directories are never modified. Links made by
+//! `symlink` are resolved here, so every path the child gets is free of them: the kernel
+//! never follows one of ours before the root change.
 //!
 //! Bind sources are taken (`open_tree`) before the first mount and attached in order
 //! (`move_mount`), so a source is the host's object even where a mount of ours covers its
@@ -66,12 +69,44 @@ enum MountOp {
     Dev,
     Mqueue,
     Sysfs,
+    Dir {
+        dst: PathBuf,
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
+    File {
+        dst: PathBuf,
+        contents: std::sync::Arc<[u8]>,
+        mode: u32,
+    },
+    Chmod {
+        dst: PathBuf,
+        mode: u32,
+    },
+    RemountRo {
+        dst: PathBuf,
+    },
+    Overlay {
+        lower: PathBuf,
+        dst: PathBuf,
+    },
 }
 
 impl MountOp {
     fn dst(&self) -> &Path {
         match self {
-            MountOp::Bind { dst, .. } | MountOp::Tmpfs { dst, .. } | MountOp::Proc { dst } => dst,
+            MountOp::Bind { dst, .. }
+            | MountOp::Tmpfs { dst, .. }
+            | MountOp::Proc { dst }
+            | MountOp::Dir { dst, .. }
+            | MountOp::Symlink { dst, .. }
+            | MountOp::File { dst, .. }
+            | MountOp::Chmod { dst, .. }
+            | MountOp::RemountRo { dst }
+            | MountOp::Overlay { dst, .. } => dst,
             MountOp::Dev => Path::new("/dev"),
             MountOp::Mqueue => Path::new("/dev/mqueue"),
             MountOp::Sysfs => Path::new("/sys"),
@@ -167,13 +202,149 @@ impl ContainerBuilder {
         self
     }
 
-    /// Mounts an empty tmpfs at `dst` limited to `size_bytes`, with root directory mode
-    /// `mode` (e.g. `0o1777` for a `/tmp`).
+    /// Mounts an empty tmpfs at `dst` limited to `size_bytes` (rounded up to whole pages),
+    /// with root directory mode `mode` (e.g. `0o1777` for a `/tmp`). A size of 0 (which the
+    /// kernel would take as "no limit"), a size above [`MAX_TMPFS_SIZE`] and a mode above
+    /// `0o7777` are refused with [`Error::BadMount`](crate::Error::BadMount) before anything
+    /// runs.
     pub fn tmpfs_with(&mut self, dst: impl Into<PathBuf>, size_bytes: u64, mode: u32) -> &mut Self {
         self.fs.ops.push(MountOp::Tmpfs {
             dst: dst.into(),
             size: Some(size_bytes),
             mode,
+        });
+        self
+    }
+
+    /// Creates directory `dst` with mode `mode` (bubblewrap's `--perms MODE --dir DST`),
+    /// and any missing parent with a mode derived from it as bubblewrap does (the owner's
+    /// `rwx`; `r-x` for group and others where `mode` grants them anything: 0o750 parents
+    /// for a 0o710 directory, 0o755 for 0o1777). `dst` must lie in a file system this
+    /// container mounts itself (a [`tmpfs`](Self::tmpfs), the fresh `/dev`): the host's
+    /// directories are never modified, so a `dst` on the host's own file systems (or the
+    /// root filesystem's) is refused with [`Error::BadMount`](crate::Error::BadMount),
+    /// unless it exists there already as a directory (then nothing is done, like bubblewrap,
+    /// which keeps an existing directory's mode). A mode above `0o7777` is refused.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// let out = Container::builder("/usr/bin/stat")
+    ///     .args(["-c", "%a", "/tmp/a/b"])
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .tmpfs("/tmp")
+    ///     .dir("/tmp/a/b", 0o1741)
+    ///     .output()
+    ///     .await?;
+    /// assert_eq!(out.stdout, b"1741\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn dir(&mut self, dst: impl Into<PathBuf>, mode: u32) -> &mut Self {
+        self.fs.ops.push(MountOp::Dir {
+            dst: dst.into(),
+            mode,
+        });
+        self
+    }
+
+    /// Creates a symbolic link `dst` pointing at `target` (bubblewrap's `--symlink`), in a
+    /// file system this container mounts itself (see [`dir`](Self::dir); elsewhere it is
+    /// refused). Later mounts and files whose destination goes through this link are
+    /// placed where it points *inside the container*: the link is resolved by cellblock,
+    /// never by the kernel before the root change, so it cannot aim a mount at the host.
+    /// A target that leads out of the container's own file systems is then refused like
+    /// any other destination there.
+    pub fn symlink(&mut self, target: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Symlink {
+            target: target.into(),
+            dst: dst.into(),
+        });
+        self
+    }
+
+    /// Creates file `dst` holding `contents`, with mode `mode` (bubblewrap's `--file` and
+    /// `--perms`, with the data given as a buffer rather than a descriptor). `dst` must be
+    /// a new file in a file system this container mounts itself (a [`tmpfs`](Self::tmpfs));
+    /// missing parents are created with mode 0755. The contents are copied once, here; the
+    /// child writes them from that buffer. On the host's file systems it is refused with
+    /// [`Error::BadMount`](crate::Error::BadMount), as is a mode above `0o7777`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// let out = Container::builder("/bin/cat")
+    ///     .arg("/tmp/conf/app.toml")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .tmpfs("/tmp")
+    ///     .file("/tmp/conf/app.toml", "answer = 42\n", 0o444)
+    ///     .output()
+    ///     .await?;
+    /// assert_eq!(out.stdout, b"answer = 42\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn file(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        contents: impl AsRef<[u8]>,
+        mode: u32,
+    ) -> &mut Self {
+        self.fs.ops.push(MountOp::File {
+            dst: dst.into(),
+            contents: contents.as_ref().into(),
+            mode,
+        });
+        self
+    }
+
+    /// Changes the mode of `dst` (bubblewrap's `--chmod`), which must lie in a file system
+    /// this container mounts itself: the mode of a host file is never changed (refused
+    /// with [`Error::BadMount`](crate::Error::BadMount)). A symlink is not followed.
+    pub fn chmod(&mut self, dst: impl Into<PathBuf>, mode: u32) -> &mut Self {
+        self.fs.ops.push(MountOp::Chmod {
+            dst: dst.into(),
+            mode,
+        });
+        self
+    }
+
+    /// Makes the mount at `dst` and every mount under it read-only in the container
+    /// (bubblewrap's `--remount-ro`), at this point of the mount order. `dst` must be a
+    /// mount point (one of ours, or one of the host's seen without a root filesystem);
+    /// otherwise the child reports [`Stage::MakeReadOnly`](crate::Stage::MakeReadOnly)
+    /// with `EINVAL`. Only the container's copy of the mount changes, never the host's.
+    pub fn remount_ro(&mut self, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::RemountRo { dst: dst.into() });
+        self
+    }
+
+    /// Mounts an overlay at `dst`: host directory `lower` as its read-only lower layer and
+    /// a fresh tmpfs as its writable upper layer (bubblewrap's `--overlay-src LOWER
+    /// --tmp-overlay DST`). The container reads `lower` and may change what it sees there;
+    /// every change lands in the tmpfs and vanishes with the container; `lower` itself is
+    /// never written. Works inside the default user namespace (overlayfs is mountable there
+    /// since Linux 5.11); there, a lower file owned by an id outside the container's map
+    /// (the host's root, say) can be read but not changed: overlayfs cannot copy it up and
+    /// the write fails with `EOVERFLOW`; new files and directories work. `lower` is resolved when the overlay is mounted, in the mount
+    /// namespace as the earlier mounts left it (before the root changes: a host path).
+    /// Paths with `,`, `:` or `\` (overlayfs's option separators) are refused with
+    /// [`Error::BadMount`](crate::Error::BadMount).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // /etc as the workload sees it is writable; the host's /etc is unchanged.
+    /// let status = Container::builder("/bin/sh")
+    ///     .args(["-c", "echo 127.0.0.2 db >> /etc/hosts"])
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .overlay("/etc", "/etc")
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn overlay(&mut self, lower: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.fs.ops.push(MountOp::Overlay {
+            lower: lower.into(),
+            dst: dst.into(),
         });
         self
     }
@@ -297,6 +468,8 @@ pub(crate) struct PreparedFs {
     _strings: Vec<CString>,
     /// Written by the child (grabbed mount descriptors); see `FsSpec::slots`.
     _slots: Vec<libc::c_int>,
+    /// Contents of the files to write (see `Op::WriteFile`).
+    _blobs: Vec<std::sync::Arc<[u8]>>,
     /// The container's devpts instance, made here for its pty (see [`new_devpts`]).
     devpts: Option<OwnedFd>,
 }
@@ -312,6 +485,7 @@ impl PreparedFs {
             _steps: Vec::new(),
             _strings: Vec::new(),
             _slots: Vec::new(),
+            _blobs: Vec::new(),
             devpts: None,
         }
     }
@@ -463,6 +637,8 @@ struct Model<'a> {
     root: Option<&'a Path>,
     /// (container dst, what is there); later entries shadow earlier ones.
     mounts: Vec<(PathBuf, Layer)>,
+    /// Symbolic links this container created ([`ContainerBuilder::symlink`]): (where, target).
+    links: Vec<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone)]
@@ -473,6 +649,57 @@ enum Layer {
 }
 
 impl Model<'_> {
+    /// Records a mount at `dst`: it hides the links we made under it.
+    fn push(&mut self, dst: PathBuf, layer: Layer) {
+        self.links.retain(|(l, _)| !l.starts_with(&dst));
+        self.mounts.push((dst, layer));
+    }
+
+    /// Container path `p` with every link of ours on its way replaced by its target (as
+    /// the kernel would resolve it inside the container), so that the child never walks
+    /// through a link before the root change. `None`: too many links (a loop).
+    fn resolve_ours(&self, p: &Path) -> Option<PathBuf> {
+        if self.links.is_empty() {
+            return Some(p.to_path_buf());
+        }
+        let mut path = PathBuf::from("/");
+        let mut rest: Vec<OsString> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+            .rev()
+            .collect();
+        let mut hops = 0;
+        while let Some(name) = rest.pop() {
+            if name == ".." {
+                path.pop();
+                continue;
+            }
+            let next = path.join(&name);
+            if let Some((_, target)) = self.links.iter().rev().find(|(l, _)| *l == next) {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                if target.is_absolute() {
+                    path = PathBuf::from("/");
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => rest.push(n.to_os_string()),
+                        Component::ParentDir => rest.push("..".into()),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            path = next;
+        }
+        Some(path)
+    }
+
     /// Like [`view`](Self::view) but following symlinks the way the kernel will inside the
     /// container (absolute targets from the container's root), so that e.g. `/bin/sh`
     /// through a `bin -> usr/bin` link finds the host's `/usr/bin/sh` of a `/usr` bind.
@@ -586,6 +813,8 @@ struct Compiler<'a> {
     /// A detached devpts instance made by the parent (see [`new_devpts`]), to become the
     /// first `/dev/pts`; taken by the first `/dev` compiled.
     devpts: Option<libc::c_int>,
+    /// Contents of [`ContainerBuilder::file`]s, pointed to by their steps.
+    blobs: Vec<std::sync::Arc<[u8]>>,
 }
 
 impl Compiler<'_> {
@@ -609,6 +838,8 @@ impl Compiler<'_> {
             data: ptr::null(),
             fallback_bind: ptr::null(),
             slot: 0,
+            mode: 0,
+            len: 0,
             stage,
         }
     }
@@ -668,6 +899,34 @@ impl Compiler<'_> {
                 self.steps.push(s);
                 Ok(())
             }
+        }
+    }
+
+    /// A destination checked and normalised, with the links this container made resolved.
+    fn ours(&self, dst: &Path, what: &'static str) -> Result<PathBuf> {
+        let dst = container_path(dst, what)?;
+        self.model
+            .resolve_ours(&dst)
+            .ok_or_else(|| Error::BadMount {
+                what,
+                path: dst.clone(),
+                reason: "too many levels of symbolic links (of this container's own)".into(),
+            })
+    }
+
+    /// Checks that `dst` lies in a file system this container mounts itself, and creates
+    /// its missing parents there: a new entry is never made on the host.
+    fn fresh_parent(&mut self, dst: &Path, what: &'static str) -> Result<()> {
+        if !matches!(self.model.view(dst), View::Fresh) {
+            return Err(Error::BadMount {
+                what,
+                path: dst.into(),
+                reason: "is not in a file system this container mounts itself (a tmpfs): nothing is ever created on the host's file systems".into(),
+            });
+        }
+        match dst.parent() {
+            Some(parent) if parent != Path::new("/") => self.mount_point(parent, true, what),
+            _ => Ok(()),
         }
     }
 
@@ -761,7 +1020,7 @@ impl Compiler<'_> {
             None,
             stage,
         )?;
-        self.model.mounts.push((dst, Layer::Kernel));
+        self.model.push(dst, Layer::Kernel);
         Ok(())
     }
 
@@ -769,7 +1028,7 @@ impl Compiler<'_> {
         let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
         match op {
             MountOp::Bind { src, dst, readonly } => {
-                let dst = container_path(dst, "bind destination")?;
+                let dst = self.ours(dst, "bind destination")?;
                 let src = if src.is_absolute() {
                     src.clone()
                 } else {
@@ -787,10 +1046,11 @@ impl Compiler<'_> {
                 if *readonly {
                     self.readonly(&dst, true, Stage::MakeReadOnly)?;
                 }
-                self.model.mounts.push((dst, Layer::Host(src)));
+                self.model.push(dst, Layer::Host(src));
             }
             MountOp::Tmpfs { dst, size, mode } => {
-                let dst = container_path(dst, "tmpfs destination")?;
+                let dst = self.ours(dst, "tmpfs destination")?;
+                check_tmpfs(&dst, *size, *mode)?;
                 self.mount_point(&dst, true, "tmpfs destination")?;
                 let data = match size {
                     Some(size) => format!("mode={mode:o},size={size}"),
@@ -804,7 +1064,7 @@ impl Compiler<'_> {
                     Some(&data),
                     Stage::MountTmpfs,
                 )?;
-                self.model.mounts.push((dst, Layer::Fresh));
+                self.model.push(dst, Layer::Fresh);
             }
             MountOp::Proc { dst } => {
                 let dst = container_path(dst, "proc destination")?;
@@ -823,7 +1083,7 @@ impl Compiler<'_> {
                     Some("mode=755,size=65536"),
                     Stage::MountDev,
                 )?;
-                self.model.mounts.push((dev.clone(), Layer::Fresh));
+                self.model.push(dev.clone(), Layer::Fresh);
                 for node in DEV_NODES {
                     let host = Path::new("/dev").join(node);
                     if std::fs::metadata(&host).is_err() {
@@ -858,7 +1118,7 @@ impl Compiler<'_> {
                         Stage::MountDev,
                     )?;
                 }
-                self.model.mounts.push((pts.clone(), Layer::Kernel));
+                self.model.push(pts.clone(), Layer::Kernel);
                 self.symlink("pts/ptmx", &dev.join("ptmx"))?;
                 self.symlink("/proc/self/fd", &dev.join("fd"))?;
                 self.symlink("/proc/self/fd/0", &dev.join("stdin"))?;
@@ -877,7 +1137,150 @@ impl Compiler<'_> {
                     Some("mode=1777"),
                     Stage::MountDev,
                 )?;
-                self.model.mounts.push((shm, Layer::Fresh));
+                self.model.push(shm, Layer::Fresh);
+            }
+            MountOp::Dir { dst, mode } => {
+                let dst = self.ours(dst, "dir")?;
+                check_mode(&dst, *mode, "dir")?;
+                match self.model.view(&dst) {
+                    View::Fresh => {
+                        // Missing parents inside the same tmpfs get a mode derived from
+                        // `mode` (an existing one keeps its own).
+                        let mut parents = Vec::new();
+                        let mut p = dst.parent();
+                        while let Some(parent) = p {
+                            if parent == Path::new("/")
+                                || !matches!(self.model.view(parent), View::Fresh)
+                            {
+                                break;
+                            }
+                            parents.push(parent.to_path_buf());
+                            p = parent.parent();
+                        }
+                        for parent in parents.iter().rev() {
+                            let path = pre_pivot(self.model.root, parent);
+                            let mut s = self.step(Op::MkdirMode, Stage::MountPoint);
+                            s.b = self.c(path.as_os_str())?;
+                            s.mode = parent_mode(*mode) as libc::mode_t;
+                            self.steps.push(s);
+                        }
+                        let path = pre_pivot(self.model.root, &dst);
+                        let mut s = self.step(Op::MkdirMode, Stage::MountPoint);
+                        s.b = self.c(path.as_os_str())?;
+                        s.mode = *mode as libc::mode_t;
+                        self.steps.push(s);
+                    }
+                    // An existing directory of the host's: nothing to do (bubblewrap keeps
+                    // its mode too); anything else is refused by mount_point.
+                    _ => self.mount_point(&dst, true, "dir")?,
+                }
+            }
+            MountOp::Symlink { target, dst } => {
+                let dst = self.ours(dst, "symlink")?;
+                self.fresh_parent(&dst, "symlink")?;
+                let path = pre_pivot(self.model.root, &dst);
+                let mut s = self.step(Op::Symlink, Stage::MountPoint);
+                s.a = self.c(target.as_os_str())?;
+                s.b = self.c(path.as_os_str())?;
+                self.steps.push(s);
+                self.model.links.push((dst, target.clone()));
+            }
+            MountOp::File {
+                dst,
+                contents,
+                mode,
+            } => {
+                let dst = self.ours(dst, "file")?;
+                check_mode(&dst, *mode, "file")?;
+                self.fresh_parent(&dst, "file")?;
+                let path = pre_pivot(self.model.root, &dst);
+                let mut s = self.step(Op::WriteFile, Stage::MountPoint);
+                s.a = contents.as_ptr().cast();
+                s.len = contents.len();
+                s.b = self.c(path.as_os_str())?;
+                s.mode = *mode as libc::mode_t;
+                self.steps.push(s);
+                self.blobs.push(contents.clone());
+            }
+            MountOp::Chmod { dst, mode } => {
+                let dst = self.ours(dst, "chmod")?;
+                check_mode(&dst, *mode, "chmod")?;
+                if !matches!(self.model.view(&dst), View::Fresh) {
+                    return Err(Error::BadMount {
+                        what: "chmod",
+                        path: dst,
+                        reason: "is not in a file system this container mounts itself (a tmpfs): the mode of a host file is never changed".into(),
+                    });
+                }
+                let path = pre_pivot(self.model.root, &dst);
+                let mut s = self.step(Op::Chmod, Stage::MountPoint);
+                s.b = self.c(path.as_os_str())?;
+                s.mode = *mode as libc::mode_t;
+                self.steps.push(s);
+            }
+            MountOp::Overlay { lower, dst } => {
+                let dst = self.ours(dst, "overlay destination")?;
+                let bad = |path: &Path, reason: String| Error::BadMount {
+                    what: "overlay",
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let meta = std::fs::metadata(lower)
+                    .map_err(|e| bad(lower, format!("lower directory: {e}")))?;
+                if !lower.is_absolute() || !meta.is_dir() {
+                    return Err(bad(
+                        lower,
+                        "the lower layer must be an absolute path to a directory".into(),
+                    ));
+                }
+                let upper_base = pre_pivot(self.model.root, &dst);
+                for p in [lower.as_path(), upper_base.as_path()] {
+                    if p.as_os_str()
+                        .as_bytes()
+                        .iter()
+                        .any(|c| matches!(c, b',' | b':' | b'\\'))
+                    {
+                        return Err(bad(
+                            p,
+                            "contains ',', ':' or '\\', overlayfs's option separators".into(),
+                        ));
+                    }
+                }
+                self.mount_point(&dst, true, "overlay destination")?;
+                // The upper layer and overlayfs's work directory live in a tmpfs mounted on
+                // `dst` itself; the overlay then covers it (it keeps its own references).
+                self.mount(
+                    OsStr::new("tmpfs"),
+                    &dst,
+                    Some("tmpfs"),
+                    nosuid_nodev,
+                    Some("mode=755"),
+                    Stage::MountTmpfs,
+                )?;
+                for sub in ["upper", "work"] {
+                    let mut s = self.step(Op::Mkdir, Stage::MountPoint);
+                    s.b = self.c(upper_base.join(sub).as_os_str())?;
+                    self.steps.push(s);
+                }
+                let data = format!(
+                    "lowerdir={},upperdir={}/upper,workdir={}/work",
+                    lower.display(),
+                    upper_base.display(),
+                    upper_base.display()
+                );
+                self.mount(
+                    OsStr::new("overlay"),
+                    &dst,
+                    Some("overlay"),
+                    nosuid_nodev,
+                    Some(&data),
+                    Stage::MountBind,
+                )?;
+                self.model.push(dst, Layer::Fresh);
+            }
+            MountOp::RemountRo { dst } => {
+                let dst = self.ours(dst, "remount_ro")?;
+                self.readonly(&dst, true, Stage::MakeReadOnly)?;
             }
             MountOp::Mqueue => {
                 let dst = PathBuf::from("/dev/mqueue");
@@ -904,6 +1307,65 @@ impl Compiler<'_> {
 }
 
 /// Validates the file system settings against the namespaces.
+/// The largest tmpfs size accepted: 2^62 bytes (4 EiB). The kernel parses the size into a
+/// 64-bit count of bytes and rounds it up to pages; sizes near 2^64 wrap around to small or
+/// zero limits, and far smaller ones are already beyond any machine.
+pub const MAX_TMPFS_SIZE: u64 = 1 << 62;
+
+/// The mode of a parent directory that [`ContainerBuilder::dir`] creates for a directory of
+/// mode `mode` (bubblewrap's rule): the owner may always enter and change it; group and
+/// others may read and enter it when `mode` grants them anything, nothing otherwise; no
+/// special bits. So 0o1777 and 0o644 give 0o755, 0o710 gives 0o750, 0o600 gives 0o700.
+fn parent_mode(mode: u32) -> u32 {
+    let class = |shift: u32| {
+        if (mode >> shift) & 0o7 != 0 {
+            0o5 << shift
+        } else {
+            0
+        }
+    };
+    0o700 | class(3) | class(0)
+}
+
+/// A mode with bits beyond `0o7777` does not exist.
+fn check_mode(dst: &Path, mode: u32, what: &'static str) -> Result<()> {
+    if mode > 0o7777 {
+        return Err(Error::BadMount {
+            what,
+            path: dst.to_path_buf(),
+            reason: format!("mode {mode:o} has bits beyond 0o7777"),
+        });
+    }
+    Ok(())
+}
+
+/// A tmpfs size of 0 is "no limit" to the kernel, the opposite of what `tmpfs_with` promises;
+/// absurd sizes wrap around in the kernel; mode bits beyond 0o7777 do not exist.
+fn check_tmpfs(dst: &Path, size: Option<u64>, mode: u32) -> Result<()> {
+    let bad = |reason: String| Error::BadMount {
+        what: "tmpfs",
+        path: dst.to_path_buf(),
+        reason,
+    };
+    match size {
+        Some(0) => {
+            return Err(bad(
+                "a size of 0 would mean no limit to the kernel; use tmpfs() for a tmpfs without a limit of its own".into(),
+            ))
+        }
+        Some(n) if n > MAX_TMPFS_SIZE => {
+            return Err(bad(format!(
+                "size {n} bytes is above the largest accepted, {MAX_TMPFS_SIZE} (the kernel's page arithmetic would wrap)"
+            )))
+        }
+        _ => {}
+    }
+    if mode > 0o7777 {
+        return Err(bad(format!("mode {mode:o} has bits beyond 0o7777")));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate(b: &ContainerBuilder) -> Result<()> {
     let fs = &b.fs;
     let any = fs.root.is_some() || !fs.ops.is_empty();
@@ -960,7 +1422,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         model: Model {
             root: root.as_deref(),
             mounts: Vec::new(),
+            links: Vec::new(),
         },
+        blobs: Vec::new(),
         strings: Vec::new(),
         steps: Vec::new(),
         grabs: Vec::new(),
@@ -995,6 +1459,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         grabs,
         prefilled,
         devpts: unused,
+        blobs,
         ..
     } = comp;
     // Every grab first: see `Op::Grab`.
@@ -1028,6 +1493,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         _steps: steps,
         _strings: strings,
         _slots: slots,
+        _blobs: blobs,
         devpts,
     })
 }
@@ -1162,12 +1628,19 @@ fn model_of<'a>(b: &ContainerBuilder, root: &'a Path) -> Model<'a> {
     let mut model = Model {
         root: Some(root),
         mounts: Vec::new(),
+        links: Vec::new(),
     };
     for op in &b.fs.ops {
         let layer = match op {
             MountOp::Bind { src, .. } => Layer::Host(src.clone()),
-            MountOp::Tmpfs { .. } | MountOp::Dev => Layer::Fresh,
-            _ => Layer::Kernel,
+            MountOp::Tmpfs { .. } | MountOp::Dev | MountOp::Overlay { .. } => Layer::Fresh,
+            MountOp::Proc { .. } | MountOp::Mqueue | MountOp::Sysfs => Layer::Kernel,
+            // Not mounts: they change nothing the lookups could check.
+            MountOp::Dir { .. }
+            | MountOp::Symlink { .. }
+            | MountOp::File { .. }
+            | MountOp::Chmod { .. }
+            | MountOp::RemountRo { .. } => continue,
         };
         if let Ok(dst) = container_path(op.dst(), "mount") {
             model.mounts.push((dst, layer));

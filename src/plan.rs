@@ -199,7 +199,12 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             && crate::mounts::core_mounts_proc(b),
         loopback_up: ns.contains(Namespaces::NET),
         session: session.child(),
-        join: std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::none()),
+        join: {
+            // A cgroup namespace that limits.rs creates after the cgroup join is not
+            // unshared with the joins too.
+            join.spec.unshare_flags &= !resources.deferred_clone_flags();
+            std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::none())
+        },
         ids: std::mem::replace(&mut user.ids, crate::child::ids::IdSpec::NONE),
         time: std::mem::replace(&mut time.spec, crate::child::time::TimeSpec::NONE),
         fs: fs.spec,
@@ -275,7 +280,9 @@ impl Plan {
         // until the child has exec'd or exited.
         // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
         // that the namespace's root is the container's own cgroup.
-        let ns_flags = self.namespaces.clone_flags() & !self.resources.deferred_clone_flags();
+        let ns_flags = self.namespaces.clone_flags()
+            & !self.resources.deferred_clone_flags()
+            & !self.join.deferred.clone_flags();
         let cloned = unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
         let (pid, pidfd) = cloned.map_err(|e| {
             crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))

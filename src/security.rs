@@ -637,11 +637,6 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     })
 }
 
-/// The descriptor numbers `pass_fd` will `dup2` onto in the child.
-pub(crate) fn pass_targets(b: &ContainerBuilder) -> impl Iterator<Item = RawFd> + '_ {
-    b.security.pass_fds.iter().map(|(_, t)| *t)
-}
-
 /// The lowest descriptor number above every `pass_fd` target (at least 3): where every
 /// descriptor the child's own setup still needs after the `dup2`s must live.
 pub(crate) fn min_setup_fd(b: &ContainerBuilder) -> RawFd {

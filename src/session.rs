@@ -33,15 +33,24 @@ pub(crate) struct SessionConfig {
     merge_stderr: bool,
     /// `die_with_supervisor(false)`.
     outlive_supervisor: bool,
+    /// `init_dumpable(true)`.
+    init_dumpable: bool,
 }
 
 impl ContainerBuilder {
     /// Run the built-in init as PID 1 (default: on when [`Namespaces::PID`] is set).
     ///
-    /// The init forwards every signal but SIGCHLD to the workload, reaps orphans, ends
+    /// The init forwards every signal but SIGCHLD to the workload (including SIGSEGV,
+    /// SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP and SIGSYS sent with `kill()`, which the
+    /// kernel would drop at a PID 1 without a handler), starts it in a process group of
+    /// its own (except when it shares the caller's controlling terminal, with
+    /// [`new_session(false)`](Self::new_session), where it stays in the foreground group),
+    /// keeps no working directory of its own (its cwd is `/`), reaps orphans, ends
     /// whatever the workload leaves behind (SIGTERM, a grace period, SIGKILL), and kills
     /// the container if the supervisor process dies. [`Container::wait`](crate::Container::wait)
-    /// reports the workload's own status. `init(false)` makes the workload itself PID 1 (it
+    /// reports the workload's own status. The init is out of the workload's reach: it makes
+    /// itself non-dumpable (see [`init_dumpable`](Self::init_dumpable)), and the status it
+    /// reports is checked against the init's real exit status. `init(false)` makes the workload itself PID 1 (it
     /// then ignores signals it has no handler for, and must reap its own orphans); such a
     /// container still dies with the supervisor, through `PR_SET_PDEATHSIG` armed from a
     /// long-lived spawner thread. `init(true)` needs [`Namespaces::PID`].
@@ -57,6 +66,34 @@ impl ContainerBuilder {
     /// ```
     pub fn init(&mut self, on: bool) -> &mut Self {
         self.session.init = Some(on);
+        self
+    }
+
+    /// Leave the init dumpable (default: `false`, the init makes itself non-dumpable).
+    ///
+    /// By default the init calls `PR_SET_DUMPABLE 0` as it starts, before the workload
+    /// exists, so that only a process with `CAP_SYS_PTRACE` over the container's user
+    /// namespace can open `/proc/1/fd/*` or `/proc/1/mem`, `pidfd_getfd` from it or ptrace
+    /// it; the workload's own processes stay dumpable (their execve resets the flag).
+    ///
+    /// **Risk of `init_dumpable(true)`:** the workload runs with the init's credentials,
+    /// so it can then ptrace the init, write its memory and reopen its descriptors: make
+    /// the container report exit 0 for a workload that failed, take the init's lifeline,
+    /// or keep the namespace's processes from being cleaned up. Use it only to debug the
+    /// init itself (gdb, strace -p) with a trusted workload. Needs the init: without a PID
+    /// namespace the spawn fails with [`Error::NeedsNamespace`](crate::Error::NeedsNamespace),
+    /// with `init(false)` with [`Error::BadConfig`](crate::Error::BadConfig).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // Debugging only: lets `strace -p <pid>` (and the workload!) attach to the init.
+    /// let c = Container::builder("/bin/sleep").arg("60")
+    ///     .namespaces(Namespaces::PID).init_dumpable(true).spawn().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn init_dumpable(&mut self, on: bool) -> &mut Self {
+        self.session.init_dumpable = on;
         self
     }
 
@@ -84,8 +121,9 @@ impl ContainerBuilder {
     }
 
     /// Whether the container dies when the supervisor process dies, even by SIGKILL
-    /// (default: yes). With the built-in init, the init watches a lifeline pipe whose
-    /// write end only the supervisor holds; without it, `PR_SET_PDEATHSIG` is armed, which
+    /// (default: yes). With the built-in init, the init watches a lifeline of its own, a
+    /// pidfd of the supervisor process (readable once it exited; nobody can write into it,
+    /// so no container can keep another alive or disturb its init); without it, `PR_SET_PDEATHSIG` is armed, which
     /// makes the clone run on a long-lived spawner thread (a parent-death signal follows
     /// the cloning *thread*) and costs two thread handoffs per spawn.
     ///
@@ -115,6 +153,9 @@ pub(crate) struct SessionPlan {
     _pty_slave: Option<OwnedFd>,
     /// Per-spawn duplicates of process-wide descriptors, moved above `pass_fd` targets.
     _moved: Vec<OwnedFd>,
+    /// This container's lifeline (a pidfd of the supervisor), closed in the supervisor
+    /// once the child has its copy.
+    _lifeline: Option<OwnedFd>,
 }
 
 /// The supervisor's side, handed to the `Container`.
@@ -148,36 +189,44 @@ pub(crate) fn prepare(
         });
     }
     let uses_init = cfg.init.unwrap_or(pid_ns);
+    if cfg.init_dumpable && !pid_ns {
+        return Err(Error::NeedsNamespace {
+            option: "init_dumpable",
+            needs: Namespaces::PID,
+        });
+    }
+    if cfg.init_dumpable && !uses_init {
+        return Err(Error::BadConfig(
+            "init_dumpable(true) with init(false): there is no init to leave dumpable".into(),
+        ));
+    }
     // The process-wide pieces are all set up by the first spawn, whatever its kind, so a
     // program (or a leak test) that takes a descriptor/thread baseline after one warm-up
-    // spawn sees no later growth: the lifeline pipe (2 fds), the init's memfd (1 fd), the
-    // spawner threads.
-    let mut lifeline = init::lifeline().map_err(Error::io("creating the lifeline pipe"))?;
+    // spawn sees no later growth: the init's memfd (1 fd), the spawner threads.
     let mut memfd = init::memfd();
     crate::spawner::start();
     // `pass_fd` dup2s onto its targets late in the child's setup; descriptors needed after
-    // that (the init's memfd, the lifeline's read end) must not sit on a target. Per-spawn
-    // duplicates above every target stand in for them. A target on the lifeline's write
-    // end simply replaces the child's copy, which then must not be closed by number.
+    // that (the init's memfd, the lifeline) must not sit on a target. The lifeline is
+    // opened above every target; a per-spawn duplicate above them stands in for the memfd.
     let min_fd = crate::security::min_setup_fd(b);
     let mut moved = Vec::new();
-    let mut above = |fd: RawFd| -> Result<RawFd> {
-        if fd < 0 || fd >= min_fd {
-            return Ok(fd);
-        }
-        let d = crate::sys::dup_above(fd, min_fd)
-            .map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
-        let raw = d.as_raw_fd();
-        moved.push(d);
-        Ok(raw)
-    };
-    lifeline.0 = above(lifeline.0)?;
     if let Ok(m) = memfd {
-        memfd = Ok(above(m)?);
+        if m < min_fd {
+            let d = crate::sys::dup_above(m, min_fd)
+                .map_err(Error::io("moving a descriptor above the pass_fd targets"))?;
+            memfd = Ok(d.as_raw_fd());
+            moved.push(d);
+        }
     }
-    if crate::security::pass_targets(b).any(|t| t == lifeline.1) {
-        lifeline.1 = -1;
-    }
+    // This container's own lifeline: a pidfd of the supervisor process (init.rs), for the
+    // init to watch, or for the child without an init to check once after arming its
+    // parent-death signal. None when the container may outlive us.
+    let lifeline = if cfg.outlive_supervisor {
+        None
+    } else {
+        Some(init::lifeline(min_fd).map_err(Error::io("opening a pidfd of the supervisor"))?)
+    };
+    let lifeline_fd = lifeline.as_ref().map_or(-1, |l| l.as_raw_fd());
 
     let (pty_master, pty_slave) = match cfg.pty {
         Some(size) => {
@@ -194,21 +243,16 @@ pub(crate) fn prepare(
     };
     let mut child = ChildSession::NONE;
     child.pty_slave = pty_slave.as_ref().map_or(-1, |s| s.as_raw_fd());
-    child.lifeline = lifeline;
+    child.lifeline = lifeline_fd;
     let (mut init_args, mut init_argv) = (Vec::new(), Vec::new());
     if uses_init {
         child.init_fd = memfd.map_err(Error::io("loading the init into a memfd"))?;
-        // The lifeline's read end, which the init watches unless it may outlive us.
-        let lifeline_fd = if cfg.outlive_supervisor {
-            -1
-        } else {
-            lifeline.0
-        };
         init_args = init::InitArgs {
             report_fd: err.1,
             lifeline_fd,
             grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
             foreground_tty: pty_slave.is_some(),
+            dumpable: cfg.init_dumpable,
             path,
             args,
         }
@@ -234,6 +278,7 @@ pub(crate) fn prepare(
             _init_argv: init_argv,
             _pty_slave: pty_slave,
             _moved: moved,
+            _lifeline: lifeline,
         },
         parent,
     ))

@@ -8,8 +8,8 @@
 //! later time. Containers without an init (no PID namespace, or `init(false)`) are
 //! therefore cloned by a few threads that are started once and never exit: their death is
 //! the process's death. Containers with an init are cloned from the spawning task's own
-//! thread or tokio's blocking pool (`spawn.rs`); their init watches the lifeline pipe
-//! instead (`init.rs`).
+//! thread or tokio's blocking pool (`spawn.rs`); their init watches its lifeline instead,
+//! a pidfd of the supervisor process (`init.rs`).
 //!
 //! Cost: one hop to a parked thread and back. The queue is a mutex-protected deque with a
 //! condition variable, so a job wakes exactly one idle thread (an earlier version shared a

@@ -234,8 +234,13 @@ const CAP_SETGID: u64 = 1 << 6;
 const CAP_SETUID: u64 = 1 << 7;
 
 /// Whether the supervisor holds both `CAP_SETUID` and `CAP_SETGID`.
+///
+/// Read once per process (parsing /proc/self/status costs tens of microseconds, and every
+/// spawn of the default identity asks): a supervisor that drops these capabilities later
+/// gets an `IdMap` error from the kernel instead of a silent change of identity.
 fn has_setid_caps() -> bool {
-    effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID
+    static CAPS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAPS.get_or_init(|| effective_caps() & (CAP_SETUID | CAP_SETGID) == CAP_SETUID | CAP_SETGID)
 }
 
 /// `maps`, or when none were given, the single line mapping `own` host id to 0 inside.
@@ -263,8 +268,7 @@ impl PreparedUser {
 /// Whether containers get a pooled block of host ids by default: the supervisor holds
 /// `CAP_SETUID` and `CAP_SETGID` (it can write multi-range maps) and the pool's ids exist in
 /// its user namespace (not so in a nested supervisor, whose namespace maps only what its
-/// own container was given). Asked once per process: a supervisor that drops these
-/// capabilities later gets clear `IdMap` errors instead of a silent change of identity.
+/// own container was given). Asked once per process, like [`has_setid_caps`].
 fn pool_usable() -> bool {
     static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *USABLE.get_or_init(|| {
@@ -382,6 +386,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             // Ids of the joined user namespace; we hold every capability in it after
             // setns. Its setgroups may be denied, so only set groups when asked to.
             prepared.ids.set_groups = u.groups.is_some();
+            // The joined namespace's root for the mount steps (mount points made in a
+            // tmpfs need a mapped owner), unless the caller keeps the host's ids.
+            prepared.ids.become_root_if_mapped = !u.host_root;
             if let Some(user) = u.user {
                 prepared.set_user(user);
             } else if !u.host_root {

@@ -1,5 +1,6 @@
 //! Nothing of ours is left in the cgroup filesystem: after many containers, after dropped
-//! and cancelled ones, after leftovers that outlive the first process.
+//! and cancelled ones, after leftovers that outlive the first process; with limits of the
+//! caller's and with the default budget alone.
 
 mod common;
 
@@ -13,13 +14,18 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_limited_containers_leave_no_cgroup() {
+    let _d = common::deadline("a thousand containers", 300);
     let _serial = SERIAL.lock().await;
     let started = std::time::Instant::now();
     let results: Vec<_> = futures::stream::iter(0..1000)
         .map(|i| async move {
             let mut b = Container::builder("/bin/true");
-            b.pids_limit(16).memory_limit(64 << 20);
-            if i % 2 == 0 {
+            // A third with the default budget alone (a cgroup without a limit of the
+            // caller's), a third with limits, a third with limits and a CPU quota.
+            if i % 3 != 0 {
+                b.pids_limit(16).memory_limit(64 << 20);
+            }
+            if i % 3 == 2 {
                 b.cpu_limit(0.5);
             }
             b.status().await
@@ -48,6 +54,7 @@ async fn a_thousand_limited_containers_leave_no_cgroup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_containers_cgroups_go_once_they_are_reaped() {
+    let _d = common::deadline("dropped_containers_cgroups_go_once_they_are_reaped", 120);
     let _serial = SERIAL.lock().await;
     // Killed on drop.
     let c = Container::builder("/bin/sleep")
@@ -98,6 +105,7 @@ async fn dropped_containers_cgroups_go_once_they_are_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leftovers_are_killed_when_the_first_process_is_reaped() {
+    let _d = common::deadline("leftovers_are_killed_when_the_first_process_is_reaped", 120);
     let _serial = SERIAL.lock().await;
     // The first process exits at once, leaving a background child in the cgroup.
     let mut c = Container::builder("/bin/sh")
@@ -125,20 +133,34 @@ async fn leftovers_are_killed_when_the_first_process_is_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_spawns_leave_no_cgroup() {
+    let _d = common::deadline("cancelled_spawns_leave_no_cgroup", 120);
     let _serial = SERIAL.lock().await;
     let (mut finished, mut cancelled) = (0, 0);
-    // How long one spawn takes here, now (the machine may be loaded): the deadlines below
-    // spread from 0 to twice that, so that both paths are taken however fast spawns are.
-    let t = std::time::Instant::now();
-    for _ in 0..3 {
-        let mut b = Container::builder("/bin/sleep");
-        b.arg("1000").pids_limit(8).kill_on_drop(true);
-        drop(b.spawn().await.unwrap());
+    // How long a spawn takes here (it varies with the host and its load): the cancellation
+    // points below spread over twice that.
+    let mut quickest = Duration::MAX;
+    for _ in 0..4 {
+        let t = std::time::Instant::now();
+        drop(
+            Container::builder("/bin/sleep")
+                .arg("1000")
+                .pids_limit(8)
+                .kill_on_drop(true)
+                .spawn()
+                .await
+                .unwrap(),
+        );
+        quickest = quickest.min(t.elapsed());
     }
-    let step = t.elapsed() * 2 / 3 / 40;
+    let step = (quickest / 20).max(Duration::from_micros(50));
+    eprintln!("quickest spawn {quickest:?}: cancelling at multiples of {step:?}");
     for i in 0..40u32 {
         let mut b = Container::builder("/bin/sleep");
-        b.arg("1000").pids_limit(8).kill_on_drop(true);
+        b.arg("1000").kill_on_drop(true);
+        // Half with a limit of the caller's, half with the default budget alone.
+        if i % 2 == 0 {
+            b.pids_limit(8);
+        }
         // Cancel at various points of the spawn.
         let fut = b.spawn();
         match tokio::time::timeout(step * i, fut).await {

@@ -272,3 +272,40 @@ async fn unprivileged_probe() {
     );
     println!("PROBE-ERROR: {e}");
 }
+
+/// tmpfs sizes (issue 12, bug 10): 0 would be "unlimited" to the kernel, 2^63+1 wraps in its
+/// page arithmetic, and mode bits above 0o7777 do not exist; all three are refused before
+/// clone. A real limit holds: 1 MiB takes 512 KiB but not 2 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn tmpfs_sizes_and_modes_are_validated() {
+    for (size, mode, what) in [
+        (0u64, 0o755u32, "size of 0"),
+        ((1u64 << 63) + 1, 0o755, "above the largest"),
+        (1 << 20, 0o17777, "beyond 0o7777"),
+    ] {
+        let e = spawn_err(
+            Container::builder("/bin/true")
+                .namespaces(Namespaces::MOUNT)
+                .tmpfs_with("/mnt", size, mode),
+        )
+        .await;
+        assert!(
+            matches!(&e, Error::BadMount { what: "tmpfs", reason, .. } if reason.contains(what)),
+            "{e}"
+        );
+    }
+    let out = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "head -c 524288 /dev/zero > /mnt/a && echo half-ok; head -c 2097152 /dev/zero > /mnt/b || echo full",
+        ])
+        .namespaces(Namespaces::MOUNT)
+        .tmpfs_with("/mnt", 1 << 20, 0o755)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("half-ok") && text.contains("full"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left"));
+}
+

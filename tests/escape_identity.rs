@@ -454,3 +454,25 @@ async fn joiners_take_the_identity_of_what_they_join() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// A spawn loop for profiling the default identity's cost (`perf record` on this test):
+/// `CELLBLOCK_LOOP=N` spawns of `/bin/true` with UTS|IPC|PID|MOUNT and the mount-side
+/// defaults off; `CELLBLOCK_LOOP_HOST_ROOT=1` for the same without the identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn identity_spawn_loop() {
+    let n: usize = std::env::var("CELLBLOCK_LOOP").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let host_root = std::env::var_os("CELLBLOCK_LOOP_HOST_ROOT").is_some();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT)
+            .host_dev(true)
+            .writable_sys(true);
+        if host_root {
+            b.host_root();
+        }
+        assert!(b.status().await.unwrap().success());
+    }
+    println!("{n} spawns, host_root {host_root}: {:?} each", t.elapsed() / n as u32);
+}

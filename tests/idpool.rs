@@ -30,10 +30,12 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
     cellblock::set_id_pool(POOL).unwrap();
     assert_eq!(cellblock::id_pool(), POOL);
 
-    // A: no PID namespace; it leaves a daemon behind and exits.
+    // A: no PID namespace and no cgroup of its own (the default budget's cgroup would end
+    // the daemon when A is reaped); it leaves a daemon behind and exits.
     let out = Container::builder("/bin/sh")
         .args(["-c", "setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!"])
         .namespaces(Namespaces::UTS)
+        .default_budget(false)
         .output()
         .await
         .unwrap();

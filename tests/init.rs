@@ -305,6 +305,11 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
         exe.to_string_lossy().starts_with("/memfd:cellblock-init"),
         "{exe:?}"
     );
+    // Execute-only (the kernel then starts the init non-dumpable; src/init.rs).
+    let mode = std::os::unix::fs::MetadataExt::mode(
+        &std::fs::metadata(format!("/proc/{pid}/exe")).unwrap(),
+    );
+    assert_eq!(mode & 0o7777, 0o111, "the init's image mode {mode:o}");
     let me = std::fs::read_link("/proc/self/exe").unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert!(
@@ -355,4 +360,187 @@ async fn the_inits_own_failure_is_relayed_with_its_stage() {
         other => panic!("{other}"),
     }
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
+}
+
+/// The synchronous fault signals, sent with kill() (here pidfd_send_signal from the host),
+/// reach the workload through the init. The kernel drops them at a PID 1 that leaves them
+/// at SIG_DFL unblocked, which the init used to do. Control: without the init, the same
+/// signal to a PID-1 `sleep` does nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_signals_sent_with_kill_are_forwarded() {
+    let _d = common::deadline("fault_signals_sent_with_kill_are_forwarded", 60);
+    let sigs = [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGABRT,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ];
+    let mut with_init = Vec::new();
+    let mut without = Vec::new();
+    for sig in sigs {
+        for (init, list) in [(true, &mut with_init), (false, &mut without)] {
+            let c = Container::builder("/bin/sleep")
+                .arg("100")
+                .namespaces(ns())
+                .init(init)
+                .kill_on_drop(true)
+                .spawn()
+                .await
+                .unwrap();
+            c.signal(sig).unwrap();
+            list.push((sig, c));
+        }
+    }
+    for (sig, c) in &mut with_init {
+        let st = tokio::time::timeout(Duration::from_secs(10), c.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{sig} was not forwarded"))
+            .unwrap();
+        assert_eq!(st.signal(), Some(*sig as i32), "{sig}: {st:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (sig, c) in &mut without {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "control: {sig} to a PID-1 sleep without handler ended it"
+        );
+        c.kill().unwrap();
+        c.wait().await.unwrap();
+    }
+}
+
+/// The workload gets the container's working directory; the init keeps none of its own
+/// (its cwd is the container's `/`), so it pins no directory for the container's life.
+/// Also: the workload leads a process group of its own, not the init's.
+#[tokio::test(flavor = "multi_thread")]
+async fn init_has_cwd_root_and_the_workload_its_own_group() {
+    let _d = common::deadline("init_has_cwd_root_and_the_workload_its_own_group", 60);
+    let dir = common::rootfs::TempDir::new("init-cwd");
+    let mut c = Container::builder("/bin/sh")
+        .args([
+            "-c",
+            "echo $$ $(cut -d' ' -f5 /proc/self/stat) $(cut -d' ' -f5 /proc/1/stat); exec sleep 30",
+        ])
+        .namespaces(ns())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let init = c.pid();
+    let mut lines = c.take_stdout().unwrap().lines();
+    let ids = String::from_utf8(lines.next().await.unwrap().unwrap().to_vec()).unwrap();
+    // pid 2, its group 2 (cut runs in the shell's group), the init's group 1.
+    assert_eq!(ids, "2 2 1", "pid, its pgid, the init's pgid");
+    let workload = common::children_of(init);
+    assert_eq!(workload.len(), 1, "{workload:?}");
+    let cwd = |p: i32| std::fs::read_link(format!("/proc/{p}/cwd")).unwrap();
+    assert_eq!(cwd(workload[0]), dir.path(), "the workload's cwd");
+    assert_eq!(cwd(init), std::path::Path::new("/"), "the init's cwd");
+    c.kill().unwrap();
+    c.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_dumpable_needs_the_init() {
+    for init in [None, Some(false)] {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(if init.is_none() { Namespaces::UTS } else { ns() })
+            .init_dumpable(true);
+        if let Some(i) = init {
+            b.init(i);
+        }
+        let err = b.spawn().await.unwrap_err();
+        match init {
+            None => assert!(
+                matches!(
+                    err,
+                    Error::NeedsNamespace {
+                        option: "init_dumpable",
+                        ..
+                    }
+                ),
+                "{err}"
+            ),
+            Some(_) => assert!(
+                matches!(&err, Error::BadConfig(m) if m.contains("init_dumpable")),
+                "{err}"
+            ),
+        }
+    }
+}
+
+const TTY_HELPER_ENV: &str = "CELLBLOCK_TEST_INIT_TTY_HELPER";
+
+/// Run by `shared_terminal_keeps_the_workload_in_the_foreground` inside `script` (a
+/// session with a terminal); otherwise does nothing.
+#[test]
+fn tty_helper_process() {
+    if std::env::var_os(TTY_HELPER_ENV).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for new_session in [false, true] {
+            let out = Container::builder("/bin/sh")
+                .args(["-c", "ps -o pgid=,tpgid= -p $$ | tr -s ' '"])
+                .namespaces(ns())
+                .new_session(new_session)
+                .stdin(Stdio::inherit())
+                .stdout(Stdio::piped())
+                .output()
+                .await
+                .unwrap();
+            println!(
+                "TTYCASE new_session={new_session} {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+    });
+}
+
+/// With `new_session(false)` the workload shares the caller's terminal: it then stays in
+/// the foreground group (a group of its own would be a background job and stop on its
+/// first terminal read). With the default new session there is no terminal, and the
+/// workload leads its own group.
+#[test]
+fn shared_terminal_keeps_the_workload_in_the_foreground() {
+    let d = common::deadline("shared_terminal_keeps_the_workload_in_the_foreground", 60);
+    let exe = std::env::current_exe().unwrap();
+    let cmd = format!(
+        "{} --exact tty_helper_process --nocapture --test-threads=1",
+        exe.display()
+    );
+    let child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env(TTY_HELPER_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is needed to give the test a terminal");
+    d.kill_on_expiry(child.id() as i32);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let case = |s: &str| -> Vec<i64> {
+        let l = text
+            .lines()
+            .find_map(|l| l.split_once(&format!("TTYCASE new_session={s} ")))
+            .unwrap_or_else(|| panic!("no case {s} in {text}"))
+            .1;
+        l.split_whitespace().map(|v| v.parse().unwrap()).collect()
+    };
+    // Shared terminal: the workload's group (seen from inside: 0, the supervisor's group
+    // is outside the namespace) is the terminal's foreground group.
+    let shared = case("false");
+    assert_eq!(shared.len(), 2, "{text}");
+    assert_eq!(shared[0], shared[1], "workload pgid = terminal foreground: {text}");
+    // New session: no terminal (tpgid -1), its own group (pid 2).
+    assert_eq!(case("true"), vec![2, -1], "{text}");
 }

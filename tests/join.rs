@@ -353,3 +353,38 @@ async fn failed_exec_into_a_pid_namespace_leaves_no_zombie() {
     target.start_kill().unwrap();
     target.wait().await.unwrap();
 }
+
+/// New namespaces next to a joined user namespace belong to it (issue 12, bug 9: making `/`
+/// private in a mount namespace made at clone, owned by the host's user namespace, failed
+/// with EPERM after the join): mount, UTS and a new PID namespace with the init.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_namespaces_beside_a_joined_user_namespace() {
+    let _d = common::deadline("join user + new namespaces", 60);
+    let mut pod = Container::builder("/bin/sleep")
+        .arg("60")
+        .namespaces(Namespaces::UTS)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let out = Container::builder("/bin/sh")
+        .args(["-c", "echo $$; hostname; id -u; readlink /proc/self/ns/user; cat /proc/1/comm"])
+        .join(Namespaces::USER, &pod)
+        .namespaces(Namespaces::MOUNT | Namespaces::UTS | Namespaces::PID)
+        .hostname("beside")
+        .tmpfs("/tmp")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "2", "PID 2 under the init of a new PID namespace: {text}");
+    assert_eq!(lines[1], "beside");
+    assert_eq!(lines[2], "0");
+    let theirs = std::fs::read_link(format!("/proc/{}/ns/user", pod.pid())).unwrap();
+    assert_eq!(lines[3], theirs.to_string_lossy());
+    assert!(lines[4].contains("cellblock"), "a fresh /proc of the new PID namespace: {text}");
+    pod.kill().unwrap();
+    pod.wait().await.unwrap();
+}

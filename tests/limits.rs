@@ -283,8 +283,11 @@ async fn max_rss_includes_the_supervisors_memory_but_peak_memory_does_not() {
 #[tokio::test]
 async fn cpu_rlimit_ends_with_sigxcpu() {
     let _serial = SERIAL.lock().await;
+    // Without any cgroup (no default budget either), so that the CPU time comes from
+    // rusage.
     let (_, report) = Container::builder("/bin/sh")
         .args(["-c", "while :; do :; done"])
+        .default_budget(false)
         .rlimit(Resource::Cpu, 1, 5)
         .timeout(Duration::from_secs(30))
         .output_with_report()
@@ -405,5 +408,71 @@ async fn bad_limits_are_rejected_before_clone() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ProgramNotFound { .. }));
+    assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
+    let _serial = SERIAL.lock().await;
+    let _d = common::deadline("default budget settings", 60);
+    let default = cellblock::DEFAULT_PIDS_LIMIT.to_string();
+    // (builder, expected pids.max, expected a cgroup)
+    type Setter = fn(&mut cellblock::ContainerBuilder);
+    let cases: [(&str, Setter, Option<&str>); 5] = [
+        ("defaults", |_| {}, Some(&default)),
+        ("own pids limit, higher", |b| { b.pids_limit(4096); }, Some("4096")),
+        ("own pids limit, lower", |b| { b.pids_limit(12); }, Some("12")),
+        ("opt-out", |b| { b.default_budget(false); }, None),
+        ("opt-out, own pids limit", |b| { b.default_budget(false).pids_limit(7); }, Some("7")),
+    ];
+    for (name, set, pids_max) in cases {
+        let mut b = Container::builder("/bin/sleep");
+        b.arg("30").kill_on_drop(true);
+        set(&mut b);
+        let mut c = b.spawn().await.unwrap();
+        let dirs = c.cgroup_paths();
+        println!("{name}: {dirs:?}");
+        match pids_max {
+            None => assert!(dirs.is_empty(), "{name}: {dirs:?}"),
+            Some(max) => {
+                assert_eq!(read(&with_file(&dirs, "pids.max")), max, "{name}");
+                let procs = read(&with_file(&dirs, "cgroup.procs"));
+                assert!(procs.lines().any(|p| p == c.pid().to_string()), "{name}");
+            }
+        }
+        // Only a CPU limit or weight of the caller's gives a `cpu` cgroup (the default
+        // budget has none: see CONTAINERS_CPU_WEIGHT).
+        assert!(
+            dirs.iter().all(|d| !d.join("cpu.shares").exists() && !d.join("cpu.weight").exists()),
+            "{name}: {dirs:?}"
+        );
+        c.kill_all().await.unwrap();
+        let report = c.wait_with_report().await.unwrap();
+        assert_eq!(report.cgroup, pids_max.is_some(), "{name}");
+        assert_eq!(report.pids_peak.is_some(), pids_max.is_some(), "{name}");
+        assert!(dirs.iter().all(|d| !d.exists()), "{name}: {dirs:?} left behind");
+    }
+    // A CPU weight of the caller's: a `cpu` cgroup under the `cellblock` directory weighted
+    // against the supervisor (v1 `cpu.shares`, v2 `cpu.weight`).
+    let mut c = Container::builder("/bin/sleep")
+        .arg("30")
+        .cpu_weight(100)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let dirs = c.cgroup_paths();
+    let (file, weight) = if v2() {
+        ("cpu.weight", cellblock::CONTAINERS_CPU_WEIGHT)
+    } else {
+        ("cpu.shares", cellblock::CONTAINERS_CPU_WEIGHT * 1024 / 100)
+    };
+    let own = with_file(&dirs, file);
+    assert_eq!(read(&own), if v2() { "100" } else { "1024" });
+    let cellblock = own.parent().unwrap().parent().unwrap().join(file);
+    assert_eq!(read(&cellblock), weight.to_string(), "{}", cellblock.display());
+    c.kill_all().await.unwrap();
+    c.wait().await.unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} left behind");
     assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
 }

@@ -350,9 +350,12 @@ PY
 
 #[tokio::test]
 async fn cgroup_namespace_shows_its_root() {
+    // No cgroup of its own (no default budget), so that from the host it is in the
+    // supervisor's cgroups, as compared below.
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "cat /proc/self/cgroup; read x || true"])
         .namespaces(Namespaces::CGROUP)
+        .default_budget(false)
         .stdin(cellblock::Stdio::piped())
         .stdout(cellblock::Stdio::piped())
         .spawn()

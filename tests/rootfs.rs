@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cellblock::{Container, Error, Namespaces, Stage};
 use common::rootfs::{make_root, use_root, TempDir};
@@ -42,7 +42,13 @@ async fn outside_files_unreachable_after_pivot_root() {
     assert!(out.contains("inside-marker"), "{out}");
     assert!(out.trim_end().ends_with("done"), "{out}");
     assert!(!out.contains("host-secret-42"), "escaped the root: {out}");
-    assert_eq!(err.matches("No such file or directory").count(), 7, "{err}");
+    // /proc/1/root and /proc/1/cwd: ENOENT through the container's own init, or EACCES
+    // once that init is non-dumpable (it is by default).
+    assert_eq!(
+        err.matches("No such file or directory").count() + err.matches("Permission denied").count(),
+        7,
+        "{err}"
+    );
     // Host side: the file is really there.
     assert_eq!(
         std::fs::read_to_string(&secret).unwrap(),
@@ -401,4 +407,262 @@ async fn mount_points_behind_escaping_symlinks_are_refused() {
             "{dst}: {err}"
         );
     }
+}
+
+// Mount points, directories, files, links and modes made on demand inside a tmpfs of the
+// container's own (bubblewrap's --dir, --symlink, --file, --chmod, --perms): the container
+// sees them; the host sees none of them, and its bind source is untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn tmpfs_backed_mount_points_dirs_files_links_and_modes() {
+    let _d = common::deadline("tmpfs-backed entries", 60);
+    let t = TempDir::new("ondemand");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("marker"), "bound-marker\n").unwrap();
+    // Writable by the container's (unprivileged, by default) identity.
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let tag = format!("cb-ondemand-{}", std::process::id());
+    let mut b = Container::builder("/bin/sh");
+    b.namespaces(NS)
+        .tmpfs("/tmp")
+        .bind(&src, format!("/tmp/{tag}/a/b"))
+        .dir(format!("/tmp/{tag}/d/e"), 0o1741)
+        .symlink("d", format!("/tmp/{tag}/link"))
+        .file(format!("/tmp/{tag}/link/f.txt"), "file-contents\n", 0o640)
+        .file(format!("/tmp/{tag}/new/deep/empty"), b"", 0o666)
+        .chmod(format!("/tmp/{tag}/d"), 0o711);
+    let script = format!(
+        "cd /tmp/{tag} && cat a/b/marker && stat -c '%a %F' d/e d d/f.txt new/deep/empty new new/deep && \
+         cat d/f.txt && readlink link && stat -c %s new/deep/empty && echo written > a/b/fromin"
+    );
+    let (ok, out, err) = sh(&mut b, &script).await;
+    assert!(ok, "stderr: {err}");
+    assert_eq!(
+        out,
+        "bound-marker\n1741 directory\n711 directory\n640 regular file\n666 regular empty file\n\
+         755 directory\n755 directory\nfile-contents\nd\n0\n",
+        "stderr: {err}"
+    );
+    // Host side: nothing of it exists in the host's /tmp; the bind source got only what the
+    // container wrote through the bind.
+    assert!(!Path::new("/tmp").join(&tag).exists());
+    let mut names: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fromin", "marker"]);
+}
+
+// Nothing is ever created or changed on the host's own file systems through the container's
+// view: a missing mount point, dir, file, link or chmod outside a tmpfs of ours is refused
+// before the clone, and a link of ours leading out of the tmpfs does not help.
+#[tokio::test(flavor = "multi_thread")]
+async fn entries_on_host_file_systems_are_refused() {
+    let _d = common::deadline("host entries refused", 60);
+    let t = TempDir::new("refuse");
+    let host_file = t.path().join("keep");
+    std::fs::write(&host_file, "x").unwrap();
+    std::fs::set_permissions(
+        &host_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let missing = t.path().join("missing");
+    type Case = (&'static str, Box<dyn Fn(&mut cellblock::ContainerBuilder)>);
+    let (m, f, hf) = (missing.clone(), missing.clone(), host_file.clone());
+    let (m2, m3) = (missing.clone(), missing.clone());
+    // Outside /tmp (which the case below covers with a tmpfs): the host's /etc.
+    let m4 = PathBuf::from("/etc");
+    let cases: Vec<Case> = vec![
+        (
+            "bind destination",
+            Box::new(move |b| {
+                b.bind("/etc", &m);
+            }),
+        ),
+        (
+            "dir",
+            Box::new(move |b| {
+                b.dir(&f, 0o755);
+            }),
+        ),
+        (
+            "file",
+            Box::new(move |b| {
+                b.file(&m2, "x", 0o644);
+            }),
+        ),
+        (
+            "symlink",
+            Box::new(move |b| {
+                b.symlink("/etc", &m3);
+            }),
+        ),
+        (
+            "chmod",
+            Box::new(move |b| {
+                b.chmod(&hf, 0o777);
+            }),
+        ),
+        // A link of ours in the tmpfs aimed at the host's directory: the file would land
+        // on the host.
+        (
+            "file",
+            Box::new(move |b| {
+                b.tmpfs("/tmp")
+                    .symlink(&m4, "/tmp/out")
+                    .file("/tmp/out/x", "x", 0o644);
+            }),
+        ),
+    ];
+    for (what, add) in cases {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(NS);
+        add(&mut b);
+        let err = b.status().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::BadMount { what: w, .. } if *w == what),
+            "{what}: {err}"
+        );
+    }
+    // Host side: nothing created, the mode unchanged.
+    assert!(!missing.exists());
+    assert!(!Path::new("/etc/x").exists());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&host_file).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    // An existing host directory is fine for dir() (nothing to do), as in bubblewrap.
+    let ok = Container::builder("/bin/true")
+        .namespaces(NS)
+        .dir(t.path(), 0o700)
+        .status()
+        .await
+        .unwrap();
+    assert!(ok.success());
+    assert_ne!(
+        std::fs::metadata(t.path()).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+    // A mode beyond 0o7777 is refused.
+    let err = Container::builder("/bin/true")
+        .namespaces(NS)
+        .tmpfs("/tmp")
+        .dir("/tmp/x", 0o17777)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadMount { what: "dir", .. }), "{err}");
+}
+
+// remount_ro: the container's copy of a mount becomes read-only (attack: write into it);
+// control: the same container without remount_ro writes. The host's mount is not changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn remount_ro_makes_the_containers_copy_read_only() {
+    let _d = common::deadline("remount_ro", 60);
+    let t = TempDir::new("remount");
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    for (ro, expect) in [(true, "Read-only file system"), (false, "wrote")] {
+        let mut b = Container::builder("/bin/sh");
+        b.namespaces(NS).bind(t.path(), t.path());
+        if ro {
+            b.remount_ro(t.path());
+        }
+        let script = format!("echo x > {}/w && echo wrote", t.path().display());
+        let (_, out, err) = sh(&mut b, &script).await;
+        assert!(
+            out.contains(expect) || err.contains(expect),
+            "ro={ro}: {out} {err}"
+        );
+        assert_eq!(t.path().join("w").exists(), !ro);
+    }
+    // Host side: the directory is still writable here.
+    std::fs::write(t.path().join("host"), "y").unwrap();
+    // Not a mount point: the child names the stage.
+    let err = Container::builder("/bin/true")
+        .namespaces(NS)
+        .tmpfs("/tmp")
+        .dir("/tmp/sub", 0o755)
+        .remount_ro("/tmp/sub")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+}
+
+// overlay(lower, dst): inside, the lower directory's files are visible and writable; every
+// change goes to the tmpfs upper layer. Host side: the lower directory is unchanged. Both in
+// the default user namespace and as host root; control: a plain bind lets the same writes
+// reach the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlay_with_tmpfs_upper_leaves_the_lower_untouched() {
+    let _d = common::deadline("overlay", 60);
+    let t = TempDir::new("overlay");
+    let lower = t.path().join("lower");
+    std::fs::create_dir(&lower).unwrap();
+    std::fs::set_permissions(&lower, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let orig = lower.join("orig");
+    std::fs::write(&orig, "original\n").unwrap();
+    std::fs::set_permissions(&orig, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    // In the default user namespace the lower file belongs to host root, an id outside the
+    // container's map: overlayfs cannot copy it up (EOVERFLOW), so it stays read-only there;
+    // new entries work. As host root every change is copied up.
+    let script = "cat /mnt/o/orig && { echo changed > /mnt/o/orig || echo changed; } && \
+                  echo new > /mnt/o/new && mkdir /mnt/o/d && cat /mnt/o/orig /mnt/o/new";
+    for (host_root, overlay) in [(false, true), (true, true), (true, false)] {
+        let mut b = Container::builder("/bin/sh");
+        b.namespaces(NS).tmpfs("/mnt");
+        if host_root {
+            b.host_root();
+        }
+        if overlay {
+            b.overlay(&lower, "/mnt/o");
+        } else {
+            b.bind(&lower, "/mnt/o");
+        }
+        let (ok, out, err) = sh(&mut b, script).await;
+        assert!(ok, "host_root={host_root} overlay={overlay}: {err}");
+        let want = if host_root {
+            "original\nchanged\nnew\n"
+        } else {
+            "original\nchanged\noriginal\nnew\n"
+        };
+        assert_eq!(out, want, "host_root={host_root} overlay={overlay}");
+        if host_root {
+            assert_eq!(err, "");
+        } else {
+            assert!(err.contains("Value too large"), "{err}");
+        }
+        let host = std::fs::read_to_string(&orig).unwrap();
+        if overlay {
+            assert_eq!(host, "original\n", "host_root={host_root}");
+            assert!(!lower.join("new").exists() && !lower.join("d").exists());
+        } else {
+            // Control: the same writes through a bind reach the host.
+            assert_eq!(host, "changed\n");
+            assert!(lower.join("new").exists());
+        }
+    }
+    let err = Container::builder("/bin/true")
+        .namespaces(NS)
+        .overlay("/definitely/not/here", "/mnt")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "overlay",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -65,9 +65,11 @@ async fn timeout_sigkills_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_with_only_a_pid_namespace_ends_the_namespace() {
+    // No cgroup at all (no default budget either): the PID namespace alone ends it.
     let c = Container::builder("/bin/sh")
         .args(["-c", "sleep 1000 & (sleep 1000 & wait) & wait"])
         .namespaces(Namespaces::PID)
+        .default_budget(false)
         .timeout(Duration::from_millis(300))
         .spawn()
         .await
@@ -90,6 +92,7 @@ async fn timeout_with_only_a_pid_namespace_ends_the_namespace() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "sleep 1000 & (sleep 1000 & wait) & wait"])
         .namespaces(Namespaces::PID)
+        .default_budget(false)
         .init(false)
         .timeout(Duration::from_millis(300))
         .spawn()
@@ -102,9 +105,11 @@ async fn timeout_with_only_a_pid_namespace_ends_the_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_without_cgroup_or_pid_namespace_reaches_only_the_first_process() {
-    // The documented limit: with neither, descendants survive the timeout.
+    // The documented limit: with neither (and no default budget, which is a cgroup),
+    // descendants survive the timeout.
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "sleep 1000 & echo $!; exec sleep 1000"])
+        .default_budget(false)
         .timeout(Duration::from_millis(200))
         .stdout(Stdio::piped())
         .spawn()

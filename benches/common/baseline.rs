@@ -172,9 +172,11 @@ pub fn big_heap(bytes: usize) -> &'static mut [u8] {
 /// turns it back on), no hardening (masks, capability drop, no_new_privs, seccomp, fd
 /// closing, new session), no die-with-supervisor (which without an init means
 /// PR_SET_PDEATHSIG from a spawner thread: two thread handoffs), and the raw loop's empty
-/// environment.
+/// environment; and none of the secure-by-default layers of issue 11 (the default identity's
+/// user namespace, the fresh /dev, read-only /sys).
 pub fn core_only(b: &mut ContainerBuilder) -> &mut ContainerBuilder {
-    b.init(false)
+    before_issue_11(b)
+        .init(false)
         .masked_paths(false)
         .seccomp(cellblock::Seccomp::disabled())
         .keep_all_capabilities()
@@ -183,6 +185,16 @@ pub fn core_only(b: &mut ContainerBuilder) -> &mut ContainerBuilder {
         .new_session(false)
         .die_with_supervisor(false)
         .env_clear()
+}
+
+/// The defaults as they were before issue 11 (secure by default): no user namespace of the
+/// default identity, the host's /dev, writable /sys, no pids budget. The spawn bench runs
+/// this next to today's defaults, to show what the new layers cost in the same run.
+pub fn before_issue_11(b: &mut ContainerBuilder) -> &mut ContainerBuilder {
+    b.host_root()
+        .host_dev(true)
+        .writable_sys(true)
+        .default_budget(false)
 }
 
 /// Runs a loop as a task on one of the runtime's workers, where a supervisor's code runs

@@ -1,17 +1,20 @@
 //! cgroups: one interface over the v1 (`v1.rs`) and v2 (`v2.rs`) backends.
 //!
-//! A container that asks for a limit or for accounting gets a cgroup of its own,
-//! `<base>/cellblock/<supervisor pid>-<counter>`, where `<base>` is the supervisor's own
-//! cgroup for that hierarchy (read from `/proc/self/cgroup`) or a delegated directory given
-//! with [`cgroup_parent`](crate::ContainerBuilder::cgroup_parent). Nesting under our own
-//! cgroup respects the limits the supervisor itself runs under and systemd's delegation.
+//! Every container gets a cgroup of its own: for the default budget alone (`Mode::Budget`:
+//! `pids` only), or with every controller when it asks for a limit or for accounting
+//! (`Mode::Full`). It is `<base>/cellblock/<supervisor pid>-<counter>`, where `<base>` is
+//! the supervisor's own cgroup for that hierarchy (read from `/proc/self/cgroup`) or a
+//! delegated directory given with [`cgroup_parent`](crate::ContainerBuilder::cgroup_parent).
+//! Nesting under our own cgroup respects the limits the supervisor itself runs under and
+//! systemd's delegation.
 //!
 //! Lifecycle: [`Cgroup::create`] makes the directories and writes the limits in the parent,
-//! before the clone; the child joins by writing `"0"` to the `cgroup.procs` descriptors
-//! opened here (see `child/resources.rs`); after the container is reaped,
-//! [`Cgroup::release`] reads nothing more, kills whatever is left inside and removes the
-//! directories. `Drop` does the same, so every failure path (a bad limit, a failed setup,
-//! a cancelled spawn) removes what was created.
+//! before the clone; the child joins by writing `"0"` to the descriptors opened here
+//! (`tasks` on v1, `cgroup.procs` on v2: see [`Cgroup::open_procs`]; the child's side is
+//! `child/resources.rs`); after the container is reaped, [`Cgroup::release`] reads nothing
+//! more, kills whatever is left inside and removes the directories. `Drop` does the same,
+//! so every failure path (a bad limit, a failed setup, a cancelled spawn) removes what was
+//! created.
 //!
 //! All of this runs in the parent, which may allocate; nothing here runs in the child.
 
@@ -105,6 +108,16 @@ pub(crate) struct Stats {
     pub(crate) pids_refused: Option<u64>,
 }
 
+/// What a cgroup is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The caller asked for limits or accounting: every accounting controller, the
+    /// caller's limits, the default budget where the caller set no limit of its own.
+    Full,
+    /// The default budget only (`pids`).
+    Budget,
+}
+
 /// A container's cgroup, on either backend.
 #[derive(Debug)]
 pub(crate) struct Cgroup {
@@ -120,8 +133,21 @@ enum Backend {
 }
 
 impl Cgroup {
-    /// Creates the container's cgroup and writes its limits. On error nothing is left.
+    /// Creates the container's cgroup and writes its limits (the caller's, and the
+    /// default budget's where the caller set none). On error nothing is left.
     pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
+        Cgroup::create_as(limits, Mode::Full)
+    }
+
+    /// The default budget alone, for a container with no limit of the caller's: the
+    /// `pids` cgroup with [`DEFAULT_PIDS_LIMIT`](crate::DEFAULT_PIDS_LIMIT), on v1 or v2. No accounting
+    /// controllers, to keep the spawn cheap. On error nothing is left, and the caller goes
+    /// on without a cgroup.
+    pub(crate) fn create_budget(limits: &Limits) -> Result<Cgroup> {
+        Cgroup::create_as(limits, Mode::Budget)
+    }
+
+    fn create_as(limits: &Limits, mode: Mode) -> Result<Cgroup> {
         let version = match limits.cgroup_version {
             CgroupVersion::Auto => match CgroupLayout::detect() {
                 Ok(CgroupLayout::Unified) => CgroupVersion::V2,
@@ -136,8 +162,8 @@ impl Cgroup {
         };
         let name = unique_name();
         let backend = match version {
-            CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::create(limits, &name)?),
-            _ => Backend::V1(v1::V1Cgroup::create(limits, &name)?),
+            CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::create(limits, &name, mode)?),
+            _ => Backend::V1(v1::V1Cgroup::create(limits, &name, mode)?),
         };
         Ok(Cgroup {
             backend,
@@ -145,12 +171,22 @@ impl Cgroup {
         })
     }
 
-    /// `cgroup.procs` of every directory the child must join, opened for writing.
+    /// The file of every directory the child must join, opened for writing; the child
+    /// writes `"0"` (itself) to each.
+    ///
+    /// On v1 that is `tasks`, which moves one thread, not `cgroup.procs`, which moves a
+    /// thread group: the child is a process of one thread, so both move all of it, but the
+    /// kernel moves the calling thread without taking its global threadgroup lock, whose
+    /// write side waits for an RCU grace period unless another move happened just before
+    /// (measured here: 10–14 ms per join with moves 20 ms apart through `cgroup.procs`,
+    /// ~0.1 ms through `tasks`). v2's `cgroup.threads` only works in threaded subtrees, so
+    /// v2 keeps `cgroup.procs`.
     pub(crate) fn open_procs(&self) -> Result<Vec<OwnedFd>> {
+        let file = if self.is_v2() { "cgroup.procs" } else { "tasks" };
         self.dirs()
             .iter()
             .map(|d| {
-                let p = d.join("cgroup.procs");
+                let p = d.join(file);
                 fs::OpenOptions::new()
                     .write(true)
                     .open(&p)

@@ -1,9 +1,17 @@
 //! cgroup v1 backend: one directory per hierarchy the container joins.
 //!
-//! Joined always when mounted: `memory` (peak usage, OOM kills), `cpuacct` (user and
-//! system CPU time), `pids` (peak process count, refused forks) and `freezer` (to kill a
-//! whole tree without racing forks). Joined when a limit needs them: `cpu` (quota,
-//! shares) and `cpuset`. Co-mounted controllers (`cpu,cpuacct`) share one directory.
+//! With limits or accounting ([`Mode::Full`]) the container gets a directory of its own
+//! in every hierarchy that is mounted (and writable) of: `memory` (peak usage, OOM kills),
+//! `cpuacct` (user and system CPU time), `pids` (peak process count, refused forks, the
+//! default budget) and `freezer` (to kill a whole tree without racing forks); and where a
+//! limit needs them, `cpu` (quota, shares) and `cpuset`. Only a hierarchy a limit of the
+//! caller's needs is an error when it cannot be had. Co-mounted controllers
+//! (`cpu,cpuacct`) share one directory.
+//!
+//! The default budget alone ([`Mode::Budget`]) makes one: `pids`, with `pids.max`. A
+//! `cpu` directory is made only for a CPU limit or weight of the caller's; it goes under
+//! the `cpu` hierarchy's `cellblock` directory, which is weighted below the supervisor's
+//! threads ([`CONTAINERS_CPU_WEIGHT`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,10 +19,10 @@ use std::time::Duration;
 
 use super::{
     acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
-    read_u64, release_parent, v1_hierarchy, write, write_setting, Stats,
+    read_u64, release_parent, v1_hierarchy, write, write_setting, Mode, Stats,
 };
 use crate::error::{Error, Result};
-use crate::limits::{Limits, CPU_PERIOD_US};
+use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 
 /// One hierarchy's directory of this container.
 #[derive(Debug, Clone)]
@@ -31,12 +39,25 @@ pub(crate) struct V1Cgroup {
     dirs: Vec<Dir>,
 }
 
+/// Where a controller goes, and why.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Not at all.
+    No,
+    /// A directory of the container's own, needed by a limit of the caller's: an error
+    /// if it cannot be had.
+    Needed,
+    /// A directory of its own, for accounting or the default budget: skipped if the
+    /// controller is not mounted or the directory cannot be made.
+    Optional,
+}
+
 impl V1Cgroup {
     /// Creates one directory per hierarchy and writes the limits. On error, removes what
     /// it made.
-    pub(crate) fn create(limits: &Limits, name: &str) -> Result<V1Cgroup> {
+    pub(crate) fn create(limits: &Limits, name: &str, mode: Mode) -> Result<V1Cgroup> {
         let mut cg = V1Cgroup { dirs: Vec::new() };
-        match cg.fill(limits, name) {
+        match cg.fill(limits, name, mode) {
             Ok(()) => Ok(cg),
             Err(e) => {
                 cg.discard();
@@ -45,33 +66,37 @@ impl V1Cgroup {
         }
     }
 
-    fn fill(&mut self, limits: &Limits, name: &str) -> Result<()> {
-        // (controller, needed by a limit, joined even without a limit)
+    fn fill(&mut self, limits: &Limits, name: &str, mode: Mode) -> Result<()> {
+        let full = mode == Mode::Full;
+        let need_or = |needed: bool, otherwise: Want| if needed { Want::Needed } else { otherwise };
+        let opt_if = |b: bool| if b { Want::Optional } else { Want::No };
         let wanted = [
             (
                 "memory",
-                limits.memory.is_some() || limits.memory_swap.is_some(),
-                true,
+                need_or(limits.memory.is_some() || limits.memory_swap.is_some(), opt_if(full)),
             ),
-            ("cpuacct", false, true),
-            ("pids", limits.pids.is_some(), true),
-            ("freezer", false, true),
+            ("cpuacct", opt_if(full)),
             (
-                "cpu",
-                limits.cpu.is_some() || limits.cpu_weight.is_some(),
-                false,
+                "pids",
+                need_or(
+                    limits.pids.is_some(),
+                    opt_if(full || limits.effective_pids().is_some()),
+                ),
             ),
-            ("cpuset", limits.cpuset.is_some(), false),
+            ("freezer", opt_if(full)),
+            ("cpu", need_or(limits.wants_cpu(), Want::No)),
+            ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
         ];
-        for (ctrl, needed, always) in wanted {
-            if !needed && !always {
+        let mut first_err = None;
+        for (ctrl, want) in wanted {
+            if want == Want::No {
                 continue;
             }
             let found = v1_hierarchy(ctrl).map_err(|e| {
                 Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}"))
             })?;
             let Some((mount, own)) = found else {
-                if needed {
+                if want == Want::Needed {
                     return Err(Error::CgroupUnavailable(format!(
                         "the cgroup v1 {ctrl} controller is not mounted on this host"
                     )));
@@ -79,32 +104,36 @@ impl V1Cgroup {
                 continue;
             };
             if let Some(d) = self.dirs.iter_mut().find(|d| d.mount == mount) {
+                // Co-mounted (`cpu,cpuacct`): one directory serves both.
                 d.controllers.push(ctrl);
                 continue;
             }
             let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
             let parent = base.join("cellblock");
             let is_cpuset = fs::metadata(mount.join("cpuset.cpus")).is_ok();
+            let is_cpu = fs::metadata(mount.join("cpu.shares")).is_ok();
             let init = move |dir: &Path| {
                 if is_cpuset {
-                    inherit_cpuset(dir)
-                } else {
-                    Ok(())
+                    inherit_cpuset(dir)?;
                 }
+                if is_cpu {
+                    weigh_containers(dir);
+                }
+                Ok(())
             };
-            acquire_parent(&parent, &init)?;
-            let leaf = match create_leaf(&parent, name, &init) {
-                Ok(l) => l,
+            let made = self.add_dir(ctrl, &mount, &parent, name, &init);
+            match made {
+                Ok(()) => {}
+                Err(e) if want == Want::Needed => return Err(e),
                 Err(e) => {
-                    release_parent(&parent);
-                    return Err(e);
+                    // Only what the caller asked for may fail a spawn. A rootless
+                    // supervisor with a delegated subtree of some controllers but not
+                    // others gets what it can.
+                    tracing::debug!(controller = ctrl, error = %e, "skipping an optional cgroup");
+                    first_err.get_or_insert(e);
+                    continue;
                 }
-            };
-            self.dirs.push(Dir {
-                controllers: vec![ctrl],
-                mount,
-                path: leaf,
-            });
+            }
             if is_cpuset {
                 // A new v1 cpuset starts with no CPUs and no memory nodes, and a task
                 // cannot join it until both are set.
@@ -113,16 +142,44 @@ impl V1Cgroup {
             }
         }
         if self.dirs.is_empty() {
+            if let Some(e) = first_err {
+                return Err(e);
+            }
             return Err(Error::CgroupUnavailable(
-                "no cgroup v1 hierarchy is mounted on this host (use CgroupVersion::Auto or V2)"
+                "no cgroup v1 hierarchy is mounted (or writable) here (use CgroupVersion::Auto or V2)"
                     .into(),
             ));
         }
         self.write_limits(limits)
     }
 
+    /// Acquires `parent` and makes the container's leaf in it.
+    fn add_dir(
+        &mut self,
+        ctrl: &'static str,
+        mount: &Path,
+        parent: &Path,
+        name: &str,
+        init: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        acquire_parent(parent, init)?;
+        let path = match create_leaf(parent, name, init) {
+            Ok(l) => l,
+            Err(e) => {
+                release_parent(parent);
+                return Err(e);
+            }
+        };
+        self.dirs.push(Dir {
+            controllers: vec![ctrl],
+            mount: mount.to_path_buf(),
+            path,
+        });
+        Ok(())
+    }
+
     fn write_limits(&self, l: &Limits) -> Result<()> {
-        if let Some(dir) = self.dir_of("memory") {
+        if let Some(dir) = self.own_dir_of("memory") {
             if let Some(mem) = l.memory {
                 write_setting(dir, "memory.limit_in_bytes", &mem.to_string())?;
             }
@@ -144,10 +201,10 @@ impl V1Cgroup {
                 })?;
             }
         }
-        if let (Some(dir), Some(n)) = (self.dir_of("pids"), l.pids) {
+        if let (Some(dir), Some(n)) = (self.own_dir_of("pids"), l.effective_pids()) {
             write_setting(dir, "pids.max", &n.to_string())?;
         }
-        if let Some(dir) = self.dir_of("cpu") {
+        if let Some(dir) = self.own_dir_of("cpu") {
             if let Some(quota) = l.cpu_quota_us() {
                 write_setting(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
                 write_setting(dir, "cpu.cfs_quota_us", &quota.to_string())?;
@@ -156,13 +213,14 @@ impl V1Cgroup {
                 write_setting(dir, "cpu.shares", &weight_to_shares(w).to_string())?;
             }
         }
-        if let (Some(dir), Some(cpus)) = (self.dir_of("cpuset"), &l.cpuset) {
+        if let (Some(dir), Some(cpus)) = (self.own_dir_of("cpuset"), &l.cpuset) {
             write_setting(dir, "cpuset.cpus", cpus)?;
         }
         Ok(())
     }
 
-    fn dir_of(&self, ctrl: &str) -> Option<&Path> {
+    /// The container's directory serving `ctrl`.
+    fn own_dir_of(&self, ctrl: &str) -> Option<&Path> {
         self.dirs
             .iter()
             .find(|d| d.controllers.contains(&ctrl))
@@ -172,7 +230,7 @@ impl V1Cgroup {
     /// The directory whose `cgroup.procs` lists the container's processes (every
     /// directory does; the freezer's is the one we can also freeze).
     fn procs_dir(&self) -> Option<&Path> {
-        self.dir_of("freezer")
+        self.own_dir_of("freezer")
             .or_else(|| self.dirs.first().map(|d| d.path.as_path()))
     }
 
@@ -213,7 +271,7 @@ impl V1Cgroup {
             return Ok(());
         };
         let procs = dir.join("cgroup.procs");
-        let freezer = self.dir_of("freezer");
+        let freezer = self.own_dir_of("freezer");
         for _ in 0..50 {
             if let Some(f) = freezer {
                 self.freeze(f, true);
@@ -240,7 +298,7 @@ impl V1Cgroup {
         let Some(dir) = self.procs_dir() else {
             return Ok(());
         };
-        let freezer = self.dir_of("freezer");
+        let freezer = self.own_dir_of("freezer");
         if let Some(f) = freezer {
             self.freeze(f, true);
         }
@@ -253,19 +311,33 @@ impl V1Cgroup {
 
     pub(crate) fn stats(&self) -> Stats {
         let mut s = Stats::default();
-        if let Some(d) = self.dir_of("cpuacct") {
+        if let Some(d) = self.own_dir_of("cpuacct") {
             s.user = read_u64(&d.join("cpuacct.usage_user")).map(Duration::from_nanos);
             s.system = read_u64(&d.join("cpuacct.usage_sys")).map(Duration::from_nanos);
         }
-        if let Some(d) = self.dir_of("memory") {
+        if let Some(d) = self.own_dir_of("memory") {
             s.memory_peak = read_u64(&d.join("memory.max_usage_in_bytes"));
             s.oom_kills = read_keyed(&d.join("memory.oom_control"), "oom_kill");
         }
-        if let Some(d) = self.dir_of("pids") {
+        if let Some(d) = self.own_dir_of("pids") {
             s.pids_peak = read_u64(&d.join("pids.peak"));
             s.pids_refused = read_keyed(&d.join("pids.events"), "max");
         }
         s
+    }
+}
+
+/// Gives the shared `cellblock` directory of the `cpu` hierarchy the weight
+/// [`CONTAINERS_CPU_WEIGHT`] against the supervisor's threads, its siblings, unless
+/// someone set another weight than the kernel's default. Best effort: the budget's other
+/// parts do not depend on it.
+fn weigh_containers(dir: &Path) {
+    let shares = dir.join("cpu.shares");
+    if read_u64(&shares) == Some(1024) {
+        let value = weight_to_shares(CONTAINERS_CPU_WEIGHT).to_string();
+        if let Err(e) = write(&shares, &value) {
+            tracing::debug!(path = %shares.display(), error = %e, "cannot weigh the containers");
+        }
     }
 }
 

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use super::{
     acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
-    read_u64, release_parent, v2_hierarchy, write, write_setting, Stats,
+    read_u64, release_parent, v2_hierarchy, write, write_setting, Mode, Stats,
 };
 use crate::error::{Error, Result};
-use crate::limits::{Limits, CPU_PERIOD_US};
+use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 
 /// A container's cgroup on v2.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ pub(crate) struct V2Cgroup {
 impl V2Cgroup {
     /// Creates the directory, enabling the controllers it needs, and writes the limits.
     /// On error, removes what it made.
-    pub(crate) fn create(limits: &Limits, name: &str) -> Result<V2Cgroup> {
+    pub(crate) fn create(limits: &Limits, name: &str, mode: Mode) -> Result<V2Cgroup> {
         let (mount, own) = v2_hierarchy()
             .map_err(|e| Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}")))?
             .ok_or_else(|| {
@@ -38,36 +38,26 @@ impl V2Cgroup {
         let available = fs::read_to_string(base.join("cgroup.controllers"))
             .map_err(|e| cg_err("read", &base.join("cgroup.controllers"), e))?;
         let available: Vec<&str> = available.split_whitespace().collect();
-        let needed = [
-            (
-                "memory",
-                limits.memory.is_some() || limits.memory_swap.is_some(),
-            ),
-            ("pids", limits.pids.is_some()),
-            ("cpu", limits.cpu.is_some() || limits.cpu_weight.is_some()),
-            ("cpuset", limits.cpuset.is_some()),
-        ];
-        let mut enable = Vec::new();
-        for (ctrl, needed) in needed {
-            let here = available.contains(&ctrl);
-            if needed && !here {
-                return Err(Error::CgroupUnavailable(format!(
-                    "the cgroup v2 {ctrl} controller is not available in {} (cgroup.controllers: {:?}); \
-                     on a hybrid host use the v1 hierarchy (CgroupVersion::Auto or V1)",
-                    base.display(),
-                    available.join(" ")
-                )));
-            }
-            // memory and pids are worth having for the report even without a limit.
-            if here && (needed || ctrl == "memory" || ctrl == "pids") {
-                enable.push(ctrl);
-            }
-        }
+        let enable = controllers_to_enable(limits, mode, &available).map_err(|ctrl| {
+            Error::CgroupUnavailable(format!(
+                "the cgroup v2 {ctrl} controller is not available in {} (cgroup.controllers: {:?}); \
+                 on a hybrid host use the v1 hierarchy (CgroupVersion::Auto or V1)",
+                base.display(),
+                available.join(" ")
+            ))
+        })?;
+        let weigh = limits.wants_cpu() && available.contains(&"cpu");
         let parent = base.join("cellblock");
-        let no_init = |_: &Path| Ok(());
-        acquire_parent(&parent, &no_init)?;
+        let init_base = base.clone();
+        let init = move |dir: &Path| {
+            if weigh {
+                weigh_containers(&init_base, dir);
+            }
+            Ok(())
+        };
+        acquire_parent(&parent, &init)?;
         let made = enable_controllers(&base, &parent, &enable)
-            .and_then(|()| create_leaf(&parent, name, &no_init));
+            .and_then(|()| create_leaf(&parent, name, &init));
         let cg = match made {
             Ok(dir) => V2Cgroup { dir },
             Err(e) => {
@@ -94,8 +84,12 @@ impl V2Cgroup {
         if let Some(swap) = l.memory_swap {
             write_setting(d, "memory.swap.max", &swap.to_string())?;
         }
-        if let Some(n) = l.pids {
-            write_setting(d, "pids.max", &n.to_string())?;
+        if let Some(n) = l.effective_pids() {
+            // A `pids` limit of the caller's made sure the controller is enabled; the
+            // default budget's is written only where it is.
+            if l.pids.is_some() || d.join("pids.max").exists() {
+                write_setting(d, "pids.max", &n.to_string())?;
+            }
         }
         if let Some(quota) = l.cpu_quota_us() {
             write_setting(d, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
@@ -177,6 +171,63 @@ impl V2Cgroup {
     }
 }
 
+/// The controllers to enable for the container's cgroup, given those `available` in the
+/// base directory; `Err(controller)` if a limit needs one that is missing. Everything the
+/// caller set needs its controller; the default budget needs `pids`; `memory` and `pids`
+/// are enabled for the report when available.
+pub(crate) fn controllers_to_enable(
+    limits: &Limits,
+    mode: Mode,
+    available: &[&str],
+) -> std::result::Result<Vec<&'static str>, &'static str> {
+    let full = mode == Mode::Full;
+    let budget = limits.effective_pids().is_some() && mode == Mode::Budget;
+    let needed = [
+        (
+            "memory",
+            limits.memory.is_some() || limits.memory_swap.is_some(),
+            full,
+        ),
+        ("pids", limits.pids.is_some() || budget, full || limits.effective_pids().is_some()),
+        ("cpu", limits.wants_cpu(), false),
+        ("cpuset", limits.cpuset.is_some(), false),
+    ];
+    let mut enable = Vec::new();
+    for (ctrl, needed, wanted) in needed {
+        let here = available.contains(&ctrl);
+        if needed && !here {
+            return Err(ctrl);
+        }
+        if here && (needed || wanted) {
+            enable.push(ctrl);
+        }
+    }
+    Ok(enable)
+}
+
+/// Gives the shared `cellblock` directory the CPU weight [`CONTAINERS_CPU_WEIGHT`]
+/// against its siblings (the supervisor's leaf, on a host set up as the docs say), unless
+/// someone set another weight than the kernel's default; done when the first container
+/// with a CPU limit or weight of the caller's needs `cpu`. Best effort, like v1's.
+fn weigh_containers(base: &Path, dir: &Path) {
+    let file = base.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&file)
+        .map(|s| s.split_whitespace().any(|c| c == "cpu"))
+        .unwrap_or(false);
+    if !enabled {
+        if let Err(e) = write(&file, "+cpu") {
+            tracing::debug!(path = %file.display(), error = %e, "cannot enable cpu to weigh the containers");
+            return;
+        }
+    }
+    let weight = dir.join("cpu.weight");
+    if read_u64(&weight) == Some(100) {
+        if let Err(e) = write(&weight, &CONTAINERS_CPU_WEIGHT.to_string()) {
+            tracing::debug!(path = %weight.display(), error = %e, "cannot weigh the containers");
+        }
+    }
+}
+
 /// Enables `ctrls` in `base`'s and `parent`'s `cgroup.subtree_control` where missing.
 fn enable_controllers(base: &Path, parent: &Path, ctrls: &[&str]) -> Result<()> {
     for dir in [base, parent] {
@@ -197,4 +248,57 @@ fn enable_controllers(base: &Path, parent: &Path, ctrls: &[&str]) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
+        let mut l = Limits::default();
+        f(&mut l);
+        l
+    }
+
+    #[test]
+    fn the_default_budget_needs_pids_and_falls_back_without_it() {
+        let all = ["cpuset", "cpu", "io", "memory", "pids"];
+        let none: [&str; 0] = [];
+        let defaults = limits(|_| {});
+        // Budget alone: pids needed; memory (accounting) not wanted.
+        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &all), Ok(vec!["pids"]));
+        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &none), Err("pids"));
+        // Full (accounting or a limit): memory and pids when there, never an error for them.
+        assert_eq!(
+            controllers_to_enable(&defaults, Mode::Full, &all),
+            Ok(vec!["memory", "pids"])
+        );
+        assert_eq!(controllers_to_enable(&defaults, Mode::Full, &none), Ok(vec![]));
+        // The caller's limits need their controller, budget or not.
+        let own = limits(|l| {
+            l.pids = Some(5);
+            l.cpu_weight = Some(50);
+            l.no_default_budget = true;
+        });
+        assert_eq!(
+            controllers_to_enable(&own, Mode::Full, &all),
+            Ok(vec!["memory", "pids", "cpu"])
+        );
+        assert_eq!(controllers_to_enable(&own, Mode::Full, &["memory", "cpu"]), Err("pids"));
+        // Opted out, no limit: the pids controller is still enabled for the report.
+        let off = limits(|l| l.no_default_budget = true);
+        assert_eq!(controllers_to_enable(&off, Mode::Full, &all), Ok(vec!["memory", "pids"]));
+    }
+
+    #[test]
+    fn the_default_pids_limit_yields_to_the_callers() {
+        assert_eq!(limits(|_| {}).effective_pids(), Some(crate::DEFAULT_PIDS_LIMIT));
+        assert_eq!(limits(|l| l.pids = Some(9)).effective_pids(), Some(9));
+        assert_eq!(limits(|l| l.no_default_budget = true).effective_pids(), None);
+        let both = limits(|l| {
+            l.no_default_budget = true;
+            l.pids = Some(3);
+        });
+        assert_eq!(both.effective_pids(), Some(3));
+    }
 }

@@ -23,6 +23,8 @@ pub(crate) struct IdSpec {
     /// cover, and files created by later steps (mount points in a tmpfs) need a mapped
     /// owner (EOVERFLOW otherwise).
     pub(crate) become_root: bool,
+    /// The same right after joining a user namespace, where 0 may not be mapped.
+    pub(crate) become_root_if_mapped: bool,
     /// Call `setgroups(groups)` (an empty list drops the supervisor's groups).
     pub(crate) set_groups: bool,
     pub(crate) groups: *const gid_t,
@@ -38,6 +40,7 @@ impl IdSpec {
         maps_ready_fd: -1,
         maps_ready_close_fd: -1,
         become_root: false,
+        become_root_if_mapped: false,
         set_groups: false,
         groups: std::ptr::null(),
         n_groups: 0,
@@ -51,6 +54,21 @@ impl IdSpec {
 /// privilege in the parent user namespace, which we no longer have in here).
 pub(crate) fn wait_for_maps(spec: &IdSpec) -> Step {
     if spec.maps_ready_fd < 0 {
+        if spec.become_root_if_mapped {
+            // A joined user namespace: become its root for the mount steps if it maps 0
+            // (EINVAL otherwise: then the ids stay, and set_ids applies `user()` later).
+            // SAFETY: raw syscalls, see the module docs.
+            let ret = unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) };
+            if ret == 0 {
+                let ret = unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) };
+                check(ret as c_int, Stage::SetUid)?;
+                // As below: keep our /proc files ours. SAFETY: man 2 prctl.
+                let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+                check(ret, Stage::SetUid)?;
+            } else if errno() != libc::EINVAL {
+                return Err((Stage::SetGid, errno()));
+            }
+        }
         return Ok(());
     }
     // SAFETY: our own copy of the write end. man 2 close.

@@ -38,6 +38,11 @@ pub(crate) struct JoinSpec {
     pub(crate) pid_fd: c_int,
     /// Set by the intermediate before it clones the workload, which shares its memory.
     pub(crate) entered: AtomicBool,
+    /// `CLONE_NEW*` flags to create with `unshare` after the joins instead of at clone: with
+    /// a joined user namespace, new namespaces must be owned by *it* (a mount namespace
+    /// made at clone would belong to the host's, and making `/` private in it would fail
+    /// with EPERM). A new PID namespace among them takes effect for the cloned workload.
+    pub(crate) unshare_flags: c_int,
 }
 
 impl JoinSpec {
@@ -50,6 +55,7 @@ impl JoinSpec {
             stack_top: std::ptr::null_mut(),
             pid_fd: -1,
             entered: AtomicBool::new(false),
+            unshare_flags: 0,
         }
     }
 }
@@ -69,6 +75,11 @@ pub(crate) fn enter(
         // capabilities the other joins need over namespaces it owns. man 2 setns.
         // SAFETY: plain syscall on a descriptor the plan opened.
         check(unsafe { libc::setns(e.fd, e.nstype) }, Stage::Join)?;
+    }
+    if spec.unshare_flags != 0 {
+        // SAFETY: plain syscall. This child has a private address space (joining a user
+        // namespace needs it), so unshare may create a user-owned set of namespaces.
+        check(unsafe { libc::unshare(spec.unshare_flags) }, Stage::Join)?;
     }
     if !spec.fork_workload {
         return Ok(());

@@ -21,6 +21,14 @@ pub(crate) enum Op {
     ReadOnly,
     /// `mkdir(b, 0755)`; an existing directory is fine.
     Mkdir,
+    /// `mkdir(b)` then `chmod(b, mode)` (so the supervisor's umask does not change it); an
+    /// existing directory is fine and keeps its mode (bubblewrap's `--dir`).
+    MkdirMode,
+    /// Creates the file `b` (`O_EXCL`, `O_NOFOLLOW`), writes the `len` bytes at `a` into it
+    /// and sets `mode` (bubblewrap's `--file`).
+    WriteFile,
+    /// `fchmodat2(b, mode, AT_SYMLINK_NOFOLLOW)` (bubblewrap's `--chmod`).
+    Chmod,
     /// Creates an empty file at `b` (a mount point for a file bind).
     Touch,
     /// `symlink(a, b)`.
@@ -47,6 +55,10 @@ pub(crate) struct MountStep {
     pub(crate) fallback_bind: *const c_char,
     /// Index into [`FsSpec::slots`] for [`Op::Grab`] and [`Op::Place`].
     pub(crate) slot: usize,
+    /// Mode for [`Op::MkdirMode`], [`Op::WriteFile`] and [`Op::Chmod`].
+    pub(crate) mode: libc::mode_t,
+    /// Length of the bytes at `a` for [`Op::WriteFile`].
+    pub(crate) len: usize,
     /// Reported if this step fails.
     pub(crate) stage: Stage,
 }
@@ -149,6 +161,53 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
             }
             Ok(())
         }
+        Op::MkdirMode => {
+            if unsafe { libc::mkdir(s.b, 0o700) } == -1 {
+                let err = errno();
+                return if err == libc::EEXIST {
+                    Ok(())
+                } else {
+                    Err((s.stage, err))
+                };
+            }
+            chmod_nofollow(s.b, s.mode).map_err(|e| (s.stage, e))
+        }
+        Op::WriteFile => {
+            let fd = unsafe {
+                libc::open(
+                    s.b,
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o600,
+                )
+            };
+            check(fd, s.stage)?;
+            let mut done = 0usize;
+            while done < s.len {
+                // SAFETY: `a` points at `len` bytes the plan owns; done < len.
+                let n = unsafe { libc::write(fd, s.a.cast::<u8>().add(done).cast(), s.len - done) };
+                if n < 0 {
+                    let err = errno();
+                    if err == libc::EINTR {
+                        continue;
+                    }
+                    unsafe { libc::close(fd) };
+                    return Err((s.stage, err));
+                }
+                done += n as usize;
+            }
+            let ret = unsafe { libc::fchmod(fd, s.mode) };
+            let err = errno();
+            unsafe { libc::close(fd) };
+            if ret == -1 {
+                return Err((s.stage, err));
+            }
+            Ok(())
+        }
+        Op::Chmod => chmod_nofollow(s.b, s.mode).map_err(|e| (s.stage, e)),
         Op::Touch => {
             let fd = unsafe {
                 libc::open(
@@ -208,6 +267,30 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
         }
     }
 }
+
+/// `fchmodat2(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW)` (Linux 6.6): the plan resolved
+/// every link it made itself, so a link met here is refused (`EOPNOTSUPP`) rather than
+/// followed out of the container's own file systems.
+fn chmod_nofollow(path: *const c_char, mode: libc::mode_t) -> Result<(), i32> {
+    // SAFETY: valid C string. man 2 fchmodat.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_FCHMODAT2,
+            libc::AT_FDCWD,
+            path,
+            mode as libc::c_uint,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if ret == -1 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `fchmodat2`'s number (the same on every architecture, Linux 6.6).
+const SYS_FCHMODAT2: libc::c_long = 452;
 
 /// `OPEN_TREE_CLONE` from `<linux/mount.h>`.
 const OPEN_TREE_CLONE: libc::c_uint = 1;

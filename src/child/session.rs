@@ -18,13 +18,14 @@ pub(crate) struct ChildSession {
     pub(crate) init_fd: c_int,
     /// The init's argv (null-terminated), when `init_fd >= 0`.
     pub(crate) init_argv: *const *const c_char,
-    /// Descriptors the init must inherit (report pipe, lifeline read end); `-1` = unused.
+    /// Descriptors the init must inherit (report pipe, lifeline); `-1` = unused.
     pub(crate) pass_fds: [c_int; 2],
     /// Arm `PR_SET_PDEATHSIG(SIGKILL)`: only when cloned from a thread that lives as long
     /// as the process (the spawner thread), never from tokio's retiring blocking threads.
     pub(crate) death_signal: bool,
-    /// The lifeline pipe `(read end, write end)` as the supervisor holds it, or `-1`s.
-    pub(crate) lifeline: (c_int, c_int),
+    /// This container's lifeline, a pidfd of the supervisor process (readable once it
+    /// exited), or `-1`.
+    pub(crate) lifeline: c_int,
 }
 
 impl ChildSession {
@@ -35,7 +36,7 @@ impl ChildSession {
         init_argv: ptr::null(),
         pass_fds: [-1, -1],
         death_signal: false,
-        lifeline: (-1, -1),
+        lifeline: -1,
     };
 }
 
@@ -65,19 +66,12 @@ pub(crate) fn attach_terminal(spec: &ChildSpec) -> Step {
 /// would clear a parent-death signal).
 pub(crate) fn arm_death(spec: &ChildSpec) -> Step {
     let s = &spec.session;
-    let (life_r, life_w) = s.lifeline;
-    if life_w >= 0 {
-        // Our copy of the write end (the fd table was copied at clone): the supervisor's
-        // must be the only one, or its death would not hang the pipe up.
-        // SAFETY: closing a descriptor of our own table. man 2 close.
-        unsafe { libc::close(life_w) };
-    }
     if s.death_signal {
         // SAFETY: plain syscall. man 2 PR_SET_PDEATHSIG.
         let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         check(ret, Stage::DeathSignal)?;
         // The supervisor may have died before the signal was armed: the lifeline tells.
-        if life_r >= 0 && lifeline_hung_up(life_r) {
+        if s.lifeline >= 0 && supervisor_exited(s.lifeline) {
             return Err((Stage::DeathSignal, libc::ESRCH));
         }
     }
@@ -95,7 +89,8 @@ pub(crate) fn arm_death(spec: &ChildSpec) -> Step {
     Ok(())
 }
 
-fn lifeline_hung_up(fd: c_int) -> bool {
+/// Whether the process of pidfd `fd` has exited (a pidfd is readable then, and only then).
+fn supervisor_exited(fd: c_int) -> bool {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
@@ -103,7 +98,7 @@ fn lifeline_hung_up(fd: c_int) -> bool {
     };
     // SAFETY: one valid pollfd, zero timeout. man 2 poll.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n == 1 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+    n == 1 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// The last step: exec the init from its memfd, or the workload itself. Returns only on

@@ -1,0 +1,889 @@
+//! bubblewrap's own tests, ported: same scenarios and assertions, only the API renamed.
+//! Upstream: https://github.com/containers/bubblewrap, `tests/`. bubblewrap's `$RUN` is
+//! `bwrap --bind / / --tmpfs /tmp`: a new mount namespace over the host's tree with a
+//! private `/tmp`; here `namespaces(MOUNT).tmpfs("/tmp")`.
+//!
+//! Files ported: `tests/test-specifying-userns.sh`, `tests/test-specifying-pidns.sh` and
+//! `tests/test-run.sh` at commit 9154e722 ("1..54": 53 scenarios and "End of test").
+//!
+//! **Pass counts** (passing / ported / upstream scenarios, one per upstream "ok" line; the
+//! `for ALT` loop counts 4 each):
+//! - `test-specifying-{userns,pidns}.sh`: 2 / 2 / 2.
+//! - `test-run.sh`: **38 / 53 / 53** (every scenario has a test here; 15 are `#[ignore]`d).
+//! - together: 40 / 55 / 55 (`test-seccomp.py` is not ported in this file).
+//!
+//! **Not passing (15, `#[ignore]` with the reason):** needs a command-line front end: `--help`
+//! (1), `--args FD` (1), a nestable binary for the recursive cases (2), `--lock-file` with a
+//! killable supervisor process for die-with-parent (2); needs `--info-fd`/`--json-status-fd`
+//! (4); needs `bind_data` (the `--bind-data`/`--ro-bind-data` half of "files have expected
+//! permissions", 1; its `--file` half passes in its own test); needs a FUSE mount on the host,
+//! which this machine lacks and upstream skips too (4).
+//!
+//! **Deliberate differences, asserted explicitly (never skipped):**
+//! - `--proc /proc` without `--unshare-pid` (in "can mount /proc" and "can unshare network",
+//!   4 of their 8 lines): the default identity is a user namespace, which may not mount the
+//!   host PID namespace's procfs: `Setup { MountProc, EPERM }` is asserted; with
+//!   `host_root()` it succeeds as upstream.
+//! - "cannot read /etc/shadow" and "cannot read $UNREADABLE": upstream asserts them only for
+//!   a non-root caller; here the caller is root and they hold anyway (default identity);
+//!   controls with `host_root()` read the files.
+//! - caps as uid 0: every capability is dropped by default ("Current: ="), where bubblewrap
+//!   keeps a root caller's; `keep_all_capabilities()` gives upstream's "same as outside".
+//! - anything created or chmodded on the host's own file systems (mount points, `--dir`,
+//!   `--chmod` under the test's directory) is refused with `BadMount` and nothing appears on
+//!   the host; the same calls inside a tmpfs give upstream's modes.
+//! - `--file` takes its mode explicitly (upstream's default 0666 is written out); `--perms
+//!   M --tmpfs D` is `tmpfs(D).chmod(D, M)`.
+//! - environment: the default is clean (PATH only), so the caller's environment is asked for
+//!   with `env_inherit()`; after `env_clear()` nothing is set (bubblewrap sets PWD).
+//! - "bind-mount a socket (/dev/log)": no /dev/log here; a socket the test makes is used.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use cellblock::{Container, ContainerBuilder, Error, Namespaces, Stdio};
+use tokio::io::AsyncBufReadExt;
+
+/// bubblewrap's `$ALT` loop: `""`, `--unshare-user-try`, `--unshare-pid`, both.
+const ALTS: [Namespaces; 4] = [
+    Namespaces::empty(),
+    Namespaces::USER,
+    Namespaces::PID,
+    Namespaces::USER.union(Namespaces::PID),
+];
+
+/// Runs `b` and returns (success, stdout, stderr).
+async fn out(b: &mut ContainerBuilder) -> (bool, String, String) {
+    let o = b.output().await.unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `$RUN $ALT sh -c SCRIPT`.
+fn run_sh(alt: Namespaces, script: &str) -> ContainerBuilder {
+    let mut b = run("/bin/sh");
+    b.args(["-c", script]).namespaces(Namespaces::MOUNT | alt);
+    b
+}
+
+/// The test's own directory, removed on drop: under /var/tmp, as upstream's
+/// (`mktemp -d /var/tmp/tap-test.XXXXXX`), so that `$RUN`'s tmpfs on /tmp does not hide it.
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new(tag: &str) -> Tmp {
+        Tmp::under("/var/tmp", tag)
+    }
+    fn under(base: &str, tag: &str) -> Tmp {
+        use std::os::unix::fs::PermissionsExt;
+        let p = Path::new(base).join(format!("cellblock-bwrap-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Tmp(p)
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mode_of(p: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    format!(
+        "{:o}",
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    )
+}
+
+/// `$RUN`: a new mount namespace with a private `/tmp`.
+fn run(program: &str) -> ContainerBuilder {
+    let mut b = Container::builder(program);
+    b.namespaces(Namespaces::MOUNT).tmpfs("/tmp");
+    b
+}
+
+/// Starts sandbox 1 of the two "specifying" tests: it prints `readlink /proc/self/ns/<ns>`,
+/// then waits on stdin (upstream: `cat < donepipe`). Returns it and the line.
+async fn first_sandbox(extra: Namespaces, ns: &str) -> (Container, String) {
+    let mut b = run("/bin/sh");
+    b.args(["-c", &format!("readlink /proc/self/ns/{ns}; cat")])
+        .namespaces(Namespaces::MOUNT | Namespaces::USER | extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    let mut c = b.spawn().await.unwrap();
+    let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("sandbox 1 printed its namespace");
+    (c, line)
+}
+
+// Upstream: tests/test-specifying-userns.sh ("Test --userns"): a second sandbox given the
+// first one's user namespace (`--userns FD`, with its own new mount namespace) is in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_specifying_userns() {
+    let _d = common::deadline("specifying userns", 60);
+    let (mut first, sandbox_userns) = first_sandbox(Namespaces::empty(), "user").await;
+    let out = run("/bin/readlink")
+        .arg("/proc/self/ns/user")
+        .join_path(Namespaces::USER, format!("/proc/{}/ns/user", first.pid()))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(first.take_stdin()); // echo foo > donepipe
+    first.wait().await.unwrap();
+    // assert_files_equal sandbox-userns sandbox2-userns
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sandbox_userns);
+}
+
+// Upstream: tests/test-specifying-pidns.sh ("Test --pidns"): `--userns FD --pidns FD` of a
+// sandbox made with `--unshare-user --unshare-pid` puts the second sandbox in its PID
+// namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_specifying_pidns() {
+    let _d = common::deadline("specifying pidns", 60);
+    let (mut first, sandbox_pidns) = first_sandbox(Namespaces::PID, "pid").await;
+    let out = run("/bin/readlink")
+        .arg("/proc/self/ns/pid")
+        .join_path(Namespaces::USER, format!("/proc/{}/ns/user", first.pid()))
+        .join_path(Namespaces::PID, format!("/proc/{}/ns/pid", first.pid()))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(first.take_stdin());
+    first.wait().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sandbox_pidns);
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream: tests/test-run.sh (commit 9154e722, "1..54"). One test per scenario; the
+// `for ALT in ...` loop is kept as a loop inside each test (4 upstream "ok" lines each).
+// ---------------------------------------------------------------------------------------
+
+// Upstream: tests/test-run.sh "ok - Help works". A library has no `--help`.
+#[test]
+#[ignore = "needs a command-line front end (bwrap --help): not yet built"]
+fn help_works() {}
+
+// Upstream: tests/test-run.sh "ok - can bind-mount a FUSE directory with $ALT" (x4).
+// Needs a FUSE mount of the caller's uid on the host; upstream prints "ok # SKIP" without
+// one, and this machine has none.
+#[test]
+#[ignore = "needs a FUSE mount on the host: none on this machine (upstream skips it too)"]
+fn can_bind_mount_a_fuse_directory() {}
+
+/// Expected difference for `--proc /proc` without `--unshare-pid`: the default identity puts
+/// the container in a user namespace, and the kernel lets only the user namespace owning
+/// the PID namespace (here the host's) mount its procfs, so the mount fails with EPERM at
+/// [`Stage::MountProc`](cellblock::Stage::MountProc). As host root (what upstream's CI
+/// runs as, without a user namespace) it succeeds. Asserts both.
+async fn proc_without_pid_ns(mut b: ContainerBuilder, alt: Namespaces) {
+    if alt.contains(Namespaces::PID) {
+        let (ok, _, err) = out(&mut b).await;
+        assert!(ok, "{alt:?}: {err}");
+        return;
+    }
+    let mut host = b.clone();
+    match b.output().await {
+        Err(Error::Setup {
+            stage: cellblock::Stage::MountProc,
+            errno,
+        }) => {
+            assert_eq!(errno.as_nix(), nix::errno::Errno::EPERM, "{alt:?}")
+        }
+        other => panic!("{alt:?}: expected the documented MountProc EPERM, got {other:?}"),
+    }
+    if !alt.contains(Namespaces::USER) {
+        let (ok, _, err) = out(host.host_root()).await;
+        assert!(ok, "{alt:?} host_root: {err}");
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - can mount /proc with $ALT" (x4). Without a PID
+// namespace: expected difference (see `proc_without_pid_ns`).
+#[tokio::test(flavor = "multi_thread")]
+async fn can_mount_proc() {
+    let _d = common::deadline("bwrap: mount /proc", 60);
+    for alt in ALTS {
+        let mut b = run("/bin/true");
+        b.namespaces(Namespaces::MOUNT | alt).mount_proc();
+        proc_without_pid_ns(b, alt).await;
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - can unshare network, create new /dev with $ALT" (x4).
+// Without a PID namespace: expected difference (see `proc_without_pid_ns`).
+#[tokio::test(flavor = "multi_thread")]
+async fn can_unshare_network_create_new_dev() {
+    let _d = common::deadline("bwrap: net + /dev", 60);
+    for alt in ALTS {
+        let mut b = run("/bin/true");
+        b.namespaces(Namespaces::MOUNT | Namespaces::NET | alt)
+            .mount_proc()
+            .mount_dev();
+        proc_without_pid_ns(b, alt).await;
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - cannot read /etc/shadow with $ALT" (x4):
+// `--unshare-net --proc /proc --bind /etc/shadow /tmp/foo cat /etc/shadow` must fail.
+// Upstream asserts it only when the caller is not uid 0. Expected difference: here the
+// caller is uid 0 and the assertion holds anyway, because the default identity maps the
+// container's root to an unprivileged host id. (`/tmp/foo` is a mount point created on
+// demand in the tmpfs.) Control: with host_root() the same read succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn cannot_read_etc_shadow() {
+    let _d = common::deadline("bwrap: /etc/shadow", 60);
+    for alt in ALTS {
+        let mut b = run("/bin/cat");
+        b.arg("/etc/shadow")
+            .namespaces(Namespaces::MOUNT | Namespaces::NET | alt)
+            .bind("/etc/shadow", "/tmp/foo");
+        if alt.contains(Namespaces::PID) {
+            b.mount_proc(); // without PID: see proc_without_pid_ns
+        }
+        match b.output().await {
+            Ok(o) => {
+                assert!(!o.status.success(), "{alt:?}: could read /etc/shadow");
+                assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+            }
+            // The bind source itself is taken with the container's identity.
+            Err(Error::Setup {
+                stage: cellblock::Stage::MountBind,
+                errno,
+            }) => {
+                assert_eq!(errno.as_nix(), nix::errno::Errno::EACCES, "{alt:?}")
+            }
+            Err(e) => panic!("{alt:?}: {e}"),
+        }
+    }
+    let mut b = run("/bin/cat");
+    b.arg("/etc/shadow")
+        .namespaces(Namespaces::MOUNT | Namespaces::NET)
+        .host_root()
+        .bind("/etc/shadow", "/tmp/foo");
+    let (ok, _, err) = out(&mut b).await;
+    assert!(ok, "control (host_root) could not read: {err}");
+}
+
+// Upstream: tests/test-run.sh "ok - cannot read $UNREADABLE with $ALT" (x4): a readable
+// file in a directory the caller cannot enter (/root/.bashrc for a non-root caller), bound
+// to /tmp/foo, must not be readable. Upstream skips it as uid 0 ("not sure what unreadable
+// file to use"); here the default identity is unprivileged, so /root (0700) is such a
+// directory and the assertion holds: the bind source is taken with the container's
+// identity, and fails with EACCES. Control: with host_root() it is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn cannot_read_unreadable() {
+    let _d = common::deadline("bwrap: unreadable", 60);
+    let unreadable = Path::new("/root/.bashrc");
+    assert!(
+        unreadable.exists(),
+        "this machine has {}",
+        unreadable.display()
+    );
+    for alt in ALTS {
+        let mut b = run("/bin/cat");
+        b.arg("/tmp/foo")
+            .namespaces(Namespaces::MOUNT | Namespaces::NET | alt)
+            .mount_dev()
+            .bind(unreadable, "/tmp/foo");
+        if alt.contains(Namespaces::PID) {
+            b.mount_proc(); // without PID: see proc_without_pid_ns
+        }
+        match b.output().await {
+            Ok(o) => assert!(
+                !o.status.success(),
+                "{alt:?}: could read {}",
+                unreadable.display()
+            ),
+            Err(Error::Setup {
+                stage: cellblock::Stage::MountBind,
+                errno,
+            }) => {
+                assert_eq!(errno.as_nix(), nix::errno::Errno::EACCES, "{alt:?}")
+            }
+            Err(e) => panic!("{alt:?}: {e}"),
+        }
+    }
+    let mut b = run("/bin/cat");
+    b.arg("/tmp/foo")
+        .namespaces(Namespaces::MOUNT | Namespaces::NET)
+        .host_root()
+        .bind(unreadable, "/tmp/foo");
+    let (ok, _, err) = out(&mut b).await;
+    assert!(ok, "control (host_root): {err}");
+}
+
+// Upstream: tests/test-run.sh "ok - can bind a destination over a symlink" (x4):
+// `--dir /tmp/dir --symlink dir /tmp/link --bind /etc /tmp/link true`.
+#[tokio::test(flavor = "multi_thread")]
+async fn can_bind_a_destination_over_a_symlink() {
+    let _d = common::deadline("bwrap: bind over symlink", 60);
+    for alt in ALTS {
+        let mut b = run("/bin/true");
+        b.namespaces(Namespaces::MOUNT | alt)
+            .dir("/tmp/dir", 0o755)
+            .symlink("dir", "/tmp/link")
+            .bind("/etc", "/tmp/link");
+        let (ok, _, err) = out(&mut b).await;
+        assert!(ok, "{alt:?}: {err}");
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - all expected devices were created".
+#[tokio::test(flavor = "multi_thread")]
+async fn all_expected_devices_were_created() {
+    let _d = common::deadline("bwrap: devices", 60);
+    let mut b = run("/bin/ls");
+    b.arg("-al")
+        .args(
+            [
+                "stdin", "stdout", "stderr", "null", "random", "urandom", "fd", "core",
+            ]
+            .map(|n| format!("/dev/{n}")),
+        )
+        .namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .mount_dev();
+    let (ok, _, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+}
+
+// Upstream: tests/test-run.sh "ok - can run as pid 1": `--unshare-pid --as-pid-1 bash -c
+// 'echo $$'` prints 1. `init(false)` is `--as-pid-1`.
+#[tokio::test(flavor = "multi_thread")]
+async fn can_run_as_pid_1() {
+    let _d = common::deadline("bwrap: as pid 1", 60);
+    let mut b = run_sh(Namespaces::PID, "echo $$");
+    b.init(false);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert!(stdout.contains('1'), "{stdout}");
+    assert_eq!(stdout, "1\n");
+}
+
+// Upstream: tests/test-run.sh "ok info and json-status fd".
+#[test]
+#[ignore = "needs --info-fd/--json-status-fd (a status record written to a descriptor): not yet built"]
+fn info_and_json_status_fd() {}
+
+// Upstream: tests/test-run.sh "ok namespace id info in info and json-status fd".
+#[test]
+#[ignore = "needs --info-fd/--json-status-fd: not yet built"]
+fn namespace_id_info_in_info_and_json_status_fd() {}
+
+// Upstream: tests/test-run.sh "ok pre-exec failure doesn't include exit-code in json-status".
+#[test]
+#[ignore = "needs --json-status-fd (and strace fault injection): not yet built"]
+fn pre_exec_failure_json_status() {}
+
+// Upstream: tests/test-run.sh "ok exec failure doesn't include exit-code in json-status".
+#[test]
+#[ignore = "needs --json-status-fd: not yet built"]
+fn exec_failure_json_status() {}
+
+// Upstream: tests/test-run.sh "ok - can mount /proc recursively".
+#[test]
+#[ignore = "needs a cellblock command-line binary to nest (bwrap inside bwrap with --cap-add ALL): not yet built"]
+fn can_mount_proc_recursively() {}
+
+// Upstream: tests/test-run.sh "ok - can pivot to new rootfs recursively".
+#[test]
+#[ignore = "needs a cellblock command-line binary to nest: not yet built"]
+fn can_pivot_to_new_rootfs_recursively() {}
+
+// Upstream: tests/test-run.sh "ok error prefxing": binding /source-enoent fails and the
+// error names the missing source ("Can't find source path.*source-enoent").
+#[tokio::test(flavor = "multi_thread")]
+async fn error_prefixing() {
+    let _d = common::deadline("bwrap: error prefix", 60);
+    let err = run("/bin/true")
+        .namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .bind("/source-enoent", "/dest")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::BadMount {
+                what: "bind source",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("source-enoent"), "{err}");
+}
+
+// Upstream: tests/test-run.sh "ok - we have the expected caps as uid 0": as uid 0, `capsh
+// --print` inside equals outside; `--cap-drop ALL` gives "Current: =";
+// dropping CAP_KILL and CAP_FOWNER keeps cap_net_bind_service. Expected difference,
+// asserted: cellblock drops every capability by default (bubblewrap keeps a uid-0 caller's),
+// so the first assertion becomes "Current: =" with the defaults; keep_all_capabilities() is
+// the "same as outside" case; capabilities([..]) keeps a chosen set (the cap-drop case
+// inverted: keep net_bind_service, no kill/fowner).
+#[tokio::test(flavor = "multi_thread")]
+async fn we_have_the_expected_caps_as_uid_0() {
+    let _d = common::deadline("bwrap: caps", 60);
+    let outside = std::process::Command::new("capsh")
+        .arg("--print")
+        .output()
+        .unwrap();
+    let outside = String::from_utf8_lossy(&outside.stdout).into_owned();
+    let current = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Current:"))
+            .unwrap_or("")
+            .to_string()
+    };
+    for as_pid_1 in [false, true] {
+        // Default: nothing kept (difference).
+        let mut b = run("/usr/sbin/capsh");
+        b.arg("--print")
+            .namespaces(Namespaces::MOUNT | Namespaces::PID)
+            .init(!as_pid_1);
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{err}");
+        assert_eq!(current(&stdout), "Current: =", "{stdout}");
+        // As upstream's default: every capability of the caller.
+        let mut b = run("/usr/sbin/capsh");
+        b.arg("--print")
+            .namespaces(Namespaces::MOUNT | Namespaces::PID)
+            .init(!as_pid_1)
+            .host_root()
+            .keep_all_capabilities();
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{err}");
+        assert_eq!(current(&stdout), current(&outside));
+    }
+    let mut b = run("/usr/sbin/capsh");
+    b.arg("--print")
+        .namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .host_root()
+        .capabilities([cellblock::Capability::CAP_NET_BIND_SERVICE]);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    let cur = current(&stdout);
+    assert!(cur.contains("cap_net_bind_service"), "{cur}");
+    assert!(
+        !cur.contains("cap_kill") && !cur.contains("cap_fowner"),
+        "{cur}"
+    );
+}
+
+// Upstream: tests/test-run.sh "ok die with parent --die-with-parent" and
+// "ok die with parent --die-with-parent --unshare-pid" (x2).
+#[test]
+#[ignore = "needs --lock-file and a supervisor process to kill -9 (a cellblock command-line binary): not yet built; die_with_supervisor is covered by tests/lifeline.rs"]
+fn die_with_parent() {}
+
+// Upstream: tests/test-run.sh "ok - we can parse arguments from a fd".
+#[test]
+#[ignore = "needs a command-line front end (--args FD): not yet built"]
+fn parse_arguments_from_a_fd() {}
+
+// Upstream: tests/test-run.sh "ok - we can run with --": `$RUN -- sh -c "echo hello"`.
+#[tokio::test(flavor = "multi_thread")]
+async fn we_can_run_with_double_dash() {
+    let _d = common::deadline("bwrap: --", 60);
+    let mut b = run("sh");
+    b.args(["-c", "echo hello"]).namespaces(Namespaces::MOUNT);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert!(stdout.contains("hello"));
+}
+
+// Upstream: tests/test-run.sh "ok - we can run an inadvisable executable name with --": a
+// program named `--inadvisable-executable-name--` found through PATH runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn we_can_run_an_inadvisable_executable_name() {
+    let _d = common::deadline("bwrap: inadvisable name", 60);
+    let t = Tmp::new("inadvisable");
+    let bin = t.0.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let exe = bin.join("--inadvisable-executable-name--");
+    std::fs::write(&exe, "#!/bin/sh\necho hello\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut b = Container::builder("--inadvisable-executable-name--");
+    b.namespaces(Namespaces::MOUNT)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert!(stdout.contains("hello"));
+}
+
+// Upstream: tests/test-run.sh "ok - options like --dev-bind are defanged by --": the
+// program `--dev-bind` is an (absent) executable name, not an option, so nothing runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn options_like_dev_bind_are_defanged() {
+    let _d = common::deadline("bwrap: defanged", 60);
+    let r = run("--dev-bind")
+        .args(["/dev", "/dev", "sh", "-c", "echo should not have run"])
+        .output()
+        .await;
+    match r {
+        Err(Error::ProgramNotFound { .. }) => {}
+        Ok(o) => assert!(!o.status.success(), "'--dev-bind' ran"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - bind-mount of / exposes real /tmp",
+// "ok - bind-mount of /tmp exposes real /tmp", "ok - bind-mount of /tmp onto /mnt exposes
+// real /tmp" (x3): `$BWRAP --bind / /` (no tmpfs on /tmp) shows the host's /tmp.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_mount_exposes_real_tmp() {
+    let _d = common::deadline("bwrap: real /tmp", 60);
+    let t = Tmp::under("/tmp", "realtmp"); // upstream: mktemp /tmp/bwrap-test-XXXXXXXX
+    let tempfile = t.0.join("file");
+    std::fs::write(&tempfile, "hello\n").unwrap();
+    let rel = tempfile.strip_prefix("/tmp").unwrap().to_path_buf();
+    let cases: [(Option<&str>, PathBuf); 3] = [
+        (None, tempfile.clone()),
+        (Some("/tmp"), tempfile.clone()),
+        (Some("/mnt"), Path::new("/mnt").join(&rel)),
+    ];
+    for (bind_to, path) in cases {
+        let mut b = Container::builder("/bin/cat");
+        b.arg(&path).namespaces(Namespaces::MOUNT);
+        if let Some(dst) = bind_to {
+            b.bind("/tmp", dst);
+        }
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{bind_to:?}: {err}");
+        assert!(stdout.contains("hello"));
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - we can mount another directory onto /tmp": a directory
+// bound onto /tmp shows its files, and no /tmp/oldroot or /tmp/newroot is visible (also
+// with `$RUN`'s tmpfs).
+#[tokio::test(flavor = "multi_thread")]
+async fn we_can_mount_another_directory_onto_tmp() {
+    let _d = common::deadline("bwrap: onto /tmp", 60);
+    for script in ["test -d /tmp/oldroot", "test -d /tmp/newroot"] {
+        let (ok, _, _) = out(&mut run_sh(Namespaces::empty(), script)).await;
+        assert!(!ok, "{script} should not be visible");
+    }
+    let t = Tmp::new("onto");
+    std::fs::write(t.0.join("input"), "hello\n").unwrap();
+    for (script, want) in [
+        ("cat /tmp/input", true),
+        ("test -d /tmp/oldroot", false),
+        ("test -d /tmp/newroot", false),
+    ] {
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", script])
+            .namespaces(Namespaces::MOUNT)
+            .bind(&t.0, "/tmp");
+        let (ok, stdout, _) = out(&mut b).await;
+        assert_eq!(ok, want, "{script}");
+        if want {
+            assert!(stdout.contains("hello"));
+        }
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - we can mount another directory inside /tmp":
+// `$RUN --bind $(pwd) /tmp/here` (a mount point created in the tmpfs).
+#[tokio::test(flavor = "multi_thread")]
+async fn we_can_mount_another_directory_inside_tmp() {
+    let _d = common::deadline("bwrap: inside /tmp", 60);
+    let t = Tmp::new("inside");
+    std::fs::write(t.0.join("input"), "hello\n").unwrap();
+    for (script, want) in [
+        ("cat /tmp/here/input", true),
+        ("test -d /tmp/oldroot", false),
+        ("test -d /tmp/newroot", false),
+    ] {
+        let mut b = run_sh(Namespaces::empty(), script);
+        b.bind(&t.0, "/tmp/here");
+        let (ok, stdout, err) = out(&mut b).await;
+        assert_eq!(ok, want, "{script}: {err}");
+        if want {
+            assert!(stdout.contains("hello"));
+        }
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - Files and directories created as mount points have
+// expected permissions": binds onto missing host paths create them (dir 755, file 444).
+// Expected difference, asserted: cellblock never creates anything on the host's file
+// systems, so both binds are refused with BadMount and nothing appears on the host; inside
+// a tmpfs the mount points are made (dir 755; file 644 rather than 444: the mode of an
+// empty mount point is hidden by the bind anyway).
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_points_have_expected_permissions() {
+    let _d = common::deadline("bwrap: mount point modes", 60);
+    let t = Tmp::new("mpmodes");
+    let (dir, file) = (t.0.join("some-dir"), t.0.join("some-file"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(&file, "").unwrap();
+    for (src, dst) in [
+        (&dir, t.0.join("new-dir-mountpoint")),
+        (&file, t.0.join("new-file-mountpoint")),
+    ] {
+        let err = run("/bin/true").bind(src, &dst).status().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::BadMount {
+                    what: "bind destination",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!dst.exists());
+    }
+    let mut b = run_sh(Namespaces::empty(), "stat -c %a /tmp/x/new-dir-mountpoint");
+    b.bind(&dir, "/tmp/x/new-dir-mountpoint");
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, format!("{}\n", mode_of(&dir)));
+    let (ok, stdout, err) =
+        out(run_sh(Namespaces::empty(), "stat -c %a /tmp/x").bind(&dir, "/tmp/x/d")).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "755\n");
+}
+
+// Upstream: tests/test-run.sh "ok - Can bind-mount a socket (/dev/log) onto a socket"
+// (bubblewrap#409). This machine has no /dev/log (upstream would skip); the same scenario
+// runs on a socket the test makes: bound onto itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn can_bind_mount_a_socket_onto_a_socket() {
+    let _d = common::deadline("bwrap: socket", 60);
+    let t = Tmp::new("socket");
+    let sock = t.0.join("log");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(Namespaces::MOUNT).bind(&sock, &sock);
+    let (ok, _, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+}
+
+// Upstream: tests/test-run.sh "ok - Directories created explicitly have expected
+// permissions": --perms 1741 --dir new (1741), --dir on an existing 0710 and (--perms 0741)
+// 0754 directory (modes kept), --dir + --chmod 1755 (1755), --dir with default perms (755);
+// all on the host, under the test's directory. Expected difference, asserted: existing
+// host directories behave the same (nothing done, modes kept); creating or chmodding on the
+// host is refused (BadMount, nothing created). The same calls inside a tmpfs at the same
+// path give upstream's modes.
+#[tokio::test(flavor = "multi_thread")]
+async fn directories_created_explicitly_have_expected_permissions() {
+    let _d = common::deadline("bwrap: dir modes", 60);
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tmp::new("dirmodes");
+    let p = |n: &str| t.0.join(n);
+    std::fs::create_dir(p("dir-already-existed")).unwrap();
+    std::fs::set_permissions(
+        p("dir-already-existed"),
+        std::fs::Permissions::from_mode(0o710),
+    )
+    .unwrap();
+    std::fs::create_dir(p("dir-already-existed2")).unwrap();
+    std::fs::set_permissions(
+        p("dir-already-existed2"),
+        std::fs::Permissions::from_mode(0o754),
+    )
+    .unwrap();
+    let ok = run("/bin/true")
+        .dir(p("dir-already-existed"), 0o755)
+        .dir(p("dir-already-existed2"), 0o741)
+        .status()
+        .await
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(mode_of(&p("dir-already-existed")), "710");
+    assert_eq!(mode_of(&p("dir-already-existed2")), "754");
+    for (name, mode) in [
+        ("new-dir-set-perms", 0o1741),
+        ("new-dir-default-perms", 0o755),
+    ] {
+        let err = run("/bin/true")
+            .dir(p(name), mode)
+            .status()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::BadMount { what: "dir", .. }), "{err}");
+        assert!(!p(name).exists());
+    }
+    let err = run("/bin/true")
+        .chmod(p("dir-already-existed"), 0o1755)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::BadMount { what: "chmod", .. }),
+        "{err}"
+    );
+    assert_eq!(mode_of(&p("dir-already-existed")), "710");
+    // Inside a tmpfs at the same path.
+    let d = t.0.display();
+    let mut b = run_sh(
+        Namespaces::empty(),
+        &format!("cd {d} && stat -c %a new-dir-default-perms new-dir-set-perms dir-chmod"),
+    );
+    b.tmpfs(&t.0)
+        .dir(p("new-dir-set-perms"), 0o1741)
+        .dir(p("dir-chmod"), 0o755)
+        .chmod(p("dir-chmod"), 0o1755)
+        .dir(p("new-dir-default-perms"), 0o755);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "755\n1741\n1755\n");
+}
+
+// Upstream: tests/test-run.sh "ok - Directories created as parents have expected
+// permissions": `--perms P --dir parent-of-P/dir` gives the parent a mode derived from P.
+// Expected difference, asserted: upstream creates them on the host; here that is refused
+// (see above), so the same calls run inside a tmpfs at the test's directory and the modes
+// are checked there, with upstream's expected values.
+#[tokio::test(flavor = "multi_thread")]
+async fn directories_created_as_parents_have_expected_permissions() {
+    let _d = common::deadline("bwrap: parent modes", 60);
+    let t = Tmp::new("parentmodes");
+    let err = run("/bin/true")
+        .dir(t.0.join("parent/dir"), 0o755)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadMount { .. }), "{err}");
+    assert!(!t.0.join("parent").exists());
+    let cases: [(Option<u32>, &str); 13] = [
+        (None, "755"),
+        (Some(0o1777), "755"),
+        (Some(0o755), "755"),
+        (Some(0o644), "755"),
+        (Some(0o750), "750"),
+        (Some(0o710), "750"),
+        (Some(0o720), "750"),
+        (Some(0o640), "750"),
+        (Some(0o700), "700"),
+        (Some(0o600), "700"),
+        (Some(0o705), "705"),
+        (Some(0o604), "705"),
+        (Some(0o000), "700"),
+    ];
+    let name = |m: Option<u32>| match m {
+        None => "parent".to_string(),
+        Some(m) => format!("parent-of-{m:04o}"),
+    };
+    let mut script = format!("cd {}", t.0.display());
+    let mut b = run("/bin/sh");
+    b.tmpfs(&t.0);
+    for (m, _) in cases {
+        b.dir(t.0.join(name(m)).join("dir"), m.unwrap_or(0o755));
+        script.push_str(&format!(" && stat -c %a {}", name(m)));
+    }
+    b.args(["-c", &script]);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    let want: String = cases.iter().map(|(_, w)| format!("{w}\n")).collect();
+    assert_eq!(stdout, want);
+}
+
+// Upstream: tests/test-run.sh "ok - tmpfs has expected permissions": `--perms 01777
+// --tmpfs DIR` gives 1777, `--tmpfs DIR` 755. `--perms` before `--tmpfs` is
+// `.tmpfs(dir).chmod(dir, mode)` here (tmpfs_with also takes a mode, with a size).
+#[tokio::test(flavor = "multi_thread")]
+async fn tmpfs_has_expected_permissions() {
+    let _d = common::deadline("bwrap: tmpfs modes", 60);
+    let t = Tmp::new("tmpfsmodes");
+    let script = format!("stat -c %a {}", t.0.display());
+    let mut b = run_sh(Namespaces::empty(), &script);
+    b.tmpfs(&t.0).chmod(&t.0, 0o1777);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "1777\n");
+    let mut b = run_sh(Namespaces::empty(), &script);
+    b.tmpfs(&t.0);
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "755\n");
+}
+
+// Upstream: tests/test-run.sh "ok - files have expected permissions", the `--file` half:
+// `--file 0 /tmp/file` gives 666 (bubblewrap's default for --file), `--perms 0640 --file`
+// gives 640. `file()` takes the mode explicitly, so upstream's default is written out.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_have_expected_permissions() {
+    let _d = common::deadline("bwrap: file modes", 60);
+    for (mode, want) in [(0o666, "666\n"), (0o640, "640\n")] {
+        let mut b = run("/usr/bin/stat");
+        b.args(["-c", "%a", "/tmp/file"])
+            .file("/tmp/file", b"", mode);
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{err}");
+        assert_eq!(stdout, want);
+    }
+}
+
+// Upstream: tests/test-run.sh "ok - files have expected permissions", the `--bind-data` and
+// `--ro-bind-data` half (600 by default, 640 with --perms).
+#[test]
+#[ignore = "needs bind_data (a file bound from a buffer or descriptor onto any path): not yet built"]
+fn files_have_expected_permissions_bind_data() {}
+
+// Upstream: tests/test-run.sh "ok - environment manipulation": --setenv, --unsetenv over
+// the caller's environment; --clearenv leaves only PWD. Expected differences, asserted:
+// cellblock's default environment is clean (PATH only), so the caller's environment is
+// asked for with env_inherit(); after env_clear() it is empty: cellblock sets no PWD.
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_manipulation() {
+    let _d = common::deadline("bwrap: env", 60);
+    // SAFETY: the only test of this binary that touches these variables; Rust's env lock
+    // covers the concurrent reads of the environment.
+    unsafe {
+        std::env::set_var("FOO", "");
+        std::env::set_var("BAR", "baz");
+    }
+    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"")
+        .env_inherit()
+        .env("FOO", "bar"))
+    .await;
+    assert!(stdout.contains("barbaz"), "{stdout}");
+    unsafe { std::env::set_var("FOO", "wrong") };
+    let (_, stdout, _) = out(run_sh(Namespaces::empty(), "echo \"$FOO$BAR\"")
+        .env_inherit()
+        .env("FOO", "bar"))
+    .await;
+    assert!(stdout.contains("barbaz"), "{stdout}");
+    let (_, stdout, _) = out(
+        run_sh(Namespaces::empty(), "printf \"%s%s\" \"$FOO\" \"$BAR\"")
+            .env_inherit()
+            .env_remove("FOO"),
+    )
+    .await;
+    assert_eq!(stdout, "baz");
+    unsafe { std::env::set_var("BAR", "wrong") };
+    let mut b = run("/usr/bin/env");
+    b.env_inherit().env_clear();
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "", "upstream: PWD=<cwd>; cellblock sets no PWD");
+    unsafe {
+        std::env::remove_var("FOO");
+        std::env::remove_var("BAR");
+    }
+}
