@@ -407,7 +407,7 @@ async fn fault_signals_sent_with_kill_are_forwarded() {
             c.try_wait().unwrap().is_none(),
             "control: {sig} to a PID-1 sleep without handler ended it"
         );
-        c.kill().unwrap();
+        c.start_kill().unwrap();
         c.wait().await.unwrap();
     }
 }
@@ -441,7 +441,7 @@ async fn init_has_cwd_root_and_the_workload_its_own_group() {
     let cwd = |p: i32| std::fs::read_link(format!("/proc/{p}/cwd")).unwrap();
     assert_eq!(cwd(workload[0]), dir.path(), "the workload's cwd");
     assert_eq!(cwd(init), std::path::Path::new("/"), "the init's cwd");
-    c.kill().unwrap();
+    c.start_kill().unwrap();
     c.wait().await.unwrap();
 }
 

@@ -385,6 +385,6 @@ async fn new_namespaces_beside_a_joined_user_namespace() {
     let theirs = std::fs::read_link(format!("/proc/{}/ns/user", pod.pid())).unwrap();
     assert_eq!(lines[3], theirs.to_string_lossy());
     assert!(lines[4].contains("cellblock"), "a fresh /proc of the new PID namespace: {text}");
-    pod.kill().unwrap();
+    pod.start_kill().unwrap();
     pod.wait().await.unwrap();
 }
