@@ -590,13 +590,14 @@ async fn pty_works_in_the_fresh_dev() {
 #[ignore]
 async fn spawn_cost_of_the_defaults() {
     let ns = Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT;
-    // (name, host_dev, writable_sys, host_root)
+    // (name, host_dev, writable_sys, host_root, default_budget)
     let configs = [
-        ("defaults (identity, fresh /dev, ro /sys)", false, false, false),
-        ("host_dev(true)", true, false, false),
-        ("host_dev(true)+writable_sys(true)", true, true, false),
-        ("host_root()", false, false, true),
-        ("all three off (the old defaults)", true, true, true),
+        ("defaults (identity, /dev, ro /sys, budget)", false, false, false, true),
+        ("host_dev(true)", true, false, false, true),
+        ("writable_sys(true)", false, true, false, true),
+        ("host_root()", false, false, true, true),
+        ("default_budget(false)", false, false, false, false),
+        ("all four off (the defaults before #11)", true, true, true, false),
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     // CPU time (user + system) of the reaped containers: far steadier than wall time on a
@@ -612,12 +613,15 @@ async fn spawn_cost_of_the_defaults() {
         tv(ru.ru_utime) + tv(ru.ru_stime)
     };
     for i in 0..(200 + 20) {
-        for (k, &(_, dev_off, sys_off, host_root)) in configs.iter().enumerate() {
+        for (k, &(_, dev_off, sys_off, host_root, budget)) in configs.iter().enumerate() {
             let c0 = usage(libc::RUSAGE_CHILDREN);
             let s0 = usage(libc::RUSAGE_SELF);
             let t = Instant::now();
             let mut b = Container::builder("/bin/true");
-            b.namespaces(ns).host_dev(dev_off).writable_sys(sys_off);
+            b.namespaces(ns)
+                .host_dev(dev_off)
+                .writable_sys(sys_off)
+                .default_budget(budget);
             if host_root {
                 b.host_root();
             }
@@ -635,7 +639,7 @@ async fn spawn_cost_of_the_defaults() {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         println!(
-            "{name:>42}: median {:.3} ms, mean {mean:.3} ms, p10 {:.3}, p90 {:.3}, container CPU {:.3} ms, supervisor CPU {:.3} ms ({} spawns)",
+            "{name:>44}: median {:.3} ms, mean {mean:.3} ms, p10 {:.3}, p90 {:.3}, container CPU {:.3} ms, supervisor CPU {:.3} ms ({} spawns)",
             v[v.len() / 2],
             v[v.len() / 10],
             v[v.len() * 9 / 10],
