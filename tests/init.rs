@@ -291,8 +291,9 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
         fd_list.push(l.clone());
         l = String::from_utf8(lines.next().await.unwrap().unwrap().to_vec()).unwrap();
     }
-    // 0, 1, 2 and ls's own directory fd: neither the report pipe nor the lifeline leaked.
-    assert!(fd_list.len() <= 4, "workload fds: {fd_list:?}");
+    // 0, 1, 2 and ls's own directory fd (3): neither the report pipe nor the lifeline
+    // leaked, and the listing did run (an empty one would not pass).
+    assert_eq!(fd_list, ["0", "1", "2", "3"], "workload fds: {fd_list:?}");
     let pid1 = String::from_utf8(lines.next().await.unwrap().unwrap().to_vec()).unwrap();
     assert!(
         pid1.starts_with("cellblock-init "),

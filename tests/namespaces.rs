@@ -192,7 +192,7 @@ async fn pid_workload_is_pid1_without_init() {
 }
 
 #[tokio::test]
-async fn pid_workload_is_pid1_and_ps_shows_only_the_container() {
+async fn pid_workload_is_pid2_under_the_init_and_ps_shows_only_the_container() {
     let out = sh(
         Namespaces::PID | Namespaces::MOUNT,
         "echo $$; ps -e -o pid= ; ps ax",
