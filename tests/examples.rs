@@ -82,6 +82,16 @@ fn shell_runs_bash_with_hostname_container() {
 
 #[test]
 fn service_stops_every_worker_and_grandchild_on_sigterm() {
+    service_stops_on(libc::SIGTERM, "service_stops_every_worker_and_grandchild_on_sigterm");
+}
+
+/// The README's claim that the service also shuts down cleanly on SIGINT (Ctrl-C).
+#[test]
+fn service_stops_every_worker_and_grandchild_on_sigint() {
+    service_stops_on(libc::SIGINT, "service_stops_every_worker_and_grandchild_on_sigint");
+}
+
+fn service_stops_on(signal: libc::c_int, what: &'static str) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(example("service"))
         .args(["--grace", "0.5"])
@@ -90,7 +100,7 @@ fn service_stops_every_worker_and_grandchild_on_sigterm() {
         .spawn()
         .unwrap();
     // The service, its reading of events and its shutdown: a hang fails the test.
-    let deadline = common::deadline("service_stops_every_worker_and_grandchild_on_sigterm", 60);
+    let deadline = common::deadline(what, 60);
     deadline.kill_on_expiry(child.id() as i32);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut pids = std::collections::BTreeMap::new();
@@ -129,7 +139,7 @@ fn service_stops_every_worker_and_grandchild_on_sigterm() {
     );
 
     // SAFETY: signalling the service process we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "service exit: {status}");
