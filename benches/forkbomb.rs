@@ -99,7 +99,10 @@ impl Bound {
 
 impl Drop for Bound {
     fn drop(&mut self) {
-        let _ = std::fs::write(self.home.join("cgroup.procs"), std::process::id().to_string());
+        let _ = std::fs::write(
+            self.home.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
         for _ in 0..200 {
             if std::fs::remove_dir(&self.dir).is_ok() {
                 return;
@@ -178,7 +181,10 @@ async fn measure(bomb: Option<(&Path, bool)>, run: Duration, bound: &Bound) -> L
     let spawner = tokio::spawn(async move {
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            let r = Container::builder("/bin/true").namespaces(NS).status().await;
+            let r = Container::builder("/bin/true")
+                .namespaces(NS)
+                .status()
+                .await;
             let mut t = t2.lock().unwrap();
             t.0 += 1;
             let failure = match r {
@@ -238,15 +244,25 @@ fn main() {
     off.sort();
     let (d, o) = (def[rounds / 2], off[rounds / 2]);
     println!("spawn + reap /bin/true, UTS|IPC|PID|MOUNT, {rounds} rounds x {jobs}, median:");
-    println!("  default budget        {:>8.3} ms/job  (rounds: {def:?})", d.as_secs_f64() * 1e3);
-    println!("  default_budget(false) {:>8.3} ms/job  (rounds: {off:?})", o.as_secs_f64() * 1e3);
+    println!(
+        "  default budget        {:>8.3} ms/job  (rounds: {def:?})",
+        d.as_secs_f64() * 1e3
+    );
+    println!(
+        "  default_budget(false) {:>8.3} ms/job  (rounds: {off:?})",
+        o.as_secs_f64() * 1e3
+    );
     println!(
         "  defaults / opt-out    {:>8.3}  (target <= 1.15)",
         d.as_secs_f64() / o.as_secs_f64()
     );
 
     // 2. Timer lateness under a fork bomb.
-    let run = if full { Duration::from_secs(5) } else { Duration::from_secs(1) };
+    let run = if full {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(1)
+    };
     let rounds = if full { 2 } else { 1 };
     let scenarios: [(&str, Option<bool>); 3] = [
         ("no bomb (baseline)", None),
@@ -292,7 +308,9 @@ fn main() {
             println!("    first spawn failure: {f}");
         }
     }
-    println!("* pids.current of the supervisor's cgroup (its threads and every container), sampled");
+    println!(
+        "* pids.current of the supervisor's cgroup (its threads and every container), sampled"
+    );
     drop(rt);
     drop(bound);
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());

@@ -143,7 +143,8 @@ impl State {
 }
 
 fn state() -> std::sync::MutexGuard<'static, State> {
-    static STATE: LazyLock<Mutex<State>> = LazyLock::new(|| Mutex::new(State::new(IdPool::DEFAULT)));
+    static STATE: LazyLock<Mutex<State>> =
+        LazyLock::new(|| Mutex::new(State::new(IdPool::DEFAULT)));
     // A poisoned lock only means a panic elsewhere while holding it; the state is a
     // plain list of held locks and stays consistent.
     STATE.lock().unwrap_or_else(|e| e.into_inner())
@@ -289,7 +290,9 @@ fn reuse_dirty(s: &mut State) -> Option<Held> {
     let pool = s.pool;
     let pos = s.dirty.iter().position(|h| {
         let first = pool.first + h.index * ID_BLOCK;
-        !in_use.iter().any(|&uid| uid >= first && uid - first < ID_BLOCK)
+        !in_use
+            .iter()
+            .any(|&uid| uid >= first && uid - first < ID_BLOCK)
     })?;
     s.dirty.remove(pos)
 }
@@ -301,7 +304,12 @@ fn live_id_owners() -> Vec<u32> {
         return Vec::new();
     };
     rd.flatten()
-        .filter(|e| e.file_name().as_encoded_bytes().iter().all(u8::is_ascii_digit))
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .iter()
+                .all(u8::is_ascii_digit)
+        })
         .filter_map(|e| e.metadata().ok().map(|m| m.uid()))
         .collect()
 }
@@ -313,8 +321,23 @@ mod tests {
     #[test]
     fn pool_bounds_are_checked() {
         assert!(IdPool::DEFAULT.check().is_ok());
-        assert!(IdPool { first: 0, blocks: 1 }.check().is_err());
-        assert!(IdPool { first: 1 << 20, blocks: 0 }.check().is_err());
-        assert!(IdPool { first: u32::MAX - ID_BLOCK, blocks: 2 }.check().is_err());
+        assert!(IdPool {
+            first: 0,
+            blocks: 1
+        }
+        .check()
+        .is_err());
+        assert!(IdPool {
+            first: 1 << 20,
+            blocks: 0
+        }
+        .check()
+        .is_err());
+        assert!(IdPool {
+            first: u32::MAX - ID_BLOCK,
+            blocks: 2
+        }
+        .check()
+        .is_err());
     }
 }

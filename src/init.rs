@@ -304,12 +304,18 @@ mod tests {
             rec[..4].copy_from_slice(&tag.to_ne_bytes());
             rec[4..].copy_from_slice(&value.to_ne_bytes());
             // SAFETY: valid buffer, our own pipe.
-            assert_eq!(unsafe { libc::write(w.as_raw_fd(), rec.as_ptr().cast(), 8) }, 8);
+            assert_eq!(
+                unsafe { libc::write(w.as_raw_fd(), rec.as_ptr().cast(), 8) },
+                8
+            );
         };
         write(MSG_STATUS, 0);
         assert_eq!(workload_status(&r, exited(3)).code(), Some(3));
         write(MSG_STATUS, libc::SIGINT);
-        assert_eq!(workload_status(&r, exited(130)).signal(), Some(libc::SIGINT));
+        assert_eq!(
+            workload_status(&r, exited(130)).signal(),
+            Some(libc::SIGINT)
+        );
         // Empty pipe: the init's status.
         assert_eq!(workload_status(&r, exited(5)).code(), Some(5));
     }

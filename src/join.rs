@@ -252,7 +252,9 @@ pub(crate) fn join_owner_userns(b: &mut ContainerBuilder, privileged: bool) -> R
                 let ret = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_USERNS as _) };
                 if ret < 0 {
                     let e = std::io::Error::last_os_error();
-                    return Err(bad(format!("finding the user namespace that owns it (NS_GET_USERNS: {e})")));
+                    return Err(bad(format!(
+                        "finding the user namespace that owns it (NS_GET_USERNS: {e})"
+                    )));
                 }
                 // SAFETY: a new descriptor that we own.
                 unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret) }
@@ -409,7 +411,9 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedJoin> {
                 }
                 fd
             }
-            Source::Fd(fd) => fd.try_clone().map_err(Error::io("duplicating a namespace fd"))?,
+            Source::Fd(fd) => fd
+                .try_clone()
+                .map_err(Error::io("duplicating a namespace fd"))?,
         };
         prepared._entries.push(JoinFd {
             fd: fd.as_raw_fd(),

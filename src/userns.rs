@@ -277,7 +277,10 @@ fn pool_usable() -> bool {
         let covers = |file: &str| {
             std::fs::read_to_string(file).is_ok_and(|text| {
                 text.lines().any(|l| {
-                    let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    let f: Vec<u64> = l
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
                     f.len() == 3 && f[0] <= pool.first as u64 && end <= f[0] + f[2]
                 })
             })

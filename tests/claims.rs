@@ -70,7 +70,10 @@ async fn stdin_channel_applies_backpressure() {
     // Control: a container that reads takes all 200 (12.5 MiB) through the same channel,
     // so the bound above is backpressure, not a broken channel.
     let (flowing, mut c) = accepted_sends("/bin/sh", &["-c", "exec cat > /dev/null"]).await;
-    assert_eq!(flowing, 200, "a reading container should take every message");
+    assert_eq!(
+        flowing, 200,
+        "a reading container should take every message"
+    );
     drop(c.take_stdin());
     c.start_kill().unwrap();
     tokio::time::timeout(WAIT, c.wait()).await.unwrap().unwrap();
@@ -109,8 +112,13 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
         let scope = ctx
             .event_scope(event)
             .map(|s| {
-                s.map(|span| span.extensions().get::<String>().cloned().unwrap_or_default())
-                    .collect()
+                s.map(|span| {
+                    span.extensions()
+                        .get::<String>()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
             })
             .unwrap_or_default();
         self.0.lock().unwrap().push((f.0, scope));
@@ -141,9 +149,11 @@ async fn supervisor_events_carry_worker_and_container_spans() {
     let summary = tokio::time::timeout(WAIT, sup.wait_all()).await.unwrap();
     assert!(summary.all_succeeded());
     let mut pid = None;
-    while let Ok(Some(e)) =
-        tokio::time::timeout(Duration::from_millis(200), futures::StreamExt::next(&mut events))
-            .await
+    while let Ok(Some(e)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        futures::StreamExt::next(&mut events),
+    )
+    .await
     {
         if let cellblock::Event::Started { pid: p, .. } = e {
             pid = Some(p);
@@ -166,7 +176,10 @@ async fn supervisor_events_carry_worker_and_container_spans() {
             && scope[0].contains(&format!("pid={pid}")),
         "the container span: {scope:?}"
     );
-    assert_eq!(scope[1], "worker{name=spanned}", "the worker span: {scope:?}");
+    assert_eq!(
+        scope[1], "worker{name=spanned}",
+        "the worker span: {scope:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +243,11 @@ async fn queues_seen(ns: Namespaces, create: &str, host_mount: Option<&std::path
         None => b.mount_mqueue(),
     };
     let out = b.output().await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -270,8 +287,14 @@ async fn ipc_namespace_isolates_posix_message_queues() {
     // container without IPC (a fresh mqueue mount without IPC is refused by the builder).
     let host_mq = std::path::PathBuf::from(format!("/tmp/cellblock-mq-{me}"));
     std::fs::create_dir_all(&host_mq).unwrap();
-    nix::mount::mount(Some("mqueue"), &host_mq, Some("mqueue"), nix::mount::MsFlags::empty(), None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some("mqueue"),
+        &host_mq,
+        Some("mqueue"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
     let shared = queues_seen(Namespaces::MOUNT, &inside_q2, Some(&host_mq)).await;
     nix::mount::umount(&host_mq).unwrap();
     std::fs::remove_dir(&host_mq).unwrap();
@@ -287,16 +310,23 @@ async fn ipc_namespace_isolates_posix_message_queues() {
     // host (it lived in the container's namespace).
     assert!(!isolated.contains(&host_q), "inside with IPC: {isolated}");
     assert!(isolated.contains(&inside_q), "inside with IPC: {isolated}");
-    assert!(!host_sees_isolated, "the container's queue reached the host");
+    assert!(
+        !host_sees_isolated,
+        "the container's queue reached the host"
+    );
     // Control, without IPC: the same probe sees the host's queue and creates one on the host.
     assert!(shared.contains(&host_q), "inside without IPC: {shared}");
-    assert!(host_sees_shared, "without IPC the container's queue is the host's");
+    assert!(
+        host_sees_shared,
+        "without IPC the container's queue is the host's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pids_limit_holds_inside_a_user_namespace() {
     // Ten background sleeps under a limit of 5 processes (the init and the sh count too).
-    let script = "n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & [ $? -eq 0 ] && n=$((n+1)); done; \
+    let script =
+        "n=0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & [ $? -eq 0 ] && n=$((n+1)); done; \
                   echo started=$n; kill $(jobs -p) 2>/dev/null; wait";
     let run = |limit: Option<u64>| async move {
         let mut b = Container::builder("/bin/sh");
@@ -305,9 +335,11 @@ async fn pids_limit_holds_inside_a_user_namespace() {
         if let Some(l) = limit {
             b.pids_limit(l);
         }
-        let out = tokio::time::timeout(WAIT, b.output()).await.unwrap().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr)
+        let out = tokio::time::timeout(WAIT, b.output())
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     let limited = run(Some(5)).await;
     let unlimited = run(None).await;
@@ -322,7 +354,10 @@ async fn pids_limit_holds_inside_a_user_namespace() {
         limited.contains("fork") || limited.contains("Resource temporarily unavailable"),
         "limited: {limited}"
     );
-    assert!(started(&limited).is_none_or(|n| n < 10), "limited: {limited}");
+    assert!(
+        started(&limited).is_none_or(|n| n < 10),
+        "limited: {limited}"
+    );
     // Control: the same workload without the limit starts all ten.
     assert_eq!(started(&unlimited), Some(10), "unlimited: {unlimited}");
 }
@@ -365,7 +400,10 @@ async fn the_init_runs_from_a_sealed_memfd() {
     let mut buf = Vec::new();
     let mut f = tokio::fs::File::from_std(f);
     f.read_to_end(&mut buf).await.unwrap();
-    assert!(buf.starts_with(b"\x7fELF"), "the memfd holds the init program");
+    assert!(
+        buf.starts_with(b"\x7fELF"),
+        "the memfd holds the init program"
+    );
 }
 
 #[allow(dead_code)]

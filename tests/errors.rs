@@ -308,4 +308,3 @@ async fn tmpfs_sizes_and_modes_are_validated() {
     assert!(text.contains("half-ok") && text.contains("full"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("No space left"));
 }
-

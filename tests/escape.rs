@@ -397,7 +397,9 @@ async fn escape_4_mount_pivot_chroot_open_by_handle() {
 
     let mut b = Container::builder("/bin/sh");
     shell(&mut b);
-    b.keep_all_capabilities().seccomp(Seccomp::disabled()).host_root();
+    b.keep_all_capabilities()
+        .seccomp(Seccomp::disabled())
+        .host_root();
     let (r, _, out) = run(&mut b).await;
     for name in ["mount", "umount", "chroot", "pivot_root"] {
         assert!(get(&r, name).starts_with("OK"), "{name}: {out}");
@@ -655,7 +657,9 @@ async fn escape_8_seccomp_denied_calls() {
     // the host's user namespace, which the default identity never has): all four work.
     let mut b = Container::builder("/bin/sh");
     sh(&mut b);
-    b.seccomp(Seccomp::disabled()).keep_all_capabilities().host_root();
+    b.seccomp(Seccomp::disabled())
+        .keep_all_capabilities()
+        .host_root();
     let (r, _, out) = run(&mut b).await;
     for c in calls {
         assert!(get(&r, c).starts_with("OK"), "{c}: {out}");

@@ -106,7 +106,10 @@ impl Bound {
                 )
             });
         }
-        let dir = own.join(format!("cellblock-budget-test-{}-{tag}", std::process::id()));
+        let dir = own.join(format!(
+            "cellblock-budget-test-{}-{tag}",
+            std::process::id()
+        ));
         let _ = std::fs::create_dir(&dir);
         std::fs::write(dir.join("pids.max"), SUPERVISOR_BUDGET.to_string()).unwrap();
         Bound(dir)
@@ -172,8 +175,14 @@ fn remove_tree(dir: &Path) {
 /// stdout and the bound's `pids.peak`.
 fn run_bounded(case: &str, mode: &str) -> (String, u64) {
     let bound = Bound::new(mode);
-    let procs = CString::new(bound.0.join("cgroup.procs").into_os_string().into_encoded_bytes())
-        .unwrap();
+    let procs = CString::new(
+        bound
+            .0
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
     let _d = common::deadline("a bounded fork-bomb case", 120);
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", case, "--nocapture", "--test-threads=1"])
@@ -257,7 +266,11 @@ async fn bomb(mut b: ContainerBuilder) -> Seen {
                 .namespaces(ns())
                 .status()
                 .await;
-            println!("spawn under the bomb: {:?} in {:?}", r.as_ref().map(|s| s.success()), t.elapsed());
+            println!(
+                "spawn under the bomb: {:?} in {:?}",
+                r.as_ref().map(|s| s.success()),
+                t.elapsed()
+            );
             spawns.push(match r {
                 Ok(s) if s.success() => Ok(()),
                 Ok(s) => Err(format!("exit {s}")),
@@ -334,7 +347,10 @@ fn assert_held(text: &str) {
     assert!(cg > limit / 2, "the bomb did not get going: {cg}");
     // ... and never exceeded the default budget, seen from its cgroup and from /proc.
     assert!(cg <= limit, "pids.current reached {cg} > {limit}");
-    assert!(in_ns as u64 <= limit, "{in_ns} processes in the namespace > {limit}");
+    assert!(
+        in_ns as u64 <= limit,
+        "{in_ns} processes in the namespace > {limit}"
+    );
     // The supervisor's spawns all worked while the bomb ran.
     assert!(number(text, "spawns") >= 1, "{text}");
     assert_eq!(number(text, "spawns_failed"), 0, "{text}");
@@ -376,18 +392,27 @@ fn forkbomb_without_the_budget_starves_the_supervisor() {
     }
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     forkbomb();
-    let (text, peak) = run_bounded("forkbomb_without_the_budget_starves_the_supervisor", "control");
+    let (text, peak) = run_bounded(
+        "forkbomb_without_the_budget_starves_the_supervisor",
+        "control",
+    );
     let limit = cellblock::DEFAULT_PIDS_LIMIT;
     assert_eq!(result(&text, "max_cgroup"), "none", "no cgroup of its own");
     let in_ns = number(&text, "max_in_ns");
-    assert!(in_ns as u64 > limit, "the bomb stayed at {in_ns} <= {limit}");
+    assert!(
+        in_ns as u64 > limit,
+        "the bomb stayed at {in_ns} <= {limit}"
+    );
     assert!(number(&text, "spawns_failed") >= 1, "{text}");
     assert!(
         text.contains("EAGAIN") || text.contains("Resource temporarily unavailable"),
         "{text}"
     );
     // It filled the supervisor's budget (and no more: the bound held for the host).
-    assert!(peak >= SUPERVISOR_BUDGET - 8 && peak <= SUPERVISOR_BUDGET, "{peak}");
+    assert!(
+        peak >= SUPERVISOR_BUDGET - 8 && peak <= SUPERVISOR_BUDGET,
+        "{peak}"
+    );
 }
 
 // Rootless -------------------------------------------------------------------------------
@@ -444,7 +469,11 @@ fn rootless_spawns_work_and_get_the_budget_only_with_delegation() {
              itself live in the delegated subtree, which needs a systemd scope)"
         );
     }
-    let mode = if delegated.is_empty() { "plain".to_owned() } else { name.clone() };
+    let mode = if delegated.is_empty() {
+        "plain".to_owned()
+    } else {
+        name.clone()
+    };
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(std::env::current_exe().unwrap())
@@ -475,7 +504,10 @@ fn rootless_spawns_work_and_get_the_budget_only_with_delegation() {
     if !delegated.is_empty() {
         assert!(text.contains("ok rootless-delegated-budget:"), "{text}");
     }
-    assert!(leftovers.is_empty(), "left in the delegated subtree: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "left in the delegated subtree: {leftovers:?}"
+    );
 }
 
 fn rootless_inner(mode: &str) {
@@ -524,13 +556,18 @@ fn rootless_inner(mode: &str) {
         let max = std::fs::read_to_string(&pids_max).unwrap();
         assert_eq!(max.trim(), cellblock::DEFAULT_PIDS_LIMIT.to_string());
         assert!(
-            dirs.iter().all(|d| d.to_string_lossy().contains(&format!("/{mode}/cellblock/"))),
+            dirs.iter()
+                .all(|d| d.to_string_lossy().contains(&format!("/{mode}/cellblock/"))),
             "{dirs:?}"
         );
         c.kill_all().await.unwrap();
         let report = c.wait_with_report().await.unwrap();
         assert!(report.cgroup && report.pids_peak.is_some(), "{report:?}");
-        println!("ok rootless-delegated-budget: {} = {}", pids_max.display(), max.trim());
+        println!(
+            "ok rootless-delegated-budget: {} = {}",
+            pids_max.display(),
+            max.trim()
+        );
     });
 }
 
@@ -588,7 +625,10 @@ fn default_budget_on_cgroup_v2() {
                 .status()
                 .await
                 .unwrap_err();
-            assert!(err.to_string().contains("pids controller is not available"), "{err}");
+            assert!(
+                err.to_string().contains("pids controller is not available"),
+                "{err}"
+            );
         }
         assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
     });

@@ -46,7 +46,10 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let p = PathBuf::from(format!("/tmp/cellblock-identity-{name}-{}", std::process::id()));
+        let p = PathBuf::from(format!(
+            "/tmp/cellblock-identity-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -101,7 +104,10 @@ fn get<'a>(r: &'a Results, what: &str, path: &str) -> &'a (bool, String) {
 fn assert_layer(denied: &Results, allowed: &Results, attempts: &[(&str, &str)]) {
     for (what, path) in attempts {
         let (ok, detail) = get(denied, what, path);
-        assert!(!ok, "{what} {path} worked with the default identity: {detail}");
+        assert!(
+            !ok,
+            "{what} {path} worked with the default identity: {detail}"
+        );
         assert!(
             detail.starts_with("13 ") || detail.starts_with("1 "),
             "{what} {path} failed for another reason than permission: {detail}"
@@ -145,7 +151,15 @@ fn device_attempts() -> Vec<(&'static str, &'static str)> {
 async fn row11_user_namespace_without_a_map_is_a_private_block() {
     let _d = common::deadline("row11", 60);
     let read = |b: &mut ContainerBuilder| {
-        b.args(["read", "/proc/self/uid_map", "read", "/proc/self/gid_map", "read", "/etc/shadow", "ids"]);
+        b.args([
+            "read",
+            "/proc/self/uid_map",
+            "read",
+            "/proc/self/gid_map",
+            "read",
+            "/etc/shadow",
+            "ids",
+        ]);
     };
     let mut def = Container::builder(probe());
     def.namespaces(Namespaces::USER);
@@ -167,8 +181,18 @@ async fn row11_user_namespace_without_a_map_is_a_private_block() {
     host.namespaces(Namespaces::USER).host_root();
     read(&mut host);
     let r = run(&mut host).await;
-    assert_eq!(get(&r, "read", "/proc/self/uid_map").1.split('_').filter(|f| !f.is_empty()).collect::<Vec<_>>(), ["0", "0", "1"]);
-    assert!(get(&r, "read", "/etc/shadow").0, "control: host root reads /etc/shadow");
+    assert_eq!(
+        get(&r, "read", "/proc/self/uid_map")
+            .1
+            .split('_')
+            .filter(|f| !f.is_empty())
+            .collect::<Vec<_>>(),
+        ["0", "0", "1"]
+    );
+    assert!(
+        get(&r, "read", "/etc/shadow").0,
+        "control: host root reads /etc/shadow"
+    );
 }
 
 /// Two live containers never share host ids; the host sees each one's processes owned by
@@ -244,7 +268,10 @@ async fn row3_sysctls_without_a_mount_namespace() {
         ("write-back", "/proc/sys/vm/overcommit_memory"),
     ];
     let args: Vec<&str> = attempts.iter().flat_map(|(w, p)| [*w, *p]).collect();
-    for ns in [Namespaces::empty(), Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::NET] {
+    for ns in [
+        Namespaces::empty(),
+        Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::NET,
+    ] {
         let (denied, allowed) = default_and_host_root(&args, ns).await;
         assert_layer(&denied, &allowed, &attempts);
     }
@@ -276,7 +303,11 @@ async fn row4_cgroupfs_without_a_mount_namespace() {
             }
             let out = b.output().await.unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             text
         }
     };
@@ -295,7 +326,10 @@ async fn row4_cgroupfs_without_a_mount_namespace() {
     assert_eq!(d.len(), 2, "{denied}");
     assert_eq!(a.len(), 2, "{allowed}");
     for (ok, line) in &d {
-        assert!(!ok && (line.contains(" ERR 13 ") || line.contains(" ERR 1 ")), "default: {line}");
+        assert!(
+            !ok && (line.contains(" ERR 13 ") || line.contains(" ERR 1 ")),
+            "default: {line}"
+        );
     }
     for (ok, line) in &a {
         assert!(ok, "control as host root: {line}");
@@ -381,11 +415,18 @@ async fn map_root_to_gives_written_files_that_owner() {
         }
     };
     let denied = spawn(false).await;
-    assert!(!denied.status.success(), "default identity wrote into uid 1000's directory");
+    assert!(
+        !denied.status.success(),
+        "default identity wrote into uid 1000's directory"
+    );
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Permission denied"));
     assert!(!file.exists());
     let allowed = spawn(true).await;
-    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
 
@@ -395,7 +436,10 @@ async fn map_root_to_gives_written_files_that_owner() {
         .output()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadConfig(ref m) if m.contains("host_root")), "{err}");
+    assert!(
+        matches!(err, Error::BadConfig(ref m) if m.contains("host_root")),
+        "{err}"
+    );
     let err = Container::builder("/bin/true")
         .map_root_to(1000, 1000)
         .host_root()
@@ -426,10 +470,20 @@ async fn joiners_take_the_identity_of_what_they_join() {
     let r = run(&mut b).await;
     let theirs = std::fs::read_to_string(format!("/proc/{}/uid_map", first.pid())).unwrap();
     let theirs: Vec<&str> = theirs.split_whitespace().collect();
-    let ours: Vec<&str> = get(&r, "read", "/proc/self/uid_map").1.split('_').filter(|f| !f.is_empty()).collect();
-    assert_eq!(ours, theirs, "the joiner is in the first container's user namespace");
+    let ours: Vec<&str> = get(&r, "read", "/proc/self/uid_map")
+        .1
+        .split('_')
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert_eq!(
+        ours, theirs,
+        "the joiner is in the first container's user namespace"
+    );
     assert_eq!(get(&r, "ids", "-").1, "uid=0,gid=0");
-    assert!(!get(&r, "read", "/etc/shadow").0, "the joiner is not host root");
+    assert!(
+        !get(&r, "read", "/etc/shadow").0,
+        "the joiner is not host root"
+    );
 
     // A host_root() container's namespaces belong to the supervisor's user namespace.
     let host = Container::builder("/bin/sleep")
@@ -445,7 +499,10 @@ async fn joiners_take_the_identity_of_what_they_join() {
         .output()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("host_root")), "{err}");
+    assert!(
+        matches!(err, Error::BadJoin { ref reason, .. } if reason.contains("host_root")),
+        "{err}"
+    );
     let out = Container::builder("/bin/true")
         .join(Namespaces::NET, &host)
         .host_root()
@@ -461,7 +518,10 @@ async fn joiners_take_the_identity_of_what_they_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn identity_spawn_loop() {
-    let n: usize = std::env::var("CELLBLOCK_LOOP").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let n: usize = std::env::var("CELLBLOCK_LOOP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let host_root = std::env::var_os("CELLBLOCK_LOOP_HOST_ROOT").is_some();
     let t = std::time::Instant::now();
     for _ in 0..n {
@@ -474,5 +534,8 @@ async fn identity_spawn_loop() {
         }
         assert!(b.status().await.unwrap().success());
     }
-    println!("{n} spawns, host_root {host_root}: {:?} each", t.elapsed() / n as u32);
+    println!(
+        "{n} spawns, host_root {host_root}: {:?} each",
+        t.elapsed() / n as u32
+    );
 }

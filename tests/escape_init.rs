@@ -113,7 +113,11 @@ async fn run(b: &mut ContainerBuilder) -> (HashMap<String, String>, ExitStatus) 
 /// Every row-5 attack fails, and the workload's own exit code (3) is reported.
 async fn assert_init_out_of_reach(b: &mut ContainerBuilder, what: &str) {
     let (r, st) = run(b).await;
-    assert_eq!(get(&r, "forge"), "ERR EACCES", "{what}: reopen /proc/1/fd/N");
+    assert_eq!(
+        get(&r, "forge"),
+        "ERR EACCES",
+        "{what}: reopen /proc/1/fd/N"
+    );
     assert_eq!(get(&r, "getfd"), "ERR EPERM", "{what}: pidfd_getfd");
     assert_eq!(get(&r, "mem"), "ERR EACCES", "{what}: /proc/1/mem");
     assert_eq!(get(&r, "ptrace"), "ERR EPERM", "{what}: ptrace");
@@ -156,7 +160,11 @@ async fn escape_5_control_dumpable_init_is_reachable() {
     assert!(get(&r, "forge").starts_with("OK"), "{r:?}");
     assert!(get(&r, "getfd").starts_with("OK"), "{r:?}");
     assert!(get(&r, "mem").starts_with("OK"), "{r:?}");
-    assert_eq!(st.code(), Some(3), "a forged record alone is rejected: {st:?}");
+    assert_eq!(
+        st.code(),
+        Some(3),
+        "a forged record alone is rejected: {st:?}"
+    );
     // ptrace: the init is made to exit 0 after reaping a workload that exited 3, with a
     // forged record to match. This is the attack the non-dumpable init stops.
     if cfg!(target_arch = "x86_64") {
@@ -197,7 +205,10 @@ async fn workload_stays_dumpable_and_sees_its_own_proc() {
         .unwrap();
     let ps = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    assert!(ps.contains(" cellblock-init ") && ps.contains(" ps -e"), "{ps}");
+    assert!(
+        ps.contains(" cellblock-init ") && ps.contains(" ps -e"),
+        "{ps}"
+    );
 }
 
 const ROOTLESS_ENV: &str = "CELLBLOCK_TEST_ESCAPE_INIT_ROOTLESS";
@@ -280,7 +291,11 @@ fn escape_5_rootless() {
     assert!(line("dumpable", "forge").starts_with("OK"));
     if cfg!(target_arch = "x86_64") {
         assert!(line("dumpable", "ptrace").starts_with("OK"));
-        assert_eq!(line("dumpable", "status"), "Some(0)", "forged exit 0 for exit 3");
+        assert_eq!(
+            line("dumpable", "status"),
+            "Some(0)",
+            "forged exit 0 for exit 3"
+        );
     }
     assert!(out.status.success());
 }
@@ -338,7 +353,12 @@ fn live_in_pid_ns(ino: u64) -> Vec<i32> {
 /// utime + stime of `pid`, in clock ticks.
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     // After the comm: state is field 3, utime 14, stime 15.
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
@@ -432,7 +452,10 @@ async fn escape_6_lifeline_per_container() {
     let inits = [a1.0, a2.0, b.0];
     let ms = cpu_ms_over_a_second(&inits);
     eprintln!("init CPU ms over 1 s (A1, A2, B): {ms:?}");
-    assert!(ms.iter().all(|&m| m <= 30), "init CPU ms over 1 s (A1, A2, B): {ms:?}");
+    assert!(
+        ms.iter().all(|&m| m <= 30),
+        "init CPU ms over 1 s (A1, A2, B): {ms:?}"
+    );
     let mut busy = Command::new("/bin/sh")
         .args(["-c", "while :; do :; done"])
         .spawn()
@@ -452,9 +475,21 @@ async fn escape_6_lifeline_per_container() {
             "init {p}'s lifeline is not a pidfd of the supervisor {sup_pid}: {info}"
         );
     }
-    assert_ne!(kcmp_file(a1.0, fds[0], b.0, fds[2]), 0, "A1 and B share a lifeline");
-    assert_ne!(kcmp_file(a2.0, fds[1], b.0, fds[2]), 0, "A2 and B share a lifeline");
-    assert_ne!(kcmp_file(a1.0, fds[0], a2.0, fds[1]), 0, "A1 and A2 share a lifeline");
+    assert_ne!(
+        kcmp_file(a1.0, fds[0], b.0, fds[2]),
+        0,
+        "A1 and B share a lifeline"
+    );
+    assert_ne!(
+        kcmp_file(a2.0, fds[1], b.0, fds[2]),
+        0,
+        "A2 and B share a lifeline"
+    );
+    assert_ne!(
+        kcmp_file(a1.0, fds[0], a2.0, fds[1]),
+        0,
+        "A1 and A2 share a lifeline"
+    );
 
     // The supervisor dies: everything goes, the attackers holding their lifelines too.
     sup.kill().unwrap();
@@ -469,5 +504,8 @@ async fn escape_6_lifeline_per_container() {
             killed.elapsed()
         );
     }
-    eprintln!("every container gone {:?} after the supervisor's SIGKILL", killed.elapsed());
+    eprintln!(
+        "every container gone {:?} after the supervisor's SIGKILL",
+        killed.elapsed()
+    );
 }

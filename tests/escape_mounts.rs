@@ -592,12 +592,24 @@ async fn spawn_cost_of_the_defaults() {
     let ns = Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT;
     // (name, host_dev, writable_sys, host_root, default_budget)
     let configs = [
-        ("defaults (identity, /dev, ro /sys, budget)", false, false, false, true),
+        (
+            "defaults (identity, /dev, ro /sys, budget)",
+            false,
+            false,
+            false,
+            true,
+        ),
         ("host_dev(true)", true, false, false, true),
         ("writable_sys(true)", false, true, false, true),
         ("host_root()", false, false, true, true),
         ("default_budget(false)", false, false, false, false),
-        ("all four off (the defaults before #11)", true, true, true, false),
+        (
+            "all four off (the defaults before #11)",
+            true,
+            true,
+            true,
+            false,
+        ),
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     // CPU time (user + system) of the reaped containers: far steadier than wall time on a

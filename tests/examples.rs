@@ -82,13 +82,19 @@ fn shell_runs_bash_with_hostname_container() {
 
 #[test]
 fn service_stops_every_worker_and_grandchild_on_sigterm() {
-    service_stops_on(libc::SIGTERM, "service_stops_every_worker_and_grandchild_on_sigterm");
+    service_stops_on(
+        libc::SIGTERM,
+        "service_stops_every_worker_and_grandchild_on_sigterm",
+    );
 }
 
 /// The README's claim that the service also shuts down cleanly on SIGINT (Ctrl-C).
 #[test]
 fn service_stops_every_worker_and_grandchild_on_sigint() {
-    service_stops_on(libc::SIGINT, "service_stops_every_worker_and_grandchild_on_sigint");
+    service_stops_on(
+        libc::SIGINT,
+        "service_stops_every_worker_and_grandchild_on_sigint",
+    );
 }
 
 fn service_stops_on(signal: libc::c_int, what: &'static str) {
@@ -288,7 +294,8 @@ fn job_runner_isolates_limits_and_reports_each_job() {
 #[test]
 fn job_runner_jobs_hold_no_host_identity() {
     let _d = common::deadline("job_runner identity", 120);
-    let dir = std::path::PathBuf::from(format!("/var/tmp/cellblock-jobs-id-{}", std::process::id()));
+    let dir =
+        std::path::PathBuf::from(format!("/var/tmp/cellblock-jobs-id-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let secret = dir.join("secret");
     std::fs::write(&secret, "root only").unwrap();
@@ -329,8 +336,10 @@ fn job_runner_jobs_hold_no_host_identity() {
     }
     assert_eq!(row(4)["exit_code"], 0, "the control job: {stderr}");
     assert!(stderr.contains("visible"), "{stderr}");
-    assert!(stderr.contains("[1] cat: /etc/shadow: Permission denied"), "{stderr}");
+    assert!(
+        stderr.contains("[1] cat: /etc/shadow: Permission denied"),
+        "{stderr}"
+    );
     assert!(stderr.contains("/secret: Permission denied"), "{stderr}");
     assert!(stderr.contains("[3] PermissionError"), "{stderr}");
 }
-

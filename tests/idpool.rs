@@ -33,7 +33,10 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
     // A: no PID namespace and no cgroup of its own (the default budget's cgroup would end
     // the daemon when A is reaped); it leaves a daemon behind and exits.
     let out = Container::builder("/bin/sh")
-        .args(["-c", "setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!"])
+        .args([
+            "-c",
+            "setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!",
+        ])
         .namespaces(Namespaces::UTS)
         .default_budget(false)
         .output()
@@ -120,7 +123,11 @@ async fn blocks_are_exclusive_across_containers_and_supervisors() {
     assert!(matches!(err, Error::BadConfig(_)), "{err}");
     drop(live);
     // Bad ranges are refused with the reason.
-    let err = cellblock::set_id_pool(IdPool { first: 0, blocks: 4 }).unwrap_err();
+    let err = cellblock::set_id_pool(IdPool {
+        first: 0,
+        blocks: 4,
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("below"), "{err}");
 }
 

@@ -450,8 +450,12 @@ async fn init_has_cwd_root_and_the_workload_its_own_group() {
 async fn init_dumpable_needs_the_init() {
     for init in [None, Some(false)] {
         let mut b = Container::builder("/bin/true");
-        b.namespaces(if init.is_none() { Namespaces::UTS } else { ns() })
-            .init_dumpable(true);
+        b.namespaces(if init.is_none() {
+            Namespaces::UTS
+        } else {
+            ns()
+        })
+        .init_dumpable(true);
         if let Some(i) = init {
             b.init(i);
         }
@@ -541,7 +545,10 @@ fn shared_terminal_keeps_the_workload_in_the_foreground() {
     // is outside the namespace) is the terminal's foreground group.
     let shared = case("false");
     assert_eq!(shared.len(), 2, "{text}");
-    assert_eq!(shared[0], shared[1], "workload pgid = terminal foreground: {text}");
+    assert_eq!(
+        shared[0], shared[1],
+        "workload pgid = terminal foreground: {text}"
+    );
     // New session: no terminal (tpgid -1), its own group (pid 2).
     assert_eq!(case("true"), vec![2, -1], "{text}");
 }

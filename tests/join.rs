@@ -368,7 +368,10 @@ async fn new_namespaces_beside_a_joined_user_namespace() {
         .await
         .unwrap();
     let out = Container::builder("/bin/sh")
-        .args(["-c", "echo $$; hostname; id -u; readlink /proc/self/ns/user; cat /proc/1/comm"])
+        .args([
+            "-c",
+            "echo $$; hostname; id -u; readlink /proc/self/ns/user; cat /proc/1/comm",
+        ])
         .join(Namespaces::USER, &pod)
         .namespaces(Namespaces::MOUNT | Namespaces::UTS | Namespaces::PID)
         .hostname("beside")
@@ -376,15 +379,25 @@ async fn new_namespaces_beside_a_joined_user_namespace() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "2", "PID 2 under the init of a new PID namespace: {text}");
+    assert_eq!(
+        lines[0], "2",
+        "PID 2 under the init of a new PID namespace: {text}"
+    );
     assert_eq!(lines[1], "beside");
     assert_eq!(lines[2], "0");
     let theirs = std::fs::read_link(format!("/proc/{}/ns/user", pod.pid())).unwrap();
     assert_eq!(lines[3], theirs.to_string_lossy());
-    assert!(lines[4].contains("cellblock"), "a fresh /proc of the new PID namespace: {text}");
+    assert!(
+        lines[4].contains("cellblock"),
+        "a fresh /proc of the new PID namespace: {text}"
+    );
     pod.start_kill().unwrap();
     pod.wait().await.unwrap();
 }

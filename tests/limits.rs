@@ -420,10 +420,34 @@ async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
     type Setter = fn(&mut cellblock::ContainerBuilder);
     let cases: [(&str, Setter, Option<&str>); 5] = [
         ("defaults", |_| {}, Some(&default)),
-        ("own pids limit, higher", |b| { b.pids_limit(4096); }, Some("4096")),
-        ("own pids limit, lower", |b| { b.pids_limit(12); }, Some("12")),
-        ("opt-out", |b| { b.default_budget(false); }, None),
-        ("opt-out, own pids limit", |b| { b.default_budget(false).pids_limit(7); }, Some("7")),
+        (
+            "own pids limit, higher",
+            |b| {
+                b.pids_limit(4096);
+            },
+            Some("4096"),
+        ),
+        (
+            "own pids limit, lower",
+            |b| {
+                b.pids_limit(12);
+            },
+            Some("12"),
+        ),
+        (
+            "opt-out",
+            |b| {
+                b.default_budget(false);
+            },
+            None,
+        ),
+        (
+            "opt-out, own pids limit",
+            |b| {
+                b.default_budget(false).pids_limit(7);
+            },
+            Some("7"),
+        ),
     ];
     for (name, set, pids_max) in cases {
         let mut b = Container::builder("/bin/sleep");
@@ -443,14 +467,18 @@ async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
         // Only a CPU limit or weight of the caller's gives a `cpu` cgroup (the default
         // budget has none: see CONTAINERS_CPU_WEIGHT).
         assert!(
-            dirs.iter().all(|d| !d.join("cpu.shares").exists() && !d.join("cpu.weight").exists()),
+            dirs.iter()
+                .all(|d| !d.join("cpu.shares").exists() && !d.join("cpu.weight").exists()),
             "{name}: {dirs:?}"
         );
         c.kill_all().await.unwrap();
         let report = c.wait_with_report().await.unwrap();
         assert_eq!(report.cgroup, pids_max.is_some(), "{name}");
         assert_eq!(report.pids_peak.is_some(), pids_max.is_some(), "{name}");
-        assert!(dirs.iter().all(|d| !d.exists()), "{name}: {dirs:?} left behind");
+        assert!(
+            dirs.iter().all(|d| !d.exists()),
+            "{name}: {dirs:?} left behind"
+        );
     }
     // A CPU weight of the caller's: a `cpu` cgroup under the `cellblock` directory weighted
     // against the supervisor (v1 `cpu.shares`, v2 `cpu.weight`).
@@ -470,7 +498,12 @@ async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
     let own = with_file(&dirs, file);
     assert_eq!(read(&own), if v2() { "100" } else { "1024" });
     let cellblock = own.parent().unwrap().parent().unwrap().join(file);
-    assert_eq!(read(&cellblock), weight.to_string(), "{}", cellblock.display());
+    assert_eq!(
+        read(&cellblock),
+        weight.to_string(),
+        "{}",
+        cellblock.display()
+    );
     c.kill_all().await.unwrap();
     c.wait().await.unwrap();
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} left behind");

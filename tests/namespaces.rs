@@ -413,7 +413,11 @@ async fn namespace_ids_differ_exactly_for_created_kinds() {
         }
         let mut c = b.spawn().await.unwrap();
         let ids = c.namespace_ids().unwrap();
-        let expected = if host_root { kind } else { kind | Namespaces::USER };
+        let expected = if host_root {
+            kind
+        } else {
+            kind | Namespaces::USER
+        };
         assert_eq!(
             ids.differing(&me),
             expected,

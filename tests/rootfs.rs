@@ -144,7 +144,10 @@ async fn read_only_mounts_refuse_writes() {
     assert_eq!(std::fs::read_to_string(rw.join("written")).unwrap(), "hi\n");
     let meta = std::fs::metadata(rw.join("written")).unwrap();
     assert_eq!(
-        (std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta)),
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
         (1000, 1000)
     );
 }

@@ -74,8 +74,7 @@ async fn defaults_seen_from_the_host() {
             // Once it has exec'd the program (before that it is the init's fork, holding
             // the init's descriptors).
             if let Some(&k) = common::children_of(pid).first() {
-                if std::fs::read_link(format!("/proc/{k}/exe"))
-                    .is_ok_and(|e| e.ends_with("sleep"))
+                if std::fs::read_link(format!("/proc/{k}/exe")).is_ok_and(|e| e.ends_with("sleep"))
                 {
                     w = Some(k);
                     break;

@@ -158,7 +158,9 @@ async fn bad_user_settings_are_rejected_before_clone() {
         .await
         .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["0", "1000", "1"]
     );
 

@@ -182,7 +182,11 @@ impl Cgroup {
     /// ~0.1 ms through `tasks`). v2's `cgroup.threads` only works in threaded subtrees, so
     /// v2 keeps `cgroup.procs`.
     pub(crate) fn open_procs(&self) -> Result<Vec<OwnedFd>> {
-        let file = if self.is_v2() { "cgroup.procs" } else { "tasks" };
+        let file = if self.is_v2() {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        };
         self.dirs()
             .iter()
             .map(|d| {

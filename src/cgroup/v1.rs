@@ -73,7 +73,10 @@ impl V1Cgroup {
         let wanted = [
             (
                 "memory",
-                need_or(limits.memory.is_some() || limits.memory_swap.is_some(), opt_if(full)),
+                need_or(
+                    limits.memory.is_some() || limits.memory_swap.is_some(),
+                    opt_if(full),
+                ),
             ),
             ("cpuacct", opt_if(full)),
             (

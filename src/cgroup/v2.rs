@@ -188,7 +188,11 @@ pub(crate) fn controllers_to_enable(
             limits.memory.is_some() || limits.memory_swap.is_some(),
             full,
         ),
-        ("pids", limits.pids.is_some() || budget, full || limits.effective_pids().is_some()),
+        (
+            "pids",
+            limits.pids.is_some() || budget,
+            full || limits.effective_pids().is_some(),
+        ),
         ("cpu", limits.wants_cpu(), false),
         ("cpuset", limits.cpuset.is_some(), false),
     ];
@@ -266,14 +270,23 @@ mod tests {
         let none: [&str; 0] = [];
         let defaults = limits(|_| {});
         // Budget alone: pids needed; memory (accounting) not wanted.
-        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &all), Ok(vec!["pids"]));
-        assert_eq!(controllers_to_enable(&defaults, Mode::Budget, &none), Err("pids"));
+        assert_eq!(
+            controllers_to_enable(&defaults, Mode::Budget, &all),
+            Ok(vec!["pids"])
+        );
+        assert_eq!(
+            controllers_to_enable(&defaults, Mode::Budget, &none),
+            Err("pids")
+        );
         // Full (accounting or a limit): memory and pids when there, never an error for them.
         assert_eq!(
             controllers_to_enable(&defaults, Mode::Full, &all),
             Ok(vec!["memory", "pids"])
         );
-        assert_eq!(controllers_to_enable(&defaults, Mode::Full, &none), Ok(vec![]));
+        assert_eq!(
+            controllers_to_enable(&defaults, Mode::Full, &none),
+            Ok(vec![])
+        );
         // The caller's limits need their controller, budget or not.
         let own = limits(|l| {
             l.pids = Some(5);
@@ -284,17 +297,29 @@ mod tests {
             controllers_to_enable(&own, Mode::Full, &all),
             Ok(vec!["memory", "pids", "cpu"])
         );
-        assert_eq!(controllers_to_enable(&own, Mode::Full, &["memory", "cpu"]), Err("pids"));
+        assert_eq!(
+            controllers_to_enable(&own, Mode::Full, &["memory", "cpu"]),
+            Err("pids")
+        );
         // Opted out, no limit: the pids controller is still enabled for the report.
         let off = limits(|l| l.no_default_budget = true);
-        assert_eq!(controllers_to_enable(&off, Mode::Full, &all), Ok(vec!["memory", "pids"]));
+        assert_eq!(
+            controllers_to_enable(&off, Mode::Full, &all),
+            Ok(vec!["memory", "pids"])
+        );
     }
 
     #[test]
     fn the_default_pids_limit_yields_to_the_callers() {
-        assert_eq!(limits(|_| {}).effective_pids(), Some(crate::DEFAULT_PIDS_LIMIT));
+        assert_eq!(
+            limits(|_| {}).effective_pids(),
+            Some(crate::DEFAULT_PIDS_LIMIT)
+        );
         assert_eq!(limits(|l| l.pids = Some(9)).effective_pids(), Some(9));
-        assert_eq!(limits(|l| l.no_default_budget = true).effective_pids(), None);
+        assert_eq!(
+            limits(|l| l.no_default_budget = true).effective_pids(),
+            None
+        );
         let both = limits(|l| {
             l.no_default_budget = true;
             l.pids = Some(3);
