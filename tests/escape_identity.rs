@@ -23,22 +23,7 @@ use cellblock::{Container, ContainerBuilder, Error, Namespaces};
 /// The compiled probe.
 fn probe() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("identity-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = dir.join("identity");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/identity.c");
-        let st = std::process::Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("running cc (gcc is needed to build the identity probe)");
-        assert!(st.success(), "compiling {}", src.display());
-        out
-    })
+    BIN.get_or_init(|| common::compile_probe("identity"))
 }
 
 /// A scratch directory (mode 0755) for one test, removed when dropped.

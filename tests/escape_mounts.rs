@@ -30,32 +30,7 @@ fn default_ns() -> Namespaces {
 /// The compiled attacker (built once per test binary).
 fn attacker_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name
-                .strip_prefix("escape-mounts-bin-")
-                .and_then(|p| p.parse::<i32>().ok())
-            {
-                if !common::alive(pid) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = tmp.join(format!("escape-mounts-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("mounts");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/mounts.c");
-        let st = std::process::Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("running cc (gcc is needed to build the mounts attacker)");
-        assert!(st.success(), "compiling {}", src.display());
-        out
-    })
+    BIN.get_or_init(|| common::compile_probe("mounts"))
 }
 
 /// The three cases of every attack.

@@ -262,3 +262,39 @@ pub fn deadline(what: &'static str, secs: u64) -> Deadline {
     });
     Deadline { _disarm: tx, pids }
 }
+
+/// Compiles `tests/escape/<name>.c` with the system `cc` into a directory of this test
+/// process under the target's tmp (mode 0755, so a container's unprivileged ids can run
+/// it), after removing the builds of earlier test processes that are gone. Call it once
+/// per test binary (behind a `OnceLock`).
+pub fn compile_probe(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("probe-{name}-");
+    for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if !alive(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = tmp.join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join(name);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/escape")
+        .join(format!("{name}.c"));
+    let st = std::process::Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("running cc (gcc is needed to build the escape suites' probes)");
+    assert!(st.success(), "compiling {}", src.display());
+    out
+}
