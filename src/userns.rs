@@ -339,25 +339,38 @@ pub(crate) fn default_identity(
         return Ok(Some((nb, None)));
     }
     let userns = b.namespaces.contains(Namespaces::USER);
-    let mut nb = b.clone();
-    nb.namespaces |= Namespaces::USER;
+    // The builder is copied only where the spawn really changes (not for an unprivileged
+    // supervisor's spawn without namespaces, tokio's case).
+    let with_user = |maps: Option<(u32, u32, u32)>| {
+        let mut nb = b.clone();
+        nb.namespaces |= Namespaces::USER;
+        if let Some((uid, gid, count)) = maps {
+            nb.uid_map(0, uid, count).gid_map(0, gid, count);
+        }
+        nb
+    };
     if let Some((uid, gid)) = u.map_root_to {
-        nb.uid_map(0, uid, 1).gid_map(0, gid, 1);
-        return Ok(Some((nb, None)));
+        return Ok(Some((with_user(Some((uid, gid, 1))), None)));
     }
     if !pool_usable() {
         if userns || (b.namespaces.is_empty() && !explicit_maps) {
             return Ok(None);
         }
-        return Ok(Some((nb, None)));
+        return Ok(Some((with_user(None), None)));
     }
     if explicit_maps {
-        return Ok(if userns { None } else { Some((nb, None)) });
+        return Ok(if userns {
+            None
+        } else {
+            Some((with_user(None), None))
+        });
     }
     let lease = crate::idpool::lease(b.namespaces.contains(Namespaces::PID))?;
-    nb.uid_map(0, lease.first(), crate::idpool::ID_BLOCK)
-        .gid_map(0, lease.first(), crate::idpool::ID_BLOCK);
-    Ok(Some((nb, Some(lease))))
+    let first = lease.first();
+    Ok(Some((
+        with_user(Some((first, first, crate::idpool::ID_BLOCK))),
+        Some(lease),
+    )))
 }
 
 /// Validates the user settings and prepares the maps and the child's identity step.
