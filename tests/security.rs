@@ -39,6 +39,13 @@ fn fds_of(pid: i32) -> BTreeSet<i32> {
         .collect()
 }
 
+/// Whether the process is blocked in clock_nanosleep (glibc's nanosleep; /proc/<pid>/syscall).
+fn in_sleep_call(pid: i32) -> bool {
+    let nr = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let nr: i64 = nr.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(-1);
+    nr == libc::SYS_clock_nanosleep
+}
+
 /// Mount point -> options, from /proc/<pid>/mountinfo (the last mount on a point wins).
 fn mounts_of(pid: &str) -> HashMap<String, String> {
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
@@ -71,10 +78,12 @@ async fn defaults_seen_from_the_host() {
     let workload = {
         let mut w = None;
         for _ in 0..200 {
-            // Once it has exec'd the program (before that it is the init's fork, holding
-            // the init's descriptors).
+            // Once the program runs (before that it is the init's fork, holding the init's
+            // descriptors). /proc/<pid>/exe names sleep while execve is still closing the
+            // close-on-exec descriptors, so wait until it is blocked in its sleep call.
             if let Some(&k) = common::children_of(pid).first() {
                 if std::fs::read_link(format!("/proc/{k}/exe")).is_ok_and(|e| e.ends_with("sleep"))
+                    && in_sleep_call(k)
                 {
                     w = Some(k);
                     break;
