@@ -472,6 +472,8 @@ pub(crate) struct PreparedFs {
     _blobs: Vec<std::sync::Arc<[u8]>>,
     /// The container's devpts instance, made here for its pty (see [`new_devpts`]).
     devpts: Option<OwnedFd>,
+    /// The container's `/dev`: a clone of [`dev_template`], attached by the child.
+    _dev_tree: Option<OwnedFd>,
 }
 
 // SAFETY: raw pointers into heap storage owned by the same value.
@@ -487,6 +489,7 @@ impl PreparedFs {
             _slots: Vec::new(),
             _blobs: Vec::new(),
             devpts: None,
+            _dev_tree: None,
         }
     }
 
@@ -502,22 +505,36 @@ impl PreparedFs {
 /// parent so that the container's pty can be opened in it before the clone; the child
 /// attaches it at `/dev/pts` with `move_mount`. Needs `CAP_SYS_ADMIN`.
 fn new_devpts() -> std::io::Result<OwnedFd> {
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    fs_mount(
+        c"devpts",
+        &[(c"ptmxmode", c"0666"), (c"mode", c"0620")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    )
+}
+
+/// A new instance of file system `fstype` with string `options`, as a detached mount with
+/// mount attributes `attrs` (`fsopen`, `fsconfig`, `fsmount`; Linux 5.2).
+fn fs_mount(
+    fstype: &std::ffi::CStr,
+    options: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    attrs: libc::c_uint,
+) -> std::io::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
     let last = std::io::Error::last_os_error;
     // SAFETY: raw syscalls with C strings and descriptors we own. man 2 fsopen, fsconfig,
     // fsmount.
     unsafe {
-        let fs = libc::syscall(libc::SYS_fsopen, c"devpts".as_ptr(), FSOPEN_CLOEXEC);
+        let fs = libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC);
         if fs < 0 {
             return Err(last());
         }
         let fs = OwnedFd::from_raw_fd(fs as libc::c_int);
-        for (key, value) in [(c"ptmxmode", c"0666"), (c"mode", c"0620")] {
+        for (key, value) in options {
             let r = libc::syscall(
                 libc::SYS_fsconfig,
                 fs.as_raw_fd(),
@@ -542,12 +559,7 @@ fn new_devpts() -> std::io::Result<OwnedFd> {
         {
             return Err(last());
         }
-        let m = libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-        );
+        let m = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs);
         if m < 0 {
             return Err(last());
         }
@@ -557,6 +569,168 @@ fn new_devpts() -> std::io::Result<OwnedFd> {
 
 /// The device nodes of the minimal `/dev`, bound from the host's.
 pub(crate) const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The links of the minimal `/dev`: (link, target).
+const DEV_LINKS: [(&str, &str); 6] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("core", "/proc/kcore"),
+];
+
+/// The minimal `/dev` as a detached mount tree, made once per process where the
+/// supervisor may (`fsopen` needs `CAP_SYS_ADMIN`): a read-only tmpfs (nosuid, nodev,
+/// noexec) holding the [`DEV_LINKS`], empty `pts` and `shm` directories, and the host's
+/// [`DEV_NODES`] bound onto files in it (Linux 6.15 attaches mounts to detached trees).
+///
+/// Each container's `/dev` is a recursive clone of it (`open_tree(OPEN_TREE_CLONE |
+/// AT_RECURSIVE)`, one system call in the parent) that the child attaches with one
+/// `move_mount`, where building it in the child takes some twenty mount and file
+/// system calls (measured: about 0.2 ms of a 1.4 ms spawn). The clones share the
+/// template's tmpfs, which is why it is read-only: no container can write into another's
+/// `/dev` (and none can remount it: mounting is denied by the filter and its capabilities
+/// are gone). The nodes are the host's, as in the child-built `/dev`; devpts and `/dev/shm`
+/// stay per container, mounted onto the template's directories.
+///
+/// `None` where it cannot be made (an unprivileged supervisor, an older kernel): the
+/// child then builds the `/dev` itself.
+fn dev_template() -> Option<BorrowedFd<'static>> {
+    static TEMPLATE: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| match make_dev_template() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::debug!(error = %e, "no /dev template: each child builds its /dev");
+                None
+            }
+        })
+        .as_ref()
+        .map(|f| f.as_fd())
+}
+
+fn make_dev_template() -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    let tmpl = fs_mount(
+        c"tmpfs",
+        &[(c"mode", c"0755"), (c"size", c"16k")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )?;
+    let root = format!("/proc/self/fd/{}", tmpl.as_raw_fd());
+    let root = Path::new(&root);
+    for dir in ["pts", "shm"] {
+        std::fs::create_dir(root.join(dir))?;
+    }
+    for (link, target) in DEV_LINKS {
+        std::os::unix::fs::symlink(target, root.join(link))?;
+    }
+    for node in DEV_NODES {
+        let host = Path::new("/dev").join(node);
+        if std::fs::metadata(&host).is_err() {
+            continue; // a host without it; nothing to bind
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(root.join(node))?;
+        let src = sys_open_tree(libc::AT_FDCWD, &host, OPEN_TREE_CLONE)?;
+        move_mount_to(&src, tmpl.as_fd(), node)?;
+    }
+    // Read-only last: the files above are made through it.
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on a descriptor we own, with a struct of the size passed.
+    // man 2 mount_setattr (Linux 5.12).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tmpl.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(tmpl)
+}
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+
+/// `open_tree(dirfd, path, flags | OPEN_TREE_CLOEXEC)`; man 2 open_tree (Linux 5.2).
+fn sys_open_tree(dirfd: libc::c_int, path: &Path, flags: libc::c_uint) -> std::io::Result<OwnedFd> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a C string and flags; the result is a new descriptor we then own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            flags | OPEN_TREE_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Attaches detached mount `src` at `name` under directory `dir` (a mount descriptor).
+fn move_mount_to(src: &OwnedFd, dir: BorrowedFd<'_>, name: &str) -> std::io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let name = CString::new(name).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: descriptors we hold and C strings. man 2 move_mount (Linux 5.2).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            src.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// This container's `/dev`: a recursive clone of the [`dev_template`], if there is one.
+fn clone_dev_template() -> Option<OwnedFd> {
+    let tmpl = dev_template()?;
+    sys_open_tree(
+        tmpl.as_raw_fd(),
+        Path::new(""),
+        OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+    )
+    .inspect_err(|e| tracing::debug!(error = %e, "cloning the /dev template"))
+    .ok()
+}
 
 /// Whether the default fresh `/dev` applies: a new mount namespace, no root filesystem
 /// (whose `/dev` is the caller's business), no opt-out, no explicit `mount_dev`.
@@ -813,6 +987,8 @@ struct Compiler<'a> {
     /// A detached devpts instance made by the parent (see [`new_devpts`]), to become the
     /// first `/dev/pts`; taken by the first `/dev` compiled.
     devpts: Option<libc::c_int>,
+    /// A clone of the `/dev` template (see [`dev_template`]), to become the first `/dev`.
+    dev_tree: Option<libc::c_int>,
     /// Contents of [`ContainerBuilder::file`]s, pointed to by their steps.
     blobs: Vec<std::sync::Arc<[u8]>>,
 }
@@ -1073,30 +1249,48 @@ impl Compiler<'_> {
             MountOp::Dev => {
                 let dev = PathBuf::from("/dev");
                 self.mount_point(&dev, true, "/dev")?;
-                // nodev as well: the nodes below are bind mounts with their own flags, and
-                // nothing created in this tmpfs itself may act as a device.
-                self.mount(
-                    OsStr::new("tmpfs"),
-                    &dev,
-                    Some("tmpfs"),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    Some("mode=755,size=65536"),
-                    Stage::MountDev,
-                )?;
-                self.model.push(dev.clone(), Layer::Fresh);
-                for node in DEV_NODES {
-                    let host = Path::new("/dev").join(node);
-                    if std::fs::metadata(&host).is_err() {
-                        continue; // a host without it; nothing to bind
+                // The parent's clone of the template (see `dev_template`), or built here.
+                let template = self.dev_tree.take();
+                if let Some(fd) = template {
+                    let slot = self.grabs.len() + self.prefilled.len();
+                    self.prefilled.push((slot, fd));
+                    let target = pre_pivot(self.model.root, &dev);
+                    let mut p = self.step(Op::Place, Stage::MountDev);
+                    p.b = self.c(target.as_os_str())?;
+                    p.slot = slot;
+                    self.steps.push(p);
+                    // Read-only: nothing can be created in it (prepare() takes the
+                    // template only when no mount of the caller's lands under /dev).
+                    self.model.push(dev.clone(), Layer::Kernel);
+                } else {
+                    // nodev as well: the nodes below are bind mounts with their own flags,
+                    // and nothing created in this tmpfs itself may act as a device.
+                    self.mount(
+                        OsStr::new("tmpfs"),
+                        &dev,
+                        Some("tmpfs"),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        Some("mode=755,size=65536"),
+                        Stage::MountDev,
+                    )?;
+                    self.model.push(dev.clone(), Layer::Fresh);
+                    for node in DEV_NODES {
+                        let host = Path::new("/dev").join(node);
+                        if std::fs::metadata(&host).is_err() {
+                            continue; // a host without it; nothing to bind
+                        }
+                        let inside = dev.join(node);
+                        self.mount_point(&inside, false, "/dev")?;
+                        // The host's real node (mknod is refused in a user namespace; a bind
+                        // of a host node works there), taken before this tmpfs covers it.
+                        self.bind_host(&host, &inside, false, Stage::MountDev)?;
                     }
-                    let inside = dev.join(node);
-                    self.mount_point(&inside, false, "/dev")?;
-                    // The host's real node (mknod is refused in a user namespace; a bind of
-                    // a host node works there), taken before this tmpfs covers it.
-                    self.bind_host(&host, &inside, false, Stage::MountDev)?;
                 }
+                let built = template.is_none();
                 let pts = dev.join("pts");
-                self.mount_point(&pts, true, "/dev")?;
+                if built {
+                    self.mount_point(&pts, true, "/dev")?;
+                }
                 // A private devpts instance: ptys of the container are not the host's.
                 // Not nodev: its ptys are devices.
                 if let Some(fd) = self.devpts.take() {
@@ -1119,16 +1313,17 @@ impl Compiler<'_> {
                     )?;
                 }
                 self.model.push(pts.clone(), Layer::Kernel);
-                self.symlink("pts/ptmx", &dev.join("ptmx"))?;
-                self.symlink("/proc/self/fd", &dev.join("fd"))?;
-                self.symlink("/proc/self/fd/0", &dev.join("stdin"))?;
-                self.symlink("/proc/self/fd/1", &dev.join("stdout"))?;
-                self.symlink("/proc/self/fd/2", &dev.join("stderr"))?;
-                self.symlink("/proc/kcore", &dev.join("core"))?;
+                if built {
+                    for (link, target) in DEV_LINKS {
+                        self.symlink(target, &dev.join(link))?;
+                    }
+                }
                 // A private /dev/shm: the IPC namespace does not cover POSIX shm, which
                 // lives in whatever tmpfs /dev/shm is.
                 let shm = dev.join("shm");
-                self.mount_point(&shm, true, "/dev")?;
+                if built {
+                    self.mount_point(&shm, true, "/dev")?;
+                }
                 self.mount(
                     OsStr::new("tmpfs"),
                     &shm,
@@ -1418,6 +1613,17 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
     } else {
         None
     };
+    // The template's /dev is read-only: only where no mount of the caller's lands in it.
+    let dev_tree = if builds_dev
+        && !fs
+            .ops
+            .iter()
+            .any(|o| !matches!(o, MountOp::Dev) && o.dst().starts_with("/dev"))
+    {
+        clone_dev_template()
+    } else {
+        None
+    };
     let mut comp = Compiler {
         model: Model {
             root: root.as_deref(),
@@ -1430,6 +1636,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         grabs: Vec::new(),
         prefilled: Vec::new(),
         devpts: devpts.as_ref().map(|f| f.as_raw_fd()),
+        dev_tree: dev_tree.as_ref().map(|f| f.as_raw_fd()),
     };
     // The defaults without a root filesystem come first, so that the user's mounts land
     // on top of them (a bind onto /dev/fuse goes into the fresh /dev, a bind under /sys
@@ -1495,6 +1702,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         _slots: slots,
         _blobs: blobs,
         devpts,
+        _dev_tree: dev_tree,
     })
 }
 

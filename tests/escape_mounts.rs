@@ -159,7 +159,36 @@ async fn row1_host_device_nodes_are_not_reachable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
     let _d = common::deadline("fresh_dev_has_exactly_the_expected_entries", 60);
-    let (r, out) = run(attacker(&["devlist", "devio"], Case::Defaults, host_dev)).await;
+    fresh_dev_listing(DevBuild::Template).await;
+}
+
+/// The same /dev built by the container's child itself, as for an unprivileged supervisor
+/// or when a mount of the caller's lands in /dev (here a `dir`): the same entries and
+/// nodes, plus that directory, on a tmpfs of the container's own (writable).
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_dev_built_by_the_child_has_the_same_entries() {
+    let _d = common::deadline("fresh_dev_built_by_the_child_has_the_same_entries", 60);
+    fresh_dev_listing(DevBuild::Child).await;
+}
+
+/// How the /dev under test is made.
+#[derive(Clone, Copy, PartialEq)]
+enum DevBuild {
+    /// The root supervisor's read-only template, cloned (the default here).
+    Template,
+    /// By the child, forced by a mount of the caller's under /dev.
+    Child,
+}
+
+async fn fresh_dev_listing(how: DevBuild) {
+    let extra = |b: &mut ContainerBuilder| {
+        if how == DevBuild::Child {
+            b.dir("/dev/cellblock-extra", 0o755);
+        }
+    };
+    let mut b = attacker(&["devlist", "devio"], Case::Defaults, host_dev);
+    extra(&mut b);
+    let (r, out) = run(b).await;
     let entries: BTreeMap<&str, (&str, &str)> = out
         .lines()
         .filter_map(|l| l.strip_prefix("DEV "))
@@ -193,6 +222,9 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
     }
     want.insert("pts", ("dir", "755".to_string()));
     want.insert("shm", ("dir", "1777".to_string()));
+    if how == DevBuild::Child {
+        want.insert("cellblock-extra", ("dir", "755".to_string()));
+    }
     let got: BTreeMap<&str, (&str, String)> = entries
         .iter()
         .map(|(k, (kind, d))| (*k, (*kind, d.to_string())))
@@ -211,6 +243,7 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
         "stat -c '%n %F %t,%T' /dev/null /dev/zero /dev/urandom /dev/tty",
     ])
     .namespaces(default_ns());
+    extra(&mut b);
     let o = b.output().await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     for node in ["null", "zero", "urandom", "tty"] {
@@ -223,28 +256,98 @@ async fn fresh_dev_has_exactly_the_expected_entries_and_real_nodes() {
     // /dev/shm is private, nosuid, nodev and noexec.
     let mut b = Container::builder("/bin/cat");
     b.arg("/proc/self/mountinfo").namespaces(default_ns());
+    extra(&mut b);
     let o = b.output().await.unwrap();
     let info = String::from_utf8_lossy(&o.stdout);
-    let opts = |mp: &str| -> Vec<String> {
-        info.lines()
-            .filter(|l| l.split(' ').nth(4) == Some(mp))
-            .map(|l| l.split(' ').nth(5).unwrap_or("").to_string())
-            .collect()
+    // The options of the mount visible at `mp`: the top of the stack of mounts at `mp`
+    // that sits on `under` (the mount visible at the parent directory), or on anything for
+    // /dev itself. mountinfo's order is not the stacking order: a tree attached with
+    // move_mount is listed before the host's mount it covers, and the host's own /dev/shm
+    // is still there, under our /dev.
+    let mounts: Vec<Vec<&str>> = info
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.len() > 5)
+        .collect();
+    let visible = |mp: &str, under: Option<&str>| -> Option<(String, String)> {
+        let at: Vec<&Vec<&str>> = mounts.iter().filter(|f| f[4] == mp).collect();
+        let mut m = *at
+            .iter()
+            .find(|f| under.map_or(!at.iter().any(|o| o[0] == f[1]), |u| f[1] == u))?;
+        while let Some(up) = at.iter().find(|o| o[1] == m[0]) {
+            m = up;
+        }
+        Some((m[0].to_string(), m[5].to_string()))
     };
-    let dev = opts("/dev");
-    let top = dev.last().expect("a mount at /dev");
+    let (dev_id, dev_opts) = visible("/dev", None).expect("a mount at /dev");
+    let top_opts = |mp: &str| visible(mp, Some(&dev_id)).map(|(_, o)| o);
+    let top = dev_opts;
     for flag in ["nosuid", "nodev", "noexec"] {
         assert!(top.split(',').any(|f| f == flag), "/dev {top} lacks {flag}");
     }
-    let shm = opts("/dev/shm");
-    let top = shm.last().expect("a mount at /dev/shm");
+    // The template is shared by every container of the process: read-only. The child's
+    // own tmpfs is the container's alone: writable.
+    let want = if how == DevBuild::Template {
+        "ro"
+    } else {
+        "rw"
+    };
+    assert_eq!(top.split(',').next(), Some(want), "/dev {top}");
+    let top = top_opts("/dev/shm").expect("a mount at /dev/shm");
     for flag in ["nosuid", "nodev", "noexec"] {
         assert!(
             top.split(',').any(|f| f == flag),
             "/dev/shm {top} lacks {flag}"
         );
     }
-    assert!(!opts("/dev/pts").is_empty(), "{info}");
+    assert!(top_opts("/dev/pts").is_some(), "{info}");
+}
+
+/// The /dev template is one tmpfs shared by every container of the supervisor, so a
+/// container that could write it would reach the others' /dev. The attacker is host uid 0
+/// (`host_root()`), which owns the template's root directory: creating a file there fails
+/// (EROFS), and another container sees nothing. The control: a /dev built by the child (a
+/// mount of the caller's under /dev forces it) is the container's own tmpfs, where the
+/// same write works and still stays out of the other container's sight.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_dev_template_cannot_be_written() {
+    let _d = common::deadline("shared_dev_template_cannot_be_written", 60);
+    let name = format!("cellblock-shared-{}", std::process::id());
+    let attempt = |child_built: bool| {
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", &format!("touch /dev/{name} 2>&1; echo rc=$?")])
+            .namespaces(default_ns())
+            .host_root();
+        if child_built {
+            b.dir("/dev/cellblock-extra", 0o755);
+        }
+        b
+    };
+    let mut other = Container::builder("/bin/sh");
+    other
+        .args(["-c", "read x; ls -a /dev"])
+        .namespaces(default_ns())
+        .stdin(cellblock::Stdio::piped())
+        .stdout(cellblock::Stdio::piped());
+    for child_built in [false, true] {
+        // The other container is up (its /dev attached) before the write and looks after.
+        let mut c = other.spawn().await.unwrap();
+        let o = attempt(child_built).output().await.unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        if child_built {
+            assert!(text.contains("rc=0"), "the control's write failed: {text}");
+        } else {
+            assert!(
+                text.contains("Read-only file system") && text.contains("rc=1"),
+                "{text}"
+            );
+        }
+        drop(c.take_stdin());
+        let out = c.wait_with_output().await.unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(listing.contains("null"), "{listing}");
+        assert!(!listing.contains(&name), "{listing}");
+    }
 }
 
 /// The same /dev in a user namespace (the default identity to come), where `mknod` is

@@ -23,11 +23,14 @@ fn nothing_is_left_behind() {
         .build()
         .unwrap();
     rt.block_on(async {
-        // Warm up: start the reaper thread and the runtime's pools, then take the baseline.
-        // (a still-running dropped container makes the reaper start its epoll thread).
+        // Warm up: start the reaper thread and the runtime's pools, then take the baseline
+        // (a still-running dropped container makes the reaper start its epoll thread; a
+        // mount namespace makes the process's /dev template, one descriptor held for the
+        // life of the process).
         drop(
             Container::builder("/bin/sleep")
                 .arg("0.2")
+                .namespaces(NS)
                 .spawn()
                 .await
                 .unwrap(),

@@ -42,7 +42,11 @@ fn fds_of(pid: i32) -> BTreeSet<i32> {
 /// Whether the process is blocked in clock_nanosleep (glibc's nanosleep; /proc/<pid>/syscall).
 fn in_sleep_call(pid: i32) -> bool {
     let nr = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-    let nr: i64 = nr.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(-1);
+    let nr: i64 = nr
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(-1);
     nr == libc::SYS_clock_nanosleep
 }
 
