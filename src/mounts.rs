@@ -366,6 +366,15 @@ impl ContainerBuilder {
     /// `stdin`, `stdout`, `stderr` and `core` links. Without a root filesystem this is the
     /// default (see [`host_dev`](Self::host_dev)); call it to place it in the mount order,
     /// or inside a [`rootfs`](Self::rootfs).
+    ///
+    /// **Read-only or writable.** A root supervisor makes this tree once per process and
+    /// gives each container a clone of it (one `open_tree` and one `move_mount` instead of
+    /// some twenty mount and file calls in the child): that tmpfs is shared by the clones,
+    /// so it is read-only, and the workload cannot create files directly in `/dev`
+    /// (`/dev/shm` and `/dev/pts` are its own and writable). Where a mount of yours lands
+    /// under `/dev` (a [`bind`](Self::bind) of `/dev/fuse`, [`mount_mqueue`](Self::mount_mqueue),
+    /// a [`dir`](Self::dir)), and under an unprivileged supervisor, the child builds the
+    /// tree itself on a tmpfs of the container's own, writable by its root.
     pub fn mount_dev(&mut self) -> &mut Self {
         self.fs.ops.push(MountOp::Dev);
         self

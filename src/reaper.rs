@@ -72,6 +72,11 @@ static CLEANUPS: Mutex<BTreeMap<libc::c_int, Cleanup>> = Mutex::new(BTreeMap::ne
 
 /// [`adopt`], then run `cleanup` (if any) once the child has been reaped.
 pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
+    retry_stranded();
+    hand_over(pidfd, cleanup);
+}
+
+fn hand_over(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
     // Already gone? Reap it right here.
     if !matches!(sys::waitid_pidfd(pidfd.as_fd(), false), Ok(None)) {
         if let Some(c) = cleanup {
@@ -105,37 +110,75 @@ pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
 }
 
 /// The fallback when the reaper thread cannot take `pidfd`: a thread that waits for this
-/// one child, reaps it and runs `cleanup`.
+/// one child, reaps it and runs `cleanup`. Where no thread can be started either (the
+/// process is out of pids or memory), the child waits in [`STRANDED`] for the next
+/// hand-over, which retries; it stays counted in [`pending_orphans`] meanwhile.
 fn reap_on_own_thread(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
-    std::thread::spawn(move || {
-        let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
-        if let Some(c) = cleanup {
-            c();
+    let job = std::sync::Arc::new(Mutex::new(Some((pidfd, cleanup))));
+    let mine = job.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cellblock-reap-one".into())
+        .spawn(move || {
+            let taken = mine.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((pidfd, cleanup)) = taken {
+                let _ = sys::waitid_pidfd(pidfd.as_fd(), true);
+                if let Some(c) = cleanup {
+                    c();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        let taken = job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(stranded) = taken {
+            tracing::warn!(error = %e, "no thread to reap a child: retried at the next hand-over");
+            PENDING.fetch_add(1, Ordering::SeqCst);
+            STRANDED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(stranded);
         }
-    });
+    }
 }
 
-/// The reaper's epoll descriptor, starting the thread on first use.
+/// Children that neither the reaper nor a thread of their own could take (see
+/// [`reap_on_own_thread`]).
+static STRANDED: Mutex<Vec<(OwnedFd, Option<Cleanup>)>> = Mutex::new(Vec::new());
+
+/// Hands the [`STRANDED`] children over again.
+fn retry_stranded() {
+    let stranded = std::mem::take(&mut *STRANDED.lock().unwrap_or_else(|e| e.into_inner()));
+    for (pidfd, cleanup) in stranded {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        hand_over(pidfd, cleanup);
+    }
+}
+
+/// The reaper's epoll descriptor, starting the thread on first use. A failure (no thread
+/// could be started) is not remembered: the next call tries again.
 fn reaper() -> Option<libc::c_int> {
-    static EPOLL: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    EPOLL
-        .get_or_init(|| {
-            // SAFETY: plain syscall. man 2 epoll_create1.
-            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            if fd == -1 {
-                return None;
-            }
-            // SAFETY: a fresh descriptor; kept open for the life of the process.
-            let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-            let raw = epoll.as_raw_fd();
-            std::thread::Builder::new()
-                .name("cellblock-reaper".into())
-                .spawn(move || reap_loop(raw))
-                .ok()?;
-            Some(epoll)
-        })
-        .as_ref()
-        .map(|fd| fd.as_raw_fd())
+    static EPOLL: OnceLock<OwnedFd> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(fd) = EPOLL.get() {
+        return Some(fd.as_raw_fd());
+    }
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(fd) = EPOLL.get() {
+        return Some(fd.as_raw_fd());
+    }
+    // SAFETY: plain syscall. man 2 epoll_create1.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd == -1 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor; kept open for the life of the process once the thread
+    // runs (closed here otherwise).
+    let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = epoll.as_raw_fd();
+    std::thread::Builder::new()
+        .name("cellblock-reaper".into())
+        .spawn(move || reap_loop(raw))
+        .ok()?;
+    Some(EPOLL.get_or_init(|| epoll).as_raw_fd())
 }
 
 fn lock_cleanups() -> std::sync::MutexGuard<'static, BTreeMap<libc::c_int, Cleanup>> {

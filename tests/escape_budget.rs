@@ -633,3 +633,74 @@ fn default_budget_on_cgroup_v2() {
         assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
     });
 }
+
+/// A supervisor out of pids when a container is dropped: the background reaper's thread
+/// cannot start, nor a thread of the child's own. That used to panic in the dropping code
+/// (`std::thread::spawn`); now the child waits, counted in `pending_orphans()`, and is
+/// reaped at the next hand-over once pids are free again. Seen from the host: the child
+/// supervisor lives on and leaves no zombie.
+#[test]
+fn a_dropped_container_is_reaped_after_the_supervisor_ran_out_of_pids() {
+    if std::env::var(INNER).is_ok() {
+        return out_of_pids_inner();
+    }
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (text, _) = run_bounded(
+        "a_dropped_container_is_reaped_after_the_supervisor_ran_out_of_pids",
+        "out-of-pids",
+    );
+    assert_eq!(result(&text, "stranded"), "1", "{text}");
+    assert_eq!(result(&text, "reaped"), "yes", "{text}");
+}
+
+fn out_of_pids_inner() {
+    let _d = common::deadline("out-of-pids case", 60);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let own = own_pids_dir();
+        let c = Container::builder("/bin/sleep")
+            .arg("30")
+            .namespaces(ns())
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .unwrap();
+        let pid = c.pid();
+        // No pid left for this process: not even a thread.
+        let current = std::fs::read_to_string(own.join("pids.current")).unwrap();
+        std::fs::write(own.join("pids.max"), current.trim()).unwrap();
+        assert!(
+            std::thread::Builder::new().spawn(|| ()).is_err(),
+            "a thread could still start: the case tests nothing"
+        );
+        drop(c);
+        // (After the harness's "test ... " on the same line.)
+        println!("\nRESULT stranded {}", cellblock::pending_orphans());
+        std::fs::write(own.join("pids.max"), "max").unwrap();
+        // The next hand-over takes the stranded child along.
+        drop(
+            Container::builder("/bin/sleep")
+                .arg("30")
+                .namespaces(ns())
+                .kill_on_drop(true)
+                .spawn()
+                .await
+                .unwrap(),
+        );
+        let reaped = common::eventually(10, || {
+            cellblock::pending_orphans() == 0 && !common::alive(pid)
+        })
+        .await;
+        println!(
+            "RESULT reaped {}",
+            if reaped && common::zombie_children().is_empty() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    });
+}
