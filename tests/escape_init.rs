@@ -479,3 +479,79 @@ async fn escape_6_lifeline_per_container() {
         killed.elapsed()
     );
 }
+
+/// The supervisor's memory through a setup child (`tests/escape/setupmem.c`). The child
+/// that sets a container up shares the supervisor's address space (`CLONE_VM`) until its
+/// execve. An attacker of the same uid with no capabilities may open `/proc/<pid>/mem` of
+/// a process whose permitted capabilities are a subset of its own, and the descriptor
+/// keeps the address space it was opened on: opened in the window between the child's
+/// capability drop and its execve, it reads (and writes) the supervisor's memory for good.
+/// The attacker here is host uid 0 without a PID namespace (`host_root()`, UTS only: it
+/// sees the host's pids), watching the newest pids; the victims are `host_root()`
+/// containers with 2 MB of arguments (execve copies them before it replaces the address
+/// space: a window of a millisecond or so), spawned until the attacker stops.
+///
+/// (a) Defaults for the attacker: the setup child holds one capability in its permitted
+/// set until execve (`child/security.rs`, `drop_capabilities`), so the open is refused
+/// and the secret, a string in this process's heap, stays unread. (b) The control: the
+/// attacker keeps that one capability (`CAP_CHOWN`, the lowest, the one held), so the
+/// subset rule lets it in, and it reads the secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_child_memory_is_not_reachable() {
+    let _d = common::deadline("setup_child_memory_is_not_reachable", 120);
+    let probe = common::compile_probe("setupmem");
+    let secret: &'static str = Box::leak(
+        format!(
+            "cellblock-supervisor-secret-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        )
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+        .into_boxed_str(),
+    );
+    let addr = format!("{:x}", secret.as_ptr() as usize);
+    let big: Vec<String> = (0..480).map(|_| "x".repeat(4000)).collect();
+    for (case, control) in [("defaults", false), ("control", true)] {
+        let mut a = Container::builder(&probe);
+        a.args([addr.as_str(), secret, "8"])
+            .namespaces(Namespaces::UTS)
+            .host_root()
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if control {
+            a.capabilities([cellblock::Capability::CAP_CHOWN]);
+        }
+        let mut attacker = a.spawn().await.unwrap();
+        let mut out = tokio::io::BufReader::new(attacker.take_stdout().unwrap());
+        let mut first = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut first)
+            .await
+            .unwrap();
+        assert_eq!(first.trim(), "READY", "{case}");
+        let mut victims = 0;
+        while attacker.try_wait().unwrap().is_none() {
+            let st = Container::builder("/bin/true")
+                .args(&big)
+                .namespaces(Namespaces::UTS)
+                .host_root()
+                .status()
+                .await
+                .unwrap();
+            assert!(st.success());
+            victims += 1;
+        }
+        let mut rest = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut out, &mut rest)
+            .await
+            .unwrap();
+        let r = parse(&rest);
+        println!("{case}: {victims} victims, attacker: {rest}");
+        let got = r.get("mem").map(String::as_str).unwrap_or("");
+        if control {
+            assert!(got.starts_with("OK "), "the control read nothing: {rest}");
+        } else {
+            assert!(got.starts_with("ERR "), "{case}: {rest}");
+            assert!(victims > 100, "too few victims to mean anything: {victims}");
+        }
+    }
+}

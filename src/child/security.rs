@@ -274,9 +274,20 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
     Ok(())
 }
 
-/// Clears the ambient set, sets inheritable, permitted and effective to `keep`, and
-/// raises the kept capabilities into the ambient set so that they survive execve for a
-/// non-root workload too. (The bounding set went in [`before_id_change`].)
+/// Clears the ambient set, sets inheritable and effective to `keep` and permitted to
+/// `keep` plus one capability held until execve (see below), and raises the kept
+/// capabilities into the ambient set so that they survive execve for a non-root workload
+/// too. (The bounding set went in [`before_id_change`].)
+///
+/// **The held capability.** This child shares the supervisor's address space
+/// (`CLONE_VM`) until execve. A process of the same uid may ptrace it, or open its
+/// `/proc/<pid>/mem` (which then stays the supervisor's memory), once the child's
+/// permitted set is a subset of its own: with `host_root()`, any capability-less uid-0
+/// process that sees this pid (another container without a PID namespace) could read and
+/// write the supervisor's memory in the window between this call and execve. Keeping one
+/// capability the workload will not have in the permitted set (not effective, and not in
+/// the bounding set, so execve drops it: the workload's sets are exactly `keep`) closes
+/// that window (tests/escape_init.rs `setup_child_memory_is_not_reachable`).
 fn drop_capabilities(keep: u64) -> Step {
     // EINVAL means the kernel has no ambient set (before 4.3).
     let ret = prctl(
@@ -288,17 +299,38 @@ fn drop_capabilities(keep: u64) -> Step {
         return Err((Stage::Capabilities, errno()));
     }
     let header = libc_cap_header();
+    let mut now = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and two data structs, the layout of _LINUX_CAPABILITY_VERSION_3.
+    // man 2 capget.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &header as *const CapHeader,
+            now.as_mut_ptr(),
+        )
+    };
+    check(ret as c_int, Stage::Capabilities)?;
+    let permitted_now = now[0].permitted as u64 | (now[1].permitted as u64) << 32;
+    let spare = permitted_now & !keep;
+    // The lowest one we have and do not keep (none: nothing to hold, nothing to protect
+    // beyond what the caller kept).
+    let hold = spare & spare.wrapping_neg();
+    let header = libc_cap_header();
     let lo = keep as u32;
     let hi = (keep >> 32) as u32;
     let data = [
         CapData {
             effective: lo,
-            permitted: lo,
+            permitted: lo | hold as u32,
             inheritable: lo,
         },
         CapData {
             effective: hi,
-            permitted: hi,
+            permitted: hi | (hold >> 32) as u32,
             inheritable: hi,
         },
     ];
@@ -337,6 +369,7 @@ struct CapHeader {
 }
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct CapData {
     effective: u32,
     permitted: u32,
