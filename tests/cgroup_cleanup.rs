@@ -184,3 +184,94 @@ async fn cancelled_spawns_leave_no_cgroup() {
     assert!(common::eventually(10, || cellblock::pending_orphans() == 0).await);
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
+
+const SWEEP_INNER: &str = "CELLBLOCK_SWEEP_INNER";
+
+/// The pids hierarchy's `cellblock` parent of this process's cgroups (v1 here; v2 hosts
+/// use the unified one).
+fn own_pids_parent() -> std::path::PathBuf {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let rel = path.trim_start_matches('/');
+        if ctrls.split(',').any(|c| c == "pids") {
+            return std::path::Path::new("/sys/fs/cgroup/pids")
+                .join(rel)
+                .join("cellblock");
+        }
+    }
+    let v2 = text.lines().find(|l| l.starts_with("0::")).unwrap();
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(v2[3..].trim_start_matches('/'))
+        .join("cellblock")
+}
+
+/// A supervisor killed with SIGKILL cannot remove its containers' cgroups: its container
+/// dies (its lifeline), and an empty `cellblock/<pid>-0` stays. The next supervisor on the
+/// same parent removes it when it first uses the parent, and leaves alone one whose pid is
+/// alive (here pid 1's name, made by the test). Both supervisors are this binary re-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
+    if let Ok(mode) = std::env::var(SWEEP_INNER) {
+        if mode == "hold" {
+            let c = Container::builder("/bin/sleep")
+                .arg("60")
+                .namespaces(cellblock::Namespaces::PID | cellblock::Namespaces::MOUNT)
+                .spawn()
+                .await
+                .unwrap();
+            println!("\nSPAWNED {}", c.pid());
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        } else {
+            let st = Container::builder("/bin/true").status().await.unwrap();
+            assert!(st.success());
+        }
+        return;
+    }
+    let _s = SERIAL.lock().await;
+    let _d = common::deadline("a_killed_supervisors_cgroups_are_swept_by_the_next", 60);
+    let inner = |mode: &str| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "a_killed_supervisors_cgroups_are_swept_by_the_next",
+            "--nocapture",
+        ])
+        .env(SWEEP_INNER, mode)
+        .stdout(std::process::Stdio::piped());
+        common::spawn_retrying(&mut cmd)
+    };
+    let mut hold = inner("hold");
+    let mut out = std::io::BufReader::new(hold.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("SPAWNED") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+    }
+    let container: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let parent = own_pids_parent();
+    let left = parent.join(format!("{}-0", hold.id()));
+    assert!(left.is_dir(), "{} is not there", left.display());
+    hold.kill().unwrap();
+    hold.wait().unwrap();
+    // The container dies with its supervisor; its cgroup stays, empty.
+    assert!(common::eventually(10, || !common::alive(container)).await);
+    assert!(
+        common::eventually(10, || std::fs::read_to_string(left.join("cgroup.procs"))
+            .is_ok_and(|p| p.trim().is_empty()))
+        .await
+    );
+    assert!(
+        left.is_dir(),
+        "the control: a killed supervisor leaves its cgroup"
+    );
+    let live = parent.join("1-424242");
+    std::fs::create_dir(&live).unwrap();
+    let st = inner("sweep").wait().unwrap();
+    let live_stayed = live.is_dir();
+    let _ = std::fs::remove_dir(&live);
+    assert!(st.success());
+    assert!(!left.exists(), "{} was not swept", left.display());
+    assert!(live_stayed, "a live pid's cgroup was removed");
+}

@@ -367,7 +367,34 @@ pub(crate) fn acquire_parent(parent: &Path, init: &dyn Fn(&Path) -> Result<()>) 
     make_parent(parent, init)?;
     map.insert(parent.to_path_buf(), 1);
     remove_parents_at_exit();
+    sweep_dead_supervisors(parent);
     Ok(())
+}
+
+/// Removes what supervisors that died without cleaning up (SIGKILL) left in `parent`:
+/// empty container cgroups named `<pid>-<n>` whose supervisor `pid` no longer exists.
+/// Once per parent and process. A live process with that pid (reused) keeps them; a
+/// cgroup with processes inside cannot be removed (EBUSY), so nothing running is touched.
+fn sweep_dead_supervisors(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if fs::remove_dir(e.path()).is_ok() {
+            tracing::debug!(dir = %e.path().display(), "removed a dead supervisor's cgroup");
+        }
+    }
 }
 
 /// `mkdir parent` (if missing) and `init` it; a directory made here is removed again if
