@@ -132,7 +132,7 @@ impl Bpf {
         }
         let word = |k: u32| {
             let k = k as usize;
-            assert!(k % 4 == 0 && k + 4 <= data.len(), "load at {k}");
+            assert!(k.is_multiple_of(4) && k + 4 <= data.len(), "load at {k}");
             u32::from_ne_bytes(data[k..k + 4].try_into().unwrap())
         };
         const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -821,3 +821,400 @@ const ATTACKED: &[i64] = &[
     #[cfg(target_arch = "x86_64")]
     libc::SYS_ioperm,
 ];
+
+// ---------------------------------------------------------------------------------------
+// Masked and read-only paths.
+// ---------------------------------------------------------------------------------------
+
+/// `f_type` of tmpfs (the masks' directory cover), procfs and sysfs (linux/magic.h).
+const TMPFS_MAGIC: &str = "0x1021994";
+const PROC_MAGIC: &str = "0x9fa0";
+const SYSFS_MAGIC: &str = "0x62656572";
+
+/// The cases of a path attack.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Case {
+    /// (a) the defaults.
+    Defaults,
+    /// (b) `host_root()` with the masks on: the mask alone holds.
+    HostRoot,
+    /// (c) `host_root()` with only the path under test left alone (the control).
+    HostRootUnmasked,
+    /// The defaults with only that path left alone: what the default identity alone does.
+    DefaultsUnmasked,
+}
+
+/// Runs the probe with `words` in `case`, `path` being the one left alone in the unmasked
+/// cases.
+async fn path_case(case: Case, path: &str, words: &[String]) -> (Results, String) {
+    let setup = match case {
+        Case::Defaults | Case::DefaultsUnmasked => Setup::Defaults,
+        Case::HostRoot | Case::HostRootUnmasked => Setup::HostRoot,
+    };
+    let mut b = probes(setup, words);
+    if matches!(case, Case::HostRootUnmasked | Case::DefaultsUnmasked) {
+        b.unmask_path(path);
+    }
+    run(b).await
+}
+
+/// Fails the test, with the reason, where this host lacks `path`.
+fn host_has(path: &str, why: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "this host has no {path} ({why}): the attack cannot run here"
+    );
+}
+
+/// A key of the test's own process keyring (it dies with the test process), invalidated
+/// on drop.
+struct HostKey(i64);
+
+impl HostKey {
+    fn add(desc: &str) -> HostKey {
+        let desc = std::ffi::CString::new(desc).unwrap();
+        // SAFETY: add_key(2) with valid C strings and a 6-byte payload.
+        let id = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                c"secret".as_ptr(),
+                6usize,
+                libc::KEY_SPEC_PROCESS_KEYRING,
+            )
+        };
+        assert!(id > 0, "add_key: {}", std::io::Error::last_os_error());
+        HostKey(id)
+    }
+}
+
+impl Drop for HostKey {
+    fn drop(&mut self) {
+        // SAFETY: keyctl(KEYCTL_INVALIDATE) on our own key.
+        unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE, self.0) };
+    }
+}
+
+/// `/proc/keys` lists every key the reader may view, across the host: the test adds a key
+/// on the host (owned by uid 0) and a workload that is host root looks for it. Masked
+/// (defaults, and `host_root()` alone) the file is `/dev/null`: empty, a character device.
+/// Unmasked, host root sees the host's key; the default identity does not (keys of uids
+/// outside its user namespace are not listed), so the control is `host_root()`.
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_proc_keys() {
+    let _d = common::deadline("masked_proc_keys", 120);
+    let desc = format!("cellblock-escape-kernel-{}", std::process::id());
+    let _key = HostKey::add(&desc);
+    let (path, words) = ("/proc/keys", [format!("read:keys:/proc/keys:{desc}")]);
+    for case in [Case::Defaults, Case::HostRoot] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(
+            get(&r, "keys"),
+            "OK type=chr bytes=0 found=0",
+            "{case:?}: {out}"
+        );
+    }
+    let (r, out) = path_case(Case::HostRootUnmasked, path, &words).await;
+    let keys = get(&r, "keys");
+    assert_eq!(field(keys, "type"), "reg", "{out}");
+    assert_eq!(field(keys, "found"), "1", "the host's key is listed: {out}");
+    let (r, out) = path_case(Case::DefaultsUnmasked, path, &words).await;
+    let keys = get(&r, "keys");
+    assert_eq!(field(keys, "type"), "reg", "{out}");
+    assert_eq!(
+        field(keys, "found"),
+        "0",
+        "the identity hides root's keys: {out}"
+    );
+}
+
+/// `/proc/timer_list` (root-only) shows every timer of the host and the tasks behind them.
+/// Masked it is an empty character device; unmasked, host root reads the real list; the
+/// default identity is refused by the file's mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_proc_timer_list() {
+    let _d = common::deadline("masked_proc_timer_list", 120);
+    host_has("/proc/timer_list", "CONFIG_TIMER_LIST");
+    let path = "/proc/timer_list";
+    let words = [format!("read:timers:{path}:Timer List Version")];
+    for case in [Case::Defaults, Case::HostRoot] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(
+            get(&r, "timers"),
+            "OK type=chr bytes=0 found=0",
+            "{case:?}: {out}"
+        );
+    }
+    let (r, out) = path_case(Case::HostRootUnmasked, path, &words).await;
+    let timers = get(&r, "timers");
+    assert_eq!(field(timers, "type"), "reg", "{out}");
+    assert_eq!(field(timers, "found"), "1", "the host's timer list: {out}");
+    let (r, out) = path_case(Case::DefaultsUnmasked, path, &words).await;
+    assert_eq!(get(&r, "timers"), "ERR EACCES", "{out}");
+}
+
+/// `/sys/firmware` (ACPI tables, the firmware memory map). Masked it is an empty tmpfs
+/// without any permission; unmasked it is the host's sysfs directory with its entries,
+/// readable by anyone: the mask is the only layer here, so the default identity sees it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_sys_firmware() {
+    let _d = common::deadline("masked_sys_firmware", 120);
+    let path = "/sys/firmware";
+    host_has(path, "sysfs");
+    let host_entries = std::fs::read_dir(path).unwrap().count();
+    assert!(
+        host_entries > 0,
+        "the host's {path} is empty: nothing to show"
+    );
+    let words = [format!("stat:fw_stat:{path}"), format!("list:fw:{path}")];
+    for case in [Case::Defaults, Case::HostRoot] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(
+            field(get(&r, "fw_stat"), "fs"),
+            TMPFS_MAGIC,
+            "{case:?}: {out}"
+        );
+        assert_eq!(get(&r, "fw"), "ERR EACCES", "{case:?}: {out}");
+    }
+    for case in [Case::HostRootUnmasked, Case::DefaultsUnmasked] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(
+            field(get(&r, "fw_stat"), "fs"),
+            SYSFS_MAGIC,
+            "{case:?}: {out}"
+        );
+        let listed = format!("OK entries={host_entries}");
+        assert_eq!(get(&r, "fw"), listed, "{case:?}: {out}");
+    }
+}
+
+/// `/proc/kcore`: the host's memory as an ELF core file. Masked it is an empty character
+/// device. Unmasked, reading it needs CAP_SYS_RAWIO, which stays dropped (EPERM), so the
+/// control shows what the workload sees instead: the real file, sized like the kernel's
+/// address space.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "this VM's kernel has no /proc/kcore (CONFIG_PROC_KCORE is off); run with --ignored where it has one"]
+async fn masked_proc_kcore() {
+    let _d = common::deadline("masked_proc_kcore", 120);
+    let path = "/proc/kcore";
+    host_has(path, "CONFIG_PROC_KCORE");
+    let words = [
+        format!("stat:kcore:{path}"),
+        format!("read:kcore_read:{path}"),
+    ];
+    for case in [Case::Defaults, Case::HostRoot] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(field(get(&r, "kcore"), "type"), "chr", "{case:?}: {out}");
+        assert_eq!(
+            get(&r, "kcore_read"),
+            "OK type=chr bytes=0 found=0",
+            "{out}"
+        );
+    }
+    let (r, out) = path_case(Case::HostRootUnmasked, path, &words).await;
+    let kcore = get(&r, "kcore");
+    assert_eq!(field(kcore, "type"), "reg", "{out}");
+    let size: u64 = field(kcore, "size").parse().unwrap();
+    assert!(size > 1 << 30, "the kernel's address space: {out}");
+    assert_eq!(get(&r, "kcore_read"), "ERR EPERM", "CAP_SYS_RAWIO: {out}");
+}
+
+/// `/proc/sysrq-trigger`: a root writer crashes, reboots or freezes the host. The attack
+/// opens it for writing and never writes. Masked the open succeeds on `/dev/null` (a
+/// character device); unmasked, host root opens the real trigger (a regular proc file);
+/// the default identity is refused by its mode (0200).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "this VM's kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ is off); run with --ignored where it has one"]
+async fn masked_proc_sysrq_trigger() {
+    let _d = common::deadline("masked_proc_sysrq_trigger", 120);
+    let path = "/proc/sysrq-trigger";
+    host_has(path, "CONFIG_MAGIC_SYSRQ");
+    let words = [
+        format!("openw:sysrq:{path}"),
+        format!("stat:sysrq_stat:{path}"),
+    ];
+    for case in [Case::Defaults, Case::HostRoot] {
+        let (r, out) = path_case(case, path, &words).await;
+        assert_eq!(get(&r, "sysrq"), "OK opened", "{case:?}: {out}");
+        assert_eq!(
+            field(get(&r, "sysrq_stat"), "type"),
+            "chr",
+            "{case:?}: {out}"
+        );
+    }
+    let (r, out) = path_case(Case::HostRootUnmasked, path, &words).await;
+    assert_eq!(get(&r, "sysrq"), "OK opened", "{out}");
+    assert_eq!(field(get(&r, "sysrq_stat"), "type"), "reg", "{out}");
+    let (r, out) = path_case(Case::DefaultsUnmasked, path, &words).await;
+    assert_eq!(get(&r, "sysrq"), "ERR EACCES", "{out}");
+}
+
+/// A read-only path attacked: `words` are write attempts under `path` (opens for writing,
+/// chmods to the same mode). The defaults refuse them (the identity owns nothing there),
+/// `host_root()` with the path read-only gets EROFS from the mount, and `host_root()` with
+/// only that path left writable succeeds.
+async fn readonly_attack(path: &str, words: &[String], names: &[&str]) {
+    let (r, out) = path_case(Case::Defaults, path, words).await;
+    for n in names {
+        assert!(get(&r, n).starts_with("ERR "), "defaults {n}: {out}");
+    }
+    let (r, out) = path_case(Case::HostRoot, path, words).await;
+    for n in names {
+        assert_eq!(get(&r, n), "ERR EROFS", "host_root {n}: {out}");
+    }
+    let (r, out) = path_case(Case::HostRootUnmasked, path, words).await;
+    for n in names {
+        assert!(get(&r, n).starts_with("OK "), "{path} writable, {n}: {out}");
+    }
+}
+
+/// The first regular file under `dir` whose owner (root) may write it, on the host.
+fn writable_file_under(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if m.is_file() && m.uid() == 0 && m.mode() & 0o200 != 0 {
+            return Some(e.path());
+        }
+        if m.is_dir() {
+            if let Some(f) = writable_file_under(&e.path()) {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
+/// `/proc/irq`: interrupt routing of the host. The attacks open
+/// `/proc/irq/default_smp_affinity` for writing (never written) and chmod the directory
+/// to the mode it has.
+#[tokio::test(flavor = "multi_thread")]
+async fn readonly_proc_irq() {
+    let _d = common::deadline("readonly_proc_irq", 120);
+    let file = "/proc/irq/default_smp_affinity";
+    host_has(file, "an SMP kernel");
+    let words = [
+        format!("openw:irq_file:{file}"),
+        "chmod:irq_dir:/proc/irq".into(),
+    ];
+    readonly_attack("/proc/irq", &words, &["irq_file", "irq_dir"]).await;
+}
+
+/// `/proc/bus`: PCI configuration space of the host's devices. The attacks open the first
+/// root-writable file there for writing (never written) and chmod `/proc/bus` to its mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn readonly_proc_bus() {
+    let _d = common::deadline("readonly_proc_bus", 120);
+    let file = writable_file_under(Path::new("/proc/bus"))
+        .expect("this host has no root-writable file under /proc/bus: the attack cannot run");
+    let words = [
+        format!("openw:bus_file:{}", file.display()),
+        "chmod:bus_dir:/proc/bus".into(),
+    ];
+    readonly_attack("/proc/bus", &words, &["bus_file", "bus_dir"]).await;
+}
+
+/// `/proc/sys`: the host's sysctls. The attack opens `kernel/core_pattern` for writing
+/// (never written): a pipe there runs as host root at the next crash. (chmod is no attack
+/// here: sysctl files refuse it whatever the mount.)
+#[tokio::test(flavor = "multi_thread")]
+async fn readonly_proc_sys() {
+    let _d = common::deadline("readonly_proc_sys", 120);
+    let words = ["openw:core_pattern:/proc/sys/kernel/core_pattern".to_string()];
+    readonly_attack("/proc/sys", &words, &["core_pattern"]).await;
+}
+
+/// `/proc/fs`: per-filesystem state and controls. This host has no writable file under
+/// it (ext4, jbd2, xfs entries are read-only, nfsd is not loaded), so the attack is a write
+/// to the directory's own inode: a chmod to the mode it already has.
+#[tokio::test(flavor = "multi_thread")]
+async fn readonly_proc_fs() {
+    let _d = common::deadline("readonly_proc_fs", 120);
+    host_has("/proc/fs", "procfs");
+    let words = ["chmod:fs_dir:/proc/fs".to_string()];
+    readonly_attack("/proc/fs", &words, &["fs_dir"]).await;
+}
+
+/// Every default masked and read-only path that exists on this host, as the workload sees
+/// it: masked files are character devices (`/dev/null`), masked directories tmpfs, the
+/// read-only ones read-only. `unmask_path(p)` changes exactly `p` back to the real
+/// procfs/sysfs entry (writable, for the read-only ones) and leaves every other default.
+/// (`/sys/firmware` stays read-only when unmasked: all of `/sys` is, a layer of its own.)
+#[tokio::test(flavor = "multi_thread")]
+async fn unmask_path_lifts_exactly_one_default() {
+    let _d = common::deadline("unmask_path_lifts_exactly_one_default", 300);
+    let paths: Vec<&str> = cellblock::DEFAULT_MASKED_PATHS
+        .iter()
+        .chain(cellblock::DEFAULT_READONLY_PATHS)
+        .copied()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    assert!(
+        paths.len() >= 6,
+        "too few default paths on this host: {paths:?}"
+    );
+    let words: Vec<String> = paths.iter().map(|p| format!("stat:{p}:{p}")).collect();
+    let masked = |p: &str, r: &str| {
+        if cellblock::DEFAULT_READONLY_PATHS.contains(&p) {
+            field(r, "ro") == "1"
+        } else if Path::new(p).is_dir() {
+            field(r, "fs") == TMPFS_MAGIC
+        } else {
+            field(r, "type") == "chr"
+        }
+    };
+    let (r, out) = run(probes(Setup::Defaults, &words)).await;
+    for p in &paths {
+        assert!(masked(p, get(&r, p)), "{p} masked by default: {out}");
+    }
+    for p in &paths {
+        let mut b = probes(Setup::Defaults, &words);
+        b.unmask_path(*p);
+        let (r, out) = run(b).await;
+        let got = get(&r, p);
+        let real = if p.starts_with("/sys/") {
+            SYSFS_MAGIC
+        } else {
+            PROC_MAGIC
+        };
+        assert_eq!(field(got, "fs"), real, "{p} unmasked: {out}");
+        if cellblock::DEFAULT_READONLY_PATHS.contains(p) {
+            assert_eq!(field(got, "ro"), "0", "{p} writable: {out}");
+        }
+        assert!(!masked(p, got), "{p} unmasked: {out}");
+        for other in paths.iter().filter(|o| *o != p) {
+            assert!(
+                masked(other, get(&r, other)),
+                "{other} with {p} unmasked: {out}"
+            );
+        }
+    }
+}
+
+/// `unmask_path` takes only the defaults: any other path, or a relative one, is refused
+/// at spawn with `Error::BadMount` naming it; the same path with a trailing slash is the
+/// same path.
+#[tokio::test(flavor = "multi_thread")]
+async fn unmask_path_refuses_other_paths() {
+    let _d = common::deadline("unmask_path_refuses_other_paths", 60);
+    for bad in ["/proc/self", "proc/keys", "/proc/keys/../kcore", "/etc"] {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(default_ns()).unmask_path(bad);
+        match b.status().await {
+            Err(Error::BadMount { what, path, reason }) => {
+                assert_eq!(what, "unmask_path");
+                assert_eq!(path, Path::new(bad));
+                assert!(reason.contains("default"), "{reason}");
+            }
+            other => panic!("unmask_path({bad}): {other:?}"),
+        }
+    }
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(default_ns()).unmask_path("/proc/keys/");
+    assert!(b.status().await.unwrap().success());
+}

@@ -15,7 +15,7 @@
  *
  * A WORD is either the name of a system call attempt (`unshare_user`, `add_key`, ...: see
  * ATTEMPTS below) or a path attempt `OP:NAME:PATH[:NEEDLE]` with OP one of
- *     stat    type (chr, reg, dir), size and filesystem magic of PATH
+ *     stat    type (chr, reg, dir), size, filesystem magic and read-only flag of PATH
  *     read    reads up to 4 MiB of PATH: type, bytes read, found=1 if NEEDLE occurs
  *     list    number of entries of the directory PATH
  *     openw   opens PATH O_WRONLY (never writes)
@@ -40,6 +40,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/timex.h>
@@ -280,8 +281,8 @@ static int path_attempt(char *word) {
     if (!op || !name || !path) return -1;
     if (!strcmp(op, "stat")) {
         if (stat(path, &st) < 0 || statfs(path, &sf) < 0) goto fail;
-        snprintf(detail, sizeof detail, "type=%s size=%lld fs=%#lx", type_of(st.st_mode),
-                 (long long)st.st_size, (unsigned long)sf.f_type);
+        snprintf(detail, sizeof detail, "type=%s size=%lld fs=%#lx ro=%d", type_of(st.st_mode),
+                 (long long)st.st_size, (unsigned long)sf.f_type, (sf.f_flags & ST_RDONLY) != 0);
     } else if (!strcmp(op, "read")) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0 || fstat(fd, &st) < 0) goto fail;
