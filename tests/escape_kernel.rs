@@ -76,27 +76,12 @@ fn probes(setup: Setup, words: &[String]) -> ContainerBuilder {
 
 type Results = HashMap<String, String>;
 
-async fn run(mut b: ContainerBuilder) -> (Results, String) {
-    let out = b.output().await.expect("the container starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.is_empty() {
-        eprintln!("container stderr: {stderr}");
-    }
-    assert!(out.status.success(), "{:?}: {stdout}", out.status);
-    let r = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    (r, stdout)
+async fn run(b: ContainerBuilder) -> (Results, String) {
+    common::probe_results(b).await
 }
 
 fn get<'a>(r: &'a Results, name: &str) -> &'a str {
-    r.get(name)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
+    common::probe_result(r, name)
 }
 
 /// The `key=value` field `key` of a result's detail (`OK type=chr size=0 ...`).
@@ -135,12 +120,14 @@ impl Bpf {
             assert!(k.is_multiple_of(4) && k + 4 <= data.len(), "load at {k}");
             u32::from_ne_bytes(data[k..k + 4].try_into().unwrap())
         };
-        const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-        const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-        const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-        const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-        const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-        const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+        // The encodings (linux/filter.h), spelled out rather than taken from src/bpf.rs,
+        // whose output this checks.
+        const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+        const RET: u16 = 0x06; // BPF_RET | BPF_K
+        const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+        const JGE: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+        const JSET: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+        const JA: u16 = 0x05; // BPF_JMP | BPF_JA
         let (mut acc, mut pc) = (0u32, 0usize);
         loop {
             let i = self.0[pc];
