@@ -8,7 +8,7 @@
 //! | all capabilities dropped from all five sets (bounding, effective, permitted, inheritable, ambient) | [`capabilities`](ContainerBuilder::capabilities), [`keep_all_capabilities`](ContainerBuilder::keep_all_capabilities) |
 //! | `no_new_privs` (setuid bits and file capabilities grant nothing at execve) | [`no_new_privs(false)`](ContainerBuilder::no_new_privs) |
 //! | a seccomp filter denying what Docker's default profile denies, with `EPERM`, including `socket(AF_VSOCK)` and `socket(AF_ALG)`; also `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` | [`seccomp`](ContainerBuilder::seccomp), [`Seccomp::allow`], [`Seccomp::allow_socket_family`] |
-//! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths) |
+//! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths), one path: [`unmask_path`](ContainerBuilder::unmask_path) |
 //! | every descriptor but stdio closed at execve | [`pass_fd`](ContainerBuilder::pass_fd), [`inherit_fds(true)`](ContainerBuilder::inherit_fds) |
 //! | a new session (no controlling terminal) | [`new_session(false)`](ContainerBuilder::new_session) |
 //! | umask `022` | [`umask`](ContainerBuilder::umask) |
