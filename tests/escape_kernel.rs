@@ -3,8 +3,9 @@
 //! under test.
 //!
 //! **Seccomp.** Every attack runs in (a) a default container (UTS|IPC|PID|MOUNT|NET), where
-//! it must fail with the filter's `EPERM`; (b) a `host_root()` container, where the filter
-//! is the only layer left and it must still fail; (c) a default container whose policy is
+//! it must fail with the filter's `EPERM`; (b) a `host_root()` container (no user
+//! namespace: the workload is host uid 0, capabilities still dropped), where it must fail
+//! with the same `EPERM`; (c) a default container whose policy is
 //! `Seccomp::default_profile().allow(nr)` for that one system call, where the call must get
 //! past the filter: it works, or fails with the *kernel's* errno (EBADF, EINVAL, EFAULT,
 //! ENOSYS on a kernel built without the feature, ...), which is not `EPERM`. The other
@@ -30,9 +31,10 @@
 //! `RESULT <name> KILLED <SIG>`. Every attempt is harmless if it reaches the kernel (see
 //! its header).
 //!
-//! Host facts, checked where used: this VM's kernel has no loadable modules, no kexec, no
-//! `iopl`/`ioperm` (those calls answer `ENOSYS` once past the filter; on a kernel with them
-//! their capability check answers `EPERM` and the host-side read is the proof), no
+//! Host facts, checked where used: this VM's kernel has no loadable modules and no kexec
+//! (those calls answer `ENOSYS` once past the filter; on a kernel with them the capability
+//! check answers `EPERM` and the host-side read is the proof), no `iopl`/`ioperm` (`ENOSYS`;
+//! elsewhere `iopl(0)` works and `ioperm` of nothing is `EINVAL`), no
 //! `/proc/kcore` and no `/proc/sysrq-trigger` (those two tests are `#[ignore]`d with the
 //! reason), and no writable file under `/proc/fs` (its attack is a `chmod` to the mode the
 //! directory already has).
