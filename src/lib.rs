@@ -121,8 +121,8 @@ pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{
-    Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK,
-    DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
+    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
 };
 pub use stdio::Stdio;
 pub use supervisor::{

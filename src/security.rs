@@ -8,7 +8,7 @@
 //! | all capabilities dropped from all five sets (bounding, effective, permitted, inheritable, ambient) | [`capabilities`](ContainerBuilder::capabilities), [`keep_all_capabilities`](ContainerBuilder::keep_all_capabilities) |
 //! | `no_new_privs` (setuid bits and file capabilities grant nothing at execve) | [`no_new_privs(false)`](ContainerBuilder::no_new_privs) |
 //! | a seccomp filter denying what Docker's default profile denies, with `EPERM`, including `socket(AF_VSOCK)` and `socket(AF_ALG)`; also `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` | [`seccomp`](ContainerBuilder::seccomp), [`Seccomp::allow`], [`Seccomp::allow_socket_family`] |
-//! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths) |
+//! | masked `/proc` and `/sys` paths, read-only `/proc/sys`, `/proc/bus`, … (with [`Namespaces::MOUNT`]) | [`masked_paths(false)`](ContainerBuilder::masked_paths), one path: [`unmask_path`](ContainerBuilder::unmask_path) |
 //! | every descriptor but stdio closed at execve | [`pass_fd`](ContainerBuilder::pass_fd), [`inherit_fds(true)`](ContainerBuilder::inherit_fds) |
 //! | a new session (no controlling terminal) | [`new_session(false)`](ContainerBuilder::new_session) |
 //! | umask `022` | [`umask`](ContainerBuilder::umask) |
@@ -68,6 +68,8 @@ pub(crate) struct Security {
     seccomp: Seccomp,
     masked_paths: bool,
     extra_masks: Vec<PathBuf>,
+    /// Default masked or read-only paths left as they are ([`ContainerBuilder::unmask_path`]).
+    unmasked: Vec<PathBuf>,
     umask: Option<u32>,
     inherit_fds: bool,
     pass_fds: Vec<(Arc<OwnedFd>, RawFd)>,
@@ -83,6 +85,7 @@ impl Default for Security {
             seccomp: Seccomp::default_profile(),
             masked_paths: true,
             extra_masks: Vec::new(),
+            unmasked: Vec::new(),
             umask: Some(DEFAULT_UMASK),
             inherit_fds: false,
             pass_fds: Vec::new(),
@@ -239,6 +242,14 @@ impl Seccomp {
     }
 }
 
+/// The system calls the default profile denies outright with `EPERM`, for the build target
+/// (the argument rules on `clone`, `socket`, `socketpair` and `ioctl`, and `clone3`'s
+/// `ENOSYS`, are not in it). For tests that attack every entry; not a stable API.
+#[doc(hidden)]
+pub fn default_denied_syscalls() -> Vec<i64> {
+    default_denied()
+}
+
 /// System calls denied by the default profile (Docker's default profile leaves all of these
 /// out of its allow list, or allows them only with a capability we drop anyway).
 fn default_denied() -> Vec<i64> {
@@ -378,6 +389,34 @@ impl ContainerBuilder {
         self
     }
 
+    /// Keep the default masks and read-only paths except `path`, which must be one of
+    /// [`DEFAULT_MASKED_PATHS`] or [`DEFAULT_READONLY_PATHS`] (absolute, as written there):
+    /// that one is left as the container's `/proc` or `/sys` shows it. May be called for
+    /// several paths. Anything else is refused with [`Error::BadMount`] when the container
+    /// is spawned. Without [`Namespaces::MOUNT`] nothing is masked anyway, and this does
+    /// nothing.
+    ///
+    /// **Risk:** each default path exposes host kernel state or a host-wide control.
+    /// Unmasked, `/proc/kcore` shows the host's memory layout (and its memory, with
+    /// `CAP_SYS_RAWIO`), `/proc/keys` the keys the workload's uid may view, `/proc/timer_list`
+    /// the host's timers and the tasks behind them, `/proc/sysrq-trigger` lets a root
+    /// workload crash or reboot the host, `/sys/firmware` shows firmware tables; made
+    /// writable, `/proc/sys`, `/proc/irq`, `/proc/bus` and `/proc/fs` let a workload that is
+    /// host root (see [`host_root`](Self::host_root)) change host kernel settings, interrupt
+    /// routing and PCI devices, even with every capability dropped.
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces};
+    /// Container::builder("/bin/cat")
+    ///     .arg("/proc/timer_list")
+    ///     .namespaces(Namespaces::PID | Namespaces::MOUNT)
+    ///     .unmask_path("/proc/timer_list");
+    /// ```
+    pub fn unmask_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.security.unmasked.push(path.into());
+        self
+    }
+
     /// The workload's umask (default `0o022`); `None` inherits the supervisor's.
     pub fn umask(&mut self, mask: Option<u32>) -> &mut Self {
         self.security.umask = mask;
@@ -480,13 +519,33 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
         });
     }
 
+    for p in &s.unmasked {
+        let default = |d: &&str| Path::new(d) == p;
+        if !DEFAULT_MASKED_PATHS.iter().any(default) && !DEFAULT_READONLY_PATHS.iter().any(default)
+        {
+            return Err(Error::BadMount {
+                what: "unmask_path",
+                path: p.clone(),
+                reason: "not one of the default masked or read-only paths \
+                         (DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS)"
+                    .into(),
+            });
+        }
+    }
+
     // Paths: only with a mount namespace of our own.
     let mut masks = Vec::new();
     let mut readonly = Vec::new();
     if mount_ns {
         if s.masked_paths {
-            masks.extend(DEFAULT_MASKED_PATHS.iter().map(PathBuf::from));
-            readonly.extend(DEFAULT_READONLY_PATHS.iter().map(PathBuf::from));
+            let kept = |d: &&&str| !s.unmasked.iter().any(|u| u == Path::new(d));
+            masks.extend(DEFAULT_MASKED_PATHS.iter().filter(kept).map(PathBuf::from));
+            readonly.extend(
+                DEFAULT_READONLY_PATHS
+                    .iter()
+                    .filter(kept)
+                    .map(PathBuf::from),
+            );
         }
         for p in &s.extra_masks {
             if !p.is_absolute() {

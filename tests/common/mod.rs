@@ -298,3 +298,36 @@ pub fn compile_probe(name: &str) -> std::path::PathBuf {
     assert!(st.success(), "compiling {}", src.display());
     out
 }
+
+/// Runs a container whose workload prints `RESULT <name> <outcome>` lines (the escape
+/// suites' probes), asserts it exited 0, and returns `name -> outcome` with the whole
+/// stdout (for failure messages). The container's stderr is echoed to the test's.
+pub async fn probe_results(
+    mut b: cellblock::ContainerBuilder,
+) -> (std::collections::HashMap<String, String>, String) {
+    let out = b.output().await.expect("the container starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.is_empty() {
+        eprintln!("container stderr: {stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "the probe failed: {:?}: {stdout}",
+        out.status
+    );
+    let results = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (results, stdout)
+}
+
+/// The outcome of `name` in [`probe_results`]' map; fails the test if the probe printed none.
+pub fn probe_result<'a>(r: &'a std::collections::HashMap<String, String>, name: &str) -> &'a str {
+    r.get(name)
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
+}
