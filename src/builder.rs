@@ -310,6 +310,7 @@ impl ContainerBuilder {
         let b = self.clone();
         async move {
             let mut c = crate::spawn::spawn(&b, Defaults::Spawn).await?;
+            c.run.skip_report();
             drop(c.take_stdin());
             drop(c.take_stdout());
             drop(c.take_stderr());
@@ -338,7 +339,8 @@ impl ContainerBuilder {
         b.stdout = Some(Stdio::piped());
         b.stderr = Some(Stdio::piped());
         async move {
-            let c = crate::spawn::spawn(&b, Defaults::Output).await?;
+            let mut c = crate::spawn::spawn(&b, Defaults::Output).await?;
+            c.run.skip_report();
             c.wait_with_output().await
         }
     }

@@ -230,6 +230,9 @@ pub(crate) struct RunState {
     /// The block of host ids of the container's default user namespace (`idpool.rs`):
     /// given back once the container has been reaped.
     identity: Option<crate::idpool::Lease>,
+    /// Nobody can ask for the report (`ContainerBuilder::status`/`output` own the
+    /// container): the cgroup's counters are not read at reaping.
+    no_report: bool,
 }
 
 impl Default for RunState {
@@ -245,6 +248,7 @@ impl Default for RunState {
             stats: None,
             output_limit: None,
             identity: None,
+            no_report: false,
         }
     }
 }
@@ -286,7 +290,13 @@ impl RunState {
             stats: None,
             output_limit: limits.output_limit,
             identity: None,
+            no_report: false,
         }
+    }
+
+    /// The container's report will never be asked for: skip reading the counters.
+    pub(crate) fn skip_report(&mut self) {
+        self.no_report = true;
     }
 
     /// Keeps the container's block of host ids until it has been reaped.
@@ -303,7 +313,9 @@ impl RunState {
             w.abort();
         }
         if let Some(cg) = self.cgroup.take() {
-            self.stats = Some(cg.stats());
+            if !self.no_report {
+                self.stats = Some(cg.stats());
+            }
             cg.release();
         }
         self.identity = None;
