@@ -114,7 +114,8 @@ pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout,
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use limits::{
-    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, RLIM_INFINITY,
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
+    RLIM_INFINITY,
 };
 pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
