@@ -106,6 +106,8 @@ pub enum Stage {
     PassFds = 85,
     /// Installing the seccomp filter.
     Seccomp = 86,
+    /// `setpgid` for [`process_group`](crate::ContainerBuilder::process_group).
+    ProcessGroup = 87,
 }
 
 impl Stage {
@@ -157,6 +159,7 @@ impl Stage {
             NoNewPrivs,
             PassFds,
             Seccomp,
+            ProcessGroup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -210,6 +213,7 @@ impl Stage {
             Stage::NoNewPrivs => "set no_new_privs",
             Stage::PassFds => "pass descriptors",
             Stage::Seccomp => "install seccomp filter",
+            Stage::ProcessGroup => "setpgid (process_group)",
         }
     }
 }

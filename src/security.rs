@@ -71,7 +71,7 @@ pub(crate) struct Security {
     umask: Option<u32>,
     inherit_fds: bool,
     pass_fds: Vec<(Arc<OwnedFd>, RawFd)>,
-    new_session: bool,
+    pub(crate) new_session: bool,
     nesting: bool,
 }
 
@@ -618,6 +618,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
         // A pty makes its own new session (child/session.rs), with the pty as controlling
         // terminal; a second setsid would fail.
         new_session: s.new_session && b.session.pty.is_none(),
+        process_group: crate::session::child_process_group(b)?,
         close_fds: !s.inherit_fds,
         pass: (pass.as_ptr(), pass.len()),
         cloexec_ranges: (cloexec_ranges.as_ptr(), cloexec_ranges.len()),

@@ -39,6 +39,8 @@ pub(crate) struct SecuritySpec {
     /// `-1` keeps the inherited umask.
     pub(crate) umask: c_int,
     pub(crate) new_session: bool,
+    /// `setpgid(0, process_group)` when `>= 0` (and no new session): `process_group()`.
+    pub(crate) process_group: c_int,
     pub(crate) close_fds: bool,
     pub(crate) pass: (*const FdPass, usize),
     /// Inclusive ranges `[lo, hi]` to mark close-on-exec (everything from 3 but targets).
@@ -225,6 +227,12 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
         // (a fresh pid in the supervisor's group), so setsid cannot fail with EPERM.
         // SAFETY: plain syscall. man 2 setsid.
         check(unsafe { libc::setsid() }, Stage::Setsid)?;
+    } else if s.process_group >= 0 {
+        // SAFETY: plain syscall. man 2 setpgid.
+        check(
+            unsafe { libc::setpgid(0, s.process_group) },
+            Stage::ProcessGroup,
+        )?;
     }
     if s.umask >= 0 {
         // SAFETY: plain syscall, cannot fail. man 2 umask.
