@@ -108,6 +108,8 @@ pub enum Stage {
     Seccomp = 86,
     /// `setpgid` for [`process_group`](crate::ContainerBuilder::process_group).
     ProcessGroup = 87,
+    /// `bind_fd`: the descriptor's path now names another file (`ESTALE`).
+    BindFd = 88,
 }
 
 impl Stage {
@@ -160,6 +162,7 @@ impl Stage {
             PassFds,
             Seccomp,
             ProcessGroup,
+            BindFd,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -214,6 +217,7 @@ impl Stage {
             Stage::PassFds => "pass descriptors",
             Stage::Seccomp => "install seccomp filter",
             Stage::ProcessGroup => "setpgid (process_group)",
+            Stage::BindFd => "bind_fd: check the bound file is the descriptor's",
         }
     }
 }
