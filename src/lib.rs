@@ -123,7 +123,7 @@ pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{
     Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_UMASK,
-    DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
+    DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
 };
 pub use stdio::Stdio;
 pub use supervisor::{
