@@ -282,15 +282,15 @@ impl ContainerBuilder {
     /// [`Error::BadMount`](crate::Error::BadMount) before anything runs.
     ///
     /// ```no_run
-    /// # async fn demo() -> cellblock::Result<()> {
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use cellblock::{Container, Namespaces};
     /// use std::os::unix::fs::OpenOptionsExt;
     /// let dir = std::fs::OpenOptions::new().read(true)
     ///     .custom_flags(libc::O_PATH | libc::O_DIRECTORY).open("/srv/data")?;
-    /// let out = Container::builder("/bin/ls").arg("/data")
+    /// let out = Container::builder("/bin/ls").arg("/tmp/data")
     ///     .namespaces(Namespaces::MOUNT)
-    ///     .tmpfs("/data")
-    ///     .bind_fd_ro(dir, "/data")
+    ///     .tmpfs("/tmp")
+    ///     .bind_fd_ro(dir, "/tmp/data")
     ///     .output()
     ///     .await?;
     /// # Ok(()) }

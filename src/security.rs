@@ -1078,6 +1078,8 @@ mod tests {
     /// its own errno next to the default profile's rules on the same call; bad values are
     /// refused by name.
     #[test]
+    // `libc::Ioctl` is `c_ulong` on glibc (the cast is then a no-op) but `c_int` on musl.
+    #[allow(clippy::unnecessary_cast)]
     fn allow_list_errnos_and_argument_rules() {
         let native = crate::bpf::native_arch().unwrap();
         let run = |prog: &[libc::sock_filter], nr: i64, args: [u64; 6]| {
