@@ -441,7 +441,7 @@ impl ContainerBuilder {
         if let Some(dir) = cmd.get_current_dir() {
             b.current_dir(dir);
         }
-        let int = |name: &str| -> Option<u32> {
+        let int = |name: &str| -> Option<i64> {
             debug_field(&debug, name)?
                 .strip_prefix("Some(")?
                 .trim_end_matches([')', ','])
@@ -449,14 +449,16 @@ impl ContainerBuilder {
                 .parse()
                 .ok()
         };
-        if let Some(uid) = int("uid:") {
+        // std's types (u32, u32, i32) bound these; anything else is no value std printed.
+        if let Some(uid) = int("uid:").and_then(|v| u32::try_from(v).ok()) {
             b.uid(uid);
         }
-        if let Some(gid) = int("gid:") {
+        if let Some(gid) = int("gid:").and_then(|v| u32::try_from(v).ok()) {
             b.gid(gid);
         }
-        if let Some(pgid) = int("pgroup:") {
-            b.process_group(pgid as i32);
+        if let Some(pgid) = int("pgroup:").and_then(|v| i32::try_from(v).ok()) {
+            // A negative one is std's to refuse at spawn; here process_group refuses it.
+            b.process_group(pgid);
         }
         // argv[0]: std's Debug lists it first in `args`; it differs from the program's
         // own Debug text only when `arg0` was set.

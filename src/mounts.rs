@@ -243,13 +243,7 @@ impl ContainerBuilder {
         contents: impl AsRef<[u8]>,
         mode: u32,
     ) -> &mut Self {
-        self.fs.ops.push(MountOp::Data {
-            dst: dst.into(),
-            contents: contents.as_ref().into(),
-            mode,
-            readonly: false,
-        });
-        self
+        self.push_data(dst.into(), contents.as_ref(), mode, false)
     }
 
     /// [`bind_data`](Self::bind_data), read-only (bubblewrap's `--ro-bind-data`): writes
@@ -260,11 +254,15 @@ impl ContainerBuilder {
         contents: impl AsRef<[u8]>,
         mode: u32,
     ) -> &mut Self {
+        self.push_data(dst.into(), contents.as_ref(), mode, true)
+    }
+
+    fn push_data(&mut self, dst: PathBuf, contents: &[u8], mode: u32, readonly: bool) -> &mut Self {
         self.fs.ops.push(MountOp::Data {
-            dst: dst.into(),
-            contents: contents.as_ref().into(),
+            dst,
+            contents: contents.into(),
             mode,
-            readonly: true,
+            readonly,
         });
         self
     }
@@ -296,20 +294,19 @@ impl ContainerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn bind_fd(&mut self, fd: impl Into<OwnedFd>, dst: impl Into<PathBuf>) -> &mut Self {
-        self.fs.ops.push(MountOp::BindFd {
-            fd: std::sync::Arc::new(fd.into()),
-            dst: dst.into(),
-            readonly: false,
-        });
-        self
+        self.push_bind_fd(fd.into(), dst.into(), false)
     }
 
     /// [`bind_fd`](Self::bind_fd), recursively read-only (bubblewrap's `--ro-bind-fd`).
     pub fn bind_fd_ro(&mut self, fd: impl Into<OwnedFd>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.push_bind_fd(fd.into(), dst.into(), true)
+    }
+
+    fn push_bind_fd(&mut self, fd: OwnedFd, dst: PathBuf, readonly: bool) -> &mut Self {
         self.fs.ops.push(MountOp::BindFd {
-            fd: std::sync::Arc::new(fd.into()),
-            dst: dst.into(),
-            readonly: true,
+            fd: std::sync::Arc::new(fd),
+            dst,
+            readonly,
         });
         self
     }

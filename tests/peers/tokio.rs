@@ -838,7 +838,8 @@ async fn uid_and_gid_separately() {
 // Not an upstream test (tokio's `From<std::process::Command>` has none): everything std
 // lets us read back crosses over, and the workload reports it. `env_clear` drops
 // cellblock's default PATH too; the std command's implicit inheritance of our whole
-// environment does not cross (documented difference, asserted: HOME is not there).
+// environment does not cross (documented difference, asserted: the workload's environment
+// is exactly cellblock's default plus what the std command set).
 #[tokio::test]
 async fn from_std_command() {
     use std::os::unix::process::CommandExt;
@@ -882,9 +883,24 @@ async fn from_std_command() {
     std_cmd.env("A", "1");
     let out = ContainerBuilder::from_std(&std_cmd).output().await.unwrap();
     let env = String::from_utf8(out.stdout).unwrap();
-    assert!(env.contains("A=1\n") && env.contains("PATH="), "{env}");
+    // Exactly the default environment plus A: nothing of ours crossed.
+    let mut lines: Vec<&str> = env.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "A=1".to_string(),
+            format!("PATH={}", cellblock::DEFAULT_PATH)
+        ]
+    );
+
+    // A setting that crosses over is checked like one made on the builder: a negative
+    // process group is refused by name rather than dropped.
+    let mut std_cmd = std::process::Command::new("/bin/true");
+    std_cmd.process_group(-1);
+    let err = ContainerBuilder::from(std_cmd).status().await.unwrap_err();
     assert!(
-        std::env::var_os("HOME").is_none() || !env.contains("HOME="),
-        "{env}"
+        matches!(&err, cellblock::Error::BadConfig(m) if m.contains("process_group(-1)")),
+        "{err}"
     );
 }
