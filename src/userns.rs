@@ -459,7 +459,18 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             }
             return Ok(prepared);
         }
+        // Without a user namespace an unset id stays the supervisor's, as in std.
+        let own = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         if !has_setid_caps() {
+            // std's case: switching to the ids one already has needs no privilege (and
+            // std, unprivileged, leaves the supplementary groups alone too).
+            if u.groups.is_none() && u.ids_or(own) == Some(own) {
+                prepared.set_user(own);
+                return Ok(prepared);
+            }
             return Err(Error::NeedsPrivilege {
                 feature: "user()/groups() without a user namespace".into(),
                 needs: "CAP_SETUID and CAP_SETGID",
@@ -467,11 +478,6 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             });
         }
         prepared.ids.set_groups = true;
-        // Without a user namespace an unset id stays the supervisor's, as in std.
-        let own = (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        );
         if let Some(user) = u.ids_or(own) {
             prepared.set_user(user);
         }

@@ -752,8 +752,10 @@ async fn process_group_joins_and_with_init() {
 }
 
 // rust-lang/rust src/libstd/process.rs (its test module, before std's tests moved):
-// uid_works. `/bin/sh -c true` with uid(getuid()) and gid(getgid()) succeeds: here the
-// caller's ids are 0, which the container's user namespace maps (the default identity).
+// uid_works. `/bin/sh -c true` with uid(getuid()) and gid(getgid()) succeeds: as root the
+// caller's ids are 0, which the container's user namespace maps (the default identity);
+// run unprivileged (this binary under `setpriv --reuid=65534`), there is no user namespace
+// and switching to one's own ids needs no privilege, as in std.
 #[tokio::test]
 async fn uid_works() {
     let _d = common::deadline("uid_works", 60);
