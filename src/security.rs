@@ -98,7 +98,11 @@ impl Default for Security {
 /// A seccomp policy: Docker-like defaults plus the caller's additions.
 ///
 /// System calls are named by their numbers for the build target (`libc::SYS_*`), which is
-/// what the kernel sees. Denied calls fail with `EPERM`; everything else is allowed.
+/// what the kernel sees. Denied calls fail with `EPERM` (or the errno given to
+/// [`deny_errno`](Self::deny_errno) and [`deny_arg`](Self::deny_arg)); everything else is
+/// allowed, unless the policy is an [`allow_list`](Self::allow_list), where only the calls
+/// allowed run. More filters can be stacked with
+/// [`add_seccomp`](ContainerBuilder::add_seccomp).
 ///
 /// ```
 /// use cellblock::{Container, Seccomp};
@@ -320,8 +324,9 @@ impl Seccomp {
         self
     }
 
-    /// Whether a filter will be installed: the default profile, or [`disabled`](Self::disabled)
-    /// with calls added by [`deny`](Self::deny).
+    /// Whether a filter will be installed: the default profile, an
+    /// [`allow_list`](Self::allow_list), or [`disabled`](Self::disabled) with rules added by
+    /// [`deny`](Self::deny), [`deny_errno`](Self::deny_errno) or [`deny_arg`](Self::deny_arg).
     pub fn is_enabled(&self) -> bool {
         self.enabled
             || !self.deny.is_empty()
