@@ -96,7 +96,7 @@ enum MountOp {
     /// `bind_data`: a file with these contents, in a private tmpfs, bound onto `dst`.
     Data {
         dst: PathBuf,
-        contents: std::sync::Arc<[u8]>,
+        contents: DataSource,
         mode: u32,
         readonly: bool,
     },
@@ -106,6 +106,59 @@ enum MountOp {
         dst: PathBuf,
         readonly: bool,
     },
+}
+
+/// Where a [`ContainerBuilder::bind_data`] file's contents come from.
+#[derive(Debug, Clone)]
+enum DataSource {
+    /// Copied when the builder method was called.
+    Bytes(std::sync::Arc<[u8]>),
+    /// A regular file (or memfd) read from offset 0 at each spawn (`bind_data_fd`).
+    Fd(std::sync::Arc<OwnedFd>),
+}
+
+impl DataSource {
+    /// The contents for one spawn. A descriptor must be a regular file: it is read with
+    /// `pread` from offset 0, so every spawn of the builder gets the whole file and the
+    /// descriptor's own offset is left alone; a pipe or socket (which could be read once,
+    /// and would block) is refused.
+    fn contents(&self, dst: &Path) -> Result<std::sync::Arc<[u8]>> {
+        use std::os::unix::fs::FileExt;
+        let fd = match self {
+            DataSource::Bytes(b) => return Ok(b.clone()),
+            DataSource::Fd(fd) => fd,
+        };
+        let bad = |reason: String| Error::BadMount {
+            what: "bind_data_fd",
+            path: dst.to_path_buf(),
+            reason,
+        };
+        let raw = fd.as_raw_fd();
+        let file = std::fs::File::from(
+            fd.try_clone()
+                .map_err(|e| bad(format!("descriptor {raw}: {e}")))?,
+        );
+        let meta = file
+            .metadata()
+            .map_err(|e| bad(format!("descriptor {raw}: {e}")))?;
+        if !meta.file_type().is_file() {
+            return Err(bad(format!(
+                "descriptor {raw} is not a regular file (a pipe or socket can be read only once): read it into a buffer and use bind_data"
+            )));
+        }
+        let mut buf = vec![0u8; meta.len() as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], done as u64) {
+                Ok(0) => break, // shrunk meanwhile
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(bad(format!("reading descriptor {raw}: {e}"))),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf.into())
+    }
 }
 
 impl MountOp {
@@ -215,8 +268,8 @@ impl ContainerBuilder {
     /// data. The workload may change the contents (see [`bind_data_ro`](Self::bind_data_ro)),
     /// never the host's file. The contents are copied once, here.
     ///
-    /// For data in a descriptor (bubblewrap reads its FD to the end), read it into a buffer
-    /// first: `let mut v = Vec::new(); file.read_to_end(&mut v)?;`.
+    /// For data in a descriptor (bubblewrap's `--bind-data FD`), see
+    /// [`bind_data_fd`](Self::bind_data_fd).
     ///
     /// The child makes the tmpfs with the new mount API (`fsopen`, `fsmount`) and clones
     /// the file's mount from it with `open_tree`, which kernels before the detached-mount
@@ -257,10 +310,67 @@ impl ContainerBuilder {
         self.push_data(dst.into(), contents.as_ref(), mode, true)
     }
 
+    /// [`bind_data`](Self::bind_data) with the contents of descriptor `fd` (bubblewrap's
+    /// `--bind-data FD`): a regular file or a memfd, read whole from offset 0 at each spawn
+    /// (its own offset is not moved). A pipe or socket is refused with
+    /// [`Error::BadMount`](crate::Error::BadMount) (read it into a buffer and use
+    /// [`bind_data`](Self::bind_data): unlike bubblewrap's single run, a builder may spawn
+    /// many times, and a pipe can be read only once).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cellblock::{Container, Namespaces};
+    /// let passwd = std::fs::File::open("/srv/sandbox/passwd")?;
+    /// Container::builder("/usr/bin/id")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .bind_data_fd_ro("/etc/passwd", passwd, 0o644)
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_data_fd(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        fd: impl Into<OwnedFd>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data_source(
+            dst.into(),
+            DataSource::Fd(std::sync::Arc::new(fd.into())),
+            mode,
+            false,
+        )
+    }
+
+    /// [`bind_data_fd`](Self::bind_data_fd), read-only (bubblewrap's `--ro-bind-data FD`).
+    pub fn bind_data_fd_ro(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        fd: impl Into<OwnedFd>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data_source(
+            dst.into(),
+            DataSource::Fd(std::sync::Arc::new(fd.into())),
+            mode,
+            true,
+        )
+    }
+
     fn push_data(&mut self, dst: PathBuf, contents: &[u8], mode: u32, readonly: bool) -> &mut Self {
+        self.push_data_source(dst, DataSource::Bytes(contents.into()), mode, readonly)
+    }
+
+    fn push_data_source(
+        &mut self,
+        dst: PathBuf,
+        contents: DataSource,
+        mode: u32,
+        readonly: bool,
+    ) -> &mut Self {
         self.fs.ops.push(MountOp::Data {
             dst,
-            contents: contents.into(),
+            contents,
             mode,
             readonly,
         });
@@ -1421,6 +1531,7 @@ impl Compiler<'_> {
             } => {
                 let dst = self.ours(dst, "bind_data")?;
                 check_mode(&dst, *mode, "bind_data")?;
+                let contents = contents.contents(&dst)?;
                 self.mount_point(&dst, false, "bind_data destination")?;
                 let target = pre_pivot(self.model.root, &dst);
                 let mut s = self.step(Op::BindData, Stage::MountBind);
@@ -1429,7 +1540,7 @@ impl Compiler<'_> {
                 s.b = self.c(target.as_os_str())?;
                 s.mode = *mode as libc::mode_t;
                 self.steps.push(s);
-                self.blobs.push(contents.clone());
+                self.blobs.push(contents);
                 if *readonly {
                     self.readonly(&dst, false, Stage::MakeReadOnly)?;
                 }

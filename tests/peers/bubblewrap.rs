@@ -25,7 +25,7 @@
 //! (4); needs a FUSE mount on the host, which this machine lacks and upstream skips too (4).
 //!
 //! Tests of cellblock's own, not upstream (bubblewrap's suite does not cover these options):
-//! `bind_data_covers_a_host_file_without_touching_it`,
+//! `bind_data_covers_a_host_file_without_touching_it`, `bind_data_fd_reads_the_file_at_each_spawn`,
 //! `bind_fd_binds_the_descriptors_directory_and_nothing_else` (with the attack on
 //! `bind_fd`'s path check and its control).
 //!
@@ -931,6 +931,60 @@ async fn bind_data_covers_a_host_file_without_touching_it() {
         ) && err.to_string().contains("17777"),
         "{err}"
     );
+}
+
+// Not upstream: `--bind-data FD` as `bind_data_fd`. A file's contents (read from offset 0,
+// leaving the descriptor's own offset where it was) reach the workload at every spawn of
+// the same builder; a pipe, which a reusable builder could read only once, is refused by
+// name before anything runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_data_fd_reads_the_file_at_each_spawn() {
+    use std::io::{Seek, Write};
+    let _d = common::deadline("bwrap: bind-data from a descriptor", 60);
+    let t = common::rootfs::TempDir::new("bwrap-bind-data-fd");
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(t.path().join("data"))
+        .unwrap();
+    f.write_all(b"from a descriptor\n").unwrap();
+    let offset = f.stream_position().unwrap();
+    let mut b = run("/bin/cat");
+    b.arg("/tmp/data")
+        .bind_data_fd_ro("/tmp/data", f.try_clone().unwrap(), 0o644);
+    for _ in 0..2 {
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{err}");
+        assert_eq!(stdout, "from a descriptor\n");
+    }
+    assert_eq!(f.stream_position().unwrap(), offset);
+
+    let (reader, _writer) = std::io::pipe().unwrap();
+    // Writable by the workload's identity, so that a run would leave the marker.
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let ran = t.path().join("ran");
+    let err = run("/bin/sh")
+        .args(["-c", &format!("touch {}", ran.display())])
+        .bind_data_fd("/tmp/data", reader, 0o644)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::BadMount {
+                what: "bind_data_fd",
+                ..
+            }
+        ) && err.to_string().contains("not a regular file"),
+        "{err}"
+    );
+    assert!(!ran.exists());
 }
 
 /// `open(path, O_PATH | O_DIRECTORY)`.
