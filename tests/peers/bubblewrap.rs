@@ -921,16 +921,7 @@ async fn bind_data_covers_a_host_file_without_touching_it() {
         .status()
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::BadMount {
-                what: "bind_data",
-                ..
-            }
-        ) && err.to_string().contains("17777"),
-        "{err}"
-    );
+    assert_bad_mount(&err, "bind_data", "17777");
 }
 
 // Not upstream: `--bind-data FD` as `bind_data_fd`. A file's contents (read from offset 0,
@@ -974,17 +965,17 @@ async fn bind_data_fd_reads_the_file_at_each_spawn() {
         .status()
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::BadMount {
-                what: "bind_data_fd",
-                ..
-            }
-        ) && err.to_string().contains("not a regular file"),
-        "{err}"
-    );
+    assert_bad_mount(&err, "bind_data_fd", "not a regular file");
     assert!(!ran.exists());
+}
+
+/// `err` is `Error::BadMount` for option `what`, and its message names `words`.
+fn assert_bad_mount(err: &Error, what: &str, words: &str) {
+    assert!(
+        matches!(err, Error::BadMount { what: w, .. } if *w == what)
+            && err.to_string().contains(words),
+        "expected BadMount for {what} naming {words:?}: {err}"
+    );
 }
 
 /// `open(path, O_PATH | O_DIRECTORY)`.
@@ -1090,16 +1081,7 @@ async fn bind_fd_binds_the_descriptors_directory_and_nothing_else() {
         .status()
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::BadMount {
-                what: "bind_fd",
-                ..
-            }
-        ) && err.to_string().contains("deleted"),
-        "{err}"
-    );
+    assert_bad_mount(&err, "bind_fd", "deleted");
 }
 
 // Upstream: tests/test-run.sh "ok - environment manipulation": --setenv, --unsetenv over
