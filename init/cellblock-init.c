@@ -77,6 +77,7 @@ typedef unsigned long size_t;
 #define PR_SET_DUMPABLE 4
 #define FLAG_TTY 1
 #define FLAG_DUMPABLE 2
+#define FLAG_OWN_GROUP 4
 #define SIG_SETMASK_ 2
 #define CLOCK_MONOTONIC_ 1
 
@@ -314,10 +315,11 @@ __attribute__((noreturn, used)) void start_child(struct start *s)
      * new_session(false)) whose foreground group is the supervisor's: a new group would
      * be a background job there and stop on its first terminal read (SIGTTIN), so the
      * workload stays in the group it shares with the supervisor, as it did before the
-     * init. TIOCGPGRP succeeds only on the caller's controlling terminal. */
+     * init, unless process_group(0) asked for a group of its own anyway (FLAG_OWN_GROUP).
+ * TIOCGPGRP succeeds only on the caller's controlling terminal. */
     int pg;
     int shared_tty = 0;
-    for (int fd = 0; fd < 3 && !(s->flags & FLAG_TTY); fd++)
+    for (int fd = 0; fd < 3 && !(s->flags & (FLAG_TTY | FLAG_OWN_GROUP)); fd++)
         if (sc3(__NR_ioctl, fd, TIOCGPGRP, &pg) == 0)
             shared_tty = 1;
     if (!shared_tty)

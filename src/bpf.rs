@@ -42,6 +42,8 @@ use crate::error::{Error, Result};
 pub(crate) enum Verdict {
     /// Fail with this errno.
     Errno(u16),
+    /// Allow (in a filter whose other numbers fail, see [`compile_list`]).
+    Allow,
     /// Fail with `errno` when any of `tests` matches; allow otherwise. An empty list
     /// allows the call.
     DenyIf { tests: Vec<ArgTest>, errno: u16 },
@@ -53,6 +55,8 @@ pub(crate) enum Verdict {
 pub(crate) struct ArgTest {
     pub(crate) arg: u8,
     pub(crate) cmp: Cmp,
+    /// The errno when this test matches, if not its verdict's.
+    pub(crate) errno: Option<u16>,
 }
 
 /// How an [`ArgTest`] compares the argument's low 32 bits.
@@ -70,6 +74,7 @@ impl ArgTest {
         ArgTest {
             arg,
             cmp: Cmp::Eq(value),
+            errno: None,
         }
     }
 
@@ -78,6 +83,15 @@ impl ArgTest {
         ArgTest {
             arg,
             cmp: Cmp::AnyBit(mask),
+            errno: None,
+        }
+    }
+
+    /// The same test, failing the call with `errno` rather than its verdict's.
+    pub(crate) fn with_errno(self, errno: u16) -> ArgTest {
+        ArgTest {
+            errno: Some(errno),
+            ..self
         }
     }
 }
@@ -146,6 +160,20 @@ fn ret_errno(e: u16) -> sock_filter {
 
 /// Compiles `rules` (numbers not listed are allowed) for the build target.
 pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>> {
+    compile_list(rules, None)
+}
+
+/// Compiles `rules` for the build target; numbers not listed are allowed, or, with
+/// `otherwise = Some(e)`, fail with errno `e` (an allow list: its entries are
+/// [`Verdict::Allow`] or [`Verdict::DenyIf`]).
+pub(crate) fn compile_list(
+    rules: &BTreeMap<u32, Verdict>,
+    otherwise: Option<u16>,
+) -> Result<Vec<sock_filter>> {
+    let fallback = match otherwise {
+        Some(e) => ret_errno(e),
+        None => stmt(RET, libc::SECCOMP_RET_ALLOW),
+    };
     let mut prog = vec![
         stmt(LD_ABS, OFF_ARCH),
         jump(JEQ, native_arch()?, 1, 0),
@@ -158,7 +186,7 @@ pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>
         prog.push(ret_errno(libc::EPERM as u16));
     }
     let sorted: Vec<(u32, Verdict)> = rules.iter().map(|(&nr, v)| (nr, v.clone())).collect();
-    tree(&sorted, &mut prog)?;
+    tree(&sorted, fallback, &mut prog)?;
     if prog.len() > MAX_INSNS {
         return Err(Error::Security(format!(
             "the seccomp filter has {} instructions; the kernel accepts {MAX_INSNS}",
@@ -170,7 +198,8 @@ pub(crate) fn compile(rules: &BTreeMap<u32, Verdict>) -> Result<Vec<sock_filter>
 
 /// Appends the subtree deciding the numbers in `rules` (sorted; may be empty).
 /// The accumulator holds the system call number on entry; every path ends in a `ret`.
-fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
+/// `fallback` ends every leaf: the action for numbers that no rule names.
+fn tree(rules: &[(u32, Verdict)], fallback: sock_filter, out: &mut Vec<sock_filter>) -> Result<()> {
     if rules.len() <= LEAF {
         for (nr, verdict) in rules {
             let action = action(verdict)?;
@@ -179,13 +208,13 @@ fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
             out.push(jump(JEQ, *nr, 0, skip));
             out.extend(action);
         }
-        out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
+        out.push(fallback);
         return Ok(());
     }
     let (left, right) = rules.split_at(rules.len() / 2);
     let pivot = right[0].0;
     let mut left_code = Vec::new();
-    tree(left, &mut left_code)?;
+    tree(left, fallback, &mut left_code)?;
     match u8::try_from(left_code.len()) {
         // nr >= pivot: jump over the left subtree.
         Ok(skip) => out.push(jump(JGE, pivot, skip, 0)),
@@ -197,14 +226,15 @@ fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
         }
     }
     out.extend(left_code);
-    tree(right, out)
+    tree(right, fallback, out)
 }
 
 /// The instructions after a matching `jeq`; each path ends in a `ret`.
 ///
 /// For [`Verdict::DenyIf`]: each test loads its argument (unless the previous test loaded
 /// the same one) and jumps to the final `ret errno` when it matches; falling through every
-/// test reaches `ret allow`.
+/// test reaches `ret allow`. A test with an errno of its own jumps to a `ret` of that errno
+/// (one per distinct errno, after the verdict's).
 ///
 /// ```text
 ///   ld arg[a] ; jeq v1 → deny ; jeq v2 → deny ; ld arg[b] ; jset m → deny ; ret allow ; deny: ret errno
@@ -212,6 +242,7 @@ fn tree(rules: &[(u32, Verdict)], out: &mut Vec<sock_filter>) -> Result<()> {
 fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
     let (tests, errno) = match v {
         Verdict::Errno(e) => return Ok(vec![ret_errno(*e)]),
+        Verdict::Allow => return Ok(vec![stmt(RET, libc::SECCOMP_RET_ALLOW)]),
         Verdict::DenyIf { tests, errno } => (tests, *errno),
     };
     // Jumps are patched once the position of the final `ret errno` is known.
@@ -229,17 +260,24 @@ fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
             out.push(stmt(LD_ABS, off_arg_low(t.arg)));
             loaded = Some(t.arg);
         }
-        jumps.push(out.len());
+        jumps.push((out.len(), t.errno.unwrap_or(errno)));
         out.push(match t.cmp {
             Cmp::Eq(v) => jump(JEQ, v, 0, 0),
             Cmp::AnyBit(m) => jump(JSET, m, 0, 0),
         });
     }
     out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
-    let deny = out.len();
-    out.push(ret_errno(errno));
-    for j in jumps {
-        out[j].jt = u8::try_from(deny - j - 1)
+    // One `ret errno` per distinct errno, the verdict's first.
+    let mut rets: Vec<(u16, usize)> = Vec::new();
+    for e in std::iter::once(errno).chain(jumps.iter().map(|&(_, e)| e)) {
+        if !rets.iter().any(|&(r, _)| r == e) {
+            rets.push((e, out.len()));
+            out.push(ret_errno(e));
+        }
+    }
+    for (j, e) in jumps {
+        let target = rets.iter().find(|&&(r, _)| r == e).map_or(0, |&(_, at)| at);
+        out[j].jt = u8::try_from(target - j - 1)
             .map_err(|_| Error::Security("seccomp: too many argument tests".into()))?;
     }
     Ok(out)

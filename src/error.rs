@@ -106,6 +106,10 @@ pub enum Stage {
     PassFds = 85,
     /// Installing the seccomp filter.
     Seccomp = 86,
+    /// `setpgid` for [`process_group`](crate::ContainerBuilder::process_group).
+    ProcessGroup = 87,
+    /// `bind_fd`: the descriptor's path now names another file (`ESTALE`).
+    BindFd = 88,
 }
 
 impl Stage {
@@ -157,6 +161,8 @@ impl Stage {
             NoNewPrivs,
             PassFds,
             Seccomp,
+            ProcessGroup,
+            BindFd,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -210,6 +216,8 @@ impl Stage {
             Stage::NoNewPrivs => "set no_new_privs",
             Stage::PassFds => "pass descriptors",
             Stage::Seccomp => "install seccomp filter",
+            Stage::ProcessGroup => "setpgid (process_group)",
+            Stage::BindFd => "bind_fd: check the bound file is the descriptor's",
         }
     }
 }

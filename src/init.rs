@@ -181,6 +181,8 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) lifeline_fd: RawFd,
     pub(crate) grace_ms: u64,
     pub(crate) foreground_tty: bool,
+    /// `process_group(0)`: a group of its own even on a terminal shared with the caller.
+    pub(crate) own_group: bool,
     /// `init_dumpable(true)`: the init skips `PR_SET_DUMPABLE 0`.
     pub(crate) dumpable: bool,
     pub(crate) path: &'a CString,
@@ -196,7 +198,9 @@ impl InitArgs<'_> {
             num(self.report_fd as i64),
             num(self.lifeline_fd as i64),
             num(self.grace_ms.min(i32::MAX as u64) as i64),
-            num(self.foreground_tty as i64 | (self.dumpable as i64) << 1),
+            num(self.foreground_tty as i64
+                | (self.dumpable as i64) << 1
+                | (self.own_group as i64) << 2),
             self.path.clone(),
         ];
         v.extend(self.args.iter().cloned());

@@ -114,7 +114,8 @@ pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout,
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use limits::{
-    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, RLIM_INFINITY,
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
+    RLIM_INFINITY,
 };
 pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
@@ -122,7 +123,7 @@ pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{
     default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
+    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
 };
 pub use stdio::Stdio;
 pub use supervisor::{

@@ -18,6 +18,17 @@ use crate::{ContainerBuilder, Namespaces};
 /// kernel's default).
 pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 
+/// The largest [`cpu_limit`](ContainerBuilder::cpu_limit) accepted: 8192 CPUs, the most a
+/// Linux kernel can be built for (x86-64's `CONFIG_MAXSMP` `NR_CPUS`).
+///
+/// A limit at or above the host's CPU count limits nothing, but it is still accepted up
+/// to this bound, so that a configuration written for a larger host runs unchanged on a
+/// smaller one. Above it the number is a mistake (`1e300` would turn into a CFS quota the
+/// kernel refuses only after the clone), and [`spawn`](ContainerBuilder::spawn) fails with
+/// [`Error::InvalidLimit`] before anything runs. Far below the kernel's own ceiling for a
+/// quota (2^44 µs per period).
+pub const MAX_CPU_LIMIT: f64 = 8192.0;
+
 /// The default pause between SIGTERM and SIGKILL when a [`timeout`](ContainerBuilder::timeout)
 /// expires.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_millis(500);
@@ -202,14 +213,24 @@ impl Limits {
             );
         }
         if let Some(c) = self.cpu {
+            // `{c:?}`: 1e300 prints as "1e300", not as 301 digits.
             if !c.is_finite() || c <= 0.0 {
-                return bad("cpu_limit", format!("{c} is not a positive number of CPUs"));
+                return bad(
+                    "cpu_limit",
+                    format!("{c:?} is not a positive number of CPUs"),
+                );
+            }
+            if c > MAX_CPU_LIMIT {
+                return bad(
+                    "cpu_limit",
+                    format!("{c:?} CPUs is above the largest accepted, {MAX_CPU_LIMIT:?} (MAX_CPU_LIMIT)"),
+                );
             }
             if self.cpu_quota_us().unwrap_or(0) < 1000 {
                 return bad(
                     "cpu_limit",
                     format!(
-                        "{c} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"
+                        "{c:?} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"
                     ),
                 );
             }
@@ -467,7 +488,10 @@ impl ContainerBuilder {
     }
 
     /// Limits CPU bandwidth to `cpus` CPUs' worth (0.5 = half of one CPU, 2.0 = two), with
-    /// CFS quota over a 100 ms period (`cpu.max`; v1 `cpu.cfs_quota_us`). At least 0.01.
+    /// CFS quota over a 100 ms period (`cpu.max`; v1 `cpu.cfs_quota_us`). At least 0.01,
+    /// at most [`MAX_CPU_LIMIT`]; NaN, infinities, zero, negative numbers and values out of
+    /// that range make [`spawn`](Self::spawn) fail with [`Error::InvalidLimit`] naming the
+    /// value, before anything is cloned.
     pub fn cpu_limit(&mut self, cpus: f64) -> &mut Self {
         self.limits.cpu = Some(cpus);
         self

@@ -93,6 +93,72 @@ enum MountOp {
         lower: PathBuf,
         dst: PathBuf,
     },
+    /// `bind_data`: a file with these contents, in a private tmpfs, bound onto `dst`.
+    Data {
+        dst: PathBuf,
+        contents: DataSource,
+        mode: u32,
+        readonly: bool,
+    },
+    /// `bind_fd`: what an open descriptor names, bound onto `dst`.
+    BindFd {
+        fd: std::sync::Arc<OwnedFd>,
+        dst: PathBuf,
+        readonly: bool,
+    },
+}
+
+/// Where a [`ContainerBuilder::bind_data`] file's contents come from.
+#[derive(Debug, Clone)]
+enum DataSource {
+    /// Copied when the builder method was called.
+    Bytes(std::sync::Arc<[u8]>),
+    /// A regular file (or memfd) read from offset 0 at each spawn (`bind_data_fd`).
+    Fd(std::sync::Arc<OwnedFd>),
+}
+
+impl DataSource {
+    /// The contents for one spawn. A descriptor must be a regular file: it is read with
+    /// `pread` from offset 0, so every spawn of the builder gets the whole file and the
+    /// descriptor's own offset is left alone; a pipe or socket (which could be read once,
+    /// and would block) is refused.
+    fn contents(&self, dst: &Path) -> Result<std::sync::Arc<[u8]>> {
+        use std::os::unix::fs::FileExt;
+        let fd = match self {
+            DataSource::Bytes(b) => return Ok(b.clone()),
+            DataSource::Fd(fd) => fd,
+        };
+        let bad = |reason: String| Error::BadMount {
+            what: "bind_data_fd",
+            path: dst.to_path_buf(),
+            reason,
+        };
+        let raw = fd.as_raw_fd();
+        let file = std::fs::File::from(
+            fd.try_clone()
+                .map_err(|e| bad(format!("descriptor {raw}: {e}")))?,
+        );
+        let meta = file
+            .metadata()
+            .map_err(|e| bad(format!("descriptor {raw}: {e}")))?;
+        if !meta.file_type().is_file() {
+            return Err(bad(format!(
+                "descriptor {raw} is not a regular file (a pipe or socket can be read only once): read it into a buffer and use bind_data"
+            )));
+        }
+        let mut buf = vec![0u8; meta.len() as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], done as u64) {
+                Ok(0) => break, // shrunk meanwhile
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(bad(format!("reading descriptor {raw}: {e}"))),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf.into())
+    }
 }
 
 impl MountOp {
@@ -106,7 +172,9 @@ impl MountOp {
             | MountOp::File { dst, .. }
             | MountOp::Chmod { dst, .. }
             | MountOp::RemountRo { dst }
-            | MountOp::Overlay { dst, .. } => dst,
+            | MountOp::Overlay { dst, .. }
+            | MountOp::Data { dst, .. }
+            | MountOp::BindFd { dst, .. } => dst,
             MountOp::Dev => Path::new("/dev"),
             MountOp::Mqueue => Path::new("/dev/mqueue"),
             MountOp::Sysfs => Path::new("/sys"),
@@ -187,6 +255,168 @@ impl ContainerBuilder {
             src: src.into(),
             dst: dst.into(),
             readonly: true,
+        });
+        self
+    }
+
+    /// Binds a file holding `contents`, with mode `mode`, onto `dst` (bubblewrap's
+    /// `--bind-data`, with `--perms`; bubblewrap's default mode is 0600). Unlike
+    /// [`file`](Self::file), `dst` may be anywhere a bind may go, the host's own file
+    /// systems included (an existing *file* there, as for any file bind; inside a tmpfs of
+    /// ours it is created): the file lives in a private tmpfs of its own and only a bind
+    /// mount covers `dst`, so the host's file is not touched and the host never sees the
+    /// data. The workload may change the contents (see [`bind_data_ro`](Self::bind_data_ro)),
+    /// never the host's file. The contents are copied once, here.
+    ///
+    /// For data in a descriptor (bubblewrap's `--bind-data FD`), see
+    /// [`bind_data_fd`](Self::bind_data_fd).
+    ///
+    /// The child makes the tmpfs with the new mount API (`fsopen`, `fsmount`) and clones
+    /// the file's mount from it with `open_tree`, which kernels before the detached-mount
+    /// changes of Linux 6.x refuse (`EINVAL`, reported as
+    /// [`Stage::MountBind`](crate::Stage::MountBind)); seen working on 6.18. A mode above
+    /// `0o7777` is refused with [`Error::BadMount`](crate::Error::BadMount).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // The workload sees its own /etc/resolv.conf; the host's is untouched.
+    /// let out = Container::builder("/bin/cat")
+    ///     .arg("/etc/resolv.conf")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .bind_data_ro("/etc/resolv.conf", "nameserver 10.0.0.53\n", 0o644)
+    ///     .output()
+    ///     .await?;
+    /// assert_eq!(out.stdout, b"nameserver 10.0.0.53\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_data(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        contents: impl AsRef<[u8]>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data(dst.into(), contents.as_ref(), mode, false)
+    }
+
+    /// [`bind_data`](Self::bind_data), read-only (bubblewrap's `--ro-bind-data`): writes
+    /// to `dst` fail with `EROFS`.
+    pub fn bind_data_ro(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        contents: impl AsRef<[u8]>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data(dst.into(), contents.as_ref(), mode, true)
+    }
+
+    /// [`bind_data`](Self::bind_data) with the contents of descriptor `fd` (bubblewrap's
+    /// `--bind-data FD`): a regular file or a memfd, read whole from offset 0 at each spawn
+    /// (its own offset is not moved). A pipe or socket is refused with
+    /// [`Error::BadMount`](crate::Error::BadMount) (read it into a buffer and use
+    /// [`bind_data`](Self::bind_data): unlike bubblewrap's single run, a builder may spawn
+    /// many times, and a pipe can be read only once).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cellblock::{Container, Namespaces};
+    /// let passwd = std::fs::File::open("/srv/sandbox/passwd")?;
+    /// Container::builder("/usr/bin/id")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .bind_data_fd_ro("/etc/passwd", passwd, 0o644)
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_data_fd(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        fd: impl Into<OwnedFd>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data_source(
+            dst.into(),
+            DataSource::Fd(std::sync::Arc::new(fd.into())),
+            mode,
+            false,
+        )
+    }
+
+    /// [`bind_data_fd`](Self::bind_data_fd), read-only (bubblewrap's `--ro-bind-data FD`).
+    pub fn bind_data_fd_ro(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        fd: impl Into<OwnedFd>,
+        mode: u32,
+    ) -> &mut Self {
+        self.push_data_source(
+            dst.into(),
+            DataSource::Fd(std::sync::Arc::new(fd.into())),
+            mode,
+            true,
+        )
+    }
+
+    fn push_data(&mut self, dst: PathBuf, contents: &[u8], mode: u32, readonly: bool) -> &mut Self {
+        self.push_data_source(dst, DataSource::Bytes(contents.into()), mode, readonly)
+    }
+
+    fn push_data_source(
+        &mut self,
+        dst: PathBuf,
+        contents: DataSource,
+        mode: u32,
+        readonly: bool,
+    ) -> &mut Self {
+        self.fs.ops.push(MountOp::Data {
+            dst,
+            contents,
+            mode,
+            readonly,
+        });
+        self
+    }
+
+    /// Binds what descriptor `fd` names (a directory or file, typically opened with
+    /// `O_PATH`) at `dst`, recursively and writable (bubblewrap's `--bind-fd`). The
+    /// builder keeps `fd` for every spawn.
+    ///
+    /// A descriptor cannot be mounted directly across mount namespaces, so, like
+    /// bubblewrap, cellblock binds the path the descriptor has now (`/proc/self/fd/N`) and
+    /// then checks, in the child, that the mount it took is the descriptor's very file
+    /// (device and inode): if the path was replaced in between, the spawn fails with
+    /// [`Stage::BindFd`](crate::Stage::BindFd) (`ESTALE`) instead of binding something
+    /// else. A descriptor whose file was deleted, or that is not open, is refused with
+    /// [`Error::BadMount`](crate::Error::BadMount) before anything runs.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cellblock::{Container, Namespaces};
+    /// use std::os::unix::fs::OpenOptionsExt;
+    /// let dir = std::fs::OpenOptions::new().read(true)
+    ///     .custom_flags(libc::O_PATH | libc::O_DIRECTORY).open("/srv/data")?;
+    /// let out = Container::builder("/bin/ls").arg("/tmp/data")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .tmpfs("/tmp")
+    ///     .bind_fd_ro(dir, "/tmp/data")
+    ///     .output()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_fd(&mut self, fd: impl Into<OwnedFd>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.push_bind_fd(fd.into(), dst.into(), false)
+    }
+
+    /// [`bind_fd`](Self::bind_fd), recursively read-only (bubblewrap's `--ro-bind-fd`).
+    pub fn bind_fd_ro(&mut self, fd: impl Into<OwnedFd>, dst: impl Into<PathBuf>) -> &mut Self {
+        self.push_bind_fd(fd.into(), dst.into(), true)
+    }
+
+    fn push_bind_fd(&mut self, fd: OwnedFd, dst: PathBuf, readonly: bool) -> &mut Self {
+        self.fs.ops.push(MountOp::BindFd {
+            fd: std::sync::Arc::new(fd),
+            dst,
+            readonly,
         });
         self
     }
@@ -479,6 +709,8 @@ pub(crate) struct PreparedFs {
     _slots: Vec<libc::c_int>,
     /// Contents of the files to write (see `Op::WriteFile`).
     _blobs: Vec<std::sync::Arc<[u8]>>,
+    /// Descriptors the child compares its `bind_fd` mounts with (see `Op::SameFile`).
+    _fds: Vec<OwnedFd>,
     /// The container's devpts instance, made here for its pty (see [`new_devpts`]).
     devpts: Option<OwnedFd>,
     /// The container's `/dev`: a clone of [`dev_template`], attached by the child.
@@ -497,6 +729,7 @@ impl PreparedFs {
             _strings: Vec::new(),
             _slots: Vec::new(),
             _blobs: Vec::new(),
+            _fds: Vec::new(),
             devpts: None,
             _dev_tree: None,
         }
@@ -1000,6 +1233,11 @@ struct Compiler<'a> {
     dev_tree: Option<libc::c_int>,
     /// Contents of [`ContainerBuilder::file`]s, pointed to by their steps.
     blobs: Vec<std::sync::Arc<[u8]>>,
+    /// Duplicates of the [`ContainerBuilder::bind_fd`] descriptors, above every `pass_fd`
+    /// target, for the child's check (see `Op::SameFile`).
+    fds: Vec<OwnedFd>,
+    /// The lowest descriptor number those duplicates may take.
+    min_fd: libc::c_int,
 }
 
 impl Compiler<'_> {
@@ -1153,7 +1391,14 @@ impl Compiler<'_> {
     /// is taken (`Op::Grab`) before anything is mounted, so it is the host's object even
     /// where a mount of ours covers its path by then (`/dev/null` under the fresh `/dev`);
     /// it is attached (`Op::Place`) here, in order.
-    fn bind_host(&mut self, src: &Path, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
+    /// Returns the slot the source is kept in.
+    fn bind_host(
+        &mut self,
+        src: &Path,
+        dst: &Path,
+        recursive: bool,
+        stage: Stage,
+    ) -> Result<usize> {
         let slot = self.grabs.len() + self.prefilled.len();
         let mut g = self.step(Op::Grab, stage);
         g.a = self.c(src.as_os_str())?;
@@ -1165,7 +1410,7 @@ impl Compiler<'_> {
         p.b = self.c(target.as_os_str())?;
         p.slot = slot;
         self.steps.push(p);
-        Ok(())
+        Ok(slot)
     }
 
     fn readonly(&mut self, dst: &Path, recursive: bool, stage: Stage) -> Result<()> {
@@ -1482,6 +1727,65 @@ impl Compiler<'_> {
                 )?;
                 self.model.push(dst, Layer::Fresh);
             }
+            MountOp::Data {
+                dst,
+                contents,
+                mode,
+                readonly,
+            } => {
+                let dst = self.ours(dst, "bind_data")?;
+                check_mode(&dst, *mode, "bind_data")?;
+                let contents = contents.contents(&dst)?;
+                self.mount_point(&dst, false, "bind_data destination")?;
+                let target = pre_pivot(self.model.root, &dst);
+                let mut s = self.step(Op::BindData, Stage::MountBind);
+                s.a = contents.as_ptr().cast();
+                s.len = contents.len();
+                s.b = self.c(target.as_os_str())?;
+                s.mode = *mode as libc::mode_t;
+                self.steps.push(s);
+                self.blobs.push(contents);
+                if *readonly {
+                    self.readonly(&dst, false, Stage::MakeReadOnly)?;
+                }
+                // A file of our own tmpfs: chmod may change it, nothing is under it.
+                self.model.push(dst, Layer::Fresh);
+            }
+            MountOp::BindFd { fd, dst, readonly } => {
+                let dst = self.ours(dst, "bind_fd destination")?;
+                let raw = fd.as_raw_fd();
+                let bad = |reason: String| Error::BadMount {
+                    what: "bind_fd",
+                    path: dst.clone(),
+                    reason,
+                };
+                // The path the descriptor has now, as the host sees it; the child checks
+                // that what it binds from there is the descriptor's own file.
+                let src = std::fs::read_link(format!("/proc/self/fd/{raw}"))
+                    .map_err(|e| bad(format!("descriptor {raw}: {e}")))?;
+                let meta = std::fs::metadata(&src)
+                    .map_err(|e| bad(format!("descriptor {raw} names {}: {e}", src.display())))?;
+                if !src.is_absolute() {
+                    return Err(bad(format!(
+                        "descriptor {raw} is not a file or directory ({})",
+                        src.display()
+                    )));
+                }
+                self.mount_point(&dst, meta.is_dir(), "bind_fd destination")?;
+                let dup = crate::sys::dup_above(raw, self.min_fd)
+                    .map_err(|e| bad(format!("duplicating descriptor {raw}: {e}")))?;
+                let slot = self.bind_host(&src, &dst, true, Stage::MountBind)?;
+                // Right after its grab (grabs run first, in order).
+                let mut check = self.step(Op::SameFile, Stage::BindFd);
+                check.slot = slot;
+                check.len = dup.as_raw_fd() as usize;
+                self.grabs.push(check);
+                self.fds.push(dup);
+                if *readonly {
+                    self.readonly(&dst, true, Stage::MakeReadOnly)?;
+                }
+                self.model.push(dst, Layer::Host(src));
+            }
             MountOp::RemountRo { dst } => {
                 let dst = self.ours(dst, "remount_ro")?;
                 self.readonly(&dst, true, Stage::MakeReadOnly)?;
@@ -1640,6 +1944,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
             links: Vec::new(),
         },
         blobs: Vec::new(),
+        fds: Vec::new(),
+        min_fd: crate::security::min_setup_fd(b),
         strings: Vec::new(),
         steps: Vec::new(),
         grabs: Vec::new(),
@@ -1676,6 +1982,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         prefilled,
         devpts: unused,
         blobs,
+        fds,
         ..
     } = comp;
     // Every grab first: see `Op::Grab`.
@@ -1710,6 +2017,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         _strings: strings,
         _slots: slots,
         _blobs: blobs,
+        _fds: fds,
         devpts,
         _dev_tree: dev_tree,
     })
@@ -1850,7 +2158,16 @@ fn model_of<'a>(b: &ContainerBuilder, root: &'a Path) -> Model<'a> {
     for op in &b.fs.ops {
         let layer = match op {
             MountOp::Bind { src, .. } => Layer::Host(src.clone()),
-            MountOp::Tmpfs { .. } | MountOp::Dev | MountOp::Overlay { .. } => Layer::Fresh,
+            MountOp::BindFd { fd, .. } => {
+                match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+                    Ok(src) => Layer::Host(src),
+                    Err(_) => Layer::Kernel,
+                }
+            }
+            MountOp::Tmpfs { .. }
+            | MountOp::Dev
+            | MountOp::Overlay { .. }
+            | MountOp::Data { .. } => Layer::Fresh,
             MountOp::Proc { .. } | MountOp::Mqueue | MountOp::Sysfs => Layer::Kernel,
             // Not mounts: they change nothing the lookups could check.
             MountOp::Dir { .. }

@@ -18,7 +18,7 @@
 //! the seccomp filter to BPF, build every path string); `child/security.rs` holds the
 //! steps the child runs with what was prepared here, without allocating.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -66,6 +66,8 @@ pub(crate) struct Security {
     keep_caps: Option<u64>,
     no_new_privs: bool,
     seccomp: Seccomp,
+    /// `add_seccomp`: more filters, installed after `seccomp`'s, in order.
+    more_seccomp: Vec<Seccomp>,
     masked_paths: bool,
     extra_masks: Vec<PathBuf>,
     /// Default masked or read-only paths left as they are ([`ContainerBuilder::unmask_path`]).
@@ -73,7 +75,7 @@ pub(crate) struct Security {
     umask: Option<u32>,
     inherit_fds: bool,
     pass_fds: Vec<(Arc<OwnedFd>, RawFd)>,
-    new_session: bool,
+    pub(crate) new_session: bool,
     nesting: bool,
 }
 
@@ -83,6 +85,7 @@ impl Default for Security {
             keep_caps: Some(0),
             no_new_privs: true,
             seccomp: Seccomp::default_profile(),
+            more_seccomp: Vec::new(),
             masked_paths: true,
             extra_masks: Vec::new(),
             unmasked: Vec::new(),
@@ -98,7 +101,11 @@ impl Default for Security {
 /// A seccomp policy: Docker-like defaults plus the caller's additions.
 ///
 /// System calls are named by their numbers for the build target (`libc::SYS_*`), which is
-/// what the kernel sees. Denied calls fail with `EPERM`; everything else is allowed.
+/// what the kernel sees. Denied calls fail with `EPERM` (or the errno given to
+/// [`deny_errno`](Self::deny_errno) and [`deny_arg`](Self::deny_arg)); everything else is
+/// allowed, unless the policy is an [`allow_list`](Self::allow_list), where only the calls
+/// allowed run. More filters can be stacked with
+/// [`add_seccomp`](ContainerBuilder::add_seccomp).
 ///
 /// ```
 /// use cellblock::{Container, Seccomp};
@@ -118,11 +125,24 @@ impl Default for Security {
 pub struct Seccomp {
     /// The default profile's rules apply.
     enabled: bool,
-    deny: BTreeSet<i64>,
+    /// Calls denied outright, with their errno (`deny`: EPERM; `deny_errno`).
+    deny: BTreeMap<i64, i32>,
     allow: BTreeSet<i64>,
     /// Socket families taken out of [`DENIED_SOCKET_FAMILIES`].
     allow_families: BTreeSet<i32>,
+    /// [`allow_list`](Seccomp::allow_list): the errno of every call not allowed.
+    otherwise: Option<i32>,
+    /// [`deny_arg`](Seccomp::deny_arg) rules: (call, argument, value, errno).
+    arg_rules: BTreeSet<(i64, u8, u32, i32)>,
 }
+
+/// The calls the child still makes after installing the filter (restoring its signal
+/// mask, then `execve`, or `execveat` for the init): an allow list always allows them.
+pub const SECCOMP_ALWAYS_ALLOWED: [i64; 3] = [
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_execve,
+    libc::SYS_execveat,
+];
 
 /// Socket families the default profile refuses to `socket()` and `socketpair()`, with
 /// `EPERM`; the same two Docker's default profile refuses (moby/profiles
@@ -173,9 +193,7 @@ impl Seccomp {
     pub fn default_profile() -> Seccomp {
         Seccomp {
             enabled: true,
-            deny: BTreeSet::new(),
-            allow: BTreeSet::new(),
-            allow_families: BTreeSet::new(),
+            ..Seccomp::disabled()
         }
     }
 
@@ -192,17 +210,91 @@ impl Seccomp {
     pub fn disabled() -> Seccomp {
         Seccomp {
             enabled: false,
-            deny: BTreeSet::new(),
+            deny: BTreeMap::new(),
             allow: BTreeSet::new(),
             allow_families: BTreeSet::new(),
+            otherwise: None,
+            arg_rules: BTreeSet::new(),
+        }
+    }
+
+    /// An allow list instead of the default profile: only the calls added with
+    /// [`allow`](Self::allow) run, every other fails with `errno` (libseccomp's
+    /// `SyscallFilter(ERRNO(errno))` with `ALLOW` rules; bubblewrap's tests use `ENOSYS`,
+    /// which programs read as "not implemented here" and fall back from). Rules added with
+    /// [`deny`](Self::deny), [`deny_errno`](Self::deny_errno) and
+    /// [`deny_arg`](Self::deny_arg) still apply to allowed calls.
+    ///
+    /// The list must hold what the workload needs from its first instruction on: the
+    /// filter is installed before `execve`, so the dynamic loader runs under it (`mmap`,
+    /// `mprotect`, `openat`, `read`, `close`, `newfstatat`, `brk`, `arch_prctl`, ...). The
+    /// three calls the child itself makes after installing it, [`SECCOMP_ALWAYS_ALLOWED`]
+    /// (`rt_sigprocmask`, `execve`, `execveat`), are always allowed. With the built-in
+    /// init (a PID namespace) the list must allow the init's calls too (`clone`, `wait4`,
+    /// `kill`, `rt_sigtimedwait`, ...); with [`no_new_privs(false)`](ContainerBuilder::no_new_privs)
+    /// the filter goes in before the identity change, and the list must allow `setresuid`,
+    /// `setresgid`, `setgroups`, `capset` and `prctl`. A call the child needs and the list
+    /// refuses fails the spawn with that stage's error. An `errno` outside 1..=4095 is
+    /// refused with [`Error::Security`] when the container is spawned.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// let mut policy = Seccomp::allow_list(libc::ENOSYS);
+    /// for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_exit_group] {
+    ///     policy = policy.allow(nr);
+    /// }
+    /// Container::builder("/static/tool").seccomp(policy);
+    /// ```
+    pub fn allow_list(errno: i32) -> Seccomp {
+        Seccomp {
+            otherwise: Some(errno),
+            ..Seccomp::disabled()
         }
     }
 
     /// Also deny system call `nr` (a `libc::SYS_*` number) with `EPERM`, whatever its
     /// arguments. Works on [`disabled`](Self::disabled) too.
-    pub fn deny(mut self, nr: i64) -> Seccomp {
+    pub fn deny(self, nr: i64) -> Seccomp {
+        self.deny_errno(nr, libc::EPERM)
+    }
+
+    /// Like [`deny`](Self::deny), failing the call with `errno` instead of `EPERM`
+    /// (libseccomp's `ERRNO(errno)` action), e.g. `ENOSYS` to make a program fall back,
+    /// or an errno the call never returns otherwise, to tell the filter's refusals apart.
+    /// An `errno` outside 1..=4095 (the kernel's `MAX_ERRNO`; 0 would fake success) is
+    /// refused with [`Error::Security`] when the container is spawned.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// Container::builder("/bin/true")
+    ///     .seccomp(Seccomp::default_profile().deny_errno(libc::SYS_chroot, libc::ECONNREFUSED));
+    /// ```
+    pub fn deny_errno(mut self, nr: i64, errno: i32) -> Seccomp {
         self.allow.remove(&nr);
-        self.deny.insert(nr);
+        self.deny.insert(nr, errno);
+        self
+    }
+
+    /// Deny system call `nr` with `errno` when argument `arg` (0 to 5) equals `value` in
+    /// its low 32 bits, the width of every `int` argument the kernel reads (so a value with
+    /// junk in the upper half of the register is caught too: CVE-2019-10063). Other calls
+    /// of `nr` are untouched. Repeatable: any matching rule denies. This is how a rule on
+    /// an `ioctl` request is written, e.g. `TIOCSTI` (the default profile already has that
+    /// one, see [`DENIED_IOCTLS`]):
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// let policy = Seccomp::disabled()
+    ///     .deny_arg(libc::SYS_ioctl, 1, libc::TIOCSTI as u32, libc::EPERM);
+    /// Container::builder("/bin/true").seccomp(policy);
+    /// ```
+    ///
+    /// An `arg` above 5 or an `errno` outside 1..=4095 is refused with [`Error::Security`]
+    /// when the container is spawned. A call denied outright ([`deny`](Self::deny)) stays
+    /// denied for every argument; [`allow`](Self::allow) lifts the default profile's
+    /// argument rules, not these.
+    pub fn deny_arg(mut self, nr: i64, arg: u8, value: u32, errno: i32) -> Seccomp {
+        self.arg_rules.insert((nr, arg, value, errno));
         self
     }
 
@@ -235,10 +327,14 @@ impl Seccomp {
         self
     }
 
-    /// Whether a filter will be installed: the default profile, or [`disabled`](Self::disabled)
-    /// with calls added by [`deny`](Self::deny).
+    /// Whether a filter will be installed: the default profile, an
+    /// [`allow_list`](Self::allow_list), or [`disabled`](Self::disabled) with rules added by
+    /// [`deny`](Self::deny), [`deny_errno`](Self::deny_errno) or [`deny_arg`](Self::deny_arg).
     pub fn is_enabled(&self) -> bool {
-        self.enabled || !self.deny.is_empty()
+        self.enabled
+            || !self.deny.is_empty()
+            || self.otherwise.is_some()
+            || !self.arg_rules.is_empty()
     }
 }
 
@@ -369,6 +465,31 @@ impl ContainerBuilder {
         self
     }
 
+    /// Installs `policy` as one more seccomp filter, after the one set with
+    /// [`seccomp`](Self::seccomp) and those added before (bubblewrap's `--add-seccomp-fd`).
+    /// The kernel runs every filter on every call and the strictest answer wins (a
+    /// failure beats an allow); between two failures, the filter installed *last* gives
+    /// the errno. So an allow list and a deny list can be kept apart, as Flatpak does:
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// let allow = Seccomp::allow_list(libc::ENOSYS)
+    ///     .allow(libc::SYS_read).allow(libc::SYS_write).allow(libc::SYS_prctl);
+    /// Container::builder("/static/tool")
+    ///     .seccomp(Seccomp::disabled())
+    ///     .add_seccomp(allow)
+    ///     .add_seccomp(Seccomp::disabled().deny_errno(libc::SYS_chmod, libc::ECONNREFUSED));
+    /// ```
+    ///
+    /// Each filter but the last must allow `prctl` (the next one is installed with
+    /// `prctl(PR_SET_SECCOMP)`, under the earlier filters); otherwise the spawn fails with
+    /// [`Stage::Seccomp`](crate::Stage::Seccomp). A filter without any rule
+    /// ([`Seccomp::disabled`] alone) installs nothing.
+    pub fn add_seccomp(&mut self, policy: Seccomp) -> &mut Self {
+        self.security.more_seccomp.push(policy);
+        self
+    }
+
     /// Mask [`DEFAULT_MASKED_PATHS`] and make [`DEFAULT_READONLY_PATHS`] read-only
     /// (default: on). Needs [`Namespaces::MOUNT`] (without it the mounts would be the
     /// host's); without one the defaults are skipped and only capabilities and seccomp
@@ -491,8 +612,8 @@ pub(crate) struct Prepared {
     _mask_ptrs: Vec<*const c_char>,
     _readonly: Vec<CString>,
     _readonly_ptrs: Vec<*const c_char>,
-    _bpf: Arc<Vec<libc::sock_filter>>,
-    _fprog: Box<libc::sock_fprog>,
+    _bpf: Vec<Arc<Vec<libc::sock_filter>>>,
+    _fprog: Vec<libc::sock_fprog>,
     _pass: Vec<FdPass>,
     /// Our duplicates of the passed descriptors; closed after the spawn.
     _pass_fds: Vec<OwnedFd>,
@@ -595,15 +716,19 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
     });
 
     // Seccomp, compiled here: the child only hands the program to the kernel.
-    let bpf = if s.seccomp.is_enabled() {
-        compiled_seccomp(&s.seccomp, s.nesting)?
-    } else {
-        Arc::new(Vec::new())
-    };
-    let fprog = Box::new(libc::sock_fprog {
-        len: bpf.len() as u16,
-        filter: bpf.as_ptr() as *mut libc::sock_filter,
-    });
+    // The main policy, then the added ones; each without rules installs nothing.
+    let bpf = std::iter::once(&s.seccomp)
+        .chain(&s.more_seccomp)
+        .filter(|p| p.is_enabled())
+        .map(|p| compiled_seccomp(p, s.nesting))
+        .collect::<Result<Vec<_>>>()?;
+    let fprog: Vec<libc::sock_fprog> = bpf
+        .iter()
+        .map(|b| libc::sock_fprog {
+            len: b.len() as u16,
+            filter: b.as_ptr() as *mut libc::sock_filter,
+        })
+        .collect();
 
     // Descriptors to pass: validate, then duplicate each above every target so that the
     // child's dup2 onto the targets never overwrites a source still to be moved.
@@ -668,15 +793,12 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<Prepared> {
         keep_caps: keep_caps.unwrap_or(0),
         drop_caps: keep_caps.is_some(),
         no_new_privs: s.no_new_privs,
-        seccomp: if bpf.is_empty() {
-            ptr::null()
-        } else {
-            &*fprog as *const libc::sock_fprog
-        },
+        seccomp: (fprog.as_ptr(), fprog.len()),
         umask: s.umask.map_or(-1, |m| (m & 0o777) as i32),
         // A pty makes its own new session (child/session.rs), with the pty as controlling
         // terminal; a second setsid would fail.
         new_session: s.new_session && b.session.pty.is_none(),
+        process_group: crate::session::child_process_group(b)?,
         close_fds: !s.inherit_fds,
         pass: (pass.as_ptr(), pass.len()),
         cloexec_ranges: (cloexec_ranges.as_ptr(), cloexec_ranges.len()),
@@ -734,13 +856,30 @@ fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::soc
 /// Compiles the policy to a BPF program for the build target.
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
     use crate::bpf::{ArgTest, Verdict};
-    let eperm = Verdict::Errno(libc::EPERM as u16);
-    // Without the default profile only the caller's own denials (issue 11: they used to
-    // be dropped silently, leaving no filter at all).
-    let mut deny: BTreeSet<i64> = if policy.enabled {
-        default_denied().into_iter().collect()
+    let number = |nr: i64| {
+        u32::try_from(nr)
+            .map_err(|_| Error::Security(format!("seccomp: {nr} is not a system call number")))
+    };
+    let errno_of = |e: i32, nr: i64| {
+        u16::try_from(e)
+            .ok()
+            .filter(|e| (1..=4095).contains(e))
+            .ok_or_else(|| {
+                Error::Security(format!(
+                    "seccomp: errno {e} for system call {nr} is outside 1..=4095 (0 would fake success; the kernel caps errnos at 4095)"
+                ))
+            })
+    };
+    // Denied outright: the default profile's calls (unless nesting lifts them), the
+    // caller's, minus what the caller allowed. Without the default profile only the
+    // caller's own denials (issue 11: they used to be dropped silently).
+    let mut deny: BTreeMap<i64, i32> = if policy.enabled {
+        default_denied()
+            .into_iter()
+            .map(|nr| (nr, libc::EPERM))
+            .collect()
     } else {
-        BTreeSet::new()
+        BTreeMap::new()
     };
     if nesting {
         for nr in NESTING_SYSCALLS {
@@ -751,23 +890,70 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
     for nr in &policy.allow {
         deny.remove(nr);
     }
-    let number = |nr: i64| {
-        u32::try_from(nr)
-            .map_err(|_| Error::Security(format!("seccomp: {nr} is not a system call number")))
+    let mut rules = BTreeMap::new();
+    for (&nr, &e) in &deny {
+        rules.insert(number(nr)?, Verdict::Errno(errno_of(e, nr)?));
+    }
+    let otherwise = policy
+        .otherwise
+        .map(|e| {
+            errno_of(e, -1).map_err(|_| {
+                Error::Security(format!("seccomp: allow_list errno {e} is outside 1..=4095"))
+            })
+        })
+        .transpose()?;
+    if otherwise.is_some() {
+        for &nr in policy.allow.iter().chain(&SECCOMP_ALWAYS_ALLOWED) {
+            rules.entry(number(nr)?).or_insert(Verdict::Allow);
+        }
+    }
+    // Argument tests join a call's verdict: nothing for a call denied outright, and, in an
+    // allow list, nothing for a call not allowed (the list's errno covers every argument).
+    let add_tests = |rules: &mut BTreeMap<u32, Verdict>, n: u32, tests: Vec<ArgTest>| {
+        if tests.is_empty() {
+            return;
+        }
+        match rules.get_mut(&n) {
+            Some(Verdict::Errno(_)) => {}
+            Some(Verdict::DenyIf { tests: t, .. }) => t.extend(tests),
+            Some(v @ Verdict::Allow) => {
+                *v = Verdict::DenyIf {
+                    tests,
+                    errno: libc::EPERM as u16,
+                }
+            }
+            None if otherwise.is_none() => {
+                rules.insert(
+                    n,
+                    Verdict::DenyIf {
+                        tests,
+                        errno: libc::EPERM as u16,
+                    },
+                );
+            }
+            None => {}
+        }
     };
-    let mut rules = std::collections::BTreeMap::new();
-    for &nr in &deny {
-        rules.insert(number(nr)?, eperm.clone());
+    let mut by_call: BTreeMap<i64, Vec<ArgTest>> = BTreeMap::new();
+    for &(nr, arg, value, e) in &policy.arg_rules {
+        if arg > 5 {
+            return Err(Error::Security(format!(
+                "seccomp: deny_arg on system call {nr}: argument {arg} does not exist (0 to 5)"
+            )));
+        }
+        let test = ArgTest::eq(arg, value).with_errno(errno_of(e, nr)?);
+        by_call.entry(nr).or_default().push(test);
+    }
+    for (nr, tests) in by_call {
+        add_tests(&mut rules, number(nr)?, tests);
     }
     if !policy.enabled {
-        return crate::bpf::compile(&rules);
+        return crate::bpf::compile_list(&rules, otherwise);
     }
-    // The argument rules, each unless the call is denied outright or allowed.
+    // The default profile's argument rules, each unless the call is allowed.
     let mut deny_if = |nr: i64, tests: Vec<ArgTest>| -> Result<()> {
-        let n = number(nr)?;
-        if !tests.is_empty() && !rules.contains_key(&n) && !policy.allow.contains(&nr) {
-            let errno = libc::EPERM as u16;
-            rules.insert(n, Verdict::DenyIf { tests, errno });
+        if !policy.allow.contains(&nr) {
+            add_tests(&mut rules, number(nr)?, tests);
         }
         Ok(())
     };
@@ -788,25 +974,18 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_fil
     // ioctl(fd, request, ..): the request is the second argument.
     let requests = DENIED_IOCTLS.iter().map(|&r| ArgTest::eq(1, r)).collect();
     deny_if(libc::SYS_ioctl, requests)?;
-    let clone_allowed = nesting || policy.allow.contains(&libc::SYS_clone);
-    if !clone_allowed && !policy.deny.contains(&libc::SYS_clone) {
+    if !nesting {
         // clone() itself stays allowed (fork, threads); only namespace flags are refused.
         // x86_64, aarch64 and riscv64 all pass the flags as the first argument, and every
         // CLONE_NEW* bit is in its low 32 bits.
         let mask = CLONE_NS_FLAGS.iter().fold(0u32, |m, &f| m | f as u32);
-        rules.insert(
-            number(libc::SYS_clone)?,
-            Verdict::DenyIf {
-                tests: vec![ArgTest::any_bit(0, mask)],
-                errno: libc::EPERM as u16,
-            },
-        );
+        deny_if(libc::SYS_clone, vec![ArgTest::any_bit(0, mask)])?;
     }
     // Unless nesting (or allowed), clone3 fails with ENOSYS: its flags live in memory the
     // filter cannot read, and ENOSYS makes libc fall back to clone(), whose flags the
-    // filter does check (what Docker does). Denied explicitly, it fails with EPERM.
-    if policy.deny.contains(&libc::SYS_clone3) {
-        rules.insert(number(libc::SYS_clone3)?, eperm.clone());
+    // filter does check (what Docker does). Denied explicitly, it fails with that errno.
+    if policy.deny.contains_key(&libc::SYS_clone3) {
+        // Denied explicitly: already in `rules` with its errno.
     } else if !nesting && !policy.allow.contains(&libc::SYS_clone3) {
         rules.insert(
             number(libc::SYS_clone3)?,
@@ -957,13 +1136,99 @@ mod tests {
         );
     }
 
+    /// The allow-list base, custom errnos and the caller's argument rules (bubblewrap's
+    /// test-seccomp.py needs all three): unlisted calls get the list's errno, the child's
+    /// own tail stays allowed, an argument rule matches on the low 32 bits only and keeps
+    /// its own errno next to the default profile's rules on the same call; bad values are
+    /// refused by name.
+    #[test]
+    // `libc::Ioctl` is `c_ulong` on glibc (the cast is then a no-op) but `c_int` on musl.
+    #[allow(clippy::unnecessary_cast)]
+    fn allow_list_errnos_and_argument_rules() {
+        let native = crate::bpf::native_arch().unwrap();
+        let run = |prog: &[libc::sock_filter], nr: i64, args: [u64; 6]| {
+            crate::bpf::tests::run_args(prog, native, nr as u32, args).0
+        };
+        let ret = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let tiocsti = libc::TIOCSTI as u64;
+        let a1 = |v: u64| [3, v, 0, 0, 0, 0];
+        let list = Seccomp::allow_list(libc::ENOSYS)
+            .allow(libc::SYS_read)
+            .allow(libc::SYS_ioctl)
+            .deny_arg(libc::SYS_ioctl, 1, tiocsti as u32, libc::ECONNREFUSED);
+        let p = compile_seccomp(&list, false).unwrap();
+        assert_eq!(run(&p, libc::SYS_read, [0; 6]), allow);
+        assert_eq!(run(&p, libc::SYS_chroot, [0; 6]), ret(libc::ENOSYS));
+        for nr in SECCOMP_ALWAYS_ALLOWED {
+            assert_eq!(run(&p, nr, [0; 6]), allow, "{nr}");
+        }
+        assert_eq!(
+            run(&p, libc::SYS_ioctl, a1(tiocsti)),
+            ret(libc::ECONNREFUSED)
+        );
+        assert_eq!(
+            run(&p, libc::SYS_ioctl, a1(0x123 << 32 | tiocsti)),
+            ret(libc::ECONNREFUSED)
+        );
+        assert_eq!(run(&p, libc::SYS_ioctl, a1(libc::TIOCNOTTY as u64)), allow);
+        // An argument rule on a call the list does not allow: still the list's errno.
+        let p = compile_seccomp(
+            &Seccomp::allow_list(libc::ENOSYS).deny_arg(libc::SYS_ioctl, 1, 1, libc::EIO),
+            false,
+        )
+        .unwrap();
+        assert_eq!(run(&p, libc::SYS_ioctl, a1(1)), ret(libc::ENOSYS));
+        assert_eq!(run(&p, libc::SYS_ioctl, a1(2)), ret(libc::ENOSYS));
+        // A deny list with custom errnos, on no default profile.
+        let p = Seccomp::disabled().deny_errno(libc::SYS_chmod, libc::ECONNREFUSED);
+        let p = compile_seccomp(&p, false).unwrap();
+        assert_eq!(run(&p, libc::SYS_chmod, [0; 6]), ret(libc::ECONNREFUSED));
+        assert_eq!(run(&p, libc::SYS_chroot, [0; 6]), allow);
+        // The caller's rule next to the default profile's on ioctl: each its own errno.
+        let p = Seccomp::default_profile().deny_arg(
+            libc::SYS_ioctl,
+            1,
+            libc::FIONREAD as u32,
+            libc::ECONNREFUSED,
+        );
+        let p = compile_seccomp(&p, false).unwrap();
+        assert_eq!(run(&p, libc::SYS_ioctl, a1(tiocsti)), ret(libc::EPERM));
+        assert_eq!(
+            run(&p, libc::SYS_ioctl, a1(libc::FIONREAD as u64)),
+            ret(libc::ECONNREFUSED)
+        );
+        assert_eq!(run(&p, libc::SYS_ioctl, a1(libc::TIOCGWINSZ as u64)), allow);
+        // Refused by name.
+        for (bad, words) in [
+            (
+                Seccomp::disabled().deny_errno(libc::SYS_chmod, 0),
+                "errno 0",
+            ),
+            (
+                Seccomp::disabled().deny_errno(libc::SYS_chmod, 4096),
+                "errno 4096",
+            ),
+            (Seccomp::allow_list(-1), "errno -1"),
+            (
+                Seccomp::disabled().deny_arg(libc::SYS_ioctl, 6, 0, libc::EPERM),
+                "argument 6",
+            ),
+        ] {
+            match compile_seccomp(&bad, false) {
+                Err(Error::Security(m)) => assert!(m.contains(words), "{m}"),
+                other => panic!("{words}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn allow_and_deny_edit_the_policy() {
         let p = Seccomp::default_profile()
             .deny(7)
             .allow(7)
             .allow(libc::SYS_mount);
-        assert!(p.allow.contains(&7) && !p.deny.contains(&7));
+        assert!(p.allow.contains(&7) && !p.deny.contains_key(&7));
         let with = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
         let without = compile_seccomp(&p, false).unwrap();
         assert!(without.len() < with.len());

@@ -168,6 +168,43 @@ pub(crate) struct ParentSession {
     pub(crate) pty: Option<OwnedFd>,
 }
 
+/// Whether the container runs the built-in init.
+fn uses_init(b: &ContainerBuilder) -> bool {
+    b.session
+        .init
+        .unwrap_or(b.namespaces.contains(Namespaces::PID))
+}
+
+/// The child's `setpgid` argument for [`process_group`](ContainerBuilder::process_group),
+/// or -1 for none: with a new session (a new group already) or the init (which places
+/// the workload itself), the child makes no call. Refuses what cannot work.
+pub(crate) fn child_process_group(b: &ContainerBuilder) -> Result<libc::c_int> {
+    let Some(pgid) = b.process_group else {
+        return Ok(-1);
+    };
+    if pgid < 0 {
+        return Err(Error::BadConfig(format!(
+            "process_group({pgid}): a process group id is 0 (a new group) or positive"
+        )));
+    }
+    if pgid > 0 {
+        if b.namespaces.contains(Namespaces::PID) {
+            return Err(Error::BadConfig(format!(
+                "process_group({pgid}) with Namespaces::PID: group {pgid} is the supervisor's, and its id means nothing in the new PID namespace; use process_group(0)"
+            )));
+        }
+        if b.security.new_session || b.session.pty.is_some() {
+            return Err(Error::BadConfig(format!(
+                "process_group({pgid}) needs new_session(false) (and no pty): a new session is a new process group, and a group of another session cannot be joined"
+            )));
+        }
+    }
+    if uses_init(b) || b.security.new_session || b.session.pty.is_some() {
+        return Ok(-1);
+    }
+    Ok(pgid)
+}
+
 /// Validates the session settings and prepares both sides.
 ///
 /// `err` is the core's error pipe `(read, write)`.
@@ -188,7 +225,7 @@ pub(crate) fn prepare(
             needs: Namespaces::PID,
         });
     }
-    let uses_init = cfg.init.unwrap_or(pid_ns);
+    let uses_init = uses_init(b);
     if cfg.init_dumpable && !pid_ns {
         return Err(Error::NeedsNamespace {
             option: "init_dumpable",
@@ -252,6 +289,7 @@ pub(crate) fn prepare(
             lifeline_fd,
             grace_ms: cfg.init_grace.unwrap_or(DEFAULT_INIT_GRACE).as_millis() as u64,
             foreground_tty: pty_slave.is_some(),
+            own_group: b.process_group == Some(0),
             dumpable: cfg.init_dumpable,
             path,
             args,

@@ -50,7 +50,9 @@ struct IdRange {
 pub(crate) struct UserConfig {
     uid_maps: Vec<IdRange>,
     gid_maps: Vec<IdRange>,
-    user: Option<(u32, u32)>,
+    /// `uid()`/`user()`, `gid()`/`user()`: each may be set alone.
+    uid: Option<u32>,
+    gid: Option<u32>,
     groups: Option<Vec<u32>>,
     /// `host_root()`: no user namespace of our choosing; the workload keeps the
     /// supervisor's host identity.
@@ -107,8 +109,34 @@ impl ContainerBuilder {
     /// The workload's uid and gid (inside the user namespace if there is one). Set with
     /// raw `setresgid`/`setresuid` right before exec; supplementary groups are replaced by
     /// [`groups`](Self::groups) (empty by default) where the kernel allows `setgroups`.
+    ///
+    /// The same as [`uid(uid)`](Self::uid) and [`gid(gid)`](Self::gid) together.
     pub fn user(&mut self, uid: u32, gid: u32) -> &mut Self {
-        self.user.user = Some((uid, gid));
+        self.uid(uid).gid(gid)
+    }
+
+    /// The workload's uid alone, like `tokio::process::Command::uid` (std's
+    /// `CommandExt::uid`); the gid is then what it would be without this call: 0 inside a
+    /// user namespace (the container's root, the default identity), the supervisor's egid
+    /// without one. Inside a user namespace the uid must be mapped.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// let out = Container::builder("/usr/bin/id").args(["-u"])
+    ///     .namespaces(Namespaces::USER).uid(0).output().await?;
+    /// assert_eq!(out.stdout, b"0\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn uid(&mut self, uid: u32) -> &mut Self {
+        self.user.uid = Some(uid);
+        self
+    }
+
+    /// The workload's gid alone, like `tokio::process::Command::gid`; the uid is then what
+    /// it would be without this call (see [`uid`](Self::uid)).
+    pub fn gid(&mut self, gid: u32) -> &mut Self {
+        self.user.gid = Some(gid);
         self
     }
 
@@ -256,6 +284,19 @@ fn maps_or_own(maps: &[IdRange], own: u32) -> Vec<IdRange> {
     }
 }
 
+impl UserConfig {
+    /// Whether `uid()`, `gid()` or `user()` was called.
+    fn ids_set(&self) -> bool {
+        self.uid.is_some() || self.gid.is_some()
+    }
+
+    /// The ids to switch to when either was set, the unset one taken from `default`.
+    fn ids_or(&self, default: (u32, u32)) -> Option<(u32, u32)> {
+        self.ids_set()
+            .then(|| (self.uid.unwrap_or(default.0), self.gid.unwrap_or(default.1)))
+    }
+}
+
 impl PreparedUser {
     /// Makes the child switch to `uid`/`gid` before exec.
     fn set_user(&mut self, (uid, gid): (u32, u32)) {
@@ -395,7 +436,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
                 needs: Namespaces::USER,
             });
         }
-        if u.user.is_none() && u.groups.is_none() && (u.host_root || !crate::join::joins_user(b)) {
+        if !u.ids_set() && u.groups.is_none() && (u.host_root || !crate::join::joins_user(b)) {
             return Ok(prepared);
         }
         if crate::join::joins_user(b) {
@@ -405,7 +446,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             // The joined namespace's root for the mount steps (mount points made in a
             // tmpfs need a mapped owner), unless the caller keeps the host's ids.
             prepared.ids.become_root_if_mapped = !u.host_root;
-            if let Some(user) = u.user {
+            // An id left unset is the joined namespace's root (as without either).
+            if let Some(user) = u.ids_or((0, 0)) {
                 prepared.set_user(user);
             } else if !u.host_root {
                 // Without a switch the workload would keep the supervisor's kernel ids
@@ -417,7 +459,18 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             }
             return Ok(prepared);
         }
+        // Without a user namespace an unset id stays the supervisor's, as in std.
+        let own = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         if !has_setid_caps() {
+            // std's case: switching to the ids one already has needs no privilege (and
+            // std, unprivileged, leaves the supplementary groups alone too).
+            if u.groups.is_none() && u.ids_or(own) == Some(own) {
+                prepared.set_user(own);
+                return Ok(prepared);
+            }
             return Err(Error::NeedsPrivilege {
                 feature: "user()/groups() without a user namespace".into(),
                 needs: "CAP_SETUID and CAP_SETGID",
@@ -425,7 +478,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
             });
         }
         prepared.ids.set_groups = true;
-        if let Some(user) = u.user {
+        if let Some(user) = u.ids_or(own) {
             prepared.set_user(user);
         }
         return Ok(prepared);
@@ -440,12 +493,12 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     let is_self = |m: &[IdRange], own: u32| m.len() == 1 && m[0].count == 1 && m[0].outside == own;
     let self_maps = is_self(&uid_maps, euid) && is_self(&gid_maps, egid);
 
-    let (uid, gid) = u.user.unwrap_or((0, 0));
+    let (uid, gid) = u.ids_or((0, 0)).unwrap_or((0, 0));
     if !mapped(&uid_maps, uid) {
         return Err(Error::BadConfig(format!(
             "uid {uid} is not mapped by the uid map{}",
-            if u.user.is_none() {
-                " (set user() to a mapped uid)"
+            if u.uid.is_none() {
+                " (set uid() or user() to a mapped uid)"
             } else {
                 ""
             }
@@ -454,8 +507,8 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
     if !mapped(&gid_maps, gid) {
         return Err(Error::BadConfig(format!(
             "gid {gid} is not mapped by the gid map{}",
-            if u.user.is_none() {
-                " (set user() to a mapped gid)"
+            if u.gid.is_none() {
+                " (set gid() or user() to a mapped gid)"
             } else {
                 ""
             }
@@ -481,7 +534,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
         }
         prepared.self_uid_map = Some(map_text(&uid_maps));
         prepared.self_gid_map = Some(map_text(&gid_maps));
-        if u.user.is_some() {
+        if u.ids_set() {
             prepared.set_user((uid, gid));
         }
         return Ok(prepared);

@@ -509,3 +509,71 @@ async fn default_budget_is_set_and_overridden_by_the_callers_limits() {
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} left behind");
     assert!(common::eventually(5, || common::our_cgroup_dirs().is_empty()).await);
 }
+
+// Bug 11: `cpu_limit(1e300)` passed validation and failed later, in the kernel. Every
+// out-of-range value is refused by validation, with the value in the message, before the
+// clone: the workload (which would leave a marker file) never runs and no cgroup is made.
+// Control: MAX_CPU_LIMIT itself is accepted and reaches the kernel as its CFS quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_limit_out_of_range_is_refused_naming_the_value() {
+    let _serial = SERIAL.lock().await;
+    let _d = common::deadline("cpu_limit range", 60);
+    let dir = common::rootfs::TempDir::new("cpu-limit");
+    // Writable by the workload's unprivileged default identity.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let marker = dir.path().join("ran");
+    let script = format!("touch {}", marker.display());
+    let max = cellblock::MAX_CPU_LIMIT;
+    for (value, shown) in [
+        (1e300, "1e300"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+        (f64::NEG_INFINITY, "-inf"),
+        (-1.0, "-1.0"),
+        (0.0, "0.0"),
+        (0.001, "0.001"),
+        (max + 1.0, "8193.0"),
+    ] {
+        let err = Container::builder("/bin/sh")
+            .args(["-c", &script])
+            .cpu_limit(value)
+            .status()
+            .await
+            .unwrap_err();
+        println!("{value:?}: {err}");
+        match &err {
+            Error::InvalidLimit { option, reason } => {
+                assert_eq!(*option, "cpu_limit");
+                assert!(reason.contains(shown), "{value:?}: {reason}");
+            }
+            other => panic!("{value:?}: expected InvalidLimit, got {other:?}"),
+        }
+        assert!(!marker.exists(), "{value:?}: the workload ran");
+        assert!(common::our_cgroup_dirs().is_empty(), "{value:?}");
+    }
+    // Control: the bound itself is a valid (if limitless) quota, written as such.
+    let mut c = Container::builder("/bin/sh")
+        .args(["-c", &format!("{script}; exec sleep 30")])
+        .cpu_limit(max)
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let dirs = c.cgroup_paths();
+    let quota = (max as u64 * 100_000).to_string();
+    if v2() {
+        assert_eq!(
+            read(&with_file(&dirs, "cpu.max")),
+            format!("{quota} 100000")
+        );
+    } else {
+        assert_eq!(read(&with_file(&dirs, "cpu.cfs_quota_us")), quota);
+    }
+    assert!(common::eventually(10, || marker.exists()).await);
+    c.kill().await.unwrap();
+    assert!(common::eventually(10, || common::our_cgroup_dirs().is_empty()).await);
+}

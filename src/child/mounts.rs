@@ -40,6 +40,13 @@ pub(crate) enum Op {
     Grab,
     /// `move_mount(slots[slot], b)`: attaches what the matching [`Op::Grab`] took.
     Place,
+    /// Checks that the mount grabbed into `slots[slot]` has the device and inode of
+    /// descriptor `len` (`bind_fd`); `ESTALE` if not.
+    SameFile,
+    /// Makes a private tmpfs (`fsopen`, `fsmount`), writes the `len` bytes at `a` into a
+    /// file there with `mode`, and binds that file onto `b` (`open_tree` of the file,
+    /// `move_mount`): bubblewrap's `--bind-data`.
+    BindData,
 }
 
 /// One primitive step, prepared by the parent. Unused pointers are null.
@@ -57,7 +64,8 @@ pub(crate) struct MountStep {
     pub(crate) slot: usize,
     /// Mode for [`Op::MkdirMode`], [`Op::WriteFile`] and [`Op::Chmod`].
     pub(crate) mode: libc::mode_t,
-    /// Length of the bytes at `a` for [`Op::WriteFile`].
+    /// Length of the bytes at `a` for [`Op::WriteFile`] and [`Op::BindData`]; the
+    /// descriptor for [`Op::SameFile`].
     pub(crate) len: usize,
     /// Reported if this step fails.
     pub(crate) stage: Stage,
@@ -172,38 +180,19 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
             }
             chmod_nofollow(s.b, s.mode).map_err(|e| (s.stage, e))
         }
-        Op::WriteFile => {
-            let fd = unsafe {
-                libc::open(
-                    s.b,
-                    libc::O_WRONLY
-                        | libc::O_CREAT
-                        | libc::O_EXCL
-                        | libc::O_CLOEXEC
-                        | libc::O_NOFOLLOW,
-                    0o600,
-                )
-            };
-            check(fd, s.stage)?;
-            let mut done = 0usize;
-            while done < s.len {
-                // SAFETY: `a` points at `len` bytes the plan owns; done < len.
-                let n = unsafe { libc::write(fd, s.a.cast::<u8>().add(done).cast(), s.len - done) };
-                if n < 0 {
-                    let err = errno();
-                    if err == libc::EINTR {
-                        continue;
-                    }
-                    unsafe { libc::close(fd) };
-                    return Err((s.stage, err));
-                }
-                done += n as usize;
+        Op::WriteFile => write_new_file(libc::AT_FDCWD, s.b, s).map_err(|e| (s.stage, e)),
+        Op::BindData => bind_data(s).map_err(|e| (s.stage, e)),
+        Op::SameFile => {
+            if s.slot >= slots.1 {
+                return Err((s.stage, libc::EINVAL));
             }
-            let ret = unsafe { libc::fchmod(fd, s.mode) };
-            let err = errno();
-            unsafe { libc::close(fd) };
-            if ret == -1 {
-                return Err((s.stage, err));
+            // SAFETY: slot < len; stat buffers on our stack. man 2 fstat.
+            let (mut a, mut b): (libc::stat, libc::stat) = unsafe { std::mem::zeroed() };
+            let tree = unsafe { *slots.0.add(s.slot) };
+            check(unsafe { libc::fstat(tree, &mut a) }, s.stage)?;
+            check(unsafe { libc::fstat(s.len as c_int, &mut b) }, s.stage)?;
+            if a.st_dev != b.st_dev || a.st_ino != b.st_ino {
+                return Err((s.stage, libc::ESTALE));
             }
             Ok(())
         }
@@ -266,6 +255,114 @@ fn run_step(s: &MountStep, slots: (*mut c_int, usize)) -> Step {
             Ok(())
         }
     }
+}
+
+/// Creates file `path` (relative to `dir`; `O_EXCL`, `O_NOFOLLOW`), writes the `len`
+/// bytes at `a` of step `s` into it and sets `s.mode`.
+fn write_new_file(dir: c_int, path: *const c_char, s: &MountStep) -> Result<(), i32> {
+    // SAFETY (whole function): plain syscalls on a C string from the plan and our own
+    // descriptor; `a` points at `len` bytes the plan owns. man 2 openat, write, fchmod.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            path,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut done = 0usize;
+    while done < s.len {
+        // done < len.
+        let n = unsafe { libc::write(fd, s.a.cast::<u8>().add(done).cast(), s.len - done) };
+        if n < 0 {
+            let err = errno();
+            if err == libc::EINTR {
+                continue;
+            }
+            unsafe { libc::close(fd) };
+            return Err(err);
+        }
+        done += n as usize;
+    }
+    let ret = unsafe { libc::fchmod(fd, s.mode) };
+    let err = errno();
+    unsafe { libc::close(fd) };
+    if ret == -1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// [`Op::BindData`]: a tmpfs of its own that no path leads to (a detached mount), the
+/// file written in it, and a clone of just that file's mount moved onto `b`. Every
+/// descriptor is closed on every path out.
+fn bind_data(s: &MountStep) -> Result<(), i32> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    // SAFETY (whole function): raw syscalls with C string literals, the plan's strings and
+    // descriptors we own. man 2 fsopen, fsconfig, fsmount, open_tree, move_mount.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(errno());
+    }
+    let fs = fs as c_int;
+    let null = ptr::null::<c_char>();
+    let made = unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) };
+    let mnt = if made < 0 {
+        -1
+    } else {
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs,
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )
+        }
+    };
+    let err = errno();
+    unsafe { libc::close(fs) };
+    if mnt < 0 {
+        return Err(err);
+    }
+    let mnt = mnt as c_int;
+    let tree = write_new_file(mnt, c"data".as_ptr(), s).map(|()| unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            mnt,
+            c"data".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    });
+    let err = errno();
+    unsafe { libc::close(mnt) };
+    let tree = match tree {
+        Ok(t) if t >= 0 => t as c_int,
+        Ok(_) => return Err(err),
+        Err(e) => return Err(e),
+    };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            s.b,
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    let err = errno();
+    unsafe { libc::close(tree) };
+    if ret == -1 {
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// `fchmodat2(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW)` (Linux 6.6): the plan resolved

@@ -35,10 +35,12 @@ pub(crate) struct SecuritySpec {
     pub(crate) drop_caps: bool,
     pub(crate) no_new_privs: bool,
     /// The compiled filter; null for none.
-    pub(crate) seccomp: *const libc::sock_fprog,
+    pub(crate) seccomp: (*const libc::sock_fprog, usize),
     /// `-1` keeps the inherited umask.
     pub(crate) umask: c_int,
     pub(crate) new_session: bool,
+    /// `setpgid(0, process_group)` when `>= 0` (and no new session): `process_group()`.
+    pub(crate) process_group: c_int,
     pub(crate) close_fds: bool,
     pub(crate) pass: (*const FdPass, usize),
     /// Inclusive ranges `[lo, hi]` to mark close-on-exec (everything from 3 but targets).
@@ -206,7 +208,7 @@ fn readonly(path: *const c_char) -> Step {
 ///   It forbids nothing the remaining steps use (set*id, capset, prctl, close_range,
 ///   rt_sigprocmask, execve).
 pub(crate) fn before_id_change(s: &SecuritySpec) -> Step {
-    if seccomp_early(s) && !s.seccomp.is_null() {
+    if seccomp_early(s) {
         install_seccomp(s.seccomp)?;
     }
     if !s.drop_caps {
@@ -225,6 +227,12 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
         // (a fresh pid in the supervisor's group), so setsid cannot fail with EPERM.
         // SAFETY: plain syscall. man 2 setsid.
         check(unsafe { libc::setsid() }, Stage::Setsid)?;
+    } else if s.process_group >= 0 {
+        // SAFETY: plain syscall. man 2 setpgid.
+        check(
+            unsafe { libc::setpgid(0, s.process_group) },
+            Stage::ProcessGroup,
+        )?;
     }
     if s.umask >= 0 {
         // SAFETY: plain syscall, cannot fail. man 2 umask.
@@ -442,7 +450,7 @@ fn cloexec_range(lo: u32, hi: u32) -> Step {
 /// still mount, set the hostname and so on. (With no_new_privs off and capabilities
 /// dropped it already happened in [`before_id_change`].)
 pub(crate) fn seccomp(s: &SecuritySpec) -> Step {
-    if s.seccomp.is_null() || seccomp_early(s) {
+    if seccomp_early(s) {
         return Ok(());
     }
     install_seccomp(s.seccomp)
@@ -455,16 +463,24 @@ fn seccomp_early(s: &SecuritySpec) -> bool {
     !s.no_new_privs && s.drop_caps
 }
 
-fn install_seccomp(prog: *const libc::sock_fprog) -> Step {
-    // SAFETY: `prog` points at a sock_fprog and BPF program the plan keeps alive; the
-    // kernel copies the program. man 2 seccomp.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0 as c_ulong,
-            prog,
-        )
-    };
-    check(ret as c_int, Stage::Seccomp)
+/// Installs the filters in order (`add_seccomp`'s after `seccomp`'s). With
+/// `prctl(PR_SET_SECCOMP)` rather than `seccomp()`: each filter is installed under the
+/// earlier ones, and `prctl` is the call bubblewrap documents (and allow lists allow) for
+/// stacking. The same operation as `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)`.
+fn install_seccomp(progs: (*const libc::sock_fprog, usize)) -> Step {
+    for prog in slice(progs) {
+        // SAFETY: a sock_fprog and BPF program the plan keeps alive; the kernel copies
+        // the program. man 2 prctl (PR_SET_SECCOMP), man 2 seccomp.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as c_ulong,
+                prog as *const libc::sock_fprog,
+                0 as c_ulong,
+                0 as c_ulong,
+            )
+        };
+        check(ret, Stage::Seccomp)?;
+    }
+    Ok(())
 }

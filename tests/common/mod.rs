@@ -269,7 +269,14 @@ pub fn deadline(what: &'static str, secs: u64) -> Deadline {
 /// per test binary (behind a `OnceLock`).
 pub fn compile_probe(name: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    // The target's tmp, or (a suite run as another user than the build, which may not
+    // write there) a directory of that user's under the system's.
+    let mut tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if nix::unistd::access(&tmp, nix::unistd::AccessFlags::W_OK).is_err() {
+        tmp = std::env::temp_dir().join(format!("cellblock-probes-{}", nix::unistd::geteuid()));
+        std::fs::create_dir_all(&tmp)
+            .unwrap_or_else(|e| panic!("no directory for the probes: {}: {e}", tmp.display()));
+    }
     let prefix = format!("probe-{name}-");
     for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
         let file = e.file_name().to_string_lossy().into_owned();

@@ -9,15 +9,25 @@
 //! **Pass counts** (passing / ported / upstream scenarios, one per upstream "ok" line; the
 //! `for ALT` loop counts 4 each):
 //! - `test-specifying-{userns,pidns}.sh`: 2 / 2 / 2.
-//! - `test-run.sh`: **38 / 53 / 53** (every scenario has a test here; 15 are `#[ignore]`d).
-//! - together: 40 / 55 / 55 (`test-seccomp.py` is not ported in this file).
+//! - `test-run.sh`: **39 / 53 / 53** (every scenario has a test here; 14 are `#[ignore]`d).
+//!   Before `bind_data` (issue 12, second round): 38 / 53.
+//! - `test-seccomp.py` (commit 1168beab, with its helper `try-syscall.c` ported as
+//!   `tests/escape/try_syscall.c`): **5 / 6 / 6**. Before: 0 (not ported; `Seccomp` had no
+//!   allow-list base, no errno but EPERM, no argument rules of the caller's, no stacking).
+//!   Not passing (1, `#[ignore]`d): `test_seccomp_invalid`, bwrap's command-line errors for
+//!   raw BPF programs read from descriptors, which cellblock does not take;
+//!   `seccomp_invalid_policies` asserts cellblock's own bad input instead.
+//! - together: 46 / 61 / 61.
 //!
-//! **Not passing (15, `#[ignore]` with the reason):** needs a command-line front end: `--help`
+//! **Not passing (14, `#[ignore]` with the reason):** needs a command-line front end: `--help`
 //! (1), `--args FD` (1), a nestable binary for the recursive cases (2), `--lock-file` with a
 //! killable supervisor process for die-with-parent (2); needs `--info-fd`/`--json-status-fd`
-//! (4); needs `bind_data` (the `--bind-data`/`--ro-bind-data` half of "files have expected
-//! permissions", 1; its `--file` half passes in its own test); needs a FUSE mount on the host,
-//! which this machine lacks and upstream skips too (4).
+//! (4); needs a FUSE mount on the host, which this machine lacks and upstream skips too (4).
+//!
+//! Tests of cellblock's own, not upstream (bubblewrap's suite does not cover these options):
+//! `bind_data_covers_a_host_file_without_touching_it`, `bind_data_fd_reads_the_file_at_each_spawn`,
+//! `bind_fd_binds_the_descriptors_directory_and_nothing_else` (with the attack on
+//! `bind_fd`'s path check and its control).
 //!
 //! **Deliberate differences, asserted explicitly (never skipped):**
 //! - `--proc /proc` without `--unshare-pid` (in "can mount /proc" and "can unshare network",
@@ -37,6 +47,12 @@
 //! - environment: the default is clean (PATH only), so the caller's environment is asked for
 //!   with `env_inherit()`; after `env_clear()` nothing is set (bubblewrap sets PWD).
 //! - "bind-mount a socket (/dev/log)": no /dev/log here; a socket the test makes is used.
+//! - seccomp: a container has cellblock's default filter unless asked otherwise, so "no
+//!   seccomp" is `Seccomp::disabled()` (and the default profile's answers are asserted
+//!   too); an allow list always allows `rt_sigprocmask`, `execve` and `execveat`
+//!   (`cellblock::SECCOMP_ALWAYS_ALLOWED`: the child's own calls after installing the filter),
+//!   which bubblewrap, exec'ing right after, does not need; none of them is among
+//!   upstream's probes.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -840,10 +856,233 @@ async fn files_have_expected_permissions() {
 }
 
 // Upstream: tests/test-run.sh "ok - files have expected permissions", the `--bind-data` and
-// `--ro-bind-data` half (600 by default, 640 with --perms).
-#[test]
-#[ignore = "needs bind_data (a file bound from a buffer or descriptor onto any path): not yet built"]
-fn files_have_expected_permissions_bind_data() {}
+// `--ro-bind-data` half: `--bind-data 0 /tmp/file` (stdin /dev/null) gives 600, bubblewrap's
+// default, and `--perms 0640` gives 640; the same for `--ro-bind-data`. `bind_data` takes
+// its mode explicitly, so upstream's default is written out; the data is upstream's
+// `< /dev/null`: empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_have_expected_permissions_bind_data() {
+    let _d = common::deadline("bwrap: bind-data modes", 60);
+    for ro in [false, true] {
+        for (mode, want) in [(0o600, "600\n"), (0o640, "640\n")] {
+            let mut b = run("/usr/bin/stat");
+            b.args(["-c", "%a", "/tmp/file"]);
+            if ro {
+                b.bind_data_ro("/tmp/file", b"", mode);
+            } else {
+                b.bind_data("/tmp/file", b"", mode);
+            }
+            let (ok, stdout, err) = out(&mut b).await;
+            assert!(ok, "ro={ro}: {err}");
+            assert_eq!(stdout, want, "ro={ro}");
+        }
+    }
+}
+
+// Not upstream (bubblewrap's tests do not cover it): `--bind-data`/`--ro-bind-data` onto a
+// file of the host's own file systems. The workload reads the data there; `bind_data`
+// lets it write its private copy, `bind_data_ro` refuses with EROFS; from the host, the
+// file is unchanged either way and no mount of ours is visible.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_data_covers_a_host_file_without_touching_it() {
+    let _d = common::deadline("bwrap: bind-data over a host file", 60);
+    let t = common::rootfs::TempDir::new("bwrap-bind-data");
+    let host_file = t.path().join("conf");
+    std::fs::write(&host_file, "host\n").unwrap();
+    let mounts_before = common::host_mount_points();
+    for ro in [false, true] {
+        let script = format!(
+            "cat {f}; stat -c %a {f}; echo changed > {f} && echo wrote || echo refused; cat {f}",
+            f = host_file.display()
+        );
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", &script]).namespaces(Namespaces::MOUNT);
+        if ro {
+            b.bind_data_ro(&host_file, "inside\n", 0o644);
+        } else {
+            b.bind_data(&host_file, "inside\n", 0o644);
+        }
+        let o = b.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if ro {
+            assert_eq!(stdout, "inside\n644\nrefused\ninside\n", "{stderr}");
+            assert!(stderr.contains("Read-only file system"), "{stderr}");
+        } else {
+            assert_eq!(stdout, "inside\n644\nwrote\nchanged\n", "{stderr}");
+        }
+        assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host\n");
+    }
+    assert_eq!(common::host_mount_points(), mounts_before);
+    // Bad input: a mode that does not exist, named.
+    let err = Container::builder("/bin/true")
+        .namespaces(Namespaces::MOUNT)
+        .bind_data(&host_file, "x", 0o17777)
+        .status()
+        .await
+        .unwrap_err();
+    assert_bad_mount(&err, "bind_data", "17777");
+}
+
+// Not upstream: `--bind-data FD` as `bind_data_fd`. A file's contents (read from offset 0,
+// leaving the descriptor's own offset where it was) reach the workload at every spawn of
+// the same builder; a pipe, which a reusable builder could read only once, is refused by
+// name before anything runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_data_fd_reads_the_file_at_each_spawn() {
+    use std::io::{Seek, Write};
+    let _d = common::deadline("bwrap: bind-data from a descriptor", 60);
+    let t = common::rootfs::TempDir::new("bwrap-bind-data-fd");
+    let mut f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(t.path().join("data"))
+        .unwrap();
+    f.write_all(b"from a descriptor\n").unwrap();
+    let offset = f.stream_position().unwrap();
+    let mut b = run("/bin/cat");
+    b.arg("/tmp/data")
+        .bind_data_fd_ro("/tmp/data", f.try_clone().unwrap(), 0o644);
+    for _ in 0..2 {
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "{err}");
+        assert_eq!(stdout, "from a descriptor\n");
+    }
+    assert_eq!(f.stream_position().unwrap(), offset);
+
+    let (reader, _writer) = std::io::pipe().unwrap();
+    // Writable by the workload's identity, so that a run would leave the marker.
+    std::fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let ran = t.path().join("ran");
+    let err = run("/bin/sh")
+        .args(["-c", &format!("touch {}", ran.display())])
+        .bind_data_fd("/tmp/data", reader, 0o644)
+        .status()
+        .await
+        .unwrap_err();
+    assert_bad_mount(&err, "bind_data_fd", "not a regular file");
+    assert!(!ran.exists());
+}
+
+/// `err` is `Error::BadMount` for option `what`, and its message names `words`.
+fn assert_bad_mount(err: &Error, what: &str, words: &str) {
+    assert!(
+        matches!(err, Error::BadMount { what: w, .. } if *w == what)
+            && err.to_string().contains(words),
+        "expected BadMount for {what} naming {words:?}: {err}"
+    );
+}
+
+/// `open(path, O_PATH | O_DIRECTORY)`.
+fn open_path(p: &Path) -> std::os::fd::OwnedFd {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(p)
+        .unwrap()
+        .into()
+}
+
+// Not upstream (bubblewrap's tests do not cover `--bind-fd`/`--ro-bind-fd`): an O_PATH
+// descriptor of a host directory is bound where asked, writable or read-only, seen from
+// inside (its file is there; EROFS with bind_fd_ro) and from the host (the write through
+// bind_fd lands in the directory). The protection, proven by an attack: a descriptor of a
+// directory of *another* mount namespace (a container's private tmpfs, reached through
+// /proc/PID/root) whose path also exists on the host must not bind the host's directory of
+// that name: the child sees that what it took is not the descriptor's file and the spawn
+// fails with Stage::BindFd, ESTALE; nothing runs. A deleted directory is refused up front.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_fd_binds_the_descriptors_directory_and_nothing_else() {
+    let _d = common::deadline("bwrap: bind-fd", 60);
+    let t = common::rootfs::TempDir::new("bwrap-bind-fd");
+    let dir = t.path().join("x");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("marker"), "host dir\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    for ro in [false, true] {
+        let mut b = run("/bin/sh");
+        b.args([
+            "-c",
+            "cat /tmp/mnt/marker; touch /tmp/mnt/new 2>/dev/null && echo wrote || echo refused",
+        ]);
+        if ro {
+            b.bind_fd_ro(open_path(&dir), "/tmp/mnt");
+        } else {
+            b.bind_fd(open_path(&dir), "/tmp/mnt");
+        }
+        let (ok, stdout, err) = out(&mut b).await;
+        assert!(ok, "ro={ro}: {err}");
+        let want = if ro { "refused" } else { "wrote" };
+        assert_eq!(stdout, format!("host dir\n{want}\n"), "ro={ro}");
+    }
+    assert!(
+        dir.join("new").exists(),
+        "the writable bind wrote to the host's directory"
+    );
+
+    // The attack: a container whose own tmpfs covers the test's directory, with an "x" in
+    // it; its descriptor names "<t>/x", which on the host is another directory.
+    let mut holder = Container::builder("/bin/sleep");
+    holder
+        .arg("30")
+        .namespaces(Namespaces::MOUNT)
+        .tmpfs(t.path())
+        .dir(t.path().join("x"), 0o755)
+        .kill_on_drop(true);
+    let mut holder = holder.spawn().await.unwrap();
+    let foreign =
+        Path::new(&format!("/proc/{}/root", holder.pid())).join(dir.strip_prefix("/").unwrap());
+    let fd = open_path(&foreign);
+    let shown = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .unwrap();
+    assert_eq!(
+        shown, dir,
+        "the descriptor's path names the host's directory too"
+    );
+    let ran = t.path().join("ran");
+    let err = run("/bin/sh")
+        .args(["-c", &format!("touch {}", ran.display())])
+        .bind_fd(fd, "/tmp/mnt")
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Setup {
+                stage: cellblock::Stage::BindFd,
+                errno
+            } if errno.as_nix() == nix::errno::Errno::ESTALE
+        ),
+        "{err:?}"
+    );
+    assert!(!ran.exists());
+    holder.kill().await.unwrap();
+
+    // A descriptor whose directory is gone: refused before anything runs, named.
+    let gone = t.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let fd = open_path(&gone);
+    std::fs::remove_dir(&gone).unwrap();
+    let err = run("/bin/true")
+        .bind_fd(fd, "/tmp/mnt")
+        .status()
+        .await
+        .unwrap_err();
+    assert_bad_mount(&err, "bind_fd", "deleted");
+}
 
 // Upstream: tests/test-run.sh "ok - environment manipulation": --setenv, --unsetenv over
 // the caller's environment; --clearenv leaves only PWD. Expected differences, asserted:
@@ -886,4 +1125,315 @@ async fn environment_manipulation() {
         std::env::remove_var("FOO");
         std::env::remove_var("BAR");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream: tests/test-seccomp.py (commit 1168beab, 6 tests), with its helper
+// tests/try-syscall.c ported as tests/escape/try_syscall.c (same calls, same contract: the
+// exit code is the last errno). Upstream's filters are libseccomp objects exported as BPF
+// and handed to `bwrap --seccomp FD` / `--add-seccomp-fd FD`; here the same rules are a
+// `Seccomp` policy (`allow_list`, `deny_errno`, `deny_arg`) given to `seccomp()` /
+// `add_seccomp()`. `$BWRAP --ro-bind / /` is bwrap's way to see the host's files; a
+// container without a root filesystem sees them as they are (a new mount namespace here).
+// ---------------------------------------------------------------------------------------
+
+/// Upstream's `TRY_SYSCALLS`.
+const TRY_SYSCALLS: [&str; 8] = [
+    "chmod",
+    "chroot",
+    "clone3",
+    "ioctl TIOCNOTTY",
+    "ioctl TIOCSTI CVE-2019-10063",
+    "ioctl TIOCSTI",
+    "listen",
+    "prctl",
+];
+
+/// Upstream's `ALLOWED`: systemd's `@default`, `@basic-io` and `@filesystem-io` sets (as of
+/// 2021-10-11) and the calls process start-up needs on x86_64; names separated by
+/// whitespace, as upstream writes them.
+const ALLOWED: &str = concat!(
+    // @default
+    "brk cacheflush clock_getres clock_getres_time64 clock_gettime clock_gettime64 ",
+    "clock_nanosleep clock_nanosleep_time64 execve exit exit_group futex ",
+    "futex_time64 get_robust_list get_thread_area getegid getegid32 geteuid ",
+    "geteuid32 getgid getgid32 getgroups getgroups32 getpgid getpgrp getpid getppid ",
+    "getrandom getresgid getresgid32 getresuid getresuid32 getrlimit getsid gettid ",
+    "gettimeofday getuid getuid32 membarrier mmap mmap2 munmap nanosleep pause ",
+    "prlimit64 restart_syscall rseq rt_sigreturn sched_getaffinity sched_yield ",
+    "set_robust_list set_thread_area set_tid_address set_tls sigreturn time ",
+    "ugetrlimit ",
+    // @basic-io
+    "_llseek close close_range dup dup2 dup3 lseek pread64 preadv preadv2 pwrite64 ",
+    "pwritev pwritev2 read readv write writev ",
+    // @filesystem-io
+    "access chdir chmod close creat faccessat faccessat2 fallocate fchdir fchmod ",
+    "fchmodat fcntl fcntl64 fgetxattr flistxattr fremovexattr fsetxattr fstat ",
+    "fstat64 fstatat64 fstatfs fstatfs64 ftruncate ftruncate64 futimesat getcwd ",
+    "getdents getdents64 getxattr inotify_add_watch inotify_init inotify_init1 ",
+    "inotify_rm_watch lgetxattr link linkat listxattr llistxattr lremovexattr ",
+    "lsetxattr lstat lstat64 mkdir mkdirat mknod mknodat newfstatat oldfstat ",
+    "oldlstat oldstat open openat openat2 readlink readlinkat removexattr rename ",
+    "renameat renameat2 rmdir setxattr stat stat64 statfs statfs64 statx symlink ",
+    "symlinkat truncate truncate64 unlink unlinkat utime utimensat utimensat_time64 ",
+    "utimes ",
+    // start-up
+    "arch_prctl ioctl madvise mprotect mremap prctl readdir umask ",
+);
+
+/// The probe, compiled once per test process.
+fn try_syscall() -> &'static Path {
+    static PROBE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| common::compile_probe("try_syscall"))
+}
+
+/// The build target's system call numbers by name, from `<sys/syscall.h>` as the system cc
+/// sees it: what libseccomp's name lookup gives for the native architecture. Names this
+/// architecture lacks (`mmap2`, `*_time64`, ...) are absent.
+fn syscall_numbers() -> std::collections::HashMap<String, i64> {
+    use std::io::Write;
+    let mut cc = std::process::Command::new("cc")
+        .args(["-E", "-dM", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("running cc");
+    cc.stdin
+        .take()
+        .unwrap()
+        .write_all(b"#include <sys/syscall.h>\n")
+        .unwrap();
+    let out = cc.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("#define __NR_")?.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Upstream's allowlist: `SyscallFilter(ERRNO(ENOSYS))` with `ALLOW` for every name of
+/// `ALLOWED` this architecture has (upstream prints "Cannot add" for the others).
+fn allowlist() -> cellblock::Seccomp {
+    let numbers = syscall_numbers();
+    let mut policy = cellblock::Seccomp::allow_list(libc::ENOSYS);
+    for name in ALLOWED.split_whitespace() {
+        match numbers.get(name) {
+            Some(&nr) => policy = policy.allow(nr),
+            None => println!("# Cannot add {name} to allowlist: not on this architecture"),
+        }
+    }
+    policy
+}
+
+/// Upstream's denylist: `ERRNO(ECONNREFUSED)` for chmod, chroot, ioctl(TIOCSTI) (compared
+/// on the request's low 32 bits: `MASKED_EQ 0xffffffff`), and prctl where asked.
+fn denylist(prctl: bool) -> cellblock::Seccomp {
+    let refused = libc::ECONNREFUSED;
+    let mut policy = cellblock::Seccomp::disabled()
+        .deny_errno(libc::SYS_chmod, refused)
+        .deny_errno(libc::SYS_chroot, refused)
+        .deny_arg(libc::SYS_ioctl, 1, libc::TIOCSTI as u32, refused);
+    if prctl {
+        policy = policy.deny_errno(libc::SYS_prctl, refused);
+    }
+    policy
+}
+
+/// `$BWRAP --ro-bind / / [filters] try-syscall SYSCALL`: the probe's exit code.
+async fn try_under(filters: &[cellblock::Seccomp], syscall: &str) -> i32 {
+    let mut b = Container::builder(try_syscall());
+    b.arg(syscall)
+        .namespaces(Namespaces::MOUNT)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match filters {
+        [] => b.seccomp(cellblock::Seccomp::disabled()),
+        [one] => b.seccomp(one.clone()),
+        more => {
+            b.seccomp(cellblock::Seccomp::disabled());
+            for f in more {
+                b.add_seccomp(f.clone());
+            }
+            &mut b
+        }
+    };
+    let status = b.status().await.unwrap();
+    status
+        .code()
+        .unwrap_or_else(|| panic!("{syscall}: {status}"))
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_no_seccomp. Without a filter every call fails
+// on its own (EFAULT, EBADF; clone3 EFAULT or ENOSYS). Expected difference, asserted: a
+// cellblock container has a filter by default, so the port asks for none with
+// `Seccomp::disabled()`; with the default profile, TIOCSTI (also with the CVE-2019-10063
+// junk) fails with EPERM and clone3 with ENOSYS, the rest as upstream.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_no_seccomp() {
+    let _d = common::deadline("bwrap seccomp: none", 120);
+    for syscall in TRY_SYSCALLS {
+        println!("# {syscall} without seccomp");
+        let code = try_under(&[], syscall).await;
+        match syscall {
+            "clone3" => assert!([libc::ENOSYS, libc::EFAULT].contains(&code), "{code}"),
+            s if s.starts_with("ioctl") || s == "listen" => assert_eq!(code, libc::EBADF, "{s}"),
+            s => assert_eq!(code, libc::EFAULT, "{s}"),
+        }
+    }
+    for syscall in TRY_SYSCALLS {
+        let code = try_under(&[cellblock::Seccomp::default_profile()], syscall).await;
+        let want = match syscall {
+            "clone3" => libc::ENOSYS,
+            "ioctl TIOCSTI" | "ioctl TIOCSTI CVE-2019-10063" => libc::EPERM,
+            "ioctl TIOCNOTTY" | "listen" => libc::EBADF,
+            _ => libc::EFAULT,
+        };
+        assert_eq!(code, want, "default profile, {syscall}");
+    }
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_seccomp_allowlist. Calls on the allow list run
+// (and fail on their own: EBADF for the ioctls, EFAULT for chmod and prctl); chroot, listen
+// and clone3 are not on it and fail with the list's ENOSYS.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_seccomp_allowlist() {
+    let _d = common::deadline("bwrap seccomp: allowlist", 120);
+    let list = allowlist();
+    for syscall in TRY_SYSCALLS {
+        println!("# allowlist vs. {syscall}");
+        let code = try_under(std::slice::from_ref(&list), syscall).await;
+        if syscall.starts_with("ioctl") {
+            assert_eq!(code, libc::EBADF, "{syscall}");
+        } else if ["chroot", "listen", "clone3"].contains(&syscall) {
+            assert_eq!(code, libc::ENOSYS, "{syscall}");
+        } else {
+            assert_eq!(code, libc::EFAULT, "{syscall}");
+        }
+    }
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_seccomp_denylist. chmod, chroot, prctl and
+// ioctl(TIOCSTI) (with or without junk in the request's upper half) fail with the list's
+// ECONNREFUSED; ioctl(TIOCNOTTY) and listen are not on it (EBADF); clone3 EFAULT or ENOSYS.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_seccomp_denylist() {
+    let _d = common::deadline("bwrap seccomp: denylist", 120);
+    let list = denylist(true);
+    for syscall in TRY_SYSCALLS {
+        println!("# denylist vs. {syscall}");
+        let code = try_under(std::slice::from_ref(&list), syscall).await;
+        match syscall {
+            "clone3" => assert!([libc::ENOSYS, libc::EFAULT].contains(&code), "{code}"),
+            "ioctl TIOCNOTTY" | "listen" => assert_eq!(code, libc::EBADF, "{syscall}"),
+            _ => assert_eq!(code, libc::ECONNREFUSED, "{syscall}"),
+        }
+    }
+}
+
+/// Upstream's `test_seccomp_stacked(allowlist_first)`: Flatpak's arrangement, an allow list
+/// and a deny list as two filters. Deny beats allow whatever the order; between two
+/// errnos the filter installed last wins; only the last filter may deny prctl.
+async fn seccomp_stacked(allowlist_first: bool) {
+    let allow = allowlist();
+    let deny = denylist(allowlist_first);
+    let filters = if allowlist_first {
+        [allow, deny]
+    } else {
+        [deny, allow]
+    };
+    for syscall in TRY_SYSCALLS {
+        println!("# stacked vs. {syscall}");
+        let code = try_under(&filters, syscall).await;
+        let want = match syscall {
+            // Not denied by the deny list, allowed by the allow list.
+            "ioctl TIOCNOTTY" => libc::EBADF,
+            // Not denied, not allowed.
+            "clone3" | "listen" => libc::ENOSYS,
+            // Denied by one and not allowed by the other: the last installed wins.
+            "chroot" if allowlist_first => libc::ECONNREFUSED,
+            "chroot" => libc::ENOSYS,
+            // On the deny list only when that list is installed last.
+            "prctl" if allowlist_first => libc::ECONNREFUSED,
+            "prctl" => libc::EFAULT,
+            // chmod and TIOCSTI: allowed by one, denied by the other: denied.
+            _ => libc::ECONNREFUSED,
+        };
+        assert_eq!(code, want, "allowlist_first={allowlist_first}: {syscall}");
+    }
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_seccomp_stacked.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_seccomp_stacked() {
+    let _d = common::deadline("bwrap seccomp: stacked", 120);
+    seccomp_stacked(false).await;
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_seccomp_stacked_allowlist_first.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_seccomp_stacked_allowlist_first() {
+    let _d = common::deadline("bwrap seccomp: stacked, allowlist first", 120);
+    seccomp_stacked(true).await;
+}
+
+// Upstream: tests/test-seccomp.py, Test.test_seccomp_invalid: bwrap's command line refuses
+// descriptors that are not numbers or not open ("Invalid fd"), `--seccomp` together with
+// `--add-seccomp-fd`, unreadable and truncated programs ("must be multiple of 8"). All of
+// it is about raw BPF programs read from descriptors, which cellblock does not take: it
+// compiles policies, and `seccomp()` with `add_seccomp()` combine by design. Its own bad
+// input is asserted in `seccomp_invalid_policies` below.
+#[test]
+#[ignore = "needs raw BPF programs from descriptors (bwrap --seccomp FD / --add-seccomp-fd FD): cellblock compiles policies and takes no raw programs"]
+fn test_seccomp_invalid() {}
+
+// Not upstream: cellblock's counterpart of test_seccomp_invalid. Values that cannot be a
+// filter are refused by name before anything runs: an errno of 0 (it would fake success)
+// or above 4095, a seventh argument; nothing is cloned (no child appears). A stacked
+// filter that refuses `prctl` before the last one makes the spawn fail at its stage.
+#[tokio::test(flavor = "multi_thread")]
+async fn seccomp_invalid_policies() {
+    let _d = common::deadline("seccomp: invalid policies", 60);
+    use cellblock::Seccomp;
+    for (policy, words) in [
+        (
+            Seccomp::disabled().deny_errno(libc::SYS_chmod, 0),
+            "errno 0",
+        ),
+        (Seccomp::allow_list(5000), "errno 5000"),
+        (
+            Seccomp::disabled().deny_arg(libc::SYS_ioctl, 6, 1, libc::EPERM),
+            "argument 6",
+        ),
+    ] {
+        let err = Container::builder("/bin/true")
+            .seccomp(policy)
+            .status()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Security(m) if m.contains(words)),
+            "{words}: {err}"
+        );
+    }
+    let err = Container::builder(try_syscall())
+        .seccomp(Seccomp::disabled())
+        .add_seccomp(Seccomp::disabled().deny_errno(libc::SYS_prctl, libc::ECONNREFUSED))
+        .add_seccomp(denylist(false))
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Setup {
+                stage: cellblock::Stage::Seccomp,
+                errno
+            } if errno.as_nix() == nix::errno::Errno::ECONNREFUSED
+        ),
+        "{err:?}"
+    );
 }
