@@ -255,18 +255,54 @@ async fn execve_failure_is_relayed_with_its_stage() {
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
+/// `init(true)` without a PID namespace (tini `-s`): the init is the workload's parent, a
+/// child subreaper, and reaps an orphan the workload leaves (its parent died first).
+/// Control: without the init the orphan goes past the container to the host's init or
+/// subreaper, and is no descendant of the container's process any more.
 #[tokio::test(flavor = "multi_thread")]
-async fn init_needs_a_pid_namespace() {
-    let err = Container::builder("/bin/true")
-        .namespaces(Namespaces::UTS)
-        .init(true)
-        .spawn()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::NeedsNamespace { option: "init", .. }),
-        "{err}"
-    );
+async fn init_without_a_pid_namespace_is_a_subreaper() {
+    for init in [true, false] {
+        let mut c = Container::builder("/bin/sh")
+            .args(["-c", "sh -c 'sleep 100 & echo $!' ; sleep 100"])
+            .namespaces(Namespaces::UTS)
+            .init(init)
+            .stdout(Stdio::piped())
+            .spawn()
+            .await
+            .unwrap();
+        let mut lines = c.take_stdout().unwrap().lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let orphan: i32 = String::from_utf8_lossy(&line).trim().parse().unwrap();
+        let ppid = |p: i32| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+            stat.rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<i32>()
+                .unwrap()
+        };
+        if init {
+            // The orphan's parent is the init (the container's own process).
+            assert!(common::eventually(5, || ppid(orphan) == c.pid()).await);
+        } else {
+            assert!(common::eventually(5, || ppid(orphan) != c.pid()).await);
+            assert_ne!(ppid(orphan), c.pid());
+            // SAFETY: kill(2) of the orphan this test started.
+            unsafe { libc::kill(orphan, libc::SIGKILL) };
+        }
+        c.kill().await.unwrap();
+        // With the init, the orphan is ended with the container.
+        if init {
+            assert!(common::eventually(5, || !common::running(orphan)).await);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
