@@ -316,10 +316,26 @@ static void signal_leftovers(int sig)
         sc2(__NR_kill, -workload, sig);
 }
 
-/* The supervisor is gone: nobody will ever read or reap us. Take the container down. */
+/* The supervisor is gone: nobody will ever read or reap us. Take the container down.
+ * With a PID namespace, the kernel kills whatever is left when we exit. As a subreaper,
+ * nothing would: repeat the walk until no child is left (a process forked between a
+ * walk and its signal, or whose parent died before we read its list, is reparented to
+ * us), for at most ~2 s. */
 static __attribute__((noreturn)) void supervisor_died(void)
 {
-    signal_leftovers(SIGKILL);
+    for (int round = 0; round < 100; round++) {
+        signal_leftovers(SIGKILL);
+        if (!(flags & FLAG_SUBREAPER))
+            break;
+        long p;
+        int st;
+        while ((p = sc4(__NR_wait4, -1, &st, WNOHANG, 0)) > 0 || p == -EINTR)
+            ;
+        if (p < 0)
+            break; /* ECHILD: none left */
+        struct timespec ts = {0, 20 * 1000000};
+        sc5(__NR_ppoll, 0, 0, &ts, 0, 8);
+    }
     exit_now(137);
 }
 

@@ -17,7 +17,8 @@
 //! | `proc.send_signal(s)` to the init          | `container.signal(s)` (to the init)              |
 //! | `python -m testing.print_signals`          | tests/escape/print_signals.c (the same program in C) |
 //! | psutil / `testing.pid_tree` on the host    | `/proc/<pid>/task/<pid>/children` (common::children_of) |
-//! | the stage_*.py scripts                     | the same steps in bash (no Python or psutil needed) |
+//! | stage scripts without psutil (signals/test.py, pgroup/stage_1.py, pdeathsignal/stage_2.py) | run verbatim with `/usr/bin/python3 -c` |
+//! | reaping/stage_1.py and stage_2.py (psutil) | the same steps in bash builtins                  |
 //!
 //! Deliberate differences, each asserted where it shows (never skipped):
 //! - A workload killed by signal N is reported as `ExitStatus::signal() == Some(N)`, where
@@ -336,14 +337,30 @@ async fn tini_reaping_as_pid1() {
     reaping_test(Place::Pid1).await;
 }
 
-/// test/signals/test.py in bash: default dispositions for TERM, USR1 and USR2, then
-/// `sleep 100` in a child it waits for (`os.system`).
-const SIGNALS_TEST: &str = "trap - TERM USR1 USR2; sleep 100; :";
+/// Python, as upstream: Debian's /usr/bin/python3 (CI's machines have it; psutil they do
+/// not, which is why the stage scripts that need psutil are in bash).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// test/signals/test.py, verbatim (`python3 -c`).
+const SIGNALS_TEST: &str = r#"
+import signal
+import os
+
+
+def main():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    os.system("sleep 100")
+
+if __name__ == "__main__":
+    main()
+"#;
 
 async fn signals_test(place: Place) {
     for signum in [Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2] {
         let mut c = place
-            .builder("bash")
+            .builder(PYTHON)
             .args(["-c", SIGNALS_TEST])
             .spawn()
             .await
@@ -379,17 +396,34 @@ async fn tini_signals_as_pid1() {
 }
 
 /// busy_wait(len(children(recursive=True)) == 2), and the grandchild past its exec: before
-/// that it is still the subshell, whose `trap - USR1` may not have run yet (Python's
-/// Popen returns only after the exec).
+/// that it is still Python's fork, whose preexec_fn may not have run yet (upstream has
+/// the same window; under load here it was hit).
 fn two_with_sleep_execd(init: i32) -> bool {
     let tree = pid_tree(init);
     tree.len() == 2
         && std::fs::read_to_string(format!("/proc/{}/comm", tree[1])).is_ok_and(|c| c == "sleep\n")
 }
 
-/// test/pgroup/stage_1.py in bash: ignores SIGUSR1, starts `sleep 1000` with SIGUSR1 back
-/// at its default, and waits for it.
-const PGROUP_STAGE_1: &str = "trap '' USR1; (trap - USR1; exec sleep 1000) & wait";
+/// test/pgroup/stage_1.py, verbatim (`python3 -c`): ignores SIGUSR1, starts `sleep 1000`
+/// with SIGUSR1 back at its default, and waits for it.
+const PGROUP_STAGE_1: &str = r#"
+import os
+import subprocess
+import signal
+
+
+def reset_sig_handler():
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    p = subprocess.Popen(
+            ["sleep", "1000"],
+            preexec_fn=reset_sig_handler
+        )
+    p.wait()
+"#;
 
 // test/run_inner_tests.py: "process group test" (`tini -g`, and TINI_KILL_PROCESS_GROUP=1,
 // which is the same switch): SIGUSR1 to the init reaches the grandchild, which dies; then
@@ -397,7 +431,7 @@ const PGROUP_STAGE_1: &str = "trap '' USR1; (trap - USR1; exec sleep 1000) & wai
 #[tokio::test(flavor = "multi_thread")]
 async fn tini_process_group() {
     let _d = common::deadline("tini_process_group", 60);
-    let mut c = Container::builder("bash")
+    let mut c = Container::builder(PYTHON)
         .args(["-c", PGROUP_STAGE_1])
         .namespaces(ns())
         .signal_process_group(true)
@@ -416,7 +450,7 @@ async fn tini_process_group() {
 
     // Control (not upstream): without the option, SIGUSR1 reaches only the ignoring
     // child, and the grandchild sleeps on.
-    let mut c = Container::builder("bash")
+    let mut c = Container::builder(PYTHON)
         .args(["-c", PGROUP_STAGE_1])
         .namespaces(ns())
         .spawn()
@@ -512,16 +546,39 @@ fn tini_signal_configuration() {
 
 const PDEATH_HELPER_ENV: &str = "CELLBLOCK_TEST_TINI_PDEATH_HELPER";
 
-/// test/pdeathsignal/stage_2.py in bash: on SIGUSR1 write "ok" to the file $2 and exit 0;
-/// SIGKILL the process $1 (the supervisor), then sleep 5. Two changes: it leaves its
-/// parent's pid (the init) in `$2.init` first, for the test's cleanup check; and it sleeps
-/// in steps of 0.1 s, because bash runs a trap only between commands (a single `sleep 5`
-/// would delay it past the grace period; `sleep & wait` loses a signal that arrives before
-/// the `wait`), where Python's handler interrupts time.sleep.
-const PDEATH_STAGE_2: &str = r#"trap 'echo -n ok > "$2"; exit 0' USR1
-echo -n $PPID > "$2.init"
-kill -KILL "$1"
-for i in $(seq 50); do sleep 0.1; done"#;
+/// test/pdeathsignal/stage_2.py (`python3 -c`): on SIGUSR1 write "ok" to the file
+/// argv[2] and exit 0; SIGKILL the process argv[1] (the supervisor), then sleep 5. One line
+/// added: it leaves its parent's pid (the init) in `<argv[2]>.init` first, for the test's
+/// cleanup check. (A bash port lost the signal now and then: bash defers traps around
+/// forks and builtins.)
+const PDEATH_STAGE_2: &str = r#"
+from __future__ import print_function
+
+import os
+import sys
+import signal
+import time
+
+
+def main():
+    ret = sys.argv[2]
+
+    def handler(*args):
+        with open(ret, "w") as f:
+            f.write("ok")
+        sys.exit(0)
+
+    signal.signal(signal.SIGUSR1, handler)
+    pid = int(sys.argv[1])
+
+    with open(ret + ".init", "w") as f:
+        f.write(str(os.getppid()))
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(5)
+
+if __name__ == "__main__":
+    main()
+"#;
 
 /// test/pdeathsignal/stage_1.py: the supervisor of the test below, run as a process of its
 /// own (the test binary again, with `PDEATH_HELPER_ENV` set): runs stage 2 in a container
@@ -535,10 +592,10 @@ fn pdeathsignal_stage_1() {
     let with_signal = std::env::var("PDEATH_WITH_SIGNAL").is_ok();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut b = Container::builder("bash");
+        let mut b = Container::builder(PYTHON);
         let me = std::process::id().to_string();
         // Not PID 1 (as in tini's test): the workload sees its supervisor and kills it.
-        b.args(["-c", PDEATH_STAGE_2, "stage_2", &me, &ret])
+        b.args(["-c", PDEATH_STAGE_2, &me, &ret])
             .namespaces(Namespaces::UTS)
             .init(true)
             .host_root()
@@ -735,16 +792,15 @@ async fn dumb_init_exit_status_regular_exit() {
 }
 
 // tests/exit_status_test.py: test_exit_status_terminated_by_signal (the workload kills
-// itself with TERM, HUP, QUIT, KILL). Upstream uses Python because shells differ (bash
-// ignores SIGQUIT, always); this port uses dash (`sh`), which does not. Deliberate
-// difference: `signal() == N`, not 128+N.
+// itself with TERM, HUP, QUIT, KILL, in Python as upstream: shells differ, bash ignores
+// SIGQUIT). Deliberate difference: `signal() == N`, not 128+N.
 #[tokio::test(flavor = "multi_thread")]
 async fn dumb_init_exit_status_terminated_by_signal() {
     let _d = common::deadline("dumb_init_exit_status_terminated_by_signal", 120);
     for setsid in BOTH_SETSID_MODES {
         for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGKILL] {
-            let st = Container::builder("sh")
-                .args(["-c", &format!("kill -s {signal} $$")])
+            let st = Container::builder(PYTHON)
+                .args(["-c", &format!("import os; os.kill(os.getpid(), {signal})")])
                 .namespaces(ns())
                 .signal_process_group(setsid)
                 .status()
