@@ -52,7 +52,8 @@
 //!
 //! Before (main at 8711b1d, measured: this file with a shim for the missing options that
 //! panics, and the `BadSignal` match replaced by `false`): 9 of 32 pass. Mapping dumb-init's
-//! setsid mode to nothing (the shim ignoring `signal_process_group(true)`), 18 of 32.
+//! setsid mode to nothing (the shim ignoring `signal_process_group(true)`), 18 of 32 (19
+//! in the runs where main won the cwd race below: 8 of 10 alone; after, 10 of 10).
 //! Failing on main whatever the mode:
 //! - no `success_exit_code`: `tini_exit_code_inclusive`, `tini_exit_code_exclusive`;
 //! - `init(true)` without a PID namespace was `Error::NeedsNamespace`:
@@ -67,7 +68,8 @@
 //! - bugs: `tini_signal_configuration` (signal 32 ignored by the supervisor stayed ignored
 //!   in the workload: glibc's sigaction refuses 32 and 33, so the child's reset skipped
 //!   them), `dumb_init_working_directories` (the init moved to `/` only after starting the
-//!   workload, which could still see it in its own directory).
+//!   workload, which could still see it in its own directory: a race, lost in 2 of 10
+//!   runs).
 //!
 //! After: 32 of 32.
 
