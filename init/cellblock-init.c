@@ -26,7 +26,10 @@
  *      the grace period, then SIGKILL; writes the workload's wait status to the report fd
  *      and exits with its code, or 128+signal;
  *   5. if the lifeline (a pidfd of the supervisor process) becomes readable, the
- *      supervisor died (even by SIGKILL): kills everything at once and exits.
+ *      supervisor died (even by SIGKILL): kills everything at once and exits (with
+ *      PDEATHSIG, first forwards it and gives the workload the grace period).
+ * Without a PID namespace of its own (FLAGS bit 3) "everything" is its descendants, as a
+ * subreaper: see signal_leftovers.
  *
  * argv: cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PDEATHSIG SUCCESS REWRITES
  *                      PATH ARGV0 [ARGS...]

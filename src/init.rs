@@ -5,7 +5,9 @@
 //! A container with a new PID namespace gets `cellblock-init` as its PID 1 (unless
 //! [`init(false)`](crate::ContainerBuilder::init)): a tini-like program that forwards
 //! signals to the workload, reaps orphans, ends whatever remains when the workload exits
-//! (SIGTERM, a grace period, SIGKILL) and exits with the workload's status. Its source is
+//! (SIGTERM, a grace period, SIGKILL) and exits with the workload's status. With
+//! [`init(true)`](crate::ContainerBuilder::init) and no PID namespace it runs instead as
+//! the workload's parent and a child subreaper (tini's `-s`). Its source is
 //! `init/cellblock-init.c`; `build.rs` compiles it into a ~9 KiB *static, freestanding*
 //! executable (raw syscalls, no libc) that this module embeds.
 //!

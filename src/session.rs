@@ -107,8 +107,9 @@ impl ContainerBuilder {
     /// the container report exit 0 for a workload that failed, take the init's lifeline,
     /// or keep the namespace's processes from being cleaned up. Use it only to debug the
     /// init itself (gdb, strace -p) with a trusted workload. Needs the init: without a PID
-    /// namespace the spawn fails with [`Error::NeedsNamespace`](crate::Error::NeedsNamespace),
-    /// with `init(false)` with [`Error::BadConfig`](crate::Error::BadConfig).
+    /// namespace (and without `init(true)`) the spawn fails with
+    /// [`Error::NeedsNamespace`](crate::Error::NeedsNamespace), with `init(false)` with
+    /// [`Error::BadConfig`](crate::Error::BadConfig).
     ///
     /// ```no_run
     /// # async fn demo() -> cellblock::Result<()> {
