@@ -15,22 +15,38 @@
  * What it does (tini-like):
  *   0. makes itself non-dumpable (see "Out of the workload's reach" below);
  *   1. blocks every signal and reads them from a signalfd;
- *   2. starts the workload, in a process group of its own (unless it shares the caller's
+ *   2. moves its own cwd to "/" and starts the workload in the container's working
+ *      directory, in a process group of its own (unless it shares the caller's
  *      terminal, see start_child), with a vfork-style clone (see
  *      vfork_start) and, once that returns, knows whether its execve worked: reports
- *      "started" or (stage, errno) on the report fd; then moves its own cwd to "/";
+ *      "started" or (stage, errno) on the report fd;
  *   3. forwards every signal but SIGCHLD to the workload, reaps every child (orphans
  *      included) with wait4(-1, WNOHANG) whenever SIGCHLD arrives (they coalesce);
  *   4. when the workload exits: SIGTERM to everything left in the namespace, waits up to
  *      the grace period, then SIGKILL; writes the workload's wait status to the report fd
  *      and exits with its code, or 128+signal;
  *   5. if the lifeline (a pidfd of the supervisor process) becomes readable, the
- *      supervisor died (even by SIGKILL): kills everything at once and exits.
+ *      supervisor died (even by SIGKILL): kills everything at once and exits (with
+ *      PDEATHSIG, first forwards it and gives the workload the grace period).
+ * Without a PID namespace of its own (FLAGS bit 3) "everything" is its descendants, as a
+ * subreaper: see signal_leftovers.
  *
- * argv: cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PATH ARGV0 [ARGS...]
+ * argv: cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PDEATHSIG SUCCESS REWRITES
+ *                      PATH ARGV0 [ARGS...]
  * The environment is the workload's. FLAGS bit 0: fd 0 is a terminal whose foreground
  * process group the workload gets. FLAGS bit 1: stay dumpable (ContainerBuilder::
  * init_dumpable, a debugging opt-out that gives the workload all of the below back).
+ * FLAGS bit 2: forward signals to the workload's process group, not the workload alone
+ * (tini -g, dumb-init's setsid mode). FLAGS bit 3: no PID namespace of our own: run as a
+ * child subreaper (tini -s) and end leftovers by walking our descendants, never with
+ * kill(-1), which would reach the host's processes. FLAGS bit 4: the workload gets a
+ * process group of its own even on a terminal shared with the caller (process_group(0)).
+ * PDEATHSIG: 0, or the signal forwarded to the workload when the supervisor dies (tini
+ * -p); the workload then has the grace period to exit before everything is killed.
+ * SUCCESS: exit codes reported as 0 (tini -e), comma-separated, may be empty.
+ * REWRITES: "from:to" pairs, comma-separated, may be empty: a received `from` is
+ * forwarded as `to`, or dropped when `to` is 0 (dumb-init -r).
+ * The supervisor validates all of these (src/session.rs); we only parse them.
  *
  * Out of the workload's reach. The init runs with the workload's credentials, so by the
  * ordinary ptrace access rules the workload could reopen our descriptors through
@@ -58,6 +74,7 @@
 
 typedef unsigned long size_t;
 
+#define STAGE_CHDIR 8u
 #define STAGE_EXECVE 11u
 #define STAGE_INIT_START 41u
 #define STAGE_INIT_SETUP 44u
@@ -77,7 +94,14 @@ typedef unsigned long size_t;
 #define PR_SET_DUMPABLE 4
 #define FLAG_TTY 1
 #define FLAG_DUMPABLE 2
-#define FLAG_OWN_GROUP 4
+#define FLAG_GROUP 4
+#define FLAG_SUBREAPER 8
+#define FLAG_OWN_GROUP 16
+#define PR_SET_CHILD_SUBREAPER 36
+#define AT_FDCWD_ (-100)
+#define O_RDONLY_ 0
+#define O_PATH_ 010000000
+#define MAXSIG 64
 #define SIG_SETMASK_ 2
 #define CLOCK_MONOTONIC_ 1
 
@@ -171,11 +195,31 @@ static long parse(const char *s)
     return neg ? -v : v;
 }
 
+/* Parses a decimal number at *s and moves *s past it. */
+static long parse_next(const char **s)
+{
+    long v = 0;
+    while (**s >= '0' && **s <= '9')
+        v = v * 10 + (*(*s)++ - '0');
+    return v;
+}
+
 /* ---- the init ------------------------------------------------------------------------- */
 
 static int report_fd = -1;
 static int lifeline_fd = -1;
 static int sig_fd = -1;
+static long flags;
+static long grace_ms;
+static int workload = -1;
+/* rewrite[s]: -1 forward s as it is, 0 drop it, else forward that signal instead. */
+static signed char rewrite[MAXSIG + 1];
+/* Bit c: exit code c is reported as 0. */
+static unsigned char success[32];
+static int pdeath_sig;
+/* When the supervisor died and the workload got PDEATHSIG: the time (ms) at which
+ * everything is killed anyway; -1 otherwise. */
+static long long orphaned_until = -1;
 
 static void report(unsigned tag, int value)
 {
@@ -197,12 +241,113 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The supervisor is gone: nobody will ever read or reap us. Take the namespace down. */
+/* Writes pid in decimal at p; returns the end. */
+static char *put_num(char *p, long v)
+{
+    char tmp[20];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Sends sig to every descendant of pid, parents before their children, from
+ * /proc/PID/task/PID/children (the init has one thread). Returns 0 if that file cannot be
+ * read (no /proc here). A process that forks between our read and its signal can leave a
+ * child unsignalled: the callers repeat until no child is left. Depth-limited: the list
+ * of a deeper level is reached again once the levels above it are gone (their orphans
+ * are reparented to us, the subreaper). */
+static int signal_tree(long pid, int sig, int depth)
+{
+    char path[64], *p = path;
+    const char *a = "/proc/", *b = "/task/", *c = "/children";
+    while (*a)
+        *p++ = *a++;
+    p = put_num(p, pid);
+    while (*b)
+        *p++ = *b++;
+    p = put_num(p, pid);
+    while (*c)
+        *p++ = *c++;
+    *p = 0;
+    long fd = sc4(__NR_openat, AT_FDCWD_, path, O_RDONLY_ | O_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    char buf[256];
+    long cur = 0;
+    int in = 0;
+    for (;;) {
+        long n = sc3(__NR_read, fd, buf, sizeof buf);
+        if (n == -EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (long i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') {
+                cur = cur * 10 + (buf[i] - '0');
+                in = 1;
+            } else if (in) {
+                sc2(__NR_kill, cur, sig);
+                if (depth < 16)
+                    signal_tree(cur, sig, depth + 1);
+                cur = 0;
+                in = 0;
+            }
+        }
+    }
+    if (in) {
+        sc2(__NR_kill, cur, sig);
+        if (depth < 16)
+            signal_tree(cur, sig, depth + 1);
+    }
+    sc1(__NR_close, fd);
+    return 1;
+}
+
+/* Sends sig to everything the workload left: with our own PID namespace every process in
+ * it but us (kill(-1)); as a subreaper without one, our descendants only (kill(-1) would
+ * reach every process of the host our credentials may signal), or, without a /proc to
+ * list them, the workload's process group. */
+static void signal_leftovers(int sig)
+{
+    if (!(flags & FLAG_SUBREAPER)) {
+        sc2(__NR_kill, -1, sig);
+        return;
+    }
+    if (!signal_tree(sc0(__NR_getpid), sig, 0) && workload > 0)
+        sc2(__NR_kill, -workload, sig);
+}
+
+/* The supervisor is gone: nobody will ever read or reap us. Take the container down.
+ * With a PID namespace, the kernel kills whatever is left when we exit. As a subreaper,
+ * nothing would: repeat the walk until no child is left (a process forked between a
+ * walk and its signal, or whose parent died before we read its list, is reparented to
+ * us), for at most ~2 s. */
 static __attribute__((noreturn)) void supervisor_died(void)
 {
-    sc2(__NR_kill, -1, SIGKILL);
+    for (int round = 0; round < 100; round++) {
+        signal_leftovers(SIGKILL);
+        if (!(flags & FLAG_SUBREAPER))
+            break;
+        long p;
+        int st;
+        while ((p = sc4(__NR_wait4, -1, &st, WNOHANG, 0)) > 0 || p == -EINTR)
+            ;
+        if (p < 0)
+            break; /* ECHILD: none left */
+        struct timespec ts = {0, 20 * 1000000};
+        sc5(__NR_ppoll, 0, 0, &ts, 0, 8);
+    }
     exit_now(137);
 }
+
+/* The supervisor is gone. With a parent-death signal, the workload gets it and the grace
+ * period to exit on its own (tini -p); otherwise, or if it was sent already, everything
+ * dies now. */
+static void lifeline_fired(void);
 
 /* Waits for a signal or the lifeline for at most timeout_ms (-1: forever). Returns 1 if
  * the signalfd is readable. */
@@ -235,11 +380,35 @@ static int wait_events(long timeout_ms)
          * too: the process is gone (reaped). POLLNVAL cannot happen (we never close the
          * descriptor); were it to, we stop watching rather than spin. */
         if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
-            supervisor_died();
+            lifeline_fired();
         if (pfd[1].revents & POLLNVAL)
             lifeline_fd = -1;
     }
     return (pfd[0].revents & POLLIN) != 0;
+}
+
+/* Forwards sig, as rewritten, to the workload `to`, or to its process group in group
+ * mode. The group may not exist (the workload shares the caller's terminal group, see
+ * start_child, or moved itself out): then to the workload alone. */
+static void forward(int to, int sig)
+{
+    if (sig >= 1 && sig <= MAXSIG && rewrite[sig] >= 0)
+        sig = rewrite[sig];
+    if (sig == 0 || to <= 0)
+        return;
+    if ((flags & FLAG_GROUP) && sc2(__NR_kill, -to, sig) == 0)
+        return;
+    sc2(__NR_kill, to, sig);
+}
+
+static void lifeline_fired(void)
+{
+    if (pdeath_sig == 0 || orphaned_until >= 0)
+        supervisor_died();
+    /* Stop watching: the pidfd stays readable. */
+    lifeline_fd = -1;
+    orphaned_until = now_ms() + grace_ms;
+    forward(workload, pdeath_sig);
 }
 
 /* Drains the signalfd; forwards everything but SIGCHLD to `to` (when > 0). */
@@ -248,7 +417,7 @@ static void drain_signals(int to)
     unsigned int si[32]; /* struct signalfd_siginfo: 128 bytes, ssi_signo first */
     while (sc3(__NR_read, sig_fd, si, sizeof si) == (long)sizeof si) {
         if (si[0] != SIGCHLD && to > 0)
-            sc2(__NR_kill, to, si[0]);
+            forward(to, (int)si[0]);
     }
 }
 
@@ -299,9 +468,12 @@ struct start {
     char **argv;
     char **envp;
     long flags;
-    /* Written by the child (shared memory) when execve fails; read by the parent once the
-     * clone returned, which is after the child exec'd or exited. */
+    /* The workload's working directory (O_PATH), or -1: see cmain. */
+    int cwd_fd;
+    /* Written by the child (shared memory) when its fchdir or execve fails; read by the
+     * parent once the clone returned, which is after the child exec'd or exited. */
     volatile int exec_errno;
+    volatile unsigned fail_stage;
 };
 
 /* Not static: called by name from the asm in vfork_start. */
@@ -331,9 +503,18 @@ __attribute__((noreturn, used)) void start_child(struct start *s)
         int me = (int)sc0(__NR_getpid);
         sc3(__NR_ioctl, 0, TIOCSPGRP, &me);
     }
+    if (s->cwd_fd >= 0) {
+        long c = sc1(__NR_fchdir, s->cwd_fd);
+        if (c < 0) {
+            s->fail_stage = STAGE_CHDIR;
+            s->exec_errno = (int)-c;
+            exit_now(127);
+        }
+    }
     unsigned long none = 0;
     sc4(__NR_rt_sigprocmask, SIG_SETMASK_, &none, 0, 8);
     long e = sc3(__NR_execve, s->path, s->argv, s->envp);
+    s->fail_stage = STAGE_EXECVE;
     s->exec_errno = (int)-e;
     /* exit_group ends this task only: it shares our memory, not our thread group. */
     exit_now(127);
@@ -401,14 +582,32 @@ int cmain(long *sp)
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
     char **envp = argv + argc + 1;
-    if (argc < 7)
+    if (argc < 10)
         exit_now(126);
     report_fd = (int)parse(argv[1]);
     lifeline_fd = (int)parse(argv[2]);
-    long grace_ms = parse(argv[3]);
-    long flags = parse(argv[4]);
-    const char *path = argv[5];
-    char **wargv = argv + 6;
+    grace_ms = parse(argv[3]);
+    flags = parse(argv[4]);
+    pdeath_sig = (int)parse(argv[5]);
+    for (const char *s = argv[6]; *s;) {
+        long code = parse_next(&s);
+        if (code >= 0 && code <= 255)
+            success[code >> 3] |= (unsigned char)(1u << (code & 7));
+        if (*s)
+            s++;
+    }
+    for (int i = 0; i <= MAXSIG; i++)
+        rewrite[i] = -1;
+    for (const char *s = argv[7]; *s;) {
+        long from = parse_next(&s);
+        long to = *s == ':' ? (s++, parse_next(&s)) : from;
+        if (from >= 1 && from <= MAXSIG && to >= 0 && to <= MAXSIG)
+            rewrite[from] = (signed char)to;
+        if (*s)
+            s++;
+    }
+    const char *path = argv[8];
+    char **wargv = argv + 9;
 
     /* First of all, before any process of the workload exists: out of its reach (see
      * the header). Only the caller's explicit debugging opt-out skips it. A failure
@@ -450,8 +649,27 @@ int cmain(long *sp)
         report(STAGE_INIT_SETUP, -sig_fd);
         exit_now(127);
     }
-    struct start start = {path, wargv, envp, flags, 0};
+    /* Without a PID namespace of our own, orphans would go past us to the host's init (or
+     * the caller's subreaper): as a subreaper they come to us, and we reap them. */
+    if (flags & FLAG_SUBREAPER) {
+        long e = sc2(__NR_prctl, PR_SET_CHILD_SUBREAPER, 1);
+        if (e < 0) {
+            report(STAGE_INIT_SETUP, (int)-e);
+            exit_now(127);
+        }
+    }
+    /* The init keeps no working directory of its own (it must not hold one busy for the
+     * container's whole life; "/" is the container's root, which it holds anyway), and
+     * moves there before the workload exists, so that no process of the workload ever
+     * sees it elsewhere. The workload gets the container's working directory back from
+     * this descriptor (close-on-exec) in start_child. */
+    int cwd_fd = (int)sc4(__NR_openat, AT_FDCWD_, ".", O_PATH_ | O_CLOEXEC, 0);
+    if (cwd_fd >= 0)
+        sc1(__NR_chdir, "/");
+    struct start start = {path, wargv, envp, flags, cwd_fd, 0, 0};
     long child = vfork_start(&start);
+    if (cwd_fd >= 0)
+        sc1(__NR_close, cwd_fd);
     if (child < 0) {
         report(STAGE_INIT_START, (int)-child);
         exit_now(127);
@@ -460,15 +678,16 @@ int cmain(long *sp)
         int st;
         while (sc4(__NR_wait4, child, &st, 0, 0) == -EINTR)
             ;
-        report(STAGE_EXECVE, start.exec_errno);
+        report(start.fail_stage, start.exec_errno);
         exit_now(127);
     }
+    workload = (int)child;
     report(MSG_STARTED, (int)child);
-    /* The workload has its cwd (the container's working directory, inherited at the
-     * clone: CLONE_VM without CLONE_FS gave it a copy of ours); the init itself needs
-     * none, and must not pin a directory for the container's whole life. "/" is the
-     * container's root, which the init holds anyway. */
-    sc1(__NR_chdir, "/");
+    /* Without the descriptor (cannot happen: O_PATH needs no permission) the workload
+     * inherited our directory at the clone (CLONE_VM without CLONE_FS gives it a copy),
+     * and we leave it only now. */
+    if (cwd_fd < 0)
+        sc1(__NR_chdir, "/");
     /* Our stdio belongs to the workload: holding it would delay the supervisor's EOF. */
     for (int fd = 0; fd < 3; fd++)
         if (fd != report_fd && fd != lifeline_fd)
@@ -478,7 +697,14 @@ int cmain(long *sp)
     while (!done) {
         if (reap(child, &status, &done) < 0 || done)
             break;
-        if (wait_events(-1))
+        long timeout = -1;
+        if (orphaned_until >= 0) {
+            long long rest = orphaned_until - now_ms();
+            if (rest <= 0)
+                supervisor_died();
+            timeout = (long)rest;
+        }
+        if (wait_events(timeout))
             drain_signals(child);
     }
 
@@ -486,8 +712,10 @@ int cmain(long *sp)
      * the workload started descends from us (orphans are reparented to us), so "no child
      * left" means none is left, and kill(-1) (a walk over every process of the host) is
      * skipped in the common case. Processes that entered the namespace with setns are not
-     * our children; the kernel SIGKILLs them when we exit. */
-    if (reap(child, &status, &done) == 0 && sc2(__NR_kill, -1, SIGTERM) == 0) {
+     * our children; the kernel SIGKILLs them when we exit. As a subreaper (no namespace of
+     * our own) the same holds for our descendants, which we signal one by one. */
+    if (reap(child, &status, &done) == 0) {
+        signal_leftovers(SIGTERM);
         long long deadline = now_ms() + grace_ms;
         int left = 1;
         for (;;) {
@@ -501,7 +729,7 @@ int cmain(long *sp)
             if (wait_events((long)rest))
                 drain_signals(0);
         }
-        if (left) {
+        if (left && !(flags & FLAG_SUBREAPER)) {
             sc2(__NR_kill, -1, SIGKILL);
             for (;;) {
                 int st;
@@ -510,8 +738,18 @@ int cmain(long *sp)
                     break;
             }
         }
+        /* One walk over our descendants can miss a process forked meanwhile: repeat
+         * until none is left. */
+        while (left && reap(child, &status, &done) == 0) {
+            signal_leftovers(SIGKILL);
+            if (wait_events(20))
+                drain_signals(0);
+        }
     }
 
+    /* tini -e: the listed exit codes count as success. A death by signal stays one. */
+    if ((status & 0x7f) == 0 && (success[(status >> 11) & 31] >> ((status >> 8) & 7)) & 1)
+        status = 0;
     report(MSG_STATUS, status);
     if ((status & 0x7f) == 0)
         exit_now((status >> 8) & 0xff);

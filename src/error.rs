@@ -368,6 +368,36 @@ pub enum Error {
     #[error("invalid container configuration: {0}")]
     BadConfig(String),
 
+    /// A signal number given to an option of the built-in init is out of range, or is
+    /// one that option cannot use (e.g. rewriting SIGKILL, which the init never receives).
+    #[error("invalid container configuration: {option}: signal {signal} {reason}")]
+    BadSignal {
+        /// The builder method.
+        option: &'static str,
+        /// The number given.
+        signal: i32,
+        /// What is wrong with it, e.g. `is outside 1..=31`.
+        reason: &'static str,
+    },
+
+    /// An exit code outside `0..=255`.
+    #[error("invalid container configuration: {option}: exit code {code} is outside 0..=255")]
+    BadExitCode {
+        /// The builder method.
+        option: &'static str,
+        /// The code given.
+        code: i32,
+    },
+
+    /// An option of the built-in init was set for a container that runs without it.
+    #[error("invalid container configuration: {option} needs the built-in init, but {reason}")]
+    NeedsInit {
+        /// The builder method.
+        option: &'static str,
+        /// Why there is no init (`init(false)` was set, ...).
+        reason: &'static str,
+    },
+
     /// A namespace to join (`join`/`join_path`) cannot be used.
     #[error("cannot join {namespaces} namespace via {source_desc}: {reason}")]
     BadJoin {
@@ -621,6 +651,9 @@ impl From<Error> for io::Error {
             | Error::BadCurrentDir { .. }
             | Error::BadMount { .. }
             | Error::BadConfig(_)
+            | Error::BadSignal { .. }
+            | Error::BadExitCode { .. }
+            | Error::NeedsInit { .. }
             | Error::BadJoin { .. }
             | Error::Security(_)
             | Error::BadPassFd { .. }

@@ -5,7 +5,9 @@
 //! A container with a new PID namespace gets `cellblock-init` as its PID 1 (unless
 //! [`init(false)`](crate::ContainerBuilder::init)): a tini-like program that forwards
 //! signals to the workload, reaps orphans, ends whatever remains when the workload exits
-//! (SIGTERM, a grace period, SIGKILL) and exits with the workload's status. Its source is
+//! (SIGTERM, a grace period, SIGKILL) and exits with the workload's status. With
+//! [`init(true)`](crate::ContainerBuilder::init) and no PID namespace it runs instead as
+//! the workload's parent and a child subreaper (tini's `-s`). Its source is
 //! `init/cellblock-init.c`; `build.rs` compiles it into a ~9 KiB *static, freestanding*
 //! executable (raw syscalls, no libc) that this module embeds.
 //!
@@ -185,22 +187,46 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) own_group: bool,
     /// `init_dumpable(true)`: the init skips `PR_SET_DUMPABLE 0`.
     pub(crate) dumpable: bool,
+    /// `signal_process_group(true)`: signals go to the workload's process group.
+    pub(crate) signal_group: bool,
+    /// No PID namespace: the init is a child subreaper and never uses `kill(-1)`.
+    pub(crate) subreaper: bool,
+    /// `parent_death_signal`: forwarded to the workload when the supervisor dies; 0 = none.
+    pub(crate) parent_death_signal: i32,
+    /// `success_exit_code`: exit codes the init reports as 0 (validated: 0..=255).
+    pub(crate) success_codes: &'a [u8],
+    /// `rewrite_signal`: `(from, to)` pairs, validated; `to == 0` drops `from`.
+    pub(crate) rewrites: &'a [(i32, i32)],
     pub(crate) path: &'a CString,
     pub(crate) args: &'a [CString],
 }
 
 impl InitArgs<'_> {
-    /// `cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PATH ARGV0 [ARGS...]`.
+    /// `cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PDEATHSIG SUCCESS REWRITES PATH
+    /// ARGV0 [ARGS...]` (the C file's header describes each).
     pub(crate) fn to_argv(&self) -> Vec<CString> {
-        let num = |v: i64| CString::new(v.to_string()).expect("digits hold no NUL");
+        let text = |v: String| CString::new(v).expect("digits, ',' and ':' hold no NUL");
+        let num = |v: i64| text(v.to_string());
+        let flags = self.foreground_tty as i64
+            | (self.dumpable as i64) << 1
+            | (self.signal_group as i64) << 2
+            | (self.subreaper as i64) << 3
+            | (self.own_group as i64) << 4;
+        let success: Vec<String> = self.success_codes.iter().map(|c| c.to_string()).collect();
+        let rewrites: Vec<String> = self
+            .rewrites
+            .iter()
+            .map(|(from, to)| format!("{from}:{to}"))
+            .collect();
         let mut v = vec![
             c"cellblock-init".to_owned(),
             num(self.report_fd as i64),
             num(self.lifeline_fd as i64),
             num(self.grace_ms.min(i32::MAX as u64) as i64),
-            num(self.foreground_tty as i64
-                | (self.dumpable as i64) << 1
-                | (self.own_group as i64) << 2),
+            num(flags),
+            num(self.parent_death_signal as i64),
+            text(success.join(",")),
+            text(rewrites.join(",")),
             self.path.clone(),
         ];
         v.extend(self.args.iter().cloned());

@@ -35,6 +35,14 @@ pub(crate) struct SessionConfig {
     outlive_supervisor: bool,
     /// `init_dumpable(true)`.
     init_dumpable: bool,
+    /// `signal_process_group(true)`.
+    signal_group: bool,
+    /// `parent_death_signal(sig)`, unvalidated.
+    parent_death_signal: Option<i32>,
+    /// `success_exit_code(code)` calls, unvalidated.
+    success_codes: Vec<i32>,
+    /// `rewrite_signal(from, to)` calls in order, unvalidated.
+    rewrites: Vec<(i32, i32)>,
 }
 
 impl ContainerBuilder {
@@ -53,7 +61,25 @@ impl ContainerBuilder {
     /// reports is checked against the init's real exit status. `init(false)` makes the workload itself PID 1 (it
     /// then ignores signals it has no handler for, and must reap its own orphans); such a
     /// container still dies with the supervisor, through `PR_SET_PDEATHSIG` armed from a
-    /// long-lived spawner thread. `init(true)` needs [`Namespaces::PID`].
+    /// long-lived spawner thread.
+    ///
+    /// `init(true)` without [`Namespaces::PID`] is tini's subreaper mode (`tini -s`): the
+    /// init is not PID 1 but the workload's parent and a child subreaper
+    /// (`PR_SET_CHILD_SUBREAPER`), so the workload's orphans are reparented to it and
+    /// reaped. Everything else stays: signals forwarded, leftovers ended when the workload
+    /// exits, the container killed when the supervisor dies. Without a namespace of its own
+    /// the init cannot signal "everything but me" (`kill(-1)` would reach the host's
+    /// processes): it signals its descendants one by one, found through
+    /// `/proc/<pid>/task/<pid>/children` (without a `/proc`, the workload's process group
+    /// only). A process that double-forks *and* escapes to another subreaper is out of its
+    /// reach; a PID namespace has no such gap.
+    ///
+    /// The init's options, as tini and dumb-init users know them:
+    /// [`signal_process_group`](Self::signal_process_group) (tini `-g`, dumb-init's
+    /// default), [`parent_death_signal`](Self::parent_death_signal) (tini `-p`),
+    /// [`success_exit_code`](Self::success_exit_code) (tini `-e`) and
+    /// [`rewrite_signal`](Self::rewrite_signal) (dumb-init `-r`). Each needs the init: set
+    /// without one, the spawn fails with [`Error::NeedsInit`](crate::Error::NeedsInit).
     ///
     /// ```no_run
     /// # async fn demo() -> cellblock::Result<()> {
@@ -81,8 +107,9 @@ impl ContainerBuilder {
     /// the container report exit 0 for a workload that failed, take the init's lifeline,
     /// or keep the namespace's processes from being cleaned up. Use it only to debug the
     /// init itself (gdb, strace -p) with a trusted workload. Needs the init: without a PID
-    /// namespace the spawn fails with [`Error::NeedsNamespace`](crate::Error::NeedsNamespace),
-    /// with `init(false)` with [`Error::BadConfig`](crate::Error::BadConfig).
+    /// namespace (and without `init(true)`) the spawn fails with
+    /// [`Error::NeedsNamespace`](crate::Error::NeedsNamespace), with `init(false)` with
+    /// [`Error::BadConfig`](crate::Error::BadConfig).
     ///
     /// ```no_run
     /// # async fn demo() -> cellblock::Result<()> {
@@ -98,9 +125,110 @@ impl ContainerBuilder {
     }
 
     /// The init's grace period between SIGTERM and SIGKILL for processes left behind by
-    /// the workload (default [`DEFAULT_INIT_GRACE`]).
+    /// the workload (default [`DEFAULT_INIT_GRACE`]); also the time a workload has to exit
+    /// after its [`parent_death_signal`](Self::parent_death_signal).
     pub fn init_grace_period(&mut self, grace: Duration) -> &mut Self {
         self.session.init_grace = Some(grace);
+        self
+    }
+
+    /// Forward signals to the workload's whole process group, not to the workload alone
+    /// (default: off). This is tini's `-g` (`TINI_KILL_PROCESS_GROUP`) and dumb-init's
+    /// default "setsid mode" (dumb-init `-c` is the default here): a `SIGTERM` to the
+    /// container then reaches a shell *and* the pipeline it waits for, so a workload that
+    /// ignores a signal does not keep it from its children.
+    ///
+    /// The workload's group is its own (the init starts it in one) unless it shares the
+    /// caller's terminal (see [`init`](Self::init)) or moved itself into another group;
+    /// then signals go to the workload alone. Needs the init.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces, Signal};
+    /// // `trap '' TERM` keeps sh alive, but `sleep` gets the SIGTERM and sh's wait returns.
+    /// let mut c = Container::builder("/bin/sh").args(["-c", "trap '' TERM; sleep 100; exit 3"])
+    ///     .namespaces(Namespaces::PID).signal_process_group(true).spawn().await?;
+    /// c.signal(Signal::SIGTERM)?;
+    /// assert_eq!(c.wait().await?.code(), Some(3));
+    /// # Ok(()) }
+    /// ```
+    pub fn signal_process_group(&mut self, on: bool) -> &mut Self {
+        self.session.signal_group = on;
+        self
+    }
+
+    /// When the supervisor dies, send `signal` (a number, `1..=64`, e.g. `libc::SIGTERM`)
+    /// to the workload and give it the [grace period](Self::init_grace_period) to exit
+    /// before everything is killed (default: none, everything is killed at once). This is
+    /// tini's `-p`: there the signal is the init's own parent-death signal, which the
+    /// init forwards; here the init learns of the supervisor's death from its lifeline
+    /// (a pidfd of the supervisor *process*; a `PR_SET_PDEATHSIG` would follow the thread
+    /// that cloned it) and forwards the signal the same way, through
+    /// [`rewrite_signal`](Self::rewrite_signal) and
+    /// [`signal_process_group`](Self::signal_process_group).
+    ///
+    /// Needs the init and [`die_with_supervisor(true)`](Self::die_with_supervisor) (the
+    /// default); the signal is validated at spawn
+    /// ([`Error::BadSignal`](crate::Error::BadSignal)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // A server that saves its state on SIGTERM, even if the supervisor is SIGKILLed.
+    /// let c = Container::builder("/usr/sbin/my-server")
+    ///     .namespaces(Namespaces::PID).parent_death_signal(libc::SIGTERM).spawn().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn parent_death_signal(&mut self, signal: i32) -> &mut Self {
+        self.session.parent_death_signal = Some(signal);
+        self
+    }
+
+    /// Report the workload's exit code `code` (`0..=255`) as 0, a success (tini's `-e`).
+    /// Call it once per code. A workload killed by a signal is still reported as killed
+    /// (tini would remap its 128+N as well; here a signal is never an exit code). Needs
+    /// the init; the code is validated at spawn ([`Error::BadExitCode`](crate::Error::BadExitCode)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // A JVM that exits 143 when it handled SIGTERM: a clean stop.
+    /// let st = Container::builder("/bin/sh").args(["-c", "exit 143"])
+    ///     .namespaces(Namespaces::PID).success_exit_code(143).status().await?;
+    /// assert!(st.success());
+    /// # Ok(()) }
+    /// ```
+    pub fn success_exit_code(&mut self, code: i32) -> &mut Self {
+        self.session.success_codes.push(code);
+        self
+    }
+
+    /// Forward a received signal `from` as `to` instead, or not at all when `to` is 0
+    /// (dumb-init's `--rewrite from:to`). Numbers as in dumb-init: `from` in `1..=31` but
+    /// not SIGKILL or SIGSTOP (which the init never receives) nor SIGCHLD (the init's own,
+    /// for reaping); `to` in `0..=31`, SIGSTOP included. A later rewrite of the same
+    /// `from` replaces an earlier one. Applies to every signal the init forwards, the
+    /// [`parent_death_signal`](Self::parent_death_signal) included. Needs the init;
+    /// validated at spawn ([`Error::BadSignal`](crate::Error::BadSignal)).
+    ///
+    /// Unlike dumb-init's setsid mode, nothing is rewritten by default: dumb-init turns
+    /// SIGTSTP, SIGTTIN and SIGTTOU into SIGSTOP because its child's process group is
+    /// orphaned (the kernel discards those three there), while the workload's group here
+    /// has the init, in the same session, as its parent's group, so they work as sent.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // nginx stops gracefully on SIGQUIT; orchestrators send SIGTERM.
+    /// let c = Container::builder("nginx").args(["-g", "daemon off;"])
+    ///     .namespaces(Namespaces::PID)
+    ///     .rewrite_signal(libc::SIGTERM, libc::SIGQUIT)
+    ///     .rewrite_signal(libc::SIGWINCH, 0) // ignored
+    ///     .spawn().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rewrite_signal(&mut self, from: i32, to: i32) -> &mut Self {
+        self.session.rewrites.push((from, to));
         self
     }
 
@@ -217,16 +345,9 @@ pub(crate) fn prepare(
 ) -> Result<(SessionPlan, ParentSession)> {
     let cfg = &b.session;
     let pid_ns = b.namespaces.contains(Namespaces::PID);
-    if cfg.init == Some(true) && !pid_ns {
-        // Without its own PID namespace the init's "end everything that is left"
-        // (kill(-1)) would reach the host's processes.
-        return Err(Error::NeedsNamespace {
-            option: "init",
-            needs: Namespaces::PID,
-        });
-    }
+    // init(true) without a PID namespace: the init runs as a subreaper (see `init`).
     let uses_init = uses_init(b);
-    if cfg.init_dumpable && !pid_ns {
+    if cfg.init_dumpable && !uses_init && !pid_ns {
         return Err(Error::NeedsNamespace {
             option: "init_dumpable",
             needs: Namespaces::PID,
@@ -237,6 +358,7 @@ pub(crate) fn prepare(
             "init_dumpable(true) with init(false): there is no init to leave dumpable".into(),
         ));
     }
+    let init_options = validate_init_options(cfg, uses_init, pid_ns)?;
     // The process-wide pieces are all set up by the first spawn, whatever its kind, so a
     // program (or a leak test) that takes a descriptor/thread baseline after one warm-up
     // spawn sees no later growth: the init's memfd (1 fd), the spawner threads.
@@ -291,6 +413,11 @@ pub(crate) fn prepare(
             foreground_tty: pty_slave.is_some(),
             own_group: b.process_group == Some(0),
             dumpable: cfg.init_dumpable,
+            signal_group: cfg.signal_group,
+            subreaper: !pid_ns,
+            parent_death_signal: cfg.parent_death_signal.unwrap_or(0),
+            success_codes: &init_options.success_codes,
+            rewrites: &init_options.rewrites,
             path,
             args,
         }
@@ -320,6 +447,84 @@ pub(crate) fn prepare(
         },
         parent,
     ))
+}
+
+/// The init's tini/dumb-init options, validated.
+struct InitOptions {
+    success_codes: Vec<u8>,
+    rewrites: Vec<(i32, i32)>,
+}
+
+/// Checks the init's options (each needs the init; numbers in range) before anything runs.
+fn validate_init_options(
+    cfg: &SessionConfig,
+    uses_init: bool,
+    pid_ns: bool,
+) -> Result<InitOptions> {
+    let set = [
+        ("signal_process_group", cfg.signal_group),
+        ("parent_death_signal", cfg.parent_death_signal.is_some()),
+        ("success_exit_code", !cfg.success_codes.is_empty()),
+        ("rewrite_signal", !cfg.rewrites.is_empty()),
+    ];
+    if let Some((option, _)) = set.iter().find(|(_, on)| *on).filter(|_| !uses_init) {
+        return Err(Error::NeedsInit {
+            option,
+            reason: if pid_ns {
+                "init(false) was set"
+            } else {
+                "without Namespaces::PID it runs only with init(true) (as a subreaper)"
+            },
+        });
+    }
+    let bad = |option, signal, reason| Error::BadSignal {
+        option,
+        signal,
+        reason,
+    };
+    if let Some(sig) = cfg.parent_death_signal {
+        if !(1..=64).contains(&sig) {
+            return Err(bad("parent_death_signal", sig, "is outside 1..=64"));
+        }
+        if cfg.outlive_supervisor {
+            return Err(Error::BadConfig(
+                "parent_death_signal with die_with_supervisor(false): the container does not \
+                 watch the supervisor, so no signal would ever be sent"
+                    .into(),
+            ));
+        }
+    }
+    let mut success_codes = Vec::new();
+    for &code in &cfg.success_codes {
+        let c = u8::try_from(code).map_err(|_| Error::BadExitCode {
+            option: "success_exit_code",
+            code,
+        })?;
+        success_codes.push(c);
+    }
+    for &(from, to) in &cfg.rewrites {
+        let option = "rewrite_signal";
+        if !(1..=31).contains(&from) {
+            return Err(bad(option, from, "is outside 1..=31"));
+        }
+        if from == libc::SIGKILL || from == libc::SIGSTOP {
+            return Err(bad(
+                option,
+                from,
+                "cannot be caught, so the init never receives it",
+            ));
+        }
+        if from == libc::SIGCHLD {
+            return Err(bad(option, from, "is the init's own (it reaps on SIGCHLD)"));
+        }
+        if !(0..=31).contains(&to) {
+            return Err(bad(option, to, "is outside 0..=31 (0 drops the signal)"));
+        }
+    }
+    Ok(InitOptions {
+        success_codes,
+        rewrites: cfg.rewrites.clone(),
+    })
 }
 
 impl SessionPlan {

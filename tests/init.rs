@@ -255,18 +255,54 @@ async fn execve_failure_is_relayed_with_its_stage() {
     assert!(common::eventually(5, || common::zombie_children().is_empty()).await);
 }
 
+/// `init(true)` without a PID namespace (tini `-s`): the init is the workload's parent, a
+/// child subreaper, and reaps an orphan the workload leaves (its parent died first).
+/// Control: without the init the orphan goes past the container to the host's init or
+/// subreaper, and is no descendant of the container's process any more.
 #[tokio::test(flavor = "multi_thread")]
-async fn init_needs_a_pid_namespace() {
-    let err = Container::builder("/bin/true")
-        .namespaces(Namespaces::UTS)
-        .init(true)
-        .spawn()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::NeedsNamespace { option: "init", .. }),
-        "{err}"
-    );
+async fn init_without_a_pid_namespace_is_a_subreaper() {
+    for init in [true, false] {
+        let mut c = Container::builder("/bin/sh")
+            .args(["-c", "sh -c 'sleep 100 & echo $!' ; sleep 100"])
+            .namespaces(Namespaces::UTS)
+            .init(init)
+            .stdout(Stdio::piped())
+            .spawn()
+            .await
+            .unwrap();
+        let mut lines = c.take_stdout().unwrap().lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let orphan: i32 = String::from_utf8_lossy(&line).trim().parse().unwrap();
+        let ppid = |p: i32| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+            stat.rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<i32>()
+                .unwrap()
+        };
+        if init {
+            // The orphan's parent is the init (the container's own process).
+            assert!(common::eventually(5, || ppid(orphan) == c.pid()).await);
+        } else {
+            assert!(common::eventually(5, || ppid(orphan) != c.pid()).await);
+            assert_ne!(ppid(orphan), c.pid());
+            // SAFETY: kill(2) of the orphan this test started.
+            unsafe { libc::kill(orphan, libc::SIGKILL) };
+        }
+        c.kill().await.unwrap();
+        // With the init, the orphan is ended with the container.
+        if init {
+            assert!(common::eventually(5, || !common::running(orphan)).await);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -551,4 +587,131 @@ fn shared_terminal_keeps_the_workload_in_the_foreground() {
     );
     // New session: no terminal (tpgid -1), its own group (pid 2).
     assert_eq!(case("true"), vec![2, -1], "{text}");
+}
+
+/// The tini/dumb-init options are checked before anything runs, each with a typed error
+/// naming the option and the value: numbers out of range, signals the init never receives,
+/// and options set for a container without an init.
+#[tokio::test(flavor = "multi_thread")]
+async fn init_options_are_validated() {
+    async fn err(f: impl FnOnce(&mut cellblock::ContainerBuilder)) -> Error {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(ns());
+        f(&mut b);
+        b.spawn().await.unwrap_err()
+    }
+    for sig in [0, 65, -1] {
+        let e = err(|b| {
+            b.parent_death_signal(sig);
+        })
+        .await;
+        assert!(
+            matches!(e, Error::BadSignal { option: "parent_death_signal", signal, .. } if signal == sig),
+            "{e}"
+        );
+    }
+    for code in [-1, 256] {
+        let e = err(|b| {
+            b.success_exit_code(code);
+        })
+        .await;
+        assert!(
+            matches!(e, Error::BadExitCode { option: "success_exit_code", code: c } if c == code),
+            "{e}"
+        );
+        assert!(e.to_string().contains("0..=255"), "{e}");
+    }
+    let e = err(|b| {
+        b.rewrite_signal(libc::SIGTERM, 32);
+    })
+    .await;
+    assert!(matches!(e, Error::BadSignal { signal: 32, .. }), "{e}");
+    let e = err(|b| {
+        b.parent_death_signal(libc::SIGTERM)
+            .die_with_supervisor(false);
+    })
+    .await;
+    assert!(
+        matches!(&e, Error::BadConfig(m) if m.contains("parent_death_signal")),
+        "{e}"
+    );
+    // Without the init: init(false), or no PID namespace and no init(true).
+    let e = err(|b| {
+        b.signal_process_group(true).init(false);
+    })
+    .await;
+    assert!(
+        matches!(
+            e,
+            Error::NeedsInit {
+                option: "signal_process_group",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = err(|b| {
+        b.namespaces(Namespaces::UTS)
+            .rewrite_signal(libc::SIGTERM, 0);
+    })
+    .await;
+    assert!(
+        matches!(
+            e,
+            Error::NeedsInit {
+                option: "rewrite_signal",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("init(true)"), "{e}");
+    // The valid extremes pass.
+    let st = Container::builder("/bin/true")
+        .namespaces(ns())
+        .parent_death_signal(64)
+        .success_exit_code(255)
+        .rewrite_signal(1, 31)
+        .rewrite_signal(31, 0)
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Without a PID namespace the init ends what the workload leaves behind by walking its
+/// own descendants (never `kill(-1)`): a daemon that left the workload's session and
+/// process group is gone once the container is reaped, and so is one that ignores SIGTERM
+/// (SIGKILL after the grace period). This test process, which a `kill(-1)` from a root
+/// init would have reached, lives on.
+#[tokio::test(flavor = "multi_thread")]
+async fn subreaper_init_ends_leftovers_without_kill_all() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        Container::builder("/bin/sh")
+            .args([
+                "-c",
+                "setsid sh -c 'sleep 100' >/dev/null & echo $!; \
+                 sh -c 'trap \"\" TERM; sleep 101' >/dev/null & echo $!",
+            ])
+            .namespaces(Namespaces::UTS)
+            .init(true)
+            .init_grace_period(Duration::from_millis(300))
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{out:?}");
+    for p in pids {
+        assert!(
+            common::eventually(5, || !common::running(p)).await,
+            "{p} lives on"
+        );
+    }
 }

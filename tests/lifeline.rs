@@ -58,6 +58,16 @@ fn supervisor_process() {
             .await
             .unwrap();
         keep.push(("nopidns", c));
+        // No PID namespace, init(true): the init as a subreaper, with an orphan that
+        // left the workload's session; the init must find and kill it itself.
+        let c = Container::builder("/bin/sh")
+            .args(["-c", "(setsid sleep 100 &); sleep 100"])
+            .namespaces(Namespaces::UTS)
+            .init(true)
+            .spawn()
+            .await
+            .unwrap();
+        keep.push(("subreaper", c));
         // die_with_supervisor(false), with and without init: these must outlive us.
         let c = Container::builder("/bin/sh")
             .args(["-c", "sleep 100 & sleep 100"])
@@ -119,7 +129,22 @@ async fn supervisor_killed_takes_its_containers_along() {
         }
         line.clear();
     }
-    assert_eq!(containers.len(), 5, "supervisor output: {line}");
+    assert_eq!(containers.len(), 6, "supervisor output: {line}");
+    // The subreaper init's descendants (no PID namespace to find them by): the workload
+    // and the orphan it handed to the init.
+    let subreaper_init = containers.iter().find(|c| c.0 == "subreaper").unwrap().1;
+    let descendants = |pid: i32| {
+        let mut all = Vec::new();
+        let mut todo = vec![pid];
+        while let Some(p) = todo.pop() {
+            let kids = common::children_of(p);
+            all.extend(&kids);
+            todo.extend(kids);
+        }
+        all
+    };
+    assert!(common::eventually(5, || descendants(subreaper_init).len() >= 2).await);
+    let subreaper_tree = descendants(subreaper_init);
     // Everything is running before the kill, and the namespaced containers have the
     // processes we expect (init + sh + 2 sleeps + orphan sleep; 1 sleep).
     for (kind, pid, ino) in &containers {
@@ -165,6 +190,12 @@ async fn supervisor_killed_takes_its_containers_along() {
         })
         .await;
         assert!(gone, "{kind} container {pid} still running after SIGKILL");
+    }
+    for p in subreaper_tree {
+        assert!(
+            !common::running(p),
+            "process {p} of the subreaper container survived its supervisor by 1 s"
+        );
     }
     for (kind, pid, ino) in &containers {
         assert!(
