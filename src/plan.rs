@@ -283,7 +283,30 @@ impl Plan {
         let ns_flags = self.namespaces.clone_flags()
             & !self.resources.deferred_clone_flags()
             & !self.join.deferred.clone_flags();
-        let cloned = unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
+        // A new user namespace is owned by the euid that creates it, and a process with that
+        // euid in the parent namespace holds every capability in it, capabilities of its own
+        // or not: owned by uid 0, any capability-less uid-0 process (a `host_root()`
+        // container without a PID namespace) could ptrace the container's processes, its
+        // setup child included, which still shares our memory. So this thread takes the
+        // container root's host uid as its effective uid for the clone alone (ruid and suid
+        // stay 0, so it can come back; only this thread changes).
+        let owner = (ns_flags & libc::CLONE_NEWUSER != 0)
+            .then(|| self.user.parent.as_ref().and_then(|m| m.root_host_uid()))
+            .flatten()
+            .filter(|_| sys::geteuid_thread() == 0);
+        let mut cloned = match owner {
+            Some(uid) => {
+                let _as_owner = sys::ThreadEuid::switch(uid);
+                // SAFETY: as below.
+                unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) }
+            }
+            None => Err(std::io::Error::from_raw_os_error(libc::EAGAIN)),
+        };
+        if owner.is_none() || matches!(&cloned, Err(e) if e.raw_os_error() == Some(libc::EPERM)) {
+            // No owner to switch to, or a host that lets only CAP_SYS_ADMIN create user
+            // namespaces (a Debian sysctl, AppArmor's restriction): as ourselves.
+            cloned = unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
+        }
         let (pid, pidfd) = cloned.map_err(|e| {
             crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))
         })?;

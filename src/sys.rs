@@ -295,3 +295,35 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: a fresh descriptor (close-on-exec by default) owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// This thread's effective uid (the raw system call: glibc's wrappers speak for the whole
+/// process). man 2 getresuid.
+pub(crate) fn geteuid_thread() -> libc::uid_t {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: three out-pointers to locals.
+    unsafe { libc::syscall(libc::SYS_getresuid, &mut r, &mut e, &mut s) };
+    e
+}
+
+/// The calling thread's effective uid switched (raw `setresuid(-1, uid, -1)`, which
+/// changes this thread only, unlike glibc's `setresuid`) until dropped. Its effective
+/// capabilities are gone meanwhile and come back from the permitted set with euid 0.
+pub(crate) struct ThreadEuid {
+    old: libc::uid_t,
+}
+
+impl ThreadEuid {
+    pub(crate) fn switch(uid: libc::uid_t) -> ThreadEuid {
+        let old = geteuid_thread();
+        // SAFETY: plain system call; -1 keeps the real and saved uids. man 2 setresuid.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid, -1i32) };
+        ThreadEuid { old }
+    }
+}
+
+impl Drop for ThreadEuid {
+    fn drop(&mut self) {
+        // SAFETY: as in `switch`; back to an euid our real or saved uid holds.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i32, self.old, -1i32) };
+    }
+}

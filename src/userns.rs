@@ -571,6 +571,19 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedUser> {
 }
 
 impl ParentMaps {
+    /// The host uid that the uid map makes the container's root, if it is not 0: the
+    /// owner the new user namespace should have (see `plan.rs`, `owned_by`).
+    pub(crate) fn root_host_uid(&self) -> Option<u32> {
+        let text = std::str::from_utf8(&self.uid_map).ok()?;
+        text.lines().find_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3 && f[0] == 0 && f[2] > 0 && f[1] != 0).then_some(f[1])
+        })
+    }
+
     /// Writes the maps of child `pid` and releases it. On error the release pipe is closed
     /// unwritten, so the child exits instead of running with no mapping.
     pub(crate) fn write_and_release(&mut self, pid: libc::pid_t) -> Result<()> {
