@@ -116,6 +116,33 @@ async fn escape_5_init_out_of_reach_with_host_root() {
     .await;
 }
 
+/// (b') The init's own `PR_SET_DUMPABLE 0` alone. In (a) and (b) the kernel already starts
+/// the init non-dumpable, because its image is execute-only and the exec'ing credentials
+/// cannot read it; a kept `CAP_DAC_READ_SEARCH` (with the host's identity, where it
+/// covers the supervisor's memfd) can read it, so that layer is gone and only the init's
+/// prctl keeps the attacks out. Control: the same container with `init_dumpable(true)`,
+/// where they work. (Issue 17's mutation report: without this test, removing the prctl
+/// failed no test.)
+#[tokio::test(flavor = "multi_thread")]
+async fn escape_5_init_out_of_reach_when_its_image_is_readable() {
+    let _d = common::deadline("escape_5_init_out_of_reach_when_its_image_is_readable", 60);
+    let readable = |b: &mut ContainerBuilder| {
+        b.host_root()
+            .capabilities([cellblock::Capability::CAP_DAC_READ_SEARCH]);
+    };
+    let mut b = attacker(&["status", "3", "forge,getfd,mem,ptrace"]);
+    readable(&mut b);
+    assert_init_out_of_reach(&mut b, "host_root + CAP_DAC_READ_SEARCH").await;
+    // Control: only the prctl switched off.
+    let mut b = attacker(&["status", "3", "forge,getfd,mem"]);
+    readable(&mut b);
+    let (r, st) = run(b.init_dumpable(true)).await;
+    assert!(get(&r, "forge").starts_with("OK"), "{r:?}");
+    assert!(get(&r, "getfd").starts_with("OK"), "{r:?}");
+    assert!(get(&r, "mem").starts_with("OK"), "{r:?}");
+    assert_eq!(st.code(), Some(3), "{st:?}");
+}
+
 /// (c) Control: a dumpable init is reachable, and a ptrace of it forges the status.
 #[tokio::test(flavor = "multi_thread")]
 async fn escape_5_control_dumpable_init_is_reachable() {

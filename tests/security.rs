@@ -247,6 +247,70 @@ async fn umask_setting() {
     assert_eq!(out.stdout, b"0077\n");
 }
 
+/// The default umask is `022` whatever the supervisor's own is. The umask is process-wide,
+/// so the check runs in a second copy of this test binary started under `umask 000`
+/// (not in this process, where parallel tests create files): there a default container
+/// reports `0022` and the file it creates is `0644` on the host; the control, `umask(None)`,
+/// inherits `0000` and creates a world-writable `0666` file. (Under the usual umask `022`
+/// of a test run, a default that applied nothing would look exactly like this one.)
+#[tokio::test(flavor = "multi_thread")]
+async fn default_umask_overrides_a_permissive_supervisor() {
+    use std::os::unix::fs::PermissionsExt;
+    // In both processes: the copy fails (and with it this run) rather than hang.
+    let _d = common::deadline("default_umask_overrides_a_permissive_supervisor", 120);
+    if std::env::var_os("CELLBLOCK_UMASK_PROBE").is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = tokio::process::Command::new("/bin/sh")
+            .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "default_umask_overrides_a_permissive_supervisor",
+                "--nocapture",
+            ])
+            .env("CELLBLOCK_UMASK_PROBE", "1")
+            .output()
+            .await
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && all.contains("1 passed"),
+            "the run under umask 000: {all}"
+        );
+        return;
+    }
+    // The probe: the premise first, or the checks below could not fail.
+    assert_eq!(status_of(std::process::id() as i32)["Umask"], "0000");
+    let dir = common::rootfs::TempDir::new("security-umask");
+    // World-writable, so that the container's pooled ids may create files in it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (name, inherit, want_umask, want_mode) in [
+        ("default", false, "0022", 0o644),
+        ("inherited", true, "0000", 0o666),
+    ] {
+        let file = dir.path().join(name);
+        let script = format!("umask; : > {}", file.display());
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", &script]).namespaces(default_ns());
+        if inherit {
+            b.umask(None);
+        }
+        let out = b.output().await.unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want_umask,
+            "{name}: the workload's umask"
+        );
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want_mode, "{name}: the file's mode seen by the host");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn capability_keep_list_both_sides() {
     let dir = common::rootfs::TempDir::new("security-chown");

@@ -377,3 +377,62 @@ async fn max_concurrent_bounds_running_containers() {
     assert_eq!(peak, 3, "never more than 3 at once, and the bound is used");
     assert!(sup.wait_all().await.all_succeeded());
 }
+
+/// The backoff's jitter is applied, seen in the supervisor's own `Restarting` events: with
+/// a delay capped at 10 ms and jitter 0.5, twelve restarts wait between 5 and 15 ms, and
+/// not all the same time (restarts of many workers failing together spread out); the
+/// control, jitter 0.0, waits exactly 10 ms every time. The default backoff's 10 % is
+/// sampled too: within 90..=110 ms of its 100 ms, and spread. (Issue 17: taking the jitter
+/// out failed no test before.)
+#[tokio::test]
+async fn backoff_jitter_spreads_restart_delays() {
+    let _deadline = common::deadline("backoff_jitter_spreads_restart_delays", 120);
+    let delays = |jitter: f64| async move {
+        let mut sup = Supervisor::new();
+        let events = sup.events();
+        let capped = Duration::from_millis(10);
+        sup.add(
+            Worker::new("crasher", sh("exit 3")).policy(RestartPolicy::OnFailure {
+                max_restarts: 12,
+                backoff: Backoff::new(capped, capped).jitter(jitter),
+            }),
+        )
+        .unwrap();
+        sup.wait_all().await;
+        collect(events)
+            .await
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Restarting { delay, .. } => Some(delay),
+                _ => None,
+            })
+            .collect::<Vec<Duration>>()
+    };
+    let jittered = delays(0.5).await;
+    assert_eq!(jittered.len(), 12, "{jittered:?}");
+    assert!(
+        jittered
+            .iter()
+            .all(|d| (Duration::from_millis(5)..=Duration::from_millis(15)).contains(d)),
+        "{jittered:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = jittered.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "jitter 0.5, yet one delay: {jittered:?}"
+    );
+    // Control: no jitter, one delay.
+    let plain = delays(0.0).await;
+    assert_eq!(plain, vec![Duration::from_millis(10); 12]);
+
+    let default = Backoff::default();
+    let samples: Vec<Duration> = (0..200).map(|_| default.delay(0)).collect();
+    assert!(
+        samples
+            .iter()
+            .all(|d| (Duration::from_millis(90)..=Duration::from_millis(110)).contains(d)),
+        "{samples:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
+    assert!(distinct.len() > 1, "the default backoff has no jitter");
+}
