@@ -246,10 +246,12 @@ fn job_runner_isolates_limits_and_reports_each_job() {
         stderr.contains("[6] touch:") && stderr.contains("Read-only file system"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("[7] lo\n[7] 0"),
-        "only lo, no route: {stderr}"
-    );
+    // Job 7's own lines, in order (other jobs' lines may come in between).
+    let job7: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[7] "))
+        .collect();
+    assert_eq!(job7, ["lo", "0"], "only lo, no route: {stderr}");
     assert!(
         !std::path::Path::new("/tmp/x").exists()
             || std::fs::read_to_string("/tmp/x").unwrap_or_default() != "private\n"
