@@ -161,12 +161,20 @@ async fn cancelled_spawns_leave_no_cgroup() {
         if i % 2 == 0 {
             b.pids_limit(8);
         }
-        // Cancel at various points of the spawn.
+        // Cancel at various points of the spawn: every fourth at its first await (polled
+        // once, then dropped: the clone then completes on a blocking thread with nobody
+        // waiting), the others after a deadline (tokio's timer ticks in whole
+        // milliseconds, so with spawns under 1 ms these may all finish first).
         let fut = b.spawn();
-        match tokio::time::timeout(step * i, fut).await {
-            Ok(Ok(_c)) => finished += 1,
-            Ok(Err(e)) => panic!("spawn {i} failed (not cancelled): {e}"),
-            Err(_) => cancelled += 1,
+        let outcome = if i % 4 == 0 {
+            futures::FutureExt::now_or_never(fut)
+        } else {
+            tokio::time::timeout(step * i, fut).await.ok()
+        };
+        match outcome {
+            Some(Ok(_c)) => finished += 1,
+            Some(Err(e)) => panic!("spawn {i} failed (not cancelled): {e}"),
+            None => cancelled += 1,
         }
     }
     eprintln!("{finished} of 40 spawns finished before their deadline, {cancelled} were cancelled");
