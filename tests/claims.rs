@@ -65,6 +65,11 @@ async fn stdin_channel_applies_backpressure() {
         stuck <= 4 + 2,
         "{stuck} messages of 64 KiB accepted for a container that reads nothing: the channel is not bounded"
     );
+    // ... and holds at least its capacity (a bound smaller than asked for is a bug too).
+    assert!(
+        stuck >= 4,
+        "only {stuck} messages accepted: the channel holds fewer than its capacity of 4"
+    );
     c.start_kill().unwrap();
     tokio::time::timeout(WAIT, c.wait()).await.unwrap().unwrap();
     // Control: a container that reads takes all 200 (12.5 MiB) through the same channel,
