@@ -246,8 +246,10 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
     let mut ns = Namespaces::MOUNT; // bubblewrap always makes a mount namespace
     let mut ops: Vec<Op> = Vec::new();
     let (mut info_fd, mut json_fd, mut locks) = (None, None, Vec::new());
-    let (mut as_pid_1, mut perms, mut all_caps) = (false, None::<u32>, false);
-    let mut caps: Vec<Capability> = Vec::new();
+    let (mut as_pid_1, mut perms) = (false, None::<u32>);
+    // The capabilities kept: every one (`--cap-add ALL`, which also means nesting), or a
+    // list.
+    let (mut all_caps, mut nest, mut caps) = (false, false, Vec::<Capability>::new());
     let mut command = Vec::new();
     // Whether `--bind / /` came first; otherwise the root is an empty tmpfs, on which the
     // bind mounts (DEST, SRC) are all that is visible of the host.
@@ -414,16 +416,20 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
             // cellblock always starts the command in a new session.
             "--new-session" => {}
             "--cap-add" => match value(&mut args, opt).as_str() {
-                "ALL" | "all" => all_caps = true,
+                "ALL" | "all" => (all_caps, nest) = (true, true),
                 c => caps.push(capability(c)),
             },
             "--cap-drop" => match value(&mut args, opt).as_str() {
                 "ALL" | "all" => {
-                    all_caps = false;
+                    (all_caps, nest) = (false, false);
                     caps.clear();
                 }
                 c => {
                     let c = capability(c);
+                    if all_caps {
+                        all_caps = false;
+                        caps = caps::all().into_iter().collect();
+                    }
                     caps.retain(|k| *k != c);
                 }
             },
@@ -475,9 +481,13 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
         b.init(!as_pid_1);
     }
     if all_caps {
-        b.keep_all_capabilities().nesting(true).masked_paths(false);
+        b.keep_all_capabilities();
     } else if !caps.is_empty() {
         b.capabilities(caps);
+    }
+    if nest {
+        // Risk: the command reaches the kernel's namespace and mount code.
+        b.nesting(true).masked_paths(false);
     }
     for op in ops {
         op(&mut b);
@@ -536,7 +546,11 @@ async fn main() {
     });
     // The sandbox holds the locks now (it inherited the descriptors).
     o.locks.clear();
-    let fields = namespace_fields(&c, o.namespaces);
+    let fields = if o.info_fd.is_some() || o.json_fd.is_some() {
+        namespace_fields(&c, o.namespaces)
+    } else {
+        Vec::new()
+    };
     if let Some(mut f) = o.info_fd.take() {
         let mut s = format!("{{\n    \"child-pid\": {}", c.pid());
         for (name, id) in &fields {
