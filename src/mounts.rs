@@ -2098,8 +2098,22 @@ fn resolve_in_root(
     let mut first_err = None;
     for cand in &candidates {
         match model.resolve(cand) {
-            // Cannot be checked from here; execve will report it.
-            View::Fresh | View::Kernel => return Ok(cand.clone()),
+            // Inside a kernel file system: cannot be checked from here; execve will say.
+            View::Kernel => return Ok(cand.clone()),
+            // Inside a file system of ours, which starts empty: there only if a file, link
+            // or data file of the caller's is made at exactly this path (an empty tmpfs
+            // root would otherwise "have" every program the PATH names in it).
+            View::Fresh => {
+                let made_here = b.fs.ops.iter().any(|op| {
+                    matches!(
+                        op,
+                        MountOp::File { .. } | MountOp::Symlink { .. } | MountOp::Data { .. }
+                    ) && op.dst() == cand.as_path()
+                });
+                if made_here {
+                    return Ok(cand.clone());
+                }
+            }
             View::Host(host) => {
                 match crate::plan::check_executable(&host, program, String::new()) {
                     Ok(_) => return Ok(cand.clone()),

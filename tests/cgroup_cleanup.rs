@@ -268,7 +268,10 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
     // test), so that what stays is the empty cgroup this test is about.
     let procs = || std::fs::read_to_string(left.join("cgroup.procs")).unwrap_or_default();
     let emptied = common::eventually(20, || {
-        for p in procs().split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for p in procs()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             // SAFETY: kill(2) on a process of the container this test started.
             unsafe { libc::kill(p, libc::SIGKILL) };
         }

@@ -669,3 +669,39 @@ async fn overlay_with_tmpfs_upper_leaves_the_lower_untouched() {
         "{err}"
     );
 }
+
+/// A program named without a `/` is looked up in the container's PATH, inside its root. A
+/// directory of that PATH inside a file system of ours (here the root itself is a tmpfs)
+/// starts empty, so a name there is not a match unless the caller put a file there: the
+/// lookup goes on to the bound `/usr/bin`. (It used to stop at the first such directory,
+/// and execve failed with ENOENT: found with bubblewrap's front end, examples/bwrap.rs.)
+/// Control: a `file()` at exactly that path is what runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn path_lookup_skips_empty_directories_of_our_own() {
+    let _d = common::deadline("path_lookup_skips_empty_directories_of_our_own", 60);
+    let t = TempDir::new("tmpfs-root");
+    let base = |b: &mut cellblock::ContainerBuilder| {
+        b.namespaces(NS)
+            .rootfs(t.path())
+            .tmpfs("/")
+            .bind_ro("/usr", "/usr")
+            .env("PATH", "/opt/bin:/usr/bin");
+        for lib in ["/lib", "/lib64", "/bin"] {
+            if let Ok(target) = std::fs::read_link(lib) {
+                b.symlink(target, lib);
+            } else if Path::new(lib).is_dir() {
+                b.bind_ro(lib, lib);
+            }
+        }
+    };
+    let mut b = Container::builder("true");
+    base(&mut b);
+    let st = b.status().await.unwrap();
+    assert!(st.success(), "{st:?}");
+    // Control: a script placed at /opt/bin/true is found first and runs (exit 7).
+    let mut b = Container::builder("true");
+    base(&mut b);
+    b.file("/opt/bin/true", b"#!/usr/bin/sh\nexit 7\n".to_vec(), 0o755);
+    let st = b.status().await.unwrap();
+    assert_eq!(st.code(), Some(7), "{st:?}");
+}
