@@ -48,7 +48,7 @@
 //! - the caller's environment reaches the command, as in bubblewrap (cellblock starts
 //!   from a clean one by default). **Risk:** secrets in it reach the command.
 
-use cellblock::{Capability, Container, ContainerBuilder, Namespaces};
+use cellblock::{Capability, Container, ContainerBuilder, Namespaces, Seccomp};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -106,7 +106,9 @@ fn usage(argv0: &str) -> String {
          \x20   --die-with-parent            Kills with SIGKILL child process when its parent dies\n\
          \x20   --as-pid-1                   Do not install a reaper process with PID=1\n\
          \x20   --cap-add CAP                Add cap CAP when running (ALL: every one, and nesting)\n\
-         \x20   --cap-drop CAP               Drop cap CAP when running\n"
+         \x20   --cap-drop CAP               Drop cap CAP when running\n\
+         \x20   --seccomp FD                 Load and use seccomp rules from FD (not repeatable)\n\
+         \x20   --add-seccomp-fd FD          Load and use seccomp rules from FD (repeatable)\n"
     )
 }
 
@@ -117,7 +119,7 @@ fn take_fd(fd: &str, option: &str) -> OwnedFd {
         .parse()
         .ok()
         .filter(|n| *n >= 0)
-        .unwrap_or_else(|| die(format!("Invalid fd: {fd} (for {option})")));
+        .unwrap_or_else(|| die(format!("Invalid fd: {fd}")));
     // SAFETY: F_GETFD/F_SETFD on any number only reads or sets its flags.
     let flags = unsafe { libc::fcntl(n, libc::F_GETFD) };
     if flags < 0 || unsafe { libc::fcntl(n, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
@@ -129,6 +131,32 @@ fn take_fd(fd: &str, option: &str) -> OwnedFd {
     // SAFETY: the caller handed this open descriptor to us on the command line; nothing
     // else in this process owns it.
     unsafe { OwnedFd::from_raw_fd(n) }
+}
+
+/// The BPF program on descriptor `fd` (bwrap's `--seccomp`/`--add-seccomp-fd`): read to
+/// its end, then closed; whole 8-byte instructions only.
+fn read_program(fd: &str, option: &str) -> Vec<u8> {
+    use std::io::Read;
+    // Not through `take_fd`: a descriptor used twice is read once and then closed, which
+    // bwrap reports as unreadable data, not as an invalid fd.
+    let n: RawFd = fd
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)
+        .unwrap_or_else(|| die(format!("Invalid fd: {fd}")));
+    let _ = option;
+    // SAFETY: a descriptor handed to us on the command line; closed when `file` drops. A
+    // number that is not open fails the read with EBADF below, before any close.
+    let mut file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(n) });
+    let mut data = Vec::new();
+    if let Err(e) = file.read_to_end(&mut data) {
+        die(format!("Can't read seccomp data: {e}"));
+    }
+    drop(std::mem::ManuallyDrop::into_inner(file));
+    if data.len() % 8 != 0 {
+        die("Invalid seccomp data, must be multiple of 8");
+    }
+    data
 }
 
 fn octal(s: &str) -> u32 {
@@ -250,6 +278,7 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
     // The capabilities kept: every one (`--cap-add ALL`, which also means nesting), or a
     // list.
     let (mut all_caps, mut nest, mut caps) = (false, false, Vec::<Capability>::new());
+    let (mut main_program, mut added_programs) = (None::<Vec<u8>>, Vec::<Vec<u8>>::new());
     let mut command = Vec::new();
     // Whether `--bind / /` came first; otherwise the root is an empty tmpfs, on which the
     // bind mounts (DEST, SRC) are all that is visible of the host.
@@ -409,6 +438,23 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
                 }));
             }
             "--perms" => perms = Some(octal(&value(&mut args, opt))),
+            // A raw BPF program read from a descriptor (read now, then closed, as bwrap
+            // does): `--seccomp` replaces the default filter, `--add-seccomp-fd` adds one.
+            "--seccomp" | "--add-seccomp-fd" => {
+                let fd = value(&mut args, opt);
+                let adding = opt == "--add-seccomp-fd";
+                match (&main_program, adding, added_programs.is_empty()) {
+                    (_, false, false) => die("--seccomp cannot be combined with --add-seccomp-fd"),
+                    (Some(_), true, _) => die("--add-seccomp-fd cannot be combined with --seccomp"),
+                    _ => {}
+                }
+                let program = read_program(&fd, opt);
+                if adding {
+                    added_programs.push(program);
+                } else {
+                    main_program = Some(program);
+                }
+            }
             "--info-fd" => info_fd = Some(File::from(take_fd(&value(&mut args, opt), opt))),
             "--json-status-fd" => json_fd = Some(File::from(take_fd(&value(&mut args, opt), opt))),
             "--die-with-parent" => die_with_parent(),
@@ -479,6 +525,12 @@ fn parse(argv0: &str, mut args: VecDeque<String>) -> Options {
         .inherit_fds(true);
     if ns.contains(Namespaces::PID) {
         b.init(!as_pid_1);
+    }
+    if let Some(p) = main_program {
+        b.seccomp(Seccomp::from_bpf(p));
+    }
+    for p in added_programs {
+        b.add_seccomp(Seccomp::from_bpf(p));
     }
     if all_caps {
         b.keep_all_capabilities();

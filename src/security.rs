@@ -134,6 +134,8 @@ pub struct Seccomp {
     otherwise: Option<i32>,
     /// [`deny_arg`](Seccomp::deny_arg) rules: (call, argument, value, errno).
     arg_rules: BTreeSet<(i64, u8, u32, i32)>,
+    /// [`from_bpf`](Seccomp::from_bpf): a ready-made program, installed as it is.
+    raw: Option<Arc<[u8]>>,
 }
 
 /// The calls the child still makes after installing the filter (restoring its signal
@@ -215,6 +217,7 @@ impl Seccomp {
             allow_families: BTreeSet::new(),
             otherwise: None,
             arg_rules: BTreeSet::new(),
+            raw: None,
         }
     }
 
@@ -335,6 +338,36 @@ impl Seccomp {
             || !self.deny.is_empty()
             || self.otherwise.is_some()
             || !self.arg_rules.is_empty()
+            || self.raw.is_some()
+    }
+
+    /// A classic BPF program made elsewhere (libseccomp's `seccomp_export_bpf`, bubblewrap's
+    /// `--seccomp FD`/`--add-seccomp-fd FD`): `struct sock_filter` instructions, 8 bytes
+    /// each in native byte order, installed exactly as given, with
+    /// [`seccomp`](ContainerBuilder::seccomp) in place of the default profile or with
+    /// [`add_seccomp`](ContainerBuilder::add_seccomp) after it.
+    ///
+    /// It takes no rules of cellblock's (`deny`, `allow`, ... on it are refused), and
+    /// the spawn fails with [`Error::Security`] if its length is not a whole, non-zero
+    /// number of instructions, at most 4096 (the kernel's `BPF_MAXINSNS`); the kernel
+    /// checks the rest when the child installs it ([`Stage::Seccomp`](crate::Stage::Seccomp)).
+    ///
+    /// **Risk:** cellblock cannot read such a program: nothing guarantees that it checks the
+    /// architecture (a process could then use another architecture's numbers, such as
+    /// `int 0x80`, around it) or that it denies what the default profile does. In place of
+    /// the default profile it is the only filter; added after it, the stricter answer wins.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// // One instruction: BPF_RET | BPF_K, SECCOMP_RET_ALLOW.
+    /// let allow_all: Vec<u8> = [0x06u16.to_ne_bytes().as_slice(), &[0, 0], &0x7fff_0000u32.to_ne_bytes()].concat();
+    /// Container::builder("/bin/true").add_seccomp(Seccomp::from_bpf(allow_all));
+    /// ```
+    pub fn from_bpf(program: impl Into<Vec<u8>>) -> Seccomp {
+        Seccomp {
+            raw: Some(program.into().into()),
+            ..Seccomp::disabled()
+        }
     }
 }
 
@@ -853,8 +886,43 @@ fn compiled_seccomp(policy: &Seccomp, nesting: bool) -> Result<Arc<Vec<libc::soc
     Ok(prog)
 }
 
+/// A [`Seccomp::from_bpf`] program, checked for what can be checked here.
+fn raw_program(policy: &Seccomp, raw: &[u8]) -> Result<Vec<libc::sock_filter>> {
+    let bare = Seccomp {
+        raw: policy.raw.clone(),
+        ..Seccomp::disabled()
+    };
+    if *policy != bare {
+        return Err(Error::Security(
+            "seccomp: a program from from_bpf() takes no rules of cellblock's (deny, allow, ...): \
+             put them in a filter of their own with add_seccomp()"
+                .into(),
+        ));
+    }
+    const BPF_MAXINSNS: usize = 4096;
+    let n = raw.len() / 8;
+    if !raw.len().is_multiple_of(8) || n == 0 || n > BPF_MAXINSNS {
+        return Err(Error::Security(format!(
+            "seccomp: a BPF program of {} bytes: it must be 1 to {BPF_MAXINSNS} instructions of 8 bytes each",
+            raw.len()
+        )));
+    }
+    Ok(raw
+        .chunks_exact(8)
+        .map(|i| libc::sock_filter {
+            code: u16::from_ne_bytes([i[0], i[1]]),
+            jt: i[2],
+            jf: i[3],
+            k: u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+        })
+        .collect())
+}
+
 /// Compiles the policy to a BPF program for the build target.
 fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<libc::sock_filter>> {
+    if let Some(raw) = &policy.raw {
+        return raw_program(policy, raw);
+    }
     use crate::bpf::{ArgTest, Verdict};
     let number = |nr: i64| {
         u32::try_from(nr)

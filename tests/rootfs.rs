@@ -701,7 +701,7 @@ async fn path_lookup_skips_empty_directories_of_our_own() {
     // Control: a script placed at /opt/bin/true is found first and runs (exit 7).
     let mut b = Container::builder("true");
     base(&mut b);
-    b.file("/opt/bin/true", b"#!/usr/bin/sh\nexit 7\n".to_vec(), 0o755);
+    b.file("/opt/bin/true", b"#!/usr/bin/sh\nexit 7\n", 0o755);
     let st = b.status().await.unwrap();
     assert_eq!(st.code(), Some(7), "{st:?}");
 }

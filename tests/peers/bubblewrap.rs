@@ -13,15 +13,14 @@
 //!   Before the command-line front end (issue 12, `examples/bwrap.rs`): 39 / 53; before
 //!   `bind_data` (issue 12, second round): 38 / 53.
 //! - `test-seccomp.py` (commit 1168beab, with its helper `try-syscall.c` ported as
-//!   `tests/escape/try_syscall.c`): **5 / 6 / 6**. Before: 0 (not ported; `Seccomp` had no
-//!   allow-list base, no errno but EPERM, no argument rules of the caller's, no stacking).
-//!   Not passing (1, `#[ignore]`d): `test_seccomp_invalid`, bwrap's command-line errors for
-//!   raw BPF programs read from descriptors, which cellblock does not take;
-//!   `seccomp_invalid_policies` asserts cellblock's own bad input instead.
-//! - together: **56 / 61 / 61** (before the front end: 46 / 61).
+//!   `tests/escape/try_syscall.c`): **6 / 6 / 6**. Before: 0 (not ported; `Seccomp` had no
+//!   allow-list base, no errno but EPERM, no argument rules of the caller's, no stacking);
+//!   5 / 6 until the front end took raw programs (`--seccomp FD`, `--add-seccomp-fd FD`,
+//!   over `Seccomp::from_bpf`), which `test_seccomp_invalid` is about.
+//! - together: **57 / 61 / 61** (before the front end: 46 / 61).
 //!
-//! **Not passing (4 + 1, `#[ignore]` with the reason):** needs a FUSE mount on the host,
-//! which this machine lacks and upstream skips too (4); `test_seccomp_invalid` (above).
+//! **Not passing (4, `#[ignore]` with the reason):** needs a FUSE mount on the host, which
+//! this machine lacks and upstream skips too.
 //!
 //! **The command-line scenarios** (`--help`, `--args`, `--info-fd`/`--json-status-fd`,
 //! `--lock-file` with `--die-with-parent`, a sandbox inside a sandbox) run upstream's shell
@@ -1652,14 +1651,185 @@ async fn test_seccomp_stacked_allowlist_first() {
 }
 
 // Upstream: tests/test-seccomp.py, Test.test_seccomp_invalid: bwrap's command line refuses
-// descriptors that are not numbers or not open ("Invalid fd"), `--seccomp` together with
-// `--add-seccomp-fd`, unreadable and truncated programs ("must be multiple of 8"). All of
-// it is about raw BPF programs read from descriptors, which cellblock does not take: it
-// compiles policies, and `seccomp()` with `add_seccomp()` combine by design. Its own bad
-// input is asserted in `seccomp_invalid_policies` below.
+// descriptors that are not numbers ("Invalid fd"), `--seccomp` together with
+// `--add-seccomp-fd` (both orders), a descriptor read twice ("Can't read seccomp data") and
+// a program that is not whole 8-byte instructions. Run through examples/bwrap.rs, whose
+// `--seccomp FD`/`--add-seccomp-fd FD` hand the programs to `Seccomp::from_bpf`.
 #[test]
-#[ignore = "needs raw BPF programs from descriptors (bwrap --seccomp FD / --add-seccomp-fd FD): cellblock compiles policies and takes no raw programs"]
-fn test_seccomp_invalid() {}
+fn test_seccomp_invalid() {
+    use std::io::{Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let _d = common::deadline("bwrap seccomp: invalid", 60);
+    let dir =
+        std::env::temp_dir().join(format!("cellblock-seccomp-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let temp = |name: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join(name))
+            .unwrap()
+    };
+    let (mut allowlist_temp, denylist_temp) = (temp("allow"), temp("deny"));
+    let (a, d) = (allowlist_temp.as_raw_fd(), denylist_temp.as_raw_fd());
+    let run = |args: &[String], pass: &[i32]| -> (Option<i32>, String) {
+        let mut cmd = std::process::Command::new(common::example("bwrap"));
+        cmd.args(["--ro-bind", "/", "/"])
+            .args(args)
+            .arg("true")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let pass = pass.to_vec();
+        // SAFETY: fcntl only, between fork and exec: async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in &pass {
+                    let flags = libc::fcntl(*fd, libc::F_GETFD);
+                    libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (code, err) = run(&s(&["--add-seccomp-fd", "-1"]), &[]);
+    assert!(err.contains("bwrap: Invalid fd: -1\n"), "{err}");
+    assert_eq!(code, Some(1));
+    let (code, err) = run(&s(&["--seccomp", "0a"]), &[]);
+    assert!(err.contains("bwrap: Invalid fd: 0a\n"), "{err}");
+    assert_eq!(code, Some(1));
+    let (code, err) = run(
+        &s(&[
+            "--add-seccomp-fd",
+            &d.to_string(),
+            "--seccomp",
+            &a.to_string(),
+        ]),
+        &[a, d],
+    );
+    assert!(
+        err.contains("bwrap: --seccomp cannot be combined with --add-seccomp-fd\n"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1));
+    let (code, err) = run(
+        &s(&[
+            "--seccomp",
+            &a.to_string(),
+            "--add-seccomp-fd",
+            &d.to_string(),
+        ]),
+        &[a, d],
+    );
+    assert!(
+        err.contains("--add-seccomp-fd cannot be combined with --seccomp"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1));
+    let (code, err) = run(
+        &s(&[
+            "--add-seccomp-fd",
+            &a.to_string(),
+            "--add-seccomp-fd",
+            &a.to_string(),
+        ]),
+        &[a, a],
+    );
+    assert!(err.contains("bwrap: Can't read seccomp data: "), "{err}");
+    assert_eq!(code, Some(1));
+    allowlist_temp.write_all(b"\x01").unwrap();
+    allowlist_temp.seek(std::io::SeekFrom::Start(0)).unwrap();
+    let (code, err) = run(
+        &s(&[
+            "--add-seccomp-fd",
+            &d.to_string(),
+            "--add-seccomp-fd",
+            &a.to_string(),
+        ]),
+        &[a, d],
+    );
+    assert!(
+        err.contains("bwrap: Invalid seccomp data, must be multiple of 8\n"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1));
+    drop((allowlist_temp, denylist_temp));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A raw program of four instructions: chmod fails with ECONNREFUSED, all else is allowed.
+fn raw_deny_chmod() -> Vec<u8> {
+    let ins = |code: u16, jt: u8, jf: u8, k: u32| {
+        let mut v = code.to_ne_bytes().to_vec();
+        v.extend([jt, jf]);
+        v.extend(k.to_ne_bytes());
+        v
+    };
+    [
+        ins(0x20, 0, 0, 0),                                       // ld [nr]
+        ins(0x15, 0, 1, libc::SYS_chmod as u32),                  // jeq chmod
+        ins(0x06, 0, 0, 0x0005_0000 | libc::ECONNREFUSED as u32), // ret ERRNO
+        ins(0x06, 0, 0, 0x7fff_0000),                             // ret ALLOW
+    ]
+    .concat()
+}
+
+// Not upstream: what test-seccomp.py's fds carry, as cellblock takes it. A raw program given
+// to `Seccomp::from_bpf` is installed as it is, through the library and through the front
+// end's `--seccomp FD`; bad programs are refused by name before anything runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_bpf_programs_are_installed() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let _d = common::deadline("raw_bpf_programs_are_installed", 60);
+    let raw = cellblock::Seccomp::from_bpf(raw_deny_chmod());
+    assert_eq!(
+        try_under(std::slice::from_ref(&raw), "chmod").await,
+        libc::ECONNREFUSED
+    );
+    // Control: a call it does not name runs into the kernel (EBADF from a bad descriptor).
+    assert_eq!(
+        try_under(std::slice::from_ref(&raw), "listen").await,
+        libc::EBADF
+    );
+    // The front end: the same program on a descriptor.
+    let path = std::env::temp_dir().join(format!("cellblock-raw-bpf-{}", std::process::id()));
+    std::fs::write(&path, raw_deny_chmod()).unwrap();
+    let f = std::fs::File::open(&path).unwrap();
+    let fd = f.as_raw_fd();
+    let mut cmd = std::process::Command::new(common::example("bwrap"));
+    cmd.args(["--ro-bind", "/", "/", "--seccomp", &fd.to_string()])
+        .arg(try_syscall())
+        .arg("chmod");
+    // SAFETY: fcntl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+            Ok(())
+        });
+    }
+    let st = cmd.status().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(st.code(), Some(libc::ECONNREFUSED), "{st:?}");
+    // Bad programs: not whole instructions, empty, or with rules of cellblock's on top.
+    for bad in [
+        cellblock::Seccomp::from_bpf(vec![0u8; 7]),
+        cellblock::Seccomp::from_bpf(Vec::new()),
+        cellblock::Seccomp::from_bpf(raw_deny_chmod()).deny(libc::SYS_ptrace),
+    ] {
+        let r = Container::builder("/bin/true").seccomp(bad).status().await;
+        assert!(matches!(r, Err(cellblock::Error::Security(_))), "{r:?}");
+    }
+}
 
 // Not upstream: cellblock's counterpart of test_seccomp_invalid. Values that cannot be a
 // filter are refused by name before anything runs: an errno of 0 (it would fake success)
