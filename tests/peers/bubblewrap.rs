@@ -9,7 +9,8 @@
 //! **Pass counts** (passing / ported / upstream scenarios, one per upstream "ok" line; the
 //! `for ALT` loop counts 4 each):
 //! - `test-specifying-{userns,pidns}.sh`: 2 / 2 / 2.
-//! - `test-run.sh`: **49 / 53 / 53** (every scenario has a test here; 4 are `#[ignore]`d).
+//! - `test-run.sh`: **53 / 53 / 53** (every scenario has a test here; the FUSE one makes
+//!   its FUSE mount with bindfs, where upstream skips without one).
 //!   Before the command-line front end (issue 12, `examples/bwrap.rs`): 39 / 53; before
 //!   `bind_data` (issue 12, second round): 38 / 53.
 //! - `test-seccomp.py` (commit 1168beab, with its helper `try-syscall.c` ported as
@@ -17,10 +18,8 @@
 //!   allow-list base, no errno but EPERM, no argument rules of the caller's, no stacking);
 //!   5 / 6 until the front end took raw programs (`--seccomp FD`, `--add-seccomp-fd FD`,
 //!   over `Seccomp::from_bpf`), which `test_seccomp_invalid` is about.
-//! - together: **57 / 61 / 61** (before the front end: 46 / 61).
-//!
-//! **Not passing (4, `#[ignore]` with the reason):** needs a FUSE mount on the host, which
-//! this machine lacks and upstream skips too.
+//! - together: **61 / 61 / 61** (before the front end: 46 / 61; before the FUSE mount of
+//!   the port's own: 57 / 61).
 //!
 //! **The command-line scenarios** (`--help`, `--args`, `--info-fd`/`--json-status-fd`,
 //! `--lock-file` with `--die-with-parent`, a sandbox inside a sandbox) run upstream's shell
@@ -249,12 +248,66 @@ fn help_works() {
     assert!(read_in(&t.0, "help.txt").contains(&want), "{want}");
 }
 
-// Upstream: tests/test-run.sh "ok - can bind-mount a FUSE directory with $ALT" (x4).
-// Needs a FUSE mount of the caller's uid on the host; upstream prints "ok # SKIP" without
-// one, and this machine has none.
-#[test]
-#[ignore = "needs a FUSE mount on the host: none on this machine (upstream skips it too)"]
-fn can_bind_mount_a_fuse_directory() {}
+// Upstream: tests/test-run.sh "ok - can bind-mount a FUSE directory with $ALT" (x4):
+// `$RUN $ALT --proc /proc --dev /dev --bind $FUSE_DIR /tmp/foo true`. Upstream picks a FUSE
+// mount of the caller's uid that is already there (a `fuse` line of /proc/self/mounts with
+// its `user_id=`) and skips without one; this port makes one with bindfs (Debian package
+// bindfs, which .ci/run installs). Mounted by root, bindfs allows other users, which the
+// container's default identity is. Without a PID namespace: the expected difference of
+// `proc_without_pid_ns`. Then, not upstream: the file behind the FUSE mount is what the
+// container reads at /tmp/foo.
+#[tokio::test(flavor = "multi_thread")]
+async fn can_bind_mount_a_fuse_directory() {
+    let _d = common::deadline("bwrap: FUSE bind", 60);
+    let t = Tmp::new("fuse");
+    let (src, fuse_dir) = (t.0.join("src"), t.0.join("fuse"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&fuse_dir).unwrap();
+    std::fs::write(src.join("hello"), "hello from fuse\n").unwrap();
+    let st = std::process::Command::new("bindfs")
+        .arg(&src)
+        .arg(&fuse_dir)
+        .status()
+        .expect("bindfs (Debian package bindfs) makes the FUSE mount: .ci/run installs it");
+    assert!(st.success(), "bindfs: {st}");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // As root, without fusermount; bindfs exits once its mount is gone.
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(fuse_dir.clone());
+    // Upstream's selection of a FUSE mount.
+    let uid = nix::unistd::geteuid().as_raw();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        mounts.lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.len() > 3
+                && Path::new(f[1]) == fuse_dir
+                && (f[2] == "fuse" || f[2].starts_with("fuse."))
+                && f[3].contains(&format!("user_id={uid}"))
+        }),
+        "no FUSE mount of uid {uid} at {}: {mounts}",
+        fuse_dir.display()
+    );
+    for alt in ALTS {
+        let mut b = run("/bin/true");
+        b.namespaces(Namespaces::MOUNT | alt)
+            .mount_proc()
+            .mount_dev()
+            .bind(&fuse_dir, "/tmp/foo");
+        proc_without_pid_ns(b, alt).await;
+    }
+    let mut b = run("/bin/cat");
+    b.arg("/tmp/foo/hello")
+        .namespaces(Namespaces::MOUNT | Namespaces::PID)
+        .bind(&fuse_dir, "/tmp/foo");
+    let (ok, stdout, err) = out(&mut b).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "hello from fuse\n");
+}
 
 /// Expected difference for `--proc /proc` without `--unshare-pid`: the default identity puts
 /// the container in a user namespace, and the kernel lets only the user namespace owning
