@@ -715,3 +715,69 @@ async fn subreaper_init_ends_leftovers_without_kill_all() {
         );
     }
 }
+
+const TTY_INNER: &str = "CELLBLOCK_INIT_TTY_INNER";
+
+/// `process_group(0)` with the init, on a terminal shared with the caller
+/// (`new_session(false)`): the init normally leaves the workload in the group it shares
+/// with the supervisor, the terminal's foreground (a new group there would be a background
+/// job and stop on its first read); `process_group(0)` asks for a group of its own anyway.
+/// The supervisor here is this binary re-run under `script` (util-linux), which gives it a
+/// terminal as its controlling one. The workload reports its process group from its own
+/// /proc (ids of its PID namespace: its own group is its pid 2; the supervisor's group is
+/// outside the namespace, 0). Control: the same without `process_group(0)`.
+#[test]
+fn process_group_zero_with_the_init_on_a_shared_terminal() {
+    if std::env::var(TTY_INNER).is_ok() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        return rt.block_on(async {
+            for own in [true, false] {
+                let mut b = Container::builder("/bin/sh");
+                b.args([
+                    "-c",
+                    "read -r _ _ _ _ pgrp _ < /proc/self/stat; echo \"GROUP $pgrp\"",
+                ])
+                .namespaces(Namespaces::PID | Namespaces::MOUNT)
+                .new_session(false)
+                .stdin(Stdio::inherit())
+                .stdout(Stdio::piped());
+                if own {
+                    b.process_group(0);
+                }
+                let o = b.output().await.unwrap();
+                let text = String::from_utf8_lossy(&o.stdout);
+                println!("\nRESULT own={own} {}", text.trim());
+            }
+        });
+    }
+    let _d = common::deadline("process_group_zero_with_the_init_on_a_shared_terminal", 60);
+    let exe = std::env::current_exe().unwrap();
+    let inner = format!(
+        "{} --exact process_group_zero_with_the_init_on_a_shared_terminal --nocapture",
+        exe.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &inner, "/dev/null"])
+        .env(TTY_INNER, "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (Debian package util-linux) gives the supervisor a terminal");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    let group = |own: bool| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("RESULT own={own} GROUP ")))
+            .unwrap_or_else(|| panic!("no result for own={own}: {text}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(group(true), "2", "its own group: {text}");
+    assert_eq!(
+        group(false),
+        "0",
+        "the control: the supervisor's group: {text}"
+    );
+}
