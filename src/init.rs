@@ -201,17 +201,26 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) args: &'a [CString],
 }
 
+/// The FLAGS argument's bits, as the C init reads them (its `FLAG_*`; the unit test
+/// `the_c_init_shares_the_protocol` checks that both sides agree).
+const FLAG_TTY: i64 = 1;
+const FLAG_DUMPABLE: i64 = 2;
+const FLAG_GROUP: i64 = 4;
+const FLAG_SUBREAPER: i64 = 8;
+const FLAG_OWN_GROUP: i64 = 16;
+
 impl InitArgs<'_> {
     /// `cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PDEATHSIG SUCCESS REWRITES PATH
     /// ARGV0 [ARGS...]` (the C file's header describes each).
     pub(crate) fn to_argv(&self) -> Vec<CString> {
         let text = |v: String| CString::new(v).expect("digits, ',' and ':' hold no NUL");
         let num = |v: i64| text(v.to_string());
-        let flags = self.foreground_tty as i64
-            | (self.dumpable as i64) << 1
-            | (self.signal_group as i64) << 2
-            | (self.subreaper as i64) << 3
-            | (self.own_group as i64) << 4;
+        let flag = |on: bool, bit: i64| if on { bit } else { 0 };
+        let flags = flag(self.foreground_tty, FLAG_TTY)
+            | flag(self.dumpable, FLAG_DUMPABLE)
+            | flag(self.signal_group, FLAG_GROUP)
+            | flag(self.subreaper, FLAG_SUBREAPER)
+            | flag(self.own_group, FLAG_OWN_GROUP);
         let success: Vec<String> = self.success_codes.iter().map(|c| c.to_string()).collect();
         let rewrites: Vec<String> = self
             .rewrites
@@ -295,6 +304,48 @@ pub(crate) fn accept_record(value: i32, init_status: ExitStatus) -> ExitStatus {
 
 #[cfg(test)]
 mod tests {
+    /// The C init's copies of the protocol's numbers (cellblock-init.c's `#define`s) are
+    /// the ones this side uses: stages it reports, message kinds, FLAGS bits.
+    #[test]
+    fn the_c_init_shares_the_protocol() {
+        let c = include_str!("../init/cellblock-init.c");
+        let def = |name: &str| -> u64 {
+            let line = c
+                .lines()
+                .find(|l| l.split_whitespace().take(2).eq(["#define", name]))
+                .unwrap_or_else(|| panic!("no #define {name} in cellblock-init.c"));
+            let v = line
+                .split_whitespace()
+                .nth(2)
+                .unwrap()
+                .trim_end_matches('u');
+            match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+                None => v.parse().unwrap(),
+            }
+        };
+        use crate::error::Stage;
+        for (name, stage) in [
+            ("STAGE_CHDIR", Stage::Chdir),
+            ("STAGE_EXECVE", Stage::Execve),
+            ("STAGE_INIT_START", Stage::InitStart),
+            ("STAGE_INIT_SETUP", Stage::InitSetup),
+        ] {
+            assert_eq!(def(name), stage as u64, "{name}");
+        }
+        assert_eq!(def("MSG_STARTED"), MSG_STARTED as u64);
+        assert_eq!(def("MSG_STATUS"), MSG_STATUS as u64);
+        for (name, bit) in [
+            ("FLAG_TTY", FLAG_TTY),
+            ("FLAG_DUMPABLE", FLAG_DUMPABLE),
+            ("FLAG_GROUP", FLAG_GROUP),
+            ("FLAG_SUBREAPER", FLAG_SUBREAPER),
+            ("FLAG_OWN_GROUP", FLAG_OWN_GROUP),
+        ] {
+            assert_eq!(def(name), bit as u64, "{name}");
+        }
+    }
+
     use super::*;
 
     fn exited(code: i32) -> ExitStatus {
