@@ -19,7 +19,37 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CC");
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("cellblock-init");
-    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+    // For the target, not the host: a cross build needs the target's C compiler, chosen
+    // as the `cc` crate does (`CC_<target>`, `TARGET_CC`; `CC` and `cc` only natively;
+    // else `<arch>-linux-gnu-gcc`), and the result is checked to be code for the target.
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let host = env::var("HOST").expect("cargo sets HOST");
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+    let machine: u16 = match arch.as_str() {
+        "x86_64" => 62,   // EM_X86_64
+        "aarch64" => 183, // EM_AARCH64
+        other => panic!(
+            "cellblock: the container init (init/cellblock-init.c) supports x86_64 and aarch64, \
+             not {other} (target {target})"
+        ),
+    };
+    let per_target = [format!("CC_{target}"), format!("CC_{}", target.replace('-', "_"))];
+    for v in per_target.iter().map(String::as_str).chain(["TARGET_CC"]) {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
+    let cc = per_target
+        .iter()
+        .map(String::as_str)
+        .chain(["TARGET_CC"])
+        .find_map(|v| env::var(v).ok())
+        .or_else(|| (target == host).then(|| env::var("CC").ok()).flatten())
+        .unwrap_or_else(|| {
+            if target == host {
+                "cc".into()
+            } else {
+                format!("{arch}-linux-gnu-gcc")
+            }
+        });
     let status = Command::new(&cc)
         .args([
             "-static",
@@ -45,6 +75,19 @@ fn main() {
         panic!(
             "cellblock: building the container init ({src}) with {cc:?} failed ({status}); \
              a C compiler and the Linux UAPI headers (Debian: gcc, linux-libc-dev) are needed"
+        );
+    }
+    // An ELF executable for the target's machine (e_machine, bytes 18-19, little-endian on
+    // both architectures), not for the build host's.
+    let elf = std::fs::read(&out).expect("reading the built init");
+    let built = elf
+        .get(18..20)
+        .filter(|_| elf.starts_with(b"\x7fELF"))
+        .map(|m| u16::from_le_bytes([m[0], m[1]]));
+    if built != Some(machine) {
+        panic!(
+            "cellblock: {cc:?} built the container init for ELF machine {built:?}, but the target \
+             {target} needs {machine}: set CC_{target} to the target's C compiler"
         );
     }
 }
