@@ -33,7 +33,10 @@ fn main() {
              not {other} (target {target})"
         ),
     };
-    let per_target = [format!("CC_{target}"), format!("CC_{}", target.replace('-', "_"))];
+    let per_target = [
+        format!("CC_{target}"),
+        format!("CC_{}", target.replace('-', "_")),
+    ];
     for v in per_target.iter().map(String::as_str).chain(["TARGET_CC"]) {
         println!("cargo:rerun-if-env-changed={v}");
     }

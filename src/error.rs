@@ -6,220 +6,139 @@ use std::path::PathBuf;
 
 use crate::Namespaces;
 
-/// A step of the child's setup between clone and execve.
-///
-/// A failure inside the child is reported as [`Error::Setup`] naming the stage and the
-/// errno, e.g. `setup failed at sethostname: Operation not permitted (EPERM)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
-#[non_exhaustive]
-pub enum Stage {
-    /// Writing `/proc/self/setgroups`, `uid_map` or `gid_map` of a new user namespace.
-    UserMap = 1,
-    /// Making `/` recursively private in the new mount namespace.
-    MountPrivate = 2,
-    /// `sethostname`.
-    SetHostname = 3,
-    /// `setdomainname`.
-    SetDomainname = 4,
-    /// Bringing up `lo` in the new network namespace.
-    LoopbackUp = 5,
-    /// Mounting a fresh `/proc` for the new PID namespace.
-    MountProc = 6,
-    /// `dup2` of stdin/stdout/stderr.
-    Stdio = 7,
-    /// `chdir` to the working directory.
-    Chdir = 8,
-    /// Marking inherited descriptors close-on-exec (`close_range`).
-    CloseFds = 9,
-    /// Resetting signal dispositions and the signal mask.
-    Signals = 10,
-    /// `execve` of the program.
-    Execve = 11,
-    /// Exec'ing the built-in init (`execveat` of its memfd), or passing it its descriptors.
-    InitExec = 40,
-    /// The init could not start the workload (`vfork` failed inside the container).
-    InitStart = 41,
-    /// Arming die-with-supervisor (`PR_SET_PDEATHSIG`); `ESRCH`: the supervisor was
-    /// already gone.
-    DeathSignal = 42,
-    /// Making the pty the controlling terminal (`setsid`, `TIOCSCTTY`, `dup2`).
-    Terminal = 43,
-    /// The init's own setup (blocking signals, `signalfd`).
-    InitSetup = 44,
-    /// `setns` into a namespace given with `join`/`join_path` (needs CAP_SYS_ADMIN over
-    /// the target namespace).
-    Join = 20,
-    /// Cloning the workload inside a joined PID namespace (the intermediate's second clone).
-    JoinClone = 21,
-    /// Waiting for the supervisor to write a multi-range uid/gid map.
-    WaitForMaps = 22,
-    /// `unshare(CLONE_NEWTIME)`.
-    TimeUnshare = 23,
-    /// Writing `/proc/self/timens_offsets`.
-    TimeOffsets = 24,
-    /// Bind-mounting the root filesystem onto itself.
-    BindRoot = 25,
-    /// A bind mount (`bind`/`bind_ro`).
-    MountBind = 26,
-    /// Mounting a tmpfs.
-    MountTmpfs = 27,
-    /// Building the minimal `/dev` (tmpfs, device binds, devpts).
-    MountDev = 28,
-    /// Mounting mqueue.
-    MountMqueue = 29,
-    /// Mounting sysfs read-only.
-    MountSysfs = 30,
-    /// Making a mount read-only (`mount_setattr`).
-    MakeReadOnly = 31,
-    /// Creating a mount point (directory, file or symlink) inside a tmpfs of the container.
-    MountPoint = 32,
-    /// `pivot_root` into the root filesystem.
-    PivotRoot = 33,
-    /// Detaching the old root after `pivot_root`.
-    UnmountOldRoot = 34,
-    /// `chroot` into the root filesystem (the weaker fallback).
-    Chroot = 35,
-    /// `setgroups` (supplementary groups inside the container).
-    SetGroups = 36,
-    /// `setresgid`.
-    SetGid = 37,
-    /// `setresuid`.
-    SetUid = 38,
-    /// Joining the container's cgroup (writing `cgroup.procs`).
-    CgroupJoin = 60,
-    /// Creating the cgroup namespace after joining the cgroup.
-    CgroupNamespace = 61,
-    /// Setting an rlimit (`prlimit64`).
-    Rlimit = 62,
-    /// Covering masked paths (`/proc/kcore`, `/sys/firmware`, …).
-    MaskPaths = 80,
-    /// Making `/proc/sys`, `/proc/bus`, … read-only.
-    ReadonlyPaths = 81,
-    /// `setsid` (the new session).
-    Setsid = 82,
-    /// Dropping capabilities (bounding, ambient, then `capset`).
-    Capabilities = 83,
-    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
-    NoNewPrivs = 84,
-    /// `dup2` of a descriptor passed with `pass_fd`.
-    PassFds = 85,
-    /// Installing the seccomp filter.
-    Seccomp = 86,
-    /// `setpgid` for [`process_group`](crate::ContainerBuilder::process_group).
-    ProcessGroup = 87,
-    /// `bind_fd`: the descriptor's path now names another file (`ESTALE`).
-    BindFd = 88,
+/// The stages, written once: each variant's documentation, its number on the error pipe
+/// (which the C init's `STAGE_*` copies: `init::tests::the_c_init_shares_the_protocol`)
+/// and its phrase in messages. The enum, [`Stage::from_u32`] and [`Stage::name`] are made
+/// from this one list, so they cannot disagree (a number used twice does not compile).
+macro_rules! stages {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal => $name:literal,)*) => {
+        /// A step of the child's setup between clone and execve.
+        ///
+        /// A failure inside the child is reported as [`Error::Setup`] naming the stage and the
+        /// errno, e.g. `setup failed at sethostname: Operation not permitted (EPERM)`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        #[non_exhaustive]
+        pub enum Stage {
+            $($(#[$doc])* $variant = $code,)*
+        }
+
+        impl Stage {
+            #[deny(unreachable_patterns)]
+            pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+                match v {
+                    $($code => Some(Stage::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// What the stage does, as a short phrase.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Stage::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Stage {
-    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        [
-            UserMap,
-            MountPrivate,
-            SetHostname,
-            SetDomainname,
-            LoopbackUp,
-            MountProc,
-            Stdio,
-            Chdir,
-            CloseFds,
-            Signals,
-            Execve,
-            InitExec,
-            InitStart,
-            DeathSignal,
-            Terminal,
-            InitSetup,
-            Join,
-            JoinClone,
-            WaitForMaps,
-            TimeUnshare,
-            TimeOffsets,
-            BindRoot,
-            MountBind,
-            MountTmpfs,
-            MountDev,
-            MountMqueue,
-            MountSysfs,
-            MakeReadOnly,
-            MountPoint,
-            PivotRoot,
-            UnmountOldRoot,
-            Chroot,
-            SetGroups,
-            SetGid,
-            SetUid,
-            CgroupJoin,
-            CgroupNamespace,
-            Rlimit,
-            MaskPaths,
-            ReadonlyPaths,
-            Setsid,
-            Capabilities,
-            NoNewPrivs,
-            PassFds,
-            Seccomp,
-            ProcessGroup,
-            BindFd,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == v)
-    }
-
-    /// What the stage does, as a short phrase.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::UserMap => "write uid_map/gid_map",
-            Stage::MountPrivate => "make / rprivate",
-            Stage::SetHostname => "sethostname",
-            Stage::SetDomainname => "setdomainname",
-            Stage::LoopbackUp => "bring up lo",
-            Stage::MountProc => "mount /proc",
-            Stage::Stdio => "dup2 stdio",
-            Stage::Chdir => "chdir",
-            Stage::CloseFds => "close_range",
-            Stage::Signals => "reset signals",
-            Stage::Execve => "execve",
-            Stage::InitExec => "exec the init",
-            Stage::InitStart => "init: start the workload",
-            Stage::DeathSignal => "arm die-with-supervisor",
-            Stage::Terminal => "attach the terminal",
-            Stage::InitSetup => "init: block signals",
-            Stage::Join => "setns (join a namespace)",
-            Stage::JoinClone => "clone into the joined PID namespace",
-            Stage::WaitForMaps => "wait for the uid/gid maps",
-            Stage::TimeUnshare => "unshare(CLONE_NEWTIME)",
-            Stage::TimeOffsets => "write timens_offsets",
-            Stage::BindRoot => "bind the root filesystem onto itself",
-            Stage::MountBind => "bind mount",
-            Stage::MountTmpfs => "mount tmpfs",
-            Stage::MountDev => "build /dev",
-            Stage::MountMqueue => "mount mqueue",
-            Stage::MountSysfs => "mount sysfs",
-            Stage::MakeReadOnly => "make a mount read-only",
-            Stage::MountPoint => "create a mount point",
-            Stage::PivotRoot => "pivot_root",
-            Stage::UnmountOldRoot => "detach the old root",
-            Stage::Chroot => "chroot",
-            Stage::SetGroups => "setgroups",
-            Stage::SetGid => "setresgid",
-            Stage::SetUid => "setresuid",
-            Stage::CgroupJoin => "join the cgroup",
-            Stage::CgroupNamespace => "unshare the cgroup namespace",
-            Stage::Rlimit => "set rlimits",
-            Stage::MaskPaths => "mask paths",
-            Stage::ReadonlyPaths => "make paths read-only",
-            Stage::Setsid => "setsid",
-            Stage::Capabilities => "drop capabilities",
-            Stage::NoNewPrivs => "set no_new_privs",
-            Stage::PassFds => "pass descriptors",
-            Stage::Seccomp => "install seccomp filter",
-            Stage::ProcessGroup => "setpgid (process_group)",
-            Stage::BindFd => "bind_fd: check the bound file is the descriptor's",
-        }
-    }
+stages! {
+    /// Writing `/proc/self/setgroups`, `uid_map` or `gid_map` of a new user namespace.
+    UserMap = 1 => "write uid_map/gid_map",
+    /// Making `/` recursively private in the new mount namespace.
+    MountPrivate = 2 => "make / rprivate",
+    /// `sethostname`.
+    SetHostname = 3 => "sethostname",
+    /// `setdomainname`.
+    SetDomainname = 4 => "setdomainname",
+    /// Bringing up `lo` in the new network namespace.
+    LoopbackUp = 5 => "bring up lo",
+    /// Mounting a fresh `/proc` for the new PID namespace.
+    MountProc = 6 => "mount /proc",
+    /// `dup2` of stdin/stdout/stderr.
+    Stdio = 7 => "dup2 stdio",
+    /// `chdir` to the working directory.
+    Chdir = 8 => "chdir",
+    /// Marking inherited descriptors close-on-exec (`close_range`).
+    CloseFds = 9 => "close_range",
+    /// Resetting signal dispositions and the signal mask.
+    Signals = 10 => "reset signals",
+    /// `execve` of the program.
+    Execve = 11 => "execve",
+    /// Exec'ing the built-in init (`execveat` of its memfd), or passing it its descriptors.
+    InitExec = 40 => "exec the init",
+    /// The init could not start the workload (`vfork` failed inside the container).
+    InitStart = 41 => "init: start the workload",
+    /// Arming die-with-supervisor (`PR_SET_PDEATHSIG`); `ESRCH`: the supervisor was
+    /// already gone.
+    DeathSignal = 42 => "arm die-with-supervisor",
+    /// Making the pty the controlling terminal (`setsid`, `TIOCSCTTY`, `dup2`).
+    Terminal = 43 => "attach the terminal",
+    /// The init's own setup (blocking signals, `signalfd`).
+    InitSetup = 44 => "init: block signals",
+    /// `setns` into a namespace given with `join`/`join_path` (needs CAP_SYS_ADMIN over
+    /// the target namespace).
+    Join = 20 => "setns (join a namespace)",
+    /// Cloning the workload inside a joined PID namespace (the intermediate's second clone).
+    JoinClone = 21 => "clone into the joined PID namespace",
+    /// Waiting for the supervisor to write a multi-range uid/gid map.
+    WaitForMaps = 22 => "wait for the uid/gid maps",
+    /// `unshare(CLONE_NEWTIME)`.
+    TimeUnshare = 23 => "unshare(CLONE_NEWTIME)",
+    /// Writing `/proc/self/timens_offsets`.
+    TimeOffsets = 24 => "write timens_offsets",
+    /// Bind-mounting the root filesystem onto itself.
+    BindRoot = 25 => "bind the root filesystem onto itself",
+    /// A bind mount (`bind`/`bind_ro`).
+    MountBind = 26 => "bind mount",
+    /// Mounting a tmpfs.
+    MountTmpfs = 27 => "mount tmpfs",
+    /// Building the minimal `/dev` (tmpfs, device binds, devpts).
+    MountDev = 28 => "build /dev",
+    /// Mounting mqueue.
+    MountMqueue = 29 => "mount mqueue",
+    /// Mounting sysfs read-only.
+    MountSysfs = 30 => "mount sysfs",
+    /// Making a mount read-only (`mount_setattr`).
+    MakeReadOnly = 31 => "make a mount read-only",
+    /// Creating a mount point (directory, file or symlink) inside a tmpfs of the container.
+    MountPoint = 32 => "create a mount point",
+    /// `pivot_root` into the root filesystem.
+    PivotRoot = 33 => "pivot_root",
+    /// Detaching the old root after `pivot_root`.
+    UnmountOldRoot = 34 => "detach the old root",
+    /// `chroot` into the root filesystem (the weaker fallback).
+    Chroot = 35 => "chroot",
+    /// `setgroups` (supplementary groups inside the container).
+    SetGroups = 36 => "setgroups",
+    /// `setresgid`.
+    SetGid = 37 => "setresgid",
+    /// `setresuid`.
+    SetUid = 38 => "setresuid",
+    /// Joining the container's cgroup (writing `cgroup.procs`).
+    CgroupJoin = 60 => "join the cgroup",
+    /// Creating the cgroup namespace after joining the cgroup.
+    CgroupNamespace = 61 => "unshare the cgroup namespace",
+    /// Setting an rlimit (`prlimit64`).
+    Rlimit = 62 => "set rlimits",
+    /// Covering masked paths (`/proc/kcore`, `/sys/firmware`, …).
+    MaskPaths = 80 => "mask paths",
+    /// Making `/proc/sys`, `/proc/bus`, … read-only.
+    ReadonlyPaths = 81 => "make paths read-only",
+    /// `setsid` (the new session).
+    Setsid = 82 => "setsid",
+    /// Dropping capabilities (bounding, ambient, then `capset`).
+    Capabilities = 83 => "drop capabilities",
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs = 84 => "set no_new_privs",
+    /// `dup2` of a descriptor passed with `pass_fd`.
+    PassFds = 85 => "pass descriptors",
+    /// Installing the seccomp filter.
+    Seccomp = 86 => "install seccomp filter",
+    /// `setpgid` for [`process_group`](crate::ContainerBuilder::process_group).
+    ProcessGroup = 87 => "setpgid (process_group)",
+    /// `bind_fd`: the descriptor's path now names another file (`ESTALE`).
+    BindFd = 88 => "bind_fd: check the bound file is the descriptor's",
 }
 
 impl fmt::Display for Stage {
