@@ -23,7 +23,7 @@
 //!   starts the workload the same way (a vfork-style clone on a stack of its own): the
 //!   only extra cost is one tiny exec, whatever the size of the supervisor's heap. (The init has no libc because a static glibc's
 //!   start-up alone, CPUID-heavy feature detection, cost more than all the rest.) A fork-style clone would cost ~117 ms with a 4 GiB
-//!   heap (NOTES.md).
+//!   heap (measured here).
 //! * **No file on disk, no `/proc/self/exe`.** The image lives in an anonymous memfd,
 //!   created once per supervisor process and sealed (`F_SEAL_WRITE | SHRINK | GROW |
 //!   SEAL`) so that nobody, not even a process that gets hold of the descriptor, can

@@ -12,7 +12,7 @@
 //!   memory with other threads (`setns` returns EINVAL / EUSERS), and the child of our
 //!   usual `CLONE_VM` clone shares the supervisor's. For those two joins only, the child is
 //!   cloned fork-style (its own copy of the address space, still with `CLONE_VFORK`): that
-//!   copy costs time proportional to the supervisor's memory (NOTES.md: ~117 ms with a
+//!   copy costs time proportional to the supervisor's memory (measured here: ~117 ms with a
 //!   4 GiB heap), the price of entering a user namespace that is not ours.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

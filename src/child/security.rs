@@ -195,8 +195,9 @@ fn readonly(path: *const c_char) -> Step {
     )
 }
 
-/// The part of the capability drop that must happen *before* the id changes (issue 3's
-/// setgroups/setresgid/setresuid step, which sits between this and [`drop_privileges`]):
+/// The part of the capability drop that must happen *before* the id changes (the ids
+/// step of `child/ids.rs`, setgroups/setresgid/setresuid, which sits between this and
+/// [`drop_privileges`]):
 ///
 /// * the bounding set is dropped now, because that needs `CAP_SETPCAP`, which a change to
 ///   a non-root uid clears from the effective set;
