@@ -35,37 +35,7 @@ fn default_ns() -> Namespaces {
 /// The compiled attacker (built once per test binary).
 fn attack() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        remove_stale_bins(&tmp);
-        let dir = tmp.join(format!("escape-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("attack");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/attack.c");
-        let st = std::process::Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("running cc (gcc is needed to build the escape suite's attacker)");
-        assert!(st.success(), "compiling {}", src.display());
-        out
-    })
-}
-
-/// Removes attacker builds of earlier runs (their test process is gone).
-fn remove_stale_bins(tmp: &Path) {
-    for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name
-            .strip_prefix("escape-bin-")
-            .and_then(|p| p.parse::<i32>().ok())
-        {
-            if !common::alive(pid) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
+    BIN.get_or_init(|| common::compile_probe("attack"))
 }
 
 /// A scratch directory for one test, removed when dropped.

@@ -49,30 +49,9 @@ fn ns() -> Namespaces {
 /// The compiled bomb (built once per test binary, next to the escape suite's attacker).
 fn forkbomb() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("escape-budget-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("forkbomb");
-        if out.exists() {
-            return out;
-        }
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/forkbomb.c");
-        let tmp = dir.join("forkbomb.tmp");
-        let st = std::process::Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .status()
-            .expect("running cc (gcc is needed to build the fork bomb)");
-        assert!(st.success(), "compiling {}", src.display());
-        std::fs::rename(&tmp, &out).unwrap();
-        out
-    })
+    BIN.get_or_init(|| common::compile_probe("forkbomb"))
 }
 
-/// The supervisor's own directory in the pids hierarchy (v1 `pids`, or v2 if pids is
-/// available there).
 fn own_pids_dir() -> PathBuf {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     for line in text.lines() {
