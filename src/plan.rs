@@ -294,18 +294,19 @@ impl Plan {
             .then(|| self.user.parent.as_ref().and_then(|m| m.root_host_uid()))
             .flatten()
             .filter(|_| sys::geteuid_thread() == 0);
+        // SAFETY: see above.
+        let clone = || unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
         let mut cloned = match owner {
             Some(uid) => {
                 let _as_owner = sys::ThreadEuid::switch(uid);
-                // SAFETY: as below.
-                unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) }
+                clone()
             }
-            None => Err(std::io::Error::from_raw_os_error(libc::EAGAIN)),
+            None => clone(),
         };
-        if owner.is_none() || matches!(&cloned, Err(e) if e.raw_os_error() == Some(libc::EPERM)) {
-            // No owner to switch to, or a host that lets only CAP_SYS_ADMIN create user
-            // namespaces (a Debian sysctl, AppArmor's restriction): as ourselves.
-            cloned = unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
+        if owner.is_some() && matches!(&cloned, Err(e) if e.raw_os_error() == Some(libc::EPERM)) {
+            // A host that lets only CAP_SYS_ADMIN create user namespaces (a Debian sysctl,
+            // AppArmor's restriction): as ourselves.
+            cloned = clone();
         }
         let (pid, pidfd) = cloned.map_err(|e| {
             crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))

@@ -62,9 +62,7 @@ fn parse(stdout: &str) -> HashMap<String, String> {
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {
-    r.get(name)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
+    common::probe_result(r, name)
 }
 
 async fn run(b: &mut ContainerBuilder) -> (HashMap<String, String>, ExitStatus) {

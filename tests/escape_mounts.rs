@@ -72,31 +72,12 @@ fn attacker(
     b
 }
 
-async fn run(mut b: ContainerBuilder) -> (HashMap<String, String>, String) {
-    let out = b.output().await.expect("the container starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !stderr.is_empty() {
-        eprintln!("container stderr: {stderr}");
-    }
-    assert!(
-        out.status.success(),
-        "attacker failed: {:?} {stdout}",
-        out.status
-    );
-    let results = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    (results, stdout)
+async fn run(b: ContainerBuilder) -> (HashMap<String, String>, String) {
+    common::probe_results(b).await
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {
-    r.get(name)
-        .map(String::as_str)
-        .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
+    common::probe_result(r, name)
 }
 
 fn host_dev(b: &mut ContainerBuilder) -> &mut ContainerBuilder {

@@ -328,7 +328,6 @@ fn drop_capabilities(keep: u64) -> Step {
     // The lowest one we have and do not keep (none: nothing to hold, nothing to protect
     // beyond what the caller kept).
     let hold = spare & spare.wrapping_neg();
-    let header = libc_cap_header();
     let lo = keep as u32;
     let hi = (keep >> 32) as u32;
     let data = [
