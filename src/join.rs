@@ -305,6 +305,14 @@ pub(crate) fn join_owner_userns(b: &mut ContainerBuilder, privileged: bool) -> R
 }
 
 /// Whether `kind` is among the joined namespaces.
+/// Every namespace kind joined.
+pub(crate) fn joined_kinds(b: &ContainerBuilder) -> Namespaces {
+    b.joins
+        .joins
+        .iter()
+        .fold(Namespaces::empty(), |all, j| all | j.namespaces)
+}
+
 fn joins(b: &ContainerBuilder, kind: Namespaces) -> bool {
     b.joins.joins.iter().any(|j| j.namespaces.contains(kind))
 }

@@ -1302,3 +1302,7 @@ mod tests {
         assert!(without.len() < with.len());
     }
 }
+
+// SAFETY (TRANSITIONAL, issue 13): the raw pointers in `spec` point into heap storage this
+// value owns (path strings, fd lists, compiled filters), which does not move when it moves.
+unsafe impl Send for Prepared {}

@@ -422,7 +422,7 @@ pub(crate) fn prepare(
             args,
         }
         .to_argv();
-        init_argv = crate::plan::null_terminated(&init_args);
+        init_argv = null_terminated(&init_args);
         child.init_argv = init_argv.as_ptr();
         child.pass_fds = [err.1, lifeline_fd];
         parent.status = Some(
@@ -603,3 +603,17 @@ impl ContainerSession {
         }
     }
 }
+
+/// TRANSITIONAL (issue 13): the init's argv as a null-terminated pointer array, until the
+/// session's child spec borrows a `CStrArray`.
+fn null_terminated(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+// SAFETY (TRANSITIONAL, issue 13): the raw pointers in the child's share point into heap
+// storage this plan owns (the init's argv), which does not move when the plan moves.
+unsafe impl Send for SessionPlan {}

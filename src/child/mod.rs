@@ -23,11 +23,14 @@
 //! ====================================================================================
 
 use std::convert::Infallible;
+use std::ffi::CStr;
 use std::ptr;
 
 use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
+use sys::CStrList;
+pub(crate) use sys::{check, errno, write_file, Step};
 
 pub(crate) mod ids;
 pub(crate) mod join;
@@ -35,26 +38,25 @@ pub(crate) mod mounts;
 pub(crate) mod resources;
 pub(crate) mod security;
 pub(crate) mod session;
+pub(crate) mod sys;
 pub(crate) mod time;
 
-/// Everything the child needs, as raw pointers into memory the [`Plan`](crate::plan::Plan)
-/// owns, which outlives the child's use of it (the parent sleeps until execve or exit).
-pub(crate) struct ChildSpec {
-    pub(crate) path: *const c_char,
-    pub(crate) argv: *const *const c_char,
-    pub(crate) envp: *const *const c_char,
-    /// `(ptr, len)`; null when unset.
-    pub(crate) hostname: (*const c_char, usize),
-    pub(crate) domainname: (*const c_char, usize),
-    /// Null when unset.
-    pub(crate) cwd: *const c_char,
+/// Everything the child needs, borrowed from the [`Plan`](crate::plan::Plan), which
+/// outlives the child's use of it (the parent sleeps until execve or exit).
+pub(crate) struct ChildSpec<'a> {
+    pub(crate) path: &'a CStr,
+    pub(crate) argv: CStrList<'a>,
+    pub(crate) envp: CStrList<'a>,
+    pub(crate) hostname: Option<&'a CStr>,
+    pub(crate) domainname: Option<&'a CStr>,
+    pub(crate) cwd: Option<&'a CStr>,
     /// Descriptors to put on 0, 1, 2; `-1` inherits.
     pub(crate) stdio: [c_int; 3],
     /// Write end of the error pipe.
     pub(crate) err_fd: c_int,
-    /// New user namespace: the single-line maps (NUL-terminated text) to write ourselves.
-    pub(crate) uid_map: (*const u8, usize),
-    pub(crate) gid_map: (*const u8, usize),
+    /// New user namespace: the single-line maps to write ourselves.
+    pub(crate) uid_map: Option<&'a [u8]>,
+    pub(crate) gid_map: Option<&'a [u8]>,
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
@@ -74,40 +76,13 @@ pub(crate) struct ChildSpec {
     pub(crate) security: security::SecuritySpec,
 }
 
-pub(crate) type Step = Result<(), (Stage, c_int)>;
-
-pub(crate) fn errno() -> c_int {
-    // SAFETY: reads this thread's errno slot (shared with the sleeping parent thread,
-    // which does not look at it across the clone).
-    unsafe { *libc::__errno_location() }
-}
-
-/// Fails `stage` with the current errno if `ret` is -1.
-pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
-    if ret == -1 {
-        Err((stage, errno()))
-    } else {
-        Ok(())
-    }
-}
-
 /// The clone entry point. Never returns: execs or `_exit`s.
 pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
-    let spec = unsafe { &*(arg as *const ChildSpec) };
+    let spec = unsafe { &*(arg as *const ChildSpec<'_>) };
     let Err((stage, err)) = setup_and_exec(spec, arg);
-    report(spec.err_fd, stage, err);
-    // SAFETY: _exit is async-signal-safe and runs no atexit handlers or destructors.
-    unsafe { libc::_exit(127) }
-}
-
-/// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
-fn report(fd: c_int, stage: Stage, err: c_int) {
-    // Two native-endian u32s side by side: the same bytes as `stage.to_ne_bytes()` then
-    // `err.to_ne_bytes()`, without any slicing.
-    let record: [u32; 2] = [stage as u32, err as u32];
-    // SAFETY: valid 8-byte buffer; a failed write leaves the parent to see a plain exit.
-    unsafe { libc::write(fd, record.as_ptr().cast(), std::mem::size_of_val(&record)) };
+    sys::report(spec.err_fd, stage, err);
+    sys::exit(127)
 }
 
 /// Views a prepared `(ptr, len)` pair as a slice (empty when null or 0).
@@ -119,12 +94,12 @@ pub(crate) fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
     unsafe { std::slice::from_raw_parts(p.0, p.1) }
 }
 
-fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
+fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
     reset_signal_dispositions();
     join::enter(&spec.join, entry, arg)?;
     ids::wait_for_maps(&spec.ids)?;
-    if !spec.uid_map.0.is_null() {
-        write_user_maps(spec)?;
+    if let (Some(uid_map), Some(gid_map)) = (spec.uid_map, spec.gid_map) {
+        write_user_maps(uid_map, gid_map)?;
     }
     time::enter(&spec.time)?;
     if spec.mount_private {
@@ -141,19 +116,15 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
         };
         check(ret, Stage::MountPrivate)?;
     }
-    if !spec.hostname.0.is_null() {
-        // SAFETY: (ptr, len) from the plan. man 2 sethostname.
-        check(
-            unsafe { libc::sethostname(spec.hostname.0, spec.hostname.1) },
-            Stage::SetHostname,
-        )?;
+    if let Some(name) = spec.hostname {
+        // SAFETY: a valid buffer of that length. man 2 sethostname.
+        let ret = unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) };
+        check(ret, Stage::SetHostname)?;
     }
-    if !spec.domainname.0.is_null() {
+    if let Some(name) = spec.domainname {
         // SAFETY: as above. man 2 setdomainname.
-        check(
-            unsafe { libc::setdomainname(spec.domainname.0, spec.domainname.1) },
-            Stage::SetDomainname,
-        )?;
+        let ret = unsafe { libc::setdomainname(name.as_ptr(), name.to_bytes().len()) };
+        check(ret, Stage::SetDomainname)?;
     }
     if spec.loopback_up {
         loopback_up()?;
@@ -187,9 +158,9 @@ fn setup_and_exec(spec: &ChildSpec, arg: *mut c_void) -> Result<Infallible, (Sta
             check(unsafe { libc::dup2(fd, target as c_int) }, Stage::Stdio)?;
         }
     }
-    if !spec.cwd.is_null() {
-        // SAFETY: valid C string. man 2 chdir.
-        check(unsafe { libc::chdir(spec.cwd) }, Stage::Chdir)?;
+    if let Some(dir) = spec.cwd {
+        // SAFETY: a valid C string. man 2 chdir.
+        check(unsafe { libc::chdir(dir.as_ptr()) }, Stage::Chdir)?;
     }
     // Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is still there;
     // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
@@ -246,32 +217,11 @@ fn reset_signal_dispositions() {
 /// Writes `setgroups` = deny, then `gid_map` and `uid_map` of our own new user namespace.
 /// A single line mapping the caller's own id is the one map a process may write for
 /// itself without privilege in the parent namespace.
-fn write_user_maps(spec: &ChildSpec) -> Step {
+fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> Step {
     let stage = Stage::UserMap;
-    write_file(
-        c"/proc/self/setgroups".as_ptr(),
-        (b"deny".as_ptr(), 4),
-        stage,
-    )?;
-    write_file(c"/proc/self/gid_map".as_ptr(), spec.gid_map, stage)?;
-    write_file(c"/proc/self/uid_map".as_ptr(), spec.uid_map, stage)
-}
-
-/// Writes `data` (`(ptr, len)`) to the file at `path` in one `write`; a short write fails
-/// `stage` with EIO.
-pub(crate) fn write_file(path: *const c_char, data: (*const u8, usize), stage: Stage) -> Step {
-    // SAFETY: valid C string path and (ptr, len) buffer from the plan. man 2 open, write.
-    unsafe {
-        let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
-        check(fd, stage)?;
-        let n = libc::write(fd, data.0.cast(), data.1);
-        let err = errno();
-        libc::close(fd);
-        if n != data.1 as isize {
-            return Err((stage, if n < 0 { err } else { libc::EIO }));
-        }
-    }
-    Ok(())
+    write_file(c"/proc/self/setgroups", b"deny", stage)?;
+    write_file(c"/proc/self/gid_map", gid_map, stage)?;
+    write_file(c"/proc/self/uid_map", uid_map, stage)
 }
 
 /// `ip link set lo up`, with the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a throwaway socket.

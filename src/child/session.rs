@@ -103,7 +103,7 @@ fn supervisor_exited(fd: c_int) -> bool {
 
 /// The last step: exec the init from its memfd, or the workload itself. Returns only on
 /// failure, with the stage that failed.
-pub(crate) fn exec(spec: &ChildSpec) -> (Stage, c_int) {
+pub(crate) fn exec(spec: &ChildSpec<'_>) -> (Stage, c_int) {
     let s = &spec.session;
     if s.init_fd >= 0 {
         // SAFETY: the memfd, an empty C string with AT_EMPTY_PATH, and argv/envp arrays
@@ -114,13 +114,12 @@ pub(crate) fn exec(spec: &ChildSpec) -> (Stage, c_int) {
                 s.init_fd,
                 c"".as_ptr(),
                 s.init_argv,
-                spec.envp,
+                spec.envp.as_ptr(),
                 libc::AT_EMPTY_PATH,
             )
         };
         return (Stage::InitExec, errno());
     }
-    // SAFETY: path/argv/envp are NUL-terminated and null-terminated arrays from the plan.
-    unsafe { libc::execve(spec.path, spec.argv, spec.envp) };
+    super::sys::execve(spec.path, spec.argv, spec.envp);
     (Stage::Execve, errno())
 }

@@ -40,8 +40,8 @@ pub(crate) fn enter(spec: &TimeSpec) -> Step {
     }
     // man 7 time_namespaces.
     write_file(
-        c"/proc/self/timens_offsets".as_ptr(),
-        spec.offsets,
+        c"/proc/self/timens_offsets",
+        super::slice(spec.offsets),
         Stage::TimeOffsets,
     )
 }

@@ -6,15 +6,6 @@
 //! nothing. `Plan::run` performs the clone; it blocks (vfork semantics) and so runs on
 //! tokio's blocking pool.
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::ptr;
-
-use libc::c_char;
-
 use crate::builder::{ContainerBuilder, Defaults};
 use crate::child::{self, ChildSpec};
 use crate::error::{Errno, Error, Result, Stage};
@@ -22,44 +13,97 @@ use crate::namespaces;
 use crate::reaper::ChildGuard;
 use crate::sys::{self, Stack};
 use crate::{Namespaces, Stdio};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 /// The kernel's HOST_NAME_MAX (and the UTS domain name limit).
 const UTS_NAME_MAX: usize = 64;
 
+mod arena;
+mod ctx;
+
+use arena::CStrArray;
+pub(crate) use ctx::Ctx;
+
 /// A spawn, ready to run.
 pub(crate) struct Plan {
-    spec: ChildSpec,
-    namespaces: Namespaces,
-    // Storage the spec points into. Never touched until the plan is dropped.
-    _path: CString,
-    _args: Vec<CString>,
-    _env: Vec<CString>,
-    _argv: Vec<*const c_char>,
-    _envp: Vec<*const c_char>,
-    _hostname: Option<CString>,
-    _domainname: Option<CString>,
-    _cwd: Option<CString>,
-    _uid_map: Option<Vec<u8>>,
-    _gid_map: Option<Vec<u8>>,
-    _fs: crate::mounts::PreparedFs,
-    user: crate::userns::PreparedUser,
-    join: crate::join::PreparedJoin,
-    _time: crate::time::PreparedTime,
-    _security: crate::security::Prepared,
-    /// Our copies of the child's descriptors; closed once the child has exec'd.
-    child_fds: Vec<OwnedFd>,
+    /// What the child reads (`ChildSpec`'s storage).
+    child: ChildParts,
+    /// What the parent uses during and after the clone.
+    parent: ParentState,
     /// Init, terminal and die-with-supervisor settings (`session.rs`).
     pub(crate) session: crate::session::SessionPlan,
     /// The cgroup and rlimits (`limits.rs`).
     pub(crate) resources: crate::limits::PreparedResources,
+}
+
+/// The storage the child's [`ChildSpec`] borrows, owned by the plan until the child has
+/// exec'd or exited.
+struct ChildParts {
+    path: CString,
+    args: CStrArray,
+    env: CStrArray,
+    hostname: Option<CString>,
+    domainname: Option<CString>,
+    cwd: Option<CString>,
+    uid_map: Option<Vec<u8>>,
+    gid_map: Option<Vec<u8>>,
+    stdio: [libc::c_int; 3],
+    err_fd: libc::c_int,
+    mount_private: bool,
+    mount_proc: bool,
+    loopback_up: bool,
+    fs: crate::mounts::PreparedFs,
+    time: crate::time::PreparedTime,
+    security: crate::security::Prepared,
+}
+
+/// The parent's side of the clone.
+struct ParentState {
+    namespaces: Namespaces,
+    user: crate::userns::PreparedUser,
+    join: crate::join::PreparedJoin,
+    /// Our copies of the child's descriptors; closed once the child has exec'd.
+    child_fds: Vec<OwnedFd>,
     err_read: OwnedFd,
     err_write: Option<OwnedFd>,
 }
 
-// SAFETY: the raw pointers in `spec` point into heap storage owned by this same value
-// (CString and Vec buffers do not move when the Plan moves), so sending the whole plan to
-// the blocking pool is sound.
-unsafe impl Send for Plan {}
+impl ChildParts {
+    /// The child's view of the plan. Taken once, by `Plan::run`.
+    fn spec<'a>(
+        &'a mut self,
+        parent: &mut ParentState,
+        session: &crate::session::SessionPlan,
+        resources: &crate::limits::PreparedResources,
+    ) -> ChildSpec<'a> {
+        ChildSpec {
+            path: &self.path,
+            argv: self.args.list(),
+            envp: self.env.list(),
+            hostname: self.hostname.as_deref(),
+            domainname: self.domainname.as_deref(),
+            cwd: self.cwd.as_deref(),
+            stdio: self.stdio,
+            err_fd: self.err_fd,
+            uid_map: self.uid_map.as_deref(),
+            gid_map: self.gid_map.as_deref(),
+            mount_private: self.mount_private,
+            mount_proc: self.mount_proc,
+            loopback_up: self.loopback_up,
+            session: session.child(),
+            join: std::mem::replace(&mut parent.join.spec, crate::child::join::JoinSpec::none()),
+            ids: std::mem::replace(&mut parent.user.ids, crate::child::ids::IdSpec::NONE),
+            time: std::mem::replace(&mut self.time.spec, crate::child::time::TimeSpec::NONE),
+            fs: self.fs.spec,
+            resources: resources.spec(),
+            security: self.security.spec,
+        }
+    }
+}
 
 /// Our ends of the container's pipes.
 pub(crate) struct ParentPipes {
@@ -73,10 +117,11 @@ pub(crate) struct ParentPipes {
 /// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
 pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
     validate(b)?;
+    let ctx = Ctx::new(b);
     let fs = crate::mounts::prepare(b)?;
     let mut user = crate::userns::prepare(b)?;
     let mut join = crate::join::prepare(b)?;
-    let mut time = crate::time::prepare(b)?;
+    let time = crate::time::prepare(b)?;
     let env = build_env(b)?;
     // With a root filesystem or a joined mount namespace, the program and the working
     // directory are paths inside the container (mounts.rs resolves them).
@@ -122,8 +167,8 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             })
         })
         .collect::<Result<_>>()?;
-    let argv = null_terminated(&args);
-    let envp = null_terminated(&env);
+    let args = CStrArray::new(args);
+    let env = CStrArray::new(env);
     let hostname = b
         .hostname
         .as_ref()
@@ -162,82 +207,57 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         sys::pipe_cloexec().map_err(Error::io("creating the error pipe"))?;
     // Above every pass_fd target, so the child's dup2s never overwrite the error pipe
     // (and before the session captures its number for the init).
-    let err_write = sys::move_above(err_write, crate::security::min_setup_fd(b))
+    let err_write = sys::move_above(err_write, ctx.min_setup_fd)
         .map_err(Error::io("creating the error pipe"))?;
     let (session, parent_session) = crate::session::prepare(
         b,
         &path_c,
-        &args,
+        args.strings(),
         (&err_read, err_write.as_raw_fd()),
         fs.devpts(),
     )?;
     let security = crate::security::prepare(b)?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let ns = b.namespaces;
-    let spec = ChildSpec {
-        path: path_c.as_ptr(),
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
-        hostname: hostname
-            .as_ref()
-            .map_or((ptr::null(), 0), |h| (h.as_ptr(), h.as_bytes().len())),
-        domainname: domainname
-            .as_ref()
-            .map_or((ptr::null(), 0), |h| (h.as_ptr(), h.as_bytes().len())),
-        cwd: cwd.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+    let ns = ctx.namespaces;
+    // A cgroup namespace that limits.rs creates after the cgroup join is not unshared
+    // with the joins too.
+    join.spec.unshare_flags &= !resources.deferred_clone_flags();
+    let child = ChildParts {
         stdio: [raw(&stdin.child), raw(&stdout.child), raw(&stderr.child)],
         err_fd: err_write.as_raw_fd(),
-        uid_map: uid_map
-            .as_ref()
-            .map_or((ptr::null(), 0), |m| (m.as_ptr(), m.len())),
-        gid_map: gid_map
-            .as_ref()
-            .map_or((ptr::null(), 0), |m| (m.as_ptr(), m.len())),
+        path: path_c,
+        args,
+        env,
+        hostname,
+        domainname,
+        cwd,
+        uid_map,
+        gid_map,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID)
             && crate::mounts::core_mounts_proc(b),
         loopback_up: ns.contains(Namespaces::NET),
-        session: session.child(),
-        join: {
-            // A cgroup namespace that limits.rs creates after the cgroup join is not
-            // unshared with the joins too.
-            join.spec.unshare_flags &= !resources.deferred_clone_flags();
-            std::mem::replace(&mut join.spec, crate::child::join::JoinSpec::none())
-        },
-        ids: std::mem::replace(&mut user.ids, crate::child::ids::IdSpec::NONE),
-        time: std::mem::replace(&mut time.spec, crate::child::time::TimeSpec::NONE),
-        fs: fs.spec,
-        resources: resources.spec(),
-        security: security.spec,
+        fs,
+        time,
+        security,
     };
     let child_fds = [stdin.child, stdout.child, stderr.child]
         .into_iter()
         .flatten()
         .collect();
     let plan = Plan {
-        spec,
-        namespaces: ns,
-        _path: path_c,
-        _args: args,
-        _env: env,
-        _argv: argv,
-        _envp: envp,
-        _hostname: hostname,
-        _domainname: domainname,
-        _cwd: cwd,
-        _uid_map: uid_map,
-        _gid_map: gid_map,
-        _fs: fs,
-        user,
-        join,
-        _time: time,
-        _security: security,
-        child_fds,
+        child,
+        parent: ParentState {
+            namespaces: ns,
+            user,
+            join,
+            child_fds,
+            err_read,
+            err_write: Some(err_write),
+        },
         session,
         resources,
-        err_read,
-        err_write: Some(err_write),
     };
     Ok((
         plan,
@@ -254,8 +274,13 @@ impl Plan {
     /// Clones the child and waits (vfork) until it has exec'd or failed. Blocking.
     pub(crate) fn run(mut self) -> Result<ChildGuard> {
         let stack = Stack::take().map_err(Error::io("allocating the child stack"))?;
+        let mut spec = self
+            .child
+            .spec(&mut self.parent, &self.session, &self.resources);
         let old_mask = sys::block_all_signals();
-        let result = self.clone_and_wait(&stack);
+        let result = self
+            .parent
+            .clone_and_wait(&mut spec, &self.session, &self.resources, &stack);
         // Only now is the child surely off our stack and memory: it exec'd or exited (in
         // the clone modes without CLONE_VFORK that is what EOF or the report on the error
         // pipe, plus reaping, established). Until then no signal handler may run on this
@@ -264,8 +289,16 @@ impl Plan {
         stack.give_back();
         result
     }
+}
 
-    fn clone_and_wait(&mut self, stack: &Stack) -> Result<ChildGuard> {
+impl ParentState {
+    fn clone_and_wait(
+        &mut self,
+        spec: &mut ChildSpec<'_>,
+        session: &crate::session::SessionPlan,
+        resources: &crate::limits::PreparedResources,
+        stack: &Stack,
+    ) -> Result<ChildGuard> {
         use crate::join::CloneMode;
         let mode = if self.join.mode_private_memory {
             CloneMode::PrivateMemory
@@ -274,14 +307,14 @@ impl Plan {
         } else {
             CloneMode::Vfork
         };
-        let arg = &mut self.spec as *mut ChildSpec as *mut libc::c_void;
-        // SAFETY: `child::entry` follows the rules of child/mod.rs; `self.spec` and the
-        // storage it points into live until after `run` returns, and `run` keeps the stack
+        let arg = spec as *mut ChildSpec<'_> as *mut libc::c_void;
+        // SAFETY: `child::entry` follows the rules of child/mod.rs; `spec` and the
+        // storage it borrows live until after `run` returns, and `run` keeps the stack
         // until the child has exec'd or exited.
         // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
         // that the namespace's root is the container's own cgroup.
         let ns_flags = self.namespaces.clone_flags()
-            & !self.resources.deferred_clone_flags()
+            & !resources.deferred_clone_flags()
             & !self.join.deferred.clone_flags();
         // A new user namespace is owned by the euid that creates it, and a process with that
         // euid in the parent namespace holds every capability in it, capabilities of its own
@@ -329,13 +362,13 @@ impl Plan {
         let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
             .map_err(Error::io("reading the error pipe"))?;
         if n == 0 {
-            if let Err(e) = self.session.on_eof() {
+            if let Err(e) = session.on_eof() {
                 guard.reap_now();
                 return Err(e);
             }
             return Ok(guard);
         }
-        if self.session.is_started(n, &buf) {
+        if session.is_started(n, &buf) {
             return Ok(guard);
         }
         // Setup failed; the child has _exit'ed. Reap it now so nothing is left behind.
@@ -531,12 +564,4 @@ fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
         what: what(),
         value: s.to_string_lossy().into_owned(),
     })
-}
-
-pub(crate) fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(ptr::null()))
-        .collect()
 }

@@ -1,0 +1,100 @@
+//! THE CHILD (continued): every system call the child makes, as small wrappers.
+//!
+//! Same rules as `mod.rs`: no allocation, no locks, no panics. The concern files beside
+//! this one call these wrappers and hold no `unsafe` of their own. A wrapper that takes
+//! only references (`&CStr`, slices) is a safe fn: the types guarantee what the kernel
+//! reads is valid. One that takes a raw pointer or a descriptor number whose meaning the
+//! caller vouches for is an `unsafe fn` that says what the caller must guarantee.
+//!
+//! Wrappers are grouped by concern under `// ----` banners; each names its man page.
+
+use std::ffi::CStr;
+
+use libc::{c_char, c_int};
+
+use crate::error::Stage;
+
+/// A setup step: `Err((stage, errno))` fails the spawn with that stage.
+pub(crate) type Step = Result<(), (Stage, c_int)>;
+
+// ---- errors and the error pipe
+
+/// This thread's errno.
+pub(crate) fn errno() -> c_int {
+    // SAFETY: reads this thread's errno slot (shared with the sleeping parent thread,
+    // which does not look at it across the clone).
+    unsafe { *libc::__errno_location() }
+}
+
+/// Fails `stage` with the current errno if `ret` is -1.
+pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
+    if ret == -1 {
+        Err((stage, errno()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
+/// A failed write leaves the parent to see a plain exit.
+pub(crate) fn report(fd: c_int, stage: Stage, err: c_int) {
+    // Two native-endian u32s side by side: the same bytes as `stage.to_ne_bytes()` then
+    // `err.to_ne_bytes()`, without any slicing.
+    let record: [u32; 2] = [stage as u32, err as u32];
+    // SAFETY: a valid 8-byte buffer on our stack. man 2 write.
+    unsafe { libc::write(fd, record.as_ptr().cast(), std::mem::size_of_val(&record)) };
+}
+
+/// `_exit(code)`: no atexit handlers, no destructors. man 2 _exit.
+pub(crate) fn exit(code: c_int) -> ! {
+    // SAFETY: async-signal-safe; touches no user-space state.
+    unsafe { libc::_exit(code) }
+}
+
+// ---- files
+
+/// Writes `data` to the file at `path` in one `write`; a short write fails `stage` with
+/// EIO. man 2 open, write.
+pub(crate) fn write_file(path: &CStr, data: &[u8], stage: Stage) -> Step {
+    // SAFETY: a valid C string and a valid buffer of `data.len()` bytes.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        check(fd, stage)?;
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let err = errno();
+        libc::close(fd);
+        if n != data.len() as isize {
+            return Err((stage, if n < 0 { err } else { libc::EIO }));
+        }
+    }
+    Ok(())
+}
+
+// ---- exec
+
+/// A null-terminated array of C strings (`argv`, `envp`), borrowed for `'a`.
+///
+/// Only [`CStrList::new`] makes one, and it is `unsafe`: the type then carries the
+/// guarantee that `execve` may read every entry.
+#[derive(Clone, Copy)]
+pub(crate) struct CStrList<'a>(&'a [*const c_char]);
+
+impl<'a> CStrList<'a> {
+    /// # Safety
+    /// `ptrs` ends with a null pointer, and every other entry points to a NUL-terminated
+    /// string that stays valid and unchanged for `'a`.
+    pub(crate) unsafe fn new(ptrs: &'a [*const c_char]) -> CStrList<'a> {
+        CStrList(ptrs)
+    }
+
+    pub(crate) fn as_ptr(self) -> *const *const c_char {
+        self.0.as_ptr()
+    }
+}
+
+/// `execve(path, argv, envp)`; returns only on failure, with errno set. man 2 execve.
+pub(crate) fn execve(path: &CStr, argv: CStrList<'_>, envp: CStrList<'_>) -> c_int {
+    // SAFETY: a valid C string and two null-terminated arrays of valid C strings (the
+    // CStrList invariant).
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
+}
