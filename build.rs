@@ -7,23 +7,28 @@
 //! filesystem). Freestanding, because a static glibc's start-up (CPU feature detection)
 //! cost more than the rest of the init together (see the C file's header). Built with the
 //! system C compiler (`$CC`, else `cc`), which every Linux build host with a Rust
-//! toolchain has for linking anyway; it needs only the kernel's UAPI headers.
+//! toolchain has for linking anyway; it needs only the kernel's UAPI headers. The `cc`
+//! crate picks that compiler and its target flags the way every `-sys` crate does
+//! (`CC_<target>`, `TARGET_CC`, `CC`, `CFLAGS`...), so a cross build gets an init for the
+//! target; we link the executable ourselves, since `cc` builds only libraries.
+//!
+//! The protocol's numbers (setup stages, message tags, FLAGS bits) are not written in the
+//! C file: this script includes `src/protocol.rs` and passes each as a `-D` flag.
 
 use std::env;
 use std::path::PathBuf;
-use std::process::Command;
+
+#[allow(dead_code)]
+#[path = "src/protocol.rs"]
+mod protocol;
 
 fn main() {
     let src = "init/cellblock-init.c";
     println!("cargo:rerun-if-changed={src}");
-    println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-changed=src/protocol.rs");
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("cellblock-init");
-    // For the target, not the host: a cross build needs the target's C compiler, chosen
-    // as the `cc` crate does (`CC_<target>`, `TARGET_CC`; `CC` and `cc` only natively;
-    // else `<arch>-linux-gnu-gcc`), and the result is checked to be code for the target.
     let target = env::var("TARGET").expect("cargo sets TARGET");
-    let host = env::var("HOST").expect("cargo sets HOST");
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     let machine: u16 = match arch.as_str() {
         "x86_64" => 62,   // EM_X86_64
@@ -33,47 +38,37 @@ fn main() {
              not {other} (target {target})"
         ),
     };
-    let per_target = [
-        format!("CC_{target}"),
-        format!("CC_{}", target.replace('-', "_")),
-    ];
-    for v in per_target.iter().map(String::as_str).chain(["TARGET_CC"]) {
-        println!("cargo:rerun-if-env-changed={v}");
-    }
-    let cc = per_target
-        .iter()
-        .map(String::as_str)
-        .chain(["TARGET_CC"])
-        .find_map(|v| env::var(v).ok())
-        .or_else(|| (target == host).then(|| env::var("CC").ok()).flatten())
-        .unwrap_or_else(|| {
-            if target == host {
-                "cc".into()
-            } else {
-                format!("{arch}-linux-gnu-gcc")
-            }
-        });
-    let status = Command::new(&cc)
-        .args([
-            "-static",
-            "-nostdlib",
-            "-ffreestanding",
-            "-fno-stack-protector",
-            "-fno-pie",
-            "-no-pie",
-            "-fno-asynchronous-unwind-tables",
-            "-Os",
-            "-s",
-            "-Wall",
-            "-Wextra",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(src)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("cellblock: cannot run the C compiler {cc:?} to build the container init: {e}")
-        });
+    // The target's C compiler with the target's flags (and the user's CFLAGS); no PIC, no
+    // debug info: a static, position-dependent executable.
+    let compiler = cc::Build::new()
+        .cargo_metadata(false)
+        .pic(false)
+        .debug(false)
+        .opt_level_str("s")
+        .get_compiler();
+    let mut cmd = compiler.to_command();
+    cmd.args([
+        "-static",
+        "-nostdlib",
+        "-ffreestanding",
+        "-fno-stack-protector",
+        "-fno-pie",
+        "-no-pie",
+        "-fno-asynchronous-unwind-tables",
+        "-s",
+        "-Wall",
+        "-Wextra",
+    ]);
+    cmd.args(
+        protocol::C_DEFINES
+            .iter()
+            .map(|(name, value)| format!("-D{name}={value}u")),
+    );
+    cmd.arg("-o").arg(&out).arg(src);
+    let cc = compiler.path().to_owned();
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!("cellblock: cannot run the C compiler {cc:?} to build the container init: {e}")
+    });
     if !status.success() {
         panic!(
             "cellblock: building the container init ({src}) with {cc:?} failed ({status}); \

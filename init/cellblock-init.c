@@ -74,12 +74,40 @@
 
 typedef unsigned long size_t;
 
-#define STAGE_CHDIR 8u
-#define STAGE_EXECVE 11u
-#define STAGE_INIT_START 41u
-#define STAGE_INIT_SETUP 44u
-#define MSG_STARTED 0x100u
-#define MSG_STATUS 0x101u
+/* The protocol's numbers (stages, message tags, FLAGS bits) are Rust's, passed by build.rs. */
+#ifndef STAGE_CHDIR
+#error "STAGE_CHDIR: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef STAGE_EXECVE
+#error "STAGE_EXECVE: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef STAGE_INIT_START
+#error "STAGE_INIT_START: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef STAGE_INIT_SETUP
+#error "STAGE_INIT_SETUP: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef MSG_STARTED
+#error "MSG_STARTED: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef MSG_STATUS
+#error "MSG_STATUS: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef FLAG_TTY
+#error "FLAG_TTY: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef FLAG_DUMPABLE
+#error "FLAG_DUMPABLE: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef FLAG_GROUP
+#error "FLAG_GROUP: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef FLAG_SUBREAPER
+#error "FLAG_SUBREAPER: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
+#ifndef FLAG_OWN_GROUP
+#error "FLAG_OWN_GROUP: build.rs passes the protocol (src/protocol.rs C_DEFINES) as -D flags"
+#endif
 
 #define EINTR 4
 #define EAGAIN 11
@@ -92,11 +120,6 @@ typedef unsigned long size_t;
 #define TIOCSPGRP 0x5410
 #define TIOCGPGRP 0x540F
 #define PR_SET_DUMPABLE 4
-#define FLAG_TTY 1
-#define FLAG_DUMPABLE 2
-#define FLAG_GROUP 4
-#define FLAG_SUBREAPER 8
-#define FLAG_OWN_GROUP 16
 #define PR_SET_CHILD_SUBREAPER 36
 #define AT_FDCWD_ (-100)
 #define O_RDONLY_ 0

@@ -116,10 +116,8 @@ use crate::sys;
 /// The init's executable image, built by build.rs.
 static INIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cellblock-init"));
 
-/// Report tag: the workload's execve succeeded (value: its pid inside).
-pub(crate) const MSG_STARTED: u32 = 0x100;
-/// Report tag: the workload's wait status, written as the init exits.
-pub(crate) const MSG_STATUS: u32 = 0x101;
+use crate::protocol::{FLAG_DUMPABLE, FLAG_GROUP, FLAG_OWN_GROUP, FLAG_SUBREAPER, FLAG_TTY};
+pub(crate) use crate::protocol::{MSG_STARTED, MSG_STATUS};
 
 /// The sealed memfd holding the init, created on first use and kept for the life of the
 /// process.
@@ -201,21 +199,13 @@ pub(crate) struct InitArgs<'a> {
     pub(crate) args: &'a [CString],
 }
 
-/// The FLAGS argument's bits, as the C init reads them (its `FLAG_*`; the unit test
-/// `the_c_init_shares_the_protocol` checks that both sides agree).
-const FLAG_TTY: i64 = 1;
-const FLAG_DUMPABLE: i64 = 2;
-const FLAG_GROUP: i64 = 4;
-const FLAG_SUBREAPER: i64 = 8;
-const FLAG_OWN_GROUP: i64 = 16;
-
 impl InitArgs<'_> {
     /// `cellblock-init REPORT_FD LIFELINE_FD GRACE_MS FLAGS PDEATHSIG SUCCESS REWRITES PATH
     /// ARGV0 [ARGS...]` (the C file's header describes each).
     pub(crate) fn to_argv(&self) -> Vec<CString> {
         let text = |v: String| CString::new(v).expect("digits, ',' and ':' hold no NUL");
         let num = |v: i64| text(v.to_string());
-        let flag = |on: bool, bit: i64| if on { bit } else { 0 };
+        let flag = |on: bool, bit: u32| if on { bit as i64 } else { 0 };
         let flags = flag(self.foreground_tty, FLAG_TTY)
             | flag(self.dumpable, FLAG_DUMPABLE)
             | flag(self.signal_group, FLAG_GROUP)
@@ -264,8 +254,7 @@ pub(crate) fn workload_status(status_fd: &OwnedFd, init_status: ExitStatus) -> E
     // SAFETY: valid buffer and fd. man 2 read.
     let n = unsafe { libc::read(status_fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
     if n == 8 {
-        let tag = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let value = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let (tag, value) = crate::protocol::decode(&buf);
         if tag == MSG_STATUS {
             return accept_record(value, init_status);
         }
@@ -304,46 +293,82 @@ pub(crate) fn accept_record(value: i32, init_status: ExitStatus) -> ExitStatus {
 
 #[cfg(test)]
 mod tests {
-    /// The C init's copies of the protocol's numbers (cellblock-init.c's `#define`s) are
-    /// the ones this side uses: stages it reports, message kinds, FLAGS bits.
+    /// The C init holds no number of the protocol of its own: it uses exactly the names
+    /// build.rs passes from `protocol::C_DEFINES`, and refuses to build without each.
     #[test]
-    fn the_c_init_shares_the_protocol() {
+    fn the_c_init_takes_the_protocol_from_rust() {
         let c = include_str!("../init/cellblock-init.c");
-        let def = |name: &str| -> u64 {
-            let line = c
-                .lines()
-                .find(|l| l.split_whitespace().take(2).eq(["#define", name]))
-                .unwrap_or_else(|| panic!("no #define {name} in cellblock-init.c"));
-            let v = line
-                .split_whitespace()
-                .nth(2)
-                .unwrap()
-                .trim_end_matches('u');
-            match v.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
-                None => v.parse().unwrap(),
-            }
+        let names: Vec<&str> = crate::protocol::C_DEFINES.iter().map(|d| d.0).collect();
+        for name in &names {
+            assert!(
+                !c.lines()
+                    .any(|l| l.split_whitespace().take(2).eq(["#define", name])),
+                "cellblock-init.c defines {name} itself"
+            );
+            assert!(
+                c.contains(&format!("#ifndef {name}\n#error")),
+                "cellblock-init.c has no #ifndef/#error guard for {name}"
+            );
+        }
+        // Every protocol-looking identifier the C file uses comes from Rust.
+        let used = c
+            .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .filter(|w| ["STAGE_", "MSG_", "FLAG_"].iter().any(|p| w.starts_with(p)));
+        for w in used {
+            assert!(
+                names.contains(&w),
+                "{w} is used by the C init but not in C_DEFINES"
+            );
+        }
+    }
+
+    /// The built init speaks the protocol: run outside a container (as a subreaper), it
+    /// reports a workload that cannot be executed as `(Stage::Execve, ENOENT)`, and a
+    /// workload that runs as `(MSG_STARTED, pid)` then `(MSG_STATUS, its wait status)`,
+    /// decoded here with `protocol::decode`. Needs no privilege.
+    #[test]
+    fn the_built_init_reports_what_rust_decodes() {
+        use crate::protocol::{decode, FLAG_SUBREAPER, RECORD_LEN};
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let run = |program: &str, args: &[&str]| -> Vec<(u32, i32)> {
+            let (r, w) = sys::pipe_cloexec().unwrap();
+            let image = format!("/proc/self/fd/{}", memfd().unwrap());
+            let wfd = w.as_raw_fd();
+            let mut cmd = std::process::Command::new(image);
+            cmd.arg0("cellblock-init")
+                .args(["3", "-1", "0", &FLAG_SUBREAPER.to_string(), "0", "", ""])
+                .arg(program)
+                .args(args);
+            // SAFETY: dup2 is async-signal-safe; it puts our pipe's write end on fd 3
+            // (without close-on-exec) in the forked child only.
+            unsafe {
+                cmd.pre_exec(move || match libc::dup2(wfd, 3) {
+                    -1 => Err(io::Error::last_os_error()),
+                    _ => Ok(()),
+                })
+            };
+            let status = cmd.status().unwrap();
+            drop(w);
+            let mut bytes = Vec::new();
+            std::fs::File::from(r).read_to_end(&mut bytes).unwrap();
+            assert_eq!(bytes.len() % RECORD_LEN, 0, "{bytes:?}; init {status}");
+            bytes
+                .chunks_exact(RECORD_LEN)
+                .map(|c| decode(c.try_into().unwrap()))
+                .collect()
         };
-        use crate::error::Stage;
-        for (name, stage) in [
-            ("STAGE_CHDIR", Stage::Chdir),
-            ("STAGE_EXECVE", Stage::Execve),
-            ("STAGE_INIT_START", Stage::InitStart),
-            ("STAGE_INIT_SETUP", Stage::InitSetup),
-        ] {
-            assert_eq!(def(name), stage as u64, "{name}");
-        }
-        assert_eq!(def("MSG_STARTED"), MSG_STARTED as u64);
-        assert_eq!(def("MSG_STATUS"), MSG_STATUS as u64);
-        for (name, bit) in [
-            ("FLAG_TTY", FLAG_TTY),
-            ("FLAG_DUMPABLE", FLAG_DUMPABLE),
-            ("FLAG_GROUP", FLAG_GROUP),
-            ("FLAG_SUBREAPER", FLAG_SUBREAPER),
-            ("FLAG_OWN_GROUP", FLAG_OWN_GROUP),
-        ] {
-            assert_eq!(def(name), bit as u64, "{name}");
-        }
+        let failed = run("/nonexistent/program", &["x"]);
+        assert_eq!(
+            failed,
+            [(crate::Stage::Execve as u32, libc::ENOENT)],
+            "a missing program"
+        );
+        let ran = run("/bin/sh", &["sh", "-c", "exit 3"]);
+        assert_eq!(ran.len(), 2, "{ran:?}");
+        assert_eq!(ran[0].0, MSG_STARTED);
+        assert!(ran[0].1 > 0, "{ran:?}");
+        assert_eq!(ran[1], (MSG_STATUS, 3 << 8));
     }
 
     use super::*;
@@ -381,9 +406,7 @@ mod tests {
     fn forged_record_in_the_pipe_is_rejected() {
         let (r, w) = sys::pipe_cloexec().unwrap();
         let write = |tag: u32, value: i32| {
-            let mut rec = [0u8; 8];
-            rec[..4].copy_from_slice(&tag.to_ne_bytes());
-            rec[4..].copy_from_slice(&value.to_ne_bytes());
+            let rec = crate::protocol::encode(tag, value);
             // SAFETY: valid buffer, our own pipe.
             assert_eq!(
                 unsafe { libc::write(w.as_raw_fd(), rec.as_ptr().cast(), 8) },

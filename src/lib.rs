@@ -91,6 +91,7 @@ mod limits;
 mod mounts;
 mod namespaces;
 mod plan;
+mod protocol;
 mod reaper;
 mod report;
 mod security;

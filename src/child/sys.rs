@@ -13,6 +13,7 @@ use std::ffi::CStr;
 use libc::{c_char, c_int};
 
 use crate::error::Stage;
+use crate::protocol;
 
 /// A setup step: `Err((stage, errno))` fails the spawn with that stage.
 pub(crate) type Step = Result<(), (Stage, c_int)>;
@@ -38,11 +39,10 @@ pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
 /// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
 /// A failed write leaves the parent to see a plain exit.
 pub(crate) fn report(fd: c_int, stage: Stage, err: c_int) {
-    // Two native-endian u32s side by side: the same bytes as `stage.to_ne_bytes()` then
-    // `err.to_ne_bytes()`, without any slicing.
-    let record: [u32; 2] = [stage as u32, err as u32];
-    // SAFETY: a valid 8-byte buffer on our stack. man 2 write.
-    unsafe { libc::write(fd, record.as_ptr().cast(), std::mem::size_of_val(&record)) };
+    // Built on our stack: fixed-size copies, nothing to allocate or panic.
+    let record = protocol::encode(stage as u32, err);
+    // SAFETY: a valid buffer of that many bytes on our stack. man 2 write.
+    unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
 }
 
 /// `_exit(code)`: no atexit handlers, no destructors. man 2 _exit.

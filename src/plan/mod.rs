@@ -10,6 +10,7 @@ use crate::builder::{ContainerBuilder, Defaults};
 use crate::child::{self, ChildSpec};
 use crate::error::{Errno, Error, Result, Stage};
 use crate::namespaces;
+use crate::protocol::{self, RECORD_LEN};
 use crate::reaper::ChildGuard;
 use crate::sys::{self, Stack};
 use crate::{Namespaces, Stdio};
@@ -358,7 +359,7 @@ impl ParentState {
         // report. EOF means execve succeeded.
         self.err_write = None;
         self.child_fds.clear();
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; RECORD_LEN];
         let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
             .map_err(Error::io("reading the error pipe"))?;
         if n == 0 {
@@ -373,10 +374,9 @@ impl ParentState {
         }
         // Setup failed; the child has _exit'ed. Reap it now so nothing is left behind.
         guard.reap_now();
-        let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let (stage, errno) = protocol::decode(&buf);
         match (n, Stage::from_u32(stage)) {
-            (8, Some(stage)) => Err(Error::Setup {
+            (RECORD_LEN, Some(stage)) => Err(Error::Setup {
                 stage,
                 errno: Errno(errno),
             }),
