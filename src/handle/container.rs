@@ -12,7 +12,9 @@ use tokio::net::unix::pipe;
 
 use crate::builder::ContainerBuilder;
 use crate::error::{Error, Result};
-use crate::{reaper, sys, NamespaceIds, Namespaces, Signal};
+use crate::{sys, NamespaceIds, Namespaces, Signal};
+
+use super::reaper;
 
 /// A running (or finished, not yet awaited) container.
 ///
@@ -46,7 +48,7 @@ pub struct Container {
     /// The init's status pipe, the pty (`session.rs`).
     pub(crate) session: crate::session::ContainerSession,
     /// Timeout watchdog, cgroup, accounting (`report.rs`).
-    pub(crate) run: crate::report::RunState,
+    pub(crate) run: super::report::RunState,
 }
 
 /// The result of [`ContainerBuilder::output`] or [`Container::wait_with_output`].
