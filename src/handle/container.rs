@@ -345,9 +345,7 @@ impl Pidfd {
                 *self = Pidfd::Plain(fd);
                 return Err(io::Error::other(e));
             }
-            // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
-            // registered with the reactor.
-            match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+            match sys::register_pidfd(fd) {
                 Ok(reg) => *self = Pidfd::Registered(reg),
                 Err(e) => {
                     let (fd, err) = e.into_parts();

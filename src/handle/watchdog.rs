@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
@@ -63,9 +62,7 @@ async fn watchdog(
     grace: Duration,
     killed: Arc<AtomicU8>,
 ) {
-    // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
-    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
-    else {
+    let Ok(fd) = sys::register_pidfd(pidfd) else {
         return;
     };
     tokio::select! {
