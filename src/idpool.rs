@@ -29,12 +29,13 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// Ids per block: a container's ids `0..65536`, like podman's and LXC's defaults.
 pub const ID_BLOCK: u32 = 65_536;
@@ -248,7 +249,11 @@ fn take_unheld(s: &mut State) -> Result<Option<Held>> {
             })?;
         s.lock_file = Some(file);
     }
-    let fd = s.lock_file.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let Some(fd) = s.lock_file.as_ref().map(|f| f.as_fd()) else {
+        return Err(Error::IdPool {
+            reason: "the pool's lock file is not open".into(),
+        });
+    };
     for _ in 0..pool.blocks {
         let index = s.next;
         s.next = (s.next + 1) % pool.blocks;
@@ -256,18 +261,10 @@ fn take_unheld(s: &mut State) -> Result<Option<Held>> {
         if s.mine[word] & bit != 0 {
             continue;
         }
-        // SAFETY: flock is plain data. man 2 fcntl ("Open file description locks").
-        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-        lock.l_type = libc::F_WRLCK as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = index as libc::off_t;
-        lock.l_len = 1;
-        // SAFETY: a valid descriptor and a pointer to `lock`.
-        if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &lock) } == 0 {
+        let Err(e) = sys::ofd_lock_byte(fd, index as libc::off_t) else {
             s.mine[word] |= bit;
             return Ok(Some(Held { index }));
-        }
-        let e = std::io::Error::last_os_error();
+        };
         match e.raw_os_error() {
             // Held by another supervisor: try the next block.
             Some(libc::EAGAIN) | Some(libc::EACCES) => continue,

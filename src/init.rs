@@ -105,7 +105,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 use std::sync::OnceLock;
 
@@ -134,34 +134,24 @@ fn create_memfd() -> io::Result<OwnedFd> {
     // new memfds non-executable by default; older kernels reject the flag with EINVAL.
     const MFD_EXEC: libc::c_uint = 0x10;
     let base = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: valid C string, plain syscall. man 2 memfd_create.
-    let mut raw = unsafe { libc::memfd_create(c"cellblock-init".as_ptr(), base | MFD_EXEC) };
-    if raw == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // SAFETY: as above.
-        raw = unsafe { libc::memfd_create(c"cellblock-init".as_ptr(), base) };
-    }
-    if raw == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = sys::above_stdio(unsafe { OwnedFd::from_raw_fd(raw) })?;
+    let fd = match sys::memfd_create(c"cellblock-init", base | MFD_EXEC) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            sys::memfd_create(c"cellblock-init", base)?
+        }
+        r => r?,
+    };
+    let fd = sys::above_stdio(fd)?;
     let mut file = std::fs::File::from(fd);
     io::Write::write_all(&mut file, INIT_ELF)?;
     let fd = OwnedFd::from(file);
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own memfd. man 2 fcntl (File Sealing).
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::add_seals(fd.as_fd(), seals)?;
     // Execute-only. The kernel starts a process non-dumpable when it execs an image its
     // credentials may not read (with the default fs.suid_dumpable = 0), so the init is
     // out of reach from its very first instruction, not only from its prctl on (the
     // prctl stays, for hosts where suid_dumpable is set and for capabilities that can
     // read anything). Our descriptor stays open read-write; exec needs only `x`.
-    // SAFETY: fchmod on our own memfd. man 2 fchmod.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o111) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::fchmod(fd.as_fd(), 0o111)?;
     Ok(fd)
 }
 
@@ -170,8 +160,7 @@ fn create_memfd() -> io::Result<OwnedFd> {
 pub(crate) fn lifeline(min: RawFd) -> io::Result<OwnedFd> {
     // getpid() is the thread group's id whichever thread runs this, and pidfd_open of it
     // follows the whole process, not this thread.
-    // SAFETY: plain syscall. man 2 getpid.
-    let me = unsafe { libc::getpid() };
+    let me = std::process::id() as libc::pid_t;
     sys::move_above(sys::pidfd_open(me)?, min.max(3))
 }
 
@@ -247,13 +236,11 @@ pub(crate) fn workload_status(status_fd: &OwnedFd, init_status: ExitStatus) -> E
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout. man 2 poll.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 || pfd.revents & libc::POLLIN == 0 {
+    let ready = sys::poll(std::slice::from_mut(&mut pfd), 0);
+    if !matches!(ready, Ok(1)) || pfd.revents & libc::POLLIN == 0 {
         return init_status;
     }
-    // SAFETY: valid buffer and fd. man 2 read.
-    let n = unsafe { libc::read(status_fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-    if n == 8 {
+    if matches!(sys::read(status_fd.as_fd(), &mut buf), Ok(8)) {
         let (tag, value) = crate::protocol::decode(&buf);
         if tag == MSG_STATUS {
             return accept_record(value, init_status);
@@ -407,11 +394,7 @@ mod tests {
         let (r, w) = sys::pipe_cloexec().unwrap();
         let write = |tag: u32, value: i32| {
             let rec = crate::protocol::encode(tag, value);
-            // SAFETY: valid buffer, our own pipe.
-            assert_eq!(
-                unsafe { libc::write(w.as_raw_fd(), rec.as_ptr().cast(), 8) },
-                8
-            );
+            assert_eq!(sys::write(w.as_fd(), &rec).unwrap(), 8);
         };
         write(MSG_STATUS, 0);
         assert_eq!(workload_status(&r, exited(3)).code(), Some(3));

@@ -83,8 +83,8 @@ mod bpf;
 mod builder;
 mod cgroup;
 mod child;
-mod container;
 mod error;
+mod handle;
 mod idpool;
 mod join;
 mod limits;
@@ -92,27 +92,26 @@ mod mounts;
 mod namespaces;
 mod plan;
 mod protocol;
-mod reaper;
-mod report;
 mod security;
-mod spawn;
 mod stdio;
 mod supervisor;
 mod sys;
 mod time;
 mod userns;
 
+// The handle's modules under their old paths, for the files of the tree that still name
+// them so (`crate::reaper::ChildGuard`, `crate::spawn::spawn`, ...).
+use handle::{pty, reaper, spawn, spawner};
+
 mod init;
-mod io;
-mod pty;
 mod session;
-mod signals;
-mod spawner;
 
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
-pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
+pub use handle::container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
+pub use handle::reaper::pending_orphans;
+pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use limits::{
     Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
@@ -120,8 +119,6 @@ pub use limits::{
 };
 pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
-pub use reaper::pending_orphans;
-pub use report::{EndReason, RunReport};
 pub use security::{
     default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
     DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
@@ -132,10 +129,10 @@ pub use supervisor::{
     Supervisor, Worker, WorkerEnd, WorkerSummary,
 };
 
-pub use io::{Lines, StdinSender, MAX_LINE};
-pub use pty::{Pty, PtyChannels, PtyResizer, PtySize};
+pub use handle::io::{Lines, StdinSender, MAX_LINE};
+pub use handle::pty::{Pty, PtyChannels, PtyResizer, PtySize};
+pub use handle::signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 pub use session::DEFAULT_INIT_GRACE;
-pub use signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;

@@ -4,6 +4,7 @@
 //! follows; everything above this module is safe Rust. The child side's syscalls live in
 //! `child/`, which has rules of its own (no allocation).
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
@@ -326,4 +327,244 @@ impl Drop for ThreadEuid {
         // SAFETY: as in `switch`; back to an euid our real or saved uid holds.
         unsafe { libc::syscall(libc::SYS_setresuid, -1i32, self.old, -1i32) };
     }
+}
+
+// ---- descriptors
+
+/// Takes ownership of the descriptor a syscall just returned (`-1` is its error).
+///
+/// # Safety
+/// `ret` is `-1` or a fresh descriptor that nothing else owns.
+unsafe fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = cvt(ret)?;
+    // SAFETY: upheld by the caller.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `read(2)` once (no retry on EINTR, unlike [`read_retry`]). man 2 read.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: a valid fd and a buffer of `buf.len()` writable bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    cvt(n as libc::c_long).map(|n| n as usize)
+}
+
+/// `write(2)` once. man 2 write.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: a valid fd and a buffer of `buf.len()` readable bytes.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    cvt(n as libc::c_long).map(|n| n as usize)
+}
+
+/// `openat(dir, path, flags)`. man 2 openat.
+pub(crate) fn openat(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a valid directory fd and a NUL-terminated path; the result is a fresh fd.
+    unsafe { owned(libc::openat(dir.as_raw_fd(), path.as_ptr(), flags) as libc::c_long) }
+}
+
+/// Sets `O_NONBLOCK` on `fd` (`fcntl` `F_GETFL` then `F_SETFL`). man 2 fcntl.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments on a valid fd.
+    let fl = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as libc::c_long)?;
+    let fl = fl as libc::c_int | libc::O_NONBLOCK;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `poll(2)` on `fds`, `timeout_ms` as poll takes it (`-1` forever, `0` not at all).
+/// Returns how many entries have events. man 2 poll.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd entries.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    cvt(n as libc::c_long).map(|n| n as usize)
+}
+
+// ---- tokio's reactor
+
+/// Registers an owned descriptor with the current runtime's reactor (`AsyncFd`, whose
+/// constructor is unsafe because it cannot know the descriptor stays open). Must be called
+/// within a tokio runtime (tokio panics otherwise).
+pub(crate) fn register(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> Result<tokio::io::unix::AsyncFd<OwnedFd>, tokio::io::unix::AsyncFdRegisterError<OwnedFd>> {
+    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open, and names the
+    // same file, for as long as it is registered.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+}
+
+/// A pidfd registered with the current runtime's reactor: readable once the process has
+/// exited. man 2 pidfd_open (NOTES: "A PID file descriptor can be monitored").
+pub(crate) fn register_pidfd(
+    pidfd: OwnedFd,
+) -> Result<tokio::io::unix::AsyncFd<OwnedFd>, tokio::io::unix::AsyncFdRegisterError<OwnedFd>> {
+    register(pidfd, tokio::io::Interest::READABLE)
+}
+
+// ---- pseudo-terminals
+
+/// `posix_openpt(flags)`: a new pty master in the host's devpts (`/dev/ptmx`; Linux
+/// accepts `O_CLOEXEC` here). man 3 posix_openpt.
+pub(crate) fn posix_openpt(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain call with integer flags; the result is a fresh fd.
+    unsafe { owned(libc::posix_openpt(flags) as libc::c_long) }
+}
+
+/// `unlockpt(master)`. man 3 unlockpt.
+pub(crate) fn unlockpt(master: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain call on a valid fd.
+    cvt(unsafe { libc::unlockpt(master.as_raw_fd()) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `ioctl(master, TIOCGPTPEER, flags)`: opens the pty's slave through its master, with no
+/// path lookup in `/dev/pts` (which could be another devpts instance than the master's).
+/// Linux 4.13+. man 2 ioctl_tty.
+pub(crate) fn pty_peer(master: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes an integer argument and returns a fresh fd.
+    unsafe { owned(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) as libc::c_long) }
+}
+
+/// `ioctl(fd, TIOCSWINSZ, ws)`: sets a terminal's window size. man 2 ioctl_tty.
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: a valid fd and a pointer to a winsize the kernel only reads.
+    cvt(
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) }
+            as libc::c_long,
+    )?;
+    Ok(())
+}
+
+/// `ioctl(fd, TIOCGWINSZ)`: a terminal's window size. man 2 ioctl_tty.
+pub(crate) fn get_winsize(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: a valid fd and a pointer to a winsize the kernel fills.
+    cvt(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    } as libc::c_long)?;
+    Ok(ws)
+}
+
+// ---- epoll (the background reaper)
+
+/// `epoll_create1(EPOLL_CLOEXEC)`. man 2 epoll_create1.
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall returning a fresh fd.
+    unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC) as libc::c_long) }
+}
+
+/// `epoll_ctl(epoll, EPOLL_CTL_ADD, fd, {events, data})`. man 2 epoll_ctl.
+pub(crate) fn epoll_add(
+    epoll: BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: valid fds and a pointer to an event the kernel copies.
+    cvt(unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            fd.as_raw_fd(),
+            &mut ev,
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// `epoll_ctl(epoll, EPOLL_CTL_DEL, fd)`. man 2 epoll_ctl.
+pub(crate) fn epoll_del(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: valid fds; EPOLL_CTL_DEL ignores the event pointer (null since Linux 2.6.9).
+    cvt(unsafe {
+        libc::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd.as_raw_fd(),
+            ptr::null_mut(),
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// `epoll_wait(epoll, events, timeout_ms)`: how many entries of `events` were filled.
+/// man 2 epoll_wait.
+pub(crate) fn epoll_wait(
+    epoll: BorrowedFd<'_>,
+    events: &mut [libc::epoll_event],
+    timeout_ms: libc::c_int,
+) -> io::Result<usize> {
+    let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: a valid epoll fd and room for `max` events.
+    let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
+    cvt(n as libc::c_long).map(|n| n as usize)
+}
+
+// ---- the init's memfd
+
+/// `memfd_create(name, flags)`. man 2 memfd_create.
+pub(crate) fn memfd_create(name: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name and integer flags; the result is a fresh fd.
+    unsafe { owned(libc::memfd_create(name.as_ptr(), flags) as libc::c_long) }
+}
+
+/// `fcntl(fd, F_ADD_SEALS, seals)`. man 2 fcntl ("File Sealing").
+pub(crate) fn add_seals(fd: BorrowedFd<'_>, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl with an integer argument on a valid fd.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `fchmod(fd, mode)`. man 2 fchmod.
+pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) } as libc::c_long)?;
+    Ok(())
+}
+
+// ---- processes
+
+/// `kill(pid, sig)`. Only for pids that cannot have been reused (the callers say why);
+/// everything else goes through a pidfd. man 2 kill.
+pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    cvt(unsafe { libc::kill(pid, sig) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `atexit(f)`: `f` runs in `exit()`, on whichever thread calls it, while other threads
+/// may still run; it must not block or unwind (an unwinding `extern "C"` function aborts).
+/// man 3 atexit.
+pub(crate) fn atexit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registers a function pointer with C linkage; nothing else is passed.
+    if unsafe { libc::atexit(f) } != 0 {
+        return Err(io::Error::other("atexit: no room for another handler"));
+    }
+    Ok(())
+}
+
+// ---- locks
+
+/// Takes a non-blocking open-file-description write lock on byte `offset` of `fd`
+/// (`fcntl(F_OFD_SETLK)`, `F_WRLCK`, one byte). `EAGAIN`/`EACCES` mean another open file
+/// description holds it. man 2 fcntl ("Open file description locks").
+pub(crate) fn ofd_lock_byte(fd: BorrowedFd<'_>, offset: libc::off_t) -> io::Result<()> {
+    // SAFETY: flock is plain data; all-zero is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = offset;
+    lock.l_len = 1;
+    // SAFETY: a valid fd and a pointer to `lock`, which the kernel only reads.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) } as libc::c_long)?;
+    Ok(())
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::sys;
 
 /// How the host mounts its cgroup hierarchies.
 ///
@@ -437,8 +438,8 @@ fn remove_parents_at_exit() {
     }
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
-        // SAFETY: registers a handler with C linkage that neither unwinds nor blocks.
-        if unsafe { libc::atexit(remove_parents) } != 0 {
+        // `remove_parents` neither unwinds nor blocks (try_lock), as atexit requires.
+        if sys::atexit(remove_parents).is_err() {
             tracing::warn!("could not register the removal of the cgroup parents at exit");
         }
     });
@@ -683,8 +684,7 @@ pub(crate) fn read_pids(path: &Path) -> io::Result<Vec<libc::pid_t>> {
 pub(crate) fn kill_pids(pids: &[libc::pid_t], sig: libc::c_int) {
     for &pid in pids {
         if pid > 0 {
-            // SAFETY: plain syscall. man 2 kill.
-            unsafe { libc::kill(pid, sig) };
+            let _ = sys::kill(pid, sig);
         }
     }
 }

@@ -22,9 +22,9 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
+use super::reaper::ChildGuard;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::reaper::ChildGuard;
 
 type Job = (Plan, Reply);
 

@@ -8,7 +8,7 @@
 //! the kernel sends SIGWINCH to the terminal's foreground process group.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -16,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use futures::Stream;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -42,60 +42,31 @@ pub(crate) fn open(
     devpts: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> io::Result<(OwnedFd, OwnedFd)> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let m = match devpts {
-        // SAFETY: openat on a descriptor we borrow, with a C string. man 2 openat.
-        Some(dir) => unsafe { libc::openat(dir.as_raw_fd(), c"ptmx".as_ptr(), flags) },
-        // SAFETY: plain syscall. man 3 posix_openpt (O_CLOEXEC is accepted on Linux).
-        None => unsafe { libc::posix_openpt(flags) },
+    let master = match devpts {
+        Some(dir) => sys::openat(dir, c"ptmx", flags)?,
+        None => sys::posix_openpt(flags)?,
     };
-    if m == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let master = sys::above_stdio(unsafe { OwnedFd::from_raw_fd(m) })?;
-    // SAFETY: on our own master fd. man 3 unlockpt.
-    if unsafe { libc::unlockpt(master.as_raw_fd()) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // TIOCGPTPEER (Linux 4.13+) opens the slave through the master, with no path lookup
-    // in /dev/pts (which could be another devpts instance than the master's).
-    // SAFETY: ioctl on our master. man 2 ioctl_tty.
-    let s = unsafe {
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if s == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let slave = sys::above_stdio(unsafe { OwnedFd::from_raw_fd(s) })?;
-    set_size(master.as_raw_fd(), size)?;
+    let master = sys::above_stdio(master)?;
+    sys::unlockpt(master.as_fd())?;
+    // Through the master, not by name: /dev/pts may be another devpts instance than the
+    // master's.
+    let slave = sys::above_stdio(sys::pty_peer(master.as_fd(), flags)?)?;
+    set_size(master.as_fd(), size)?;
     Ok((master, slave))
 }
 
-fn set_size(fd: RawFd, size: PtySize) -> io::Result<()> {
+fn set_size(fd: BorrowedFd<'_>, size: PtySize) -> io::Result<()> {
     let ws = libc::winsize {
         ws_row: size.rows,
         ws_col: size.cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: valid winsize pointer. man 2 ioctl_tty (TIOCSWINSZ).
-    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::set_winsize(fd, &ws)
 }
 
-fn get_size(fd: RawFd) -> io::Result<PtySize> {
-    // SAFETY: winsize is plain data; valid pointer. man 2 ioctl_tty (TIOCGWINSZ).
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
+fn get_size(fd: BorrowedFd<'_>) -> io::Result<PtySize> {
+    let ws = sys::get_winsize(fd)?;
     Ok(PtySize {
         rows: ws.ws_row,
         cols: ws.ws_col,
@@ -136,12 +107,12 @@ impl PtyResizer {
     /// Sets the window size; the kernel sends SIGWINCH to the terminal's foreground
     /// process group in the container.
     pub fn resize(&self, size: PtySize) -> io::Result<()> {
-        set_size(self.0.as_raw_fd(), size)
+        set_size(self.0.as_fd(), size)
     }
 
     /// The current window size.
     pub fn size(&self) -> io::Result<PtySize> {
-        get_size(self.0.as_raw_fd())
+        get_size(self.0.as_fd())
     }
 }
 
@@ -159,18 +130,11 @@ pub struct PtyChannels {
 
 impl Pty {
     fn new(master: OwnedFd) -> io::Result<Pty> {
-        // SAFETY: O_NONBLOCK on our own master fd: the reactor drives it. man 2 fcntl.
-        unsafe {
-            let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-            if fl == -1
-                || libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK) == -1
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        // The reactor drives the master.
+        sys::set_nonblocking(master.as_fd())?;
         let resizer = PtyResizer(Arc::new(master.try_clone()?));
-        // SAFETY: the AsyncFd owns the master, so it stays open while registered.
-        let io = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
+        let io = sys::register(master, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.into_parts().1)?;
         Ok(Pty { io, resizer })
     }
 
@@ -246,17 +210,7 @@ impl AsyncRead for Pty {
         loop {
             let mut guard = ready!(self.io.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| {
-                // SAFETY: valid buffer. man 2 read.
-                let n = unsafe {
-                    libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len())
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            }) {
+            match guard.try_io(|fd| sys::read(fd.get_ref().as_fd(), unfilled)) {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -278,15 +232,7 @@ impl AsyncWrite for Pty {
     ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.io.poll_write_ready(cx))?;
-            match guard.try_io(|fd| {
-                // SAFETY: valid buffer. man 2 write.
-                let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            }) {
+            match guard.try_io(|fd| sys::write(fd.get_ref().as_fd(), buf)) {
                 Ok(r) => return Poll::Ready(r),
                 Err(_would_block) => continue,
             }

@@ -1,11 +1,12 @@
-//! The per-run report, the timeout watchdog, and output collection with a cap.
+//! The per-run report: how a container's run went.
 //!
 //! Each `Container` carries a [`RunState`]: when it started, its cgroup, why we killed it
-//! (if we did), and, once reaped, its resource usage. [`RunReport`] is built from that.
+//! (if we did: `watchdog.rs`), and, once reaped, its resource usage. [`RunReport`] is
+//! built from that.
 
 use std::fmt::Write as _;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -13,16 +14,16 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use crate::builder::Defaults;
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::{Errno, Error, Result, Stage};
-use crate::limits::{Limits, DEFAULT_KILL_GRACE};
-use crate::reaper::Cleanup;
+use crate::limits::Limits;
 use crate::{sys, Container, ContainerBuilder, Output};
+
+use super::reaper::Cleanup;
+use super::watchdog::{self, mark_killed, KILLED_NONE, KILLED_OUTPUT, KILLED_TIMEOUT};
 
 /// Why a container ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,16 +180,6 @@ impl RunReport {
     }
 }
 
-/// Why we killed a container, if we did (first writer wins: [`mark_killed`]).
-const KILLED_NONE: u8 = 0;
-const KILLED_TIMEOUT: u8 = 1;
-const KILLED_OUTPUT: u8 = 2;
-
-/// Records why we killed the container, unless a reason was recorded already.
-fn mark_killed(killed: &AtomicU8, why: u8) {
-    let _ = killed.compare_exchange(KILLED_NONE, why, Ordering::SeqCst, Ordering::SeqCst);
-}
-
 /// `rusage` of the reaped first process, the parts the report uses.
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -262,23 +253,7 @@ impl RunState {
         pidfd: Option<BorrowedFd<'_>>,
     ) -> RunState {
         let killed = Arc::new(AtomicU8::new(KILLED_NONE));
-        // Duplicate the pidfd only when there is a timeout to enforce (a dup and a close
-        // per spawn otherwise).
-        let pidfd = pidfd.filter(|_| limits.timeout.is_some());
-        let watchdog = match (limits.timeout, pidfd.map(|fd| fd.try_clone_to_owned())) {
-            (Some(timeout), Some(Ok(fd))) => Some(tokio::spawn(watchdog(
-                fd,
-                cgroup.clone(),
-                timeout,
-                limits.kill_grace.unwrap_or(DEFAULT_KILL_GRACE),
-                killed.clone(),
-            ))),
-            (Some(_), Some(Err(e))) => {
-                tracing::warn!(error = %e, "cannot enforce the timeout: dup of the pidfd failed");
-                None
-            }
-            _ => None,
-        };
+        let watchdog = watchdog::start(limits, cgroup.as_ref(), pidfd, &killed);
         RunState {
             started,
             ended: None,
@@ -337,8 +312,13 @@ impl RunState {
         }) as Cleanup)
     }
 
-    fn mark_killed(&self, why: u8) {
+    pub(super) fn mark_killed(&self, why: u8) {
         mark_killed(&self.killed, why);
+    }
+
+    /// The cap on stdout and stderr together, if any (`watchdog::read_capped`).
+    pub(super) fn output_limit(&self) -> Option<usize> {
+        self.output_limit
     }
 
     /// The report, once `status` is known.
@@ -412,100 +392,6 @@ fn message(r: &RunReport) -> String {
     m
 }
 
-/// Ends the container after `timeout`: SIGTERM, `grace`, SIGKILL of the whole container.
-/// Returns early as soon as the first process has exited.
-async fn watchdog(
-    pidfd: OwnedFd,
-    cgroup: Option<Arc<Cgroup>>,
-    timeout: Duration,
-    grace: Duration,
-    killed: Arc<AtomicU8>,
-) {
-    // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
-    let Ok(fd) = (unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) })
-    else {
-        return;
-    };
-    tokio::select! {
-        _ = fd.readable() => return,
-        _ = tokio::time::sleep(timeout) => {}
-    }
-    mark_killed(&killed, KILLED_TIMEOUT);
-    tracing::debug!(?timeout, "container timed out");
-    if !grace.is_zero() {
-        signal_container(fd.get_ref().as_fd(), cgroup.as_ref(), libc::SIGTERM).await;
-        tokio::select! {
-            _ = fd.readable() => {}
-            _ = tokio::time::sleep(grace) => {}
-        }
-    }
-    // Even if the first process obeyed SIGTERM, what it left behind in the cgroup goes.
-    kill_container(fd.get_ref().as_fd(), cgroup.as_ref()).await;
-}
-
-/// `sig` to every process of the cgroup, or to the first process without one.
-async fn signal_container(pidfd: BorrowedFd<'_>, cgroup: Option<&Arc<Cgroup>>, sig: libc::c_int) {
-    match cgroup {
-        Some(cg) => {
-            let cg = cg.clone();
-            // Freezing polls the cgroup's state: blocking work, off the runtime's workers.
-            let _ = tokio::task::spawn_blocking(move || cg.signal_all(sig)).await;
-        }
-        None => {
-            let _ = sys::pidfd_send_signal(pidfd, sig);
-        }
-    }
-}
-
-/// SIGKILL to the whole container: its cgroup, or else its first process (which takes a
-/// PID namespace down with it).
-async fn kill_container(pidfd: BorrowedFd<'_>, cgroup: Option<&Arc<Cgroup>>) {
-    let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-    if let Some(cg) = cgroup {
-        let cg = cg.clone();
-        let _ = tokio::task::spawn_blocking(move || cg.kill_all()).await;
-    }
-}
-
-/// Reads one stream to the end, keeping at most what is left of the shared budget. On
-/// the first byte past it, kills the container and stops reading: our end closes, so a
-/// writer that somehow survives (outside the cgroup) gets EPIPE instead of keeping us
-/// waiting for an EOF.
-async fn read_capped<R: AsyncRead + Unpin>(
-    r: Option<R>,
-    budget: &AtomicUsize,
-    c: &Container,
-) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let Some(mut r) = r else {
-        return Ok(buf);
-    };
-    let Some(limit) = c.run.output_limit else {
-        r.read_to_end(&mut buf).await?;
-        return Ok(buf);
-    };
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(buf);
-        }
-        let before = budget.fetch_add(n, Ordering::SeqCst);
-        if before + n <= limit {
-            buf.extend_from_slice(&chunk[..n]);
-            continue;
-        }
-        buf.extend_from_slice(&chunk[..limit.saturating_sub(before).min(n)]);
-        if before <= limit {
-            // This read crossed the limit (the other stream's reader may get here too,
-            // later, and just stops).
-            c.run.mark_killed(KILLED_OUTPUT);
-            let _ = c.kill_all().await;
-        }
-        return Ok(buf);
-    }
-}
-
 /// Limits and reports (see `limits.rs` for the settings).
 impl Container {
     /// Waits for the container to exit, reaps it, and reports how the run went.
@@ -526,8 +412,8 @@ impl Container {
         let budget = AtomicUsize::new(0);
         let this = &self;
         let (stdout, stderr) = tokio::try_join!(
-            read_capped(out, &budget, this),
-            read_capped(err, &budget, this)
+            watchdog::read_capped(out, &budget, this),
+            watchdog::read_capped(err, &budget, this)
         )
         .map_err(Error::io("reading the container's output"))?;
         let status = self.wait().await?;

@@ -48,9 +48,9 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
             // thread per job: ~2 context switches fewer per spawn, 24.1k -> 19.9k over
             // 1,800 bare spawns + 1,800 raw clones). The clone still happens on the spawner
             // thread.
-            tokio::task::block_in_place(move || crate::spawner::run_blocking(plan))?
+            tokio::task::block_in_place(move || super::spawner::run_blocking(plan))?
         } else {
-            crate::spawner::run(plan).await?
+            super::spawner::run(plan).await?
         }
     } else if on_multi_thread_worker() {
         // Clone right here, after handing this worker's run queue to another thread: the
@@ -73,7 +73,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
     let pid = guard.pid;
     let mut c = Container::new(pid, guard.into_pidfd(), b, pipes)
         .map_err(Error::io("registering the container"))?;
-    c.run = crate::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
+    c.run = super::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
     c.run.hold_identity(identity);
     tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
     Ok(c)

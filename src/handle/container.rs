@@ -12,7 +12,9 @@ use tokio::net::unix::pipe;
 
 use crate::builder::ContainerBuilder;
 use crate::error::{Error, Result};
-use crate::{reaper, sys, NamespaceIds, Namespaces, Signal};
+use crate::{sys, NamespaceIds, Namespaces, Signal};
+
+use super::reaper;
 
 /// A running (or finished, not yet awaited) container.
 ///
@@ -46,7 +48,7 @@ pub struct Container {
     /// The init's status pipe, the pty (`session.rs`).
     pub(crate) session: crate::session::ContainerSession,
     /// Timeout watchdog, cgroup, accounting (`report.rs`).
-    pub(crate) run: crate::report::RunState,
+    pub(crate) run: super::report::RunState,
 }
 
 /// The result of [`ContainerBuilder::output`] or [`Container::wait_with_output`].
@@ -343,9 +345,7 @@ impl Pidfd {
                 *self = Pidfd::Plain(fd);
                 return Err(io::Error::other(e));
             }
-            // SAFETY: the AsyncFd owns the pidfd, so it stays open for as long as it is
-            // registered with the reactor.
-            match unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
+            match sys::register_pidfd(fd) {
                 Ok(reg) => *self = Pidfd::Registered(reg),
                 Err(e) => {
                     let (fd, err) = e.into_parts();

@@ -9,9 +9,9 @@
 //! runtime still being alive.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::sys;
 
@@ -67,8 +67,9 @@ pub(crate) fn adopt(pidfd: OwnedFd) {
 /// Work to do once an adopted child has been reaped (removing its cgroup).
 pub(crate) type Cleanup = Box<dyn FnOnce() + Send>;
 
-/// Cleanups of adopted children, by pidfd number (owned by the reaper thread).
-static CLEANUPS: Mutex<BTreeMap<libc::c_int, Cleanup>> = Mutex::new(BTreeMap::new());
+/// The children the reaper thread waits for, by pidfd number (the number is the epoll
+/// event's data): their pidfds, and what to do once each has been reaped.
+static ADOPTED: Mutex<BTreeMap<RawFd, (OwnedFd, Option<Cleanup>)>> = Mutex::new(BTreeMap::new());
 
 /// [`adopt`], then run `cleanup` (if any) once the child has been reaped.
 pub(crate) fn adopt_then(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
@@ -90,23 +91,17 @@ fn hand_over(pidfd: OwnedFd, cleanup: Option<Cleanup>) {
         return;
     };
     PENDING.fetch_add(1, Ordering::SeqCst);
-    let raw = pidfd.into_raw_fd();
-    if let Some(c) = cleanup {
-        // Before epoll_ctl: the reaper may reap it the moment it is added.
-        lock_cleanups().insert(raw, c);
+    let raw = pidfd.as_raw_fd();
+    // In the map before epoll_ctl: the reaper may reap it the moment it is added.
+    let mut adopted = lock_adopted();
+    let added = sys::epoll_add(epoll, pidfd.as_fd(), libc::EPOLLIN as u32, raw as u64);
+    if added.is_ok() {
+        adopted.insert(raw, (pidfd, cleanup));
+        return;
     }
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: raw as u64,
-    };
-    // SAFETY: valid epoll fd and pidfd; the reaper thread now owns `raw`. man 2 epoll_ctl.
-    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, raw, &mut ev) } == -1 {
-        // SAFETY: we still own `raw`.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        PENDING.fetch_sub(1, Ordering::SeqCst);
-        let cleanup = lock_cleanups().remove(&raw);
-        reap_on_own_thread(fd, cleanup);
-    }
+    drop(adopted);
+    PENDING.fetch_sub(1, Ordering::SeqCst);
+    reap_on_own_thread(pidfd, cleanup);
 }
 
 /// The fallback when the reaper thread cannot take `pidfd`: a thread that waits for this
@@ -155,64 +150,58 @@ fn retry_stranded() {
 
 /// The reaper's epoll descriptor, starting the thread on first use. A failure (no thread
 /// could be started) is not remembered: the next call tries again.
-fn reaper() -> Option<libc::c_int> {
-    static EPOLL: OnceLock<OwnedFd> = OnceLock::new();
+fn reaper() -> Option<BorrowedFd<'static>> {
+    static EPOLL: OnceLock<Arc<OwnedFd>> = OnceLock::new();
     static STARTING: Mutex<()> = Mutex::new(());
     if let Some(fd) = EPOLL.get() {
-        return Some(fd.as_raw_fd());
+        return Some(fd.as_fd());
     }
     let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(fd) = EPOLL.get() {
-        return Some(fd.as_raw_fd());
+        return Some(fd.as_fd());
     }
-    // SAFETY: plain syscall. man 2 epoll_create1.
-    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if fd == -1 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor; kept open for the life of the process once the thread
-    // runs (closed here otherwise).
-    let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = epoll.as_raw_fd();
+    // Kept open for the life of the process once the thread runs (closed here otherwise).
+    let epoll = Arc::new(sys::epoll_create().ok()?);
+    let theirs = epoll.clone();
     std::thread::Builder::new()
         .name("cellblock-reaper".into())
-        .spawn(move || reap_loop(raw))
+        .spawn(move || reap_loop(theirs.as_fd()))
         .ok()?;
-    Some(EPOLL.get_or_init(|| epoll).as_raw_fd())
+    Some(EPOLL.get_or_init(|| epoll).as_fd())
 }
 
-fn lock_cleanups() -> std::sync::MutexGuard<'static, BTreeMap<libc::c_int, Cleanup>> {
-    CLEANUPS.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_adopted() -> std::sync::MutexGuard<'static, BTreeMap<RawFd, (OwnedFd, Option<Cleanup>)>> {
+    ADOPTED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn reap_loop(epoll: libc::c_int) {
+fn reap_loop(epoll: BorrowedFd<'_>) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
-        // SAFETY: valid buffer of 64 events. man 2 epoll_wait.
-        let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, -1) };
-        if n < 0 {
+        let Ok(n) = sys::epoll_wait(epoll, &mut events, -1) else {
             continue; // EINTR
-        }
-        for ev in &events[..n as usize] {
-            let raw = ev.u64 as libc::c_int;
-            // SAFETY: `raw` is a pidfd this thread owns (see `adopt`); borrowed only here.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
-            if !matches!(sys::waitid_pidfd(fd, false), Ok(None)) {
-                // Reaped (or gone). Deregister explicitly before closing: close() alone
-                // does not remove the registration while another copy of the pidfd's file
-                // exists — and children cloned concurrently hold copies of every fd until
-                // they exec — so a stale event would name a reused fd number later.
-                // SAFETY: valid epoll fd and our own `raw`. man 7 epoll (Q6).
-                unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, raw, std::ptr::null_mut()) };
-                // Take the cleanup (cgroup removal) while the fd number still names this child.
-                let cleanup = lock_cleanups().remove(&raw);
-                // SAFETY: we own `raw` and nothing refers to it any more.
-                drop(unsafe { OwnedFd::from_raw_fd(raw) });
-                if let Some(c) = cleanup {
-                    c();
-                }
-                PENDING.fetch_sub(1, Ordering::SeqCst);
+        };
+        for ev in &events[..n] {
+            let raw = ev.u64 as RawFd;
+            let mut adopted = lock_adopted();
+            let Some((fd, _)) = adopted.get(&raw) else {
+                continue;
+            };
+            if matches!(sys::waitid_pidfd(fd.as_fd(), false), Ok(None)) {
+                continue;
             }
+            // Reaped (or gone). Deregister explicitly before closing: close() alone does
+            // not remove the registration while another copy of the pidfd's file exists —
+            // and children cloned concurrently hold copies of every fd until they exec —
+            // so a stale event would name a reused fd number later. man 7 epoll (Q6).
+            let _ = sys::epoll_del(epoll, fd.as_fd());
+            // Out of the map (and closed) while the fd number still names this child.
+            let (fd, cleanup) = adopted.remove(&raw).expect("looked up just above");
+            drop(adopted);
+            drop(fd);
+            if let Some(c) = cleanup {
+                c();
+            }
+            PENDING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

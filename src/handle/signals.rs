@@ -10,7 +10,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -129,10 +128,8 @@ impl SignalForwarder {
             .ok_or(Error::AlreadyReaped)?
             .try_clone_to_owned()
             .map_err(Error::io("duplicating the pidfd"))?;
-        // SAFETY: the AsyncFd owns the duplicate, so it stays open while registered.
-        let exited =
-            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-                .map_err(|e| Error::io("registering the pidfd")(e.into_parts().1))?;
+        let exited = sys::register_pidfd(pidfd)
+            .map_err(|e| Error::io("registering the pidfd")(e.into_parts().1))?;
         let (tx, mut rx) = mpsc::channel(64);
         let id = self.add(signals, tx);
         let subs = self.subscribers.clone();
