@@ -1,15 +1,19 @@
 //! `ContainerBuilder`: the configuration of a container, as plain data.
 //!
-//! Nothing here touches the system: [`ContainerBuilder::spawn`] hands the configuration to
-//! `plan.rs`, which validates it and turns it into what the child needs.
+//! Nothing here touches the system. Each concern's settings and setters are in a file of
+//! their own beside this one; this file holds the `Command`-like part (program,
+//! arguments, environment, working directory, namespaces, stdio). The verbs that start a
+//! container ([`spawn`](ContainerBuilder::spawn), `status`, `output`) are in
+//! `handle/spawn.rs`; `plan/` validates the configuration and turns it into what the child
+//! needs.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::future::Future;
 use std::path::PathBuf;
-use std::process::ExitStatus;
 
-use crate::{Container, Namespaces, Output, Result, Stdio};
+#[cfg(doc)]
+use crate::Container;
+use crate::{Namespaces, Stdio};
 
 mod from_std;
 
@@ -315,79 +319,6 @@ impl ContainerBuilder {
     /// Whether [`kill_on_drop`](Self::kill_on_drop) is set.
     pub fn get_kill_on_drop(&self) -> bool {
         self.kill_on_drop
-    }
-
-    /// Validates the configuration and starts the container.
-    ///
-    /// Returns once the workload's program has been exec'd (or with the error that kept
-    /// it from starting: bad configuration, the kernel refusing the namespaces, or a
-    /// failed setup stage inside the child).
-    ///
-    /// Unlike tokio's `Command::spawn` this is async: the clone must not stall a runtime
-    /// worker. **Cancellation:** dropping the future is safe (a half-made child is killed
-    /// and reaped), but on a multi-thread runtime's worker the clone runs inside the poll
-    /// that reaches it (`block_in_place`), so a `tokio::time::timeout` around `spawn()`
-    /// cannot interrupt the clone itself; it fires at the next poll. Waiting for one of the
-    /// 64 spawn slots is cancellable.
-    pub async fn spawn(&mut self) -> Result<Container> {
-        crate::spawn::spawn(self, Defaults::Spawn).await
-    }
-
-    /// Runs the container to completion and returns its exit status. Stdio defaults to
-    /// inherit.
-    ///
-    /// As in tokio, our ends of any piped stream are closed right after the spawn (nobody
-    /// could read them): a workload writing to a piped stdout or stderr gets `EPIPE` (or
-    /// SIGPIPE) instead of blocking forever on a full pipe, and one reading a piped stdin
-    /// sees EOF.
-    ///
-    /// The future owns a copy of the configuration and does not borrow the builder, so
-    /// it can be made from a temporary and awaited later (or spawned as a task):
-    ///
-    /// ```no_run
-    /// # async fn demo() -> cellblock::Result<()> {
-    /// use cellblock::Container;
-    /// let fut = Container::builder("/bin/true").status();
-    /// assert!(fut.await?.success());
-    /// # Ok(()) }
-    /// ```
-    pub fn status(&mut self) -> impl Future<Output = Result<ExitStatus>> + Send + 'static {
-        let b = self.clone();
-        async move {
-            let mut c = crate::spawn::spawn(&b, Defaults::Spawn).await?;
-            c.run.skip_report();
-            drop(c.take_stdin());
-            drop(c.take_stdout());
-            drop(c.take_stderr());
-            c.wait().await
-        }
-    }
-
-    /// Runs the container to completion, collecting stdout and stderr.
-    ///
-    /// As in tokio, stdout and stderr are **always** piped and captured here, whatever
-    /// [`stdout`](Self::stdout)/[`stderr`](Self::stderr) set; stdin defaults to null (a set
-    /// stdin is kept). With [`merge_stderr`](crate::ContainerBuilder::merge_stderr) both
-    /// streams arrive in `stdout`.
-    ///
-    /// The future owns a copy of the configuration and does not borrow the builder:
-    ///
-    /// ```no_run
-    /// # async fn demo() -> cellblock::Result<()> {
-    /// use cellblock::Container;
-    /// let fut = Container::builder("/bin/echo").arg("x").output();
-    /// assert_eq!(fut.await?.stdout, b"x\n");
-    /// # Ok(()) }
-    /// ```
-    pub fn output(&mut self) -> impl Future<Output = Result<Output>> + Send + 'static {
-        let mut b = self.clone();
-        b.stdout = Some(Stdio::piped());
-        b.stderr = Some(Stdio::piped());
-        async move {
-            let mut c = crate::spawn::spawn(&b, Defaults::Output).await?;
-            c.run.skip_report();
-            c.wait_with_output().await
-        }
     }
 }
 
