@@ -565,3 +565,84 @@ fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
         value: s.to_string_lossy().into_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder(program: &str) -> ContainerBuilder {
+        ContainerBuilder::new(program)
+    }
+
+    /// Each refusal names what was wrong; a plain configuration passes.
+    #[test]
+    fn validation_names_what_is_wrong() {
+        assert!(validate(&builder("/bin/true")).is_ok());
+        assert!(matches!(validate(&builder("")), Err(Error::EmptyProgram)));
+        let mut b = builder("/bin/true");
+        b.hostname("box");
+        assert!(matches!(
+            validate(&b),
+            Err(Error::NeedsNamespace { option: "hostname", needs }) if needs == Namespaces::UTS
+        ));
+        b.namespaces(Namespaces::UTS);
+        assert!(validate(&b).is_ok());
+        b.hostname("h".repeat(UTS_NAME_MAX + 1));
+        assert!(matches!(
+            validate(&b),
+            Err(Error::NameTooLong {
+                what: "hostname",
+                len: 65,
+                max: UTS_NAME_MAX
+            })
+        ));
+        b.hostname("h".repeat(UTS_NAME_MAX))
+            .domainname("d".repeat(UTS_NAME_MAX + 1));
+        assert!(matches!(
+            validate(&b),
+            Err(Error::NameTooLong {
+                what: "domainname",
+                ..
+            })
+        ));
+        for bad in ["", "A=B"] {
+            let mut b = builder("/bin/true");
+            b.env(bad, "v");
+            assert!(
+                matches!(validate(&b), Err(Error::BadEnvName { ref name }) if name == bad),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// The workload's environment: PATH only by default (TERM too with a pty), nothing
+    /// after env_clear, the supervisor's after env_inherit; the builder's variables and
+    /// removals apply over each base.
+    #[test]
+    fn the_environment_starts_from_the_chosen_base() {
+        let env = |b: &ContainerBuilder| -> Vec<(String, String)> {
+            build_env(b)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
+                .collect()
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut b = builder("/bin/true");
+        assert_eq!(env(&b), [pair("PATH", crate::DEFAULT_PATH)]);
+        b.env("A", "1").env_remove("PATH");
+        assert_eq!(env(&b), [pair("A", "1")]);
+        let mut b = builder("/bin/true");
+        b.pty();
+        assert_eq!(
+            env(&b),
+            [pair("PATH", crate::DEFAULT_PATH), pair("TERM", "xterm")]
+        );
+        let mut b = builder("/bin/true");
+        b.env_clear().env("X", "y");
+        assert_eq!(env(&b), [pair("X", "y")]);
+        let mut b = builder("/bin/true");
+        b.env_inherit();
+        assert_eq!(env(&b).len(), std::env::vars_os().count());
+    }
+}
