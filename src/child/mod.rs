@@ -26,7 +26,7 @@ use std::convert::Infallible;
 use std::ffi::CStr;
 use std::ptr;
 
-use libc::{c_char, c_int, c_void};
+use libc::{c_int, c_void};
 
 use crate::error::Stage;
 use sys::CStrList;
@@ -117,14 +117,10 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
         check(ret, Stage::MountPrivate)?;
     }
     if let Some(name) = spec.hostname {
-        // SAFETY: a valid buffer of that length. man 2 sethostname.
-        let ret = unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) };
-        check(ret, Stage::SetHostname)?;
+        check(sys::sethostname(name), Stage::SetHostname)?;
     }
     if let Some(name) = spec.domainname {
-        // SAFETY: as above. man 2 setdomainname.
-        let ret = unsafe { libc::setdomainname(name.as_ptr(), name.to_bytes().len()) };
-        check(ret, Stage::SetDomainname)?;
+        check(sys::setdomainname(name), Stage::SetDomainname)?;
     }
     if spec.loopback_up {
         loopback_up()?;
@@ -154,13 +150,11 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
             // and always clears close-on-exec on the target.
-            // SAFETY: plain syscall. man 2 dup2.
-            check(unsafe { libc::dup2(fd, target as c_int) }, Stage::Stdio)?;
+            check(sys::dup2(fd, target as c_int), Stage::Stdio)?;
         }
     }
     if let Some(dir) = spec.cwd {
-        // SAFETY: a valid C string. man 2 chdir.
-        check(unsafe { libc::chdir(dir.as_ptr()) }, Stage::Chdir)?;
+        check(sys::chdir(dir), Stage::Chdir)?;
     }
     // Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is still there;
     // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
@@ -173,18 +167,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     session::arm_death(spec)?;
     security::seccomp(&spec.security)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
-    // SAFETY: a zeroed sigset_t is the empty set; raw syscall with the kernel's sigset size.
-    let empty: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const libc::sigset_t,
-            ptr::null_mut::<libc::sigset_t>(),
-            8usize,
-        )
-    };
-    check(ret as c_int, Stage::Signals)?;
+    check(sys::unblock_all_signals(), Stage::Signals)?;
     Err(session::exec(spec))
 }
 
@@ -192,24 +175,9 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
 /// ignored ones survive it (SIGPIPE, which Rust programs ignore, in particular), and until
 /// execve no handler of the parent may run on our borrowed stack.
 fn reset_signal_dispositions() {
-    // The kernel's struct sigaction, zeroed: SIG_DFL, no flags, an empty mask (32 bytes
-    // cover every architecture's layout). The raw syscall, because glibc's wrapper refuses
-    // its reserved 32 and 33, and a 32 the supervisor had ignored then reached the
-    // workload ignored (tini's signal configuration test, tests/peers/tini.rs).
-    let dfl = [0u64; 4];
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: a valid kernel sigaction and sigset size 8; SIG_DFL needs no
-            // handler. man 2 rt_sigaction.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    dfl.as_ptr(),
-                    ptr::null_mut::<u64>(),
-                    8usize,
-                )
-            };
+            sys::default_signal_action(sig);
         }
     }
 }
@@ -226,23 +194,13 @@ fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> Step {
 
 /// `ip link set lo up`, with the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a throwaway socket.
 fn loopback_up() -> Step {
-    // SAFETY: ifreq is plain data, filled on our own stack. man 7 netdevice.
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        check(sock, Stage::LoopbackUp)?;
-        let mut req: libc::ifreq = std::mem::zeroed();
-        req.ifr_name[0] = b'l' as c_char;
-        req.ifr_name[1] = b'o' as c_char;
-        let mut ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
-        if ret != -1 {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            ret = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
-        }
-        let err = errno();
-        libc::close(sock);
-        if ret == -1 {
-            return Err((Stage::LoopbackUp, err));
-        }
+    let sock = sys::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    check(sock, Stage::LoopbackUp)?;
+    let ret = sys::set_interface_up(sock, *b"lo\0");
+    let err = errno();
+    sys::close(sock);
+    if ret == -1 {
+        return Err((Stage::LoopbackUp, err));
     }
     Ok(())
 }

@@ -98,3 +98,97 @@ pub(crate) fn execve(path: &CStr, argv: CStrList<'_>, envp: CStrList<'_>) -> c_i
     // CStrList invariant).
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
 }
+
+/// `close(fd)`; errors ignored (nothing to do about them here). man 2 close.
+pub(crate) fn close(fd: c_int) {
+    // SAFETY: closing a descriptor number has no memory effects.
+    unsafe { libc::close(fd) };
+}
+
+/// `dup2(from, to)`. man 2 dup2.
+pub(crate) fn dup2(from: c_int, to: c_int) -> c_int {
+    // SAFETY: plain syscall on descriptor numbers.
+    unsafe { libc::dup2(from, to) }
+}
+
+/// `chdir(dir)`. man 2 chdir.
+pub(crate) fn chdir(dir: &CStr) -> c_int {
+    // SAFETY: a valid C string.
+    unsafe { libc::chdir(dir.as_ptr()) }
+}
+
+// ---- signals
+
+/// Sets `sig`'s disposition to SIG_DFL with an empty mask, through the raw syscall
+/// (glibc's wrapper refuses its reserved signals 32 and 33, which a supervisor may have
+/// ignored and the workload must not inherit ignored). man 2 rt_sigaction.
+pub(crate) fn default_signal_action(sig: c_int) {
+    // The kernel's struct sigaction, zeroed: SIG_DFL, no flags, an empty mask (32 bytes
+    // cover every architecture's layout).
+    let dfl = [0u64; 4];
+    // SAFETY: a valid kernel sigaction on our stack and the kernel's sigset size 8; SIG_DFL
+    // needs no handler.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            dfl.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+}
+
+/// Unblocks every signal (raw syscall, the kernel's sigset size). man 2 rt_sigprocmask.
+pub(crate) fn unblock_all_signals() -> c_int {
+    let empty = 0u64;
+    // SAFETY: a valid 8-byte kernel sigset on our stack; no old set asked for.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        ) as c_int
+    }
+}
+
+// ---- uts and network
+
+/// `sethostname(name)`. man 2 sethostname.
+pub(crate) fn sethostname(name: &CStr) -> c_int {
+    // SAFETY: a valid buffer of that length.
+    unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) }
+}
+
+/// `setdomainname(name)`. man 2 setdomainname.
+pub(crate) fn setdomainname(name: &CStr) -> c_int {
+    // SAFETY: a valid buffer of that length.
+    unsafe { libc::setdomainname(name.as_ptr(), name.to_bytes().len()) }
+}
+
+/// `socket(domain, type, protocol)`. man 2 socket.
+pub(crate) fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    // SAFETY: plain syscall.
+    unsafe { libc::socket(domain, ty, protocol) }
+}
+
+/// Sets IFF_UP on the interface `name` (NUL-terminated, at most IFNAMSIZ bytes) with
+/// SIOCGIFFLAGS/SIOCSIFFLAGS on the socket `sock`. man 7 netdevice.
+pub(crate) fn set_interface_up<const N: usize>(sock: c_int, name: [u8; N]) -> c_int {
+    const { assert!(N <= libc::IFNAMSIZ) };
+    // SAFETY: ifreq is plain data, zeroed and filled on our stack.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(name) {
+            *dst = src as c_char;
+        }
+        let ret = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if ret == -1 {
+            return ret;
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        libc::ioctl(sock, libc::SIOCSIFFLAGS, &req)
+    }
+}
