@@ -76,9 +76,8 @@ impl Cgroup {
     /// thread group: the child is a process of one thread, so both move all of it, but the
     /// kernel moves the calling thread without taking its global threadgroup lock, whose
     /// write side waits for an RCU grace period unless another move happened just before
-    /// (measured here: 10–14 ms per join with moves 20 ms apart through `cgroup.procs`,
-    /// ~0.1 ms through `tasks`). v2's `cgroup.threads` only works in threaded subtrees, so
-    /// v2 keeps `cgroup.procs`.
+    /// (milliseconds per join, against a fraction of one through `tasks`). v2's
+    /// `cgroup.threads` only works in threaded subtrees, so v2 keeps `cgroup.procs`.
     pub(crate) fn open_procs(&self) -> Result<Vec<OwnedFd>> {
         let file = if self.is_v2() {
             "cgroup.procs"

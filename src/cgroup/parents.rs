@@ -3,10 +3,9 @@
 //! Each hierarchy gets one `<base>/cellblock` directory holding the containers' cgroups. We
 //! count our own users of each. One made by this process stays while the process lives, so
 //! that a supervisor running one container after another does not make and remove it for
-//! each (a `mkdir` and an `rmdir` of a cgroup: about 0.07 ms of a 2 ms spawn here); it is
-//! removed when the process exits (`atexit`), if nobody else's cgroups are in it. Another
-//! process may remove it between our check and our `mkdir` of a leaf; `create_leaf` then
-//! recreates it.
+//! each (a `mkdir` and an `rmdir` of a cgroup more per spawn); it is removed when the
+//! process exits (`atexit`), if nobody else's cgroups are in it. Another process may remove
+//! it between our check and our `mkdir` of a leaf; `create_leaf` then recreates it.
 
 use std::collections::BTreeMap;
 use std::fs;
