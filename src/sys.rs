@@ -394,7 +394,7 @@ pub(crate) fn register(
 }
 
 /// A pidfd registered with the current runtime's reactor: readable once the process has
-/// exited. man 2 pidfd_open (NOTES: "A PID file descriptor can be monitored").
+/// exited (a pidfd polls readable when its process exits). man 2 pidfd_open.
 pub(crate) fn register_pidfd(
     pidfd: OwnedFd,
 ) -> Result<tokio::io::unix::AsyncFd<OwnedFd>, tokio::io::unix::AsyncFdRegisterError<OwnedFd>> {

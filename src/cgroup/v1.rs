@@ -17,10 +17,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{
-    acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
-    read_u64, release_parent, v1_hierarchy, write, write_setting, Mode, Stats,
+use super::files::{
+    cg_err, kill_pids, poll_until, read_keyed, read_pids, read_u64, write, write_setting,
 };
+use super::layout::{base_dir, v1_hierarchy};
+use super::parents::{acquire_parent, create_leaf, release_parent};
+use super::{Mode, Stats};
 use crate::error::{Error, Result};
 use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 

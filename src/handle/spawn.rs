@@ -19,8 +19,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
     // every waiting one holds a prepared plan (C strings, descriptors), and a supervisor
     // starting thousands of workers at once would otherwise keep thousands of plans
     // alive at the same time: freed afterwards, but the allocator keeps the high water
-    // mark as RSS (measured with 3,000 sleeping containers started at once under a Supervisor:
-    // 17.9 KiB of supervisor RSS per container without this bound, 12.4 KiB with it).
+    // mark as RSS.
     static SPAWN_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
     let _slot = SPAWN_SLOTS.acquire().await.map_err(|e| Error::Io {
         context: "waiting for a spawn slot",
@@ -47,10 +46,8 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         if on_multi_thread_worker() {
             // Wait for the spawner thread synchronously, after handing this worker's run
             // queue to another thread: the spawner then wakes this thread directly instead
-            // of waking the task through the scheduler (with the spawner queue waking one
-            // thread per job: ~2 context switches fewer per spawn, 24.1k -> 19.9k over
-            // 1,800 bare spawns + 1,800 raw clones). The clone still happens on the spawner
-            // thread.
+            // of waking the task through the scheduler, which saves context switches on
+            // every spawn. The clone still happens on the spawner thread.
             tokio::task::block_in_place(move || super::spawner::run_blocking(plan))?
         } else {
             super::spawner::run(plan).await?
@@ -59,7 +56,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         // Clone right here, after handing this worker's run queue to another thread: the
         // clone sleeps (vfork) until the child execs, but the runtime's other tasks go on
         // meanwhile, and this task saves two cross-thread wakeups (to a blocking-pool
-        // thread and back), which on an idle VM CPU cost tens of microseconds each.
+        // thread and back), each of which may have to wake an idle CPU.
         // Sound for these containers only: their init watches the lifeline, so it does
         // not matter that this thread may retire later (see spawner.rs for PDEATHSIG).
         tokio::task::block_in_place(move || plan.run())?

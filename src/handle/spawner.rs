@@ -12,9 +12,9 @@
 //! a pidfd of the supervisor process (`init.rs`).
 //!
 //! Cost: one hop to a parked thread and back. The queue is a mutex-protected deque with a
-//! condition variable, so a job wakes exactly one idle thread (an earlier version shared a
-//! `std::sync::mpsc::Receiver` behind a mutex: the thread blocked in `recv` held the mutex,
-//! and every job also woke a second spawner thread that was queued on that mutex).
+//! condition variable, so a job wakes exactly one idle thread. (Not a shared
+//! `std::sync::mpsc::Receiver` behind a mutex: the thread blocked in `recv` would hold the
+//! mutex, and every job would also wake a second spawner thread queued on that mutex.)
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,272 @@
+//! How the host mounts its cgroup hierarchies ([`CgroupLayout`]), and where this process
+//! sits in them (`/proc/self/cgroup` against `/proc/self/mountinfo`).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// How the host mounts its cgroup hierarchies.
+///
+/// ```
+/// if let Ok(layout) = cellblock::CgroupLayout::detect() {
+///     println!("cgroup layout: {layout:?}");
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CgroupLayout {
+    /// cgroup v2 only: `/sys/fs/cgroup` is a `cgroup2` mount (most current distributions).
+    Unified,
+    /// cgroup v1 only: one `cgroup` mount per controller (or group of controllers) under a
+    /// tmpfs at `/sys/fs/cgroup`.
+    Legacy,
+    /// v1 controllers plus a `cgroup2` hierarchy at `/sys/fs/cgroup/unified` (systemd's
+    /// "hybrid" mode). The controllers are on v1, so cellblock uses v1 unless told
+    /// otherwise with [`CgroupVersion::V2`].
+    Hybrid,
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+impl CgroupLayout {
+    /// Detects the layout from the filesystem magic of `/sys/fs/cgroup` (and of
+    /// `/sys/fs/cgroup/unified`), the way systemd and crun do.
+    pub fn detect() -> io::Result<CgroupLayout> {
+        let root = fs_magic("/sys/fs/cgroup")?;
+        match root {
+            CGROUP2_SUPER_MAGIC => Ok(CgroupLayout::Unified),
+            TMPFS_MAGIC | CGROUP_SUPER_MAGIC => {
+                if fs_magic("/sys/fs/cgroup/unified").ok() == Some(CGROUP2_SUPER_MAGIC) {
+                    Ok(CgroupLayout::Hybrid)
+                } else {
+                    Ok(CgroupLayout::Legacy)
+                }
+            }
+            other => Err(io::Error::other(format!(
+                "/sys/fs/cgroup is neither cgroup2, cgroup nor tmpfs (statfs magic {other:#x})"
+            ))),
+        }
+    }
+}
+
+/// [`CgroupLayout::detect`], once per process (like the mounts in [`discovery`]: a host
+/// does not change its cgroup layout under a running supervisor).
+pub(super) fn layout() -> std::result::Result<CgroupLayout, &'static str> {
+    static LAYOUT: OnceLock<std::result::Result<CgroupLayout, String>> = OnceLock::new();
+    LAYOUT
+        .get_or_init(|| CgroupLayout::detect().map_err(|e| e.to_string()))
+        .as_ref()
+        .map(|l| *l)
+        .map_err(|e| e.as_str())
+}
+
+fn fs_magic(path: &str) -> io::Result<i64> {
+    let st = nix::sys::statfs::statfs(path).map_err(io::Error::from)?;
+    Ok(st.filesystem_type().0 as i64)
+}
+
+/// One line of `/proc/self/cgroup`: hierarchy id, controllers, path.
+#[derive(Debug, Clone)]
+struct OwnCgroup {
+    controllers: Vec<String>,
+    path: String,
+}
+
+/// One cgroup or cgroup2 mount from `/proc/self/mountinfo`.
+#[derive(Debug, Clone)]
+struct Mount {
+    v2: bool,
+    /// Controllers (v1 super options), empty for v2.
+    controllers: Vec<String>,
+    root: String,
+    mount_point: PathBuf,
+}
+
+#[derive(Debug)]
+struct Discovery {
+    own: Vec<OwnCgroup>,
+    mounts: Vec<Mount>,
+}
+
+/// Read once: the supervisor does not move between cgroups behind our back (if it is
+/// moved, new containers still nest under the cgroup it started in).
+fn discovery() -> io::Result<&'static Discovery> {
+    static D: OnceLock<Discovery> = OnceLock::new();
+    if let Some(d) = D.get() {
+        return Ok(d);
+    }
+    let own = parse_proc_cgroup(&fs::read_to_string("/proc/self/cgroup")?);
+    let mounts = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo")?);
+    Ok(D.get_or_init(|| Discovery { own, mounts }))
+}
+
+fn parse_proc_cgroup(text: &str) -> Vec<OwnCgroup> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _id = f.next()?;
+            let ctrls = f.next()?;
+            let path = f.next()?;
+            Some(OwnCgroup {
+                controllers: ctrls
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                path: path.to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            let mut right = right.split(' ');
+            let fstype = right.next()?;
+            let _source = right.next()?;
+            let opts = right.next().unwrap_or("");
+            let v2 = match fstype {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            let controllers = if v2 {
+                Vec::new()
+            } else {
+                opts.split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            Some(Mount {
+                v2,
+                controllers,
+                root: unescape_mount_field(left.get(3)?),
+                mount_point: PathBuf::from(unescape_mount_field(left.get(4)?)),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_field(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `mount_point` + (`path` relative to the mount's root).
+fn join_own(mount: &Mount, path: &str) -> PathBuf {
+    let rel = path
+        .strip_prefix(mount.root.as_str())
+        .filter(|_| mount.root != "/")
+        .unwrap_or(path);
+    match rel.trim_start_matches('/') {
+        "" => mount.mount_point.clone(),
+        rel => mount.mount_point.join(rel),
+    }
+}
+
+/// The v1 hierarchy holding `controller`: (mount point, the supervisor's directory in it).
+pub(crate) fn v1_hierarchy(controller: &str) -> io::Result<Option<(PathBuf, PathBuf)>> {
+    let d = discovery()?;
+    let Some(mount) = d
+        .mounts
+        .iter()
+        .find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))
+    else {
+        return Ok(None);
+    };
+    let own = d
+        .own
+        .iter()
+        .find(|o| o.controllers.iter().any(|c| c == controller))
+        .map_or("/", |o| o.path.as_str());
+    Ok(Some((mount.mount_point.clone(), join_own(mount, own))))
+}
+
+/// The v2 hierarchy: (mount point, the supervisor's directory in it).
+pub(crate) fn v2_hierarchy() -> io::Result<Option<(PathBuf, PathBuf)>> {
+    let d = discovery()?;
+    let Some(mount) = d.mounts.iter().find(|m| m.v2) else {
+        return Ok(None);
+    };
+    let own = d
+        .own
+        .iter()
+        .find(|o| o.controllers.is_empty())
+        .map_or("/", |o| o.path.as_str());
+    Ok(Some((mount.mount_point.clone(), join_own(mount, own))))
+}
+
+/// The base directory: the supervisor's own cgroup, or the delegated parent if given (see
+/// `ContainerBuilder::cgroup_parent` for how its path is read).
+pub(crate) fn base_dir(mount: &Path, own: &Path, explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(p) if p.starts_with(mount) => p.to_path_buf(),
+        Some(p) if p.is_absolute() => mount.join(p.strip_prefix("/").unwrap_or(p)),
+        Some(p) => own.join(p),
+        None => own.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hybrid_mountinfo_and_proc_cgroup() {
+        let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                  32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                  40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                  23 1 0:2 / /proc rw - proc proc rw\n";
+        let m = parse_mountinfo(mi);
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[1].controllers, ["cpu", "cpuacct"]);
+        assert!(m[2].controllers.iter().all(|c| c != "name=systemd"));
+        assert!(m[3].v2);
+        let own = parse_proc_cgroup("4:memory:/a/b\n1:cpu,cpuacct:/\n0::/user.slice\n");
+        assert_eq!(own[0].path, "/a/b");
+        assert!(own[2].controllers.is_empty());
+        assert_eq!(
+            join_own(&m[0], "/a/b"),
+            PathBuf::from("/sys/fs/cgroup/memory/a/b")
+        );
+        assert_eq!(
+            join_own(&m[3], "/"),
+            PathBuf::from("/sys/fs/cgroup/unified")
+        );
+    }
+
+    #[test]
+    fn mount_root_is_stripped() {
+        let m = Mount {
+            v2: true,
+            controllers: vec![],
+            root: "/sys.slice".into(),
+            mount_point: "/sys/fs/cgroup".into(),
+        };
+        assert_eq!(
+            join_own(&m, "/sys.slice/x"),
+            PathBuf::from("/sys/fs/cgroup/x")
+        );
+        assert_eq!(unescape_mount_field("a\\040b"), "a b");
+    }
+}
