@@ -214,6 +214,7 @@ mod tests {
 
     /// A child of this process, as a pidfd (the std handle is dropped: it neither kills
     /// nor reaps).
+    #[allow(clippy::zombie_processes)] // reaping it is what the tests hand to the reaper
     fn child(program: &str, args: &[&str]) -> (libc::pid_t, OwnedFd) {
         let c = std::process::Command::new(program)
             .args(args)
