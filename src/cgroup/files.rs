@@ -15,7 +15,7 @@ pub(crate) fn write(path: &Path, value: &str) -> io::Result<()> {
     f.write_all(value.as_bytes())
 }
 
-/// Like [`write`], mapping failure to a typed error naming the file.
+/// Like [`write()`], mapping failure to a typed error naming the file.
 pub(crate) fn write_setting(dir: &Path, file: &str, value: &str) -> Result<()> {
     let p = dir.join(file);
     write(&p, value).map_err(|e| match e.raw_os_error() {

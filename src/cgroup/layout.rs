@@ -22,7 +22,7 @@ pub enum CgroupLayout {
     Legacy,
     /// v1 controllers plus a `cgroup2` hierarchy at `/sys/fs/cgroup/unified` (systemd's
     /// "hybrid" mode). The controllers are on v1, so cellblock uses v1 unless told
-    /// otherwise with [`CgroupVersion::V2`].
+    /// otherwise with [`CgroupVersion::V2`](super::CgroupVersion::V2).
     Hybrid,
 }
 

@@ -272,3 +272,58 @@ impl Container {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads from `fd` until `want` bytes came, each wait bounded by poll's timeout.
+    fn read_exactly(fd: BorrowedFd<'_>, want: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < want {
+            let mut pfd = [libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            assert_eq!(
+                sys::poll(&mut pfd, 5000).unwrap(),
+                1,
+                "nothing to read in 5 s"
+            );
+            let mut buf = [0u8; 64];
+            let n = sys::read(fd, &mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// The host's devpts, as `pty()` opens it without a mount namespace: both ends
+    /// close-on-exec, the size set through the master seen from the slave, and bytes
+    /// written by the container's side arriving at ours through the line discipline.
+    #[test]
+    fn a_pair_is_cloexec_sized_and_connected() {
+        let size = PtySize {
+            rows: 33,
+            cols: 101,
+        };
+        let (master, slave) = open(size, None).unwrap();
+        for fd in [&master, &slave] {
+            let flags = nix::fcntl::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(fd),
+                nix::fcntl::FcntlArg::F_GETFD,
+            )
+            .unwrap();
+            assert_ne!(flags & libc::FD_CLOEXEC, 0, "a pty end leaks into children");
+        }
+        assert_eq!(get_size(slave.as_fd()).unwrap(), size);
+        let smaller = PtySize { rows: 5, cols: 7 };
+        PtyResizer(Arc::new(master.try_clone().unwrap()))
+            .resize(smaller)
+            .unwrap();
+        assert_eq!(get_size(slave.as_fd()).unwrap(), smaller);
+        // Output processing (ONLCR) turns the newline into CR LF on the way to the master.
+        assert_eq!(sys::write(slave.as_fd(), b"hi\n").unwrap(), 3);
+        assert_eq!(read_exactly(master.as_fd(), 4), b"hi\r\n");
+    }
+}

@@ -205,3 +205,79 @@ fn reap_loop(epoll: BorrowedFd<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A child of this process, as a pidfd (the std handle is dropped: it neither kills
+    /// nor reaps).
+    #[allow(clippy::zombie_processes)] // reaping it is what the tests hand to the reaper
+    fn child(program: &str, args: &[&str]) -> (libc::pid_t, OwnedFd) {
+        let c = std::process::Command::new(program)
+            .args(args)
+            .spawn()
+            .unwrap();
+        let pid = c.id() as libc::pid_t;
+        (pid, sys::pidfd_open(pid).unwrap())
+    }
+
+    /// Whether `pid` is still our unreaped child (`ECHILD` once somebody reaped it).
+    fn still_ours(pid: libc::pid_t) -> bool {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        waitid(
+            Id::Pid(nix::unistd::Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        )
+        .is_ok()
+    }
+
+    /// A running child goes to the reaper thread (epoll): reaped once it exits, and its
+    /// cleanup runs after that.
+    #[test]
+    fn a_running_child_is_reaped_by_the_thread_then_cleaned_up() {
+        let (pid, pidfd) = child("/bin/sleep", &["0.3"]);
+        let (tx, rx) = mpsc::channel();
+        adopt_then(
+            pidfd,
+            Some(Box::new(move || {
+                let _ = tx.send(still_ours(pid));
+            })),
+        );
+        let reaped_before_cleanup = !rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the cleanup did not run within 10 s");
+        assert!(reaped_before_cleanup, "the cleanup ran before the reap");
+        assert!(!still_ours(pid), "the child was not reaped");
+    }
+
+    /// A child that has exited already is reaped on the spot, cleanup included, before
+    /// `adopt_then` returns.
+    #[test]
+    fn an_exited_child_is_reaped_on_the_spot() {
+        let (pid, pidfd) = child("/bin/true", &[]);
+        let mut pfd = [libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        assert_eq!(
+            sys::poll(&mut pfd, 10_000).unwrap(),
+            1,
+            "/bin/true ran 10 s"
+        );
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        adopt_then(
+            pidfd,
+            Some(Box::new(move || flag.store(true, Ordering::SeqCst))),
+        );
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "the cleanup did not run in adopt_then"
+        );
+        assert!(!still_ours(pid), "the child was not reaped");
+    }
+}

@@ -69,7 +69,7 @@ pub enum Event {
     },
 }
 
-/// How a worker's run ended, as passed to [`Hooks::after_exit`].
+/// How a worker's run ended, as passed to [`Hooks::after_exit`](crate::Hooks::after_exit).
 #[derive(Debug, Clone)]
 pub enum ExitInfo {
     /// The container ran and exited.
@@ -87,7 +87,7 @@ pub enum ExitInfo {
 }
 
 impl ExitInfo {
-    /// Whether this counts as a failure for [`RestartPolicy::OnFailure`].
+    /// Whether this counts as a failure for [`RestartPolicy::OnFailure`](crate::RestartPolicy::OnFailure).
     pub fn failed(&self) -> bool {
         match self {
             ExitInfo::Exited { status, .. } => !status.success(),
@@ -129,8 +129,9 @@ impl WorkerSummary {
     }
 }
 
-/// What [`Supervisor::wait_all`], [`stop_all`](Supervisor::stop_all) and
-/// [`run_until_signal`](Supervisor::run_until_signal) return.
+/// What [`Supervisor::wait_all`](crate::Supervisor::wait_all),
+/// [`stop_all`](crate::Supervisor::stop_all) and
+/// [`run_until_signal`](crate::Supervisor::run_until_signal) return.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// One entry per worker, in the order they ended.

@@ -65,7 +65,7 @@ pub(super) struct Shared {
     pub(super) grace: Duration,
     /// Set by a hook's [`Decision::Escalate`]: every worker stops.
     pub(super) escalate: watch::Sender<bool>,
-    /// Bounds how many containers run at once (see [`Supervisor::max_concurrent`]).
+    /// Bounds how many containers run at once (see [`Supervisor::max_concurrent`](super::Supervisor::max_concurrent)).
     pub(super) slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
