@@ -338,3 +338,76 @@ pub fn probe_result<'a>(r: &'a std::collections::HashMap<String, String>, name: 
         .map(String::as_str)
         .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
 }
+
+/// The name the test harness knows a test by, `module::function` (the binary's crate name
+/// left out), from the test's `module_path!()`: what `--exact` needs when a test runs its
+/// own binary again.
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// Set (to the test's name) in the process [`ran_alone`] starts.
+const ALONE_ENV: &str = "CELLBLOCK_TEST_ALONE";
+
+/// Runs the calling test in a process of its own. For a test that counts what belongs to
+/// the whole process (descriptors, threads, zombie children, the cgroups named after our
+/// pid) or changes it (the environment, rlimits, signal dispositions, the id pool, the
+/// global tracing subscriber): a test binary holds many modules' tests, and whatever runs
+/// next to it would disturb its counts, or be disturbed by its changes.
+///
+/// In the test binary it runs the binary again with only this test (`--exact`, one test
+/// thread), fails unless that run passed exactly this one test, and returns true: the
+/// caller returns at once. In that second process it returns false, and the caller goes on
+/// with the test's body. Only one such process runs at a time.
+///
+/// ```ignore
+/// if common::ran_alone(module_path!(), "nothing_is_left_behind") {
+///     return;
+/// }
+/// ```
+pub fn ran_alone(module_path: &str, function: &str) -> bool {
+    let name = test_name(module_path, function);
+    if std::env::var_os(ALONE_ENV).is_some_and(|v| v == name.as_str()) {
+        return false;
+    }
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = deadline("a test in a process of its own", 900);
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        &name,
+        "--include-ignored",
+        "--test-threads=1",
+        "--nocapture",
+    ])
+    .env(ALONE_ENV, &name)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = spawn_retrying(&mut cmd);
+    d.kill_on_expiry(child.id() as i32);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown by the harness when this test fails, or with --nocapture.
+    println!("--- {name}, in a process of its own ---\n{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} in a process of its own: {:?} (output above)",
+        out.status
+    );
+    true
+}
+
+/// Held by a test that mounts on the host (outside any container) and by a test that
+/// compares the host's mount table before and after, which a test binary would otherwise
+/// run at the same time.
+pub fn host_mounts_lock() -> std::sync::MutexGuard<'static, ()> {
+    static HOST_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner())
+}

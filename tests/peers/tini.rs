@@ -73,8 +73,7 @@
 //!
 //! After: 32 of 32.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -489,6 +488,9 @@ async fn tini_no_subreaper_warning_cannot_arise() {
 // both sides: the caller had them, the workload has none.
 #[test]
 fn tini_signal_configuration() {
+    if common::ran_alone(module_path!(), "tini_signal_configuration") {
+        return;
+    }
     let _d = common::deadline("tini_signal_configuration", 60);
     use nix::sys::signal::{
         pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow,
@@ -627,7 +629,7 @@ async fn tini_parent_death_signal() {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
-            "pdeathsignal_stage_1",
+            &common::test_name(module_path!(), "pdeathsignal_stage_1"),
             "--nocapture",
             "--test-threads=1",
         ])

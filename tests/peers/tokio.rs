@@ -53,8 +53,7 @@
 //! `uid_and_gid_separately`, `from_std_command` (tokio has no test for its
 //! `From<std::process::Command>`). The whole file: 27 of 27.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::os::fd::AsRawFd;
