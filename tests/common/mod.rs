@@ -73,6 +73,14 @@ pub fn pids_in_pid_ns(ino: u64) -> Vec<i32> {
         .collect()
 }
 
+/// Host pids of the processes of the PID namespace with inode `ino` that are still
+/// running (zombies left out).
+pub fn live_in_pid_ns(ino: u64) -> Vec<i32> {
+    let mut pids = pids_in_pid_ns(ino);
+    pids.retain(|&p| running(p));
+    pids
+}
+
 /// Pids of the direct children of `pid` (its main thread's).
 pub fn children_of(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -407,7 +415,86 @@ pub fn ran_alone(module_path: &str, function: &str) -> bool {
 /// Held by a test that mounts on the host (outside any container) and by a test that
 /// compares the host's mount table before and after, which a test binary would otherwise
 /// run at the same time.
-pub fn host_mounts_lock() -> std::sync::MutexGuard<'static, ()> {
-    static HOST_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn host_mounts_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static HOST_MOUNTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HOST_MOUNTS.lock().await
+}
+
+/// The namespaces most tests run their containers in: PID, MOUNT, UTS and IPC (not NET,
+/// whose teardown is the slowest and is serialized by the kernel).
+pub fn ns() -> cellblock::Namespaces {
+    use cellblock::Namespaces;
+    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::IPC
+}
+
+/// [`ns`] and NET: the set the escape suites and the hardening tests attack, every
+/// namespace a container gets without a user namespace or a time offset of its own.
+pub fn default_ns() -> cellblock::Namespaces {
+    ns() | cellblock::Namespaces::NET
+}
+
+/// `name -> outcome` of the `RESULT <name> <outcome>` lines in a probe's `stdout`, found
+/// anywhere in a line (on a terminal, injected input is echoed in front of it).
+pub fn results_in(stdout: &str) -> std::collections::HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim_end()))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A python3 harness that runs `argv[1..]` on a new pty whose master it reads, then prints
+/// all it read and `EXIT <code>`: whatever a workload injects into its controlling
+/// terminal (TIOCSTI) shows in that output.
+pub const PTY_HARNESS: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
+"#;
+
+/// This process's own directory in the v1 hierarchy of controller `ctrl`, if that
+/// hierarchy is mounted.
+pub fn own_v1_dir(ctrl: &str) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(path.trim_start_matches('/'));
+    dir.exists().then_some(dir)
+}
+
+/// This process's own cgroup directory that counts its pids: the v1 pids hierarchy's, or
+/// on a unified host the v2 one.
+pub fn own_pids_dir() -> std::path::PathBuf {
+    if let Some(dir) = own_v1_dir("pids") {
+        return dir;
+    }
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    match (
+        text.lines().find_map(|l| l.strip_prefix("0::")),
+        cellblock::CgroupLayout::detect(),
+    ) {
+        (Some(rel), Ok(cellblock::CgroupLayout::Unified)) => {
+            Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
+        }
+        _ => panic!("no pids hierarchy here\n{text}"),
+    }
 }

@@ -27,11 +27,6 @@ use std::sync::OnceLock;
 
 use cellblock::{Container, ContainerBuilder, Namespaces, Seccomp, Stdio};
 
-/// The namespaces of the "default container" used throughout.
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
-
 /// The compiled attacker (built once per test binary).
 fn attack() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -63,7 +58,7 @@ impl Drop for Scratch {
 /// A builder running the attacker with `args` in the default container.
 fn attacker(args: &[&str]) -> ContainerBuilder {
     let mut b = Container::builder(attack());
-    b.args(args).namespaces(default_ns());
+    b.args(args).namespaces(common::default_ns());
     b
 }
 
@@ -75,17 +70,7 @@ async fn run(b: &mut ContainerBuilder) -> (HashMap<String, String>, ExitStatus, 
     if !stderr.is_empty() {
         eprintln!("container stderr: {stderr}");
     }
-    (parse(&stdout), out.status, stdout)
-}
-
-fn parse(stdout: &str) -> HashMap<String, String> {
-    stdout
-        .lines()
-        // Anywhere in the line: on a terminal, injected input is echoed in front of it.
-        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim_end()))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    (common::results_in(&stdout), out.status, stdout)
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -198,7 +183,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     // built-in init that is the init, exec'd from a memfd, checked below.)
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .init(false)
         .spawn()
         .await
@@ -211,7 +196,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
     // With the built-in init, PID 1 runs the init from a sealed memfd: not the supervisor.
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .spawn()
         .await
         .unwrap();
@@ -247,24 +232,7 @@ async fn escape_2_runtime_binary_through_proc_exe() {
 #[tokio::test(flavor = "multi_thread")]
 async fn escape_3_tiocsti_into_the_terminal() {
     let runner = common::example("cellblock_run");
-    let harness = r#"
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-out = b""
-while True:
-    try:
-        d = os.read(fd, 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    out += d
-_, st = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
-"#;
+    let harness = common::PTY_HARNESS;
     let marker = "echo_INJECTED_BY_CONTAINER";
     let go = |extra: &[&str]| {
         let mut cmd = std::process::Command::new("python3");
@@ -284,7 +252,7 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
     };
 
     let out = go(&[]);
-    let r = parse(&out);
+    let r = common::results_in(&out);
     assert_eq!(get(&r, "tiocsti"), "ERR EPERM", "{out}");
     assert!(!out.contains(marker), "nothing was injected: {out}");
 
@@ -292,14 +260,14 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
     if legacy.trim() == "0" {
         eprintln!("dev.tty.legacy_tiocsti = 0: TIOCSTI needs CAP_SYS_ADMIN on this kernel; checking the opt-out with capabilities kept");
     }
-    // The seccomp filter also refuses TIOCSTI (tests/escape_seccomp.rs): off too here.
+    // The seccomp filter also refuses TIOCSTI (tests/escape/escape_seccomp.rs): off too here.
     let extra: &[&str] = if legacy.trim() == "0" {
         &["--no-new-session", "--no-seccomp", "--keep-all-caps"]
     } else {
         &["--no-new-session", "--no-seccomp"]
     };
     let out = go(extra);
-    let r = parse(&out);
+    let r = common::results_in(&out);
     assert_eq!(get(&r, "tiocsti"), "OK injected", "{out}");
     assert!(
         out.contains(marker),
@@ -332,7 +300,7 @@ async fn escape_4_mount_pivot_chroot_open_by_handle() {
         .count();
     let shell = |b: &mut ContainerBuilder| {
         b.args(["-c", &script])
-            .namespaces(default_ns())
+            .namespaces(common::default_ns())
             .mask_path(&secret);
     };
 
@@ -404,7 +372,7 @@ async fn escape_5_ptrace_kill_proc_of_outside_processes() {
     // Default container: the victim does not exist in its PID namespace.
     let (r, _, out) = run(Container::builder("/bin/sh")
         .args(["-c", &script(&pid)])
-        .namespaces(default_ns()))
+        .namespaces(common::default_ns()))
     .await;
     assert_eq!(get(&r, "ptrace"), "ERR ESRCH", "{out}");
     assert_eq!(get(&r, "environ"), "ERR ENOENT", "{out}");
@@ -478,7 +446,7 @@ async fn escape_6_setuid_and_capabilities_across_execve() {
 
     let both = |b: &mut ContainerBuilder| {
         let script = format!("A={}; $A capeff; $A regain {suid}", attack().display());
-        b.args(["-c", &script]).namespaces(default_ns());
+        b.args(["-c", &script]).namespaces(common::default_ns());
     };
 
     // Default: nothing survives execve, and the setuid exec regains nothing.
@@ -501,7 +469,7 @@ async fn escape_6_setuid_and_capabilities_across_execve() {
     // ... and no_new_privs (capabilities otherwise kept, the attacker drops its own).
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", &format!("{} regain {suid}", attack().display())])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .keep_all_capabilities();
     let (r, _, out) = run(&mut b).await;
     assert_eq!(
@@ -604,7 +572,7 @@ async fn escape_8_seccomp_denied_calls() {
         .collect::<Vec<_>>()
         .join("; ");
     let sh = |b: &mut ContainerBuilder| {
-        b.args(["-c", &script]).namespaces(default_ns());
+        b.args(["-c", &script]).namespaces(common::default_ns());
     };
 
     let mut b = Container::builder("/bin/sh");
@@ -643,7 +611,7 @@ async fn escape_8_seccomp_denied_calls() {
             "-c",
             &format!("A={}; $A x32; $A clone3", attack().display()),
         ])
-        .namespaces(default_ns()))
+        .namespaces(common::default_ns()))
     .await;
     assert_eq!(get(&r, "x32"), "ERR EPERM", "{out}");
     assert_eq!(get(&r, "clone3"), "ERR ENOSYS", "{out}");
@@ -652,7 +620,7 @@ async fn escape_8_seccomp_denied_calls() {
             "-c",
             &format!("A={}; $A x32; $A clone3", attack().display()),
         ])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .seccomp(Seccomp::disabled()))
     .await;
     assert_ne!(get(&r, "x32"), "ERR EPERM", "{out}");
@@ -679,7 +647,7 @@ async fn escape_8_seccomp_denied_calls() {
 async fn escape_9_module_kexec_reboot() {
     let script = format!("A={}; $A finit_module; $A kexec_load", attack().display());
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", &script]).namespaces(default_ns());
+    b.args(["-c", &script]).namespaces(common::default_ns());
     let (r, _, out) = run(&mut b).await;
     for c in ["finit_module", "kexec_load"] {
         assert_eq!(get(&r, c), "ERR EPERM", "{c}: {out}");
@@ -697,7 +665,7 @@ async fn escape_9_module_kexec_reboot() {
         "-c",
         &format!("A={}; $A finit_module; $A kexec_load", attack().display()),
     ])
-    .namespaces(default_ns())
+    .namespaces(common::default_ns())
     .keep_all_capabilities()
     .seccomp(Seccomp::disabled());
     let (r, _, out) = run(&mut b).await;
@@ -708,7 +676,7 @@ async fn escape_9_module_kexec_reboot() {
             eprintln!("{c}: this kernel has no support for it (ENOSYS); seccomp's EPERM above is still the default's answer");
         }
     }
-    assert!(default_ns().contains(Namespaces::PID));
+    assert!(common::default_ns().contains(Namespaces::PID));
     let mut b = attacker(&["reboot"]);
     b.init(false);
     b.keep_all_capabilities()

@@ -42,30 +42,10 @@ const BOMB_SELF_DEADLINE: &str = "20";
 /// The tests here start fork bombs: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
-
 /// The compiled bomb (built once per test binary, next to the escape suite's attacker).
 fn forkbomb() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| common::compile_probe("forkbomb"))
-}
-
-fn own_pids_dir() -> PathBuf {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-        let rel = path.trim_start_matches('/');
-        if ctrls.split(',').any(|c| c == "pids") {
-            return Path::new("/sys/fs/cgroup/pids").join(rel);
-        }
-        if ctrls.is_empty() && CgroupLayout::detect().unwrap() == CgroupLayout::Unified {
-            return Path::new("/sys/fs/cgroup").join(rel);
-        }
-    }
-    panic!("no pids hierarchy here: the budget tests cannot run\n{text}");
 }
 
 /// A pids cgroup made by the test, killed empty and removed when dropped.
@@ -73,7 +53,7 @@ struct Bound(PathBuf);
 
 impl Bound {
     fn new(tag: &str) -> Bound {
-        let own = own_pids_dir();
+        let own = common::own_pids_dir();
         if CgroupLayout::detect().unwrap() == CgroupLayout::Unified {
             // v2: pids must be enabled below our own cgroup, which the kernel refuses when
             // it holds processes (ours). Say so instead of passing unrun.
@@ -218,7 +198,7 @@ struct Seen {
 /// The child supervisor's side: run the bomb in `b`, watch it, try to spawn meanwhile.
 async fn bomb(mut b: ContainerBuilder) -> Seen {
     b.args([BOMB_SELF_DEADLINE])
-        .namespaces(ns())
+        .namespaces(common::default_ns())
         .timeout(BOMB_RUN)
         .kill_grace(Duration::ZERO)
         .stdout(cellblock::Stdio::piped());
@@ -247,7 +227,7 @@ async fn bomb(mut b: ContainerBuilder) -> Seen {
         if started.elapsed() > Duration::from_millis(1200) && spawns.len() < 3 {
             let t = Instant::now();
             let r = Container::builder("/bin/true")
-                .namespaces(ns())
+                .namespaces(common::default_ns())
                 .status()
                 .await;
             println!(
@@ -412,20 +392,6 @@ fn forkbomb_without_the_budget_starves_the_supervisor() {
 
 const ROOTLESS: &str = "CELLBLOCK_BUDGET_ROOTLESS";
 
-/// The supervisor's own directory in the v1 hierarchy of `ctrl`.
-fn own_v1_dir(ctrl: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let path = text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-        ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
-    })?;
-    let dir = Path::new("/sys/fs/cgroup")
-        .join(ctrl)
-        .join(path.trim_start_matches('/'));
-    dir.exists().then_some(dir)
-}
-
 /// A rootless supervisor (uid 65534): without a delegated cgroup, spawns work as before,
 /// without the budget (documented: nothing of it is protected then); with a delegated
 /// subtree given by `cgroup_parent`, the default budget applies.
@@ -454,7 +420,7 @@ fn rootless_spawns_work_and_get_the_budget_only_with_delegation() {
     let mut delegated = Vec::new();
     if CgroupLayout::detect().unwrap() != CgroupLayout::Unified {
         for ctrl in ["pids", "cpu"] {
-            let own = own_v1_dir(ctrl).unwrap_or_else(|| panic!("no v1 {ctrl} hierarchy"));
+            let own = common::own_v1_dir(ctrl).unwrap_or_else(|| panic!("no v1 {ctrl} hierarchy"));
             let dir = own.join(&name);
             std::fs::create_dir(&dir).unwrap();
             for f in ["", "cgroup.procs", "tasks"] {
@@ -594,7 +560,7 @@ fn default_budget_on_cgroup_v2() {
     rt.block_on(async {
         let mut c = Container::builder("/bin/sleep")
             .arg("30")
-            .namespaces(ns())
+            .namespaces(common::default_ns())
             .cgroup_version(CgroupVersion::V2)
             .kill_on_drop(true)
             .spawn()
@@ -671,10 +637,10 @@ fn out_of_pids_inner() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let own = own_pids_dir();
+        let own = common::own_pids_dir();
         let c = Container::builder("/bin/sleep")
             .arg("30")
-            .namespaces(ns())
+            .namespaces(common::default_ns())
             .kill_on_drop(true)
             .spawn()
             .await
@@ -695,7 +661,7 @@ fn out_of_pids_inner() {
         drop(
             Container::builder("/bin/sleep")
                 .arg("30")
-                .namespaces(ns())
+                .namespaces(common::default_ns())
                 .kill_on_drop(true)
                 .spawn()
                 .await

@@ -12,6 +12,7 @@
 //! The probe is `tests/escape/identity.c`, compiled once per run with the system `cc`.
 
 use crate::common;
+use crate::common::rootfs::TempDir;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -24,28 +25,6 @@ use cellblock::{Container, ContainerBuilder, Error, Namespaces};
 fn probe() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| common::compile_probe("identity"))
-}
-
-/// A scratch directory (mode 0755) for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p = PathBuf::from(format!(
-            "/tmp/cellblock-identity-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `attempt path` → (worked, detail).
@@ -328,7 +307,7 @@ async fn row4_cgroupfs_without_a_mount_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row7_root_only_unix_socket() {
     let _d = common::deadline("row7", 60);
-    let s = Scratch::new("sock");
+    let s = TempDir::new("identity-sock");
     let sock = s.0.join("root.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -352,7 +331,7 @@ async fn row7_root_only_unix_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row10_root_only_files() {
     let _d = common::deadline("row10", 60);
-    let s = Scratch::new("files");
+    let s = TempDir::new("identity-files");
     let secret = s.0.join("secret");
     std::fs::write(&secret, "host secret").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -379,7 +358,7 @@ async fn row10_root_only_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_root_to_gives_written_files_that_owner() {
     let _d = common::deadline("map_root_to", 60);
-    let s = Scratch::new("owner");
+    let s = TempDir::new("identity-owner");
     let dir = s.0.join("out");
     std::fs::create_dir(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(1000), Some(1000)).unwrap();

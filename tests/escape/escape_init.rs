@@ -31,10 +31,6 @@ use std::time::{Duration, Instant};
 
 use cellblock::{Container, ContainerBuilder, Namespaces, Stdio};
 
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
-
 /// The compiled attacker (built once per test binary).
 fn attacker_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -48,17 +44,8 @@ fn attacker(args: &[&str]) -> ContainerBuilder {
         None => attacker_bin().to_path_buf(),
     };
     let mut b = Container::builder(bin);
-    b.args(args).namespaces(default_ns());
+    b.args(args).namespaces(common::default_ns());
     b
-}
-
-fn parse(stdout: &str) -> HashMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim_end()))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -75,7 +62,7 @@ async fn run(b: &mut ContainerBuilder) -> (HashMap<String, String>, ExitStatus) 
     if !stderr.is_empty() {
         eprintln!("container stderr: {stderr}");
     }
-    (parse(&stdout), out.status)
+    (common::results_in(&stdout), out.status)
 }
 
 /// Every row-5 attack fails, and the workload's own exit code (3) is reported.
@@ -194,7 +181,7 @@ async fn workload_stays_dumpable_and_sees_its_own_proc() {
     assert_eq!(get(&r, "self.pgrp"), "OK pid=2 pgid=2 init_pgid=1", "{r:?}");
     let out = Container::builder("/bin/sh")
         .args(["-c", "ls /proc/self/fd >/dev/null && ps -e -o pid=,args="])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .output()
         .await
         .unwrap();
@@ -226,7 +213,7 @@ fn rootless_supervisor_process() {
         ] {
             let (r, st) = run(Container::builder(&bin)
                 .args(["status", "3", attacks])
-                .namespaces(Namespaces::USER | default_ns())
+                .namespaces(Namespaces::USER | common::default_ns())
                 .init_dumpable(dumpable))
             .await;
             let mut r: Vec<_> = r.into_iter().collect();
@@ -323,7 +310,7 @@ fn supervisor_process() {
         }
         let c = Container::builder("/bin/sleep")
             .arg("100")
-            .namespaces(default_ns())
+            .namespaces(common::default_ns())
             .spawn()
             .await
             .unwrap();
@@ -336,13 +323,6 @@ fn supervisor_process() {
         println!("READY");
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
-}
-
-/// Live (not zombie) processes whose PID namespace inode is `ino`.
-fn live_in_pid_ns(ino: u64) -> Vec<i32> {
-    let mut pids = common::pids_in_pid_ns(ino);
-    pids.retain(|&p| common::running(p));
-    pids
 }
 
 /// utime + stime of `pid`, in clock ticks.
@@ -424,7 +404,7 @@ async fn escape_6_lifeline_per_container() {
             results.push('\n');
         }
     }
-    let r = parse(&results);
+    let r = common::results_in(&results);
     eprintln!("attack results: {r:?}");
     let (a1, a2, b) = (containers["A1"], containers["A2"], containers["B"]);
 
@@ -491,11 +471,11 @@ async fn escape_6_lifeline_per_container() {
     let killed = Instant::now();
     sup.wait().unwrap();
     for (tag, (pid, ino)) in &containers {
-        let gone = common::eventually(5, || live_in_pid_ns(*ino).is_empty()).await;
+        let gone = common::eventually(5, || common::live_in_pid_ns(*ino).is_empty()).await;
         assert!(
             gone,
             "{tag} (init {pid}) still has processes {:?} {:?} after the supervisor's SIGKILL",
-            live_in_pid_ns(*ino),
+            common::live_in_pid_ns(*ino),
             killed.elapsed()
         );
     }
@@ -570,7 +550,7 @@ async fn setup_child_memory_is_not_reachable() {
         tokio::io::AsyncReadExt::read_to_string(&mut out, &mut rest)
             .await
             .unwrap();
-        let r = parse(&rest);
+        let r = common::results_in(&rest);
         println!("{case}: {victims} victims, attacker: {rest}");
         let got = r.get("mem").map(String::as_str).unwrap_or("");
         if control {

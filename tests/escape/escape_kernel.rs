@@ -45,11 +45,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cellblock::{Container, ContainerBuilder, Error, Namespaces, Seccomp};
-
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
+use cellblock::{Container, ContainerBuilder, Error, Seccomp};
 
 /// The compiled probe (built once per test binary).
 fn probe() -> &'static Path {
@@ -69,7 +65,7 @@ enum Setup {
 /// A container running the probe with `words` (one attempt each) in `setup`.
 fn probes(setup: Setup, words: &[String]) -> ContainerBuilder {
     let mut b = Container::builder(probe());
-    b.args(words).namespaces(default_ns());
+    b.args(words).namespaces(common::default_ns());
     if setup == Setup::HostRoot {
         b.host_root();
     }
@@ -226,7 +222,7 @@ async fn filters_of(mut b: ContainerBuilder) -> Vec<Bpf> {
 /// A sleeping container with `policy` (default setup otherwise).
 fn sleeper(policy: Option<Seccomp>) -> ContainerBuilder {
     let mut b = Container::builder("/bin/sleep");
-    b.arg("60").namespaces(default_ns());
+    b.arg("60").namespaces(common::default_ns());
     if let Some(p) = policy {
         b.seccomp(p);
     }
@@ -1196,7 +1192,7 @@ async fn unmask_path_refuses_other_paths() {
     let _d = common::deadline("unmask_path_refuses_other_paths", 60);
     for bad in ["/proc/self", "proc/keys", "/proc/keys/../kcore", "/etc"] {
         let mut b = Container::builder("/bin/true");
-        b.namespaces(default_ns()).unmask_path(bad);
+        b.namespaces(common::default_ns()).unmask_path(bad);
         match b.status().await {
             Err(Error::BadMount { what, path, reason }) => {
                 assert_eq!(what, "unmask_path");
@@ -1207,6 +1203,7 @@ async fn unmask_path_refuses_other_paths() {
         }
     }
     let mut b = Container::builder("/bin/true");
-    b.namespaces(default_ns()).unmask_path("/proc/keys/");
+    b.namespaces(common::default_ns())
+        .unmask_path("/proc/keys/");
     assert!(b.status().await.unwrap().success());
 }

@@ -23,10 +23,6 @@ use std::time::{Duration, Instant};
 
 use cellblock::{Container, ContainerBuilder, Namespaces};
 
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
-
 /// The compiled attacker (built once per test binary).
 fn attacker_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -58,7 +54,7 @@ fn attacker(
     opt_out: fn(&mut ContainerBuilder) -> &mut ContainerBuilder,
 ) -> ContainerBuilder {
     let mut b = Container::builder(attacker_bin());
-    b.args(args).namespaces(default_ns());
+    b.args(args).namespaces(common::default_ns());
     match case {
         Case::Defaults => {}
         Case::HostRootProtected => {
@@ -223,7 +219,7 @@ async fn fresh_dev_listing(how: DevBuild) {
         "-c",
         "stat -c '%n %F %t,%T' /dev/null /dev/zero /dev/urandom /dev/tty",
     ])
-    .namespaces(default_ns());
+    .namespaces(common::default_ns());
     extra(&mut b);
     let o = b.output().await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
@@ -236,7 +232,8 @@ async fn fresh_dev_listing(how: DevBuild) {
     // Our own mounts are nodev, except devpts (its ptys are devices) and the node binds;
     // /dev/shm is private, nosuid, nodev and noexec.
     let mut b = Container::builder("/bin/cat");
-    b.arg("/proc/self/mountinfo").namespaces(default_ns());
+    b.arg("/proc/self/mountinfo")
+        .namespaces(common::default_ns());
     extra(&mut b);
     let o = b.output().await.unwrap();
     let info = String::from_utf8_lossy(&o.stdout);
@@ -297,7 +294,7 @@ async fn shared_dev_template_cannot_be_written() {
     let attempt = |child_built: bool| {
         let mut b = Container::builder("/bin/sh");
         b.args(["-c", &format!("touch /dev/{name} 2>&1; echo rc=$?")])
-            .namespaces(default_ns())
+            .namespaces(common::default_ns())
             .host_root();
         if child_built {
             b.dir("/dev/cellblock-extra", 0o755);
@@ -307,7 +304,7 @@ async fn shared_dev_template_cannot_be_written() {
     let mut other = Container::builder("/bin/sh");
     other
         .args(["-c", "read x; ls -a /dev"])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .stdin(cellblock::Stdio::piped())
         .stdout(cellblock::Stdio::piped());
     for child_built in [false, true] {
@@ -340,14 +337,14 @@ async fn fresh_dev_and_pty_work_in_a_user_namespace() {
     let _d = common::deadline("fresh_dev_and_pty_work_in_a_user_namespace", 60);
     let mut b = Container::builder(attacker_bin());
     b.args(["devio"])
-        .namespaces(default_ns() | Namespaces::USER);
+        .namespaces(common::default_ns() | Namespaces::USER);
     let (r, out) = run(b).await;
     assert_eq!(get(&r, "null"), "OK 102400", "{out}");
     assert_eq!(get(&r, "zero"), "OK 4096-bytes-0-nonzero", "{out}");
     assert_eq!(get(&r, "urandom"), "OK 64", "{out}");
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "tty; echo DONE"])
-        .namespaces(default_ns() | Namespaces::USER)
+        .namespaces(common::default_ns() | Namespaces::USER)
         .pty()
         .kill_on_drop(true)
         .spawn()
@@ -494,7 +491,8 @@ async fn row2_sysfs_is_read_only() {
     // Recursively: every mount at or under /sys is read-only inside (the host has
     // cgroup mounts there), and none is on the host.
     let mut b = Container::builder("/bin/cat");
-    b.arg("/proc/self/mountinfo").namespaces(default_ns());
+    b.arg("/proc/self/mountinfo")
+        .namespaces(common::default_ns());
     let o = b.output().await.unwrap();
     let info = String::from_utf8_lossy(&o.stdout);
     let sys: Vec<(&str, &str)> = info
@@ -587,7 +585,7 @@ async fn rootfs_container_is_unaffected() {
     std::fs::write(root.join("dev/marker"), "from the rootfs").unwrap();
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", "ls -A /dev | tr '\\n' ' '; echo; echo sys: $(cut -d' ' -f5 /proc/self/mountinfo | grep ^/sys)"])
-        .namespaces(default_ns());
+        .namespaces(common::default_ns());
     common::rootfs::use_root(&mut b, &root);
     let o = b.output().await.unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -616,7 +614,7 @@ async fn pty_works_in_the_fresh_dev() {
             "-c",
             "tty; echo via-dev-tty > /dev/tty; ls /dev/pts | tr '\\n' ' '; echo; echo DONE",
         ])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .pty()
         .kill_on_drop(true)
         .spawn()

@@ -23,11 +23,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cellblock::{Container, ContainerBuilder, Namespaces, Seccomp};
-
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
+use cellblock::{Container, ContainerBuilder, Seccomp};
 
 /// The compiled probe (built once per test binary, removed with the target directory's
 /// tmp; stale builds of dead test processes are removed first).
@@ -53,7 +49,7 @@ fn probes(setup: Setup, cmds: &[String]) -> ContainerBuilder {
         .collect::<Vec<_>>()
         .join("; ");
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", &script]).namespaces(default_ns());
+    b.args(["-c", &script]).namespaces(common::default_ns());
     if let Setup::HostRoot = setup {
         b.host_root();
     }
@@ -68,17 +64,7 @@ async fn run(b: &mut ContainerBuilder) -> (HashMap<String, String>, String) {
         eprintln!("container stderr: {stderr}");
     }
     assert!(out.status.success(), "{:?}: {stdout}", out.status);
-    (parse(&stdout), stdout)
-}
-
-fn parse(stdout: &str) -> HashMap<String, String> {
-    stdout
-        .lines()
-        // Anywhere in the line: on a terminal, injected input is echoed in front of it.
-        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim_end()))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    (common::results_in(&stdout), stdout)
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -270,24 +256,7 @@ async fn tiocsti_and_tioclinux_denied_by_request() {
 async fn tiocsti_into_the_supervisors_terminal_filter_alone() {
     let _d = common::deadline("tiocsti_into_the_supervisors_terminal_filter_alone", 90);
     let runner = common::example("cellblock_run");
-    let harness = r#"
-import os, pty, sys
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-out = b""
-while True:
-    try:
-        d = os.read(fd, 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    out += d
-_, st = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
-"#;
+    let harness = common::PTY_HARNESS;
     let marker = "echo_TYPED_BY_THE_CONTAINER";
     let go = |extra: &[&str]| {
         let out = std::process::Command::new("python3")
@@ -316,11 +285,19 @@ sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
     };
 
     let out = go(&[caps, &["--no-new-session"]].concat());
-    assert_eq!(get(&parse(&out), "tiocsti"), "ERR EPERM", "{out}");
+    assert_eq!(
+        get(&common::results_in(&out), "tiocsti"),
+        "ERR EPERM",
+        "{out}"
+    );
     assert!(!out.contains(marker), "nothing was typed: {out}");
 
     let out = go(&[caps, &["--no-new-session", "--no-seccomp"]].concat());
-    assert_eq!(get(&parse(&out), "tiocsti"), "OK injected", "{out}");
+    assert_eq!(
+        get(&common::results_in(&out), "tiocsti"),
+        "OK injected",
+        "{out}"
+    );
     assert!(
         out.contains(marker),
         "the keystrokes reached the terminal: {out}"

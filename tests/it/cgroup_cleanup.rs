@@ -216,26 +216,6 @@ async fn cancelled_spawns_leave_no_cgroup() {
 
 const SWEEP_INNER: &str = "CELLBLOCK_SWEEP_INNER";
 
-/// The pids hierarchy's `cellblock` parent of this process's cgroups (v1 here; v2 hosts
-/// use the unified one).
-fn own_pids_parent() -> std::path::PathBuf {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-        let rel = path.trim_start_matches('/');
-        if ctrls.split(',').any(|c| c == "pids") {
-            return std::path::Path::new("/sys/fs/cgroup/pids")
-                .join(rel)
-                .join("cellblock");
-        }
-    }
-    let v2 = text.lines().find(|l| l.starts_with("0::")).unwrap();
-    std::path::Path::new("/sys/fs/cgroup")
-        .join(v2[3..].trim_start_matches('/'))
-        .join("cellblock")
-}
-
 /// A supervisor killed with SIGKILL cannot remove its containers' cgroups: its container
 /// dies (its lifeline), and an empty `cellblock/<pid>-0` stays. The next supervisor on the
 /// same parent removes it when it first uses the parent, and leaves alone one whose pid is
@@ -288,12 +268,12 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
         assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
     }
     let container: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let parent = own_pids_parent();
+    let parent = common::own_pids_dir().join("cellblock");
     let left = parent.join(format!("{}-0", hold.id()));
     assert!(left.is_dir(), "{} is not there", left.display());
     hold.kill().unwrap();
     hold.wait().unwrap();
-    // The container dies with its supervisor (tests/lifeline.rs covers how); whatever of
+    // The container dies with its supervisor (tests/it/lifeline.rs covers how); whatever of
     // it is still there after that is ended here, by pid (all of it started by this
     // test), so that what stays is the empty cgroup this test is about.
     let procs = || std::fs::read_to_string(left.join("cgroup.procs")).unwrap_or_default();

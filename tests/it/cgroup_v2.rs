@@ -5,7 +5,7 @@
 //! core interface files exist in every v2 cgroup: creating children under our own v2
 //! cgroup, `cgroup.procs` (joining), `cgroup.freeze` + `cgroup.kill` (timeouts),
 //! `cgroup.events` and `cpu.stat` (accounting). Those run here. On a unified host the
-//! limit paths run on v2 in tests/limits.rs as well.
+//! limit paths run on v2 in tests/it/limits.rs as well.
 
 use crate::common;
 

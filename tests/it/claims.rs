@@ -301,7 +301,7 @@ async fn ipc_namespace_isolates_posix_message_queues() {
     // container without IPC (a fresh mqueue mount without IPC is refused by the builder).
     let host_mq = std::path::PathBuf::from(format!("/tmp/cellblock-mq-{me}"));
     std::fs::create_dir_all(&host_mq).unwrap();
-    let host_mounts = common::host_mounts_lock();
+    let host_mounts = common::host_mounts_lock().await;
     nix::mount::mount(
         Some("mqueue"),
         &host_mq,

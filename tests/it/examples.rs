@@ -292,7 +292,7 @@ fn job_runner_isolates_limits_and_reports_each_job() {
 /// Rows 7 and 10 of issue 11 from `job_runner`'s view: its jobs see the host's files read-only
 /// but are not host root, so a 0600 root file and a 0600 root socket (a stand-in for
 /// docker.sock) stay closed, while what everyone may read stays readable. (The same attacks
-/// with `host_root()` as control: tests/escape_identity.rs.)
+/// with `host_root()` as control: tests/escape/escape_identity.rs.)
 #[test]
 fn job_runner_jobs_hold_no_host_identity() {
     let _d = common::deadline("job_runner identity", 120);

@@ -11,10 +11,6 @@ use std::time::Duration;
 use cellblock::{Container, Error, Namespaces, Signal, Stage, Stdio};
 use futures::StreamExt;
 
-fn ns() -> Namespaces {
-    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::IPC
-}
-
 /// Processes (host pids) whose PID namespace is `ns_ino`, with their state letter.
 fn processes_in_pid_ns(ns_ino: u64) -> Vec<(i32, char)> {
     common::pids_in_pid_ns(ns_ino)
@@ -28,7 +24,7 @@ async fn exit_codes_with_and_without_init() {
     for init in [true, false] {
         let out = Container::builder("/bin/sh")
             .args(["-c", "echo $$; exit 7"])
-            .namespaces(ns())
+            .namespaces(common::ns())
             .init(init)
             .output()
             .await
@@ -54,7 +50,7 @@ async fn signals_come_back_as_signals() {
     // container reports the workload's signal.
     let st = Container::builder("/bin/sh")
         .args(["-c", "kill -TERM $$; sleep 5"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .status()
         .await
         .unwrap();
@@ -71,7 +67,7 @@ async fn signals_come_back_as_signals() {
     // init(false) in a PID namespace: the shell is PID 1 and ignores its own SIGTERM...
     let st = Container::builder("/bin/sh")
         .args(["-c", "kill -TERM $$; exit 4"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .init(false)
         .status()
         .await
@@ -84,7 +80,7 @@ async fn signals_come_back_as_signals() {
     // ...but SIGKILL from the host ends it, and comes back as signal 9.
     let mut c = Container::builder("/bin/sleep")
         .arg("100")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .init(false)
         .spawn()
         .await
@@ -94,7 +90,7 @@ async fn signals_come_back_as_signals() {
     // SIGKILL to a container with an init kills the init: reported as such.
     let mut c = Container::builder("/bin/sleep")
         .arg("100")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap();
@@ -106,7 +102,7 @@ async fn signals_come_back_as_signals() {
 async fn sigterm_stops_plain_sh_through_init() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "sleep 100"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap();
@@ -124,7 +120,7 @@ async fn sigterm_stops_plain_sh_through_init() {
     // Control: without the init, the same SIGTERM does nothing to `sh` as PID 1.
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "sleep 100"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .init(false)
         .spawn()
         .await
@@ -145,7 +141,7 @@ async fn orphans_are_reaped_inside() {
                   cat /proc/[0-9]*/stat; echo checked; sleep 30";
     let mut c = Container::builder("/bin/sh")
         .args(["-c", script])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -202,7 +198,7 @@ async fn leftovers_are_ended_when_the_workload_exits() {
             "sleep 100 & sh -c 'trap \"echo got-term; exit 0\" TERM; sleep 100 & wait' & \
              sh -c 'trap \"\" TERM; sleep 100' & sleep 0.2; exit 5",
         ])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .init_grace_period(Duration::from_millis(300))
         .stdout(Stdio::piped())
         .spawn()
@@ -240,7 +236,7 @@ async fn execve_failure_is_relayed_with_its_stage() {
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
     for init in [true, false] {
         let err = Container::builder(&bad)
-            .namespaces(ns())
+            .namespaces(common::ns())
             .init(init)
             .spawn()
             .await
@@ -315,7 +311,7 @@ async fn init_is_a_separate_program_and_passes_no_descriptors() {
             "-c",
             "ls /proc/self/fd; echo; cat /proc/1/cmdline | tr '\\0' ' '; echo; sleep 30",
         ])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -387,7 +383,7 @@ async fn the_inits_own_failure_is_relayed_with_its_stage() {
     // RLIMIT_NPROC of 1 for a container whose root is an unprivileged host uid: the
     // init starts, but cannot fork the workload.
     let err = Container::builder("/bin/true")
-        .namespaces(ns() | Namespaces::USER)
+        .namespaces(common::ns() | Namespaces::USER)
         .uid_map(0, 310_000, 1)
         .gid_map(0, 310_000, 1)
         .rlimit(cellblock::Resource::Nproc, 1, 1)
@@ -430,7 +426,7 @@ async fn fault_signals_sent_with_kill_are_forwarded() {
         for (init, list) in [(true, &mut with_init), (false, &mut without)] {
             let c = Container::builder("/bin/sleep")
                 .arg("100")
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .init(init)
                 .kill_on_drop(true)
                 .spawn()
@@ -470,7 +466,7 @@ async fn init_has_cwd_root_and_the_workload_its_own_group() {
             "-c",
             "echo $$ $(cut -d' ' -f5 /proc/self/stat) $(cut -d' ' -f5 /proc/1/stat); exec sleep 30",
         ])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -498,7 +494,7 @@ async fn init_dumpable_needs_the_init() {
         b.namespaces(if init.is_none() {
             Namespaces::UTS
         } else {
-            ns()
+            common::ns()
         })
         .init_dumpable(true);
         if let Some(i) = init {
@@ -541,7 +537,7 @@ fn tty_helper_process() {
         for new_session in [false, true] {
             let out = Container::builder("/bin/sh")
                 .args(["-c", "ps -o pgid=,tpgid= -p $$ | tr -s ' '"])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .new_session(new_session)
                 .stdin(Stdio::inherit())
                 .stdout(Stdio::piped())
@@ -606,7 +602,7 @@ fn shared_terminal_keeps_the_workload_in_the_foreground() {
 async fn init_options_are_validated() {
     async fn err(f: impl FnOnce(&mut cellblock::ContainerBuilder)) -> Error {
         let mut b = Container::builder("/bin/true");
-        b.namespaces(ns());
+        b.namespaces(common::ns());
         f(&mut b);
         b.spawn().await.unwrap_err()
     }
@@ -678,7 +674,7 @@ async fn init_options_are_validated() {
     assert!(e.to_string().contains("init(true)"), "{e}");
     // The valid extremes pass.
     let st = Container::builder("/bin/true")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .parent_death_signal(64)
         .success_exit_code(255)
         .rewrite_signal(1, 31)

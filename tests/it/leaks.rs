@@ -8,11 +8,6 @@ use std::time::Duration;
 
 use cellblock::{Container, Error, Namespaces, Stage, Stdio};
 
-const NS: Namespaces = Namespaces::UTS
-    .union(Namespaces::IPC)
-    .union(Namespaces::PID)
-    .union(Namespaces::MOUNT);
-
 #[test]
 fn nothing_is_left_behind() {
     if common::ran_alone(module_path!(), "nothing_is_left_behind") {
@@ -33,7 +28,7 @@ fn nothing_is_left_behind() {
         drop(
             Container::builder("/bin/sleep")
                 .arg("0.2")
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .spawn()
                 .await
                 .unwrap(),
@@ -63,7 +58,7 @@ fn nothing_is_left_behind() {
             // Success with every kind of stdio.
             let out = Container::builder("/bin/sh")
                 .args(["-c", "echo out; echo err >&2"])
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .hostname("leak")
                 .stdin(Stdio::piped())
                 .output()
@@ -83,7 +78,7 @@ fn nothing_is_left_behind() {
                 .await;
             assert!(err.is_err());
             let err = Container::builder("/bin/true")
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .current_dir("/nonexistent")
                 .stdout(Stdio::piped())
                 .spawn()
@@ -93,7 +88,7 @@ fn nothing_is_left_behind() {
             // child reported: the working directory exists on the host but is hidden by a
             // tmpfs mounted over its parent inside...
             let err = Container::builder("/bin/true")
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .tmpfs("/mnt")
                 .current_dir(&hidden_dir)
                 .stdout(Stdio::piped())
@@ -108,7 +103,7 @@ fn nothing_is_left_behind() {
             // (ENOEXEC), with the init (in the init's start) and without it...
             for init in [true, false] {
                 let err = Container::builder(&not_a_program)
-                    .namespaces(NS)
+                    .namespaces(common::ns())
                     .init(init)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -122,7 +117,7 @@ fn nothing_is_left_behind() {
             // Dropped while running: killed (kill_on_drop) or left to finish.
             let c = Container::builder("/bin/sleep")
                 .arg("10")
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
@@ -130,14 +125,14 @@ fn nothing_is_left_behind() {
                 .unwrap();
             drop(c);
             let c = Container::builder("/bin/true")
-                .namespaces(NS)
+                .namespaces(common::ns())
                 .spawn()
                 .await
                 .unwrap();
             drop(c);
             // Spawn cancelled half-way (the future dropped while the clone runs).
             let mut b = Container::builder("/bin/sleep");
-            b.arg("10").namespaces(NS | Namespaces::NET);
+            b.arg("10").namespaces(common::ns() | Namespaces::NET);
             let _ = tokio::time::timeout(Duration::from_micros(50 * (i % 5)), b.spawn()).await;
         }
 

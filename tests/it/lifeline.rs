@@ -12,13 +12,6 @@ use cellblock::{Container, Namespaces};
 
 const SUPERVISOR_ENV: &str = "CELLBLOCK_TEST_SUPERVISOR";
 
-/// Live (not zombie) processes whose PID namespace inode is `ino`.
-fn live_in_pid_ns(ino: u64) -> Vec<i32> {
-    let mut pids = common::pids_in_pid_ns(ino);
-    pids.retain(|&p| common::running(p));
-    pids
-}
-
 /// Runs as the supervisor process when the test binary re-executes itself (see
 /// `supervisor_killed_takes_its_containers_along`); otherwise does nothing.
 #[test]
@@ -150,7 +143,7 @@ async fn supervisor_killed_takes_its_containers_along() {
     for (kind, pid, ino) in &containers {
         assert!(common::running(*pid), "{kind} not running before the kill");
         if *ino != my_pid_ns {
-            let n = live_in_pid_ns(*ino).len();
+            let n = common::live_in_pid_ns(*ino).len();
             assert!(
                 n >= if kind == "init" { 4 } else { 1 },
                 "{kind}: {n} processes"
@@ -173,7 +166,7 @@ async fn supervisor_killed_takes_its_containers_along() {
             "{kind} container {pid} died with its supervisor"
         );
         if *ino != my_pid_ns {
-            let n = live_in_pid_ns(*ino).len();
+            let n = common::live_in_pid_ns(*ino).len();
             assert!(
                 n >= 3,
                 "{kind}: {n} processes left after the supervisor died"
@@ -186,7 +179,7 @@ async fn supervisor_killed_takes_its_containers_along() {
     }
     for (kind, pid, ino) in &detached {
         let gone = common::eventually(5, || {
-            !common::running(*pid) && (*ino == my_pid_ns || live_in_pid_ns(*ino).is_empty())
+            !common::running(*pid) && (*ino == my_pid_ns || common::live_in_pid_ns(*ino).is_empty())
         })
         .await;
         assert!(gone, "{kind} container {pid} still running after SIGKILL");
@@ -203,7 +196,7 @@ async fn supervisor_killed_takes_its_containers_along() {
             "{kind} container {pid} survived its supervisor by 1 s"
         );
         if *ino != my_pid_ns {
-            let left = live_in_pid_ns(*ino);
+            let left = common::live_in_pid_ns(*ino);
             assert!(
                 left.is_empty(),
                 "{kind}: processes left in its PID namespace: {left:?}"

@@ -252,7 +252,7 @@ async fn mount_inside_never_reaches_host_and_nothing_stays() {
     let dir = t.path();
     let d = dir.display().to_string();
     let mut c = Container::builder("/bin/sh")
-        // The workload itself holds no CAP_SYS_ADMIN (hardening, tests/security.rs), so
+        // The workload itself holds no CAP_SYS_ADMIN (hardening, tests/it/security.rs), so
         // the mount is made inside by the container's setup: a tmpfs on the directory.
         .args([
             "-c",

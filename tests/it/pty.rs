@@ -10,12 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cellblock::{Container, Namespaces, PtySize, Stdio};
+use cellblock::{Container, PtySize, Stdio};
 use futures::StreamExt;
-
-fn ns() -> Namespaces {
-    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::IPC
-}
 
 /// Fields of /proc/<pid>/stat after the command: (state, ppid, pgrp, session, tty_nr, tpgid).
 fn stat_fields(stat: &str) -> Vec<i64> {
@@ -48,7 +44,7 @@ async fn read_until(
 async fn pty_is_the_controlling_terminal_of_a_new_session() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "cat /proc/self/stat; tty; stty size; sleep 30"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .pty_size(PtySize {
             rows: 40,
             cols: 100,
@@ -100,7 +96,7 @@ async fn pty_channels_and_resize() {
             "trap 'echo WINCH $(stty size)' WINCH; hostname; read line; echo \"got $line\"; \
                       while :; do sleep 0.05; done",
         ])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .hostname("ptyhost")
         .pty()
         .kill_on_drop(true)
@@ -141,7 +137,7 @@ async fn pty_channels_and_resize() {
 async fn explicit_stdio_wins_over_the_pty() {
     let out = Container::builder("/bin/sh")
         .args(["-c", "echo piped; tty"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .pty()
         .stdout(Stdio::piped())
         .stdin(Stdio::null())

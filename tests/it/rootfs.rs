@@ -156,7 +156,7 @@ async fn read_only_mounts_refuse_writes() {
 async fn mounts_never_reach_the_host_and_vanish_on_exit() {
     let t = TempDir::new("leak");
     let root = make_root(t.path());
-    let _host_mounts = common::host_mounts_lock();
+    let _host_mounts = common::host_mounts_lock().await;
     let before = common::host_mount_points();
     let mut b = Container::builder("/bin/sh");
     b.args(["-c", "grep -c . /proc/self/mountinfo; sleep 30"])

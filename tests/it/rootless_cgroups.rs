@@ -5,7 +5,7 @@
 //! unprivileged half; the root half prepares the delegated directories and checks from
 //! the host that nothing is left in them afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use cellblock::{CgroupLayout, Container, EndReason, Error};
@@ -13,20 +13,6 @@ use cellblock::{CgroupLayout, Container, EndReason, Error};
 use crate::common;
 
 const INNER: &str = "CELLBLOCK_ROOTLESS_INNER";
-
-/// The supervisor's own directory in the v1 hierarchy of `ctrl`.
-fn own_v1_dir(ctrl: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let path = text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-        ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
-    })?;
-    let dir = Path::new("/sys/fs/cgroup")
-        .join(ctrl)
-        .join(path.trim_start_matches('/'));
-    dir.exists().then_some(dir)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rootless_limits_need_a_delegated_subtree() {
@@ -48,7 +34,7 @@ async fn rootless_limits_need_a_delegated_subtree() {
     let mut delegated = Vec::new();
     if layout != CgroupLayout::Unified {
         for ctrl in ["memory", "cpuacct", "pids", "freezer"] {
-            let Some(own) = own_v1_dir(ctrl) else {
+            let Some(own) = common::own_v1_dir(ctrl) else {
                 continue;
             };
             let dir = own.join("cellblock").join(&name);

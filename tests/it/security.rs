@@ -1,6 +1,6 @@
 //! The hardening defaults and their opt-outs, observed from both sides: the host reads the
 //! container's /proc/<pid>/{status,stat,fd,mountinfo}; the workload reports what it sees.
-//! (The escape attempts themselves are in tests/escape.rs.)
+//! (The escape attempts themselves are in tests/escape/escape.rs.)
 
 use crate::common;
 
@@ -9,10 +9,6 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 
 use cellblock::{Capability, Container, Error, NamespaceIds, Namespaces, Seccomp, Stdio};
-
-fn default_ns() -> Namespaces {
-    Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT | Namespaces::NET
-}
 
 /// `Name:\tvalue` lines of /proc/<pid>/status.
 fn status_of(pid: i32) -> HashMap<String, String> {
@@ -72,7 +68,7 @@ async fn defaults_seen_from_the_host() {
     let host_mounts_before = common::host_mount_points();
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .spawn()
         .await
         .unwrap();
@@ -142,7 +138,7 @@ async fn defaults_seen_from_inside() {
              cat /proc/timer_list 2>/dev/null | wc -c; \
              ls -A /sys/firmware | wc -l",
         ])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .output()
         .await
         .unwrap();
@@ -183,7 +179,7 @@ async fn opt_outs_seen_from_the_host() {
     // of its own, "all capabilities" is every capability, over that namespace only).
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .host_root()
         .keep_all_capabilities()
         .no_new_privs(false)
@@ -210,7 +206,7 @@ async fn opt_outs_seen_from_the_host() {
     // CAP_SYS_ADMIN is still there.
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .no_new_privs(false)
         .seccomp(Seccomp::default_profile())
         .spawn()
@@ -298,7 +294,7 @@ async fn default_umask_overrides_a_permissive_supervisor() {
         let file = dir.path().join(name);
         let script = format!("umask; : > {}", file.display());
         let mut b = Container::builder("/bin/sh");
-        b.args(["-c", &script]).namespaces(default_ns());
+        b.args(["-c", &script]).namespaces(common::default_ns());
         if inherit {
             b.umask(None);
         }
@@ -324,7 +320,7 @@ async fn capability_keep_list_both_sides() {
     // Default: no CAP_CHOWN, the host sees the file unchanged.
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .output()
         .await
         .unwrap();
@@ -337,7 +333,7 @@ async fn capability_keep_list_both_sides() {
     let mask = format!("{:016x}", keep.iter().fold(0u64, |m, c| m | c.bitmask()));
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .capabilities(keep)
         .spawn()
         .await
@@ -352,7 +348,7 @@ async fn capability_keep_list_both_sides() {
     // host file to host uid 1234, which its user namespace does not map).
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .capabilities(keep)
         .host_root()
         .output()
@@ -371,7 +367,7 @@ async fn pass_fd_allow_list() {
             "-c",
             "echo through-fd-5 >&5; ls /proc/self/fd | tr '\\n' ' '",
         ])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .pass_fd(w, 5)
         .pass_fd(extra, 100)
         .output()
@@ -447,7 +443,7 @@ async fn seccomp_policy_can_deny_more() {
     let script = format!("mkdir {}", target.display());
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .seccomp(
             Seccomp::default_profile()
                 .deny(libc::SYS_mkdirat)
@@ -464,7 +460,7 @@ async fn seccomp_policy_can_deny_more() {
     // (host_root(): the default identity may not write there at all).
     let out = Container::builder("/bin/sh")
         .args(["-c", &script])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .host_root()
         .output()
         .await
@@ -619,7 +615,7 @@ async fn masked_directories_share_one_empty_read_only_tmpfs() {
     );
     let mut c = Container::builder("/bin/sh")
         .args(["-c", &script])
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .keep_all_capabilities()
         .masked_paths(false)
         .mask_path(d.join("a/b"))
@@ -671,7 +667,7 @@ async fn masked_directories_share_one_empty_read_only_tmpfs() {
     // user's masked directories bind it too.
     let mut c = Container::builder("/bin/sleep")
         .arg("30")
-        .namespaces(default_ns())
+        .namespaces(common::default_ns())
         .mask_path(d.join("c"))
         .spawn()
         .await
@@ -731,11 +727,11 @@ async fn supervisor_environment_not_inherited_by_default() {
     let secret = format!("{key}={value}");
     let path = format!("PATH={}", cellblock::DEFAULT_PATH);
 
-    let env = environ_of(Container::builder("/bin/cat").namespaces(default_ns())).await;
+    let env = environ_of(Container::builder("/bin/cat").namespaces(common::default_ns())).await;
     assert_eq!(env, [path.clone()], "only PATH by default");
     let env = environ_of(
         Container::builder("/bin/cat")
-            .namespaces(default_ns())
+            .namespaces(common::default_ns())
             .host_root(),
     )
     .await;
@@ -744,7 +740,7 @@ async fn supervisor_environment_not_inherited_by_default() {
     // Control: inherit, and the secret is there (with everything else of ours).
     let env = environ_of(
         Container::builder("/bin/cat")
-            .namespaces(default_ns())
+            .namespaces(common::default_ns())
             .host_root()
             .env_inherit(),
     )

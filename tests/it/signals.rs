@@ -11,12 +11,8 @@ use crate::common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cellblock::{Container, Namespaces, PtySize, Signal, SignalForwarder, Stdio};
+use cellblock::{Container, PtySize, Signal, SignalForwarder, Stdio};
 use futures::StreamExt;
-
-fn ns() -> Namespaces {
-    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS
-}
 
 fn raise(sig: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::this(), sig).unwrap();
@@ -42,7 +38,7 @@ async fn host_sigterm_reaches_the_containers_that_asked() {
     let spawn = |init: bool| {
         let mut b = Container::builder("/bin/sh");
         b.args(["-c", script])
-            .namespaces(ns())
+            .namespaces(common::ns())
             .init(init)
             .stdout(Stdio::piped())
             .kill_on_drop(true);
@@ -96,7 +92,7 @@ async fn host_sigwinch_reaches_a_pty_container() {
             "-c",
             "trap 'echo WINCH $(stty size)' WINCH; echo ready; while :; do sleep 0.05; done",
         ])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .pty_size(PtySize { rows: 24, cols: 80 })
         .kill_on_drop(true)
         .spawn()
@@ -154,7 +150,7 @@ async fn host_sigwinch_reaches_a_pty_container() {
 async fn forwarding_ends_with_the_container() {
     let fwd = SignalForwarder::new(&[Signal::SIGUSR2]).unwrap();
     let mut c = Container::builder("/bin/true")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap();

@@ -6,19 +6,15 @@ use crate::common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cellblock::{Container, Namespaces, Stdio};
+use cellblock::{Container, Stdio};
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
-
-fn ns() -> Namespaces {
-    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdout_and_stderr_as_byte_streams() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "hostname; echo err >&2; head -c 300000 /dev/zero"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .hostname("streams")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,7 +88,7 @@ async fn line_framed_output() {
 async fn stdin_as_a_channel_sender_and_eof_on_drop() {
     let mut c = Container::builder("/bin/sh")
         .args(["-c", "while read l; do echo \"got $l\"; done; echo eof"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -138,7 +134,7 @@ async fn output_limit_kills_and_says_truncated() {
         Duration::from_secs(20),
         Container::builder("/bin/sh")
             .args(["-c", "while :; do head -c 65536 /dev/zero; done"])
-            .namespaces(ns())
+            .namespaces(common::ns())
             .output_limit(4096)
             .output(),
     )
@@ -185,7 +181,7 @@ async fn stdio_from_a_file_and_an_owned_fd() {
     let in_fd: std::os::fd::OwnedFd = std::fs::File::open(&input).unwrap().into();
     let st = Container::builder("/bin/sh")
         .args(["-c", "cat; echo to the file"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .stdin(in_fd)
         .stdout(out_file)
         .status()
@@ -213,7 +209,7 @@ async fn slow_reader_applies_backpressure_and_memory_stays_flat() {
     const GIB: u64 = 1 << 30;
     let mut c = Container::builder("head")
         .args(["-c", "1073741824", "/dev/zero"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .stdout(Stdio::piped())
         .spawn()
         .await
@@ -274,7 +270,7 @@ async fn many_streams_are_driven_by_the_reactor_not_threads() {
                 "-c",
                 "for i in 1 2 3 4 5; do head -c 100000 /dev/zero; sleep 0.05; done",
             ])
-            .namespaces(ns())
+            .namespaces(common::ns())
             .stdout(Stdio::piped())
             .spawn()
             .await

@@ -1,5 +1,5 @@
 //! User namespaces: default and multi-range maps, the workload's uid/gid/groups, and
-//! configuration errors. (Unprivileged runs are in tests/rootless.rs.)
+//! configuration errors. (Unprivileged runs are in tests/it/rootless.rs.)
 
 use crate::common;
 
