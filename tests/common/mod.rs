@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests. Each test file uses some of them.
+//! Helpers shared by the integration tests: each test binary (`tests/it`, `tests/escape`,
+//! `tests/peers`) includes this module, and each of their modules uses some of it.
 #![allow(dead_code)]
 
 pub mod rootfs;
@@ -274,7 +275,7 @@ pub fn deadline(what: &'static str, secs: u64) -> Deadline {
 /// Compiles `tests/escape/<name>.c` with the system `cc` into a directory of this test
 /// process under the target's tmp (mode 0755, so a container's unprivileged ids can run
 /// it), after removing the builds of earlier test processes that are gone. Call it once
-/// per test binary (behind a `OnceLock`).
+/// per process and probe (behind a `OnceLock` in the one module that uses that probe).
 pub fn compile_probe(name: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     // The target's tmp, or (a suite run as another user than the build, which may not
