@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests. Each test file uses some of them.
+//! Helpers shared by the integration tests: each test binary (`tests/it`, `tests/escape`,
+//! `tests/peers`) includes this module, and each of their modules uses some of it.
 #![allow(dead_code)]
 
 pub mod rootfs;
@@ -71,6 +72,14 @@ pub fn pids_in_pid_ns(ino: u64) -> Vec<i32> {
             std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok_and(|m| m.ino() == ino)
         })
         .collect()
+}
+
+/// Host pids of the processes of the PID namespace with inode `ino` that are still
+/// running (zombies left out).
+pub fn live_in_pid_ns(ino: u64) -> Vec<i32> {
+    let mut pids = pids_in_pid_ns(ino);
+    pids.retain(|&p| running(p));
+    pids
 }
 
 /// Pids of the direct children of `pid` (its main thread's).
@@ -266,7 +275,7 @@ pub fn deadline(what: &'static str, secs: u64) -> Deadline {
 /// Compiles `tests/escape/<name>.c` with the system `cc` into a directory of this test
 /// process under the target's tmp (mode 0755, so a container's unprivileged ids can run
 /// it), after removing the builds of earlier test processes that are gone. Call it once
-/// per test binary (behind a `OnceLock`).
+/// per process and probe (behind a `OnceLock` in the one module that uses that probe).
 pub fn compile_probe(name: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     // The target's tmp, or (a suite run as another user than the build, which may not
@@ -337,4 +346,156 @@ pub fn probe_result<'a>(r: &'a std::collections::HashMap<String, String>, name: 
     r.get(name)
         .map(String::as_str)
         .unwrap_or_else(|| panic!("no result for {name} in {r:?}"))
+}
+
+/// The name the test harness knows a test by, `module::function` (the binary's crate name
+/// left out), from the test's `module_path!()`: what `--exact` needs when a test runs its
+/// own binary again.
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// Set (to the test's name) in the process [`ran_alone`] starts.
+const ALONE_ENV: &str = "CELLBLOCK_TEST_ALONE";
+
+/// Runs the calling test in a process of its own. For a test that counts what belongs to
+/// the whole process (descriptors, threads, zombie children, the cgroups named after our
+/// pid) or changes it (the environment, rlimits, signal dispositions, the id pool, the
+/// global tracing subscriber): a test binary holds many modules' tests, and whatever runs
+/// next to it would disturb its counts, or be disturbed by its changes.
+///
+/// In the test binary it runs the binary again with only this test (`--exact`, one test
+/// thread), fails unless that run passed exactly this one test, and returns true: the
+/// caller returns at once. In that second process it returns false, and the caller goes on
+/// with the test's body. Only one such process runs at a time.
+///
+/// ```ignore
+/// if common::ran_alone(module_path!(), "nothing_is_left_behind") {
+///     return;
+/// }
+/// ```
+pub fn ran_alone(module_path: &str, function: &str) -> bool {
+    let name = test_name(module_path, function);
+    if std::env::var_os(ALONE_ENV).is_some_and(|v| v == name.as_str()) {
+        return false;
+    }
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = deadline("a test in a process of its own", 900);
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        &name,
+        "--include-ignored",
+        "--test-threads=1",
+        "--nocapture",
+    ])
+    .env(ALONE_ENV, &name)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = spawn_retrying(&mut cmd);
+    d.kill_on_expiry(child.id() as i32);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown by the harness when this test fails, or with --nocapture.
+    println!("--- {name}, in a process of its own ---\n{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} in a process of its own: {:?} (output above)",
+        out.status
+    );
+    true
+}
+
+/// Held by a test that mounts on the host (outside any container) and by a test that
+/// compares the host's mount table before and after, which a test binary would otherwise
+/// run at the same time.
+pub async fn host_mounts_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static HOST_MOUNTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HOST_MOUNTS.lock().await
+}
+
+/// The namespaces most tests run their containers in: PID, MOUNT, UTS and IPC (not NET,
+/// whose teardown is the slowest and is serialized by the kernel).
+pub fn ns() -> cellblock::Namespaces {
+    use cellblock::Namespaces;
+    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::IPC
+}
+
+/// [`ns`] and NET: the set the escape suites and the hardening tests attack, every
+/// namespace a container gets without a user namespace or a time offset of its own.
+pub fn default_ns() -> cellblock::Namespaces {
+    ns() | cellblock::Namespaces::NET
+}
+
+/// `name -> outcome` of the `RESULT <name> <outcome>` lines in a probe's `stdout`, found
+/// anywhere in a line (on a terminal, injected input is echoed in front of it).
+pub fn results_in(stdout: &str) -> std::collections::HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim_end()))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A python3 harness that runs `argv[1..]` on a new pty whose master it reads, then prints
+/// all it read and `EXIT <code>`: whatever a workload injects into its controlling
+/// terminal (TIOCSTI) shows in that output.
+pub const PTY_HARNESS: &str = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write("\nEXIT %d\n" % os.waitstatus_to_exitcode(st))
+"#;
+
+/// This process's own directory in the v1 hierarchy of controller `ctrl`, if that
+/// hierarchy is mounted.
+pub fn own_v1_dir(ctrl: &str) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path = text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == ctrl).then(|| path.to_owned())
+    })?;
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(path.trim_start_matches('/'));
+    dir.exists().then_some(dir)
+}
+
+/// This process's own cgroup directory that counts its pids: the v1 pids hierarchy's, or
+/// on a unified host the v2 one.
+pub fn own_pids_dir() -> std::path::PathBuf {
+    if let Some(dir) = own_v1_dir("pids") {
+        return dir;
+    }
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    match (
+        text.lines().find_map(|l| l.strip_prefix("0::")),
+        cellblock::CgroupLayout::detect(),
+    ) {
+        (Some(rel), Ok(cellblock::CgroupLayout::Unified)) => {
+            Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'))
+        }
+        _ => panic!("no pids hierarchy here\n{text}"),
+    }
 }

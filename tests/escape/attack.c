@@ -1,6 +1,6 @@
 /*
  * The escape suite's attacker: one small program, one subcommand per escape attempt.
- * Compiled at test time with the system cc (tests/escape.rs) and run inside containers.
+ * Compiled at test time with the system cc (tests/escape/escape.rs) and run inside containers.
  *
  * Every attempt prints exactly one line
  *     RESULT <name> OK <detail>      the attempt worked

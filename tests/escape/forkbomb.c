@@ -5,7 +5,7 @@
  * kill the bomb through its container long before (a process that cannot fork keeps
  * spinning and re-trying, as a real bomb does, so it also burns CPU).
  *
- * Used by tests/escape_budget.rs and benches/forkbomb.rs. It prints
+ * Used by tests/escape/escape_budget.rs and benches/forkbomb.rs. It prints
  *     RESULT forkbomb OK started
  * once, from the first process, before forking, so the caller knows it runs.
  */

@@ -1,5 +1,5 @@
 /*
- * The identity suite's probe (tests/escape_identity.rs): what a workload can do with what
+ * The identity suite's probe (tests/escape/escape_identity.rs): what a workload can do with what
  * host uid 0 owns. One attempt per argument pair, each printing exactly one line
  *     RESULT <attempt> <path> OK <detail>
  *     RESULT <attempt> <path> ERR <errno number> <errno text>

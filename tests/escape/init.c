@@ -1,5 +1,5 @@
 /*
- * The workload that attacks its own container's init (tests/escape_init.rs): issue 11,
+ * The workload that attacks its own container's init (tests/escape/escape_init.rs): issue 11,
  * rows 5 (reach the init: forge the status it reports) and 6 (reach the lifeline).
  *
  * Every attempt prints one line

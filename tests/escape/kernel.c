@@ -1,5 +1,5 @@
 /*
- * The kernel-interface suite's probe (tests/escape_kernel.rs): one attempt per system call
+ * The kernel-interface suite's probe (tests/escape/escape_kernel.rs): one attempt per system call
  * the default seccomp profile denies, and reads/opens of the masked and read-only /proc and
  * /sys paths. Compiled at test time with the system cc and run inside containers.
  *

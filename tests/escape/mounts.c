@@ -1,5 +1,5 @@
 /*
- * The mount-side attacker of tests/escape_mounts.rs (issue 11, rows 1, 2, 4 and 8): one
+ * The mount-side attacker of tests/escape/escape_mounts.rs (issue 11, rows 1, 2, 4 and 8): one
  * subcommand per attempt, compiled at test time with the system cc.
  *
  * Every attempt prints one line

@@ -1,5 +1,5 @@
 /*
- * The seccomp suite's probe (tests/escape_seccomp.rs): socket families, socketpair and
+ * The seccomp suite's probe (tests/escape/escape_seccomp.rs): socket families, socketpair and
  * ioctl requests the default filter refuses by argument. Compiled at test time with the
  * system cc and run inside containers.
  *

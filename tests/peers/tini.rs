@@ -73,8 +73,7 @@
 //!
 //! After: 32 of 32.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -83,11 +82,6 @@ use std::time::Duration;
 
 use cellblock::{Container, ContainerBuilder, ContainerStdout, Error, Namespaces, Signal, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-/// The init as PID 1 of a namespace with a fresh /proc (tini and dumb-init in a container).
-fn ns() -> Namespaces {
-    Namespaces::PID | Namespaces::MOUNT | Namespaces::UTS | Namespaces::IPC
-}
 
 /// dumb-init's `both_setsid_modes` fixture: setsid mode (signals to the group) and `-c`.
 const BOTH_SETSID_MODES: [bool; 2] = [true, false];
@@ -103,7 +97,7 @@ impl Place {
     fn builder(self, program: &str) -> ContainerBuilder {
         let mut b = Container::builder(program);
         match self {
-            Place::Pid1 => b.namespaces(ns()),
+            Place::Pid1 => b.namespaces(common::ns()),
             Place::Subreaper => b.namespaces(Namespaces::UTS).init(true),
         };
         b
@@ -157,7 +151,7 @@ struct PrintSignals {
 
 async fn print_signals(setsid: bool, rewrites: &[(i32, i32)]) -> PrintSignals {
     let mut b = Container::builder(print_signals_bin());
-    b.namespaces(ns())
+    b.namespaces(common::ns())
         .signal_process_group(setsid)
         .stdout(Stdio::piped());
     for &(from, to) in rewrites {
@@ -221,7 +215,7 @@ async fn tini_exit_code_inclusive() {
         let runs = chunk.iter().map(|&code| async move {
             let st = Container::builder("sh")
                 .args(["-c", &format!("exit {code}")])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .success_exit_code(code)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -247,7 +241,7 @@ async fn tini_exit_code_exclusive() {
         let runs = chunk.iter().map(|&code| async move {
             let mut b = Container::builder("sh");
             b.args(["-c", &format!("exit {code}")])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             for other in (0..256).filter(|&x| x != code) {
@@ -435,7 +429,7 @@ async fn tini_process_group() {
     let _d = common::deadline("tini_process_group", 60);
     let mut c = Container::builder(PYTHON)
         .args(["-c", PGROUP_STAGE_1])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .signal_process_group(true)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -454,7 +448,7 @@ async fn tini_process_group() {
     // child, and the grandchild sleeps on.
     let mut c = Container::builder(PYTHON)
         .args(["-c", PGROUP_STAGE_1])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap();
@@ -489,6 +483,9 @@ async fn tini_no_subreaper_warning_cannot_arise() {
 // both sides: the caller had them, the workload has none.
 #[test]
 fn tini_signal_configuration() {
+    if common::ran_alone(module_path!(), "tini_signal_configuration") {
+        return;
+    }
     let _d = common::deadline("tini_signal_configuration", 60);
     use nix::sys::signal::{
         pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow,
@@ -517,7 +514,7 @@ fn tini_signal_configuration() {
             .block_on(
                 Container::builder("cat")
                     .arg("/proc/self/status")
-                    .namespaces(ns())
+                    .namespaces(common::ns())
                     .output(),
             )
             .unwrap();
@@ -627,7 +624,7 @@ async fn tini_parent_death_signal() {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
-            "pdeathsignal_stage_1",
+            &common::test_name(module_path!(), "pdeathsignal_stage_1"),
             "--nocapture",
             "--test-threads=1",
         ])
@@ -677,7 +674,7 @@ async fn tini_parent_death_signal() {
 async fn tini_missing_command() {
     let _d = common::deadline("tini_missing_command", 60);
     let err = Container::builder("zzzz")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap_err();
@@ -732,7 +729,7 @@ async fn read_pty_all(pty: &mut cellblock::Pty) -> Vec<u8> {
 async fn tini_tty_exit_0() {
     let _d = common::deadline("tini_tty_exit_0", 60);
     let mut c = Container::builder("dash")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .env("PS1", "# ")
         .pty()
         .spawn()
@@ -756,7 +753,7 @@ async fn tini_tty_ctrl_c() {
     let _d = common::deadline("tini_tty_ctrl_c", 60);
     let mut c = Container::builder("dash")
         .args(["-c", "while true; do echo \\#; sleep 0.1; done"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .pty()
         .spawn()
         .await
@@ -783,7 +780,7 @@ async fn dumb_init_exit_status_regular_exit() {
         for exit_status in [0, 1, 2, 32, 64, 127, 254, 255] {
             let st = Container::builder("sh")
                 .args(["-c", &format!("exit {exit_status}")])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .signal_process_group(setsid)
                 .status()
                 .await
@@ -803,7 +800,7 @@ async fn dumb_init_exit_status_terminated_by_signal() {
         for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGKILL] {
             let st = Container::builder(PYTHON)
                 .args(["-c", &format!("import os; os.kill(os.getpid(), {signal})")])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .signal_process_group(setsid)
                 .status()
                 .await
@@ -983,7 +980,7 @@ async fn dumb_init_shell_background_support_without_setsid() {
 async fn spawn_and_kill_pipeline(setsid: bool) -> Vec<i32> {
     let mut c = Container::builder("sh")
         .args(["-c", "yes 'oh, hi' | tail & yes error | tail >&2"])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .signal_process_group(setsid)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1041,7 +1038,7 @@ async fn spawn_process_which_dies_with_children(
         Duration::from_secs(20),
         Container::builder("sh")
             .args(["-c", &script])
-            .namespaces(ns())
+            .namespaces(common::ns())
             .signal_process_group(setsid)
             .output(),
     )
@@ -1090,7 +1087,7 @@ async fn dumb_init_fails_nonzero_with_bad_exec() {
     let _d = common::deadline("dumb_init_fails_nonzero_with_bad_exec", 60);
     for setsid in BOTH_SETSID_MODES {
         let err = Container::builder("/doesnotexist")
-            .namespaces(ns())
+            .namespaces(common::ns())
             .signal_process_group(setsid)
             .spawn()
             .await
@@ -1128,7 +1125,7 @@ async fn dumb_init_rewrite_errors() {
         ] {
             let mut b = Container::builder("echo");
             b.args(["oh,", "hi"])
-                .namespaces(ns())
+                .namespaces(common::ns())
                 .signal_process_group(setsid);
             for &(from, to) in extra {
                 b.rewrite_signal(from, to);
@@ -1158,7 +1155,7 @@ async fn dumb_init_working_directories() {
         let out = Container::builder("sh")
             .args(["-c", "readlink /proc/$PPID/cwd && readlink /proc/$$/cwd"])
             .current_dir("/tmp")
-            .namespaces(ns())
+            .namespaces(common::ns())
             .signal_process_group(setsid)
             .init_dumpable(true)
             .output()
@@ -1170,7 +1167,7 @@ async fn dumb_init_working_directories() {
     let mut c = Container::builder("sleep")
         .arg("100")
         .current_dir("/tmp")
-        .namespaces(ns())
+        .namespaces(common::ns())
         .spawn()
         .await
         .unwrap();
@@ -1203,7 +1200,7 @@ if [ "$num_zombies" -ne 0 ]; then
 fi"#;
     let out = Container::builder("bash")
         .args(["-eux", "-c", script])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .output()
         .await
         .unwrap();
@@ -1231,7 +1228,7 @@ fn ttyflags(workload: i32) {
 async fn pty_container(args: &[&str], setsid: bool) -> (Container, cellblock::Pty) {
     let mut c = Container::builder(args[0])
         .args(&args[1..])
-        .namespaces(ns())
+        .namespaces(common::ns())
         .signal_process_group(setsid)
         .pty()
         .spawn()

@@ -26,7 +26,7 @@
 //! Scenarios: 21 (the 9 tokio/tests files give 10 tests, process_stdio.rs 6, mod.rs 5
 //! doc examples). Before the issue 12 fixes: 10 of 21 pass (reasoned per scenario from
 //! main's API and bugs, since this port does not compile there; bugs 1-4 were also shown
-//! failing by the regression tests in tests/lifecycle.rs). Failing before:
+//! failing by the regression tests in tests/it/lifecycle.rs). Failing before:
 //! - `simple`, `try_wait`: no `id()` that is `None` once reaped;
 //! - `kill_after_wait`: bug 3, `kill()` after `wait()` was `Err(AlreadyReaped)`;
 //! - `issue_2174`: no async `kill()` (reaping); the sync one had tokio's `start_kill` role;
@@ -53,8 +53,7 @@
 //! `uid_and_gid_separately`, `from_std_command` (tokio has no test for its
 //! `From<std::process::Command>`). The whole file: 27 of 27.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::io;
 use std::os::fd::AsRawFd;
