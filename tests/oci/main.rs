@@ -1,0 +1,388 @@
+//! The OCI runtime contract, exercised through the real callers (issue 14): a private
+//! containerd driven with `ctr` (its runc v2 shim runs the runtime under test as
+//! `--runc-binary`) and a private podman (`--runtime`), both on an offline busybox image
+//! built by `.ci/oci-image.sh`.
+//!
+//! Every scenario is a function of the runtime binary, and [`oci_suite!`] turns the list
+//! into one test module per runtime. Today the suite runs against `runc`, the control; the
+//! cellblock runtime will get a line of its own and must pass the same checks.
+//!
+//! The `contract` module runs the callers through `argv-logger.sh` and asserts the parts
+//! of the command-line contract (docs/oci-contract.md) that a runtime must honour.
+//!
+//! Needs root and the Debian packages containerd, podman, umoci, busybox-static, runc and
+//! util-linux (`script`, `unshare`); a missing one fails the test and names it.
+
+mod harness;
+
+use harness::{run_in_pty, Background, Containerd, OutputWithin, Podman, Runtime};
+use std::path::Path;
+
+/// One test per scenario for the runtime that `$runtime` (an expression of type
+/// [`Runtime`]) names.
+macro_rules! oci_suite {
+    ($module:ident, $runtime:expr) => {
+        mod $module {
+            fn rt() -> crate::Runtime {
+                $runtime
+            }
+            #[test]
+            fn ctr_run_prints_output() {
+                crate::ctr_run_prints_output(&rt())
+            }
+            #[test]
+            fn ctr_exit_codes() {
+                crate::ctr_exit_codes(&rt())
+            }
+            #[test]
+            fn ctr_tty() {
+                crate::ctr_tty(&rt())
+            }
+            #[test]
+            fn ctr_exec() {
+                crate::ctr_exec(&rt())
+            }
+            #[test]
+            fn ctr_ps_pause_resume() {
+                crate::ctr_ps_pause_resume(&rt())
+            }
+            #[test]
+            fn ctr_kill() {
+                crate::ctr_kill(&rt())
+            }
+            #[test]
+            fn podman_run_prints_output() {
+                crate::podman_run_prints_output(&rt())
+            }
+            #[test]
+            fn podman_exit_codes() {
+                crate::podman_exit_codes(&rt())
+            }
+            #[test]
+            fn podman_tty() {
+                crate::podman_tty(&rt())
+            }
+            #[test]
+            fn podman_exec() {
+                crate::podman_exec(&rt())
+            }
+            #[test]
+            fn podman_stop() {
+                crate::podman_stop(&rt())
+            }
+        }
+    };
+}
+
+// The control: the callers with runc, which must pass every check.
+oci_suite!(runc, crate::Runtime::installed("runc"));
+
+/// A shell loop that prints `ready`, exits 42 on SIGTERM and otherwise runs forever: a
+/// workload whose exit code proves that SIGTERM reached it (as PID 1 of its namespace, a
+/// plain `sleep` would ignore it).
+const TRAP_TERM: &str = "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done";
+
+/// The host-side view of a container's process: its command line, and whether it runs in
+/// the cgroup `cgroup` and in another PID namespace than ours.
+fn assert_host_view(pid: i32, cmdline: &str, cgroup: &str) {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+    assert_eq!(cmd.trim(), cmdline, "the host's /proc/{pid}/cmdline");
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().any(|l| l.ends_with(&format!("/{cgroup}"))),
+        "process {pid} is not in the cgroup {cgroup}: {cg}"
+    );
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_ne!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "the container shares our PID namespace"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// containerd (ctr)
+
+/// `ctr run --rm IMAGE ID echo hi` prints `hi` through the shim's fifos and exits 0; the
+/// workload is PID 1 of a new PID namespace (as with runc and crun: `process.args` is the
+/// container's init, which is what `podman run --init` and tini-in-the-image rely on).
+pub fn ctr_run_prints_output(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let o = c.run_rm(&[], "echo", &["echo", "hi"]).output_within(60);
+    assert_eq!((o.code(), o.stdout.as_str()), (0, "hi\n"), "{o:#?}");
+    let o = c
+        .run_rm(&[], "pid1", &["sh", "-c", "echo $$"])
+        .output_within(60);
+    assert_eq!(o.stdout, "1\n", "{o:#?}");
+    c.finish();
+}
+
+/// The workload's exit code comes back as `ctr run`'s (0, 7, 255), and 128+9 when the
+/// host SIGKILLs it (`ctr task kill -s SIGKILL`; a workload's own `kill -KILL $$` would not
+/// do: the kernel ignores it in its namespace's PID 1).
+pub fn ctr_exit_codes(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    for code in [0, 7, 255] {
+        let o = c
+            .run_rm(
+                &[],
+                &format!("exit{code}"),
+                &["sh", "-c", &format!("exit {code}")],
+            )
+            .output_within(60);
+        assert_eq!(o.code(), code, "{o:#?}");
+    }
+    let mut fg = Background::start(&mut c.run_rm(&[], "killed", &["sh", "-c", TRAP_TERM]));
+    fg.expect_line("ready", 60);
+    c.ctr(&["task", "kill", "-s", "SIGKILL", "killed"])
+        .output_within(30)
+        .ok();
+    let (st, err) = fg.finish(60);
+    assert_eq!(st.code(), Some(137), "ctr run after SIGKILL: {err}");
+    c.finish();
+}
+
+/// `ctr run -t`: the workload's stdin/stdout are a pty (the runtime sent its master over
+/// the console socket), and the exit code still comes back. Control: without `-t` the
+/// same workload has no terminal.
+pub fn ctr_tty(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let mut words: Vec<String> = vec![
+        harness::tool("ctr").display().to_string(),
+        "--address".into(),
+        c.sock.display().to_string(),
+        "--namespace".into(),
+        c.namespace.clone(),
+        "run".into(),
+        "--rm".into(),
+        "-t".into(),
+    ];
+    words.extend(c.runtime_flags());
+    words.extend(
+        [harness::IMAGE, "tty", "sh", "-c", "tty; exit 3"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
+    let o = run_in_pty(&line.join(" "), &[], 60);
+    assert!(
+        o.stdout.contains("/dev/pts/0"),
+        "no pty in the container: {o:#?}"
+    );
+    assert_eq!(o.code(), 3, "{o:#?}");
+    let o = c.run_rm(&[], "notty", &["tty"]).output_within(60);
+    assert_eq!((o.code(), o.stdout.as_str()), (1, "not a tty\n"), "{o:#?}");
+    c.finish();
+}
+
+/// `ctr task exec` runs a second process in the running container: it sees the task as
+/// its PID 1, prints through its own fifos and returns its own exit code.
+pub fn ctr_exec(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let pid = c.run_detached("box", &["sleep", "1000"]);
+    assert_host_view(pid, "sleep 1000", &c.cgroup_of("box"));
+    let o = c
+        .ctr(&["task", "exec", "--exec-id", "e1", "--fifo-dir"])
+        .arg(c.dir.join("fifo"))
+        .args(["box", "sh", "-c", "cat /proc/1/cmdline; echo; exit 5"])
+        .output_within(60);
+    assert_eq!(o.code(), 5, "{o:#?}");
+    assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
+    c.remove("box");
+    c.finish();
+}
+
+/// `ctr task ps` lists the task's processes by host pid; `pause` freezes them (the host's
+/// freezer says FROZEN) and `resume` thaws them.
+pub fn ctr_ps_pause_resume(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let pid = c.run_detached("box", &["sh", "-c", "sleep 1000 & wait"]);
+    let o = c.ctr(&["task", "ps", "box"]).output_within(30).ok();
+    let listed: Vec<i32> = o
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(listed.contains(&pid), "ps lacks the init {pid}: {o:#?}");
+    assert_eq!(listed.len(), 2, "ps should list sh and sleep: {o:#?}");
+    for p in &listed {
+        assert!(
+            Path::new(&format!("/proc/{p}")).exists(),
+            "ps listed {p}, not on the host"
+        );
+    }
+    let freezer = harness::cgroup_dirs(&c.namespace)
+        .into_iter()
+        .map(|d| d.join("box/freezer.state"))
+        .find(|f| f.exists());
+    c.ctr(&["task", "pause", "box"]).output_within(30).ok();
+    c.wait_status("box", "PAUSED", 30);
+    if let Some(f) = &freezer {
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "FROZEN");
+    }
+    c.ctr(&["task", "resume", "box"]).output_within(30).ok();
+    c.wait_status("box", "RUNNING", 30);
+    if let Some(f) = &freezer {
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "THAWED");
+    }
+    c.remove("box");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the init {pid} outlived delete"
+    );
+    c.finish();
+}
+
+/// `ctr task kill ID` delivers SIGTERM to the init (its trap exits 42, which `ctr run`
+/// returns); `kill -a -s SIGKILL` ends a task that ignores SIGTERM.
+pub fn ctr_kill(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let mut fg = Background::start(&mut c.run_rm(&[], "trap", &["sh", "-c", TRAP_TERM]));
+    fg.expect_line("ready", 60);
+    c.ctr(&["task", "kill", "trap"]).output_within(30).ok();
+    let (st, err) = fg.finish(60);
+    assert_eq!(st.code(), Some(42), "SIGTERM did not reach the trap: {err}");
+
+    let pid = c.run_detached("deaf", &["sleep", "1000"]);
+    c.ctr(&["task", "kill", "-a", "-s", "SIGKILL", "deaf"])
+        .output_within(30)
+        .ok();
+    c.wait_status("deaf", "STOPPED", 30);
+    assert!(!harness_alive(pid), "SIGKILL did not end {pid}");
+    c.remove("deaf");
+    c.finish();
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn harness_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .map(|zombie| !zombie)
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------
+// podman
+
+/// `podman run --rm IMAGE echo hi` prints `hi` (the container inherits conmon's stdio).
+pub fn podman_run_prints_output(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    let o = p.run(&["--rm"], &["echo", "hi"]).output_within(120);
+    assert_eq!((o.code(), o.stdout.as_str()), (0, "hi\n"), "{o:#?}");
+    let o = p
+        .run(&["--rm"], &["sh", "-c", "echo $$"])
+        .output_within(120);
+    assert_eq!(o.stdout, "1\n", "{o:#?}");
+    p.finish();
+}
+
+/// The workload's exit code is `podman run`'s (0, 7, 255), and 128+9 when the host
+/// SIGKILLs it (`podman kill -s KILL`).
+pub fn podman_exit_codes(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    for code in [0, 7, 255] {
+        let o = p
+            .run(&["--rm"], &["sh", "-c", &format!("exit {code}")])
+            .output_within(120);
+        assert_eq!(o.code(), code, "{o:#?}");
+    }
+    let mut fg =
+        Background::start(&mut p.run(&["--rm", "--name", "killed"], &["sh", "-c", TRAP_TERM]));
+    fg.expect_line("ready", 120);
+    p.podman(&["kill", "-s", "KILL", "killed"])
+        .output_within(60)
+        .ok();
+    let (st, err) = fg.finish(120);
+    assert_eq!(st.code(), Some(137), "podman run after SIGKILL: {err}");
+    p.finish();
+}
+
+/// `podman run -t`: the workload runs on a pty; control: without `-t` it has none.
+pub fn podman_tty(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    let mut args = vec!["run".to_string()];
+    args.extend(p.run_flags());
+    args.extend(
+        ["--rm", "-t", harness::IMAGE, "sh", "-c", "tty; exit 3"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run_in_pty(&p.shell_line(&args), &p.env_pairs(), 120);
+    assert!(
+        o.stdout.contains("/dev/pts/0"),
+        "no pty in the container: {o:#?}"
+    );
+    assert_eq!(o.code(), 3, "{o:#?}");
+    let o = p.run(&["--rm"], &["tty"]).output_within(120);
+    assert_eq!((o.code(), o.stdout.as_str()), (1, "not a tty\n"), "{o:#?}");
+    p.finish();
+}
+
+/// `podman exec` joins the running container (it sees the init as PID 1) and returns its
+/// own exit code; the host sees the init in the instance's cgroup.
+pub fn podman_exec(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    p.run(&["-d", "--name", "box"], &["sleep", "1000"])
+        .output_within(120)
+        .ok();
+    let pid: i32 = p.inspect("box", "{{.State.Pid}}").parse().unwrap();
+    let id = p.inspect("box", "{{.Id}}");
+    assert_host_view(pid, "sleep 1000", &format!("{}/libpod-{id}", p.cgroup));
+    let o = p
+        .podman(&[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline; echo; exit 5",
+        ])
+        .output_within(120);
+    assert_eq!(o.code(), 5, "{o:#?}");
+    assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
+    p.podman(&["rm", "-f", "-t", "0", "box"])
+        .output_within(120)
+        .ok();
+    assert!(!harness_alive(pid), "the init {pid} outlived rm -f");
+    p.finish();
+}
+
+/// `podman stop` sends SIGTERM (the trap's 42 is the exit code podman records), and kills
+/// with SIGKILL after the timeout a workload that ignores SIGTERM (a bare `sleep` as PID 1:
+/// 137).
+pub fn podman_stop(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    p.run(&["-d", "--name", "trap"], &["sh", "-c", TRAP_TERM])
+        .output_within(120)
+        .ok();
+    harness::wait_until(
+        60,
+        "the trap container prints ready",
+        || {
+            p.podman(&["logs", "trap"])
+                .output_within(60)
+                .stdout
+                .contains("ready")
+        },
+        String::new,
+    );
+    p.podman(&["stop", "-t", "30", "trap"])
+        .output_within(120)
+        .ok();
+    assert_eq!(p.inspect("trap", "{{.State.ExitCode}}"), "42");
+    p.run(&["-d", "--name", "deaf"], &["sleep", "1000"])
+        .output_within(120)
+        .ok();
+    p.podman(&["stop", "-t", "1", "deaf"])
+        .output_within(120)
+        .ok();
+    assert_eq!(p.inspect("deaf", "{{.State.ExitCode}}"), "137");
+    p.podman(&["rm", "trap", "deaf"]).output_within(120).ok();
+    p.finish();
+}
