@@ -182,6 +182,16 @@ pub fn ctr_exec(rt: &Runtime) {
     let c = Containerd::with_image(rt);
     let pid = c.run_detached("box", &["sleep", "1000"]);
     assert_host_view(pid, "sleep 1000", &c.cgroup_of("box"));
+    // What `finish` will check is absent is present now: the container's rootfs mount in
+    // containerd's mount namespace, and its shim (whose command line names our socket).
+    assert!(
+        !harness::mounts_under(&c.dir, &c.pid().to_string()).is_empty(),
+        "no rootfs mount visible in containerd's mount namespace"
+    );
+    assert!(
+        !harness::pids_mentioning(&c.dir.to_string_lossy()).is_empty(),
+        "no shim process names the instance's directory"
+    );
     let o = c
         .ctr(&["task", "exec", "--exec-id", "e1", "--fifo-dir"])
         .arg(c.dir.join("fifo"))
@@ -335,6 +345,16 @@ pub fn podman_exec(rt: &Runtime) {
     let pid: i32 = p.inspect("box", "{{.State.Pid}}").parse().unwrap();
     let id = p.inspect("box", "{{.Id}}");
     assert_host_view(pid, "sleep 1000", &format!("{}/libpod-{id}", p.cgroup));
+    // What `finish` will check is absent is present now: podman's /dev/shm tmpfs for the
+    // container (a host mount), and conmon (whose command line names our directories).
+    assert!(
+        !harness::mounts_under(&p.dir, "self").is_empty(),
+        "no podman mount visible below the instance's directory"
+    );
+    assert!(
+        !harness::pids_mentioning(&p.dir.to_string_lossy()).is_empty(),
+        "no conmon process names the instance's directory"
+    );
     let o = p
         .podman(&[
             "exec",
@@ -385,4 +405,295 @@ pub fn podman_stop(rt: &Runtime) {
     assert_eq!(p.inspect("deaf", "{{.State.ExitCode}}"), "137");
     p.podman(&["rm", "trap", "deaf"]).output_within(120).ok();
     p.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// The command-line contract (docs/oci-contract.md), observed through argv-logger.sh
+
+/// One logged runtime call: its arguments.
+fn logged_calls(log: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(log)
+        .unwrap_or_else(|e| panic!("no runtime call was logged in {}: {e}", log.display()))
+        .lines()
+        .filter_map(|l| l.strip_prefix("argv: "))
+        .map(|l| {
+            l.trim_matches('\'')
+                .split("' '")
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// The logs of the contract tests are kept (overwritten by each run) in
+/// CARGO_TARGET_TMPDIR/oci-contract/CALLER/: argv.log, config.ID.json, process.ID.N.json.
+fn contract_log(caller: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("oci-contract")
+        .join(caller);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("argv.log")
+}
+
+/// The calls after the global flags, for container `id` (its last argument, or the one
+/// before the signal for `kill`).
+fn calls_for(calls: &[Vec<String>], globals: usize, id: &str) -> Vec<Vec<String>> {
+    calls
+        .iter()
+        .map(|c| c[globals..].to_vec())
+        .filter(|c| {
+            c.last().map(String::as_str) == Some(id)
+                || (c[0] == "kill" && c.len() >= 2 && c[c.len() - 2] == id)
+        })
+        .collect()
+}
+
+/// A call with its option values replaced by `_` (paths differ per run).
+fn shape(call: &[String]) -> String {
+    let mut out = Vec::new();
+    let mut value = false;
+    for a in call {
+        if value {
+            out.push("_".to_string());
+            value = false;
+            continue;
+        }
+        value = matches!(
+            a.as_str(),
+            "--bundle" | "--pid-file" | "--console-socket" | "--process" | "--format"
+        );
+        out.push(a.clone());
+    }
+    out.join(" ")
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} was not logged: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+mod contract {
+    use super::*;
+
+    /// What containerd 1.6's runc v2 shim asks of the runtime, in order, for `ctr run --rm`
+    /// (with and without `-t`), `task exec`, `ps`, `pause`/`resume` and `kill`, with the
+    /// global flags on every call; and the config.json it writes.
+    #[test]
+    fn ctr_calls() {
+        let log = contract_log("ctr");
+        let c = Containerd::with_image(&Runtime::installed("runc").logged(&log));
+        c.run_rm(&[], "plain", &["true"]).output_within(60).ok();
+        let mut words = vec![
+            harness::tool("ctr").display().to_string(),
+            "--address".into(),
+            c.sock.display().to_string(),
+            "--namespace".into(),
+            c.namespace.clone(),
+            "run".into(),
+            "--rm".into(),
+            "-t".into(),
+        ];
+        words.extend(c.runtime_flags());
+        words.extend([harness::IMAGE.to_string(), "tty".into(), "true".into()]);
+        let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
+        assert_eq!(run_in_pty(&line.join(" "), &[], 60).code(), 0);
+        c.run_detached("box", &["sh", "-c", TRAP_TERM]);
+        c.ctr(&["task", "exec", "--exec-id", "e1", "--fifo-dir"])
+            .arg(c.dir.join("fifo"))
+            .args(["box", "true"])
+            .output_within(60)
+            .ok();
+        for verb in ["ps", "pause", "resume", "kill"] {
+            c.ctr(&["task", verb, "box"]).output_within(30).ok();
+        }
+        c.wait_status("box", "STOPPED", 30);
+        c.remove("box");
+        c.run_detached("deaf", &["sleep", "1000"]);
+        c.remove("deaf");
+
+        let calls = logged_calls(&log);
+        let globals = 6;
+        for call in &calls {
+            assert_eq!(&call[0], "--root", "{call:?}");
+            assert_eq!(
+                call[1],
+                c.dir.join("runc").join(&c.namespace).to_string_lossy()
+            );
+            assert_eq!(&call[2], "--log", "{call:?}");
+            assert!(call[3].ends_with("/log.json"), "{call:?}");
+            assert_eq!(call[4..6], ["--log-format", "json"], "{call:?}");
+        }
+        let seq = |id: &str| -> Vec<String> {
+            calls_for(&calls, globals, id)
+                .iter()
+                .map(|c| shape(c))
+                .collect()
+        };
+        assert_eq!(
+            seq("plain"),
+            [
+                "create --bundle _ --pid-file _ plain",
+                "start plain",
+                "delete plain",
+                "delete --force plain"
+            ]
+        );
+        assert_eq!(
+            seq("tty"),
+            [
+                "create --bundle _ --pid-file _ --console-socket _ tty",
+                "start tty",
+                "delete tty",
+                "delete --force tty"
+            ]
+        );
+        assert_eq!(
+            seq("box"),
+            [
+                "create --bundle _ --pid-file _ box",
+                "start box",
+                "exec --process _ --detach --pid-file _ box",
+                "ps --format _ box",
+                "pause box",
+                "resume box",
+                "kill box 15",
+                "delete box",
+                "delete --force box"
+            ]
+        );
+        assert_eq!(
+            seq("deaf"),
+            [
+                "create --bundle _ --pid-file _ deaf",
+                "start deaf",
+                "kill --all deaf 9",
+                "delete deaf",
+                "delete --force deaf"
+            ]
+        );
+        // The pid file sits in the bundle, and the bundle is the runtime's cwd.
+        let create = &calls_for(&calls, globals, "plain")[0];
+        assert_eq!(format!("{}/init.pid", create[2]), create[4]);
+
+        let cfg = read_json(&log.with_file_name("config.plain.json"));
+        assert_eq!(
+            cfg["linux"]["cgroupsPath"],
+            format!("/{}/plain", c.namespace),
+            "an absolute cgroupsPath"
+        );
+        assert_eq!(
+            cfg["root"]["path"], "rootfs",
+            "a root relative to the bundle"
+        );
+        assert!(
+            cfg["linux"]["seccomp"].is_null(),
+            "ctr sends no seccomp profile"
+        );
+        let tty = read_json(&log.with_file_name("config.tty.json"));
+        assert_eq!(tty["process"]["terminal"], true);
+        c.finish();
+    }
+
+    /// What podman 4.3 asks of the runtime: no global flags; create (with a console socket
+    /// for `-t`), start, exec, kill 15 then kill 9 for `stop`, delete --force; and the
+    /// config.json it writes (an absolute cgroupsPath, a full seccomp profile).
+    #[test]
+    fn podman_calls() {
+        let log = contract_log("podman");
+        let p = Podman::start(&Runtime::installed("runc"), Some(&log));
+        p.run(&["--rm", "--name", "plain"], &["true"])
+            .output_within(120)
+            .ok();
+        let mut args = vec!["run".to_string()];
+        args.extend(p.run_flags());
+        args.extend(
+            ["--rm", "-t", "--name", "tty", harness::IMAGE, "true"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(
+            run_in_pty(&p.shell_line(&args), &p.env_pairs(), 120).code(),
+            0
+        );
+        p.run(&["-d", "--name", "box"], &["sleep", "1000"])
+            .output_within(120)
+            .ok();
+        p.podman(&["exec", "box", "true"]).output_within(120).ok();
+        p.podman(&["stop", "-t", "1", "box"])
+            .output_within(120)
+            .ok();
+        p.podman(&["rm", "box"]).output_within(120).ok();
+        let calls = logged_calls(&log);
+        // podman names containers by a random id: the three were created in this order.
+        let created: Vec<String> = calls
+            .iter()
+            .filter(|c| c[0] == "create")
+            .map(|c| c.last().unwrap().clone())
+            .collect();
+        assert_eq!(created.len(), 3, "{calls:?}");
+        let id = |name: &str| -> String {
+            let i = ["plain", "tty", "box"]
+                .iter()
+                .position(|n| *n == name)
+                .unwrap();
+            created[i].clone()
+        };
+        let seq = |name: &str| -> Vec<String> {
+            let id = id(name);
+            calls_for(&calls, 0, &id)
+                .iter()
+                .map(|c| shape(c).replace(&id, "ID"))
+                .collect()
+        };
+        assert_eq!(
+            seq("plain"),
+            [
+                "create --bundle _ --pid-file _ ID",
+                "start ID",
+                "delete --force ID"
+            ]
+        );
+        assert_eq!(
+            seq("tty"),
+            [
+                "create --bundle _ --pid-file _ --console-socket _ ID",
+                "start ID",
+                "delete --force ID"
+            ]
+        );
+        assert_eq!(
+            seq("box"),
+            [
+                "create --bundle _ --pid-file _ ID",
+                "start ID",
+                "exec --pid-file _ --process _ --detach ID",
+                "kill ID 15",
+                "kill ID 9",
+                "delete --force ID"
+            ]
+        );
+        let cfg = read_json(&log.with_file_name(format!("config.{}.json", id("plain"))));
+        assert!(
+            cfg["linux"]["cgroupsPath"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("/{}/libpod-", p.cgroup)),
+            "an absolute cgroupsPath: {}",
+            cfg["linux"]["cgroupsPath"]
+        );
+        assert!(
+            cfg["root"]["path"].as_str().unwrap().starts_with('/'),
+            "an absolute root"
+        );
+        let seccomp = &cfg["linux"]["seccomp"];
+        assert_eq!(
+            seccomp["defaultAction"], "SCMP_ACT_ERRNO",
+            "a full seccomp profile"
+        );
+        assert!(seccomp["syscalls"].as_array().unwrap().len() > 10);
+        p.finish();
+    }
 }
