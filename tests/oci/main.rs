@@ -35,6 +35,10 @@ macro_rules! oci_suite {
                 crate::ctr_exit_codes(&rt())
             }
             #[test]
+            fn ctr_create_failure() {
+                crate::ctr_create_failure(&rt())
+            }
+            #[test]
             fn ctr_tty() {
                 crate::ctr_tty(&rt())
             }
@@ -57,6 +61,10 @@ macro_rules! oci_suite {
             #[test]
             fn podman_exit_codes() {
                 crate::podman_exit_codes(&rt())
+            }
+            #[test]
+            fn podman_create_failure() {
+                crate::podman_create_failure(&rt())
             }
             #[test]
             fn podman_tty() {
@@ -140,6 +148,22 @@ pub fn ctr_exit_codes(rt: &Runtime) {
         .ok();
     let (st, err) = fg.finish(60);
     assert_eq!(st.code(), Some(137), "ctr run after SIGKILL: {err}");
+    c.finish();
+}
+
+/// A workload that cannot be executed fails `ctr run` with the runtime's own message: the
+/// shim reads the last JSON `msg` of `--log` and ctr prints "OCI runtime create failed: ..."
+/// with it (here naming the missing path).
+pub fn ctr_create_failure(rt: &Runtime) {
+    let c = Containerd::with_image(rt);
+    let o = c.run_rm(&[], "nx", &["/nonexistent"]).output_within(60);
+    assert_ne!(o.code(), 0, "{o:#?}");
+    assert!(
+        o.stderr.contains("OCI runtime create failed") && o.stderr.contains("/nonexistent"),
+        "the runtime's message did not reach ctr: {o:#?}"
+    );
+    // `--rm` removes the task, not the container record, when create fails.
+    let _ = c.ctr(&["containers", "rm", "nx"]).output_within(30);
     c.finish();
 }
 
@@ -310,6 +334,20 @@ pub fn podman_exit_codes(rt: &Runtime) {
         .ok();
     let (st, err) = fg.finish(120);
     assert_eq!(st.code(), Some(137), "podman run after SIGKILL: {err}");
+    p.finish();
+}
+
+/// A workload that cannot be executed fails `podman run` with the runtime's message and the
+/// exit codes podman derives from its text (podman passes no `--log`: it reads the
+/// runtime's stderr): 127 for a missing file, 126 for one that is not executable.
+pub fn podman_create_failure(rt: &Runtime) {
+    let p = Podman::with_image(rt);
+    let o = p.run(&["--rm"], &["/nonexistent"]).output_within(120);
+    assert_eq!(o.code(), 127, "{o:#?}");
+    assert!(o.stderr.contains("/nonexistent"), "{o:#?}");
+    let o = p.run(&["--rm"], &["/etc/passwd"]).output_within(120);
+    assert_eq!(o.code(), 126, "{o:#?}");
+    assert!(o.stderr.contains("/etc/passwd"), "{o:#?}");
     p.finish();
 }
 
