@@ -13,16 +13,18 @@
 #                            config.json), for running a runtime on it directly (`runc run`)
 #
 # Needs: umoci, busybox-static (/bin/busybox, statically linked), tar. No network.
-# Run it as root: `umoci unpack` without --rootless must create root-owned files and device
-# nodes. (As an unprivileged user, umoci can only unpack with --rootless, which records the
-# files as owned by the caller; this script refuses to run unprivileged rather than build an
-# image whose ownership differs.)
+# As root, umoci unpacks with real ownership. Another user needs `unpack --rootless` (its
+# lchown to root fails otherwise; repack reads the mapping back from the bundle), which maps
+# the caller to uid/gid 0 in the layer: the archive is the same (every entry 0/0), but
+# OUTDIR/bundle is then owned by the caller and its config.json is umoci's rootless one (a
+# user namespace mapping the caller to root).
 set -euo pipefail
 
 die() { echo "oci-image.sh: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || die "usage: $0 OUTDIR"
-[ "$(id -u)" -eq 0 ] || die "must run as root (umoci unpack/repack without --rootless)"
+ROOTLESS=()
+[ "$(id -u)" -eq 0 ] || ROOTLESS=(--rootless)
 for tool in umoci tar; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install umoci tar)"
 done
@@ -46,7 +48,7 @@ IMAGE=$LAYOUT:latest
 NAME=cellblock.test/busybox:latest
 umoci init --layout "$LAYOUT"
 umoci new --image "$IMAGE"
-umoci unpack --image "$IMAGE" "$WORK/bundle"
+umoci unpack "${ROOTLESS[@]}" --image "$IMAGE" "$WORK/bundle"
 
 ROOTFS=$WORK/bundle/rootfs
 install -d -m 0755 "$ROOTFS"/{bin,sbin,usr/bin,usr/sbin,etc,dev,proc,sys,root,var,run}
@@ -84,7 +86,7 @@ umoci gc --layout "$LAYOUT"
 
 # The bundle for direct runtime runs: unpacked again from the final image.
 rm -rf "$WORK/bundle"
-umoci unpack --image "$IMAGE" "$WORK/bundle"
+umoci unpack "${ROOTLESS[@]}" --image "$IMAGE" "$WORK/bundle"
 [ -x "$WORK/bundle/rootfs/bin/busybox" ] || die "the final image has no /bin/busybox"
 # umoci unpack turns the image's Cmd into the bundle's process.args.
 tr -d ' \t\n' <"$WORK/bundle/config.json" | grep -q '"args":\["/bin/sh"\]' ||
