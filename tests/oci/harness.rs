@@ -154,11 +154,12 @@ pub fn run(cmd: &mut Command, secs: u64) -> Output {
     let stdout = drain(child.stdout.take().unwrap());
     let stderr = drain(child.stderr.take().unwrap());
     let status = wait_child(&mut child, secs, &what);
+    let (stdout, stderr) = (collect(&stdout, &what), collect(&stderr, &what));
     Output {
         what,
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout,
+        stderr,
     }
 }
 
@@ -170,12 +171,24 @@ pub fn spawn(cmd: &mut Command) -> Child {
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads `r` to its end on a thread of its own; the text arrives on the returned channel.
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+/// The rest of a drained pipe once its command has exited: at most 10 s, in case a process
+/// the command left running (a daemonized shim or conmon) still holds the pipe open.
+fn collect(rx: &mpsc::Receiver<String>, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| {
+            panic!("{what} exited, but something it started still holds its stdout or stderr open")
+        })
 }
 
 /// Waits for `child` at most `secs` seconds; on timeout SIGKILLs its process group (one
@@ -215,7 +228,7 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool, show: impl
 pub struct Background {
     pub child: Child,
     lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: mpsc::Receiver<String>,
     what: String,
 }
 
@@ -266,7 +279,8 @@ impl Background {
     /// Waits at most `secs` seconds for the command to exit.
     pub fn finish(mut self, secs: u64) -> (ExitStatus, String) {
         let st = wait_child(&mut self.child, secs, &self.what);
-        (st, self.stderr.join().unwrap())
+        let err = collect(&self.stderr, &self.what);
+        (st, err)
     }
 }
 

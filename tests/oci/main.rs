@@ -109,6 +109,17 @@ fn assert_host_view(pid: i32, cmdline: &str, cgroup: &str) {
     );
 }
 
+/// Waits (at most 30 s) until the host has no process `pid` any more: the container's init
+/// was killed and its subreaper (the shim, conmon) reaped it.
+fn assert_reaped(pid: i32) {
+    harness::wait_until(
+        30,
+        &format!("the container's init {pid} is killed and reaped"),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+        || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default(),
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // containerd (ctr)
 
@@ -262,10 +273,7 @@ pub fn ctr_ps_pause_resume(rt: &Runtime) {
         assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "THAWED");
     }
     c.remove("box");
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "the init {pid} outlived delete"
-    );
+    assert_reaped(pid);
     c.finish();
 }
 
@@ -284,21 +292,9 @@ pub fn ctr_kill(rt: &Runtime) {
         .output_within(30)
         .ok();
     c.wait_status("deaf", "STOPPED", 30);
-    assert!(!harness_alive(pid), "SIGKILL did not end {pid}");
+    assert_reaped(pid);
     c.remove("deaf");
     c.finish();
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn harness_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .map(|zombie| !zombie)
-        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -407,7 +403,7 @@ pub fn podman_exec(rt: &Runtime) {
     p.podman(&["rm", "-f", "-t", "0", "box"])
         .output_within(120)
         .ok();
-    assert!(!harness_alive(pid), "the init {pid} outlived rm -f");
+    assert_reaped(pid);
     p.finish();
 }
 
