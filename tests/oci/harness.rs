@@ -540,6 +540,13 @@ fn wait_for_instance_processes(dir: &Path) {
 fn teardown_after_failure(dir: &Path, cgroup: &str) {
     let d = dir.to_string_lossy().into_owned();
     for _ in 0..100 {
+        // A frozen (paused) container does not die of SIGKILL until thawed.
+        for top in cgroup_dirs(cgroup) {
+            for d in cgroup_tree(&top) {
+                let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+                let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+            }
+        }
         let mut pids = pids_mentioning(&d);
         pids.extend(pids_in_cgroups(cgroup));
         if pids.is_empty() {
@@ -548,13 +555,20 @@ fn teardown_after_failure(dir: &Path, cgroup: &str) {
         kill_all(&pids);
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A frozen (paused) container ignores SIGKILL until thawed.
-    for top in cgroup_dirs(cgroup) {
-        for d in cgroup_tree(&top) {
-            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    // A killed process leaves its cgroup a moment after it is gone from cgroup.procs.
+    for _ in 0..100 {
+        if remove_cgroups(cgroup).is_empty() {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = remove_cgroups(cgroup);
+    // podman's per-container /dev/shm tmpfs lives below the directory, in our namespace;
+    // detach what is left there (deepest first), then remove the directory.
+    let mut mounts = mounts_under(dir, "self");
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
     if mounts_under(dir, "self").is_empty() {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -987,11 +1001,11 @@ impl Podman {
 
     /// Asserts that no container is left, then runs the common leftover checks.
     pub fn finish(mut self) {
+        let o = self.podman(&["ps", "-aq"]).output_within(60).ok();
+        assert!(o.stdout.trim().is_empty(), "containers left: {o:#?}");
         // `podman run --rm` may return before conmon's exit command (`podman container
         // cleanup`, which deletes the runtime's state) has finished.
         wait_for_instance_processes(&self.dir);
-        let o = self.podman(&["ps", "-aq"]).output_within(60).ok();
-        assert!(o.stdout.trim().is_empty(), "containers left: {o:#?}");
         let states: Vec<_> = std::fs::read_dir(self.dir.join("runtime"))
             .into_iter()
             .flatten()

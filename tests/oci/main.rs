@@ -442,6 +442,66 @@ pub fn podman_stop(rt: &Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The harness's own leftover checks, proven to fail, and its cleanup after a failure
+
+/// Runs `finish` (which must panic with a message containing `expected`), then drops the
+/// instance the way a failed test does, and checks that the cleanup left nothing: no
+/// process naming its directory, no process in and no cgroup called `cgroup`, no mount
+/// below the directory, and the directory gone.
+fn assert_finish_fails_then_cleans(
+    dir: &Path,
+    cgroup: &str,
+    expected: &str,
+    finish: impl FnOnce() + std::panic::UnwindSafe,
+) {
+    let err = std::panic::catch_unwind(finish).expect_err("finish() accepted a leftover");
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(
+        msg.contains(expected),
+        "finish() failed for another reason: {msg}"
+    );
+    // The instance was dropped while unwinding out of `finish`.
+    assert!(harness::pids_mentioning(&dir.to_string_lossy()).is_empty());
+    assert!(harness::pids_in_cgroups(cgroup).is_empty());
+    assert!(harness::cgroup_dirs(cgroup).is_empty(), "cgroups left");
+    assert!(harness::mounts_under(dir, "self").is_empty(), "mounts left");
+    assert!(!dir.exists(), "{} left", dir.display());
+    harness::assert_no_host_leftovers();
+}
+
+mod harness_checks {
+    use super::*;
+
+    /// `Containerd::finish` fails while a task still runs (paused, so the cleanup must
+    /// thaw it to kill it); the cleanup of the failed test still leaves nothing.
+    #[test]
+    fn containerd_finish_fails_on_a_running_task() {
+        let c = Containerd::with_image(&Runtime::installed("runc"));
+        c.run_detached("left", &["sleep", "1000"]);
+        c.ctr(&["task", "pause", "left"]).output_within(30).ok();
+        let (dir, ns) = (c.dir.clone(), c.namespace.clone());
+        assert_finish_fails_then_cleans(&dir, &ns, "tasks left", move || c.finish());
+    }
+
+    /// `Podman::finish` fails while a container still runs; the cleanup of the failed test
+    /// still leaves nothing (conmon and the container killed, podman's /dev/shm mount
+    /// detached).
+    #[test]
+    fn podman_finish_fails_on_a_running_container() {
+        let p = Podman::with_image(&Runtime::installed("runc"));
+        p.run(&["-d", "--name", "left"], &["sleep", "1000"])
+            .output_within(120)
+            .ok();
+        let (dir, cg) = (p.dir.clone(), p.cgroup.clone());
+        assert_finish_fails_then_cleans(&dir, &cg, "containers left", move || p.finish());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The command-line contract (docs/oci-contract.md), observed through argv-logger.sh
 
 /// One logged runtime call: its arguments.
