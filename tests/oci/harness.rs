@@ -314,7 +314,10 @@ pub fn image_archive() -> &'static Path {
         require_root();
         host_paths_before();
         remove_stale_scratch();
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oci-image");
+        // One per test process (oci-PID-image), so two concurrent runs do not rebuild
+        // each other's; the stale ones go with the other scratch directories.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("oci-{}-image", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/oci-image.sh");
         let o = run(Command::new(&script).arg(&out), 300);
         assert!(
@@ -339,6 +342,13 @@ fn scratch() -> (PathBuf, String) {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let tag = format!("{}-{n}", std::process::id());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oci-{tag}"));
+    // containerd's sockets are DIR/c.sock.ttrpc and the shim's console sockets
+    // DIR/tmp/ptyNNNNNNNNNN/pty.sock: keep them well under sun_path's 108 bytes.
+    assert!(
+        dir.as_os_str().len() < 80,
+        "{} is too long a directory for Unix sockets: build in a shorter target directory",
+        dir.display()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["", "tmp"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();

@@ -82,7 +82,9 @@ macro_rules! oci_suite {
     };
 }
 
-// The control: the callers with runc, which must pass every check.
+// The control: the callers with runc, which must pass every check. The cellblock runtime
+// gets the same suite with one more line, e.g.
+// `oci_suite!(cellblock, crate::Runtime { path: env!("CARGO_BIN_EXE_cellblock-oci").into() });`
 oci_suite!(runc, crate::Runtime::installed("runc"));
 
 /// A shell loop that prints `ready`, exits 42 on SIGTERM and otherwise runs forever: a
