@@ -88,7 +88,6 @@ mod error;
 mod idpool;
 mod join;
 mod limits;
-mod mounts;
 mod namespaces;
 mod plan;
 mod reaper;
@@ -117,8 +116,8 @@ pub use limits::{
     Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
     RLIM_INFINITY,
 };
-pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
+pub use plan::fs::compile::MAX_TMPFS_SIZE;
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{

@@ -55,7 +55,7 @@ pub struct ContainerBuilder {
     /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
     pub(crate) session: crate::session::SessionConfig,
     /// Root filesystem and mounts (`mounts.rs`).
-    pub(crate) fs: crate::mounts::FsConfig,
+    pub(crate) fs: crate::plan::fs::compile::FsConfig,
     /// uid/gid maps and the workload's identity (`userns.rs`).
     pub(crate) user: crate::userns::UserConfig,
     /// Namespaces to join (`join.rs`).

@@ -32,9 +32,9 @@ use crate::error::Stage;
 use sys::CStrList;
 pub(crate) use sys::{check, errno, write_file, Step};
 
+pub(crate) mod fs;
 pub(crate) mod ids;
 pub(crate) mod join;
-pub(crate) mod mounts;
 pub(crate) mod resources;
 pub(crate) mod security;
 pub(crate) mod session;
@@ -69,7 +69,7 @@ pub(crate) struct ChildSpec<'a> {
     /// Time namespace (`time.rs`).
     pub(crate) time: time::TimeSpec,
     /// Root filesystem and mounts (`mounts.rs`).
-    pub(crate) fs: mounts::FsSpec,
+    pub(crate) fs: fs::FsSpec,
     /// Cgroup to join, rlimits to set (`child/resources.rs`).
     pub(crate) resources: resources::ResourceSpec,
     /// Hardening steps (`child/security.rs`).
@@ -131,7 +131,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     }
     // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
     resources::join_cgroup(&spec.resources)?;
-    mounts::apply(&spec.fs, &spec.security)?;
+    fs::apply(&spec.fs, &spec.security)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.

@@ -155,7 +155,7 @@ fn mask_file(s: &SecuritySpec, path: *const c_char) -> c_int {
 
 /// Bind `path` onto itself and remount the bind read-only.
 fn readonly(path: *const c_char) -> Step {
-    if super::mounts::rbind(path, path) == -1 {
+    if super::fs::rbind(path, path) == -1 {
         let e = errno();
         if e == libc::ENOENT || e == libc::ENOTDIR {
             return Ok(());

@@ -24,6 +24,10 @@ const UTS_NAME_MAX: usize = 64;
 
 mod arena;
 mod ctx;
+pub(crate) mod fs {
+    //! Root filesystems and mounts (moved here from `src/mounts.rs`).
+    pub(crate) mod compile;
+}
 
 use arena::CStrArray;
 pub(crate) use ctx::Ctx;
@@ -56,7 +60,7 @@ struct ChildParts {
     mount_private: bool,
     mount_proc: bool,
     loopback_up: bool,
-    fs: crate::mounts::PreparedFs,
+    fs: crate::plan::fs::compile::PreparedFs,
     time: crate::time::PreparedTime,
     security: crate::security::Prepared,
 }
@@ -118,19 +122,19 @@ pub(crate) struct ParentPipes {
 pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
     validate(b)?;
     let ctx = Ctx::new(b);
-    let fs = crate::mounts::prepare(b)?;
+    let fs = crate::plan::fs::compile::prepare(b)?;
     let mut user = crate::userns::prepare(b)?;
     let mut join = crate::join::prepare(b)?;
     let time = crate::time::prepare(b)?;
     let env = build_env(b)?;
     // With a root filesystem or a joined mount namespace, the program and the working
     // directory are paths inside the container (mounts.rs resolves them).
-    let path = match crate::mounts::resolve_program(b, &env) {
+    let path = match crate::plan::fs::compile::resolve_program(b, &env) {
         Some(resolved) => resolved?,
         None => resolve_program(&b.program, &env)?,
     };
     let cwd = match &b.cwd {
-        Some(dir) => match crate::mounts::check_cwd(b, dir) {
+        Some(dir) => match crate::plan::fs::compile::check_cwd(b, dir) {
             Some(checked) => {
                 checked?;
                 Some(cstring(dir.as_os_str(), || "the working directory".into())?)
@@ -236,7 +240,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         gid_map,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID)
-            && crate::mounts::core_mounts_proc(b),
+            && crate::plan::fs::compile::core_mounts_proc(b),
         loopback_up: ns.contains(Namespaces::NET),
         fs,
         time,

@@ -27,7 +27,7 @@ use std::path::{Component, Path, PathBuf};
 use std::ptr;
 
 use crate::builder::ContainerBuilder;
-use crate::child::mounts::{FsSpec, MountStep, Op};
+use crate::child::fs::{FsSpec, MountStep, Op};
 use crate::error::{Error, Result, Stage};
 use crate::Namespaces;
 
