@@ -107,6 +107,7 @@ mod session;
 mod signals;
 mod spawner;
 
+pub use builder::fs::MAX_TMPFS_SIZE;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
@@ -117,7 +118,6 @@ pub use limits::{
     RLIM_INFINITY,
 };
 pub use namespaces::{NamespaceIds, Namespaces};
-pub use plan::fs::compile::MAX_TMPFS_SIZE;
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
 pub use security::{

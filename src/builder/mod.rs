@@ -11,6 +11,8 @@ use std::process::ExitStatus;
 
 use crate::{Container, Namespaces, Output, Result, Stdio};
 
+pub(crate) mod fs;
+
 /// Configuration for a container: the program to run and how to isolate it.
 ///
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
@@ -54,8 +56,8 @@ pub struct ContainerBuilder {
     pub(crate) process_group: Option<i32>,
     /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
     pub(crate) session: crate::session::SessionConfig,
-    /// Root filesystem and mounts (`mounts.rs`).
-    pub(crate) fs: crate::plan::fs::compile::FsConfig,
+    /// Root filesystem and mounts (`fs.rs`).
+    pub(crate) fs: fs::FsConfig,
     /// uid/gid maps and the workload's identity (`userns.rs`).
     pub(crate) user: crate::userns::UserConfig,
     /// Namespaces to join (`join.rs`).
