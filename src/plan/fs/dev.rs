@@ -1,18 +1,23 @@
-//! The minimal `/dev` the parent prepares: the per-process template each container's
-//! `/dev` is cloned from, and the container's own devpts instance. Both are detached
-//! mounts made with the new mount API (`src/sys.rs`), which needs `CAP_SYS_ADMIN`: where
-//! the supervisor lacks it, the child builds its `/dev` itself (`compile.rs`).
+//! The minimal `/dev`: the per-process template each container's `/dev` is cloned from
+//! and the container's own devpts instance, both detached mounts the parent makes with
+//! the new mount API (`src/sys.rs`, which needs `CAP_SYS_ADMIN`), and the compiled steps
+//! that place them, or, where the supervisor may not make them, build the `/dev` in the
+//! child.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::compile::{c, Compiler};
+use super::model::Layer;
+use crate::child::fs::Op;
+use crate::error::{Result, Stage};
 use crate::sys;
 
 /// The device nodes of the minimal `/dev`, bound from the host's.
-pub(crate) const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The links of the minimal `/dev`: (link, target).
-pub(crate) const DEV_LINKS: [(&str, &str); 6] = [
+const DEV_LINKS: [(&str, &str); 6] = [
     ("ptmx", "pts/ptmx"),
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),
@@ -113,4 +118,81 @@ pub(crate) fn clone_dev_template() -> Option<OwnedFd> {
     )
     .inspect_err(|e| tracing::debug!(error = %e, "cloning the /dev template"))
     .ok()
+}
+
+impl Compiler<'_> {
+    /// The minimal `/dev`: the parent's clone of the template, or built by the child.
+    pub(super) fn dev(&mut self) -> Result<()> {
+        let dev = PathBuf::from("/dev");
+        self.mount_point(&dev, true, "/dev")?;
+        let template = self.dev_tree.take();
+        if let Some(fd) = template {
+            self.place_prefilled(fd, &dev)?;
+            // Read-only: nothing can be created in it (prepare takes the template only when
+            // no mount of the caller's lands under /dev).
+            self.model.push(dev.clone(), Layer::Kernel);
+        } else {
+            // nodev as well: the nodes below are bind mounts with their own flags, and
+            // nothing created in this tmpfs itself may act as a device.
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            self.mount(
+                "tmpfs",
+                &dev,
+                flags,
+                Some("mode=755,size=65536"),
+                Stage::MountDev,
+            )?;
+            self.model.push(dev.clone(), Layer::Fresh);
+            for node in DEV_NODES {
+                let host = Path::new("/dev").join(node);
+                if self.host.kind(&host).is_err() {
+                    continue; // a host without it; nothing to bind
+                }
+                let inside = dev.join(node);
+                self.mount_point(&inside, false, "/dev")?;
+                // The host's real node (mknod is refused in a user namespace; a bind of a
+                // host node works there), taken before this tmpfs covers it.
+                self.bind_host(&host, &inside, false, Stage::MountDev)?;
+            }
+        }
+        let built = template.is_none();
+        let pts = dev.join("pts");
+        if built {
+            self.mount_point(&pts, true, "/dev")?;
+        }
+        // A private devpts instance: ptys of the container are not the host's. Not nodev:
+        // its ptys are devices.
+        if let Some(fd) = self.devpts.take() {
+            // The instance the parent made and opened the container's pty in.
+            self.place_prefilled(fd, &pts)?;
+        } else {
+            self.mount(
+                "devpts",
+                &pts,
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+                Stage::MountDev,
+            )?;
+        }
+        self.model.push(pts, Layer::Kernel);
+        if built {
+            for (link, target) in DEV_LINKS {
+                let op = Op::Symlink {
+                    target: c(target)?,
+                    path: self.at(&dev.join(link))?,
+                };
+                self.push(op, Stage::MountDev);
+            }
+        }
+        // A private /dev/shm: the IPC namespace does not cover POSIX shm, which lives in
+        // whatever tmpfs /dev/shm is.
+        let shm = dev.join("shm");
+        if built {
+            self.mount_point(&shm, true, "/dev")?;
+        }
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        self.mount("tmpfs", &shm, flags, Some("mode=1777"), Stage::MountDev)?;
+        self.model.push(shm, Layer::Fresh);
+        Ok(())
+    }
 }

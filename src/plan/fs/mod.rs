@@ -5,8 +5,9 @@
 //! - `mod.rs`: [`prepare`]; the pure decisions ([`wanted`]) apart from what reads the host;
 //! - `model.rs`: the mount table the compiler builds, also used to look the program and
 //!   working directory up (`plan::resolve`);
-//! - `compile.rs`: the compiler, which asks the host only through `host.rs`;
-//! - `dev.rs`: the `/dev` template and the container's devpts instance.
+//! - `compile.rs`: the compiler and its primitives, which ask the host only through
+//!   `host.rs`; `ops.rs`: each operation of the mount list compiled with them;
+//! - `dev.rs`: the `/dev` template, the container's devpts instance, and the `/dev` steps.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,6 +25,7 @@ mod compile;
 mod dev;
 mod host;
 mod model;
+mod ops;
 
 pub(crate) use host::RealHost;
 pub(crate) use model::{container_path, Layer, Model};

@@ -780,7 +780,7 @@ fn bad_tmpfs_sizes_and_modes_are_refused() {
 
 #[test]
 fn parent_directories_take_a_mode_derived_from_the_childs() {
-    use super::compile::parent_mode;
+    use super::ops::parent_mode;
     assert_eq!(parent_mode(0o1777), 0o755);
     assert_eq!(parent_mode(0o644), 0o755);
     assert_eq!(parent_mode(0o710), 0o750);
