@@ -822,3 +822,49 @@ fn overlay_paths_with_option_separators_are_refused() {
         Op::Mount { fstype, data: Some(d), .. }
             if fstype.as_c_str() == c"overlay" && d.as_c_str() == c"lowerdir=/etc,upperdir=/mnt/upper,workdir=/mnt/work"));
 }
+
+#[test]
+fn read_only_binds_data_files_and_remounts_at_their_place_in_the_order() {
+    let mut b = builder(Namespaces::MOUNT);
+    b.tmpfs("/tmp")
+        .bind_data_ro("/tmp/conf", "k=v\n", 0o644)
+        .remount_ro("/tmp");
+    let out = compile_b(&b, input(None)).unwrap();
+    let ops: Vec<&Op> = out
+        .steps
+        .iter()
+        .map(|s| &s.op)
+        .filter(|op| !matches!(op, Op::Mkdir { .. } | Op::Mount { .. }))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            // The data file's mount point in our tmpfs, the file bound onto it, that one
+            // mount read-only (a file: nothing under it), then the whole tmpfs.
+            &Op::Touch {
+                path: c("/tmp/conf")
+            },
+            &Op::BindData {
+                path: c("/tmp/conf"),
+                contents: (*b"k=v\n").into(),
+                mode: 0o644
+            },
+            &Op::ReadOnly {
+                path: c("/tmp/conf"),
+                recursive: false
+            },
+            &Op::ReadOnly {
+                path: c("/tmp"),
+                recursive: true
+            },
+        ]
+    );
+    // A data file is a file of ours: the program may be looked up there.
+    assert!(out.model.made_here(Path::new("/tmp/conf")));
+    // Bad modes are refused before anything is read.
+    let mut b = builder(Namespaces::MOUNT);
+    b.bind_data("/etc/hosts", "x", 0o20000);
+    let (what, _, reason) = bad_mount(compile_b(&b, input(None)));
+    assert_eq!(what, "bind_data");
+    assert!(reason.contains("beyond 0o7777"), "{reason}");
+}
