@@ -317,11 +317,6 @@ fn joins(b: &ContainerBuilder, kind: Namespaces) -> bool {
     b.joins.joins.iter().any(|j| j.namespaces.contains(kind))
 }
 
-/// Whether the program and cwd must be taken as paths inside a joined mount namespace.
-pub(crate) fn joins_mount(b: &ContainerBuilder) -> bool {
-    joins(b, Namespaces::MOUNT)
-}
-
 /// Whether a user namespace is joined (ids then refer to it).
 pub(crate) fn joins_user(b: &ContainerBuilder) -> bool {
     joins(b, Namespaces::USER)

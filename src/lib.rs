@@ -88,7 +88,6 @@ mod handle;
 mod idpool;
 mod join;
 mod limits;
-mod mounts;
 mod namespaces;
 mod plan;
 mod protocol;
@@ -106,6 +105,7 @@ use handle::{pty, reaper, spawn, spawner};
 mod init;
 mod session;
 
+pub use builder::fs::MAX_TMPFS_SIZE;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use error::{Errno, Error, Result, Stage};
@@ -117,7 +117,6 @@ pub use limits::{
     Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
     RLIM_INFINITY,
 };
-pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use security::{
     default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,

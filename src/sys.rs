@@ -568,3 +568,123 @@ pub(crate) fn ofd_lock_byte(fd: BorrowedFd<'_>, offset: libc::off_t) -> io::Resu
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) } as libc::c_long)?;
     Ok(())
 }
+
+// ---- fs: the new mount API (Linux 5.2; mount_setattr 5.12)
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+
+/// A new instance of file system `fstype` with string `options`, as a detached mount with
+/// mount attributes `attrs`. man 2 fsopen, fsconfig, fsmount.
+pub(crate) fn fs_mount(
+    fstype: &std::ffi::CStr,
+    options: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    attrs: libc::c_uint,
+) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: a C string; the result is a new descriptor we then own.
+    let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    for (key, value) in options {
+        // SAFETY: our descriptor and two C strings.
+        cvt(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    let null = ptr::null::<libc::c_char>();
+    // SAFETY: our descriptor; null key and value, as FSCONFIG_CMD_CREATE takes.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            null,
+            null,
+            0,
+        )
+    })?;
+    // SAFETY: our descriptor; the result is a new descriptor we then own.
+    let m =
+        cvt(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | flags)`: a detached copy
+/// of the mount at `path` (relative to `dir`, or the current directory when `None`; with
+/// `AT_EMPTY_PATH` in `flags` and an empty path, `dir` itself). man 2 open_tree.
+pub(crate) fn open_tree_clone(
+    dir: Option<BorrowedFd<'_>>,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+) -> io::Result<OwnedFd> {
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a descriptor we hold (or AT_FDCWD) and a C string; the result is a new
+    // descriptor we then own.
+    let fd = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd,
+            path.as_ptr(),
+            flags | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+        )
+    })?;
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches detached mount `src` at `name` under directory `dir` (a mount descriptor).
+/// man 2 move_mount.
+pub(crate) fn move_mount_at(
+    src: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: descriptors we hold and C strings.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            src.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// Makes the mount `fd` refers to read-only (`mount_setattr(fd, "", AT_EMPTY_PATH,
+/// MOUNT_ATTR_RDONLY)`). man 2 mount_setattr.
+pub(crate) fn mount_set_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a descriptor we hold, and a struct of the size passed.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })?;
+    Ok(())
+}

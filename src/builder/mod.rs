@@ -17,6 +17,8 @@ use crate::{Namespaces, Stdio};
 
 mod from_std;
 
+pub(crate) mod fs;
+
 /// Configuration for a container: the program to run and how to isolate it.
 ///
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
@@ -60,8 +62,8 @@ pub struct ContainerBuilder {
     pub(crate) process_group: Option<i32>,
     /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
     pub(crate) session: crate::session::SessionConfig,
-    /// Root filesystem and mounts (`mounts.rs`).
-    pub(crate) fs: crate::mounts::FsConfig,
+    /// Root filesystem and mounts (`fs.rs`).
+    pub(crate) fs: fs::FsConfig,
     /// uid/gid maps and the workload's identity (`userns.rs`).
     pub(crate) user: crate::userns::UserConfig,
     /// Namespaces to join (`join.rs`).

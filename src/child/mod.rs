@@ -24,7 +24,6 @@
 
 use std::convert::Infallible;
 use std::ffi::CStr;
-use std::ptr;
 
 use libc::{c_int, c_void};
 
@@ -32,9 +31,9 @@ use crate::error::Stage;
 use sys::CStrList;
 pub(crate) use sys::{check, errno, write_file, Step};
 
+pub(crate) mod fs;
 pub(crate) mod ids;
 pub(crate) mod join;
-pub(crate) mod mounts;
 pub(crate) mod resources;
 pub(crate) mod security;
 pub(crate) mod session;
@@ -68,8 +67,8 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) ids: ids::IdSpec,
     /// Time namespace (`time.rs`).
     pub(crate) time: time::TimeSpec,
-    /// Root filesystem and mounts (`mounts.rs`).
-    pub(crate) fs: mounts::FsSpec,
+    /// Root filesystem and mounts (`fs.rs`).
+    pub(crate) fs: fs::FsSpec<'a>,
     /// Cgroup to join, rlimits to set (`child/resources.rs`).
     pub(crate) resources: resources::ResourceSpec,
     /// Hardening steps (`child/security.rs`).
@@ -104,16 +103,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     time::enter(&spec.time)?;
     if spec.mount_private {
         // Before anything else is mounted: otherwise mounts propagate back to the host.
-        // SAFETY: valid C strings / nulls. man 2 mount.
-        let ret = unsafe {
-            libc::mount(
-                ptr::null(),
-                c"/".as_ptr(),
-                ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                ptr::null(),
-            )
-        };
+        let ret = sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None);
         check(ret, Stage::MountPrivate)?;
     }
     if let Some(name) = spec.hostname {
@@ -127,20 +117,17 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     }
     // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
     resources::join_cgroup(&spec.resources)?;
-    mounts::apply(&spec.fs, &spec.security)?;
+    fs::mount(&spec.fs)?;
+    if spec.fs.root.is_some() && spec.security.under_root {
+        // Masks go on while the host's /dev/null can still be bound (before pivot_root).
+        security::mask_paths_now(&spec.security)?;
+    }
+    fs::change_root(&spec.fs)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
         // container's processes.
-        // SAFETY: valid C strings. man 2 mount.
-        let ret = unsafe {
-            libc::mount(
-                c"proc".as_ptr(),
-                c"/proc".as_ptr(),
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                ptr::null(),
-            )
-        };
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        let ret = sys::mount(Some(c"proc"), c"/proc", Some(c"proc"), flags, None);
         check(ret, Stage::MountProc)?;
     }
     security::mask_paths(&spec.security)?;

@@ -155,7 +155,9 @@ fn mask_file(s: &SecuritySpec, path: *const c_char) -> c_int {
 
 /// Bind `path` onto itself and remount the bind read-only.
 fn readonly(path: *const c_char) -> Step {
-    if super::mounts::rbind(path, path) == -1 {
+    // SAFETY: `path` is a C string from the plan, alive until exec.
+    let path_c = unsafe { std::ffi::CStr::from_ptr(path) };
+    if super::sys::rbind(path_c, path_c) == -1 {
         let e = errno();
         if e == libc::ENOENT || e == libc::ENOTDIR {
             return Ok(());

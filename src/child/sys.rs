@@ -10,6 +10,8 @@
 
 use std::ffi::CStr;
 
+use std::ptr;
+
 use libc::{c_char, c_int};
 
 use crate::error::Stage;
@@ -190,5 +192,294 @@ pub(crate) fn set_interface_up<const N: usize>(sock: c_int, name: [u8; N]) -> c_
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         libc::ioctl(sock, libc::SIOCSIFFLAGS, &req)
+    }
+}
+
+// ---- fs
+
+/// `mount(src, target, fstype, flags, data)`; unused arguments null. man 2 mount.
+pub(crate) fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> c_int {
+    let ptr = |s: Option<&CStr>| s.map_or(ptr::null(), CStr::as_ptr);
+    // SAFETY: C strings or nulls, which mount(2) accepts for these arguments.
+    unsafe {
+        libc::mount(
+            ptr(src),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    }
+}
+
+/// A recursive bind mount of `src` onto `dst`. Returns `mount`'s result. man 2 mount.
+pub(crate) fn rbind(src: &CStr, dst: &CStr) -> c_int {
+    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
+}
+
+/// `mount_setattr(path, MOUNT_ATTR_RDONLY)` (Linux 5.12). Unlike a remount with
+/// `MS_RDONLY` it changes only the read-only bit, so the flags the kernel locks on mounts
+/// inherited into a user namespace (nosuid, nodev, ...) never need to be repeated, and
+/// `AT_RECURSIVE` covers every submount of a recursive bind. man 2 mount_setattr.
+pub(crate) fn set_readonly(path: &CStr, recursive: bool) -> Result<(), c_int> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 } as libc::c_uint;
+    // SAFETY: a C string and a mount_attr on our stack, of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    errno_of(ret as c_int)
+}
+
+/// `mkdir(path, mode)`. man 2 mkdir.
+pub(crate) fn mkdir(path: &CStr, mode: libc::mode_t) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::mkdir(path.as_ptr(), mode) }
+}
+
+/// `fchmodat2(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW)` (Linux 6.6): the plan resolved
+/// every link it made itself, so a link met here is refused (`EOPNOTSUPP`) rather than
+/// followed out of the container's own file systems. man 2 fchmodat.
+pub(crate) fn chmod_nofollow(path: &CStr, mode: libc::mode_t) -> Result<(), c_int> {
+    // SAFETY: a C string.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_FCHMODAT2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            mode as libc::c_uint,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    errno_of(ret as c_int)
+}
+
+/// `fchmodat2`'s number (the same on every architecture, Linux 6.6).
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// Creates an empty file at `path` if there is none (`O_NOFOLLOW`). man 2 open.
+pub(crate) fn touch(path: &CStr) -> c_int {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: a C string; the descriptor is ours and closed at once.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), flags, 0o644);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        fd
+    }
+}
+
+/// Creates file `path` (`O_EXCL`, `O_NOFOLLOW`) holding `contents`, with mode `mode`.
+pub(crate) fn create_file(path: &CStr, contents: &[u8], mode: libc::mode_t) -> Result<(), c_int> {
+    create_file_at(libc::AT_FDCWD, path, contents, mode)
+}
+
+/// [`create_file`] relative to directory `dir`, a descriptor of the caller's (or
+/// `AT_FDCWD`). man 2 openat, write, fchmod.
+fn create_file_at(
+    dir: c_int,
+    path: &CStr,
+    contents: &[u8],
+    mode: libc::mode_t,
+) -> Result<(), c_int> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: a C string; openat on any number only fails (EBADF).
+    let fd = unsafe { libc::openat(dir, path.as_ptr(), flags, 0o600) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut done = 0usize;
+    while let Some(rest) = contents.get(done..).filter(|r| !r.is_empty()) {
+        // SAFETY: a valid buffer of `rest.len()` bytes and our own descriptor.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let err = errno();
+            if err == libc::EINTR {
+                continue;
+            }
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
+            return Err(err);
+        }
+        done += n as usize;
+    }
+    // SAFETY: our own descriptor.
+    let ret = unsafe { libc::fchmod(fd, mode) };
+    let err = errno();
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    if ret == -1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// `symlink(target, link)`. man 2 symlink.
+pub(crate) fn symlink(target: &CStr, link: &CStr) -> c_int {
+    // SAFETY: two C strings.
+    unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }
+}
+
+/// `OPEN_TREE_CLONE` from `<linux/mount.h>`.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `MOVE_MOUNT_F_EMPTY_PATH` from `<linux/mount.h>`.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)` (with `AT_RECURSIVE`
+/// if `recursive`): a detached copy of the mount (tree) at `path`. Returns the new
+/// descriptor, which the caller then owns, or -1. man 2 open_tree (Linux 5.2).
+pub(crate) fn open_tree_clone(path: &CStr, recursive: bool) -> c_int {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a C string.
+    unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) as c_int }
+}
+
+/// `move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`, then `close(fd)`.
+/// Returns `move_mount`'s result, errno preserved. man 2 move_mount (Linux 5.2).
+///
+/// # Safety
+/// `fd` is -1 (then EBADF) or a descriptor the caller owns and does not use again: it is
+/// closed here.
+pub(crate) unsafe fn move_mount_and_close(fd: c_int, target: &CStr) -> c_int {
+    // SAFETY: a C string literal and a C string; `fd` as the caller vouches.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    let err = errno();
+    // SAFETY: the caller gave up `fd`.
+    unsafe { libc::close(fd) };
+    // SAFETY: restores this thread's errno slot for the caller's check.
+    unsafe { *libc::__errno_location() = err };
+    ret as c_int
+}
+
+/// Whether descriptors `a` and `b` are the same file (device and inode). `fstat` only
+/// reads, so any number is harmless (EBADF). man 2 fstat.
+pub(crate) fn same_file(a: c_int, b: c_int) -> Result<bool, c_int> {
+    // SAFETY: stat buffers on our stack, zeroed plain data.
+    let (mut sa, mut sb): (libc::stat, libc::stat) = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    errno_of(unsafe { libc::fstat(a, &mut sa) })?;
+    // SAFETY: as above.
+    errno_of(unsafe { libc::fstat(b, &mut sb) })?;
+    Ok(sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+}
+
+/// A tmpfs of its own that no path leads to (a detached mount, nosuid, nodev), a file
+/// there holding `contents` with `mode`, and a clone of just that file's mount moved onto
+/// `target`: bubblewrap's `--bind-data`. Every descriptor is closed on every path out.
+/// man 2 fsopen, fsconfig, fsmount, open_tree, move_mount.
+pub(crate) fn bind_data(target: &CStr, contents: &[u8], mode: libc::mode_t) -> Result<(), c_int> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    // SAFETY: a C string literal.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(errno());
+    }
+    let fs = fs as c_int;
+    let null = ptr::null::<c_char>();
+    // SAFETY: our own descriptor; null key and value, as FSCONFIG_CMD_CREATE takes.
+    let made = unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) };
+    let mnt = if made < 0 {
+        -1
+    } else {
+        // SAFETY: our own descriptor.
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs,
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )
+        }
+    };
+    let err = errno();
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fs) };
+    if mnt < 0 {
+        return Err(err);
+    }
+    let mnt = mnt as c_int;
+    let tree = create_file_at(mnt, c"data", contents, mode).map(|()| {
+        // SAFETY: our own descriptor and a C string literal.
+        unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                mnt,
+                c"data".as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )
+        }
+    });
+    let err = errno();
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(mnt) };
+    let tree = match tree {
+        Ok(t) if t >= 0 => t as c_int,
+        Ok(_) => return Err(err),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: `tree` was just opened here and is not used again.
+    errno_of(unsafe { move_mount_and_close(tree, target) })
+}
+
+/// `chroot(path)`. man 2 chroot.
+pub(crate) fn chroot(path: &CStr) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::chroot(path.as_ptr()) }
+}
+
+/// `pivot_root(new_root, put_old)`, the raw syscall (glibc has no wrapper).
+/// man 2 pivot_root.
+pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> c_int {
+    // SAFETY: two C strings.
+    unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) as c_int }
+}
+
+/// `umount2(path, MNT_DETACH)`. man 2 umount2.
+pub(crate) fn umount_detach(path: &CStr) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) }
+}
+
+/// `Err(errno)` if `ret` is -1.
+fn errno_of(ret: c_int) -> Result<(), c_int> {
+    if ret == -1 {
+        Err(errno())
+    } else {
+        Ok(())
     }
 }

@@ -17,14 +17,14 @@ use crate::{Namespaces, Stdio};
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 /// The kernel's HOST_NAME_MAX (and the UTS domain name limit).
 const UTS_NAME_MAX: usize = 64;
 
 mod arena;
 mod ctx;
+pub(crate) mod fs;
+mod resolve;
 
 use arena::CStrArray;
 pub(crate) use ctx::Ctx;
@@ -57,7 +57,7 @@ struct ChildParts {
     mount_private: bool,
     mount_proc: bool,
     loopback_up: bool,
-    fs: crate::mounts::PreparedFs,
+    fs: fs::PreparedFs,
     time: crate::time::PreparedTime,
     security: crate::security::Prepared,
 }
@@ -99,7 +99,7 @@ impl ChildParts {
             join: std::mem::replace(&mut parent.join.spec, crate::child::join::JoinSpec::none()),
             ids: std::mem::replace(&mut parent.user.ids, crate::child::ids::IdSpec::NONE),
             time: std::mem::replace(&mut self.time.spec, crate::child::time::TimeSpec::NONE),
-            fs: self.fs.spec,
+            fs: self.fs.spec(),
             resources: resources.spec(),
             security: self.security.spec,
         }
@@ -119,27 +119,24 @@ pub(crate) struct ParentPipes {
 pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
     validate(b)?;
     let ctx = Ctx::new(b);
-    let fs = crate::mounts::prepare(b)?;
+    let fs = fs::prepare(&b.fs, &ctx)?;
     let mut user = crate::userns::prepare(b)?;
     let mut join = crate::join::prepare(b)?;
     let time = crate::time::prepare(b)?;
     let env = build_env(b)?;
     // With a root filesystem or a joined mount namespace, the program and the working
-    // directory are paths inside the container (mounts.rs resolves them).
-    let path = match crate::mounts::resolve_program(b, &env) {
-        Some(resolved) => resolved?,
-        None => resolve_program(&b.program, &env)?,
+    // directory are paths inside the container.
+    let place = match fs.root_model() {
+        Some(model) => resolve::Place::Root(model),
+        None if ctx.joined.contains(Namespaces::MOUNT) => resolve::Place::Joined,
+        None => resolve::Place::Host,
     };
-    let cwd = match &b.cwd {
-        Some(dir) => match crate::mounts::check_cwd(b, dir) {
-            Some(checked) => {
-                checked?;
-                Some(cstring(dir.as_os_str(), || "the working directory".into())?)
-            }
-            None => Some(check_cwd(dir)?),
-        },
-        None => None,
-    };
+    let path = resolve::program(&b.program, &env, place)?;
+    let cwd = b
+        .cwd
+        .as_ref()
+        .map(|dir| resolve::cwd(dir, place))
+        .transpose()?;
 
     let args: Vec<CString> = std::iter::once(b.arg0.as_ref().unwrap_or(&b.program))
         .chain(b.args.iter())
@@ -236,8 +233,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         uid_map,
         gid_map,
         mount_private: ns.contains(Namespaces::MOUNT),
-        mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID)
-            && crate::mounts::core_mounts_proc(b),
+        mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID) && !fs.mounts_proc(),
         loopback_up: ns.contains(Namespaces::NET),
         fs,
         time,
@@ -454,109 +450,6 @@ fn build_env(b: &ContainerBuilder) -> Result<Vec<(OsString, OsString)>> {
         };
     }
     Ok(env.into_iter().collect())
-}
-
-/// Resolves the program the way a shell would, in the parent, so that the child calls
-/// plain `execve` (execvp may allocate) and a missing program is a clear error up front.
-fn resolve_program(program: &OsStr, env: &[(OsString, OsString)]) -> Result<PathBuf> {
-    let bytes = program.as_bytes();
-    if bytes.contains(&0) {
-        return Err(Error::NulByte {
-            what: "the program".into(),
-            value: program.to_string_lossy().into_owned(),
-        });
-    }
-    if bytes.contains(&b'/') {
-        let p = Path::new(program);
-        // A relative path is taken from the supervisor's directory, not the container's
-        // working directory (execve would resolve it after chdir otherwise).
-        let abs = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map_err(Error::io("reading the current directory"))?
-                .join(p)
-        };
-        return check_executable(&abs, program, String::new());
-    }
-    let path_var = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var_os("PATH"))
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut not_exec = None;
-    for dir in std::env::split_paths(&path_var) {
-        let cand = dir.join(program);
-        match check_executable(&cand, program, String::new()) {
-            Ok(p) => return Ok(p),
-            Err(e @ Error::NotExecutable { .. }) => {
-                not_exec.get_or_insert(e);
-            }
-            Err(_) => {}
-        }
-    }
-    Err(not_exec.unwrap_or_else(|| Error::ProgramNotFound {
-        program: program.to_string_lossy().into_owned(),
-        searched: path_var.to_string_lossy().into_owned(),
-    }))
-}
-
-pub(crate) fn check_executable(path: &Path, program: &OsStr, searched: String) -> Result<PathBuf> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::ProgramNotFound {
-                program: program.to_string_lossy().into_owned(),
-                searched,
-            })
-        }
-        Err(e) => {
-            return Err(Error::NotExecutable {
-                path: path.into(),
-                reason: e.to_string(),
-            })
-        }
-    };
-    if meta.is_dir() {
-        return Err(Error::NotExecutable {
-            path: path.into(),
-            reason: "is a directory".into(),
-        });
-    }
-    if !meta.is_file() {
-        return Err(Error::NotExecutable {
-            path: path.into(),
-            reason: "is not a regular file".into(),
-        });
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        return Err(Error::NotExecutable {
-            path: path.into(),
-            reason: "has no execute permission bits".into(),
-        });
-    }
-    if let Err(e) = nix::unistd::access(path, nix::unistd::AccessFlags::X_OK) {
-        return Err(Error::NotExecutable {
-            path: path.into(),
-            reason: format!("access(X_OK): {}", e.desc()),
-        });
-    }
-    Ok(path.into())
-}
-
-fn check_cwd(dir: &Path) -> Result<CString> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => cstring(dir.as_os_str(), || "the working directory".into()),
-        Ok(_) => Err(Error::BadCurrentDir {
-            path: dir.into(),
-            reason: "not a directory".into(),
-        }),
-        Err(e) => Err(Error::BadCurrentDir {
-            path: dir.into(),
-            reason: e.to_string(),
-        }),
-    }
 }
 
 fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
