@@ -109,7 +109,7 @@ pub use builder::fs::MAX_TMPFS_SIZE;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use error::{Errno, Error, Result, Stage};
-pub use handle::container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
+pub use handle::container::{Container, Output};
 pub use handle::reaper::pending_orphans;
 pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
@@ -128,7 +128,9 @@ pub use supervisor::{
     Supervisor, Worker, WorkerEnd, WorkerSummary,
 };
 
-pub use handle::io::{Lines, StdinSender, MAX_LINE};
+pub use handle::io::{
+    ContainerStderr, ContainerStdin, ContainerStdout, Lines, StdinSender, MAX_LINE,
+};
 pub use handle::pty::{Pty, PtyChannels, PtyResizer, PtySize};
 pub use handle::signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 pub use session::DEFAULT_INIT_GRACE;

@@ -13,16 +13,142 @@
 //! [`ContainerStdin::into_sender`].
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-use crate::{ContainerStderr, ContainerStdin, ContainerStdout};
+/// The supervisor's end of a container's stdin: an [`AsyncWrite`], non-blocking and driven
+/// by tokio's reactor.
+#[derive(Debug)]
+pub struct ContainerStdin(pub(crate) pipe::Sender);
+
+/// The supervisor's end of a container's stdout: a [`Stream`](futures::Stream) of
+/// `io::Result<Bytes>` chunks and an [`AsyncRead`] (see `io.rs`).
+///
+/// Pipelines and raw access, as with tokio's `ChildStdin`/`ChildStdout`/`ChildStderr`:
+/// each end is an [`AsFd`], and converts into an [`OwnedFd`], a cellblock [`Stdio`](crate::Stdio) or a
+/// [`std::process::Stdio`] to become another container's (or process's) stream:
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::{Container, Stdio};
+/// let mut echo = Container::builder("/bin/echo").arg("hello")
+///     .stdout(Stdio::piped()).spawn().await?;
+/// let into_tr: Stdio = echo.take_stdout().unwrap().try_into().expect("a pipe end");
+/// let tr = Container::builder("/usr/bin/tr").args(["a-z", "A-Z"])
+///     .stdin(into_tr).stdout(Stdio::piped()).spawn().await?;
+/// let (_, out) = tokio::join!(echo.wait(), tr.wait_with_output());
+/// assert_eq!(out?.stdout, b"HELLO\n");
+/// # Ok(()) }
+/// ```
+///
+/// The descriptor handed over is switched back to blocking mode (a program given a
+/// non-blocking stdin would see `EAGAIN`) and deregistered from the reactor.
+#[derive(Debug)]
+pub struct ContainerStdout(pub(crate) pipe::Receiver);
+
+/// The supervisor's end of a container's stderr: a [`Stream`](futures::Stream) of
+/// `io::Result<Bytes>` chunks and an [`AsyncRead`] (see `io.rs`).
+#[derive(Debug)]
+pub struct ContainerStderr(pub(crate) pipe::Receiver);
+
+impl AsyncWrite for ContainerStdin {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    /// One `writev` for several buffers, as tokio's `ChildStdin` does.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+impl AsyncRead for ContainerStdout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncRead for ContainerStderr {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+// Pipelines and raw access (see ContainerStdout's docs).
+macro_rules! pipe_conversions {
+    ($t:ty) => {
+        impl AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.0.as_fd().as_raw_fd()
+            }
+        }
+
+        impl TryFrom<$t> for OwnedFd {
+            type Error = io::Error;
+            /// Our end of the pipe, in blocking mode and no longer registered with tokio.
+            fn try_from(p: $t) -> io::Result<OwnedFd> {
+                p.0.into_blocking_fd()
+            }
+        }
+
+        impl TryFrom<$t> for crate::Stdio {
+            type Error = io::Error;
+            /// Another container's stream: the pipe continues there.
+            fn try_from(p: $t) -> io::Result<crate::Stdio> {
+                OwnedFd::try_from(p).map(crate::Stdio::from)
+            }
+        }
+
+        impl TryFrom<$t> for std::process::Stdio {
+            type Error = io::Error;
+            /// A std or tokio `Command`'s stream: the pipe continues there.
+            fn try_from(p: $t) -> io::Result<std::process::Stdio> {
+                OwnedFd::try_from(p).map(std::process::Stdio::from)
+            }
+        }
+    };
+}
+
+pipe_conversions!(ContainerStdin);
+pipe_conversions!(ContainerStdout);
+pipe_conversions!(ContainerStderr);
 
 /// Bytes read from a pipe per chunk: the size of a default Linux pipe buffer, so one
 /// wakeup drains a full pipe.
