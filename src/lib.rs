@@ -79,12 +79,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-mod bpf;
 mod builder;
 mod cgroup;
 mod child;
 mod container;
 mod error;
+mod handle;
 mod idpool;
 mod join;
 mod limits;
@@ -93,9 +93,7 @@ mod namespaces;
 mod plan;
 mod reaper;
 mod report;
-mod security;
 mod spawn;
-mod stdio;
 mod supervisor;
 mod sys;
 mod time;
@@ -104,10 +102,14 @@ mod userns;
 mod init;
 mod io;
 mod pty;
-mod session;
 mod signals;
 mod spawner;
 
+pub use builder::security::{
+    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
+};
+pub use builder::stdio::Stdio;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
@@ -121,19 +123,14 @@ pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;
 pub use report::{EndReason, RunReport};
-pub use security::{
-    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
-};
-pub use stdio::Stdio;
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,
     Supervisor, Worker, WorkerEnd, WorkerSummary,
 };
 
+pub use builder::session::DEFAULT_INIT_GRACE;
 pub use io::{Lines, StdinSender, MAX_LINE};
 pub use pty::{Pty, PtyChannels, PtyResizer, PtySize};
-pub use session::DEFAULT_INIT_GRACE;
 pub use signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).

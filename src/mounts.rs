@@ -1945,7 +1945,7 @@ pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedFs> {
         },
         blobs: Vec::new(),
         fds: Vec::new(),
-        min_fd: crate::security::min_setup_fd(b),
+        min_fd: b.security.min_setup_fd(),
         strings: Vec::new(),
         steps: Vec::new(),
         grabs: Vec::new(),

@@ -11,6 +11,10 @@ use std::process::ExitStatus;
 
 use crate::{Container, Namespaces, Output, Result, Stdio};
 
+pub(crate) mod security;
+pub(crate) mod session;
+pub(crate) mod stdio;
+
 /// Configuration for a container: the program to run and how to isolate it.
 ///
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
@@ -53,7 +57,7 @@ pub struct ContainerBuilder {
     /// `process_group(pgid)`.
     pub(crate) process_group: Option<i32>,
     /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
-    pub(crate) session: crate::session::SessionConfig,
+    pub(crate) session: session::SessionConfig,
     /// Root filesystem and mounts (`mounts.rs`).
     pub(crate) fs: crate::mounts::FsConfig,
     /// uid/gid maps and the workload's identity (`userns.rs`).
@@ -65,7 +69,7 @@ pub struct ContainerBuilder {
     /// cgroup limits, rlimits, timeout, output limit (`limits.rs`).
     pub(crate) limits: crate::limits::Limits,
     /// Hardening settings (`security.rs`).
-    pub(crate) security: crate::security::Security,
+    pub(crate) security: security::SecurityConfig,
 }
 
 impl ContainerBuilder {

@@ -134,9 +134,8 @@ pub(crate) fn native_arch() -> Result<u32> {
     match std::env::consts::ARCH {
         "x86_64" => Ok(LE64 | 62),
         "aarch64" => Ok(LE64 | 183),
-        "riscv64" => Ok(LE64 | 243),
         other => Err(Error::Security(format!(
-            "seccomp filtering is implemented for x86_64, aarch64 and riscv64, not {other}"
+            "seccomp filtering is implemented for x86_64 and aarch64, not {other}"
         ))),
     }
 }
