@@ -154,8 +154,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
             // and always clears close-on-exec on the target.
-            // SAFETY: plain syscall. man 2 dup2.
-            check(unsafe { libc::dup2(fd, target as c_int) }, Stage::Stdio)?;
+            check(sys::dup2(fd, target as c_int), Stage::Stdio)?;
         }
     }
     if let Some(dir) = spec.cwd {

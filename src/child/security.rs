@@ -132,7 +132,7 @@ fn mask_file(s: &SecuritySpec, path: &CStr) -> c_int {
 
 /// Bind `path` onto itself and remount the bind read-only.
 fn readonly(path: &CStr) -> Step {
-    if sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) == -1 {
+    if sys::rbind(path, path) == -1 {
         let e = errno();
         if e == libc::ENOENT || e == libc::ENOTDIR {
             return Ok(());

@@ -100,6 +100,34 @@ pub(crate) fn execve(path: &CStr, argv: CStrList<'_>, envp: CStrList<'_>) -> c_i
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
 }
 
+// ---- fs
+
+/// `mount(src, target, fstype, flags, data)`; unused arguments null. man 2 mount.
+pub(crate) fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> c_int {
+    let ptr = |s: Option<&CStr>| s.map_or(ptr::null(), CStr::as_ptr);
+    // SAFETY: C strings or nulls, which mount(2) accepts for these arguments.
+    unsafe {
+        libc::mount(
+            ptr(src),
+            target.as_ptr(),
+            ptr(fstype),
+            flags,
+            ptr(data).cast(),
+        )
+    }
+}
+
+/// A recursive bind mount of `src` onto `dst`. Returns `mount`'s result. man 2 mount.
+pub(crate) fn rbind(src: &CStr, dst: &CStr) -> c_int {
+    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)
+}
+
 // ---- security
 //
 // Descriptor numbers here are the child's own: it has a table of its own (no
@@ -113,27 +141,6 @@ pub(crate) fn is_dir(path: &CStr) -> Result<bool, c_int> {
         return Err(errno());
     }
     Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-}
-
-/// `mount(source, target, fstype, flags, data)`; `None` passes a null pointer. man 2 mount.
-pub(crate) fn mount(
-    source: Option<&CStr>,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: c_ulong,
-    data: Option<&CStr>,
-) -> c_int {
-    let ptr = |s: Option<&CStr>| s.map_or(ptr::null(), CStr::as_ptr);
-    // SAFETY: valid C strings or nulls, where mount(2) accepts null.
-    unsafe {
-        libc::mount(
-            ptr(source),
-            target.as_ptr(),
-            ptr(fstype),
-            flags,
-            ptr(data).cast(),
-        )
-    }
 }
 
 /// The mount flags of the filesystem at `path` (`statvfs`'s `f_flag`), or the errno.
