@@ -468,6 +468,60 @@ mod tests {
         assert_eq!(process_group(&cfg, &c).unwrap(), -1);
     }
 
+    /// The host part, as an unprivileged user can run it: the root's path canonicalized
+    /// and put before every path, the host's `/dev/null` opened above the pass_fd targets
+    /// for files in a root without one, each passed descriptor duplicated above them too;
+    /// what the child reads is exactly that.
+    #[test]
+    fn prepare_under_a_root() {
+        let null = || Arc::new(OwnedFd::from(std::fs::File::open("/dev/null").unwrap()));
+        let cfg = SecurityConfig {
+            pass_fds: vec![(null(), 40), (null(), 41)],
+            new_session: false,
+            ..Default::default()
+        };
+        let ctx = Ctx {
+            namespaces: Namespaces::MOUNT,
+            root: Some("/usr/../usr".into()),
+            min_setup_fd: cfg.min_setup_fd(),
+            process_group: Some(0),
+            ..Ctx::default()
+        };
+        let prepared = prepare(&cfg, &ctx).unwrap();
+        let spec = prepared.spec();
+        assert!(spec.under_root);
+        let masks: Vec<&str> = spec.masks.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(masks[0], "/usr/proc/acpi");
+        assert_eq!(masks.len(), DEFAULT_MASKED_PATHS.len());
+        assert_eq!(spec.readonly.last().unwrap().as_c_str(), c"/usr/proc/sys");
+        let null_path = spec.null_fd_path.unwrap().to_str().unwrap();
+        let n: RawFd = null_path
+            .strip_prefix("/proc/self/fd/")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n >= 42, "{null_path}");
+        assert_eq!(
+            std::fs::read_link(null_path).unwrap(),
+            Path::new("/dev/null")
+        );
+        let dsts: Vec<RawFd> = spec.pass.iter().map(|p| p.dst).collect();
+        assert_eq!(dsts, [40, 41]);
+        assert!(spec.pass.iter().all(|p| p.src >= 42), "{:?}", spec.pass);
+        assert_eq!(spec.cloexec_ranges, [(3, 39), (42, u32::MAX)]);
+        assert_eq!((spec.process_group, spec.new_session), (0, false));
+        assert_eq!(spec.seccomp.len(), 1);
+        assert!(spec.drop_caps && spec.no_new_privs && spec.close_fds);
+        assert_eq!(spec.umask, 0o022);
+
+        // Without a root: the container's own paths, and nothing opened for /dev/null.
+        let ctx = Ctx { root: None, ..ctx };
+        let prepared = prepare(&cfg, &ctx).unwrap();
+        let spec = prepared.spec();
+        assert!(!spec.under_root && spec.null_fd_path.is_none());
+        assert_eq!(spec.masks[0].as_c_str(), c"/proc/acpi");
+    }
+
     #[test]
     fn nesting_keeps_what_inner_containers_need() {
         let setfcap = Capability::CAP_SETFCAP.bitmask();
