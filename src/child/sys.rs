@@ -135,8 +135,9 @@ pub(crate) fn rbind(src: &CStr, dst: &CStr) -> c_int {
 
 /// Whether `path` is a directory (`stat`), or the errno. man 2 stat.
 pub(crate) fn is_dir(path: &CStr) -> Result<bool, c_int> {
-    // SAFETY: a valid C string and a stat buffer on our stack.
+    // SAFETY: struct stat is plain data; all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a stat buffer on our stack.
     if unsafe { libc::stat(path.as_ptr(), &mut st) } == -1 {
         return Err(errno());
     }
@@ -146,8 +147,9 @@ pub(crate) fn is_dir(path: &CStr) -> Result<bool, c_int> {
 /// The mount flags of the filesystem at `path` (`statvfs`'s `f_flag`), or the errno.
 /// man 3 statvfs.
 pub(crate) fn statvfs_flags(path: &CStr) -> Result<c_ulong, c_int> {
-    // SAFETY: a valid C string and a statvfs buffer on our stack.
+    // SAFETY: struct statvfs is plain data; all zeroes is a valid value.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statvfs buffer on our stack.
     if unsafe { libc::statvfs(path.as_ptr(), &mut vfs) } == -1 {
         return Err(errno());
     }
@@ -234,12 +236,15 @@ pub(crate) fn set_cloexec(fd: c_int) -> c_int {
 
 /// The soft `RLIMIT_NOFILE` (65536 when unlimited or unreadable). man 2 getrlimit.
 pub(crate) fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: an rlimit buffer on our stack.
-    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0
         && lim.rlim_cur != libc::RLIM_INFINITY
     {
-        lim.rlim_cur as u64
+        lim.rlim_cur
     } else {
         65536
     }
