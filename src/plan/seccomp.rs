@@ -1,6 +1,6 @@
-//! The seccomp compiler: a [`Seccomp`] policy to a classic BPF program (`bpf.rs` builds the
-//! decision tree), with a cache, since every spawn of a builder asks for the same few
-//! policies.
+//! The seccomp compiler: a [`Seccomp`] policy to a classic BPF program (`seccomp/bpf.rs`
+//! builds the decision tree), with a cache, since every spawn of a builder asks for the
+//! same few policies.
 //!
 //! Pure: no system calls, no descriptors. The child only hands the programs to the kernel
 //! (`child/security.rs`).
@@ -29,7 +29,7 @@ pub(crate) fn programs(cfg: &SecurityConfig) -> Result<Vec<Arc<[sock_filter]>>> 
         .collect()
 }
 
-/// The compiled program for a policy, cached: compiling costs tens of microseconds and
+/// The compiled program for a policy, cached: compiling costs far more than a lookup, and
 /// every spawn of a builder asks for the same few policies. The cache is keyed by the
 /// whole policy, so a changed policy compiles anew; it holds a handful of entries at most
 /// in practice (and is bounded anyway).
