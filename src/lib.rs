@@ -79,7 +79,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-mod bpf;
 mod builder;
 mod cgroup;
 mod child;
@@ -91,8 +90,6 @@ mod limits;
 mod namespaces;
 mod plan;
 mod protocol;
-mod security;
-mod stdio;
 mod supervisor;
 mod sys;
 mod time;
@@ -103,9 +100,13 @@ mod userns;
 use handle::{pty, reaper, spawn, spawner};
 
 mod init;
-mod session;
 
 pub use builder::fs::MAX_TMPFS_SIZE;
+pub use builder::security::{
+    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
+};
+pub use builder::stdio::Stdio;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use error::{Errno, Error, Result, Stage};
@@ -118,22 +119,17 @@ pub use limits::{
     RLIM_INFINITY,
 };
 pub use namespaces::{NamespaceIds, Namespaces};
-pub use security::{
-    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
-};
-pub use stdio::Stdio;
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,
     Supervisor, Worker, WorkerEnd, WorkerSummary,
 };
 
+pub use builder::session::DEFAULT_INIT_GRACE;
 pub use handle::io::{
     ContainerStderr, ContainerStdin, ContainerStdout, Lines, StdinSender, MAX_LINE,
 };
 pub use handle::pty::{Pty, PtyChannels, PtyResizer, PtySize};
 pub use handle::signals::{Forwarding, SignalForwarder, FORWARDED_SIGNALS};
-pub use session::DEFAULT_INIT_GRACE;
 
 /// The signal type accepted by [`Container::signal`] (re-exported from `nix`).
 pub use nix::sys::signal::Signal;

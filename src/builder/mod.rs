@@ -19,6 +19,10 @@ mod from_std;
 
 pub(crate) mod fs;
 
+pub(crate) mod security;
+pub(crate) mod session;
+pub(crate) mod stdio;
+
 /// Configuration for a container: the program to run and how to isolate it.
 ///
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
@@ -61,7 +65,7 @@ pub struct ContainerBuilder {
     /// `process_group(pgid)`.
     pub(crate) process_group: Option<i32>,
     /// Init, terminal, die-with-supervisor, merged-stderr settings (`session.rs`).
-    pub(crate) session: crate::session::SessionConfig,
+    pub(crate) session: session::SessionConfig,
     /// Root filesystem and mounts (`fs.rs`).
     pub(crate) fs: fs::FsConfig,
     /// uid/gid maps and the workload's identity (`userns.rs`).
@@ -73,7 +77,7 @@ pub struct ContainerBuilder {
     /// cgroup limits, rlimits, timeout, output limit (`limits.rs`).
     pub(crate) limits: crate::limits::Limits,
     /// Hardening settings (`security.rs`).
-    pub(crate) security: crate::security::Security,
+    pub(crate) security: security::SecurityConfig,
 }
 
 impl ContainerBuilder {

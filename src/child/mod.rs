@@ -60,7 +60,7 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
     /// Terminal, init and die-with-supervisor settings (`session.rs`).
-    pub(crate) session: session::ChildSession,
+    pub(crate) session: session::ChildSession<'a>,
     /// Namespaces to join first (`join.rs`).
     pub(crate) join: join::JoinSpec,
     /// Supervisor-written maps, groups, gid, uid (`ids.rs`).
@@ -72,7 +72,7 @@ pub(crate) struct ChildSpec<'a> {
     /// Cgroup to join, rlimits to set (`child/resources.rs`).
     pub(crate) resources: resources::ResourceSpec,
     /// Hardening steps (`child/security.rs`).
-    pub(crate) security: security::SecuritySpec,
+    pub(crate) security: security::SecuritySpec<'a>,
 }
 
 /// The clone entry point. Never returns: execs or `_exit`s.

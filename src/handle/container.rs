@@ -44,7 +44,7 @@ pub struct Container {
     stdout: Option<ContainerStdout>,
     stderr: Option<ContainerStderr>,
     /// The init's status pipe, the pty (`session.rs`).
-    pub(crate) session: crate::session::ContainerSession,
+    pub(crate) session: crate::handle::session::ContainerSession,
     /// Timeout watchdog, cgroup, accounting (`report.rs`).
     pub(crate) run: super::report::RunState,
 }
@@ -103,7 +103,7 @@ impl Container {
             .stderr
             .map(|fd| pipe::Receiver::from_owned_fd(fd).map(ContainerStderr))
             .transpose()?;
-        c.session = crate::session::ContainerSession::new(pipes.session);
+        c.session = crate::handle::session::ContainerSession::new(pipes.session);
         c.kill_on_drop = b.kill_on_drop;
         Ok(c)
     }

@@ -19,6 +19,7 @@ pub(crate) mod io;
 pub(crate) mod pty;
 pub(crate) mod reaper;
 pub(crate) mod report;
+pub(crate) mod session;
 pub(crate) mod signals;
 pub(crate) mod spawn;
 pub(crate) mod spawner;

@@ -37,6 +37,9 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         None => (b, None),
     };
     let (plan, pipes) = plan::prepare(b, defaults)?;
+    // Process-wide, started by the first spawn whatever its kind, so that a program (or a
+    // leak test) taking a thread baseline after one warm-up spawn sees no later growth.
+    crate::spawner::start();
     // Shared with the Container below; if we fail or are cancelled first, the plan's
     // reference and this one drop and the cgroup is killed and removed.
     let cgroup = plan.resources.cgroup.clone();

@@ -11,7 +11,7 @@ use crate::builder::ContainerBuilder;
 use crate::Namespaces;
 
 /// Cross-concern facts of one spawn.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[allow(dead_code)] // TRANSITIONAL (issue 13): until every concern's prepare takes a Ctx
 pub(crate) struct Ctx {
     /// The namespaces the container gets.
@@ -27,6 +27,11 @@ pub(crate) struct Ctx {
     /// The lowest descriptor number the child may use for its own setup: above every
     /// `pass_fd` target, so the child's dup2s never overwrite it.
     pub(crate) min_setup_fd: RawFd,
+    /// The workload's `process_group`, as given (validated by the security plan, which
+    /// makes the child's `setpgid` call).
+    pub(crate) process_group: Option<libc::pid_t>,
+    /// The built-in init runs (as PID 1, or as a subreaper).
+    pub(crate) uses_init: bool,
 }
 
 impl Ctx {
@@ -37,7 +42,9 @@ impl Ctx {
             pty: b.session.pty.is_some(),
             new_session: b.security.new_session,
             joined: crate::join::joined_kinds(b),
-            min_setup_fd: crate::security::min_setup_fd(b),
+            min_setup_fd: b.security.min_setup_fd(),
+            process_group: b.process_group,
+            uses_init: b.session.uses_init(b.namespaces),
         }
     }
 }

@@ -25,6 +25,10 @@ mod arena;
 mod ctx;
 pub(crate) mod fs;
 mod resolve;
+pub(crate) mod seccomp;
+pub(crate) mod security;
+pub(crate) mod session;
+pub(crate) mod stdio;
 
 use arena::CStrArray;
 pub(crate) use ctx::Ctx;
@@ -36,7 +40,7 @@ pub(crate) struct Plan {
     /// What the parent uses during and after the clone.
     parent: ParentState,
     /// Init, terminal and die-with-supervisor settings (`session.rs`).
-    pub(crate) session: crate::session::SessionPlan,
+    pub(crate) session: session::SessionPlan,
     /// The cgroup and rlimits (`limits.rs`).
     pub(crate) resources: crate::limits::PreparedResources,
 }
@@ -59,7 +63,7 @@ struct ChildParts {
     loopback_up: bool,
     fs: fs::PreparedFs,
     time: crate::time::PreparedTime,
-    security: crate::security::Prepared,
+    security: security::PreparedSecurity,
 }
 
 /// The parent's side of the clone.
@@ -78,7 +82,7 @@ impl ChildParts {
     fn spec<'a>(
         &'a mut self,
         parent: &mut ParentState,
-        session: &crate::session::SessionPlan,
+        session: &'a session::SessionPlan,
         resources: &crate::limits::PreparedResources,
     ) -> ChildSpec<'a> {
         ChildSpec {
@@ -95,13 +99,13 @@ impl ChildParts {
             mount_private: self.mount_private,
             mount_proc: self.mount_proc,
             loopback_up: self.loopback_up,
-            session: session.child(),
+            session: session.spec(),
             join: std::mem::replace(&mut parent.join.spec, crate::child::join::JoinSpec::none()),
             ids: std::mem::replace(&mut parent.user.ids, crate::child::ids::IdSpec::NONE),
             time: std::mem::replace(&mut self.time.spec, crate::child::time::TimeSpec::NONE),
             fs: self.fs.spec(),
             resources: resources.spec(),
-            security: self.security.spec,
+            security: self.security.spec(),
         }
     }
 }
@@ -112,7 +116,7 @@ pub(crate) struct ParentPipes {
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
     /// The init's status pipe and the pty master (`session.rs`).
-    pub(crate) session: crate::session::ParentSession,
+    pub(crate) session: session::ParentSession,
 }
 
 /// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
@@ -189,15 +193,13 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         Defaults::Output => (Stdio::null(), Stdio::piped(), Stdio::piped()),
     };
     let open = |s: &Option<Stdio>, default: &Stdio, input: bool| {
-        s.as_ref()
-            .unwrap_or(default)
-            .prepare(input)
+        stdio::prepare(s.as_ref().unwrap_or(default), input)
             .map_err(Error::io("opening the container's stdio"))
     };
     let resources = crate::limits::prepare(b)?;
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
-    let stderr = match crate::session::merged_stderr(b, &stdout)? {
+    let stderr = match session::merged_stderr(&b.session, &stdout)? {
         Some(merged) => merged,
         None => open(&b.stderr, &stderr_kind, false)?,
     };
@@ -207,14 +209,15 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     // (and before the session captures its number for the init).
     let err_write = sys::move_above(err_write, ctx.min_setup_fd)
         .map_err(Error::io("creating the error pipe"))?;
-    let (session, parent_session) = crate::session::prepare(
-        b,
+    let (session, parent_session) = session::prepare(
+        &b.session,
+        &ctx,
         &path_c,
         args.strings(),
         (&err_read, err_write.as_raw_fd()),
         fs.devpts(),
     )?;
-    let security = crate::security::prepare(b)?;
+    let security = security::prepare(&b.security, &ctx)?;
 
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
     let ns = ctx.namespaces;
@@ -292,7 +295,7 @@ impl ParentState {
     fn clone_and_wait(
         &mut self,
         spec: &mut ChildSpec<'_>,
-        session: &crate::session::SessionPlan,
+        session: &session::SessionPlan,
         resources: &crate::limits::PreparedResources,
         stack: &Stack,
     ) -> Result<ChildGuard> {
