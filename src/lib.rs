@@ -86,8 +86,6 @@ mod child;
 mod container;
 mod error;
 mod idpool;
-mod join;
-mod limits;
 mod mounts;
 mod namespaces;
 mod plan;
@@ -98,8 +96,6 @@ mod spawn;
 mod stdio;
 mod supervisor;
 mod sys;
-mod time;
-mod userns;
 
 mod init;
 mod io;
@@ -108,15 +104,15 @@ mod session;
 mod signals;
 mod spawner;
 
+pub use builder::limits::{
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
+    RLIM_INFINITY,
+};
 pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use container::{Container, ContainerStderr, ContainerStdin, ContainerStdout, Output};
 pub use error::{Errno, Error, Result, Stage};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
-pub use limits::{
-    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
-    RLIM_INFINITY,
-};
 pub use mounts::MAX_TMPFS_SIZE;
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use reaper::pending_orphans;

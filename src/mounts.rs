@@ -980,7 +980,7 @@ fn default_fresh_dev(b: &ContainerBuilder) -> bool {
     b.namespaces.contains(Namespaces::MOUNT)
         && b.fs.root.is_none()
         && !b.fs.host_dev
-        && !crate::join::joins_mount(b)
+        && !b.join.joins_mount()
         && !b.fs.ops.iter().any(|o| matches!(o, MountOp::Dev))
 }
 
@@ -991,7 +991,7 @@ fn default_readonly_sys(b: &ContainerBuilder) -> bool {
     b.namespaces.contains(Namespaces::MOUNT)
         && b.fs.root.is_none()
         && !b.fs.writable_sys
-        && !crate::join::joins_mount(b)
+        && !b.join.joins_mount()
         && match (std::fs::metadata("/sys"), std::fs::metadata("/")) {
             (Ok(sys), Ok(root)) => sys.dev() != root.dev(),
             _ => false,
@@ -2052,7 +2052,7 @@ pub(crate) fn resolve_program(
     if let Some(root) = b.fs.root.as_ref() {
         return Some(resolve_in_root(b, root, env));
     }
-    if crate::join::joins_mount(b) {
+    if b.join.joins_mount() {
         // Another container's file system: nothing to check from here; execve reports.
         let p = Path::new(&b.program);
         return Some(if p.is_absolute() {
@@ -2142,7 +2142,7 @@ fn resolve_in_root(
 /// Checks a working directory that lives inside the root filesystem (or a joined mount
 /// namespace). `None`: core checks the host path.
 pub(crate) fn check_cwd(b: &ContainerBuilder, dir: &Path) -> Option<Result<()>> {
-    if b.fs.root.is_none() && crate::join::joins_mount(b) {
+    if b.fs.root.is_none() && b.join.joins_mount() {
         return Some(Ok(())); // inside another container: chdir will tell
     }
     let root = b.fs.root.as_ref()?;

@@ -17,10 +17,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
+use crate::builder::limits::{LimitsConfig as Limits, DEFAULT_KILL_GRACE};
 use crate::builder::Defaults;
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::{Errno, Error, Result, Stage};
-use crate::limits::{Limits, DEFAULT_KILL_GRACE};
 use crate::reaper::Cleanup;
 use crate::{sys, Container, ContainerBuilder, Output};
 

@@ -327,3 +327,21 @@ impl Drop for ThreadEuid {
         unsafe { libc::syscall(libc::SYS_setresuid, -1i32, self.old, -1i32) };
     }
 }
+
+// ---- namespace files (join)
+
+/// `ioctl(fd, NS_GET_USERNS)`: the user namespace that owns the namespace `fd` refers to,
+/// as a new descriptor. man 2 ioctl_ns.
+pub(crate) fn ns_get_userns(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: an ioctl without argument on a valid descriptor.
+    let ret = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_USERNS) } as libc::c_long)?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` kind of a namespace file. man 2 ioctl_ns.
+pub(crate) fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: an ioctl without argument on a valid descriptor.
+    let ret = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) } as libc::c_long)?;
+    Ok(ret as libc::c_int)
+}

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::builder::limits::LimitsConfig as Limits;
 use crate::error::{Error, Result};
-use crate::limits::Limits;
 
 /// How the host mounts its cgroup hierarchies.
 ///

@@ -21,8 +21,8 @@ use super::{
     acquire_parent, base_dir, cg_err, create_leaf, kill_pids, poll_until, read_keyed, read_pids,
     read_u64, release_parent, v1_hierarchy, write, write_setting, Mode, Stats,
 };
+use crate::builder::limits::{LimitsConfig as Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 use crate::error::{Error, Result};
-use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 
 /// One hierarchy's directory of this container.
 #[derive(Debug, Clone)]

@@ -30,16 +30,16 @@ use libc::{c_char, c_int, c_void};
 
 use crate::error::Stage;
 use sys::CStrList;
-pub(crate) use sys::{check, errno, write_file, Step};
+pub(crate) use sys::{check, errno, Step};
 
-pub(crate) mod ids;
 pub(crate) mod join;
+pub(crate) mod limits;
 pub(crate) mod mounts;
-pub(crate) mod resources;
 pub(crate) mod security;
 pub(crate) mod session;
 pub(crate) mod sys;
 pub(crate) mod time;
+pub(crate) mod user;
 
 /// Everything the child needs, borrowed from the [`Plan`](crate::plan::Plan), which
 /// outlives the child's use of it (the parent sleeps until execve or exit).
@@ -54,24 +54,21 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) stdio: [c_int; 3],
     /// Write end of the error pipe.
     pub(crate) err_fd: c_int,
-    /// New user namespace: the single-line maps to write ourselves.
-    pub(crate) uid_map: Option<&'a [u8]>,
-    pub(crate) gid_map: Option<&'a [u8]>,
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
     /// Terminal, init and die-with-supervisor settings (`session.rs`).
     pub(crate) session: session::ChildSession,
     /// Namespaces to join first (`join.rs`).
-    pub(crate) join: join::JoinSpec,
-    /// Supervisor-written maps, groups, gid, uid (`ids.rs`).
-    pub(crate) ids: ids::IdSpec,
+    pub(crate) join: join::JoinSpec<'a>,
+    /// uid/gid maps, groups, gid, uid (`user.rs`).
+    pub(crate) user: user::UserSpec<'a>,
     /// Time namespace (`time.rs`).
-    pub(crate) time: time::TimeSpec,
+    pub(crate) time: time::TimeSpec<'a>,
     /// Root filesystem and mounts (`mounts.rs`).
     pub(crate) fs: mounts::FsSpec,
-    /// Cgroup to join, rlimits to set (`child/resources.rs`).
-    pub(crate) resources: resources::ResourceSpec,
+    /// Cgroup to join, rlimits to set (`limits.rs`).
+    pub(crate) limits: limits::LimitsSpec<'a>,
     /// Hardening steps (`child/security.rs`).
     pub(crate) security: security::SecuritySpec,
 }
@@ -80,7 +77,7 @@ pub(crate) struct ChildSpec<'a> {
 pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
     let spec = unsafe { &*(arg as *const ChildSpec<'_>) };
-    let Err((stage, err)) = setup_and_exec(spec, arg);
+    let Err((stage, err)) = setup_and_exec(spec);
     sys::report(spec.err_fd, stage, err);
     sys::exit(127)
 }
@@ -94,13 +91,11 @@ pub(crate) fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
     unsafe { std::slice::from_raw_parts(p.0, p.1) }
 }
 
-fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
+fn setup_and_exec(spec: &ChildSpec<'_>) -> Result<Infallible, (Stage, c_int)> {
     reset_signal_dispositions();
-    join::enter(&spec.join, entry, arg)?;
-    ids::wait_for_maps(&spec.ids)?;
-    if let (Some(uid_map), Some(gid_map)) = (spec.uid_map, spec.gid_map) {
-        write_user_maps(uid_map, gid_map)?;
-    }
+    join::enter(&spec.join, spec)?;
+    user::wait_for_maps(&spec.user)?;
+    user::write_own_maps(&spec.user)?;
     time::enter(&spec.time)?;
     if spec.mount_private {
         // Before anything else is mounted: otherwise mounts propagate back to the host.
@@ -130,7 +125,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
         loopback_up()?;
     }
     // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
-    resources::join_cgroup(&spec.resources)?;
+    limits::join_cgroup(&spec.limits)?;
     mounts::apply(&spec.fs, &spec.security)?;
     if spec.mount_proc {
         // A fresh procfs for the new PID namespace: `ps` inside then lists only the
@@ -149,7 +144,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     }
     security::mask_paths(&spec.security)?;
     session::attach_terminal(spec)?;
-    resources::set_rlimits(&spec.resources)?;
+    limits::set_rlimits(&spec.limits)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
@@ -166,7 +161,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
     // (armed after every credential change, which would clear it); seccomp last.
     security::before_id_change(&spec.security)?;
-    ids::set_ids(&spec.ids)?;
+    user::set_ids(&spec.user)?;
     security::drop_privileges(&spec.security)?;
     security::fds(&spec.security)?;
     // After fds: it also clears close-on-exec on the descriptors the init inherits.
@@ -212,16 +207,6 @@ fn reset_signal_dispositions() {
             };
         }
     }
-}
-
-/// Writes `setgroups` = deny, then `gid_map` and `uid_map` of our own new user namespace.
-/// A single line mapping the caller's own id is the one map a process may write for
-/// itself without privilege in the parent namespace.
-fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> Step {
-    let stage = Stage::UserMap;
-    write_file(c"/proc/self/setgroups", b"deny", stage)?;
-    write_file(c"/proc/self/gid_map", gid_map, stage)?;
-    write_file(c"/proc/self/uid_map", uid_map, stage)
 }
 
 /// `ip link set lo up`, with the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a throwaway socket.
