@@ -24,7 +24,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         source: std::io::Error::other(e),
     })?;
     let started = std::time::Instant::now();
-    // The default identity (userns.rs): the builder really spawned, and the block of host
+    // The default identity (plan/user): the builder really spawned, and the block of host
     // ids its user namespace maps, held until the container has been reaped.
     let adjusted;
     let (b, identity) = match crate::plan::user::default_identity(b)? {

@@ -20,7 +20,6 @@ use std::sync::atomic::AtomicBool;
 
 use crate::builder::join::{Join, JoinConfig, OwnerUserns, Source};
 use crate::child::join::{JoinFd, JoinSpec, Workload};
-use crate::child::sys::StackTop;
 use crate::error::{Error, Result};
 use crate::namespaces::KINDS;
 use crate::plan::Ctx;
@@ -34,7 +33,7 @@ pub(crate) enum CloneMode {
     /// `CLONE_VM | CLONE_VFORK`: the fast path.
     Vfork,
     /// `CLONE_VM` without `CLONE_VFORK`: the supervisor writes the uid/gid maps while the
-    /// child waits (see `userns.rs`).
+    /// child waits (see `plan/user/mod.rs`).
     VmNoVfork,
     /// `CLONE_VFORK` without `CLONE_VM`: a private address space, for joining user and time
     /// namespaces.
@@ -65,14 +64,12 @@ pub(crate) struct PreparedJoin {
 }
 
 impl PreparedJoin {
-    /// The child's view.
-    pub(crate) fn spec(&self) -> JoinSpec<'_> {
+    /// The child's view (which has the workload's stack to itself).
+    pub(crate) fn spec(&mut self) -> JoinSpec<'_> {
         JoinSpec {
             entries: &self.entries,
-            workload: self.workload.as_ref().map(|(stack, pid_fd)| Workload {
-                // SAFETY: the top of a stack this value owns and lends to nobody else; it
-                // stays mapped while the spec borrows `self`.
-                stack: unsafe { StackTop::new(stack.top()) },
+            workload: self.workload.as_mut().map(|(stack, pid_fd)| Workload {
+                stack: stack.lend(),
                 pid_fd: *pid_fd,
             }),
             entered: AtomicBool::new(false),
@@ -529,6 +526,6 @@ mod tests {
         cfg.add_owner(OwnerUserns::Fd(fd));
         assert_eq!(cfg.joins.len(), 2);
         assert_eq!(cfg.joins[1].namespaces, Namespaces::USER);
-        assert!(cfg.joins_mount() == false && cfg.any());
+        assert!(!cfg.joins_mount() && cfg.any());
     }
 }

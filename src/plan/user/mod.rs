@@ -308,14 +308,11 @@ mod tests {
         ContainerBuilder::new("/bin/true")
     }
 
+    /// A uid map and a gid map, as text.
+    type MapTexts<'a> = Option<(&'a str, &'a str)>;
+
     /// The ids the child switches to, its own maps, and the supervisor's maps.
-    fn summary(
-        p: &PreparedUser,
-    ) -> (
-        Option<(u32, u32)>,
-        Option<(&str, &str)>,
-        Option<(&str, &str)>,
-    ) {
+    fn summary(p: &PreparedUser) -> (Option<(u32, u32)>, MapTexts<'_>, MapTexts<'_>) {
         fn text(m: &Option<(Vec<u8>, Vec<u8>)>) -> Option<(&str, &str)> {
             m.as_ref().map(|(u, g)| {
                 (
