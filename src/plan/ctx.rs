@@ -32,12 +32,14 @@ pub(crate) struct Ctx {
     pub(crate) euid: u32,
     pub(crate) egid: u32,
     /// Whether the supervisor holds both `CAP_SETUID` and `CAP_SETGID` (it may write
-    /// multi-range uid/gid maps and change ids without a user namespace).
+    /// multi-range uid/gid maps and change ids without a user namespace). Read once per
+    /// process (see [`has_setid_caps`]).
     pub(crate) setid_caps: HostFact<bool>,
-    /// Whether the supervisor holds `CAP_SYS_ADMIN` (it may join namespaces it does not
-    /// own through their user namespace).
+    /// Whether the supervisor holds `CAP_SYS_ADMIN` (it may join namespaces without their
+    /// user namespace). Read at the first question of each spawn.
     pub(crate) sys_admin: HostFact<bool>,
-    /// Whether the default identity may lease blocks of the id pool (`plan/user.rs`).
+    /// Whether the default identity may lease blocks of the id pool (`plan/user/`; read
+    /// once per process, like `setid_caps`).
     pub(crate) pool_usable: HostFact<bool>,
     /// The lowest descriptor number the child may use for its own setup: above every
     /// `pass_fd` target, so the child's dup2s never overwrite it.

@@ -1,6 +1,11 @@
 //! The default identity: which user namespace a spawn really gets, decided before anything
 //! is prepared (a block of pooled host ids, the supervisor's own ids, or the user namespace
 //! of the namespaces joined).
+//!
+//! The decision is pure ([`decide`], from the user settings and the `Ctx`); carrying it out
+//! may lease ids or look up the joined namespaces' owner. That look-up is the one question
+//! the user concern asks the join concern (`plan::join::owner_userns`, which answers with
+//! data the builder's `JoinConfig` applies); the join concern asks nothing of this one.
 
 use crate::builder::user::UserConfig;
 use crate::builder::ContainerBuilder;
