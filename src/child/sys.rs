@@ -102,11 +102,14 @@ pub(crate) fn execve(path: &CStr, argv: CStrList<'_>, envp: CStrList<'_>) -> c_i
 }
 
 // ---- descriptors the plan opened for the child
+//
+// These take descriptor numbers and are safe fns, like `report`: the child's descriptor
+// table is its own copy (no CLONE_FILES), so a wrong number fails with EBADF or touches
+// only the child's own copy, never a descriptor the supervisor's code owns.
 
 /// `write(fd, data)`: the number of bytes written, or -1 with errno set. man 2 write.
 pub(crate) fn write(fd: c_int, data: &[u8]) -> isize {
-    // SAFETY: a valid buffer of `data.len()` bytes. A wrong descriptor number fails with
-    // EBADF; the child's descriptor table is its own copy, so no owner elsewhere is harmed.
+    // SAFETY: a valid buffer of `data.len()` bytes.
     unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
 }
 
