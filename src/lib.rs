@@ -85,15 +85,11 @@ mod child;
 mod error;
 mod handle;
 mod idpool;
-mod join;
-mod limits;
 mod namespaces;
 mod plan;
 mod protocol;
 mod supervisor;
 mod sys;
-mod time;
-mod userns;
 
 // The handle's modules under their old paths, for the files of the tree that still name
 // them so (`crate::reaper::ChildGuard`, `crate::spawn::spawn`, ...).
@@ -102,6 +98,10 @@ use handle::{pty, reaper, spawn, spawner};
 mod init;
 
 pub use builder::fs::MAX_TMPFS_SIZE;
+pub use builder::limits::{
+    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
+    RLIM_INFINITY,
+};
 pub use builder::security::{
     default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
     DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
@@ -114,10 +114,6 @@ pub use handle::container::{Container, Output};
 pub use handle::reaper::pending_orphans;
 pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
-pub use limits::{
-    Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
-    RLIM_INFINITY,
-};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,

@@ -193,6 +193,14 @@ impl Stack {
         (top & !15) as *mut libc::c_void
     }
 
+    /// The stack for a clone the child makes (`child::sys::clone_parent`), lent while the
+    /// borrow lasts.
+    pub(crate) fn lend(&mut self) -> crate::child::sys::StackTop<'_> {
+        // SAFETY: the aligned top of our own mapping, which stays mapped while borrowed; the
+        // exclusive borrow keeps it from being lent to anyone else meanwhile.
+        unsafe { crate::child::sys::StackTop::new(self.top()) }
+    }
+
     /// Returns the stack to the pool (at most 64 are kept).
     pub(crate) fn give_back(self) {
         let mut pool = STACK_POOL.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,7 +257,7 @@ pub(crate) fn read_retry(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
 }
 
 /// `clone(mode_flags | CLONE_PIDFD | ns_flags | SIGCHLD)` running `entry(arg)` on `stack`,
-/// with `mode_flags` from `join::CloneMode` (`CLONE_VM | CLONE_VFORK` on the fast path).
+/// with `mode_flags` from `plan::join::CloneMode` (`CLONE_VM | CLONE_VFORK` on the fast path).
 /// Returns `(pid, pidfd)`: with `CLONE_VFORK` once the child has exec'd or exited, without
 /// it at once, with the child still running on `stack`.
 ///
@@ -687,4 +695,22 @@ pub(crate) fn mount_set_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {
         )
     })?;
     Ok(())
+}
+
+// ---- namespace files (join)
+
+/// `ioctl(fd, NS_GET_USERNS)`: the user namespace that owns the namespace `fd` refers to,
+/// as a new descriptor. man 2 ioctl_ns.
+pub(crate) fn ns_get_userns(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: an ioctl without argument on a valid descriptor.
+    let ret = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_USERNS) } as libc::c_long)?;
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `ioctl(fd, NS_GET_NSTYPE)`: the `CLONE_NEW*` kind of a namespace file. man 2 ioctl_ns.
+pub(crate) fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: an ioctl without argument on a valid descriptor.
+    let ret = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) } as libc::c_long)?;
+    Ok(ret as libc::c_int)
 }

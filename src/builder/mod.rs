@@ -23,6 +23,11 @@ pub(crate) mod security;
 pub(crate) mod session;
 pub(crate) mod stdio;
 
+pub(crate) mod join;
+pub(crate) mod limits;
+pub(crate) mod time;
+pub(crate) mod user;
+
 /// Configuration for a container: the program to run and how to isolate it.
 ///
 /// Built with [`Container::builder`]; the methods mirror `tokio::process::Command` and add
@@ -68,14 +73,14 @@ pub struct ContainerBuilder {
     pub(crate) session: session::SessionConfig,
     /// Root filesystem and mounts (`fs.rs`).
     pub(crate) fs: fs::FsConfig,
-    /// uid/gid maps and the workload's identity (`userns.rs`).
-    pub(crate) user: crate::userns::UserConfig,
+    /// uid/gid maps and the workload's identity (`user.rs`).
+    pub(crate) user: user::UserConfig,
     /// Namespaces to join (`join.rs`).
-    pub(crate) joins: crate::join::JoinConfig,
+    pub(crate) join: join::JoinConfig,
     /// Time namespace offsets (`time.rs`).
-    pub(crate) time: crate::time::TimeConfig,
+    pub(crate) time: time::TimeConfig,
     /// cgroup limits, rlimits, timeout, output limit (`limits.rs`).
-    pub(crate) limits: crate::limits::Limits,
+    pub(crate) limits: limits::LimitsConfig,
     /// Hardening settings (`security.rs`).
     pub(crate) security: security::SecurityConfig,
 }
@@ -100,7 +105,7 @@ impl ContainerBuilder {
             session: Default::default(),
             fs: Default::default(),
             user: Default::default(),
-            joins: Default::default(),
+            join: Default::default(),
             time: Default::default(),
             limits: Default::default(),
             security: Default::default(),

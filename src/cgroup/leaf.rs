@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::builder::limits::LimitsConfig as Limits;
 use crate::error::{Error, Result};
-use crate::limits::Limits;
 
 use super::files::cg_err;
 use super::layout::{self, CgroupLayout};

@@ -11,7 +11,7 @@
 //! Lifecycle: [`Cgroup::create`] makes the directories and writes the limits in the parent,
 //! before the clone; the child joins by writing `"0"` to the descriptors opened here
 //! (`tasks` on v1, `cgroup.procs` on v2: see [`Cgroup::open_procs`]; the child's side is
-//! `child/resources.rs`); after the container is reaped, [`Cgroup::release`] reads nothing
+//! `child/limits.rs`); after the container is reaped, [`Cgroup::release`] reads nothing
 //! more, kills whatever is left inside and removes the directories. `Drop` does the same,
 //! so every failure path (a bad limit, a failed setup, a cancelled spawn) removes what was
 //! created.

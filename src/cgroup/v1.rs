@@ -23,8 +23,8 @@ use super::files::{
 use super::layout::{base_dir, v1_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
+use crate::builder::limits::{LimitsConfig as Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 use crate::error::{Error, Result};
-use crate::limits::{Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 
 /// One hierarchy's directory of this container.
 #[derive(Debug, Clone)]

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::{c_int, c_void};
 
-use super::{check, errno, slice, Step};
+use super::sys::{self, errno, StackTop, Step};
+use super::ChildSpec;
 use crate::error::Stage;
 
 /// One `setns` call: a pidfd with a set of `CLONE_NEW*` flags, or a namespace file with
@@ -26,16 +27,13 @@ pub(crate) struct JoinFd {
     pub(crate) nstype: c_int,
 }
 
-/// Prepared by `join.rs`.
-pub(crate) struct JoinSpec {
-    pub(crate) entries: *const JoinFd,
-    pub(crate) n_entries: usize,
-    /// A PID namespace is joined: clone the workload after the setns calls.
-    pub(crate) fork_workload: bool,
-    /// Top of the workload's stack (for `fork_workload`).
-    pub(crate) stack_top: *mut c_void,
-    /// Write end of the pipe that carries the workload's pid to the supervisor.
-    pub(crate) pid_fd: c_int,
+/// Prepared by `plan/join.rs`.
+pub(crate) struct JoinSpec<'a> {
+    /// The `setns` calls, those holding the user namespace first.
+    pub(crate) entries: &'a [JoinFd],
+    /// A PID namespace is joined (or created after the joins): clone the workload after
+    /// the setns calls.
+    pub(crate) workload: Option<Workload<'a>>,
     /// Set by the intermediate before it clones the workload, which shares its memory.
     pub(crate) entered: AtomicBool,
     /// `CLONE_NEW*` flags to create with `unshare` after the joins instead of at clone: with
@@ -45,69 +43,44 @@ pub(crate) struct JoinSpec {
     pub(crate) unshare_flags: c_int,
 }
 
-impl JoinSpec {
-    /// Nothing to join.
-    pub(crate) fn none() -> JoinSpec {
-        JoinSpec {
-            entries: std::ptr::null(),
-            n_entries: 0,
-            fork_workload: false,
-            stack_top: std::ptr::null_mut(),
-            pid_fd: -1,
-            entered: AtomicBool::new(false),
-            unshare_flags: 0,
-        }
-    }
+/// What the intermediate needs to clone the workload.
+pub(crate) struct Workload<'a> {
+    /// The workload's own stack.
+    pub(crate) stack: StackTop<'a>,
+    /// Write end of the pipe that carries the workload's pid to the supervisor.
+    pub(crate) pid_fd: c_int,
 }
 
 /// Joins the namespaces. With a joined PID namespace, never returns in the intermediate:
-/// it clones `entry(arg)` as the workload, reports its pid and exits.
-pub(crate) fn enter(
-    spec: &JoinSpec,
-    entry: extern "C" fn(*mut c_void) -> c_int,
-    arg: *mut c_void,
-) -> Step {
-    if spec.n_entries == 0 || spec.entered.load(Ordering::SeqCst) {
+/// it clones the workload (`child`, from the top of `entry`), reports its pid and exits.
+pub(crate) fn enter(spec: &JoinSpec<'_>, child: &ChildSpec<'_>) -> Step {
+    if spec.entries.is_empty() || spec.entered.load(Ordering::SeqCst) {
         return Ok(());
     }
-    for e in slice((spec.entries, spec.n_entries)) {
+    for e in spec.entries {
         // The plan put entries holding the user namespace first: with it we gain the
-        // capabilities the other joins need over namespaces it owns. man 2 setns.
-        // SAFETY: plain syscall on a descriptor the plan opened.
-        check(unsafe { libc::setns(e.fd, e.nstype) }, Stage::Join)?;
+        // capabilities the other joins need over namespaces it owns.
+        sys::setns(e.fd, e.nstype, Stage::Join)?;
     }
     if spec.unshare_flags != 0 {
-        // SAFETY: plain syscall. This child has a private address space (joining a user
-        // namespace needs it), so unshare may create a user-owned set of namespaces.
-        check(unsafe { libc::unshare(spec.unshare_flags) }, Stage::Join)?;
+        // This child has a private address space (joining a user namespace needs it), so
+        // unshare may create a user-owned set of namespaces.
+        sys::unshare(spec.unshare_flags, Stage::Join)?;
     }
-    if !spec.fork_workload {
+    let Some(workload) = &spec.workload else {
         return Ok(());
-    }
-    spec.entered.store(true, Ordering::SeqCst);
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD;
-    // SAFETY: `entry` obeys the child rules; the stack is a prepared mapping nobody else
-    // uses; `arg` (the ChildSpec) stays valid: everybody up the chain sleeps in vfork.
-    let pid = unsafe {
-        libc::clone(
-            entry,
-            spec.stack_top,
-            flags,
-            arg,
-            std::ptr::null_mut::<c_int>(),
-            std::ptr::null_mut::<c_void>(),
-            std::ptr::null_mut::<c_int>(),
-        )
     };
+    spec.entered.store(true, Ordering::SeqCst);
+    let arg = child as *const ChildSpec<'_> as *mut c_void;
+    // SAFETY: `entry` obeys the child rules and takes the ChildSpec; `child` stays valid
+    // because everybody up the chain sleeps in vfork until the workload has exec'd or
+    // exited; the stack is a prepared mapping nobody else uses (the StackTop invariant).
+    let pid = unsafe { sys::clone_parent(super::entry, workload.stack, arg) };
     if pid == -1 {
         return Err((Stage::JoinClone, errno()));
     }
     // The workload has exec'd or exited. Hand its pid over (4 bytes: one atomic write)
     // and leave; the supervisor reaps us.
-    let bytes = pid.to_ne_bytes();
-    // SAFETY: valid buffer and descriptor; _exit runs no destructors.
-    unsafe {
-        libc::write(spec.pid_fd, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(0)
-    }
+    sys::write(workload.pid_fd, &pid.to_ne_bytes());
+    sys::exit(0)
 }

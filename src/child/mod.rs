@@ -29,16 +29,16 @@ use libc::{c_int, c_void};
 
 use crate::error::Stage;
 use sys::CStrList;
-pub(crate) use sys::{check, errno, write_file, Step};
+pub(crate) use sys::{check, errno, Step};
 
 pub(crate) mod fs;
-pub(crate) mod ids;
 pub(crate) mod join;
-pub(crate) mod resources;
+pub(crate) mod limits;
 pub(crate) mod security;
 pub(crate) mod session;
 pub(crate) mod sys;
 pub(crate) mod time;
+pub(crate) mod user;
 
 /// Everything the child needs, borrowed from the [`Plan`](crate::plan::Plan), which
 /// outlives the child's use of it (the parent sleeps until execve or exit).
@@ -53,24 +53,21 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) stdio: [c_int; 3],
     /// Write end of the error pipe.
     pub(crate) err_fd: c_int,
-    /// New user namespace: the single-line maps to write ourselves.
-    pub(crate) uid_map: Option<&'a [u8]>,
-    pub(crate) gid_map: Option<&'a [u8]>,
     pub(crate) mount_private: bool,
     pub(crate) mount_proc: bool,
     pub(crate) loopback_up: bool,
     /// Terminal, init and die-with-supervisor settings (`session.rs`).
     pub(crate) session: session::ChildSession<'a>,
     /// Namespaces to join first (`join.rs`).
-    pub(crate) join: join::JoinSpec,
-    /// Supervisor-written maps, groups, gid, uid (`ids.rs`).
-    pub(crate) ids: ids::IdSpec,
+    pub(crate) join: join::JoinSpec<'a>,
+    /// uid/gid maps, groups, gid, uid (`user.rs`).
+    pub(crate) user: user::UserSpec<'a>,
     /// Time namespace (`time.rs`).
-    pub(crate) time: time::TimeSpec,
+    pub(crate) time: time::TimeSpec<'a>,
     /// Root filesystem and mounts (`fs.rs`).
     pub(crate) fs: fs::FsSpec<'a>,
-    /// Cgroup to join, rlimits to set (`child/resources.rs`).
-    pub(crate) resources: resources::ResourceSpec,
+    /// Cgroup to join, rlimits to set (`limits.rs`).
+    pub(crate) limits: limits::LimitsSpec<'a>,
     /// Hardening steps (`child/security.rs`).
     pub(crate) security: security::SecuritySpec<'a>,
 }
@@ -79,27 +76,16 @@ pub(crate) struct ChildSpec<'a> {
 pub(crate) extern "C" fn entry(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildSpec` the parent passed to clone, alive until we exec.
     let spec = unsafe { &*(arg as *const ChildSpec<'_>) };
-    let Err((stage, err)) = setup_and_exec(spec, arg);
+    let Err((stage, err)) = setup_and_exec(spec);
     sys::report(spec.err_fd, stage, err);
     sys::exit(127)
 }
 
-/// Views a prepared `(ptr, len)` pair as a slice (empty when null or 0).
-pub(crate) fn slice<'a, T>(p: (*const T, usize)) -> &'a [T] {
-    if p.0.is_null() || p.1 == 0 {
-        return &[];
-    }
-    // SAFETY: the plan built (ptr, len) from a Vec it keeps alive until after execve.
-    unsafe { std::slice::from_raw_parts(p.0, p.1) }
-}
-
-fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, (Stage, c_int)> {
+fn setup_and_exec(spec: &ChildSpec<'_>) -> Result<Infallible, (Stage, c_int)> {
     reset_signal_dispositions();
-    join::enter(&spec.join, entry, arg)?;
-    ids::wait_for_maps(&spec.ids)?;
-    if let (Some(uid_map), Some(gid_map)) = (spec.uid_map, spec.gid_map) {
-        write_user_maps(uid_map, gid_map)?;
-    }
+    join::enter(&spec.join, spec)?;
+    user::wait_for_maps(&spec.user)?;
+    user::write_own_maps(&spec.user)?;
     time::enter(&spec.time)?;
     if spec.mount_private {
         // Before anything else is mounted: otherwise mounts propagate back to the host.
@@ -116,7 +102,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
         loopback_up()?;
     }
     // Join the cgroup while the host's /sys/fs/cgroup is still reachable (before pivot_root).
-    resources::join_cgroup(&spec.resources)?;
+    limits::join_cgroup(&spec.limits)?;
     fs::mount(&spec.fs)?;
     if spec.fs.root.is_some() && spec.security.under_root {
         // Masks go on while the host's /dev/null can still be bound (before pivot_root).
@@ -132,7 +118,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     }
     security::mask_paths(&spec.security)?;
     session::attach_terminal(spec)?;
-    resources::set_rlimits(&spec.resources)?;
+    limits::set_rlimits(&spec.limits)?;
     for (target, &fd) in spec.stdio.iter().enumerate() {
         if fd >= 0 {
             // The plan keeps every source at 3 or above, so dup2 never clobbers a source
@@ -147,7 +133,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>, arg: *mut c_void) -> Result<Infallible, 
     // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
     // (armed after every credential change, which would clear it); seccomp last.
     security::before_id_change(&spec.security)?;
-    ids::set_ids(&spec.ids)?;
+    user::set_ids(&spec.user)?;
     security::drop_privileges(&spec.security)?;
     security::fds(&spec.security)?;
     // After fds: it also clears close-on-exec on the descriptors the init inherits.
@@ -167,16 +153,6 @@ fn reset_signal_dispositions() {
             sys::default_signal_action(sig);
         }
     }
-}
-
-/// Writes `setgroups` = deny, then `gid_map` and `uid_map` of our own new user namespace.
-/// A single line mapping the caller's own id is the one map a process may write for
-/// itself without privilege in the parent namespace.
-fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> Step {
-    let stage = Stage::UserMap;
-    write_file(c"/proc/self/setgroups", b"deny", stage)?;
-    write_file(c"/proc/self/gid_map", gid_map, stage)?;
-    write_file(c"/proc/self/uid_map", uid_map, stage)
 }
 
 /// `ip link set lo up`, with the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a throwaway socket.

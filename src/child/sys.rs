@@ -9,9 +9,10 @@
 //! Wrappers are grouped by concern under `// ----` banners; each names its man page.
 
 use std::ffi::CStr;
+use std::marker::PhantomData;
 use std::ptr;
 
-use libc::{c_char, c_int, c_ulong};
+use libc::{c_char, c_int, c_ulong, c_void, gid_t, uid_t};
 
 use crate::error::Stage;
 use crate::protocol;
@@ -630,6 +631,93 @@ pub(crate) fn install_seccomp(prog: &[libc::sock_filter]) -> c_int {
     }
 }
 
+// ---- descriptors the plan opened for the child
+//
+// These take descriptor numbers and are safe fns, like `report`: the child's descriptor
+// table is its own copy (no CLONE_FILES), so a wrong number fails with EBADF or touches
+// only the child's own copy, never a descriptor the supervisor's code owns.
+
+/// `write(fd, data)`: the number of bytes written, or -1 with errno set. man 2 write.
+pub(crate) fn write(fd: c_int, data: &[u8]) -> isize {
+    // SAFETY: a valid buffer of `data.len()` bytes.
+    unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }
+}
+
+/// Reads one byte from `fd`, retrying on EINTR: `Ok(true)` for a byte, `Ok(false)` at
+/// EOF, `Err(errno)` otherwise. man 2 read.
+pub(crate) fn read_byte(fd: c_int) -> Result<bool, c_int> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: one byte into our stack.
+        match unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) } {
+            1 => return Ok(true),
+            0 => return Ok(false),
+            _ if errno() == libc::EINTR => continue,
+            _ => return Err(errno()),
+        }
+    }
+}
+
+// ---- namespaces entered or created after the clone (join, time, limits)
+
+/// `setns(fd, nstype)`: enters the namespace(s) of a namespace file or pidfd. man 2 setns.
+pub(crate) fn setns(fd: c_int, nstype: c_int, stage: Stage) -> Step {
+    // SAFETY: plain syscall on integers.
+    check(unsafe { libc::setns(fd, nstype) }, stage)
+}
+
+/// `unshare(flags)`. man 2 unshare.
+pub(crate) fn unshare(flags: c_int, stage: Stage) -> Step {
+    // SAFETY: plain syscall on integers.
+    check(unsafe { libc::unshare(flags) }, stage)
+}
+
+/// The top of a stack that a further clone of the child may run on, borrowed for `'a`.
+///
+/// Only [`StackTop::new`] makes one, and it is `unsafe`: the type then carries the
+/// guarantee that the memory below it is a stack nobody else uses.
+#[derive(Clone, Copy)]
+pub(crate) struct StackTop<'a>(*mut c_void, PhantomData<&'a mut [u8]>);
+
+impl<'a> StackTop<'a> {
+    /// # Safety
+    /// `top` is the 16-byte aligned top of a writable mapping that stays mapped, and that
+    /// no other thread or process runs on, for `'a`.
+    pub(crate) unsafe fn new(top: *mut c_void) -> StackTop<'a> {
+        StackTop(top, PhantomData)
+    }
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD)` running `entry(arg)` on
+/// `stack`: a sibling of ours (a child of the supervisor) that shares our memory, while
+/// we sleep until it has exec'd or exited. Returns its pid (as the supervisor sees it) or
+/// -1 with errno set. man 2 clone.
+///
+/// # Safety
+/// `entry` obeys the rules of `mod.rs` (no allocation, no locks, ends in execve or
+/// `_exit`), and `arg` is what `entry` expects and stays valid until the new process has
+/// exec'd or exited.
+pub(crate) unsafe fn clone_parent(
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    stack: StackTop<'_>,
+    arg: *mut c_void,
+) -> c_int {
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD;
+    // SAFETY: the caller vouches for `entry` and `arg`; the StackTop invariant for the
+    // stack; the three optional out-pointers are null (no flag asks for them).
+    unsafe {
+        libc::clone(
+            entry,
+            stack.0,
+            flags,
+            arg,
+            ptr::null_mut::<c_int>(),
+            ptr::null_mut::<c_void>(),
+            ptr::null_mut::<c_int>(),
+        )
+    }
+}
+
 // ---- session
 
 /// Makes the terminal `fd` our controlling terminal (`TIOCSCTTY`). man 4 tty_ioctl.
@@ -670,6 +758,54 @@ pub(crate) fn execveat_fd(fd: c_int, argv: CStrList<'_>, envp: CStrList<'_>) -> 
             argv.as_ptr(),
             envp.as_ptr(),
             libc::AT_EMPTY_PATH,
+        ) as c_int
+    }
+}
+
+// ---- user
+
+/// Raw `setresuid(uid, uid, uid)`: glibc's wrapper would signal every thread of the
+/// process (the "setxid" broadcast), threads that are the supervisor's and hang it.
+/// man 2 setresuid.
+pub(crate) fn setresuid(uid: uid_t) -> c_int {
+    // SAFETY: plain syscall on integers.
+    unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) as c_int }
+}
+
+/// Raw `setresgid(gid, gid, gid)` (see [`setresuid`]). man 2 setresgid.
+pub(crate) fn setresgid(gid: gid_t) -> c_int {
+    // SAFETY: plain syscall on integers.
+    unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) as c_int }
+}
+
+/// Raw `setgroups(groups)` (see [`setresuid`]). man 2 setgroups.
+pub(crate) fn setgroups(groups: &[gid_t]) -> c_int {
+    // SAFETY: a valid array of `groups.len()` gids.
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) as c_int }
+}
+
+/// `prctl(PR_SET_DUMPABLE, 1)`. man 2 prctl.
+pub(crate) fn set_dumpable() -> c_int {
+    // SAFETY: plain syscall on integers.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) }
+}
+
+// ---- limits
+
+/// Raw `prlimit64(0, resource, {soft, hard}, NULL)` on ourselves. man 2 prlimit.
+pub(crate) fn set_rlimit(resource: c_int, soft: u64, hard: u64) -> c_int {
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: a valid pointer to `new`, a null old-limit pointer.
+    unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0 as libc::pid_t,
+            resource,
+            &new as *const libc::rlimit64,
+            ptr::null_mut::<libc::rlimit64>(),
         ) as c_int
     }
 }

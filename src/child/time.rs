@@ -8,40 +8,25 @@
 //! its own fresh address space, which is why sharing the supervisor's memory until then
 //! is fine: the vDSO data page of the old mm is never switched).
 
-use super::{check, write_file, Step};
+use super::sys::{self, write_file, Step};
 use crate::error::Stage;
 
-/// Prepared by `time.rs`.
-pub(crate) struct TimeSpec {
+/// Prepared by `plan/time.rs`.
+pub(crate) struct TimeSpec<'a> {
     /// Create a new time namespace.
     pub(crate) unshare: bool,
-    /// The text for `/proc/self/timens_offsets` (`(ptr, len)`, null when no offsets).
-    pub(crate) offsets: (*const u8, usize),
+    /// The text for `/proc/self/timens_offsets` (`None` when no offsets).
+    pub(crate) offsets: Option<&'a [u8]>,
 }
 
-impl TimeSpec {
-    pub(crate) const NONE: TimeSpec = TimeSpec {
-        unshare: false,
-        offsets: (std::ptr::null(), 0),
-    };
-}
-
-pub(crate) fn enter(spec: &TimeSpec) -> Step {
+pub(crate) fn enter(spec: &TimeSpec<'_>) -> Step {
     if !spec.unshare {
         return Ok(());
     }
-    // SAFETY: plain syscall. man 2 unshare.
-    check(
-        unsafe { libc::unshare(libc::CLONE_NEWTIME) },
-        Stage::TimeUnshare,
-    )?;
-    if spec.offsets.0.is_null() {
+    sys::unshare(libc::CLONE_NEWTIME, Stage::TimeUnshare)?;
+    let Some(offsets) = spec.offsets else {
         return Ok(());
-    }
+    };
     // man 7 time_namespaces.
-    write_file(
-        c"/proc/self/timens_offsets",
-        super::slice(spec.offsets),
-        Stage::TimeOffsets,
-    )
+    write_file(c"/proc/self/timens_offsets", offsets, Stage::TimeOffsets)
 }

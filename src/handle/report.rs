@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::builder::limits::LimitsConfig as Limits;
 use crate::builder::Defaults;
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::{Errno, Error, Result, Stage};
-use crate::limits::Limits;
 use crate::{sys, Container, ContainerBuilder, Output};
 
 use super::reaper::Cleanup;

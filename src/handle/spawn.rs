@@ -26,10 +26,10 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
         source: std::io::Error::other(e),
     })?;
     let started = std::time::Instant::now();
-    // The default identity (userns.rs): the builder really spawned, and the block of host
+    // The default identity (plan/user): the builder really spawned, and the block of host
     // ids its user namespace maps, held until the container has been reaped.
     let adjusted;
-    let (b, identity) = match crate::userns::default_identity(b)? {
+    let (b, identity) = match crate::plan::user::default_identity(b)? {
         Some((nb, lease)) => {
             adjusted = nb;
             (&adjusted, lease)
@@ -42,7 +42,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
     crate::spawner::start();
     // Shared with the Container below; if we fail or are cancelled first, the plan's
     // reference and this one drop and the cgroup is killed and removed.
-    let cgroup = plan.resources.cgroup.clone();
+    let cgroup = plan.limits.cgroup.clone();
     let guard = if plan.session.needs_long_lived_thread() {
         // Armed with PR_SET_PDEATHSIG: must be cloned from a thread that never retires
         // (`spawner.rs`).

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
+use crate::builder::limits::{LimitsConfig as Limits, DEFAULT_KILL_GRACE};
 use crate::cgroup::Cgroup;
-use crate::limits::{Limits, DEFAULT_KILL_GRACE};
 use crate::{sys, Container};
 
 /// Why we killed a container, if we did (first writer wins: [`mark_killed`]).

@@ -24,11 +24,15 @@ const UTS_NAME_MAX: usize = 64;
 mod arena;
 mod ctx;
 pub(crate) mod fs;
+pub(crate) mod join;
+pub(crate) mod limits;
 mod resolve;
 pub(crate) mod seccomp;
 pub(crate) mod security;
 pub(crate) mod session;
 pub(crate) mod stdio;
+pub(crate) mod time;
+pub(crate) mod user;
 
 use arena::CStrArray;
 pub(crate) use ctx::Ctx;
@@ -42,7 +46,7 @@ pub(crate) struct Plan {
     /// Init, terminal and die-with-supervisor settings (`session.rs`).
     pub(crate) session: session::SessionPlan,
     /// The cgroup and rlimits (`limits.rs`).
-    pub(crate) resources: crate::limits::PreparedResources,
+    pub(crate) limits: limits::PreparedLimits,
 }
 
 /// The storage the child's [`ChildSpec`] borrows, owned by the plan until the child has
@@ -54,23 +58,24 @@ struct ChildParts {
     hostname: Option<CString>,
     domainname: Option<CString>,
     cwd: Option<CString>,
-    uid_map: Option<Vec<u8>>,
-    gid_map: Option<Vec<u8>>,
     stdio: [libc::c_int; 3],
     err_fd: libc::c_int,
     mount_private: bool,
     mount_proc: bool,
     loopback_up: bool,
     fs: fs::PreparedFs,
-    time: crate::time::PreparedTime,
+    user: user::PreparedUser,
+    join: join::PreparedJoin,
+    time: time::PreparedTime,
     security: security::PreparedSecurity,
 }
 
 /// The parent's side of the clone.
 struct ParentState {
     namespaces: Namespaces,
-    user: crate::userns::PreparedUser,
-    join: crate::join::PreparedJoin,
+    /// The uid/gid maps we write after the clone, if the child cannot write its own.
+    user_maps: Option<user::ParentMaps>,
+    join: join::ParentJoin,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
     err_read: OwnedFd,
@@ -81,9 +86,8 @@ impl ChildParts {
     /// The child's view of the plan. Taken once, by `Plan::run`.
     fn spec<'a>(
         &'a mut self,
-        parent: &mut ParentState,
         session: &'a session::SessionPlan,
-        resources: &crate::limits::PreparedResources,
+        limits: &'a limits::PreparedLimits,
     ) -> ChildSpec<'a> {
         ChildSpec {
             path: &self.path,
@@ -94,17 +98,15 @@ impl ChildParts {
             cwd: self.cwd.as_deref(),
             stdio: self.stdio,
             err_fd: self.err_fd,
-            uid_map: self.uid_map.as_deref(),
-            gid_map: self.gid_map.as_deref(),
             mount_private: self.mount_private,
             mount_proc: self.mount_proc,
             loopback_up: self.loopback_up,
             session: session.spec(),
-            join: std::mem::replace(&mut parent.join.spec, crate::child::join::JoinSpec::none()),
-            ids: std::mem::replace(&mut parent.user.ids, crate::child::ids::IdSpec::NONE),
-            time: std::mem::replace(&mut self.time.spec, crate::child::time::TimeSpec::NONE),
+            join: self.join.spec(),
+            user: self.user.spec(),
+            time: self.time.spec(),
             fs: self.fs.spec(),
-            resources: resources.spec(),
+            limits: limits.spec(),
             security: self.security.spec(),
         }
     }
@@ -124,9 +126,9 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     validate(b)?;
     let ctx = Ctx::new(b);
     let fs = fs::prepare(&b.fs, &ctx)?;
-    let mut user = crate::userns::prepare(b)?;
-    let mut join = crate::join::prepare(b)?;
-    let time = crate::time::prepare(b)?;
+    let (user, user_maps) = user::prepare(&b.user, &ctx)?;
+    let (mut join, parent_join) = join::prepare(&b.join, &ctx)?;
+    let time = time::prepare(&b.time, &ctx)?;
     let env = build_env(b)?;
     // With a root filesystem or a joined mount namespace, the program and the working
     // directory are paths inside the container.
@@ -183,11 +185,6 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         .transpose()?;
     let path_c = cstring(path.as_os_str(), || "the program path".into())?;
 
-    // Single-line maps of the caller's own ids, which the child may write itself
-    // (userns.rs: other maps are written by the supervisor).
-    let uid_map = user.self_uid_map.take();
-    let gid_map = user.self_gid_map.take();
-
     let (stdin_kind, stdout_kind, stderr_kind) = match defaults {
         Defaults::Spawn => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
         Defaults::Output => (Stdio::null(), Stdio::piped(), Stdio::piped()),
@@ -196,7 +193,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         stdio::prepare(s.as_ref().unwrap_or(default), input)
             .map_err(Error::io("opening the container's stdio"))
     };
-    let resources = crate::limits::prepare(b)?;
+    let limits = limits::prepare(&b.limits, &ctx)?;
     let stdin = open(&b.stdin, &stdin_kind, true)?;
     let stdout = open(&b.stdout, &stdout_kind, false)?;
     let stderr = match session::merged_stderr(&b.session, &stdout)? {
@@ -223,7 +220,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let ns = ctx.namespaces;
     // A cgroup namespace that limits.rs creates after the cgroup join is not unshared
     // with the joins too.
-    join.spec.unshare_flags &= !resources.deferred_clone_flags();
+    join.unshare_flags &= !limits.deferred_clone_flags();
     let child = ChildParts {
         stdio: [raw(&stdin.child), raw(&stdout.child), raw(&stderr.child)],
         err_fd: err_write.as_raw_fd(),
@@ -233,12 +230,12 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         hostname,
         domainname,
         cwd,
-        uid_map,
-        gid_map,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID) && !fs.mounts_proc(),
         loopback_up: ns.contains(Namespaces::NET),
         fs,
+        user,
+        join,
         time,
         security,
     };
@@ -250,14 +247,14 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         child,
         parent: ParentState {
             namespaces: ns,
-            user,
-            join,
+            user_maps,
+            join: parent_join,
             child_fds,
             err_read,
             err_write: Some(err_write),
         },
         session,
-        resources,
+        limits,
     };
     Ok((
         plan,
@@ -274,13 +271,11 @@ impl Plan {
     /// Clones the child and waits (vfork) until it has exec'd or failed. Blocking.
     pub(crate) fn run(mut self) -> Result<ChildGuard> {
         let stack = Stack::take().map_err(Error::io("allocating the child stack"))?;
-        let mut spec = self
-            .child
-            .spec(&mut self.parent, &self.session, &self.resources);
+        let mut spec = self.child.spec(&self.session, &self.limits);
         let old_mask = sys::block_all_signals();
         let result = self
             .parent
-            .clone_and_wait(&mut spec, &self.session, &self.resources, &stack);
+            .clone_and_wait(&mut spec, &self.session, &self.limits, &stack);
         // Only now is the child surely off our stack and memory: it exec'd or exited (in
         // the clone modes without CLONE_VFORK that is what EOF or the report on the error
         // pipe, plus reaping, established). Until then no signal handler may run on this
@@ -296,13 +291,13 @@ impl ParentState {
         &mut self,
         spec: &mut ChildSpec<'_>,
         session: &session::SessionPlan,
-        resources: &crate::limits::PreparedResources,
+        limits: &limits::PreparedLimits,
         stack: &Stack,
     ) -> Result<ChildGuard> {
-        use crate::join::CloneMode;
+        use join::CloneMode;
         let mode = if self.join.mode_private_memory {
             CloneMode::PrivateMemory
-        } else if self.user.parent.is_some() {
+        } else if self.user_maps.is_some() {
             CloneMode::VmNoVfork
         } else {
             CloneMode::Vfork
@@ -314,7 +309,7 @@ impl ParentState {
         // A cgroup namespace waits until the child has joined its cgroup (limits.rs), so
         // that the namespace's root is the container's own cgroup.
         let ns_flags = self.namespaces.clone_flags()
-            & !resources.deferred_clone_flags()
+            & !limits.deferred_clone_flags()
             & !self.join.deferred.clone_flags();
         // A new user namespace is owned by the euid that creates it, and a process with that
         // euid in the parent namespace holds every capability in it, capabilities of its own
@@ -324,7 +319,7 @@ impl ParentState {
         // container root's host uid as its effective uid for the clone alone (ruid and suid
         // stay 0, so it can come back; only this thread changes).
         let owner = (ns_flags & libc::CLONE_NEWUSER != 0)
-            .then(|| self.user.parent.as_ref().and_then(|m| m.root_host_uid()))
+            .then(|| self.user_maps.as_ref().and_then(|m| m.root_host_uid()))
             .flatten()
             .filter(|_| sys::geteuid_thread() == 0);
         // SAFETY: see above.
@@ -341,11 +336,10 @@ impl ParentState {
             // AppArmor's restriction): as ourselves.
             cloned = clone();
         }
-        let (pid, pidfd) = cloned.map_err(|e| {
-            crate::userns::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0))
-        })?;
+        let (pid, pidfd) = cloned
+            .map_err(|e| user::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0)))?;
         let guard = ChildGuard::new(pid, pidfd);
-        if let Some(maps) = self.user.parent.as_mut() {
+        if let Some(maps) = self.user_maps.as_mut() {
             if let Err(e) = maps.write_and_release(pid) {
                 // The child reads EOF on its release pipe and exits.
                 guard.reap_now();

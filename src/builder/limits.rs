@@ -1,18 +1,16 @@
-//! Resource limits: the builder methods, their validation, and what the parent prepares
-//! for the child (the cgroup, the descriptors it joins through, the rlimit table).
+//! Resource limits: the builder methods, their constants, and the settings as plain data.
 //!
-//! The cgroup mechanics are in `cgroup/`, the child's steps in `child/resources.rs`, the
-//! timeout watchdog and the per-run report in `report.rs`.
+//! `plan/limits.rs` validates them and prepares the cgroup and the rlimit table; the cgroup
+//! mechanics are in `cgroup/`, the child's steps in `child/limits.rs`, the timeout watchdog
+//! and the per-run report in `report.rs`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cgroup::{Cgroup, CgroupVersion};
-use crate::child::resources::{RawRlimit, ResourceSpec};
-use crate::error::{Error, Result};
-use crate::{ContainerBuilder, Namespaces};
+use crate::cgroup::CgroupVersion;
+use crate::ContainerBuilder;
+#[cfg(doc)]
+use crate::{Error, Namespaces};
 
 /// The CFS period used for [`ContainerBuilder::cpu_limit`], in microseconds (100 ms, the
 /// kernel's default).
@@ -112,7 +110,7 @@ pub enum Resource {
 }
 
 impl Resource {
-    fn raw(self) -> libc::c_int {
+    pub(crate) fn raw(self) -> libc::c_int {
         (match self {
             Resource::As => libc::RLIMIT_AS,
             Resource::Core => libc::RLIMIT_CORE,
@@ -139,7 +137,7 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// The limits part of a [`ContainerBuilder`]: plain data, validated at spawn.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Limits {
+pub(crate) struct LimitsConfig {
     pub(crate) memory: Option<u64>,
     pub(crate) memory_swap: Option<u64>,
     pub(crate) pids: Option<u64>,
@@ -157,7 +155,7 @@ pub(crate) struct Limits {
     pub(crate) no_default_budget: bool,
 }
 
-impl Limits {
+impl LimitsConfig {
     /// Whether the container gets a cgroup.
     pub(crate) fn wants_cgroup(&self) -> bool {
         self.accounting
@@ -190,201 +188,6 @@ impl Limits {
     pub(crate) fn cpu_quota_us(&self) -> Option<u64> {
         self.cpu
             .map(|cores| (cores * CPU_PERIOD_US as f64).round() as u64)
-    }
-
-    fn validate(&self) -> Result<()> {
-        let bad =
-            |option: &'static str, reason: String| Err(Error::InvalidLimit { option, reason });
-        if let Some(m) = self.memory {
-            if m < 4096 {
-                return bad("memory_limit", format!("{m} bytes is less than one page"));
-            }
-        }
-        if self.memory_swap.is_some() && self.memory.is_none() {
-            return bad(
-                "memory_swap_limit",
-                "needs memory_limit too (the swap limit is on top of the memory limit)".into(),
-            );
-        }
-        if self.pids == Some(0) {
-            return bad(
-                "pids_limit",
-                "0 would not even allow the first process".into(),
-            );
-        }
-        if let Some(c) = self.cpu {
-            // `{c:?}`: 1e300 prints as "1e300", not as 301 digits.
-            if !c.is_finite() || c <= 0.0 {
-                return bad(
-                    "cpu_limit",
-                    format!("{c:?} is not a positive number of CPUs"),
-                );
-            }
-            if c > MAX_CPU_LIMIT {
-                return bad(
-                    "cpu_limit",
-                    format!("{c:?} CPUs is above the largest accepted, {MAX_CPU_LIMIT:?} (MAX_CPU_LIMIT)"),
-                );
-            }
-            if self.cpu_quota_us().unwrap_or(0) < 1000 {
-                return bad(
-                    "cpu_limit",
-                    format!(
-                        "{c:?} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"
-                    ),
-                );
-            }
-        }
-        if let Some(w) = self.cpu_weight {
-            if !(1..=10_000).contains(&w) {
-                return bad("cpu_weight", format!("{w} is outside 1..=10000"));
-            }
-        }
-        if let Some(s) = &self.cpuset {
-            parse_cpu_list(s).map_err(|reason| Error::InvalidLimit {
-                option: "cpuset",
-                reason,
-            })?;
-        }
-        for &(res, soft, hard) in &self.rlimits {
-            if soft > hard {
-                return bad(
-                    "rlimit",
-                    format!("{res:?}: soft limit {soft} is above hard limit {hard}"),
-                );
-            }
-        }
-        if self.output_limit == Some(0) {
-            return bad(
-                "output_limit",
-                "0 bytes; leave stdout/stderr unpiped instead".into(),
-            );
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return bad("timeout", "zero".into());
-        }
-        Ok(())
-    }
-}
-
-/// Checks a CPU list such as `0-3,6`: comma-separated numbers and ascending ranges.
-fn parse_cpu_list(s: &str) -> std::result::Result<Vec<(u32, u32)>, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty CPU list".into());
-    }
-    s.split(',')
-        .map(|part| {
-            let num = |t: &str| {
-                t.trim()
-                    .parse::<u32>()
-                    .map_err(|_| format!("{part:?} in {s:?} is not a CPU number or range"))
-            };
-            match part.split_once('-') {
-                Some((a, b)) => {
-                    let (a, b) = (num(a)?, num(b)?);
-                    if a > b {
-                        return Err(format!("range {part:?} in {s:?} is descending"));
-                    }
-                    Ok((a, b))
-                }
-                None => num(part).map(|n| (n, n)),
-            }
-        })
-        .collect()
-}
-
-/// The resources part of a prepared plan: the cgroup (shared with the `Container` once it
-/// exists) and the storage the child's [`ResourceSpec`] points into.
-pub(crate) struct PreparedResources {
-    pub(crate) cgroup: Option<Arc<Cgroup>>,
-    /// Keeps the descriptors `procs_raw` names open until the plan is dropped.
-    _procs_fds: Vec<OwnedFd>,
-    procs_raw: Vec<libc::c_int>,
-    rlimits: Vec<RawRlimit>,
-    /// `CLONE_NEWCGROUP` is deferred to the child (after it joined its cgroup), so that
-    /// the container's cgroup namespace is rooted at its own cgroup.
-    defer_cgroupns: bool,
-}
-
-/// Validates the limits and prepares everything the child needs: creates the cgroup,
-/// opens the files the child joins it through, builds the rlimit table. Nothing is left behind on
-/// error (the cgroup's `Drop` removes it).
-pub(crate) fn prepare(b: &ContainerBuilder) -> Result<PreparedResources> {
-    let l = &b.limits;
-    l.validate()?;
-    let cgroup = if l.wants_cgroup() {
-        Some(Arc::new(Cgroup::create(l)?))
-    } else if l.default_budget() {
-        // Best effort: a supervisor that may not create cgroups (rootless without a
-        // delegated subtree, a read-only cgroupfs, a v2 cgroup that holds processes) spawns
-        // as it did before, without the budget; see `default_budget` for what that leaves
-        // unprotected.
-        match Cgroup::create_budget(l) {
-            Ok(cg) => Some(Arc::new(cg)),
-            Err(e) => {
-                budget_unavailable(&e);
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let procs_fds = match &cgroup {
-        Some(cg) => cg.open_procs()?,
-        None => Vec::new(),
-    };
-    let procs_raw = procs_fds.iter().map(|f| f.as_raw_fd()).collect();
-    let rlimits = l
-        .rlimits
-        .iter()
-        .map(|&(res, soft, hard)| RawRlimit {
-            resource: res.raw(),
-            soft,
-            hard,
-        })
-        .collect();
-    Ok(PreparedResources {
-        defer_cgroupns: cgroup.is_some() && b.namespaces.contains(Namespaces::CGROUP),
-        cgroup,
-        _procs_fds: procs_fds,
-        procs_raw,
-        rlimits,
-    })
-}
-
-/// Says once per process why containers run without the default budget.
-fn budget_unavailable(e: &Error) {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(
-            error = %e,
-            "containers run without the default pids budget and CPU weight (their processes \
-             count against the supervisor's own); give a delegated cgroup with cgroup_parent() \
-             to get them"
-        );
-    } else {
-        tracing::debug!(error = %e, "no default budget for this container");
-    }
-}
-
-impl PreparedResources {
-    /// The child's view: raw pointers into our vectors, which live as long as the plan.
-    pub(crate) fn spec(&self) -> ResourceSpec {
-        ResourceSpec {
-            cgroup_procs: (self.procs_raw.as_ptr(), self.procs_raw.len()),
-            unshare_cgroupns: self.defer_cgroupns,
-            rlimits: (self.rlimits.as_ptr(), self.rlimits.len()),
-        }
-    }
-
-    /// Clone flags to leave out of `clone()` because the child creates them itself.
-    pub(crate) fn deferred_clone_flags(&self) -> libc::c_int {
-        if self.defer_cgroupns {
-            libc::CLONE_NEWCGROUP
-        } else {
-            0
-        }
     }
 }
 
@@ -596,33 +399,5 @@ impl ContainerBuilder {
     pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_parent = Some(dir.into());
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,6").unwrap(), [(0, 3), (6, 6)]);
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("a").is_err());
-        assert!(parse_cpu_list("").is_err());
-    }
-
-    #[test]
-    fn validation_names_the_option() {
-        let mut l = Limits {
-            cpu: Some(0.001),
-            ..Default::default()
-        };
-        let e = l.validate().unwrap_err().to_string();
-        assert!(e.contains("cpu_limit"), "{e}");
-        l.cpu = Some(0.2);
-        assert_eq!(l.cpu_quota_us(), Some(20_000));
-        l.rlimits.push((Resource::Nofile, 10, 5));
-        let e = l.validate().unwrap_err().to_string();
-        assert!(e.contains("soft limit 10"), "{e}");
     }
 }
