@@ -485,7 +485,11 @@ async fn nesting_denied_by_default_allowed_by_opt_in() {
             "/bin/sh",
             "-c",
         ])
-        .arg("hostname; readlink /proc/self/ns/uts; echo $$")
+        // `read` holds the workload (and so the outer container) until the test closes
+        // the outer's stdin, which the inner inherits: the host reads the outer's
+        // namespaces while it is alive (a zombie's /proc/<pid>/ns is gone). Without a
+        // piped stdin it reads EOF at once.
+        .arg("hostname; readlink /proc/self/ns/uts; echo $$; read _ || true")
         .namespaces(Namespaces::UTS | Namespaces::IPC | Namespaces::PID | Namespaces::MOUNT)
         .hostname("outer")
         .nesting(nesting)
@@ -507,9 +511,14 @@ async fn nesting_denied_by_default_allowed_by_opt_in() {
     );
 
     // Opt-in: it works, in namespaces of its own.
-    let c = outer(true, "user,uts,pid", true).spawn().await.unwrap();
+    let mut c = outer(true, "user,uts,pid", true)
+        .stdin(Stdio::piped())
+        .spawn()
+        .await
+        .unwrap();
     let outer_ids = c.namespace_ids().unwrap();
     let host_ids = NamespaceIds::current().unwrap();
+    drop(c.take_stdin());
     let out = c.wait_with_output().await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
