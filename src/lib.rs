@@ -91,10 +91,6 @@ mod protocol;
 mod supervisor;
 mod sys;
 
-// The handle's modules under their old paths, for the files of the tree that still name
-// them so (`crate::reaper::ChildGuard`, `crate::spawn::spawn`, ...).
-use handle::{pty, reaper, spawn, spawner};
-
 mod init;
 
 pub use builder::fs::MAX_TMPFS_SIZE;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::pty::PtySize;
+use crate::handle::pty::PtySize;
 use crate::{ContainerBuilder, Namespaces};
 
 /// How long the init waits, after the workload exited, between SIGTERM and SIGKILL to

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::builder::limits::LimitsConfig as Limits;
+use crate::builder::limits::LimitsConfig;
 use crate::error::{Error, Result};
 
 use super::files::cg_err;
@@ -33,7 +33,7 @@ enum Backend {
 impl Cgroup {
     /// Creates the container's cgroup and writes its limits (the caller's, and the
     /// default budget's where the caller set none). On error nothing is left.
-    pub(crate) fn create(limits: &Limits) -> Result<Cgroup> {
+    pub(crate) fn create(limits: &LimitsConfig) -> Result<Cgroup> {
         Cgroup::create_as(limits, Mode::Full)
     }
 
@@ -41,11 +41,11 @@ impl Cgroup {
     /// `pids` cgroup with [`DEFAULT_PIDS_LIMIT`](crate::DEFAULT_PIDS_LIMIT), on v1 or v2. No accounting
     /// controllers, to keep the spawn cheap. On error nothing is left, and the caller goes
     /// on without a cgroup.
-    pub(crate) fn create_budget(limits: &Limits) -> Result<Cgroup> {
+    pub(crate) fn create_budget(limits: &LimitsConfig) -> Result<Cgroup> {
         Cgroup::create_as(limits, Mode::Budget)
     }
 
-    fn create_as(limits: &Limits, mode: Mode) -> Result<Cgroup> {
+    fn create_as(limits: &LimitsConfig, mode: Mode) -> Result<Cgroup> {
         let version = match limits.cgroup_version {
             CgroupVersion::Auto => match layout::layout() {
                 Ok(CgroupLayout::Unified) => CgroupVersion::V2,

@@ -23,7 +23,7 @@ use super::files::{
 use super::layout::{base_dir, v1_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
-use crate::builder::limits::{LimitsConfig as Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
+use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 use crate::error::{Error, Result};
 
 /// One hierarchy's directory of this container.
@@ -57,7 +57,7 @@ enum Want {
 impl V1Cgroup {
     /// Creates one directory per hierarchy and writes the limits. On error, removes what
     /// it made.
-    pub(crate) fn create(limits: &Limits, name: &str, mode: Mode) -> Result<V1Cgroup> {
+    pub(crate) fn create(limits: &LimitsConfig, name: &str, mode: Mode) -> Result<V1Cgroup> {
         let mut cg = V1Cgroup { dirs: Vec::new() };
         match cg.fill(limits, name, mode) {
             Ok(()) => Ok(cg),
@@ -68,7 +68,7 @@ impl V1Cgroup {
         }
     }
 
-    fn fill(&mut self, limits: &Limits, name: &str, mode: Mode) -> Result<()> {
+    fn fill(&mut self, limits: &LimitsConfig, name: &str, mode: Mode) -> Result<()> {
         let full = mode == Mode::Full;
         let need_or = |needed: bool, otherwise: Want| if needed { Want::Needed } else { otherwise };
         let opt_if = |b: bool| if b { Want::Optional } else { Want::No };
@@ -183,7 +183,7 @@ impl V1Cgroup {
         Ok(())
     }
 
-    fn write_limits(&self, l: &Limits) -> Result<()> {
+    fn write_limits(&self, l: &LimitsConfig) -> Result<()> {
         if let Some(dir) = self.own_dir_of("memory") {
             if let Some(mem) = l.memory {
                 write_setting(dir, "memory.limit_in_bytes", &mem.to_string())?;

@@ -18,7 +18,7 @@ use super::files::{
 use super::layout::{base_dir, v2_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
-use crate::builder::limits::{LimitsConfig as Limits, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
+use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
 use crate::error::{Error, Result};
 
 /// A container's cgroup on v2.
@@ -30,7 +30,7 @@ pub(crate) struct V2Cgroup {
 impl V2Cgroup {
     /// Creates the directory, enabling the controllers it needs, and writes the limits.
     /// On error, removes what it made.
-    pub(crate) fn create(limits: &Limits, name: &str, mode: Mode) -> Result<V2Cgroup> {
+    pub(crate) fn create(limits: &LimitsConfig, name: &str, mode: Mode) -> Result<V2Cgroup> {
         let (mount, own) = v2_hierarchy()
             .map_err(|e| Error::CgroupUnavailable(format!("cannot read the cgroup mounts: {e}")))?
             .ok_or_else(|| {
@@ -78,7 +78,7 @@ impl V2Cgroup {
         }
     }
 
-    fn write_limits(&self, l: &Limits) -> Result<()> {
+    fn write_limits(&self, l: &LimitsConfig) -> Result<()> {
         let d = &self.dir;
         if let Some(mem) = l.memory {
             write_setting(d, "memory.max", &mem.to_string())?;
@@ -178,7 +178,7 @@ impl V2Cgroup {
 /// caller set needs its controller; the default budget needs `pids`; `memory` and `pids`
 /// are enabled for the report when available.
 pub(crate) fn controllers_to_enable(
-    limits: &Limits,
+    limits: &LimitsConfig,
     mode: Mode,
     available: &[&str],
 ) -> std::result::Result<Vec<&'static str>, &'static str> {
@@ -260,8 +260,8 @@ fn enable_controllers(base: &Path, parent: &Path, ctrls: &[&str]) -> Result<()> 
 mod tests {
     use super::*;
 
-    fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
-        let mut l = Limits::default();
+    fn limits(f: impl FnOnce(&mut LimitsConfig)) -> LimitsConfig {
+        let mut l = LimitsConfig::default();
         f(&mut l);
         l
     }

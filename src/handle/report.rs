@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::builder::limits::LimitsConfig as Limits;
+use crate::builder::limits::LimitsConfig;
 use crate::builder::Defaults;
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::{Errno, Error, Result, Stage};
@@ -249,7 +249,7 @@ impl RunState {
     pub(crate) fn start(
         started: Instant,
         cgroup: Option<Arc<Cgroup>>,
-        limits: &Limits,
+        limits: &LimitsConfig,
         pidfd: Option<BorrowedFd<'_>>,
     ) -> RunState {
         let killed = Arc::new(AtomicU8::new(KILLED_NONE));
@@ -392,7 +392,7 @@ fn message(r: &RunReport) -> String {
     m
 }
 
-/// Limits and reports (see `limits.rs` for the settings).
+/// Limits and reports (see `builder/limits.rs` for the settings).
 impl Container {
     /// Waits for the container to exit, reaps it, and reports how the run went.
     ///
@@ -475,7 +475,7 @@ impl ContainerBuilder {
     /// anything else that kept the container from being created, are still `Err`.
     pub async fn output_with_report(&mut self) -> Result<(Output, RunReport)> {
         let started = Instant::now();
-        match crate::spawn::spawn(self, Defaults::Output).await {
+        match super::spawn::spawn(self, Defaults::Output).await {
             Ok(c) => c.wait_with_output_and_report().await,
             Err(Error::Setup { stage, errno }) => {
                 let status = ExitStatus::from_raw(127 << 8);

@@ -39,7 +39,7 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
     let (plan, pipes) = plan::prepare(b, defaults)?;
     // Process-wide, started by the first spawn whatever its kind, so that a program (or a
     // leak test) taking a thread baseline after one warm-up spawn sees no later growth.
-    crate::spawner::start();
+    super::spawner::start();
     // Shared with the Container below; if we fail or are cancelled first, the plan's
     // reference and this one drop and the cgroup is killed and removed.
     let cgroup = plan.limits.cgroup.clone();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
-use crate::builder::limits::{LimitsConfig as Limits, DEFAULT_KILL_GRACE};
+use crate::builder::limits::{LimitsConfig, DEFAULT_KILL_GRACE};
 use crate::cgroup::Cgroup;
 use crate::{sys, Container};
 
@@ -29,7 +29,7 @@ pub(super) fn mark_killed(killed: &AtomicU8, why: u8) {
 
 /// Starts the timeout watchdog of a container that has just started, if it has a timeout.
 pub(super) fn start(
-    limits: &Limits,
+    limits: &LimitsConfig,
     cgroup: Option<&Arc<Cgroup>>,
     pidfd: Option<BorrowedFd<'_>>,
     killed: &Arc<AtomicU8>,

@@ -13,7 +13,6 @@ use crate::Namespaces;
 
 /// Cross-concern facts of one spawn.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // TRANSITIONAL (issue 13): until every concern's prepare takes a Ctx
 pub(crate) struct Ctx {
     /// The namespaces the container gets.
     pub(crate) namespaces: Namespaces,
@@ -21,8 +20,6 @@ pub(crate) struct Ctx {
     pub(crate) root: Option<PathBuf>,
     /// A pseudo-terminal is attached.
     pub(crate) pty: bool,
-    /// The workload starts a new session (`new_session`).
-    pub(crate) new_session: bool,
     /// The namespace kinds joined from other containers or paths.
     pub(crate) joined: Namespaces,
     /// Whether anything is joined (`join`, `join_path`), even a join that names no kind
@@ -57,7 +54,6 @@ impl Ctx {
             namespaces: b.namespaces,
             root: b.fs.root().map(Into::into),
             pty: b.session.pty.is_some(),
-            new_session: b.security.new_session,
             joined: b.join.kinds(),
             joining: b.join.any(),
             euid: nix::unistd::geteuid().as_raw(),
@@ -149,7 +145,6 @@ impl Ctx {
             namespaces,
             root: None,
             pty: false,
-            new_session: true,
             joined: Namespaces::empty(),
             joining: false,
             min_setup_fd: 3,
@@ -165,12 +160,11 @@ impl Ctx {
 }
 
 /// For unit tests that set only the facts they need: nothing created or joined, no
-/// session, no setup-fd floor, the supervisor uid 1000 without capabilities.
+/// setup-fd floor, the supervisor uid 1000 without capabilities.
 #[cfg(test)]
 impl Default for Ctx {
     fn default() -> Ctx {
         Ctx {
-            new_session: false,
             min_setup_fd: 0,
             ..Ctx::for_test(Namespaces::empty())
         }

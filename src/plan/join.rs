@@ -21,9 +21,9 @@ use std::sync::atomic::AtomicBool;
 use crate::builder::join::{Join, JoinConfig, OwnerUserns, Source};
 use crate::child::join::{JoinFd, JoinSpec, Workload};
 use crate::error::{Error, Result};
+use crate::handle::reaper::ChildGuard;
 use crate::namespaces::KINDS;
 use crate::plan::Ctx;
-use crate::reaper::ChildGuard;
 use crate::sys::{self, Stack};
 use crate::Namespaces;
 

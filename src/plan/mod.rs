@@ -9,9 +9,9 @@
 use crate::builder::{ContainerBuilder, Defaults};
 use crate::child::{self, ChildSpec};
 use crate::error::{Errno, Error, Result, Stage};
+use crate::handle::reaper::ChildGuard;
 use crate::namespaces;
 use crate::protocol::{self, RECORD_LEN};
-use crate::reaper::ChildGuard;
 use crate::sys::{self, Stack};
 use crate::{Namespaces, Stdio};
 use std::ffi::{CString, OsStr, OsString};

@@ -104,8 +104,8 @@ pub(crate) fn prepare(
 
     let (pty_master, pty_slave) = match cfg.pty {
         Some(size) => {
-            let (m, s) =
-                crate::pty::open(size, devpts).map_err(Error::io("opening a pseudo-terminal"))?;
+            let (m, s) = crate::handle::pty::open(size, devpts)
+                .map_err(Error::io("opening a pseudo-terminal"))?;
             (Some(m), Some(s))
         }
         None => (None, None),
