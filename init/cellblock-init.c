@@ -46,7 +46,7 @@
  * SUCCESS: exit codes reported as 0 (tini -e), comma-separated, may be empty.
  * REWRITES: "from:to" pairs, comma-separated, may be empty: a received `from` is
  * forwarded as `to`, or dropped when `to` is 0 (dumb-init -r).
- * The supervisor validates all of these (src/session.rs); we only parse them.
+ * The supervisor validates all of these (src/plan/session.rs); we only parse them.
  *
  * Out of the workload's reach. The init runs with the workload's credentials, so by the
  * ordinary ptrace access rules the workload could reopen our descriptors through

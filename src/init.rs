@@ -50,7 +50,7 @@
 //!
 //! # The report pipe across the init
 //!
-//! The core's error pipe (close-on-exec; EOF = execve succeeded) cannot tell whether the
+//! The spawn's error pipe (close-on-exec; EOF = execve succeeded) cannot tell whether the
 //! *workload* started, because the exec that closes it is the init's. So the child clears
 //! close-on-exec on the pipe's write end right before exec'ing the init, and the init
 //! speaks the same 8-byte `(u32 tag, i32 value)` record protocol on it:
@@ -99,7 +99,7 @@
 //! namespace). Each container gets its own open file, so no state (file flags) is shared
 //! between containers either, and a supervisor that forked gets pidfds of itself, not of
 //! its parent. Cost: one `pidfd_open` and one `close` per spawn. Containers without an
-//! init use `PR_SET_PDEATHSIG` from a long-lived spawner thread instead (`spawner.rs`);
+//! init use `PR_SET_PDEATHSIG` from a long-lived spawner thread instead (`handle/spawner.rs`);
 //! their child polls the same kind of pidfd once to close the race with a supervisor that
 //! died before the signal was armed.
 

@@ -59,22 +59,29 @@
 //! paths (with [`Namespaces::MOUNT`]), every descriptor but stdio closed, a new session
 //! and umask `022`. Each has an opt-out on [`ContainerBuilder`] whose documentation names
 //! the risk ([`ContainerBuilder::capabilities`], [`ContainerBuilder::seccomp`],
-//! [`ContainerBuilder::pass_fd`], [`ContainerBuilder::nesting`], …). `tests/escape.rs`
+//! [`ContainerBuilder::pass_fd`], [`ContainerBuilder::nesting`], …). `tests/escape/escape.rs`
 //! tries nine ways out against those defaults.
 //!
 //! ## Layout
-//! configuration ([`ContainerBuilder`], `builder.rs`) → a prepared plan (`plan.rs`, every
-//! allocation happens here, in the parent) → the child (`child/`: no allocation, raw
-//! syscalls only) → the async handle ([`Container`], `container.rs`) and the background
-//! reaper (`reaper.rs`). Raw syscall wrappers for the parent live in `sys.rs`.
+//! One direction through the code, one file per concern in each layer:
+//! configuration ([`ContainerBuilder`], `builder/`: plain data and the setters) → a prepared
+//! plan (`plan/`: validation and every allocation, in the parent, each concern's
+//! `prepare(config, ctx)` called in order from `plan/mod.rs`) → the child (`child/`: no
+//! allocation; it borrows the plan, and every system call it makes is in `child/sys.rs`) →
+//! the async handle (`handle/`: [`Container`], the spawn path, the background reaper,
+//! stdio streams, the pty, signal forwarding, the watchdog and the [`RunReport`]). The
+//! error-pipe protocol the child, the init and the parent share is in `protocol.rs`; raw
+//! syscall wrappers for the parent are in `sys.rs`. The concerns have one name in every
+//! layer: `fs`, `user`, `join`, `time`, `session`, `limits`, `security`, `stdio`.
 //!
-//! How the workload's process runs (`session.rs`): with a new PID namespace, PID 1 is a
+//! How the workload's process runs (`session`): with a new PID namespace, PID 1 is a
 //! tiny built-in init (`init.rs`, `init/cellblock-init.c`) exec'd from a sealed memfd,
 //! which forwards signals, reaps orphans and kills the namespace when the supervisor
-//! process dies (a pidfd of the supervisor, its lifeline); without an init, `PR_SET_PDEATHSIG` is armed from
-//! long-lived spawner threads (`spawner.rs`). Stdio arrives as streams of `Bytes` and
-//! leaves through a channel sender (`io.rs`); a container can get a pseudo-terminal
-//! (`pty.rs`); host signals are forwarded by a [`SignalForwarder`] (`signals.rs`).
+//! process dies (a pidfd of the supervisor, its lifeline); without an init,
+//! `PR_SET_PDEATHSIG` is armed from long-lived spawner threads (`handle/spawner.rs`).
+//! Stdio arrives as streams of `Bytes` and leaves through a channel sender
+//! (`handle/io.rs`); a container can get a pseudo-terminal (`handle/pty.rs`); host signals
+//! are forwarded by a [`SignalForwarder`] (`handle/signals.rs`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -15,7 +15,7 @@
 //!   * NO Drop of heap values, NO `std::process::exit`, NO tokio or signal-hook state;
 //!   * NO glibc `setuid`/`setgid`/`setgroups` wrappers (they broadcast to threads that do
 //!     not exist here and hang): use raw `syscall(SYS_setresuid, ..)`;
-//!   * only raw syscalls, reads of the [`ChildSpec`] that `plan.rs` prepared, writes to
+//!   * only raw syscalls, reads of the [`ChildSpec`] that `plan/` prepared, writes to
 //!     pre-opened descriptors, and finally `execve` or `_exit`.
 //!
 //! A failing step writes `(stage, errno)` to the close-on-exec error pipe and `_exit`s;

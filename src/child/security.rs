@@ -51,7 +51,7 @@ pub(crate) struct SecuritySpec<'a> {
     /// when the container's root has no `/dev/null` of its own.
     pub(crate) null_fd_path: Option<&'a CStr>,
     /// The mask and read-only paths are prefixed with the root filesystem's path and are
-    /// applied by the mount step before pivot_root (child/mounts.rs), while the host's
+    /// applied by the mount step before pivot_root (child/fs.rs), while the host's
     /// `/dev/null` is still in our mount namespace to bind from.
     pub(crate) under_root: bool,
 }
@@ -167,7 +167,7 @@ fn readonly(path: &CStr) -> Step {
 }
 
 /// The part of the capability drop that must happen *before* the id changes (the ids
-/// step of `child/ids.rs`, setgroups/setresgid/setresuid, which sits between this and
+/// step of `child/user.rs`, setgroups/setresgid/setresuid, which sits between this and
 /// [`drop_privileges`]):
 ///
 /// * the bounding set is dropped now, because that needs `CAP_SETPCAP`, which a change to

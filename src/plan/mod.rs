@@ -1,10 +1,13 @@
 //! The prepared plan: everything the child needs, validated and allocated in the parent.
 //!
-//! `prepare` checks the configuration, resolves the program, builds every C string and
-//! pointer array, opens every descriptor, and returns a [`Plan`] whose [`ChildSpec`] holds
-//! only raw pointers into memory the plan owns. The child (`child/`) then allocates
-//! nothing. `Plan::run` performs the clone; it blocks (vfork semantics) and so runs on
-//! tokio's blocking pool.
+//! `prepare` checks the configuration, gathers the facts several concerns need into one
+//! [`Ctx`], then prepares each concern in the order the child needs them (each file beside
+//! this one is one concern: its `prepare(config, ctx)` validates and allocates, and its
+//! pure part is unit-tested without root). The result is a [`Plan`] that owns everything
+//! the child reads: `Plan::run` lends it to the child as a borrowed [`ChildSpec`], so the
+//! child (`child/`) allocates nothing and the compiler checks that what it reads outlives
+//! it. `Plan::run` performs the clone; it blocks (vfork semantics) and so runs on tokio's
+//! blocking pool.
 
 use crate::builder::{ContainerBuilder, Defaults};
 use crate::child::{self, ChildSpec};
@@ -14,14 +17,10 @@ use crate::namespaces;
 use crate::protocol::{self, RECORD_LEN};
 use crate::sys::{self, Stack};
 use crate::{Namespaces, Stdio};
-use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-
-/// The kernel's HOST_NAME_MAX (and the UTS domain name limit).
-const UTS_NAME_MAX: usize = 64;
 
 mod arena;
+mod command;
 mod ctx;
 pub(crate) mod fs;
 pub(crate) mod join;
@@ -34,7 +33,6 @@ pub(crate) mod stdio;
 pub(crate) mod time;
 pub(crate) mod user;
 
-use arena::CStrArray;
 pub(crate) use ctx::Ctx;
 
 /// A spawn, ready to run.
@@ -52,12 +50,7 @@ pub(crate) struct Plan {
 /// The storage the child's [`ChildSpec`] borrows, owned by the plan until the child has
 /// exec'd or exited.
 struct ChildParts {
-    path: CString,
-    args: CStrArray,
-    env: CStrArray,
-    hostname: Option<CString>,
-    domainname: Option<CString>,
-    cwd: Option<CString>,
+    command: command::PreparedCommand,
     stdio: [libc::c_int; 3],
     err_fd: libc::c_int,
     mount_private: bool,
@@ -90,12 +83,12 @@ impl ChildParts {
         limits: &'a limits::PreparedLimits,
     ) -> ChildSpec<'a> {
         ChildSpec {
-            path: &self.path,
-            argv: self.args.list(),
-            envp: self.env.list(),
-            hostname: self.hostname.as_deref(),
-            domainname: self.domainname.as_deref(),
-            cwd: self.cwd.as_deref(),
+            path: &self.command.path,
+            argv: self.command.args.list(),
+            envp: self.command.env.list(),
+            hostname: self.command.hostname.as_deref(),
+            domainname: self.command.domainname.as_deref(),
+            cwd: self.command.cwd.as_deref(),
             stdio: self.stdio,
             err_fd: self.err_fd,
             mount_private: self.mount_private,
@@ -123,67 +116,13 @@ pub(crate) struct ParentPipes {
 
 /// Validates `b` and prepares a plan. Nothing is started; on error nothing is left open.
 pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan, ParentPipes)> {
-    validate(b)?;
+    command::validate(b)?;
     let ctx = Ctx::new(b);
     let fs = fs::prepare(&b.fs, &ctx)?;
     let (user, user_maps) = user::prepare(&b.user, &ctx)?;
     let (mut join, parent_join) = join::prepare(&b.join, &ctx)?;
     let time = time::prepare(&b.time, &ctx)?;
-    let env = build_env(b)?;
-    // With a root filesystem or a joined mount namespace, the program and the working
-    // directory are paths inside the container.
-    let place = match fs.root_model() {
-        Some(model) => resolve::Place::Root(model),
-        None if ctx.joined.contains(Namespaces::MOUNT) => resolve::Place::Joined,
-        None => resolve::Place::Host,
-    };
-    let path = resolve::program(&b.program, &env, place)?;
-    let cwd = b
-        .cwd
-        .as_ref()
-        .map(|dir| resolve::cwd(dir, place))
-        .transpose()?;
-
-    let args: Vec<CString> = std::iter::once(b.arg0.as_ref().unwrap_or(&b.program))
-        .chain(b.args.iter())
-        .enumerate()
-        .map(|(i, a)| {
-            cstring(a, || {
-                if i == 0 {
-                    "the program".into()
-                } else {
-                    format!("argument {i}")
-                }
-            })
-        })
-        .collect::<Result<_>>()?;
-    let env: Vec<CString> = env
-        .into_iter()
-        .map(|(k, v)| {
-            // `KEY=value` built once, with room for the NUL: no second copy.
-            let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
-            kv.extend_from_slice(k.as_bytes());
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).map_err(|e| Error::NulByte {
-                what: format!("environment variable {}", k.to_string_lossy()),
-                value: String::from_utf8_lossy(&e.into_vec()).into_owned(),
-            })
-        })
-        .collect::<Result<_>>()?;
-    let args = CStrArray::new(args);
-    let env = CStrArray::new(env);
-    let hostname = b
-        .hostname
-        .as_ref()
-        .map(|h| cstring(h, || "the hostname".into()))
-        .transpose()?;
-    let domainname = b
-        .domainname
-        .as_ref()
-        .map(|h| cstring(h, || "the domain name".into()))
-        .transpose()?;
-    let path_c = cstring(path.as_os_str(), || "the program path".into())?;
+    let command = command::prepare(b, &ctx, &fs)?;
 
     let (stdin_kind, stdout_kind, stderr_kind) = match defaults {
         Defaults::Spawn => (Stdio::inherit(), Stdio::inherit(), Stdio::inherit()),
@@ -209,8 +148,8 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let (session, parent_session) = session::prepare(
         &b.session,
         &ctx,
-        &path_c,
-        args.strings(),
+        &command.path,
+        command.args.strings(),
         (&err_read, err_write.as_raw_fd()),
         fs.devpts(),
     )?;
@@ -224,12 +163,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let child = ChildParts {
         stdio: [raw(&stdin.child), raw(&stdout.child), raw(&stderr.child)],
         err_fd: err_write.as_raw_fd(),
-        path: path_c,
-        args,
-        env,
-        hostname,
-        domainname,
-        cwd,
+        command,
         mount_private: ns.contains(Namespaces::MOUNT),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID) && !fs.mounts_proc(),
         loopback_up: ns.contains(Namespaces::NET),
@@ -381,158 +315,5 @@ impl ParentState {
                 ),
             }),
         }
-    }
-}
-
-fn validate(b: &ContainerBuilder) -> Result<()> {
-    if b.program.is_empty() {
-        return Err(Error::EmptyProgram);
-    }
-    for (what, name) in [("hostname", &b.hostname), ("domainname", &b.domainname)] {
-        if let Some(name) = name {
-            if !b.namespaces.contains(Namespaces::UTS) {
-                return Err(Error::NeedsNamespace {
-                    option: what,
-                    needs: Namespaces::UTS,
-                });
-            }
-            if name.len() > UTS_NAME_MAX {
-                return Err(Error::NameTooLong {
-                    what,
-                    len: name.len(),
-                    max: UTS_NAME_MAX,
-                });
-            }
-        }
-    }
-    let missing = namespaces::unsupported(b.namespaces);
-    if !missing.is_empty() {
-        return Err(Error::NamespaceUnsupported {
-            namespaces: missing,
-        });
-    }
-    for key in b.env.keys() {
-        if key.is_empty() || key.as_bytes().contains(&b'=') {
-            return Err(Error::BadEnvName {
-                name: key.to_string_lossy().into_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The workload's environment: the base the builder chose (by default only `PATH`, and
-/// `TERM` with a pty; the supervisor's own with `env_inherit`; nothing with `env_clear`)
-/// with the builder's variables applied over it.
-fn build_env(b: &ContainerBuilder) -> Result<Vec<(OsString, OsString)>> {
-    use crate::builder::{EnvBase, DEFAULT_PATH};
-    let mut env: std::collections::BTreeMap<OsString, OsString> = match b.env_base {
-        EnvBase::Empty => Default::default(),
-        EnvBase::Inherit => std::env::vars_os().collect(),
-        EnvBase::Minimal => {
-            let mut m = std::collections::BTreeMap::new();
-            m.insert("PATH".into(), DEFAULT_PATH.into());
-            if b.session.pty.is_some() {
-                // The terminal type: what the user's real terminal is, we cannot know;
-                // xterm is what nearly every terminal emulates (Docker's choice for -t).
-                m.insert("TERM".into(), "xterm".into());
-            }
-            m
-        }
-    };
-    for (k, v) in &b.env {
-        match v {
-            Some(v) => env.insert(k.clone(), v.clone()),
-            None => env.remove(k),
-        };
-    }
-    Ok(env.into_iter().collect())
-}
-
-fn cstring(s: &OsStr, what: impl FnOnce() -> String) -> Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| Error::NulByte {
-        what: what(),
-        value: s.to_string_lossy().into_owned(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn builder(program: &str) -> ContainerBuilder {
-        ContainerBuilder::new(program)
-    }
-
-    /// Each refusal names what was wrong; a plain configuration passes.
-    #[test]
-    fn validation_names_what_is_wrong() {
-        assert!(validate(&builder("/bin/true")).is_ok());
-        assert!(matches!(validate(&builder("")), Err(Error::EmptyProgram)));
-        let mut b = builder("/bin/true");
-        b.hostname("box");
-        assert!(matches!(
-            validate(&b),
-            Err(Error::NeedsNamespace { option: "hostname", needs }) if needs == Namespaces::UTS
-        ));
-        b.namespaces(Namespaces::UTS);
-        assert!(validate(&b).is_ok());
-        b.hostname("h".repeat(UTS_NAME_MAX + 1));
-        assert!(matches!(
-            validate(&b),
-            Err(Error::NameTooLong {
-                what: "hostname",
-                len: 65,
-                max: UTS_NAME_MAX
-            })
-        ));
-        b.hostname("h".repeat(UTS_NAME_MAX))
-            .domainname("d".repeat(UTS_NAME_MAX + 1));
-        assert!(matches!(
-            validate(&b),
-            Err(Error::NameTooLong {
-                what: "domainname",
-                ..
-            })
-        ));
-        for bad in ["", "A=B"] {
-            let mut b = builder("/bin/true");
-            b.env(bad, "v");
-            assert!(
-                matches!(validate(&b), Err(Error::BadEnvName { ref name }) if name == bad),
-                "{bad:?}"
-            );
-        }
-    }
-
-    /// The workload's environment: PATH only by default (TERM too with a pty), nothing
-    /// after env_clear, the supervisor's after env_inherit; the builder's variables and
-    /// removals apply over each base.
-    #[test]
-    fn the_environment_starts_from_the_chosen_base() {
-        let env = |b: &ContainerBuilder| -> Vec<(String, String)> {
-            build_env(b)
-                .unwrap()
-                .into_iter()
-                .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
-                .collect()
-        };
-        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let mut b = builder("/bin/true");
-        assert_eq!(env(&b), [pair("PATH", crate::DEFAULT_PATH)]);
-        b.env("A", "1").env_remove("PATH");
-        assert_eq!(env(&b), [pair("A", "1")]);
-        let mut b = builder("/bin/true");
-        b.pty();
-        assert_eq!(
-            env(&b),
-            [pair("PATH", crate::DEFAULT_PATH), pair("TERM", "xterm")]
-        );
-        let mut b = builder("/bin/true");
-        b.env_clear().env("X", "y");
-        assert_eq!(env(&b), [pair("X", "y")]);
-        let mut b = builder("/bin/true");
-        b.env_inherit();
-        assert_eq!(env(&b).len(), std::env::vars_os().count());
     }
 }
