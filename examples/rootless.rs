@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Every check prints `ok <name>: ...`, `FAIL <name>: ...` or `skip <name>: why`, and the
-//! exit code is 1 if anything failed. `tests/rootless.rs` runs it as uid 65534.
+//! exit code is 1 if anything failed. `tests/it/rootless.rs` runs it as uid 65534.
 //! With `--expect-userns-disabled` it only checks that a disabled user namespace gives
 //! [`Error::UserNamespacesDisabled`] (run it where `user.max_user_namespaces` is 0).
 

@@ -261,7 +261,7 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
 /// write the supervisor's memory in the window between this call and execve. Keeping one
 /// capability the workload will not have in the permitted set (not effective, and not in
 /// the bounding set, so execve drops it: the workload's sets are exactly `keep`) closes
-/// that window (tests/escape_init.rs `setup_child_memory_is_not_reachable`).
+/// that window (tests/escape/escape_init.rs `setup_child_memory_is_not_reachable`).
 fn drop_capabilities(keep: u64) -> Step {
     // EINVAL means the kernel has no ambient set (before 4.3).
     let ret = sys::prctl(
