@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::builder::limits::LimitsConfig;
-use crate::builder::Defaults;
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::{Errno, Error, Result, Stage};
-use crate::{sys, Container, ContainerBuilder, Output};
+use crate::{sys, Container, Output};
 
 use super::reaper::Cleanup;
 use super::watchdog::{self, mark_killed, KILLED_NONE, KILLED_OUTPUT, KILLED_TIMEOUT};
@@ -466,39 +465,29 @@ impl Container {
     }
 }
 
-impl ContainerBuilder {
-    /// [`output`](Self::output) with a [`RunReport`].
-    ///
-    /// A failure of the child's setup (between clone and execve) is reported here, not
-    /// returned as an error: the report says [`EndReason::SetupFailed`] with the stage and
-    /// errno, the status is exit code 127, the output is empty. Configuration errors, and
-    /// anything else that kept the container from being created, are still `Err`.
-    pub async fn output_with_report(&mut self) -> Result<(Output, RunReport)> {
-        let started = Instant::now();
-        match super::spawn::spawn(self, Defaults::Output).await {
-            Ok(c) => c.wait_with_output_and_report().await,
-            Err(Error::Setup { stage, errno }) => {
-                let status = ExitStatus::from_raw(127 << 8);
-                let mut report = RunState {
-                    started,
-                    ended: Some(Instant::now()),
-                    had_cgroup: self.limits.wants_cgroup(),
-                    ..RunState::default()
-                }
-                .report(status);
-                report.reason = EndReason::SetupFailed { stage, errno };
-                report.message = message(&report);
-                Ok((
-                    Output {
-                        status,
-                        stdout: Vec::new(),
-                        stderr: Vec::new(),
-                        truncated: false,
-                    },
-                    report,
-                ))
-            }
-            Err(e) => Err(e),
-        }
+/// The output and report of a spawn whose child failed at `stage` (see
+/// `ContainerBuilder::output_with_report`): exit code 127, no output.
+pub(crate) fn setup_failed(
+    started: Instant,
+    had_cgroup: bool,
+    stage: Stage,
+    errno: Errno,
+) -> (Output, RunReport) {
+    let status = ExitStatus::from_raw(127 << 8);
+    let mut report = RunState {
+        started,
+        ended: Some(Instant::now()),
+        had_cgroup,
+        ..RunState::default()
     }
+    .report(status);
+    report.reason = EndReason::SetupFailed { stage, errno };
+    report.message = message(&report);
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        truncated: false,
+    };
+    (output, report)
 }

@@ -5,7 +5,9 @@ use std::process::ExitStatus;
 
 use crate::builder::{ContainerBuilder, Defaults};
 use crate::error::{Error, Result};
-use crate::{plan, Container, Output, Stdio};
+#[cfg(doc)]
+use crate::EndReason;
+use crate::{plan, Container, Output, RunReport, Stdio};
 
 /// Validates and prepares on the calling task, then runs the clone where it costs the
 /// fewest thread hops without stalling the runtime: with `CLONE_VFORK` the cloning thread
@@ -165,6 +167,26 @@ impl ContainerBuilder {
             let mut c = spawn(&b, Defaults::Output).await?;
             c.run.skip_report();
             c.wait_with_output().await
+        }
+    }
+
+    /// [`output`](Self::output) with a [`RunReport`].
+    ///
+    /// A failure of the child's setup (between clone and execve) is reported here, not
+    /// returned as an error: the report says [`EndReason::SetupFailed`] with the stage and
+    /// errno, the status is exit code 127, the output is empty. Configuration errors, and
+    /// anything else that kept the container from being created, are still `Err`.
+    pub async fn output_with_report(&mut self) -> Result<(Output, RunReport)> {
+        let started = std::time::Instant::now();
+        match spawn(self, Defaults::Output).await {
+            Ok(c) => c.wait_with_output_and_report().await,
+            Err(Error::Setup { stage, errno }) => Ok(super::report::setup_failed(
+                started,
+                self.limits.wants_cgroup(),
+                stage,
+                errno,
+            )),
+            Err(e) => Err(e),
         }
     }
 }
