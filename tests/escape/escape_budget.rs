@@ -13,6 +13,7 @@
 //!     gets more than [`SUPERVISOR_BUDGET`] pids);
 //!   * the defaults are shown to keep the supervisor's next spawn working *in the same
 //!     setting* where the control breaks it.
+//!
 //! The outer test checks from the host that nothing is left (processes, cgroups).
 //!
 //! Per the house rule, wall-clock lateness is not asserted here: `benches/forkbomb.rs`

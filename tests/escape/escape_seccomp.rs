@@ -221,6 +221,9 @@ async fn ordinary_socket_families_still_work() {
 /// (the kernel reads an `unsigned int`) does not get past the filter. An ordinary request
 /// (TIOCGWINSZ) reaches the kernel in every setup.
 #[tokio::test(flavor = "multi_thread")]
+// The request constants are c_ulong on x86_64 and u32-sized on others: the casts are
+// same-type here only.
+#[allow(clippy::unnecessary_cast)]
 async fn tiocsti_and_tioclinux_denied_by_request() {
     let _d = common::deadline("tiocsti_and_tioclinux_denied_by_request", 60);
     let sti = libc::TIOCSTI as u64;

@@ -737,14 +737,14 @@ async fn supervisor_environment_not_inherited_by_default() {
     let path = format!("PATH={}", cellblock::DEFAULT_PATH);
 
     let env = environ_of(Container::builder("/bin/cat").namespaces(common::default_ns())).await;
-    assert_eq!(env, [path.clone()], "only PATH by default");
+    assert_eq!(env, std::slice::from_ref(&path), "only PATH by default");
     let env = environ_of(
         Container::builder("/bin/cat")
             .namespaces(common::default_ns())
             .host_root(),
     )
     .await;
-    assert_eq!(env, [path.clone()], "host_root: still only PATH");
+    assert_eq!(env, std::slice::from_ref(&path), "host_root: still only PATH");
 
     // Control: inherit, and the secret is there (with everything else of ours).
     let env = environ_of(
