@@ -744,7 +744,11 @@ async fn supervisor_environment_not_inherited_by_default() {
             .host_root(),
     )
     .await;
-    assert_eq!(env, std::slice::from_ref(&path), "host_root: still only PATH");
+    assert_eq!(
+        env,
+        std::slice::from_ref(&path),
+        "host_root: still only PATH"
+    );
 
     // Control: inherit, and the secret is there (with everything else of ours).
     let env = environ_of(

@@ -35,9 +35,12 @@ pub(super) fn check_ranges(kind: &str, ranges: &[IdRange]) -> Result<()> {
         )));
     }
     for (i, r) in ranges.iter().enumerate() {
+        // The kernel's rule (map_write in kernel/user_namespace.c): no empty line, and
+        // `first + count` must not wrap past 32 bits, so the id u32::MAX ((uid_t)-1) is
+        // never mapped.
         if r.count == 0
-            || r.inside.checked_add(r.count - 1).is_none()
-            || r.outside.checked_add(r.count - 1).is_none()
+            || r.inside.checked_add(r.count).is_none()
+            || r.outside.checked_add(r.count).is_none()
         {
             return Err(Error::BadConfig(format!(
                 "{kind} map line {} {} {} is empty or overflows 32 bits",
@@ -45,8 +48,10 @@ pub(super) fn check_ranges(kind: &str, ranges: &[IdRange]) -> Result<()> {
             )));
         }
         for o in &ranges[..i] {
+            // In 64 bits: the ends of two valid lines cannot wrap there.
             let overlap = |a: u32, b: u32| {
-                a < b + o.count.min(u32::MAX - b) && b < a + r.count.min(u32::MAX - a)
+                let (a, b) = (u64::from(a), u64::from(b));
+                a < b + u64::from(o.count) && b < a + u64::from(r.count)
             };
             if overlap(r.inside, o.inside) || overlap(r.outside, o.outside) {
                 return Err(Error::BadConfig(format!(
@@ -153,6 +158,13 @@ mod tests {
         assert!(e.contains("gid map line"), "{e}");
         let e = err("uid", &[r(0, u32::MAX - 1, 3)]);
         assert!(e.contains("overflows 32 bits"), "{e}");
+        // The id u32::MAX itself, inside or outside: the kernel refuses the line.
+        let e = err("uid", &[r(u32::MAX, 5, 1)]);
+        assert!(e.contains("uid map line 4294967295 5 1"), "{e}");
+        let e = err("gid", &[r(7, u32::MAX - 1, 2)]);
+        assert!(e.contains("overflows 32 bits"), "{e}");
+        // The highest line the kernel takes: up to u32::MAX - 1.
+        check_ranges("uid", &[r(u32::MAX - 1, u32::MAX - 1, 1)]).unwrap();
     }
 
     #[test]
@@ -167,9 +179,13 @@ mod tests {
         // One range inside another.
         let e = err("uid", &[r(0, 0, 100), r(10, 200, 1)]);
         assert!(e.contains("overlap"), "{e}");
-        // Near the top of the id space the sums are clamped, not wrapped.
+        // Near the top of the id space the sums do not wrap.
         let e = err("uid", &[r(u32::MAX - 10, 0, 5), r(u32::MAX - 8, 100, 1)]);
         assert!(e.contains("overlap"), "{e}");
+        let e = err("uid", &[r(u32::MAX - 3, 0, 3), r(u32::MAX - 1, 10, 1)]);
+        assert!(e.contains("overlap"), "{e}");
+        // Adjacent at the very top is fine.
+        check_ranges("uid", &[r(u32::MAX - 3, 0, 2), r(u32::MAX - 1, 10, 1)]).unwrap();
     }
 
     #[test]
