@@ -215,6 +215,7 @@ async fn cancelled_spawns_leave_no_cgroup() {
 }
 
 const SWEEP_INNER: &str = "CELLBLOCK_SWEEP_INNER";
+const SWEEP_PARENT: &str = "CELLBLOCK_SWEEP_PARENT";
 
 /// A supervisor killed with SIGKILL cannot remove its containers' cgroups: its container
 /// dies (its lifeline), and an empty `cellblock/<pid>-0` stays. The next supervisor on the
@@ -223,17 +224,27 @@ const SWEEP_INNER: &str = "CELLBLOCK_SWEEP_INNER";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
     if let Ok(mode) = std::env::var(SWEEP_INNER) {
+        // Both supervisors use a parent of the test's own (relative to their cgroup, which
+        // is the test's): every cellblock process sweeps the parents it uses, so with the
+        // shared default parent any other supervisor on the host (another test's) could
+        // sweep the leftover before the control below has seen it.
+        let parent = std::env::var(SWEEP_PARENT).unwrap();
         if mode == "hold" {
             let c = Container::builder("/bin/sleep")
                 .arg("60")
                 .namespaces(cellblock::Namespaces::PID | cellblock::Namespaces::MOUNT)
+                .cgroup_parent(&parent)
                 .spawn()
                 .await
                 .unwrap();
             println!("\nSPAWNED {}", c.pid());
             tokio::time::sleep(Duration::from_secs(60)).await;
         } else {
-            let st = Container::builder("/bin/true").status().await.unwrap();
+            let st = Container::builder("/bin/true")
+                .cgroup_parent(&parent)
+                .status()
+                .await
+                .unwrap();
             assert!(st.success());
         }
         return;
@@ -246,6 +257,9 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
     }
     let _s = SERIAL.lock().await;
     let _d = common::deadline("a_killed_supervisors_cgroups_are_swept_by_the_next", 60);
+    let base_name = format!("sweep-{}", std::process::id());
+    let base = common::own_pids_dir().join(&base_name);
+    std::fs::create_dir(&base).unwrap();
     let inner = |mode: &str| {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
@@ -257,6 +271,7 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
             "--nocapture",
         ])
         .env(SWEEP_INNER, mode)
+        .env(SWEEP_PARENT, &base_name)
         .stdout(std::process::Stdio::piped());
         common::spawn_retrying(&mut cmd)
     };
@@ -268,7 +283,7 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
         assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
     }
     let container: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let parent = common::own_pids_dir().join("cellblock");
+    let parent = base.join("cellblock");
     let left = parent.join(format!("{}-0", hold.id()));
     assert!(left.is_dir(), "{} is not there", left.display());
     hold.kill().unwrap();
@@ -298,7 +313,11 @@ async fn a_killed_supervisors_cgroups_are_swept_by_the_next() {
     let st = inner("sweep").wait().unwrap();
     let live_stayed = live.is_dir();
     let _ = std::fs::remove_dir(&live);
+    // The sweeping supervisor removed its parent at exit if it was empty; ours then.
+    let _ = std::fs::remove_dir(&parent);
+    let base_removed = std::fs::remove_dir(&base);
     assert!(st.success());
     assert!(!left.exists(), "{} was not swept", left.display());
     assert!(live_stayed, "a live pid's cgroup was removed");
+    base_removed.unwrap_or_else(|e| panic!("{} not left empty: {e}", base.display()));
 }
