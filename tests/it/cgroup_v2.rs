@@ -146,9 +146,11 @@ async fn v2_join_kill_events_and_cpu_stat() {
     println!("{report:#?}");
     assert_eq!(report.reason, EndReason::TimedOut);
     assert!(report.cgroup);
-    // cpu.stat: the grandchild's spinning is counted.
+    // cpu.stat: the grandchild's spinning is counted. The first process only forks and
+    // waits (a few ms, and rusage would see only that); 100 ms is far above it and below
+    // what a spinner gets in 700 ms even on a loaded machine (165 ms seen at load 400).
     assert!(
-        report.cpu_time() >= Duration::from_millis(200),
+        report.cpu_time() >= Duration::from_millis(100),
         "cpu.stat should count the spinning grandchild: {report:?}"
     );
     // cgroup.kill took the whole tree, grandchildren included; the directory is gone.

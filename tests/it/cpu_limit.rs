@@ -18,24 +18,33 @@ async fn cpu_spin_under_cpu_limit_gets_its_quota() {
         .spawn()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    // From the host: the kernel is throttling the cgroup.
-    let stat = c
+    // From the host: the kernel is throttling the cgroup. Looked at every 100 ms until the
+    // container's timeout is near: on a loaded machine the spinner may need longer than
+    // one second to use up its first quota.
+    let stat_file = c
         .cgroup_paths()
         .iter()
         .map(|d| d.join("cpu.stat"))
         .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("nr_throttled")))
         .expect("a cpu.stat with throttling counters");
-    let stat = std::fs::read_to_string(stat).unwrap();
+    let throttled = |stat: &str| -> u64 {
+        stat.lines()
+            .find_map(|l| l.strip_prefix("nr_throttled "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut stat = String::new();
+    for _ in 0..18 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stat = std::fs::read_to_string(&stat_file).unwrap();
+        if throttled(&stat) > 0 {
+            break;
+        }
+    }
     println!("{stat}");
-    let throttled: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("nr_throttled "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(throttled > 0, "{stat}");
+    assert!(throttled(&stat) > 0, "{stat}");
 
     let report = c.wait_with_report().await.unwrap();
     println!("{report:#?} (layout {:?})", CgroupLayout::detect());

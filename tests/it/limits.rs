@@ -332,9 +332,12 @@ async fn cpu_rlimit_ends_with_sigxcpu() {
         report.message
     );
     assert!(!report.cgroup);
-    // rusage: about one second of CPU, measured without a cgroup.
+    // rusage: about one second of CPU, measured without a cgroup. The kernel sends SIGXCPU
+    // on its precise runtime, while rusage's user/system split is tick-sampled and scaled:
+    // 0.81-1.01 s seen here, lower on a loaded machine. Half a second still tells a real
+    // measure from none.
     assert!(
-        report.cpu_time() >= Duration::from_millis(900),
+        report.cpu_time() >= Duration::from_millis(500),
         "{report:?}"
     );
 }
