@@ -41,7 +41,7 @@ pub(crate) fn check(ret: c_int, stage: Stage) -> Step {
 /// Writes `(stage, errno)` to the error pipe as 8 native-endian bytes (one atomic write).
 /// A failed write leaves the parent to see a plain exit.
 pub(crate) fn report(fd: c_int, stage: Stage, err: c_int) {
-    // Built on our stack: fixed-size copies, nothing to allocate or panic.
+    // Built on our stack: nothing to allocate, no panic path.
     let record = protocol::encode(stage as u32, err);
     // SAFETY: a valid buffer of that many bytes on our stack. man 2 write.
     unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
