@@ -1,0 +1,645 @@
+//! The verbs: create, start, run, delete, kill, state, ps, pause, resume, exec, list,
+//! features. Each takes the container's state-directory lock (`state.rs`) for as long as
+//! it works on the container (`exec` only while it reads the state: the process it runs
+//! may live long).
+//!
+//! `create` sets the container up with the library (`ContainerBuilder::create` with a
+//! start FIFO in the state directory), hands the pty master over the console socket,
+//! writes the pid file and `state.json`, then detaches: the container's process stays at
+//! its gate, reparented to the caller (a subreaper) when we exit; we never wait for it.
+//! `start` writes the gate byte from another process (`Detached::start`).
+
+use crate::api_shim::{BuilderExt, Detached, DetachedState};
+use crate::console::{self, ConsoleError};
+use crate::hooks::{self, HookError, HookKind};
+use crate::spec::{self, BuildOpts, SpecError};
+use crate::state::{self, Dir, State, StateError};
+use crate::{Cli, Cmd, CreateOpts, ExecOpts, PsFormat};
+use cellblock::{Signal, Stdio};
+use oci_spec::runtime::{Hook, Process, Spec};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The OCI runtime-spec version of the state this runtime prints.
+const OCI_VERSION: &str = "1.0.2";
+
+/// Everything a verb can fail with; the message is what the caller shows.
+#[derive(Debug, thiserror::Error)]
+pub enum RtError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    /// A library error, worded for the callers ([`lib_message`]).
+    #[error("{0}")]
+    Lib(String),
+    #[error("{0}")]
+    Msg(String),
+}
+
+impl From<cellblock::Error> for RtError {
+    fn from(e: cellblock::Error) -> RtError {
+        RtError::Lib(lib_message(&e))
+    }
+}
+
+fn msg(m: impl Into<String>) -> RtError {
+    RtError::Msg(m.into())
+}
+
+/// The library's message, with the phrases podman classifies by (it maps "no such file or
+/// directory" / "executable file not found" to exit 127 and "permission denied" to 126,
+/// case-sensitively in places) and the program's path, as runc words them.
+pub fn lib_message(e: &cellblock::Error) -> String {
+    use cellblock::Error as E;
+    match e {
+        E::ProgramNotFound { program, searched } if searched.is_empty() => {
+            format!("exec: {program:?}: stat {program}: no such file or directory")
+        }
+        E::ProgramNotFound { program, searched } => {
+            format!(
+                "exec: {program:?}: executable file not found in $PATH (searched PATH={searched})"
+            )
+        }
+        E::NotExecutable { path, reason } => {
+            format!(
+                "exec: {:?}: permission denied ({reason})",
+                path.display().to_string()
+            )
+        }
+        _ => {
+            let m = e.to_string();
+            let lower = m.to_lowercase();
+            for phrase in ["no such file or directory", "permission denied"] {
+                if lower.contains(phrase) && !m.contains(phrase) {
+                    return format!("{m}: {phrase}");
+                }
+            }
+            m
+        }
+    }
+}
+
+/// Runs the verb `cli` names; the exit code on success.
+pub async fn dispatch(cli: &Cli) -> Result<i32, RtError> {
+    let root = cli.root.as_path();
+    match &cli.cmd {
+        Cmd::Create(o) => create(root, o).await.map(|_| 0),
+        Cmd::Start { id } => start(root, id).map(|_| 0),
+        Cmd::Run { create: o, detach } => run(root, o, *detach).await,
+        Cmd::Delete { force, id } => delete(root, id, *force).map(|_| 0),
+        Cmd::Kill { all, id, signal } => kill(root, id, signal, *all).map(|_| 0),
+        Cmd::State { id } => {
+            let dir = Dir::open(root, id)?;
+            let st = dir.load()?;
+            let (status, _) = live(&st);
+            let v = oci_state(&st, status);
+            println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
+            Ok(0)
+        }
+        Cmd::Ps { format, id, .. } => ps(root, id, *format).map(|_| 0),
+        Cmd::Pause { id } => freeze(root, id, true).map(|_| 0),
+        Cmd::Resume { id } => freeze(root, id, false).map(|_| 0),
+        Cmd::Exec(o) => exec(root, o).await,
+        Cmd::List { format, quiet } => list(root, *format, *quiet).map(|_| 0),
+        Cmd::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features()).expect("JSON")
+            );
+            Ok(0)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// State helpers
+
+/// The library's handle on a container recorded in `st`.
+fn detached(st: &State) -> Detached {
+    Detached {
+        pid: st.pid,
+        start_time: st.start_time,
+        cgroup_dirs: st.cgroup_dirs.clone(),
+        start_fifo: st.start_fifo.clone(),
+    }
+}
+
+/// The container's live status (from the library: its init, checked by start time, and
+/// its freezer) as the OCI word, with the handle.
+fn live(st: &State) -> (&'static str, Detached) {
+    let d = detached(st);
+    let s = match d.state() {
+        DetachedState::Created => "created",
+        DetachedState::Running => "running",
+        DetachedState::Paused => "paused",
+        DetachedState::Stopped => "stopped",
+    };
+    (s, d)
+}
+
+/// The OCI state (runtime-spec "State"), as `state` prints it and hooks read it on stdin.
+fn oci_state(st: &State, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "id": st.id,
+        "status": status,
+        // runc reports 0 once the init is gone: the recorded pid may be someone else's.
+        "pid": if status == "stopped" { 0 } else { st.pid },
+        "bundle": st.bundle,
+        "created": st.created,
+        "annotations": st.annotations,
+    })
+}
+
+/// Runs the hooks of one kind from `st.hooks` with the state on stdin.
+fn run_hooks(
+    st: &State,
+    status: &str,
+    kind: HookKind,
+    pick: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>,
+) -> Result<(), HookError> {
+    let Some(list) = st.hooks.as_ref().and_then(|h| pick(h).as_ref()) else {
+        return Ok(());
+    };
+    if list.is_empty() {
+        return Ok(());
+    }
+    hooks::run_hooks(kind, list, &oci_state(st, status).to_string())
+}
+
+fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
+    let path = bundle.join("config.json");
+    Spec::load(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))
+}
+
+// ---------------------------------------------------------------------------------------
+// create, start, run
+
+/// `create`: on any failure nothing is left (the library tears down what it set up, and
+/// the state directory goes).
+pub async fn create(root: &Path, o: &CreateOpts) -> Result<(), RtError> {
+    let dir = Dir::create(root, &o.id)?;
+    let r = create_in(&dir, o).await;
+    if r.is_err() {
+        let _ = dir.remove();
+    }
+    r
+}
+
+async fn create_in(dir: &Dir, o: &CreateOpts) -> Result<(), RtError> {
+    let bundle = std::fs::canonicalize(&o.bundle)
+        .map_err(|e| msg(format!("bundle {}: {e}", o.bundle.display())))?;
+    let spec = load_spec(&bundle)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if o.console_socket.is_some() && !terminal {
+        return Err(ConsoleError::NoTerminal.into());
+    }
+    if o.preserve_fds != 0 {
+        return Err(msg("--preserve-fds is not supported (only 0)"));
+    }
+    let opts = BuildOpts {
+        id: o.id.clone(),
+        bundle: bundle.clone(),
+        console: o.console_socket.is_some(),
+    };
+    let mut b = spec::builder_for(&spec, &opts)?;
+    b.die_with_supervisor(false)
+        .init(false)
+        .start_fifo(dir.fifo());
+    if !terminal {
+        // The caller's stdio is the container's (ctr: pipes to the shim's fifos; podman:
+        // /dev/null and pipes to conmon).
+        b.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    }
+    let mut created = b.create().await?;
+    let pty = created.take_pty_fd();
+    let d = created.detach()?;
+    // From here on a failure must take the container down with it.
+    let r = finish_create(dir, o, &spec, bundle, &d, pty);
+    if r.is_err() {
+        let _ = d.destroy();
+    }
+    r
+}
+
+fn finish_create(
+    dir: &Dir,
+    o: &CreateOpts,
+    spec: &Spec,
+    bundle: PathBuf,
+    d: &Detached,
+    pty: Option<OwnedFd>,
+) -> Result<(), RtError> {
+    spec::after_create(spec, d)?;
+    if let Some(sock) = &o.console_socket {
+        let pty = pty.ok_or_else(|| msg("the library returned no pty master for a terminal"))?;
+        console::send_master(sock, &pty)?;
+    }
+    let st = State {
+        id: o.id.clone(),
+        bundle,
+        pid: d.pid,
+        start_time: d.start_time,
+        cgroup_dirs: d.cgroup_dirs.clone(),
+        start_fifo: d.start_fifo.clone(),
+        created: state::rfc3339(SystemTime::now()),
+        annotations: spec
+            .annotations()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        status: "created".into(),
+        hooks: spec.hooks().clone(),
+    };
+    // runtime-spec: prestart (deprecated) and createRuntime after the environment is
+    // created, createContainer after them, all before `start`.
+    run_hooks(&st, "created", HookKind::Prestart, |h| h.prestart())?;
+    run_hooks(&st, "created", HookKind::CreateRuntime, |h| {
+        h.create_runtime()
+    })?;
+    run_hooks(&st, "created", HookKind::CreateContainer, |h| {
+        h.create_container()
+    })?;
+    dir.save(&st)?;
+    if let Some(p) = &o.pid_file {
+        state::write_atomic(p, d.pid.to_string().as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// `start`: releases a created container's gate.
+pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
+    let dir = Dir::open(root, id)?;
+    let mut st = dir.load()?;
+    let (status, d) = live(&st);
+    if status != "created" {
+        return Err(msg(format!(
+            "cannot start a container that is {status}: {id}"
+        )));
+    }
+    run_hooks(&st, status, HookKind::StartContainer, |h| {
+        h.start_container()
+    })?;
+    d.start()?;
+    st.status = "running".into();
+    dir.save(&st)?;
+    // runtime-spec: a failing poststart hook is a warning; the container runs on.
+    if let Err(e) = run_hooks(&st, "running", HookKind::Poststart, |h| h.poststart()) {
+        eprintln!("cellblock: warning: {e}");
+    }
+    Ok(())
+}
+
+/// `run`: create and start; without `detach`, wait for the init, delete the container
+/// and return the init's exit code (128 + signal if a signal ended it).
+pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtError> {
+    create(root, o).await?;
+    let pid = Dir::open(root, &o.id)?.load()?.pid;
+    if let Err(e) = start(root, &o.id) {
+        let _ = delete(root, &o.id, true);
+        return Err(e);
+    }
+    if detach {
+        return Ok(0);
+    }
+    // The init is our child (the library detached it: it neither waits for nor reaps it).
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let code = loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                let _ = delete(root, &o.id, true);
+                return Err(msg(format!("waiting for the container's init {pid}: {e}")));
+            }
+        }
+    };
+    delete(root, &o.id, true)?;
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------------------------
+// delete, kill, ps, pause/resume
+
+/// `delete`: kills what is left, removes the cgroups, the FIFO and the state. A running
+/// (or paused) container needs `force`, as with runc; an unknown id is fine with `force`
+/// (the shim calls `delete` and then `delete --force`).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
+    let dir = match Dir::open(root, id) {
+        Err(StateError::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
+    if !dir.has_state() {
+        // A `create` that died before saving: nothing of the container is recorded.
+        dir.remove()?;
+        return Ok(());
+    }
+    let st = dir.load()?;
+    let (status, d) = live(&st);
+    if matches!(status, "running" | "paused") && !force {
+        return Err(msg(format!(
+            "cannot delete container {id} that is not stopped: {status}"
+        )));
+    }
+    d.destroy()?;
+    dir.remove()?;
+    // runtime-spec: poststop after the container is deleted; a failure is a warning.
+    if let Err(e) = run_hooks(&st, "stopped", HookKind::Poststop, |h| h.poststop()) {
+        eprintln!("cellblock: warning: {e}");
+    }
+    Ok(())
+}
+
+/// A signal as runc takes it: a number (`9`), a name (`KILL`) or `SIGKILL`, any case.
+pub fn parse_signal(s: &str) -> Result<Signal, RtError> {
+    let bad = || msg(format!("unknown signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>().map_err(|_| bad())
+}
+
+/// `kill`: the init (`Detached::signal`, through a pidfd checked against the start time)
+/// or, with `all`, every process in the container's cgroup.
+pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), RtError> {
+    let sig = parse_signal(signal)?;
+    let dir = Dir::open(root, id)?;
+    let st = dir.load()?;
+    let (status, d) = live(&st);
+    match (status, all) {
+        // runc: `kill --all` of a stopped container kills its leftovers, if any.
+        ("stopped", true) => Ok(d.signal_all(sig)?),
+        ("stopped", false) => Err(msg(format!("container not running: {id}"))),
+        (_, true) => Ok(d.signal_all(sig)?),
+        (_, false) => Ok(d.signal(sig)?),
+    }
+}
+
+/// `ps`: the host pids in the container's cgroup.
+pub fn ps(root: &Path, id: &str, format: PsFormat) -> Result<(), RtError> {
+    let dir = Dir::open(root, id)?;
+    let st = dir.load()?;
+    let (_, d) = live(&st);
+    let pids = d.pids()?;
+    match format {
+        PsFormat::Json => println!("{}", serde_json::to_string(&pids).expect("JSON")),
+        PsFormat::Table => {
+            println!("{:>8} CMD", "PID");
+            for p in pids {
+                let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                println!("{p:>8} {}", cmd.trim_end());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pause` (`freeze`) and `resume` (`!freeze`).
+pub fn freeze(root: &Path, id: &str, freeze: bool) -> Result<(), RtError> {
+    let dir = Dir::open(root, id)?;
+    let st = dir.load()?;
+    let (status, d) = live(&st);
+    match (freeze, status) {
+        (true, "running") | (true, "created") => Ok(d.pause()?),
+        (false, "paused") => Ok(d.resume()?),
+        (true, _) => Err(msg(format!(
+            "cannot pause a container that is {status}: {id}"
+        ))),
+        (false, _) => Err(msg(format!("container {id} is not paused: {status}"))),
+    }
+}
+
+/// `list`: the containers under the root.
+pub fn list(root: &Path, format: PsFormat, quiet: bool) -> Result<(), RtError> {
+    let mut rows = Vec::new();
+    for id in state::list(root) {
+        let Ok(dir) = Dir::open(root, &id) else {
+            continue;
+        };
+        let Ok(st) = dir.load() else { continue };
+        let (status, _) = live(&st);
+        rows.push(oci_state(&st, status));
+    }
+    if quiet {
+        for r in &rows {
+            println!("{}", r["id"].as_str().unwrap_or_default());
+        }
+    } else if format == PsFormat::Json {
+        println!("{}", serde_json::Value::from(rows));
+    } else {
+        println!("ID\tPID\tSTATUS\tBUNDLE\tCREATED");
+        for r in &rows {
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                r["id"].as_str().unwrap_or_default(),
+                r["pid"],
+                r["status"].as_str().unwrap_or_default(),
+                r["bundle"].as_str().unwrap_or_default(),
+                r["created"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `features` (runtime-spec features.md), what this runtime implements.
+fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "cgroup": {"v1": true, "v2": true, "systemd": false},
+        },
+        "annotations": {"org.opencontainers.runtime-spec.features.runtime": "cellblock"},
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// exec
+
+/// The process `exec` runs: `--process FILE`, or the command line's.
+fn exec_process(o: &ExecOpts) -> Result<Process, RtError> {
+    if let Some(f) = &o.process {
+        let text =
+            std::fs::read(f).map_err(|e| msg(format!("reading --process {}: {e}", f.display())))?;
+        return serde_json::from_slice(&text)
+            .map_err(|e| msg(format!("parsing --process {}: {e}", f.display())));
+    }
+    if o.command.is_empty() {
+        return Err(msg("exec: no command given (and no --process)"));
+    }
+    let (uid, gid) = match &o.user {
+        None => (0, 0),
+        Some(u) => {
+            let (a, b) = u.split_once(':').unwrap_or((u, "0"));
+            let num = |s: &str| {
+                s.parse::<u32>()
+                    .map_err(|_| msg(format!("--user {u:?}: use numeric UID[:GID]")))
+            };
+            (num(a)?, num(b)?)
+        }
+    };
+    let mut env = vec![format!("PATH={}", cellblock::DEFAULT_PATH)];
+    env.extend(o.env.iter().cloned());
+    let v = serde_json::json!({
+        "args": o.command,
+        "env": env,
+        "cwd": o.cwd.as_deref().unwrap_or("/"),
+        "terminal": o.tty,
+        "user": {"uid": uid, "gid": gid},
+    });
+    serde_json::from_value(v).map_err(|e| msg(format!("exec: {e}")))
+}
+
+/// `exec`: another process in the running container; with `detach` return once it runs
+/// (it outlives us, reparented to the caller), else wait and return its exit code.
+pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
+    let st = Dir::open(root, &o.id)?.load()?;
+    let (status, _) = live(&st);
+    if status != "running" {
+        return Err(msg(format!(
+            "cannot exec in a container that is {status}: {}",
+            o.id
+        )));
+    }
+    let process = exec_process(o)?;
+    let terminal = process.terminal().unwrap_or(false);
+    match (terminal, o.console_socket.is_some()) {
+        (true, false) => return Err(msg("exec: a terminal needs --console-socket")),
+        (false, true) => return Err(ConsoleError::NoTerminal.into()),
+        _ => {}
+    }
+    if o.preserve_fds != 0 {
+        return Err(msg("--preserve-fds is not supported (only 0)"));
+    }
+    let mut b = spec::exec_builder(&process, st.pid, o.console_socket.is_some())?;
+    b.die_with_supervisor(false).kill_on_drop(false);
+    if !terminal {
+        b.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    }
+    let mut created = b.create().await?;
+    if let Some(sock) = &o.console_socket {
+        let pty = created
+            .take_pty_fd()
+            .ok_or_else(|| msg("the library returned no pty master for a terminal"))?;
+        console::send_master(sock, &pty)?;
+    }
+    if let Some(p) = &o.pid_file {
+        state::write_atomic(p, created.pid().to_string().as_bytes(), 0o644)?;
+    }
+    let mut c = created.start().await?;
+    if o.detach {
+        return Ok(0);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let st = c.wait().await?;
+    Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_and_name() {
+        for s in ["9", "KILL", "kill", "SIGKILL", "sigkill"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("SIGUSR1").unwrap(), Signal::SIGUSR1);
+        for bad in ["0", "99", "-1", "NOPE", "SIG", ""] {
+            let e = parse_signal(bad).unwrap_err().to_string();
+            assert!(e.contains("unknown signal"), "{bad}: {e}");
+        }
+    }
+
+    /// podman's classification of the runtime's message (exit 127/126) needs these phrases,
+    /// lower case, with the path.
+    #[test]
+    fn missing_and_unexecutable_programs_are_worded_for_podman() {
+        let m = lib_message(&cellblock::Error::ProgramNotFound {
+            program: "/nonexistent".into(),
+            searched: String::new(),
+        });
+        assert!(
+            m.contains("/nonexistent") && m.contains("no such file or directory"),
+            "{m}"
+        );
+        let m = lib_message(&cellblock::Error::ProgramNotFound {
+            program: "nx".into(),
+            searched: "/bin".into(),
+        });
+        assert!(
+            m.contains("\"nx\"") && m.contains("executable file not found"),
+            "{m}"
+        );
+        let m = lib_message(&cellblock::Error::NotExecutable {
+            path: "/etc/passwd".into(),
+            reason: "no execute permission".into(),
+        });
+        assert!(
+            m.contains("/etc/passwd") && m.contains("permission denied"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn exec_process_from_the_command_line() {
+        let o = ExecOpts {
+            process: None,
+            detach: false,
+            pid_file: None,
+            console_socket: None,
+            tty: false,
+            cwd: Some("/tmp".into()),
+            env: vec!["A=1".into()],
+            user: Some("5:6".into()),
+            no_new_privs: false,
+            preserve_fds: 0,
+            id: "x".into(),
+            command: vec!["sh".into(), "-c".into(), "true".into()],
+        };
+        let p = exec_process(&o).unwrap();
+        assert_eq!(p.args().as_deref(), Some(&o.command[..]));
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (5, 6));
+        assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
+        assert_eq!(p.terminal(), Some(false));
+        let bad = ExecOpts {
+            user: Some("root".into()),
+            ..o
+        };
+        assert!(exec_process(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("--user"));
+    }
+}
