@@ -9,12 +9,12 @@
 //! its gate, reparented to the caller (a subreaper) when we exit; we never wait for it.
 //! `start` writes the gate byte from another process (`Detached::start`).
 
-use crate::api_shim::{BuilderExt, Detached, DetachedState};
 use crate::console::{self, ConsoleError};
 use crate::hooks::{self, HookError, HookKind};
 use crate::spec::{self, BuildOpts, SpecError};
 use crate::state::{self, Dir, State, StateError};
 use crate::{Cli, Cmd, CreateOpts, ExecOpts, PsFormat};
+use cellblock::{Detached, DetachedState};
 use cellblock::{Signal, Stdio};
 use oci_spec::runtime::{Hook, Process, Spec};
 use std::os::fd::OwnedFd;
@@ -139,6 +139,7 @@ fn live(st: &State) -> (&'static str, Detached) {
         DetachedState::Running => "running",
         DetachedState::Paused => "paused",
         DetachedState::Stopped => "stopped",
+        _ => "unknown",
     };
     (s, d)
 }
@@ -184,15 +185,15 @@ fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
 /// `create`: on any failure nothing is left (the library tears down what it set up, and
 /// the state directory goes).
 pub async fn create(root: &Path, o: &CreateOpts) -> Result<(), RtError> {
-    let dir = Dir::create(root, &o.id)?;
-    let r = create_in(&dir, o).await;
+    let mut dir = Dir::create(root, &o.id)?;
+    let r = create_in(&mut dir, o).await;
     if r.is_err() {
         let _ = dir.remove();
     }
     r
 }
 
-async fn create_in(dir: &Dir, o: &CreateOpts) -> Result<(), RtError> {
+async fn create_in(dir: &mut Dir, o: &CreateOpts) -> Result<(), RtError> {
     let bundle = std::fs::canonicalize(&o.bundle)
         .map_err(|e| msg(format!("bundle {}: {e}", o.bundle.display())))?;
     let spec = load_spec(&bundle)?;
@@ -223,9 +224,16 @@ async fn create_in(dir: &Dir, o: &CreateOpts) -> Result<(), RtError> {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
     }
+    // The container is forked and keeps our descriptors until its execve: it must not
+    // share the lock's, or the directory would stay locked (and `start` block) until then.
+    dir.unlock_for_fork();
     let mut created = b.create().await?;
     let pty = created.take_pty_fd();
     let d = created.detach()?;
+    if let Err(e) = dir.relock() {
+        let _ = d.destroy();
+        return Err(e.into());
+    }
     // From here on a failure must take the container down with it.
     let r = finish_create(dir, o, &spec, bundle, &d, pty);
     if r.is_err() {
@@ -345,7 +353,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
         r => r?,
     };
     if !dir.has_state() {
-        // A `create` that died before saving: nothing of the container is recorded.
+        // A `create` under way (it lets go of the lock around its fork), or one that died
+        // before saving: nothing of the container is recorded yet.
+        if !force {
+            return Err(msg(format!(
+                "container {id} is being created (no state yet)"
+            )));
+        }
         dir.remove()?;
         return Ok(());
     }
@@ -537,25 +551,28 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
     if o.preserve_fds != 0 {
         return Err(msg("--preserve-fds is not supported (only 0)"));
     }
-    let mut b = spec::exec_builder(&process, st.pid, o.console_socket.is_some())?;
-    b.die_with_supervisor(false).kill_on_drop(false);
-    if !terminal {
-        b.stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+    if terminal {
+        // `create` (which gives the pty master as a descriptor) refuses to join a PID
+        // namespace, and a spawned container's `Pty` does not hand its descriptor out.
+        return Err(msg(
+            "exec with a terminal is not supported yet (the library gives no pty master \
+             descriptor for a process joining a PID namespace)",
+        ));
     }
-    let mut created = b.create().await?;
-    if let Some(sock) = &o.console_socket {
-        let pty = created
-            .take_pty_fd()
-            .ok_or_else(|| msg("the library returned no pty master for a terminal"))?;
-        console::send_master(sock, &pty)?;
-    }
+    let mut b = spec::exec_builder(&process, st.pid, false)?;
+    b.die_with_supervisor(false)
+        .kill_on_drop(false)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut c = b.spawn().await?;
     if let Some(p) = &o.pid_file {
-        state::write_atomic(p, created.pid().to_string().as_bytes(), 0o644)?;
+        state::write_atomic(p, c.pid().to_string().as_bytes(), 0o644)?;
     }
-    let mut c = created.start().await?;
     if o.detach {
+        // Dropped with kill_on_drop(false) and die_with_supervisor(false), it is neither
+        // killed nor reaped by us: we exit at once and the caller (a subreaper) reaps it.
+        drop(c);
         return Ok(0);
     }
     use std::os::unix::process::ExitStatusExt;

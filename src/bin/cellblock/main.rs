@@ -10,7 +10,6 @@
 //! from "no such file or directory" / "permission denied"), and with `--log-format json`
 //! also as a JSON line appended to `--log` (the shim reports the last `msg`); exit code 1.
 
-mod api_shim;
 mod console;
 mod hooks;
 mod lifecycle;

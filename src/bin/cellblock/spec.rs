@@ -4,7 +4,6 @@
 //! spec.rs (with seccomp.rs, devices.rs, sysctl.rs) replaces this file at merge, with the
 //! same names.
 
-use crate::api_shim::BuilderExt;
 use cellblock::{Container, ContainerBuilder, Namespaces};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::path::PathBuf;
@@ -124,6 +123,8 @@ pub fn exec_builder(
     console: bool,
 ) -> Result<ContainerBuilder, SpecError> {
     let mut b = process_builder(process, console)?;
+    // No cgroup of its own (it would be a sibling of the container's, not in it).
+    b.default_budget(false);
     let ours = |k: &str| std::fs::read_link(format!("/proc/self/ns/{k}")).ok();
     for (k, ns) in [
         ("ipc", Namespaces::IPC),
@@ -141,6 +142,6 @@ pub fn exec_builder(
 }
 
 /// Work between create and start (device rules, sysctls). Placeholder: nothing.
-pub fn after_create(_spec: &Spec, _created: &crate::api_shim::Detached) -> Result<(), SpecError> {
+pub fn after_create(_spec: &Spec, _created: &cellblock::Detached) -> Result<(), SpecError> {
     Ok(())
 }

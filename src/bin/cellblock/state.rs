@@ -94,11 +94,16 @@ pub fn check_id(id: &str) -> Result<(), StateError> {
 
 /// The locked state directory of one container. The lock is released when this is dropped
 /// (or the process exits).
+///
+/// The lock is a `flock` on an open file description of the directory: a process forked
+/// while we hold it (the library's `create` forks the container, which keeps our
+/// descriptors until its `execve`) would share the description and so the lock. `create`
+/// therefore lets go of it around the fork ([`Dir::unlock_for_fork`], [`Dir::relock`]).
 #[derive(Debug)]
 pub struct Dir {
     pub path: PathBuf,
     pub id: String,
-    _lock: File,
+    lock: Option<File>,
 }
 
 impl Dir {
@@ -138,20 +143,25 @@ impl Dir {
     }
 
     fn lock(path: PathBuf, id: &str) -> Result<Dir, StateError> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(io("opening the state directory", &path))?;
-        // SAFETY: flock(2) on a descriptor we own; it blocks until the lock is ours.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io("locking", &path)(std::io::Error::last_os_error()));
-        }
+        let f = lock_dir(&path)?;
         Ok(Dir {
             path,
             id: id.to_string(),
-            _lock: f,
+            lock: Some(f),
         })
+    }
+
+    /// Closes the lock's descriptor before a fork that must not inherit it. Until
+    /// [`relock`](Self::relock), another verb may lock the directory: it then finds no
+    /// `state.json` yet, and refuses to act on a container being created.
+    pub fn unlock_for_fork(&mut self) {
+        self.lock = None;
+    }
+
+    /// Takes the lock again, on a new descriptor, after [`unlock_for_fork`](Self::unlock_for_fork).
+    pub fn relock(&mut self) -> Result<(), StateError> {
+        self.lock = Some(lock_dir(&self.path)?);
+        Ok(())
     }
 
     /// `ROOT/ID/state.json`.
@@ -194,6 +204,20 @@ impl Dir {
             r => r.map_err(io("removing the state directory", &self.path)),
         }
     }
+}
+
+/// Opens `path` (a directory) and takes an exclusive `flock` on it, waiting for it.
+fn lock_dir(path: &Path) -> Result<File, StateError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io("opening the state directory", path))?;
+    // SAFETY: flock(2) on a descriptor we own; it blocks until the lock is ours.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io("locking", path)(std::io::Error::last_os_error()));
+    }
+    Ok(f)
 }
 
 /// The ids under `root` that have a state file, sorted.
@@ -375,6 +399,68 @@ mod tests {
             .expect("still blocked");
         assert_eq!(got, Err("container does not exist: c1".to_string()));
         t.join().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A child forked without exec (as the library's `create` forks the container, which
+    /// waits at its gate with our descriptors) that sleeps 30 s; returns its pid.
+    fn fork_sleeper() -> libc::pid_t {
+        // SAFETY: the child only calls async-signal-safe functions (sleep, _exit).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe {
+                libc::sleep(30);
+                libc::_exit(0)
+            }
+        }
+        pid
+    }
+
+    fn reap(pid: libc::pid_t) {
+        // SAFETY: kill and waitpid of the child this test forked.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+
+    /// Whether another opener gets the lock of `root/c1` within `ms` milliseconds.
+    fn others_get_in(root: &Path, ms: u64) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = root.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(Dir::open(&r, "c1").is_ok());
+        });
+        rx.recv_timeout(Duration::from_millis(ms)) == Ok(true)
+    }
+
+    /// A forked child shares the lock's open file description. Control: forked while we
+    /// hold the lock, it keeps the directory locked after we let go. With
+    /// `unlock_for_fork` before the fork and `relock` after, it does not.
+    #[test]
+    fn a_child_forked_while_unlocked_does_not_hold_the_lock() {
+        let root = scratch("fork");
+        let d = Dir::create(&root, "c1").unwrap();
+        let child = fork_sleeper();
+        drop(d);
+        let held = !others_get_in(&root, 500);
+        reap(child);
+        assert!(held, "control: the forked child did not keep the lock");
+        assert!(
+            others_get_in(&root, 10_000),
+            "the lock was not released with the child"
+        );
+
+        let mut d = Dir::open(&root, "c1").unwrap();
+        d.unlock_for_fork();
+        let child = fork_sleeper();
+        d.relock().unwrap();
+        assert!(!others_get_in(&root, 300), "relock did not take the lock");
+        drop(d);
+        let free = others_get_in(&root, 10_000);
+        reap(child);
+        assert!(free, "the directory stayed locked by the forked child");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
