@@ -82,10 +82,16 @@ macro_rules! oci_suite {
     };
 }
 
-// The control: the callers with runc, which must pass every check. The cellblock runtime
-// gets the same suite with one more line, e.g.
-// `oci_suite!(cellblock, crate::Runtime { path: env!("CARGO_BIN_EXE_cellblock-oci").into() });`
+// The control: the callers with runc, which must pass every check.
 oci_suite!(runc, crate::Runtime::installed("runc"));
+// The runtime under test, this crate's `cellblock` binary (feature `oci`).
+#[cfg(feature = "oci")]
+oci_suite!(
+    cellblock,
+    crate::Runtime {
+        path: env!("CARGO_BIN_EXE_cellblock").into()
+    }
+);
 
 /// A shell loop that prints `ready`, exits 42 on SIGTERM and otherwise runs forever: a
 /// workload whose exit code proves that SIGTERM reached it (as PID 1 of its namespace, a

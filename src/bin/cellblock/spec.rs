@@ -51,8 +51,21 @@ fn process_builder(p: &Process, console: bool) -> Result<ContainerBuilder, SpecE
     let Some(program) = args.first() else {
         return Err(field("process.args", "empty: there is no program to run"));
     };
+    process_builder_with_program(p, console, program)
+}
+
+/// [`process_builder`] running `program` (with `args[0]` as its argv[0]).
+fn process_builder_with_program(
+    p: &Process,
+    console: bool,
+    program: &str,
+) -> Result<ContainerBuilder, SpecError> {
+    let args = p.args().clone().unwrap_or_default();
     let mut b = Container::builder(program);
-    b.args(&args[1..]).env_clear();
+    if let Some(a0) = args.first() {
+        b.arg0(a0);
+    }
+    b.args(args.iter().skip(1)).env_clear();
     for kv in p.env().iter().flatten() {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         b.env(k, v);
@@ -111,6 +124,28 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
             b.cgroup_path(cg);
         }
     }
+    // The standard mounts, by destination and type (binds and options: the real spec.rs).
+    for m in spec.mounts().iter().flatten() {
+        match (m.destination().to_str(), m.typ().as_deref()) {
+            (Some("/proc"), Some("proc")) => {
+                b.mount_proc();
+            }
+            (Some("/dev"), Some("tmpfs")) => {
+                b.mount_dev();
+            }
+            (Some("/dev/mqueue"), Some("mqueue")) if new.contains(Namespaces::IPC) => {
+                b.mount_mqueue();
+            }
+            (Some("/sys"), Some("sysfs")) => {
+                b.mount_sysfs();
+            }
+            _ => {}
+        }
+    }
+    if !new.contains(Namespaces::USER) {
+        // OCI: without a user namespace in the spec, the container's ids are the host's.
+        b.host_root();
+    }
     b.namespaces(new);
     Ok(b)
 }
@@ -124,8 +159,35 @@ pub fn exec_builder(
 ) -> Result<ContainerBuilder, SpecError> {
     let mut b = process_builder(process, console)?;
     // No cgroup of its own (it would be a sibling of the container's, not in it).
-    b.default_budget(false);
     let ours = |k: &str| std::fs::read_link(format!("/proc/self/ns/{k}")).ok();
+    // With a joined mount namespace the program must be an absolute path inside it:
+    // look it up in the process's PATH below the container's root.
+    let args = process.args().clone().unwrap_or_default();
+    if let Some(prog) = args.first().filter(|p| !p.contains('/')) {
+        let path = process
+            .env()
+            .iter()
+            .flatten()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .unwrap_or(cellblock::DEFAULT_PATH)
+            .to_string();
+        let found = path
+            .split(':')
+            .map(|d| format!("{d}/{prog}"))
+            .find(|p| std::fs::symlink_metadata(format!("/proc/{target_pid}/root{p}")).is_ok());
+        match found {
+            Some(p) => {
+                b = process_builder_with_program(process, console, &p)?;
+            }
+            None => {
+                return Err(field(
+                    "process.args",
+                    format!("exec: {prog:?}: executable file not found in $PATH ({path})"),
+                ))
+            }
+        }
+    }
+    b.default_budget(false).host_root();
     for (k, ns) in [
         ("ipc", Namespaces::IPC),
         ("uts", Namespaces::UTS),
