@@ -570,9 +570,12 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
         state::write_atomic(p, c.pid().to_string().as_bytes(), 0o644)?;
     }
     if o.detach {
-        // Dropped with kill_on_drop(false) and die_with_supervisor(false), it is neither
-        // killed nor reaped by us: we exit at once and the caller (a subreaper) reaps it.
-        drop(c);
+        // Neither killed nor reaped by us: the caller (a subreaper: the shim, conmon) reaps
+        // it and takes its exit status once we have exited. Not dropped: the handle's drop
+        // hands the process to the library's background reaper, which reaped a process
+        // that exited before we did, and the caller then lost its status (podman exec
+        // reported 255 for `exit 5`). `Container::detach` is not public on main yet.
+        std::mem::forget(c);
         return Ok(0);
     }
     use std::os::unix::process::ExitStatusExt;
