@@ -1046,3 +1046,135 @@ impl OutputWithin for Command {
         run(self, secs)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Bundles, for running a runtime directly
+
+/// A scratch directory with OCI bundles for running a runtime binary directly (no
+/// caller): a copy of the image's rootfs (from `.ci/oci-image.sh`'s unpacked bundle),
+/// shared by the bundles, and the runtime's `--root` (`DIR/state`). Each bundle's
+/// `cgroupsPath` is `/NAME/BUNDLE`, `NAME` being this instance's cgroup name.
+///
+/// Call [`Bundles::finish`] at the end of a test (it checks nothing is left); dropping
+/// an unfinished one cleans up silently.
+#[cfg_attr(not(feature = "oci"), allow(dead_code))]
+pub struct Bundles {
+    pub dir: PathBuf,
+    pub cgroup: String,
+    runtime: Runtime,
+    calls: AtomicU32,
+    finished: bool,
+}
+
+#[cfg_attr(not(feature = "oci"), allow(dead_code))]
+impl Bundles {
+    pub fn new(runtime: &Runtime) -> Bundles {
+        let image = image_archive().parent().unwrap().join("bundle");
+        let (dir, cgroup) = scratch();
+        let o = run(
+            Command::new(tool("cp"))
+                .arg("-a")
+                .arg(image.join("rootfs"))
+                .arg(dir.join("rootfs")),
+            120,
+        );
+        assert!(o.status.success(), "copying the rootfs: {o:#?}");
+        Bundles {
+            dir,
+            cgroup,
+            runtime: runtime.clone(),
+            calls: AtomicU32::new(0),
+            finished: false,
+        }
+    }
+
+    /// The shared rootfs (a file the workload writes at `/x` is `rootfs()/x` here).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    /// The runtime's `--root`.
+    pub fn state_root(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Writes the bundle `DIR/name`: umoci's config.json with `process.args` = `args`, no
+    /// terminal, the shared rootfs, and the cgroupsPath `/NAME/name`. Returns its path.
+    pub fn bundle(&self, name: &str, args: &[&str]) -> PathBuf {
+        let image = image_archive().parent().unwrap().join("bundle");
+        let text = std::fs::read_to_string(image.join("config.json")).unwrap();
+        let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        cfg["process"]["terminal"] = false.into();
+        cfg["process"]["args"] = args.into();
+        cfg["root"]["path"] = self.rootfs().display().to_string().into();
+        cfg["linux"]["cgroupsPath"] = format!("/{}/{name}", self.cgroup).into();
+        let b = self.dir.join(name);
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("config.json"), cfg.to_string()).unwrap();
+        b
+    }
+
+    /// Runs the runtime with `--root STATE ARGS...` (at most 60 s). Its stdout and stderr
+    /// are files (a container it creates inherits them and may outlive it), read back
+    /// when it exits; the workload's own output is in [`Bundles::output_of`].
+    pub fn runtime(&self, args: &[&str]) -> Output {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (out, err) = (
+            self.dir.join(format!("out.{n}")),
+            self.dir.join(format!("err.{n}")),
+        );
+        let mut cmd = Command::new(&self.runtime.path);
+        cmd.arg("--root")
+            .arg(self.state_root())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let what = format!("{cmd:?}");
+        let status = wait_child(&mut spawn(&mut cmd), 60, &what);
+        Output {
+            what,
+            status,
+            stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        }
+    }
+
+    /// What has been written so far to the stdout of the runtime's call `call` (0 for
+    /// the first), which its container inherited.
+    pub fn output_of(&self, call: u32) -> String {
+        std::fs::read_to_string(self.dir.join(format!("out.{call}"))).unwrap_or_default()
+    }
+
+    /// The container ids that have a state directory.
+    pub fn states(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.state_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Asserts that no container state is left, then runs the common leftover checks (no
+    /// process in or naming the instance, no cgroup, no mount) and removes the directory.
+    pub fn finish(mut self) {
+        assert!(
+            self.states().is_empty(),
+            "runtime state left: {:?}",
+            self.states()
+        );
+        teardown_checks(&self.dir, &self.cgroup);
+        self.finished = true;
+    }
+}
+
+impl Drop for Bundles {
+    fn drop(&mut self) {
+        if !self.finished {
+            teardown_after_failure(&self.dir, &self.cgroup);
+        }
+    }
+}

@@ -14,6 +14,9 @@
 //! util-linux (`script`, `unshare`); a missing one fails the test and names it.
 
 mod harness;
+/// The `cellblock` binary driven directly (needs the feature `oci`, which builds it).
+#[cfg(feature = "oci")]
+mod runtime;
 
 use harness::{run_in_pty, Background, Containerd, OutputWithin, Podman, Runtime};
 use std::path::Path;

@@ -58,8 +58,15 @@ fn msg(m: impl Into<String>) -> RtError {
 pub fn lib_message(e: &cellblock::Error) -> String {
     use cellblock::Error as E;
     match e {
-        E::ProgramNotFound { program, searched } if searched.is_empty() => {
-            format!("exec: {program:?}: stat {program}: no such file or directory")
+        // A path (with a `/`) is not searched for: the library then names the root it was
+        // looked up in, in `searched`.
+        E::ProgramNotFound { program, searched } if program.contains('/') => {
+            let within = if searched.is_empty() {
+                String::new()
+            } else {
+                format!(" (looked up: {searched})")
+            };
+            format!("exec: {program:?}: stat {program}: no such file or directory{within}")
         }
         E::ProgramNotFound { program, searched } => {
             format!(
@@ -611,6 +618,15 @@ mod tests {
         });
         assert!(
             m.contains("/nonexistent") && m.contains("no such file or directory"),
+            "{m}"
+        );
+        // As the library reports a path missing below a rootfs.
+        let m = lib_message(&cellblock::Error::ProgramNotFound {
+            program: "/nonexistent".into(),
+            searched: "/nonexistent inside the root filesystem /b/rootfs".into(),
+        });
+        assert!(
+            m.contains("no such file or directory") && m.contains("/b/rootfs"),
             "{m}"
         );
         let m = lib_message(&cellblock::Error::ProgramNotFound {

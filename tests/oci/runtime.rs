@@ -1,0 +1,266 @@
+//! The `cellblock` runtime driven directly, as a caller would, on a busybox bundle
+//! (`harness::Bundles`): create stops the workload before it runs and start lets it run,
+//! the host's view of the container at each step, kill and delete, and the errors (unknown
+//! id, duplicate id, bad config.json, missing or unexecutable program): each clear, with
+//! nothing left behind (state directory, cgroups, processes, mounts).
+
+use crate::harness::{self, Bundles, Output, Runtime};
+use std::path::Path;
+
+fn cellblock() -> Runtime {
+    Runtime {
+        path: env!("CARGO_BIN_EXE_cellblock").into(),
+    }
+}
+
+/// `state ID`, parsed.
+fn state(b: &Bundles, id: &str) -> serde_json::Value {
+    let o = b.runtime(&["state", id]).ok();
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state {id}: {e}: {o:#?}"))
+}
+
+fn status(b: &Bundles, id: &str) -> String {
+    state(b, id)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Fails unless `o` failed (exit 1) with a message containing every one of `words`.
+fn assert_fails_with(o: &Output, words: &[&str]) {
+    assert_eq!(o.status.code(), Some(1), "{o:#?}");
+    for w in words {
+        assert!(o.stderr.contains(w), "stderr lacks {w:?}: {o:#?}");
+    }
+}
+
+/// Whether host process `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
+/// create: the pid file names a host process in the container's cgroup and in a PID
+/// namespace of its own, `state` says "created", and the workload has not run (its marker
+/// file and its line are absent after a while); start: it runs (marker and line appear,
+/// `state` says "running", `ps` lists it); `delete` without `--force` refuses a running
+/// container; `kill --all ID 9` stops it; `delete` removes its state and cgroups.
+#[test]
+fn create_stops_before_the_workload_and_start_runs_it() {
+    let b = Bundles::new(&cellblock());
+    let marker = b.rootfs().join("ran-gate");
+    let bundle = b.bundle(
+        "gate",
+        &["sh", "-c", "touch /ran-gate; echo started; exec sleep 1000"],
+    );
+    let pid_file = bundle.join("init.pid");
+    let bs = bundle.display().to_string();
+    let ps = pid_file.display().to_string();
+    b.runtime(&["create", "--bundle", &bs, "--pid-file", &ps, "gate"])
+        .ok();
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert!(alive(pid), "the init {pid} does not outlive create");
+    let cg = format!("{}/gate", b.cgroup);
+    assert!(
+        harness::pids_in_cgroups(&cg).contains(&pid),
+        "{pid} is not in the cgroup {cg}"
+    );
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_ne!(
+        ns(&pid.to_string()),
+        ns("self"),
+        "no PID namespace of its own"
+    );
+    let st = state(&b, "gate");
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    assert_eq!(st["id"], "gate");
+    assert_eq!(st["bundle"], bs.as_str());
+    // Not a speed bound: a window in which a workload let through would have run.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!marker.exists(), "the workload ran before start");
+    assert_eq!(b.output_of(0), "", "the workload printed before start");
+    assert_eq!(status(&b, "gate"), "created");
+
+    b.runtime(&["start", "gate"]).ok();
+    harness::wait_until(
+        30,
+        "the started workload writes its marker and its line",
+        || marker.exists() && b.output_of(0) == "started\n",
+        || b.output_of(0),
+    );
+    harness::wait_until(
+        30,
+        "the workload execs sleep",
+        || {
+            std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+                == b"sleep\x001000\x00"
+        },
+        String::new,
+    );
+    assert_eq!(status(&b, "gate"), "running");
+    let o = b.runtime(&["ps", "--format", "json", "gate"]).ok();
+    let listed: Vec<i32> = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(listed, [pid], "{o:#?}");
+
+    let o = b.runtime(&["delete", "gate"]);
+    assert_fails_with(&o, &["not stopped", "running"]);
+    assert!(alive(pid), "a refused delete killed the container");
+
+    b.runtime(&["kill", "--all", "gate", "9"]).ok();
+    harness::wait_until(
+        30,
+        "the killed container is stopped",
+        || status(&b, "gate") == "stopped",
+        || state(&b, "gate").to_string(),
+    );
+    b.runtime(&["delete", "gate"]).ok();
+    assert!(b.states().is_empty(), "state left: {:?}", b.states());
+    assert!(
+        harness::cgroup_dirs(&cg).is_empty(),
+        "the container's cgroup is left"
+    );
+    // The shim's second call.
+    b.runtime(&["delete", "--force", "gate"]).ok();
+    b.finish();
+}
+
+/// `kill ID` (SIGTERM by default, and by name or number) reaches the init: a trap
+/// writes which one.
+#[test]
+fn kill_delivers_the_named_signal() {
+    let b = Bundles::new(&cellblock());
+    let bundle = b.bundle(
+        "trap",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo TERM >> /trap-log' TERM; trap 'echo USR1 >> /trap-log' USR1; \
+             echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    let bs = bundle.display().to_string();
+    b.runtime(&["create", "--bundle", &bs, "trap"]).ok();
+    b.runtime(&["start", "trap"]).ok();
+    harness::wait_until(
+        30,
+        "ready",
+        || b.output_of(0) == "ready\n",
+        || b.output_of(0),
+    );
+    let log = b.rootfs().join("trap-log");
+    for (args, want) in [
+        (&["kill", "trap"][..], "TERM\n"),
+        (&["kill", "trap", "USR1"][..], "TERM\nUSR1\n"),
+        (&["kill", "trap", "SIGTERM"][..], "TERM\nUSR1\nTERM\n"),
+        (&["kill", "trap", "10"][..], "TERM\nUSR1\nTERM\nUSR1\n"),
+    ] {
+        b.runtime(args).ok();
+        harness::wait_until(
+            30,
+            &format!("{args:?} reaches the trap"),
+            || std::fs::read_to_string(&log).unwrap_or_default() == want,
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
+    }
+    let o = b.runtime(&["kill", "trap", "NOSUCH"]);
+    assert_fails_with(&o, &["unknown signal", "NOSUCH"]);
+    b.runtime(&["delete", "--force", "trap"]).ok();
+    b.finish();
+}
+
+/// An unknown id fails every verb with a message naming it, except `delete --force`
+/// (which the shim calls after `delete`); a duplicate id is refused and the first
+/// container is untouched.
+#[test]
+fn unknown_and_duplicate_ids() {
+    let b = Bundles::new(&cellblock());
+    for verb in ["state", "start", "delete", "pause", "resume", "ps"] {
+        let o = b.runtime(&[verb, "nope"]);
+        assert_fails_with(&o, &["container does not exist: nope"]);
+    }
+    assert_fails_with(
+        &b.runtime(&["kill", "nope", "9"]),
+        &["does not exist: nope"],
+    );
+    b.runtime(&["delete", "--force", "nope"]).ok();
+    assert_fails_with(&b.runtime(&["state", "../x"]), &["invalid container id"]);
+
+    let bs = b.bundle("dup", &["sleep", "1000"]).display().to_string();
+    b.runtime(&["create", "--bundle", &bs, "dup"]).ok();
+    let before = state(&b, "dup");
+    let o = b.runtime(&["create", "--bundle", &bs, "dup"]);
+    assert_fails_with(&o, &["container ID already exists: dup"]);
+    assert_eq!(
+        state(&b, "dup"),
+        before,
+        "the refused create changed the first"
+    );
+    assert!(alive(before["pid"].as_i64().unwrap() as i32));
+    b.runtime(&["delete", "--force", "dup"]).ok();
+    b.finish();
+}
+
+/// A create that fails leaves nothing: no state directory, no cgroup, no process, no
+/// mount (checked by `finish`), and says why, on stderr and as the last JSON `msg` of
+/// `--log` (what containerd's shim reports): a config.json that is not JSON, a bundle
+/// without one, a missing program (worded "no such file or directory", which podman maps
+/// to 127) and one that is not executable ("permission denied": 126).
+#[test]
+fn failed_creates_are_clear_and_leave_nothing() {
+    let b = Bundles::new(&cellblock());
+    let log = b.dir.join("log.json");
+    let ls = log.display().to_string();
+    let create = |name: &str| -> Output {
+        let bs = b.dir.join(name).display().to_string();
+        b.runtime(&[
+            "--log",
+            &ls,
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            &bs,
+            name,
+        ])
+    };
+    let bad = b.bundle("badjson", &["true"]);
+    std::fs::write(bad.join("config.json"), "{ not json").unwrap();
+    std::fs::create_dir_all(b.dir.join("noconfig")).unwrap();
+    let cases: [(&str, Vec<&str>); 4] = [
+        ("badjson", vec!["config.json"]),
+        ("noconfig", vec!["config.json"]),
+        ("nx", vec!["/nonexistent", "no such file or directory"]),
+        ("noexec", vec!["/etc/passwd", "permission denied"]),
+    ];
+    b.bundle("nx", &["/nonexistent"]);
+    b.bundle("noexec", &["/etc/passwd"]);
+    for (name, words) in cases {
+        let o = create(name);
+        assert_fails_with(&o, &words);
+        let last = std::fs::read_to_string(&log).unwrap();
+        let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+        assert_eq!(last["level"], "error");
+        let msg = last["msg"].as_str().unwrap();
+        assert!(
+            o.stderr.trim_end().ends_with(msg),
+            "--log's msg {msg:?} is not the stderr message {:?}",
+            o.stderr
+        );
+        assert!(
+            b.states().is_empty(),
+            "{name}: state left: {:?}",
+            b.states()
+        );
+        let cg = format!("{}/{name}", b.cgroup);
+        assert!(harness::cgroup_dirs(&cg).is_empty(), "{name}: cgroup left");
+        assert!(
+            harness::pids_mentioning(&b.dir.to_string_lossy()).is_empty(),
+            "{name}: a process of the failed create is left"
+        );
+    }
+    assert!(!Path::new(&b.dir.join("nx/init.pid")).exists());
+    b.finish();
+}
