@@ -264,3 +264,25 @@ fn failed_creates_are_clear_and_leave_nothing() {
     assert!(!Path::new(&b.dir.join("nx/init.pid")).exists());
     b.finish();
 }
+
+/// `run` (create + start + wait + delete) returns the workload's exit code and leaves no
+/// state; `run --detach` returns at once with the container
+/// running.
+#[test]
+fn run_returns_the_exit_code() {
+    let b = Bundles::new(&cellblock());
+    let bs = b.bundle("seven", &["sh", "-c", "echo in-run; exit 7"]);
+    let o = b.runtime(&["run", "--bundle", &bs.display().to_string(), "seven"]);
+    assert_eq!(
+        (o.status.code(), o.stdout.as_str()),
+        (Some(7), "in-run\n"),
+        "{o:#?}"
+    );
+    assert!(b.states().is_empty(), "state left: {:?}", b.states());
+
+    let bs = b.bundle("bg", &["sleep", "1000"]).display().to_string();
+    b.runtime(&["run", "--detach", "--bundle", &bs, "bg"]).ok();
+    assert_eq!(status(&b, "bg"), "running");
+    b.runtime(&["delete", "--force", "bg"]).ok();
+    b.finish();
+}
