@@ -146,16 +146,9 @@ impl Created {
         if let Some(gated) = self.gated.take() {
             gated.keep_fifo();
         }
-        let pid = container.pid();
-        let start_time = super::detached::start_time(pid)
-            .map_err(Error::io("reading the created container's start time"))?;
-        let cgroup_dirs = container.forget();
-        Ok(Detached {
-            pid,
-            start_time,
-            cgroup_dirs,
-            start_fifo: Some(fifo),
-        })
+        let mut detached = container.detach()?;
+        detached.start_fifo = Some(fifo);
+        Ok(detached)
     }
 }
 
