@@ -286,3 +286,68 @@ fn run_returns_the_exit_code() {
     b.runtime(&["delete", "--force", "bg"]).ok();
     b.finish();
 }
+
+/// `exec` runs a process in the running container: it sees the container's init as its
+/// PID 1 and its exit code is `exec`'s; with `--detach --pid-file --process FILE` (the
+/// shim's form) it returns at once, the process runs on in the container's cgroup (`ps`
+/// lists it) and `kill --all` ends it with the init.
+#[test]
+fn exec_joins_the_container() {
+    let b = Bundles::new(&cellblock());
+    let bs = b.bundle("box", &["sleep", "1000"]).display().to_string();
+    let pid_file = b.dir.join("box/init.pid").display().to_string();
+    b.runtime(&["create", "--bundle", &bs, "--pid-file", &pid_file, "box"])
+        .ok();
+    b.runtime(&["start", "box"]).ok();
+    let init: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+
+    let o = b.runtime(&["exec", "box", "sh", "-c", "cat /proc/1/cmdline; exit 5"]);
+    assert_eq!(
+        (o.status.code(), o.stdout.as_str()),
+        (Some(5), "sleep\01000\0"),
+        "{o:#?}"
+    );
+
+    let process = b.dir.join("process.json");
+    let spec = serde_json::json!({
+        "args": ["sleep", "999"], "cwd": "/", "env": ["PATH=/bin:/usr/bin"],
+        "user": {"uid": 0, "gid": 0},
+    });
+    std::fs::write(&process, spec.to_string()).unwrap();
+    let exec_pid = b.dir.join("exec.pid");
+    let (pf, ep) = (
+        process.display().to_string(),
+        exec_pid.display().to_string(),
+    );
+    b.runtime(&[
+        "exec",
+        "--process",
+        &pf,
+        "--detach",
+        "--pid-file",
+        &ep,
+        "box",
+    ])
+    .ok();
+    let pid: i32 = std::fs::read_to_string(&exec_pid).unwrap().parse().unwrap();
+    assert!(
+        alive(pid),
+        "the detached exec {pid} does not outlive the runtime"
+    );
+    let o = b.runtime(&["ps", "--format", "json", "box"]).ok();
+    let mut listed: Vec<i32> = serde_json::from_str(&o.stdout).unwrap();
+    listed.sort();
+    let mut want = vec![init, pid];
+    want.sort();
+    assert_eq!(listed, want, "ps lists the init and the exec: {o:#?}");
+
+    b.runtime(&["kill", "--all", "box", "KILL"]).ok();
+    harness::wait_until(
+        30,
+        "the init and the exec die",
+        || !alive(init) && !alive(pid),
+        || format!("init alive {}, exec alive {}", alive(init), alive(pid)),
+    );
+    b.runtime(&["delete", "box"]).ok();
+    b.finish();
+}

@@ -269,6 +269,7 @@ fn finish_create(
         start_time: d.start_time,
         cgroup_dirs: d.cgroup_dirs.clone(),
         start_fifo: d.start_fifo.clone(),
+        cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         created: state::rfc3339(SystemTime::now()),
         annotations: spec
             .annotations()
@@ -567,6 +568,11 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
         ));
     }
     let mut b = spec::exec_builder(&process, st.pid, false)?;
+    if let Some(cg) = &st.cgroups_path {
+        // In the container's cgroup (so `ps`, `kill --all`, pause and its limits cover
+        // it), without owning it.
+        b.join_cgroup_path(cg);
+    }
     b.die_with_supervisor(false)
         .kill_on_drop(false)
         .stdin(Stdio::inherit())
@@ -581,8 +587,8 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
         // it and takes its exit status once we have exited. Not dropped: the handle's drop
         // hands the process to the library's background reaper, which reaped a process
         // that exited before we did, and the caller then lost its status (podman exec
-        // reported 255 for `exit 5`). `Container::detach` is not public on main yet.
-        std::mem::forget(c);
+        // reported 255 for `exit 5`).
+        c.detach()?;
         return Ok(0);
     }
     use std::os::unix::process::ExitStatusExt;

@@ -68,6 +68,9 @@ pub struct State {
     pub cgroup_dirs: Vec<PathBuf>,
     /// The start FIFO while the container waits at its gate.
     pub start_fifo: Option<PathBuf>,
+    /// `linux.cgroupsPath` (absolute, from each hierarchy's root), for `exec` to join.
+    #[serde(default)]
+    pub cgroups_path: Option<PathBuf>,
     /// When `create` ran, RFC 3339 (UTC).
     pub created: String,
     /// `config.json`'s annotations.
@@ -310,6 +313,7 @@ mod tests {
             start_time: 7,
             cgroup_dirs: vec!["/sys/fs/cgroup/pids/x".into()],
             start_fifo: Some("/r/x/exec.fifo".into()),
+            cgroups_path: Some("/ns/x".into()),
             created: rfc3339(SystemTime::now()),
             annotations: [("k".to_string(), "v".to_string())].into(),
             status: "created".into(),
