@@ -238,31 +238,59 @@ fn failed_creates_are_clear_and_leave_nothing() {
     b.bundle("nx", &["/nonexistent"]);
     b.bundle("noexec", &["/etc/passwd"]);
     for (name, words) in cases {
-        let o = create(name);
-        assert_fails_with(&o, &words);
-        let last = std::fs::read_to_string(&log).unwrap();
-        let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
-        assert_eq!(last["level"], "error");
-        let msg = last["msg"].as_str().unwrap();
-        assert!(
-            o.stderr.trim_end().ends_with(msg),
-            "--log's msg {msg:?} is not the stderr message {:?}",
-            o.stderr
-        );
-        assert!(
-            b.states().is_empty(),
-            "{name}: state left: {:?}",
-            b.states()
-        );
-        let cg = format!("{}/{name}", b.cgroup);
-        assert!(harness::cgroup_dirs(&cg).is_empty(), "{name}: cgroup left");
-        assert!(
-            harness::pids_mentioning(&b.dir.to_string_lossy()).is_empty(),
-            "{name}: a process of the failed create is left"
-        );
+        check(&b, name, create(name), &words, &log);
     }
     assert!(!Path::new(&b.dir.join("nx/init.pid")).exists());
+
+    // A failure after the container was set up (the console socket is missing): the
+    // container waiting at its gate is destroyed too.
+    let tty = b.bundle("tty", &["true"]);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tty.join("config.json")).unwrap()).unwrap();
+    cfg["process"]["terminal"] = true.into();
+    std::fs::write(tty.join("config.json"), cfg.to_string()).unwrap();
+    let sock = b.dir.join("no-such-dir/pty.sock").display().to_string();
+    let ts = tty.display().to_string();
+    let o = b.runtime(&[
+        "--log",
+        &ls,
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        &ts,
+        "--console-socket",
+        &sock,
+        "tty",
+    ]);
+    check(&b, "tty", o, &["console socket", &sock], &log);
     b.finish();
+}
+
+/// `o` failed with `words`, said so as `log`'s last JSON line too, and container `name`
+/// left nothing: no state, no cgroup, no process naming the scratch directory.
+fn check(b: &Bundles, name: &str, o: Output, words: &[&str], log: &Path) {
+    assert_fails_with(&o, words);
+    let last = std::fs::read_to_string(log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    let msg = last["msg"].as_str().unwrap();
+    assert!(
+        o.stderr.trim_end().ends_with(msg),
+        "--log's msg {msg:?} is not the stderr message {:?}",
+        o.stderr
+    );
+    assert!(
+        b.states().is_empty(),
+        "{name}: state left: {:?}",
+        b.states()
+    );
+    let cg = format!("{}/{name}", b.cgroup);
+    assert!(harness::cgroup_dirs(&cg).is_empty(), "{name}: cgroup left");
+    assert!(
+        harness::pids_mentioning(&b.dir.to_string_lossy()).is_empty(),
+        "{name}: a process of the failed create is left"
+    );
 }
 
 /// `run` (create + start + wait + delete) returns the workload's exit code and leaves no
