@@ -332,7 +332,7 @@ fn exec_joins_the_container() {
     let o = b.runtime(&["exec", "box", "sh", "-c", "cat /proc/1/cmdline; exit 5"]);
     assert_eq!(
         (o.status.code(), o.stdout.as_str()),
-        (Some(5), "sleep\01000\0"),
+        (Some(5), "sleep\x001000\x00"),
         "{o:#?}"
     );
 

@@ -306,9 +306,13 @@ pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
             "cannot start a container that is {status}: {id}"
         )));
     }
-    run_hooks(&st, status, HookKind::StartContainer, |h| {
+    // runtime-spec: a failing startContainer hook stops the container (delete follows).
+    if let Err(e) = run_hooks(&st, status, HookKind::StartContainer, |h| {
         h.start_container()
-    })?;
+    }) {
+        let _ = d.destroy();
+        return Err(e.into());
+    }
     d.start()?;
     st.status = "running".into();
     dir.save(&st)?;
