@@ -379,3 +379,68 @@ fn exec_joins_the_container() {
     b.runtime(&["delete", "box"]).ok();
     b.finish();
 }
+
+/// `pause` freezes the container (the host's freezer says FROZEN, `state` says paused, a
+/// running counter stops) and `resume` thaws it; `list` shows it with its status.
+#[test]
+fn pause_resume_and_list() {
+    let b = Bundles::new(&cellblock());
+    let bs = b
+        .bundle(
+            "ticker",
+            &[
+                "sh",
+                "-c",
+                "i=0; while :; do i=$((i+1)); echo $i > /ticks; sleep 0.05; done",
+            ],
+        )
+        .display()
+        .to_string();
+    b.runtime(&["create", "--bundle", &bs, "ticker"]).ok();
+    b.runtime(&["start", "ticker"]).ok();
+    let ticks = b.rootfs().join("ticks");
+    let read = || std::fs::read_to_string(&ticks).unwrap_or_default();
+    harness::wait_until(
+        30,
+        "the ticker ticks",
+        || read().trim().parse::<u32>().is_ok_and(|n| n >= 3),
+        read,
+    );
+    b.runtime(&["pause", "ticker"]).ok();
+    assert_eq!(status(&b, "ticker"), "paused");
+    let freezer = harness::cgroup_dirs(&format!("{}/ticker", b.cgroup))
+        .into_iter()
+        .map(|d| d.join("freezer.state"))
+        .find(|f| f.exists());
+    if let Some(f) = &freezer {
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "FROZEN");
+    }
+    let frozen_at = read();
+    // Not a speed bound: a window in which a thawed ticker would tick several times.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(read(), frozen_at, "the paused container went on");
+    let o = b.runtime(&["list", "--format", "json"]).ok();
+    let listed: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(listed[0]["id"], "ticker", "{o:#?}");
+    assert_eq!(listed[0]["status"], "paused", "{o:#?}");
+    assert_fails_with(
+        &b.runtime(&["pause", "ticker"]),
+        &["cannot pause", "paused"],
+    );
+
+    b.runtime(&["resume", "ticker"]).ok();
+    assert_eq!(status(&b, "ticker"), "running");
+    if let Some(f) = &freezer {
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "THAWED");
+    }
+    harness::wait_until(
+        30,
+        "the resumed ticker ticks again",
+        || read() != frozen_at,
+        read,
+    );
+    assert_eq!(b.runtime(&["list", "-q"]).ok().stdout, "ticker\n");
+    b.runtime(&["delete", "--force", "ticker"]).ok();
+    assert_eq!(b.runtime(&["list", "-q"]).ok().stdout, "");
+    b.finish();
+}
