@@ -4,8 +4,10 @@
 //! built by `.ci/oci-image.sh`.
 //!
 //! Every scenario is a function of the runtime binary, and [`oci_suite!`] turns the list
-//! into one test module per runtime. Today the suite runs against `runc`, the control; the
-//! cellblock runtime will get a line of its own and must pass the same checks.
+//! into one test module per runtime: `runc`, the control, and `cellblock`, this crate's
+//! runtime (with the feature `oci`, which builds the binary), which must pass the same
+//! checks. The `runtime` module (feature `oci` too) drives the `cellblock` binary
+//! directly, without a caller, on a bundle (`harness::Bundles`).
 //!
 //! The `contract` module runs the callers through `argv-logger.sh` and asserts the parts
 //! of the command-line contract (docs/oci-contract.md) that a runtime must honour.
