@@ -65,6 +65,8 @@ pub(crate) struct SecurityConfig {
     pub(crate) more_seccomp: Vec<Seccomp>,
     pub(crate) masked_paths: bool,
     pub(crate) extra_masks: Vec<PathBuf>,
+    /// `readonly_path`: more paths made read-only.
+    pub(crate) extra_readonly: Vec<PathBuf>,
     /// Default masked or read-only paths left as they are ([`ContainerBuilder::unmask_path`]).
     pub(crate) unmasked: Vec<PathBuf>,
     pub(crate) umask: Option<u32>,
@@ -96,6 +98,7 @@ impl Default for SecurityConfig {
             more_seccomp: Vec::new(),
             masked_paths: true,
             extra_masks: Vec::new(),
+            extra_readonly: Vec::new(),
             unmasked: Vec::new(),
             umask: Some(DEFAULT_UMASK),
             inherit_fds: false,
@@ -142,6 +145,8 @@ pub struct Seccomp {
     pub(crate) otherwise: Option<i32>,
     /// [`deny_arg`](Seccomp::deny_arg) rules: (call, argument, value, errno).
     pub(crate) arg_rules: BTreeSet<(i64, u8, u32, i32)>,
+    /// `allow_arg`: (nr, arg, value) of an allow list's calls allowed for some values only.
+    pub(crate) allow_args: BTreeSet<(i64, u8, u32)>,
     /// [`from_bpf`](Seccomp::from_bpf): a ready-made program, installed as it is.
     pub(crate) raw: Option<Arc<[u8]>>,
 }
@@ -225,6 +230,7 @@ impl Seccomp {
             allow_families: BTreeSet::new(),
             otherwise: None,
             arg_rules: BTreeSet::new(),
+            allow_args: BTreeSet::new(),
             raw: None,
         }
     }
@@ -309,6 +315,30 @@ impl Seccomp {
         self
     }
 
+    /// In an [`allow_list`](Self::allow_list): allow system call `nr` when argument `arg`
+    /// (0 to 5) equals `value` in its low 32 bits (see [`deny_arg`](Self::deny_arg) for
+    /// why only those); other calls of `nr` fail with the list's errno. Repeatable: any
+    /// matching value allows (libseccomp's several `ALLOW` rules for one call with an
+    /// `SCMP_CMP_EQ` condition each, as the OCI default profiles have for `personality`).
+    /// An [`allow`](Self::allow) of the same call allows it for every argument;
+    /// [`deny_arg`](Self::deny_arg) rules on it still deny first.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// let policy = Seccomp::allow_list(libc::ENOSYS)
+    ///     .allow(libc::SYS_exit_group)
+    ///     .allow_arg(libc::SYS_personality, 0, 0)
+    ///     .allow_arg(libc::SYS_personality, 0, 0xffff_ffff);
+    /// Container::builder("/static/tool").seccomp(policy);
+    /// ```
+    ///
+    /// Outside an allow list, or with an `arg` above 5, the spawn fails with
+    /// [`Error::Security`].
+    pub fn allow_arg(mut self, nr: i64, arg: u8, value: u32) -> Seccomp {
+        self.allow_args.insert((nr, arg, value));
+        self
+    }
+
     /// Allow system call `nr` even though the default profile denies it, for any arguments
     /// (for `socket`, `socketpair`, `ioctl` and `clone` this lifts their argument rules).
     ///
@@ -346,6 +376,7 @@ impl Seccomp {
             || !self.deny.is_empty()
             || self.otherwise.is_some()
             || !self.arg_rules.is_empty()
+            || !self.allow_args.is_empty()
             || self.raw.is_some()
     }
 
@@ -548,6 +579,25 @@ impl ContainerBuilder {
     /// tmpfs, a file `/dev/null`). Needs [`Namespaces::MOUNT`].
     pub fn mask_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.security.extra_masks.push(path.into());
+        self
+    }
+
+    /// Make one more path read-only inside the container, as the defaults in
+    /// [`DEFAULT_READONLY_PATHS`] are: `path` is bind-mounted onto itself and the bind
+    /// remounted read-only (nosuid, nodev, noexec), so writes fail with `EROFS` whoever
+    /// the workload is. Applied with the masks, after every mount; a path that does not
+    /// exist in the container is skipped (as runc does for the OCI `readonlyPaths`). The
+    /// path must be absolute; needs [`Namespaces::MOUNT`] (otherwise the spawn fails with
+    /// [`Error::NeedsNamespace`]).
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces};
+    /// Container::builder("/bin/true")
+    ///     .namespaces(Namespaces::PID | Namespaces::MOUNT)
+    ///     .readonly_path("/proc/sysrq-trigger");
+    /// ```
+    pub fn readonly_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.security.extra_readonly.push(path.into());
         self
     }
 

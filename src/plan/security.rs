@@ -159,6 +159,12 @@ fn mask_lists(cfg: &SecurityConfig, ns: Namespaces) -> Result<(Vec<PathBuf>, Vec
             needs: Namespaces::MOUNT,
         });
     }
+    if !cfg.extra_readonly.is_empty() && !mount_ns {
+        return Err(Error::NeedsNamespace {
+            option: "readonly_path",
+            needs: Namespaces::MOUNT,
+        });
+    }
     for p in &cfg.unmasked {
         let default = |d: &&str| Path::new(d) == p;
         if !DEFAULT_MASKED_PATHS.iter().any(default) && !DEFAULT_READONLY_PATHS.iter().any(default)
@@ -195,6 +201,15 @@ fn mask_lists(cfg: &SecurityConfig, ns: Namespaces) -> Result<(Vec<PathBuf>, Vec
             )));
         }
         masks.push(p.clone());
+    }
+    for p in &cfg.extra_readonly {
+        if !p.is_absolute() {
+            return Err(Error::Security(format!(
+                "readonly_path {}: the path must be absolute",
+                p.display()
+            )));
+        }
+        readonly.push(p.clone());
     }
     Ok((masks, readonly))
 }
@@ -344,6 +359,34 @@ mod tests {
         let (m, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
         assert_eq!(paths(&m), ["/etc/secret"]);
         assert!(r.is_empty());
+    }
+
+    /// `readonly_path`: after the defaults (also with `masked_paths(false)`), refused when
+    /// relative or without a mount namespace.
+    #[test]
+    fn readonly_path_list() {
+        let mut cfg = SecurityConfig {
+            extra_readonly: vec!["/proc/sysrq-trigger".into()],
+            ..Default::default()
+        };
+        let (_, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
+        assert_eq!(r.len(), DEFAULT_READONLY_PATHS.len() + 1);
+        assert_eq!(r.last().unwrap(), Path::new("/proc/sysrq-trigger"));
+        cfg.masked_paths = false;
+        let (m, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
+        assert!(m.is_empty());
+        assert_eq!(paths(&r), ["/proc/sysrq-trigger"]);
+        match mask_lists(&cfg, Namespaces::PID) {
+            Err(Error::NeedsNamespace { option, needs }) => {
+                assert_eq!((option, needs), ("readonly_path", Namespaces::MOUNT))
+            }
+            other => panic!("{other:?}"),
+        }
+        cfg.extra_readonly = vec!["proc/sys".into()];
+        match mask_lists(&cfg, Namespaces::MOUNT) {
+            Err(Error::Security(m)) => assert!(m.contains("proc/sys") && m.contains("absolute")),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// What the mask options refuse, by name: a path that is no default to unmask (even
