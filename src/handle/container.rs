@@ -293,6 +293,17 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Lets go of the process without killing or reaping it (a detached container): the
+    /// pidfd is closed, the watchdog stopped, and the cgroup left in place, its
+    /// directories returned. The block of host ids of a default user namespace, if any,
+    /// stays taken for the rest of this process's life (the container still uses it).
+    pub(crate) fn forget(mut self) -> Vec<std::path::PathBuf> {
+        self.pidfd = None;
+        self.run.detach()
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         if let Some(fd) = self.pidfd.take() {

@@ -126,6 +126,26 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             "needs memory_limit too (the swap limit is on top of the memory limit)".into(),
         );
     }
+    if let Some(p) = &l.cgroup_path {
+        let bad_path = |why: &str| bad("cgroup_path", format!("{}: {why}", p.display()));
+        if !p.is_absolute() {
+            return bad_path("not an absolute path");
+        }
+        if p.components().count() < 2 {
+            return bad_path("the hierarchy's root cannot be a container's cgroup");
+        }
+        if p.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        }) {
+            return bad_path("has `.` or `..` components");
+        }
+        if l.cgroup_parent.is_some() {
+            return bad_path("cgroup_parent was given too; choose one");
+        }
+    }
     if l.pids == Some(0) {
         return bad(
             "pids_limit",
