@@ -27,8 +27,18 @@ use crate::spec::SpecError;
 /// node, and read/write/mknod of null, random, full, tty, zero, urandom, console, the
 /// ptys and ptmx, and the tun device.
 pub const DEFAULT_RULES: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm",
-    "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 5:1 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
 ];
 
 /// The nodes the library's `/dev` already has: (path, major, minor).
@@ -72,7 +82,11 @@ pub fn map_devices(b: &mut ContainerBuilder, devices: &[LinuxDevice]) -> Result<
         let meta = std::fs::metadata(&host)
             .map_err(SpecError::io(format!("{field}: {}", host.display())))?;
         for (name, want, have) in [
-            ("fileMode", d.file_mode().map(|m| m & 0o7777), meta.mode() & 0o7777),
+            (
+                "fileMode",
+                d.file_mode().map(|m| m & 0o7777),
+                meta.mode() & 0o7777,
+            ),
             ("uid", d.uid(), meta.uid()),
             ("gid", d.gid(), meta.gid()),
         ] {
@@ -102,7 +116,12 @@ fn host_node(d: &LinuxDevice) -> Option<PathBuf> {
     let matches = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| {
             let ft = m.file_type();
-            m.rdev() == want && if block { ft.is_block_device() } else { ft.is_char_device() }
+            m.rdev() == want
+                && if block {
+                    ft.is_block_device()
+                } else {
+                    ft.is_char_device()
+                }
         })
     };
     let by_number = PathBuf::from(format!("/dev/{kind}/{}:{}", d.major(), d.minor()));
@@ -169,7 +188,11 @@ pub fn plan(
         };
         out.push((file, rule_line(r)?));
     }
-    out.extend(DEFAULT_RULES.iter().map(|l| ("devices.allow", l.to_string())));
+    out.extend(
+        DEFAULT_RULES
+            .iter()
+            .map(|l| ("devices.allow", l.to_string())),
+    );
     for d in devices {
         out.push(("devices.allow", rule_line(&d.into())?));
     }

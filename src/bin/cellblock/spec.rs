@@ -348,8 +348,12 @@ fn identity(
     created: Namespaces,
 ) -> Result<(), SpecError> {
     let linux = spec.linux().as_ref();
-    let uid_maps = linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or_default();
-    let gid_maps = linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or_default();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or_default();
     if created.contains(Namespaces::USER) {
         if uid_maps.is_empty() || gid_maps.is_empty() {
             return Err(SpecError::invalid(
@@ -531,9 +535,17 @@ fn mount_options(m: &Mount, field: &str) -> Result<MountOptions, SpecError> {
             ("bind" | "rbind", None) => o.bind = true,
             ("ro", None) => o.readonly = true,
             ("mode", Some(v)) => {
-                o.mode = Some(u32::from_str_radix(v, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
-                    || SpecError::invalid(format!("{field}.options"), format!("mode={v}: not an octal mode")),
-                )?)
+                o.mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| {
+                            SpecError::invalid(
+                                format!("{field}.options"),
+                                format!("mode={v}: not an octal mode"),
+                            )
+                        })?,
+                )
             }
             ("size", Some(v)) => {
                 o.size = Some(parse_size(v).ok_or_else(|| {
@@ -546,7 +558,7 @@ fn mount_options(m: &Mount, field: &str) -> Result<MountOptions, SpecError> {
             _ => {
                 return Err(SpecError::unsupported(
                     format!("{field}.options"),
-                    format!("{opt}"),
+                    opt.to_string(),
                 ))
             }
         }
@@ -587,7 +599,10 @@ fn map_mounts(
         let field = format!("mounts[{i}]");
         let dst = clean_destination(m.destination(), &field)?;
         let o = mount_options(m, &field)?;
-        let typ = m.typ().as_deref().unwrap_or(if o.bind { "bind" } else { "" });
+        let typ = m
+            .typ()
+            .as_deref()
+            .unwrap_or(if o.bind { "bind" } else { "" });
         let under_covered = covered.iter().any(|c| dst.starts_with(c) && dst != *c);
         match typ {
             _ if o.bind => {
@@ -599,10 +614,8 @@ fn map_mounts(
                 } else {
                     bundle.join(src)
                 };
-                let meta = std::fs::metadata(&src).map_err(SpecError::io(format!(
-                    "{field}.source {}",
-                    src.display()
-                )))?;
+                let meta = std::fs::metadata(&src)
+                    .map_err(SpecError::io(format!("{field}.source {}", src.display())))?;
                 if !under_covered {
                     mount_point(rootfs, &dst, meta.is_dir())?;
                 }
@@ -634,7 +647,7 @@ fn map_mounts(
             "tmpfs" if dev && dst == Path::new("/dev/shm") => {}
             "devpts" => {
                 return Err(SpecError::unsupported(
-                    format!("{field}"),
+                    field.to_string(),
                     "devpts only at /dev/pts, after a tmpfs /dev",
                 ))
             }
@@ -669,7 +682,7 @@ fn map_mounts(
             "cgroup" | "cgroup2" => {
                 if !(sys && cgroup_in_sys && dst == Path::new("/sys/fs/cgroup")) {
                     return Err(SpecError::unsupported(
-                        format!("{field}"),
+                        field.to_string(),
                         "a cgroup mount only at /sys/fs/cgroup, after a sysfs at /sys",
                     ));
                 }
@@ -734,7 +747,13 @@ fn mount_point(rootfs: &Path, dst: &Path, dir: bool) -> Result<(), SpecError> {
     use nix::sys::stat::{fstatat, mkdirat, Mode};
     use std::os::fd::{AsRawFd, OwnedFd};
 
-    let what = || format!("creating the mount point {} in {}", dst.display(), rootfs.display());
+    let what = || {
+        format!(
+            "creating the mount point {} in {}",
+            dst.display(),
+            rootfs.display()
+        )
+    };
     let io = |e: Errno| SpecError::Io {
         what: what(),
         source: std::io::Error::from(e),
@@ -763,7 +782,11 @@ fn mount_point(rootfs: &Path, dst: &Path, dir: bool) -> Result<(), SpecError> {
         cur = match open_dir(Some(&cur), name) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
-                match mkdirat(Some(cur.as_raw_fd()), *name, Mode::from_bits_truncate(0o755)) {
+                match mkdirat(
+                    Some(cur.as_raw_fd()),
+                    *name,
+                    Mode::from_bits_truncate(0o755),
+                ) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(io(e)),
                 }
@@ -784,17 +807,23 @@ fn mount_point(rootfs: &Path, dst: &Path, dir: bool) -> Result<(), SpecError> {
         Err(e) => return Err(io(e)),
     }
     if dir {
-        match mkdirat(Some(cur.as_raw_fd()), *last, Mode::from_bits_truncate(0o755)) {
+        match mkdirat(
+            Some(cur.as_raw_fd()),
+            *last,
+            Mode::from_bits_truncate(0o755),
+        ) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(io(e)),
         }
     } else {
-        let flags = OFlag::O_CREAT
-            | OFlag::O_EXCL
-            | OFlag::O_WRONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC;
-        match openat(Some(cur.as_raw_fd()), *last, flags, Mode::from_bits_truncate(0o644)) {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match openat(
+            Some(cur.as_raw_fd()),
+            *last,
+            flags,
+            Mode::from_bits_truncate(0o644),
+        ) {
             Ok(fd) => {
                 let _ = nix::unistd::close(fd);
                 Ok(())
@@ -842,7 +871,10 @@ fn cgroups_path(b: &mut ContainerBuilder, p: &Path) -> Result<(), SpecError> {
         ));
     }
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err(SpecError::invalid(field, format!("{}: no '..'", p.display())));
+        return Err(SpecError::invalid(
+            field,
+            format!("{}: no '..'", p.display()),
+        ));
     }
     let abs = if p.is_absolute() {
         p.to_path_buf()
@@ -974,7 +1006,10 @@ fn map_resources(b: &mut ContainerBuilder, r: &LinuxResources) -> Result<(), Spe
         ),
         ("network", r.network().is_some()),
         ("rdma", r.rdma().as_ref().is_some_and(|h| !h.is_empty())),
-        ("unified", r.unified().as_ref().is_some_and(|h| !h.is_empty())),
+        (
+            "unified",
+            r.unified().as_ref().is_some_and(|h| !h.is_empty()),
+        ),
     ] {
         if set {
             return Err(SpecError::unsupported(
@@ -1006,11 +1041,13 @@ pub fn after_create(spec: &Spec, created: &cellblock::Detached) -> Result<(), Sp
         }
     }
     if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        std::fs::write(format!("/proc/{}/oom_score_adj", created.pid), adj.to_string()).map_err(
-            SpecError::io(format!(
-                "process.oomScoreAdj: writing {adj} (lowering it needs CAP_SYS_RESOURCE)"
-            )),
-        )?;
+        std::fs::write(
+            format!("/proc/{}/oom_score_adj", created.pid),
+            adj.to_string(),
+        )
+        .map_err(SpecError::io(format!(
+            "process.oomScoreAdj: writing {adj} (lowering it needs CAP_SYS_RESOURCE)"
+        )))?;
     }
     Ok(())
 }

@@ -87,7 +87,11 @@ pub fn apply(sysctl: &HashMap<String, String>, pid: i32) -> Result<(), SpecError
             SpecError::invalid("linux.sysctl", format!("{key} is not namespaced"))
         })?;
         kinds |= ns;
-        writes.push((key.clone(), format!("/proc/sys/{}", k.replace('.', "/")), value.clone()));
+        writes.push((
+            key.clone(),
+            format!("/proc/sys/{}", k.replace('.', "/")),
+            value.clone(),
+        ));
     }
     // Opened here, checked before the thread runs.
     let mut fds = Vec::new();
@@ -119,6 +123,11 @@ pub fn apply(sysctl: &HashMap<String, String>, pid: i32) -> Result<(), SpecError
             Ok(())
         })
         .join()
-        .unwrap_or_else(|_| Err(SpecError::invalid("linux.sysctl", "the writer thread panicked")))
+        .unwrap_or_else(|_| {
+            Err(SpecError::invalid(
+                "linux.sysctl",
+                "the writer thread panicked",
+            ))
+        })
     })
 }
