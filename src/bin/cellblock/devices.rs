@@ -1,7 +1,8 @@
 //! Devices: `linux.devices` (nodes in the container's `/dev`) and the device cgroup rules
-//! of `linux.resources.devices`, applied as runc does on cgroup v1: deny everything, then
-//! the spec's rules, then the default devices' allows, then an allow for each of
-//! `linux.devices`.
+//! of `linux.resources.devices`, applied as runc does on cgroup v1: the spec's rules in
+//! order (containerd's and podman's start with "deny all"), then the default devices'
+//! allows, then an allow for each of `linux.devices`. Without rules the cgroup stays as
+//! the kernel makes it (all allowed), as the runtime spec says.
 //!
 //! The runtime-spec's default devices (`null zero full random urandom tty`, `ptmx ->
 //! pts/ptmx`) and the `/dev/fd`, `stdin`, `stdout`, `stderr` links are the library's
@@ -179,7 +180,7 @@ pub fn plan(
     rules: &[LinuxDeviceCgroup],
     devices: &[LinuxDevice],
 ) -> Result<Vec<(&'static str, String)>, SpecError> {
-    let mut out = vec![("devices.deny", "a".to_string())];
+    let mut out = Vec::new();
     for r in rules {
         let file = if r.allow() {
             "devices.allow"
@@ -205,12 +206,15 @@ pub fn apply(
     devices: &[LinuxDevice],
     cgroup_dirs: &[PathBuf],
 ) -> Result<(), SpecError> {
+    if rules.is_empty() {
+        return Ok(()); // all devices allowed: the defaults' and devices' allows add nothing
+    }
     let lines = plan(rules, devices)?;
     let Some(dir) = cgroup_dirs
         .iter()
         .find(|d| d.join("devices.allow").exists())
     else {
-        if rules.is_empty() && devices.is_empty() {
+        if rules.is_empty() {
             return Ok(());
         }
         return Err(SpecError::unsupported(

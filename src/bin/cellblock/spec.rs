@@ -1051,3 +1051,7 @@ pub fn after_create(spec: &Spec, created: &cellblock::Detached) -> Result<(), Sp
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "spec_tests.rs"]
+mod tests;
