@@ -59,6 +59,9 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 pub(crate) struct SecurityConfig {
     /// Bit mask of capabilities kept (`1 << index`); `None` leaves them untouched.
     pub(crate) keep_caps: Option<u64>,
+    /// `capability_sets`: the permitted, effective, inheritable and ambient masks, when
+    /// they differ from `keep_caps` (which is then the bounding set).
+    pub(crate) cap_sets: Option<CapSets>,
     pub(crate) no_new_privs: bool,
     pub(crate) seccomp: Seccomp,
     /// `add_seccomp`: more filters, installed after `seccomp`'s, in order.
@@ -93,6 +96,7 @@ impl Default for SecurityConfig {
     fn default() -> SecurityConfig {
         SecurityConfig {
             keep_caps: Some(0),
+            cap_sets: None,
             no_new_privs: true,
             seccomp: Seccomp::default_profile(),
             more_seccomp: Vec::new(),
@@ -107,6 +111,20 @@ impl Default for SecurityConfig {
             nesting: false,
         }
     }
+}
+
+/// The capability sets besides the bounding set ([`ContainerBuilder::capability_sets`]),
+/// as bit masks (`1 << index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct CapSets {
+    pub(crate) permitted: u64,
+    pub(crate) effective: u64,
+    pub(crate) inheritable: u64,
+    pub(crate) ambient: u64,
+}
+
+fn mask(caps: impl IntoIterator<Item = Capability>) -> u64 {
+    caps.into_iter().fold(0, |m, c| m | c.bitmask())
 }
 
 /// A seccomp policy: Docker-like defaults plus the caller's additions.
@@ -507,7 +525,54 @@ impl ContainerBuilder {
     /// Container::builder("/bin/true").capabilities([Capability::CAP_NET_BIND_SERVICE]);
     /// ```
     pub fn capabilities(&mut self, keep: impl IntoIterator<Item = Capability>) -> &mut Self {
-        self.security.keep_caps = Some(keep.into_iter().fold(0, |m, c| m | c.bitmask()));
+        self.security.keep_caps = Some(mask(keep));
+        self.security.cap_sets = None;
+        self
+    }
+
+    /// Sets the five capability sets one by one, as an OCI runtime's `process.capabilities`
+    /// does (where [`capabilities`](Self::capabilities) puts one set in all five):
+    /// `bounding` limits what execve may ever grant; `permitted`, `effective` and
+    /// `inheritable` are the workload's sets when it is exec'd; `ambient` is what a
+    /// non-root workload keeps across execve. Every capability not named is dropped.
+    ///
+    /// What the kernel then makes of them at execve (`man 7 capabilities`): a workload
+    /// running as uid 0 gets its bounding set (plus inheritable) in permitted and
+    /// effective again, whatever those said; any other uid keeps only `ambient` (plus what
+    /// a file's capabilities grant, unless [`no_new_privs`](Self::no_new_privs)). So for a
+    /// non-root workload to hold a capability, list it in ambient, which must lie within
+    /// both permitted and inheritable (the kernel's rule); `effective` must lie within
+    /// `permitted`. Otherwise the spawn fails with [`Error::Security`] naming the set.
+    ///
+    /// ```
+    /// use cellblock::{Capability, Container};
+    /// use Capability::*;
+    /// // What containerd sends for a uid-1000 workload: it ends up with no capability,
+    /// // though its bounding set still holds these.
+    /// let docker = [CAP_CHOWN, CAP_KILL, CAP_NET_BIND_SERVICE];
+    /// Container::builder("/bin/true").user(1000, 1000).capability_sets(docker, docker, docker, [], []);
+    /// // The same, keeping CAP_NET_BIND_SERVICE across execve.
+    /// let bind = [CAP_NET_BIND_SERVICE];
+    /// Container::builder("/bin/true").user(1000, 1000).capability_sets(docker, docker, docker, bind, bind);
+    /// ```
+    ///
+    /// **Risk:** as for [`capabilities`](Self::capabilities), for the bounding set of a
+    /// root workload and the ambient set of any other.
+    pub fn capability_sets(
+        &mut self,
+        bounding: impl IntoIterator<Item = Capability>,
+        permitted: impl IntoIterator<Item = Capability>,
+        effective: impl IntoIterator<Item = Capability>,
+        inheritable: impl IntoIterator<Item = Capability>,
+        ambient: impl IntoIterator<Item = Capability>,
+    ) -> &mut Self {
+        self.security.keep_caps = Some(mask(bounding));
+        self.security.cap_sets = Some(CapSets {
+            permitted: mask(permitted),
+            effective: mask(effective),
+            inheritable: mask(inheritable),
+            ambient: mask(ambient),
+        });
         self
     }
 
@@ -517,6 +582,7 @@ impl ContainerBuilder {
     /// on the host: it can mount, load modules, ptrace the supervisor, reboot.
     pub fn keep_all_capabilities(&mut self) -> &mut Self {
         self.security.keep_caps = None;
+        self.security.cap_sets = None;
         self
     }
 

@@ -399,13 +399,9 @@ fn identity(
     Ok(())
 }
 
-/// The library keeps one set of capabilities and puts it in all five sets (bounding,
-/// effective, permitted, inheritable, ambient). The spec's sets map onto it when bounding,
-/// effective and permitted are the same set (what containerd and podman send) and
-/// inheritable and ambient hold nothing else; the library then also fills inheritable
-/// and ambient with it, so that a non-root workload keeps the set across execve, as
-/// runc's workload does when the caller lists the set as ambient too. Other shapes are
-/// refused naming the set that differs.
+/// The five sets onto the library's `capability_sets`. Checked here to name the field:
+/// effective must lie within permitted and ambient within permitted and inheritable (the
+/// kernel refuses anything else).
 fn capabilities(
     b: &mut ContainerBuilder,
     caps: Option<&LinuxCapabilities>,
@@ -426,35 +422,29 @@ fn capabilities(
             })?;
             out.push(cap);
         }
-        out.sort_by_key(|c| c.index());
         Ok::<_, SpecError>(out)
     };
     let bounding = set("bounding", caps.bounding())?;
-    for (name, other) in [
-        ("effective", caps.effective()),
-        ("permitted", caps.permitted()),
-    ] {
-        let other = set(name, other)?;
-        if other != bounding {
-            return Err(SpecError::unsupported(
-                format!("{field}.capabilities.{name}"),
-                "the library keeps one capability set: effective and permitted must equal bounding",
-            ));
-        }
+    let permitted = set("permitted", caps.permitted())?;
+    let effective = set("effective", caps.effective())?;
+    let inheritable = set("inheritable", caps.inheritable())?;
+    let ambient = set("ambient", caps.ambient())?;
+    if let Some(c) = effective.iter().find(|c| !permitted.contains(c)) {
+        return Err(SpecError::invalid(
+            format!("{field}.capabilities.effective"),
+            format!("{c} is not in the permitted set"),
+        ));
     }
-    for (name, other) in [
-        ("inheritable", caps.inheritable()),
-        ("ambient", caps.ambient()),
-    ] {
-        let other = set(name, other)?;
-        if let Some(extra) = other.iter().find(|c| !bounding.contains(c)) {
-            return Err(SpecError::invalid(
-                format!("{field}.capabilities.{name}"),
-                format!("{extra} is not in the bounding set"),
-            ));
-        }
+    if let Some(c) = ambient
+        .iter()
+        .find(|c| !permitted.contains(c) || !inheritable.contains(c))
+    {
+        return Err(SpecError::invalid(
+            format!("{field}.capabilities.ambient"),
+            format!("{c} is not in both the permitted and the inheritable set"),
+        ));
     }
-    b.capabilities(bounding);
+    b.capability_sets(bounding, permitted, effective, inheritable, ambient);
     Ok(())
 }
 

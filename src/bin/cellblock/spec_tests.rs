@@ -214,7 +214,7 @@ fn refusals_name_the_field() {
         "process.selinuxLabel"
     );
     assert_eq!(
-        refused(&|v| v["process"]["capabilities"]["effective"] = json!(["CAP_KILL"])),
+        refused(&|v| v["process"]["capabilities"]["effective"] = json!(["CAP_SYS_ADMIN"])),
         "process.capabilities.effective"
     );
     assert_eq!(
@@ -499,9 +499,9 @@ async fn podman_config_runs() {
 }
 
 /// The host's side of the capabilities: /proc/PID/status of the running workload holds
-/// exactly the spec's set in its bounding, permitted and effective sets (the library also
-/// puts it in inheritable and ambient; see `capabilities`). The control: without
-/// `process.capabilities` every set is empty.
+/// exactly the spec's set in its bounding, permitted and effective sets, and nothing in
+/// inheritable and ambient. The control: without `process.capabilities` every set is
+/// empty.
 #[tokio::test(flavor = "multi_thread")]
 async fn capabilities_seen_from_the_host() {
     for with_caps in [true, false] {
@@ -539,13 +539,40 @@ async fn capabilities_seen_from_the_host() {
                 "{set} with caps {with_caps}"
             );
         }
-        // The library's one set is in inheritable and ambient too (runc leaves them as
-        // the spec says: empty here). A documented difference (`capabilities`).
+        // Inheritable and ambient as the spec says: empty.
+        for set in ["CapInh", "CapAmb"] {
+            assert_eq!(status_field(&status, set), 0, "{set} with caps {with_caps}");
+        }
+    }
+}
+
+/// A non-root workload (podman's config with `user` 1000:1000) keeps the bounding set but
+/// holds no capability after execve, as the kernel does with runc: its ambient set is
+/// empty. The control: with CAP_KILL also in inheritable and ambient, it holds CAP_KILL.
+#[tokio::test(flavor = "multi_thread")]
+async fn non_root_workload_gets_only_its_ambient_capabilities() {
+    for ambient in [false, true] {
+        let bundle = Bundle::new("nonroot");
+        let mut v = podman_json(&bundle);
+        v["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        if ambient {
+            v["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+            v["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+        }
+        script(&mut v, "id -u; grep -E '^Cap(Eff|Bnd)' /proc/self/status");
+        let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        let bounding = mask_of(&caps.iter().map(|c| c.as_str().unwrap()).collect::<Vec<_>>());
+        let want_eff = if ambient { mask_of(&["CAP_KILL"]) } else { 0 };
+        assert_eq!(stdout.lines().next(), Some("1000"));
         assert_eq!(
-            status_field(&status, "CapAmb"),
-            want,
-            "with caps {with_caps}"
+            status_field(&stdout, "CapEff"),
+            want_eff,
+            "ambient {ambient}: {stdout}"
         );
+        assert_eq!(status_field(&stdout, "CapBnd"), bounding, "{stdout}");
     }
 }
 
