@@ -212,6 +212,7 @@ pub fn exec_builder(
     target_pid: i32,
     console: bool,
 ) -> Result<ContainerBuilder, SpecError> {
+    let process = &in_container_path(process, target_pid)?;
     let mut b = process_builder(process, console, "process")?;
     b.die_with_supervisor(false).init(false);
     let mut joined = Namespaces::empty();
@@ -256,6 +257,53 @@ pub fn exec_builder(
         .masked_paths(false)
         .default_budget(false);
     Ok(b)
+}
+
+/// [`exec_builder`] with the container's own seccomp profile (from its `config.json`), which
+/// runc applies to exec'd processes too.
+pub fn exec_builder_in(
+    spec: &Spec,
+    process: &Process,
+    target_pid: i32,
+    console: bool,
+) -> Result<ContainerBuilder, SpecError> {
+    let mut b = exec_builder(process, target_pid, console)?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    b.seccomp(crate::seccomp::policy(profile)?);
+    Ok(b)
+}
+
+/// `process` with a program name without `/` looked up in its `PATH` (or the library's
+/// default) inside the container of `pid`, as runc does: the library runs a joined mount
+/// namespace's program by its absolute path only.
+fn in_container_path(process: &Process, pid: i32) -> Result<Process, SpecError> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let Some(name) = args.first().filter(|a| !a.contains('/') && !a.is_empty()) else {
+        return Ok(process.clone());
+    };
+    let env = process.env().as_deref().unwrap_or_default();
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(cellblock::DEFAULT_PATH);
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let candidate = Path::new(dir).join(name);
+        // A link is enough: its target is resolved by the kernel inside the container.
+        if std::fs::symlink_metadata(root.join(candidate.strip_prefix("/").unwrap_or(&candidate)))
+            .is_ok()
+        {
+            let mut args = args.to_vec();
+            args[0] = candidate.to_string_lossy().into_owned();
+            let mut p = process.clone();
+            p.set_args(Some(args));
+            return Ok(p);
+        }
+    }
+    Err(SpecError::invalid(
+        "process.args",
+        format!("{name}: executable file not found in $PATH"),
+    ))
 }
 
 /// The part of the mapping `create` and `exec` share: argv, environment, cwd, rlimits,

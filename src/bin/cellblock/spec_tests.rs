@@ -184,11 +184,19 @@ fn podman_config_maps() {
 /// (here: the test's own process, so nothing differs and nothing is joined).
 #[test]
 fn podman_exec_process_maps() {
-    let p: Process = serde_json::from_str(PODMAN_PROCESS).unwrap();
+    let mut p: Process = serde_json::from_str(PODMAN_PROCESS).unwrap();
     let b = exec_builder(&p, std::process::id() as i32, false).unwrap();
     assert_eq!(b.get_namespaces(), Namespaces::empty());
-    assert!(!p.args().as_ref().unwrap().is_empty());
-    assert_eq!(b.get_program(), p.args().as_ref().unwrap()[0].as_str());
+    // "true" looked up in the process's PATH inside the (here: our own) root.
+    assert!(
+        Path::new(b.get_program()).is_absolute(),
+        "{:?}",
+        b.get_program()
+    );
+    assert!(b.get_program().to_string_lossy().ends_with("/true"));
+    p.set_args(Some(vec!["no-such-program-here".into()]));
+    let e = exec_builder(&p, std::process::id() as i32, false).unwrap_err();
+    assert!(e.to_string().contains("executable file not found"), "{e}");
 }
 
 /// What is refused, each naming its field.
@@ -765,4 +773,62 @@ async fn resources_reach_the_cgroup() {
     assert_eq!(files.1.as_deref(), Some("77"));
     assert_eq!(files.2.as_deref(), Some("50000"));
     assert_eq!(files.3.as_deref(), Some("512"));
+}
+
+/// exec: a process from podman's exec process file, run by `exec_builder_in` in a running
+/// container: it sees the container's hostname, its PID 1 (the container's `sleep`), its
+/// root filesystem, and gets the profile's ENOSYS; the host sees it in the container's
+/// namespaces.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_joins_the_running_container() {
+    let bundle = Bundle::new("exec");
+    let mut v = podman_json(&bundle);
+    // Without its own EPERM rule sethostname is outside the allow list (as above).
+    for rule in v["linux"]["seccomp"]["syscalls"].as_array_mut().unwrap() {
+        rule["names"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n != "sethostname");
+    }
+    script(&mut v, "exec sleep 30");
+    let spec = spec_of(&v);
+    let mut b = builder_for(&spec, &bundle.opts()).unwrap();
+    b.stdin(Stdio::null()).start_fifo(bundle.dir.join("fifo"));
+    let d = b.create().await.unwrap().detach().unwrap();
+    d.start().unwrap();
+    let mut p: Process = serde_json::from_str(PODMAN_PROCESS).unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "hostname; cat /proc/1/comm; ls /run/.containerenv; hostname x 2>&1; sleep 1".into(),
+    ]));
+    let result = async {
+        let mut e = exec_builder_in(&spec, &p, d.pid, false)?;
+        e.die_with_supervisor(true)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let c = e.spawn().await?;
+        let ns = |pid: i32, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
+        let same = ["pid", "mnt", "uts", "net", "ipc"]
+            .iter()
+            .all(|k| ns(c.pid(), k) == ns(d.pid, k));
+        let out = tokio::time::timeout(Duration::from_secs(30), c.wait_with_output())
+            .await
+            .expect("exec did not finish in 30 s")?;
+        Ok::<_, SpecError>((same, out))
+    }
+    .await;
+    d.destroy().unwrap();
+    // SAFETY: waitpid on a child of this process (the detached container).
+    unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
+    let (same, out) = result.unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout,
+        "4513eee274f8\nsleep\n/run/.containerenv\nhostname: sethostname: Function not implemented\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(same, "the exec'd process is in the container's namespaces");
 }
