@@ -534,19 +534,18 @@ fn resource(t: PosixRlimitType) -> Resource {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct MountOptions {
     bind: bool,
-    readonly: bool,
+    /// `MS_*` flags asked: `MS_REC` (rbind), `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`,
+    /// `MS_NOEXEC`.
+    flags: libc::c_ulong,
     /// `mode=` (octal) and `size=` of a tmpfs.
     mode: Option<u32>,
     size: Option<u64>,
 }
 
-/// Options every mount of the library has anyway, or that it applies its own way
-/// (propagation: every mount of the container is private).
+/// Options the library's mounts take as they come, or apply their own way (propagation:
+/// every mount of the container is private; access times: the kernel's defaults).
 const ACCEPTED_OPTIONS: &[&str] = &[
     "rw",
-    "nosuid",
-    "nodev",
-    "noexec",
     "private",
     "rprivate",
     "slave",
@@ -570,8 +569,15 @@ fn mount_options(m: &Mount, field: &str) -> Result<MountOptions, SpecError> {
             None => (opt.as_str(), None),
         };
         match (key, value) {
-            ("bind" | "rbind", None) => o.bind = true,
-            ("ro", None) => o.readonly = true,
+            ("bind", None) => o.bind = true,
+            ("rbind", None) => {
+                o.bind = true;
+                o.flags |= libc::MS_REC;
+            }
+            ("ro", None) => o.flags |= libc::MS_RDONLY,
+            ("nosuid", None) => o.flags |= libc::MS_NOSUID,
+            ("nodev", None) => o.flags |= libc::MS_NODEV,
+            ("noexec", None) => o.flags |= libc::MS_NOEXEC,
             ("mode", Some(v)) => {
                 o.mode = Some(
                     u32::from_str_radix(v, 8)
@@ -657,11 +663,7 @@ fn map_mounts(
                 if !under_covered {
                     mount_point(rootfs, &dst, meta.is_dir())?;
                 }
-                if o.readonly {
-                    b.bind_ro(src, &dst);
-                } else {
-                    b.bind(src, &dst);
-                }
+                b.bind_with_flags(src, &dst, o.flags);
             }
             "proc" => {
                 if dst != Path::new("/proc") {
@@ -738,8 +740,10 @@ fn map_mounts(
                         mode.unwrap_or(0o755),
                     ),
                 };
-                if o.readonly {
-                    b.remount_ro(&dst);
+                // nosuid and nodev are the library's tmpfs's own.
+                let more = o.flags & (libc::MS_RDONLY | libc::MS_NOEXEC);
+                if more != 0 {
+                    b.remount_with_flags(&dst, more);
                 }
                 covered.push(dst);
             }

@@ -40,7 +40,7 @@ impl Bundle {
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
         for applet in [
             "sh", "cat", "echo", "grep", "head", "ls", "id", "sleep", "hostname", "mkdir", "stat",
-            "readlink", "touch", "true", "umask",
+            "cp", "chmod", "readlink", "touch", "true", "umask",
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
@@ -350,7 +350,7 @@ fn mount_options_and_sizes() {
         mount_options(&m, "mounts[0]").unwrap(),
         MountOptions {
             bind: false,
-            readonly: true,
+            flags: libc::MS_NOSUID | libc::MS_RDONLY,
             mode: Some(0o1777),
             size: Some(65536 << 10)
         }
@@ -438,6 +438,18 @@ fn script(v: &mut Value, script: &str) {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Waits (30 s at most) until process `pid` runs its program: its exe is no longer this
+/// test binary (the setup child is a copy of it until execve).
+async fn exec_done(pid: i32) -> Result<(), tokio::time::error::Elapsed> {
+    let me = std::fs::read_link("/proc/self/exe").unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&me) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
 }
 
 /// A line of /proc/PID/status, e.g. "CapBnd".
@@ -529,14 +541,7 @@ async fn capabilities_seen_from_the_host() {
         b.die_with_supervisor(true).stdin(Stdio::null());
         let mut c = b.spawn().await.unwrap();
         let pid = c.pid();
-        // Once the workload runs (its exe is busybox, no longer our own binary).
-        let me = std::fs::read_link("/proc/self/exe").unwrap();
-        let started = tokio::time::timeout(Duration::from_secs(30), async {
-            while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() == Some(&me) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
+        let started = exec_done(pid).await;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         c.kill().await.unwrap();
         started.expect("the workload did not start in 30 s");
@@ -796,6 +801,7 @@ async fn exec_joins_the_running_container() {
     b.stdin(Stdio::null()).start_fifo(bundle.dir.join("fifo"));
     let d = b.create().await.unwrap().detach().unwrap();
     d.start().unwrap();
+    let started = exec_done(d.pid).await;
     let mut p: Process = serde_json::from_str(PODMAN_PROCESS).unwrap();
     p.set_args(Some(vec![
         "sh".into(),
@@ -822,6 +828,7 @@ async fn exec_joins_the_running_container() {
     d.destroy().unwrap();
     // SAFETY: waitpid on a child of this process (the detached container).
     unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
+    started.expect("the container did not start in 30 s");
     let (same, out) = result.unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(
@@ -831,4 +838,61 @@ async fn exec_joins_the_running_container() {
         text(&out.stderr)
     );
     assert!(same, "the exec'd process is in the container's namespaces");
+}
+
+/// Bind options: podman's /dev/shm bind is nosuid, nodev, noexec: a program copied into its
+/// source cannot be executed in the container (the attack), and mountinfo shows the flags.
+/// The control: the same bind without noexec runs it. A tmpfs with noexec likewise.
+#[tokio::test(flavor = "multi_thread")]
+async fn bind_and_tmpfs_options_apply() {
+    for noexec in [true, false] {
+        let bundle = Bundle::new("bindopts");
+        // Named after an applet: busybox runs as the applet its name says.
+        std::fs::copy("/bin/busybox", bundle.dir.join("shm/true")).unwrap();
+        let mut v = podman_json(&bundle);
+        let opts = if noexec {
+            json!(["bind", "rprivate", "nosuid", "noexec", "nodev"])
+        } else {
+            json!(["bind", "rprivate", "nosuid", "nodev"])
+        };
+        for m in v["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev/shm" {
+                m["options"] = opts.clone();
+            }
+        }
+        let mut tmp_opts = vec!["nosuid", "nodev", "mode=1777"];
+        if noexec {
+            tmp_opts.push("noexec");
+        }
+        v["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": tmp_opts
+        }));
+        script(
+            &mut v,
+            "/dev/shm/true && echo shm=ran || echo shm=refused; \
+             cat /dev/shm/true > /tmp/true; chmod 755 /tmp/true; \
+             /tmp/true && echo tmp=ran || echo tmp=refused; \
+             grep -E ' /dev/shm | /tmp ' /proc/self/mountinfo",
+        );
+        let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+        let stdout = text(&out.stdout);
+        let word = if noexec { "refused" } else { "ran" };
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("shm={word}"),
+            "{stdout}{}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            lines[1],
+            format!("tmp={word}"),
+            "{stdout}{}",
+            text(&out.stderr)
+        );
+        let shm = lines.iter().find(|l| l.contains(" /dev/shm ")).unwrap();
+        let flags = shm.split_whitespace().nth(5).unwrap();
+        assert!(flags.contains("nosuid") && flags.contains("nodev"), "{shm}");
+        assert_eq!(flags.contains("noexec"), noexec, "{shm}");
+    }
 }
