@@ -46,17 +46,7 @@ impl Compiler<'_> {
                 if *readonly {
                     self.readonly(&dst, recursive, Stage::MakeReadOnly)?;
                 }
-                if attrs != 0 {
-                    let path = self.at(&dst)?;
-                    self.push(
-                        Op::SetAttr {
-                            path,
-                            recursive,
-                            attrs,
-                        },
-                        Stage::MountBind,
-                    );
-                }
+                self.set_attrs(&dst, recursive, attrs)?;
                 self.model.push(dst, Layer::Host(src));
             }
             MountOp::Tmpfs { dst, size, mode } => {
@@ -158,17 +148,7 @@ impl Compiler<'_> {
                     } else {
                         0
                     };
-                if attrs != 0 {
-                    let path = self.at(&dst)?;
-                    self.push(
-                        Op::SetAttr {
-                            path,
-                            recursive,
-                            attrs,
-                        },
-                        Stage::MountBind,
-                    );
-                }
+                self.set_attrs(&dst, recursive, attrs)?;
             }
             MountOp::Overlay { lower, dst } => self.overlay(lower, dst)?,
             MountOp::Data {
@@ -376,6 +356,22 @@ fn check_tmpfs(dst: &Path, size: Option<u64>, mode: u32) -> Result<()> {
         return Err(bad(format!("mode {mode:o} has bits beyond 0o7777")));
     }
     Ok(())
+}
+
+impl Compiler<'_> {
+    /// Sets the `MOUNT_ATTR_*` bits `attrs` on the mount at `dst` (nothing for none).
+    fn set_attrs(&mut self, dst: &Path, recursive: bool, attrs: u64) -> Result<()> {
+        if attrs != 0 {
+            let path = self.at(dst)?;
+            let op = Op::SetAttr {
+                path,
+                recursive,
+                attrs,
+            };
+            self.push(op, Stage::MountBind);
+        }
+        Ok(())
+    }
 }
 
 /// `bind_with_flags`' and `remount_with_flags`' flags: whether they apply recursively
