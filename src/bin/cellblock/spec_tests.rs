@@ -896,3 +896,126 @@ async fn bind_and_tmpfs_options_apply() {
         assert_eq!(flags.contains("noexec"), noexec, "{shm}");
     }
 }
+
+/// `process.oomScoreAdj` is written between create and start: the host reads it in
+/// /proc/PID/oom_score_adj, the workload in its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn oom_score_adj_is_set() {
+    let bundle = Bundle::new("oom");
+    let mut v = podman_json(&bundle);
+    v["process"]["oomScoreAdj"] = json!(321);
+    script(&mut v, "cat /proc/self/oom_score_adj");
+    let (stdout, host) = run_detached(&bundle, &v, |d| {
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", d.pid)).unwrap()
+    })
+    .await;
+    assert_eq!(host.trim(), "321");
+    assert_eq!(stdout, "321\n");
+}
+
+/// A namespace with a `path` is joined: the network namespace of a running container, by
+/// its /proc path; the workload is in it (same inode, seen from the host). A PID
+/// namespace with a path, with `create`, is refused by the library, typed.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_with_a_path_are_joined() {
+    let first = Bundle::new("ns-first");
+    let mut v = podman_json(&first);
+    script(&mut v, "exec sleep 30");
+    let spec = spec_of(&v);
+    let mut b = builder_for(&spec, &first.opts()).unwrap();
+    b.stdin(Stdio::null()).start_fifo(first.dir.join("fifo"));
+    let d = b.create().await.unwrap().detach().unwrap();
+    d.start().unwrap();
+    let net = format!("/proc/{}/ns/net", d.pid);
+    let theirs = std::fs::read_link(&net).unwrap();
+
+    let second = Bundle::new("ns-second");
+    let mut w = podman_json(&second);
+    script(&mut w, "readlink /proc/self/ns/net");
+    for ns in w["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(net);
+        }
+    }
+    let joined = output(builder_for(&spec_of(&w), &second.opts()).unwrap()).await;
+    // The PID namespace by path, created: refused by the library (it would need the
+    // supervisor to adopt a grandchild).
+    let third = Bundle::new("ns-third");
+    let mut x = podman_json(&third);
+    for ns in x["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "pid" {
+            ns["path"] = json!(format!("/proc/{}/ns/pid", d.pid));
+        }
+    }
+    let mut b = builder_for(&spec_of(&x), &third.opts()).unwrap();
+    let refused = b.create().await.map(drop);
+    d.destroy().unwrap();
+    // SAFETY: waitpid on a child of this process (the detached container).
+    unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
+    assert_eq!(
+        text(&joined.stdout).trim(),
+        theirs.to_str().unwrap(),
+        "{}",
+        text(&joined.stderr)
+    );
+    assert_ne!(theirs, std::fs::read_link("/proc/self/ns/net").unwrap());
+    assert!(
+        matches!(refused, Err(cellblock::Error::BadConfig(_))),
+        "{refused:?}"
+    );
+}
+
+/// uid/gid mappings: a new user namespace mapping the container's 0..65536 to host
+/// 200000..: the workload is root inside, the host sees uid 200000 in /proc/PID/status.
+#[tokio::test(flavor = "multi_thread")]
+async fn uid_and_gid_mappings() {
+    let bundle = Bundle::new("userns");
+    let mut v = podman_json(&bundle);
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    script(&mut v, "id -u; id -g; cat /proc/self/uid_map");
+    let (stdout, status) = run_detached(&bundle, &v, |d| {
+        std::fs::read_to_string(format!("/proc/{}/status", d.pid)).unwrap()
+    })
+    .await;
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("200000"),
+        "{uid_line}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(&lines[..2], ["0", "0"], "{stdout}");
+    let map: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(map, ["0", "200000", "65536"]);
+}
+
+/// A relative cgroupsPath lands under our own cgroup, in every hierarchy the container
+/// has (the host reads the container's /proc/PID/cgroup).
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_cgroups_path_lands_under_ours() {
+    let bundle = Bundle::new("relcg");
+    let mut v = podman_json(&bundle);
+    let rel = format!("{}-rel", bundle.cgroup);
+    v["linux"]["cgroupsPath"] = json!(rel);
+    script(&mut v, "true");
+    let own = own_cgroup().unwrap();
+    let (_, seen) = run_detached(&bundle, &v, |d| {
+        std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid)).unwrap()
+    })
+    .await;
+    let want = own.join(&rel);
+    let pids = seen
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("pids"))
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert_eq!(
+        pids.split(':').nth(2),
+        Some(want.to_str().unwrap()),
+        "{seen}"
+    );
+}
