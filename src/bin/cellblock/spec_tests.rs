@@ -1019,3 +1019,176 @@ async fn relative_cgroups_path_lands_under_ours() {
         "{seen}"
     );
 }
+
+/// Runs the device program the way the kernel would for one access: `typ` b'b'/b'c',
+/// `access` bits (mknod 1, read 2, write 4). Only the opcodes the compiler emits.
+fn run_device_program(
+    prog: &[crate::devices::bpf::Insn],
+    typ: u8,
+    access: u32,
+    major: u32,
+    minor: u32,
+) -> u64 {
+    // SAFETY: Insn is repr(C) of u8, u8, i16, i32: 8 plain bytes.
+    let raw: &[[u8; 8]] = unsafe { std::slice::from_raw_parts(prog.as_ptr().cast(), prog.len()) };
+    let ctx = [
+        (access << 16) | u32::from(if typ == b'b' { 1u8 } else { 2 }),
+        major,
+        minor,
+    ];
+    let mut r = [0u64; 11];
+    let mut pc = 0usize;
+    loop {
+        let i = raw[pc];
+        let (code, dst, src) = (i[0], (i[1] & 0xf) as usize, (i[1] >> 4) as usize);
+        let off = i16::from_ne_bytes([i[2], i[3]]);
+        let imm = i32::from_ne_bytes([i[4], i[5], i[6], i[7]]);
+        pc += 1;
+        match code {
+            0x61 => r[dst] = u64::from(ctx[off as usize / 4]),
+            0x54 => r[dst] = (r[dst] as u32 & imm as u32) as u64,
+            0x74 => r[dst] = ((r[dst] as u32) >> imm) as u64,
+            0xbc => r[dst] = r[src] as u32 as u64,
+            0xb7 => r[dst] = imm as i64 as u64,
+            0x55 if r[dst] != imm as i64 as u64 => pc += off as usize,
+            0x5d if r[dst] != r[src] => pc += off as usize,
+            0x55 | 0x5d => {}
+            0x95 => return r[0],
+            c => panic!("opcode {c:#x}"),
+        }
+    }
+}
+
+/// The v2 device program decides as the v1 controller would: podman's deny-all plus the
+/// defaults allows /dev/null (c 1:3) for rwm, mknod of anything, ptys (c 136:*), and
+/// denies /dev/loop-control (c 10:237) and block devices but for mknod; a spec allowing
+/// c 10:237 r lets it be read, not written; a default-allow list with a deny exception.
+#[test]
+fn device_program_decides_like_v1() {
+    use crate::devices::bpf::{program, reduce, Rule};
+    let podman = spec_of(&serde_json::from_str::<Value>(PODMAN).unwrap());
+    let rules = podman
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone();
+    let lines = crate::devices::plan(rules.as_deref().unwrap(), &[]).unwrap();
+    let prog = program(&lines).unwrap();
+    let (r, w, m) = (2, 4, 1);
+    assert_eq!(run_device_program(&prog, b'c', r | w, 1, 3), 1, "/dev/null");
+    assert_eq!(run_device_program(&prog, b'c', r | w, 136, 7), 1, "a pty");
+    assert_eq!(
+        run_device_program(&prog, b'b', m, 8, 0),
+        1,
+        "mknod of a block device"
+    );
+    assert_eq!(
+        run_device_program(&prog, b'b', r, 8, 0),
+        0,
+        "reading a block device"
+    );
+    assert_eq!(
+        run_device_program(&prog, b'c', r, 10, 237),
+        0,
+        "/dev/loop-control"
+    );
+    let mut more = lines.clone();
+    more.push(("devices.allow", "c 10:237 r".to_string()));
+    let prog = program(&more).unwrap();
+    assert_eq!(run_device_program(&prog, b'c', r, 10, 237), 1);
+    assert_eq!(run_device_program(&prog, b'c', r | w, 10, 237), 0);
+    // Default allow with one deny exception; a later allow of the same device lifts it.
+    let lines = vec![("devices.deny", "c 1:3 w".to_string())];
+    let prog = program(&lines).unwrap();
+    assert_eq!(run_device_program(&prog, b'c', w, 1, 3), 0);
+    assert_eq!(run_device_program(&prog, b'c', r, 1, 3), 1);
+    assert_eq!(run_device_program(&prog, b'c', w, 1, 5), 1);
+    let rule = |allow, s: &str| {
+        crate::devices::bpf::parse(
+            if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            },
+            s,
+        )
+        .unwrap()
+    };
+    let (default, exceptions) = reduce(&[rule(false, "c 1:3 w"), rule(true, "c 1:3 w")]);
+    assert!(default && exceptions.is_empty());
+    assert_eq!(
+        rule(true, "c 136:* rwm"),
+        Rule {
+            allow: true,
+            typ: b'c',
+            major: Some(136),
+            minor: None,
+            access: 7
+        }
+    );
+}
+
+/// The attack on cgroup v2: a shell in a v2 cgroup with podman's device program attached
+/// cannot open /dev/loop-control, and can still write /dev/null. The control: the same
+/// shell in a v2 cgroup without the program opens it. (This host's v2 hierarchy is at
+/// /sys/fs/cgroup/unified; the program applies there beside the v1 controller.)
+#[test]
+fn device_program_on_cgroup_v2() {
+    let v2 = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.controllers").exists())
+        .expect("a cgroup v2 hierarchy");
+    let podman = spec_of(&serde_json::from_str::<Value>(PODMAN).unwrap());
+    let rules = podman
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone();
+    for attach in [true, false] {
+        let dir = v2.join(format!(
+            "cellblock-spec-{}-bpf-{attach}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        if attach {
+            crate::devices::apply(rules.as_deref().unwrap(), &[], &[dir.clone()]).unwrap();
+        }
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && \
+             if ( : < /dev/loop-control ) 2>/dev/null; then echo loop=open; else echo loop=denied; fi; \
+             if ( echo x > /dev/null ) 2>/dev/null; then echo null=ok; else echo null=denied; fi",
+            dir.display()
+        );
+        let mut child = std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the shell did not finish in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        let want = if attach {
+            "loop=denied\nnull=ok\n"
+        } else {
+            "loop=open\nnull=ok\n"
+        };
+        assert_eq!(out, want, "attached {attach}");
+    }
+}
