@@ -1160,7 +1160,8 @@ fn device_program_on_cgroup_v2() {
         ));
         std::fs::create_dir(&dir).unwrap();
         if attach {
-            crate::devices::apply(rules.as_deref().unwrap(), &[], &[dir.clone()]).unwrap();
+            crate::devices::apply(rules.as_deref().unwrap(), &[], std::slice::from_ref(&dir))
+                .unwrap();
         }
         let script = format!(
             "echo $$ > {}/cgroup.procs && \
