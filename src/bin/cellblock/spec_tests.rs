@@ -518,6 +518,34 @@ async fn podman_config_runs() {
     );
 }
 
+/// containerd's config run for real: no_new_privs (noNewPrivileges true), the groups
+/// (additionalGids [0]), its /run tmpfs (mode 755), the library's /dev with the
+/// runtime-spec's default devices and links, and no hostname of its own set (none given:
+/// the new UTS namespace keeps the host's name).
+#[tokio::test(flavor = "multi_thread")]
+async fn ctr_config_runs() {
+    let bundle = Bundle::new("ctr-run");
+    let mut v = ctr_json(&bundle);
+    script(
+        &mut v,
+        "grep NoNewPrivs /proc/self/status; id -G; stat -c %a /run; grep -c ' /run tmpfs ' /proc/mounts; \
+         ls /dev | grep -E '^(null|zero|full|random|urandom|tty|ptmx|fd|stdin|stdout|stderr|pts|shm|mqueue)$' | sort | tr '\n' ' '; echo; \
+         readlink /dev/ptmx; readlink /dev/fd",
+    );
+    let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0].split_whitespace().nth(1), Some("1"), "{stdout}");
+    assert_eq!(lines[1], "0");
+    assert_eq!(&lines[2..4], ["755", "1"], "/run is a tmpfs of mode 755");
+    assert_eq!(
+        lines[4].trim(),
+        "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero"
+    );
+    assert_eq!(&lines[5..7], ["pts/ptmx", "/proc/self/fd"]);
+}
+
 /// The host's side of the capabilities: /proc/PID/status of the running workload holds
 /// exactly the spec's set in its bounding, permitted and effective sets, and nothing in
 /// inheritable and ambient. The control: without `process.capabilities` every set is
