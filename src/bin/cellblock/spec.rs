@@ -14,8 +14,18 @@
 //!   sysfs, so `/sys` is then the host's sysfs bound read-only (recursively, with the
 //!   cgroup hierarchies under it), rather than a fresh sysfs plus the container's own
 //!   cgroup directories (runc).
+//! - the library's devpts has `ptmxmode=0666,mode=0620` but no `gid=5`: a pty's group is
+//!   the opener's, not `tty`.
 //! - mount propagation: the library makes every mount of the container private, so the
-//!   propagation options (`rprivate`, `rslave`, `shared`, ...) are all taken as private.
+//!   propagation options (`rprivate`, `rslave`, `shared`, ...) are all taken as private;
+//!   access-time options take the kernel's default.
+//! - no `/dev/console` with a terminal (runc binds the pty there): the workload's pty is
+//!   its stdio and controlling terminal only.
+//! - `linux.devices` are the host's nodes bound in (also as root, where runc makes them
+//!   with `mknod`): a device the host has no node for is refused (`devices.rs`).
+//! - `exec`: the process joins the container's namespaces but not its cgroup (the caller
+//!   moves it, see [`exec_builder`]).
+//! - no default pids budget of the library's: only the spec's `linux.resources`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -207,6 +217,13 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
 
 /// The builder for `exec`: `process` run inside the running container whose init is host
 /// pid `target_pid`, joining every namespace in which that process differs from ours.
+/// A program name without `/` is looked up in the process's `PATH` inside the container.
+///
+/// Not done here: the exec'd process is not put into the container's cgroup (runc does):
+/// the library's `cgroup_path` would remove the container's cgroup when the exec'd
+/// process is reaped, so the caller writes its pid into each of the container's cgroup
+/// directories' `cgroup.procs`. A joined PID namespace makes the library's `create`
+/// refuse the builder (`Error::BadConfig`): spawn it instead.
 pub fn exec_builder(
     process: &Process,
     target_pid: i32,
