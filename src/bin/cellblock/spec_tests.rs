@@ -420,6 +420,13 @@ fn syscall_table_matches_libc() {
 
 // ---- As root: busybox containers from the mapped builders, observed from both sides. ----
 
+/// `f`, failing the test after 60 s.
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .expect("no answer in 60 s")
+}
+
 /// Runs the builder's container to completion with its output collected.
 async fn output(mut b: ContainerBuilder) -> cellblock::Output {
     b.die_with_supervisor(true)
@@ -567,11 +574,11 @@ async fn capabilities_seen_from_the_host() {
         };
         let mut b = builder_for(&spec_of(&v), &bundle.opts()).unwrap();
         b.die_with_supervisor(true).stdin(Stdio::null());
-        let mut c = b.spawn().await.unwrap();
+        let mut c = within(b.spawn()).await.unwrap();
         let pid = c.pid();
         let started = exec_done(pid).await;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        c.kill().await.unwrap();
+        within(c.kill()).await.unwrap();
         started.expect("the workload did not start in 30 s");
         for set in ["CapBnd", "CapPrm", "CapEff"] {
             assert_eq!(
@@ -679,7 +686,7 @@ async fn run_detached<T>(
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .start_fifo(bundle.dir.join("fifo"));
-    let created = b.create().await.unwrap();
+    let created = within(b.create()).await.unwrap();
     let d = created.detach().unwrap();
     let result = after_create(&spec, &d);
     let seen = inspect(&d);
@@ -827,7 +834,7 @@ async fn exec_joins_the_running_container() {
     let spec = spec_of(&v);
     let mut b = builder_for(&spec, &bundle.opts()).unwrap();
     b.stdin(Stdio::null()).start_fifo(bundle.dir.join("fifo"));
-    let d = b.create().await.unwrap().detach().unwrap();
+    let d = within(b.create()).await.unwrap().detach().unwrap();
     d.start().unwrap();
     let started = exec_done(d.pid).await;
     let mut p: Process = serde_json::from_str(PODMAN_PROCESS).unwrap();
@@ -842,7 +849,7 @@ async fn exec_joins_the_running_container() {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let c = e.spawn().await?;
+        let c = within(e.spawn()).await?;
         let ns = |pid: i32, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
         let same = ["pid", "mnt", "uts", "net", "ipc"]
             .iter()
@@ -952,7 +959,7 @@ async fn namespaces_with_a_path_are_joined() {
     let spec = spec_of(&v);
     let mut b = builder_for(&spec, &first.opts()).unwrap();
     b.stdin(Stdio::null()).start_fifo(first.dir.join("fifo"));
-    let d = b.create().await.unwrap().detach().unwrap();
+    let d = within(b.create()).await.unwrap().detach().unwrap();
     d.start().unwrap();
     let net = format!("/proc/{}/ns/net", d.pid);
     let theirs = std::fs::read_link(&net).unwrap();
@@ -976,7 +983,7 @@ async fn namespaces_with_a_path_are_joined() {
         }
     }
     let mut b = builder_for(&spec_of(&x), &third.opts()).unwrap();
-    let refused = b.create().await.map(drop);
+    let refused = within(b.create()).await.map(drop);
     d.destroy().unwrap();
     // SAFETY: waitpid on a child of this process (the detached container).
     unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
