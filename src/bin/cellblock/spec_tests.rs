@@ -1228,3 +1228,35 @@ fn device_program_on_cgroup_v2() {
         assert_eq!(out, want, "attached {attach}");
     }
 }
+
+/// `process.terminal` with a console socket: the workload's stdio is a pty whose master
+/// `create` hands over (what the lifecycle sends over the socket); the workload reports
+/// its tty and that stdin is a terminal, and the master reads it.
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_gives_a_pty() {
+    let bundle = Bundle::new("tty");
+    let mut v = ctr_json(&bundle);
+    v["process"]["terminal"] = json!(true);
+    script(&mut v, "tty; [ -t 0 ] && echo stdin=tty");
+    let mut opts = bundle.opts();
+    opts.console = true;
+    let mut b = builder_for(&spec_of(&v), &opts).unwrap();
+    b.die_with_supervisor(true);
+    let mut created = within(b.create()).await.unwrap();
+    let master = created.take_pty_fd().expect("a pty master");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        // Ends with EIO once the slave's last holder is gone; what came before is kept.
+        let _ = std::io::Read::read_to_end(&mut std::fs::File::from(master), &mut out);
+        let _ = tx.send(out);
+    });
+    let mut c = within(created.start()).await.unwrap();
+    let status = within(c.wait()).await.unwrap();
+    let out = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the pty did not close in 30 s");
+    let out = text(&out);
+    assert!(status.success(), "{out}");
+    assert_eq!(out.replace('\r', ""), "/dev/pts/0\nstdin=tty\n");
+}
