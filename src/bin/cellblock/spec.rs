@@ -199,6 +199,7 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
             b.default_budget(false).cgroup_accounting(true);
         }
         crate::sysctl::check(linux.sysctl().as_ref(), created)?;
+        map_linux_extras(&mut b, linux, created)?;
         if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
             return Err(SpecError::unsupported(
                 "linux.mountLabel",
@@ -213,6 +214,68 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
             .cgroup_accounting(true);
     }
     Ok(b)
+}
+
+/// The rest of `linux`: the time namespace's offsets; `rootfsPropagation` (the library
+/// keeps every mount private); what the library has no setting for is refused by name.
+fn map_linux_extras(
+    b: &mut ContainerBuilder,
+    linux: &oci_spec::runtime::Linux,
+    created: Namespaces,
+) -> Result<(), SpecError> {
+    if let Some(offsets) = linux.time_offsets() {
+        if !offsets.is_empty() && !created.contains(Namespaces::TIME) {
+            return Err(SpecError::invalid(
+                "linux.timeOffsets",
+                "offsets need a new time namespace",
+            ));
+        }
+        for (clock, off) in offsets {
+            if off.nanosecs().unwrap_or(0) != 0 {
+                return Err(SpecError::unsupported(
+                    format!("linux.timeOffsets.{clock}.nanosecs"),
+                    "offsets are whole seconds in the library",
+                ));
+            }
+            let secs = off.secs().unwrap_or(0);
+            match clock.as_str() {
+                "monotonic" => b.monotonic_offset(secs),
+                "boottime" => b.boottime_offset(secs),
+                other => {
+                    return Err(SpecError::invalid(
+                        "linux.timeOffsets",
+                        format!("{other}: monotonic or boottime"),
+                    ))
+                }
+            };
+        }
+    }
+    match linux.rootfs_propagation().as_deref() {
+        None | Some("" | "private" | "rprivate") => {}
+        Some(other) => {
+            return Err(SpecError::unsupported(
+                "linux.rootfsPropagation",
+                format!("{other}: the library keeps every mount private"),
+            ))
+        }
+    }
+    for (field, set) in [
+        ("linux.personality", linux.personality().is_some()),
+        ("linux.intelRdt", linux.intel_rdt().is_some()),
+        ("linux.memoryPolicy", linux.memory_policy().is_some()),
+        (
+            "linux.netDevices",
+            linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+        ),
+    ] {
+        if set {
+            return Err(SpecError::unsupported(
+                field,
+                "the library has no such setting",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The builder for `exec`: `process` run inside the running container whose init is host
@@ -373,6 +436,16 @@ fn process_builder(p: &Process, console: bool, field: &str) -> Result<ContainerB
             ));
         }
         b.pty();
+        if let Some(size) = p.console_size() {
+            let (rows, cols) = (u16::try_from(size.height()), u16::try_from(size.width()));
+            let (Ok(rows), Ok(cols)) = (rows, cols) else {
+                return Err(SpecError::invalid(
+                    format!("{field}.consoleSize"),
+                    "height and width are at most 65535",
+                ));
+            };
+            b.pty_size(cellblock::PtySize { rows, cols });
+        }
     } else {
         b.stdin(Stdio::inherit())
             .stdout(Stdio::inherit())

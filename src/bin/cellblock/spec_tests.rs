@@ -283,6 +283,18 @@ fn refusals_name_the_field() {
         refused(&|v| v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}])),
         "hostname"
     );
+    assert_eq!(
+        refused(&|v| v["linux"]["rootfsPropagation"] = json!("rshared")),
+        "linux.rootfsPropagation"
+    );
+    assert_eq!(
+        refused(&|v| v["linux"]["personality"] = json!({"domain": "LINUX32"})),
+        "linux.personality"
+    );
+    assert_eq!(
+        refused(&|v| v["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}})),
+        "linux.timeOffsets"
+    );
 }
 
 /// Lenient: another ociVersion and unknown fields are accepted.
@@ -1231,13 +1243,15 @@ fn device_program_on_cgroup_v2() {
 
 /// `process.terminal` with a console socket: the workload's stdio is a pty whose master
 /// `create` hands over (what the lifecycle sends over the socket); the workload reports
-/// its tty and that stdin is a terminal, and the master reads it.
+/// its tty, that stdin is a terminal and the window size of `consoleSize`, and the master
+/// reads it.
 #[tokio::test(flavor = "multi_thread")]
 async fn terminal_gives_a_pty() {
     let bundle = Bundle::new("tty");
     let mut v = ctr_json(&bundle);
     v["process"]["terminal"] = json!(true);
-    script(&mut v, "tty; [ -t 0 ] && echo stdin=tty");
+    v["process"]["consoleSize"] = json!({"height": 31, "width": 97});
+    script(&mut v, "tty; [ -t 0 ] && echo stdin=tty; stty size");
     let mut opts = bundle.opts();
     opts.console = true;
     let mut b = builder_for(&spec_of(&v), &opts).unwrap();
@@ -1258,5 +1272,37 @@ async fn terminal_gives_a_pty() {
         .expect("the pty did not close in 30 s");
     let out = text(&out);
     assert!(status.success(), "{out}");
-    assert_eq!(out.replace('\r', ""), "/dev/pts/0\nstdin=tty\n");
+    assert_eq!(out.replace('\r', ""), "/dev/pts/0\nstdin=tty\n31 97\n");
+}
+
+/// `linux.timeOffsets` in a new time namespace: the workload's CLOCK_BOOTTIME (its
+/// /proc/uptime) is shifted by the offset; the host's is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn time_offsets_shift_the_clocks() {
+    let bundle = Bundle::new("time");
+    let mut v = ctr_json(&bundle);
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    v["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000}});
+    script(&mut v, "cat /proc/uptime");
+    let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+    let inside: f64 = text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("{}", text(&out.stderr)))
+        .parse()
+        .unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        inside - host > 863_000.0 && inside - host < 865_000.0,
+        "{inside} vs {host}"
+    );
 }
