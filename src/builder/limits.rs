@@ -153,6 +153,9 @@ pub(crate) struct LimitsConfig {
     pub(crate) cgroup_parent: Option<PathBuf>,
     /// `cgroup_path(path)`: the container's cgroup is exactly this (absolute) path.
     pub(crate) cgroup_path: Option<PathBuf>,
+    /// `join_cgroup_path(path)`: that cgroup exists and is another container's: join it,
+    /// never write its limits, never remove or kill it.
+    pub(crate) cgroup_join: bool,
     /// `default_budget(false)`: no default pids budget, no CPU weighting.
     pub(crate) no_default_budget: bool,
 }
@@ -424,6 +427,23 @@ impl ContainerBuilder {
     /// ```
     pub fn cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_join = false;
+        self
+    }
+
+    /// Puts the container in the existing cgroup `path` of another container (read as in
+    /// [`cgroup_path`](Self::cgroup_path)), as `docker exec` / OCI `exec` do: its
+    /// processes then count against that container's limits, are frozen with it and killed
+    /// with it. This container neither writes the cgroup's limits nor removes or empties
+    /// it when it ends, so it takes no limits of its own ([`Error::InvalidLimit`]
+    /// otherwise) and no default budget. A hierarchy in which `path` does not exist is
+    /// skipped; none at all is [`Error::CgroupUnavailable`].
+    ///
+    /// [`Error::InvalidLimit`]: crate::Error::InvalidLimit
+    /// [`Error::CgroupUnavailable`]: crate::Error::CgroupUnavailable
+    pub fn join_cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_join = true;
         self
     }
 }

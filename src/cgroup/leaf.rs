@@ -68,7 +68,8 @@ impl Cgroup {
         };
         Ok(Cgroup {
             backend,
-            released: Mutex::new(false),
+            // A joined cgroup is another container's: never removed or emptied by us.
+            released: Mutex::new(limits.cgroup_join),
             explicit: limits.cgroup_path.is_some(),
         })
     }

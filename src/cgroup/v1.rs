@@ -136,7 +136,7 @@ impl V1Cgroup {
                 Ok(())
             };
             let made = match &limits.cgroup_path {
-                Some(path) => self.add_explicit(ctrl, &mount, path, &init),
+                Some(path) => self.add_explicit(ctrl, &mount, path, limits.cgroup_join, &init),
                 None => {
                     let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
                     self.add_dir(ctrl, &mount, &base.join("cellblock"), name, &init)
@@ -169,6 +169,10 @@ impl V1Cgroup {
                 "no cgroup v1 hierarchy is mounted (or writable) here (use CgroupVersion::Auto or V2)"
                     .into(),
             ));
+        }
+        if limits.cgroup_join {
+            // Another container's cgroup: its limits stay as they are.
+            return Ok(());
         }
         self.write_limits(limits)
     }
@@ -206,9 +210,22 @@ impl V1Cgroup {
         ctrl: &'static str,
         mount: &Path,
         path: &Path,
+        joining: bool,
         init: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
-        let leaf = super::layout::explicit_dir(mount, path, init)?;
+        let leaf = match joining {
+            true => {
+                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
+                if !dir.is_dir() {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "{} does not exist: nothing to join",
+                        dir.display()
+                    )));
+                }
+                dir
+            }
+            false => super::layout::explicit_dir(mount, path, init)?,
+        };
         self.dirs.push(Dir {
             controllers: vec![ctrl],
             mount: mount.to_path_buf(),

@@ -52,6 +52,16 @@ impl V2Cgroup {
             ))
         })?;
         if let Some(path) = &limits.cgroup_path {
+            if limits.cgroup_join {
+                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
+                if !dir.is_dir() {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "{} does not exist: nothing to join",
+                        dir.display()
+                    )));
+                }
+                return Ok(V2Cgroup { dir });
+            }
             return V2Cgroup::create_explicit(limits, &mount, path, &enable);
         }
         let weigh = limits.wants_cpu() && available.contains(&"cpu");

@@ -44,6 +44,12 @@ impl ContainerBuilder {
     /// that it can wait at its gate while the supervisor goes on. A [`timeout`](Self::timeout)
     /// counts from the create.
     ///
+    /// While it waits, the child holds copies of every descriptor the supervisor had open
+    /// at the clone (all are closed or marked close-on-exec for its `execve`, so the
+    /// workload never sees them): a pipe's write end stays open and an `flock` on a
+    /// shared open file stays held until the start. Release locks around `create`, or
+    /// take them on descriptors opened close-on-exec after it.
+    ///
     /// Joining a PID namespace ([`join`](Self::join) with [`Namespaces::PID`](crate::Namespaces::PID)),
     /// or creating one after joining a user namespace, needs the supervisor to adopt a
     /// grandchild during the setup and is refused here ([`Error::BadConfig`]).
@@ -146,16 +152,9 @@ impl Created {
         if let Some(gated) = self.gated.take() {
             gated.keep_fifo();
         }
-        let pid = container.pid();
-        let start_time = super::detached::start_time(pid)
-            .map_err(Error::io("reading the created container's start time"))?;
-        let cgroup_dirs = container.forget();
-        Ok(Detached {
-            pid,
-            start_time,
-            cgroup_dirs,
-            start_fifo: Some(fifo),
-        })
+        let mut detached = container.detach()?;
+        detached.start_fifo = Some(fifo);
+        Ok(detached)
     }
 }
 

@@ -56,8 +56,12 @@ pub(crate) fn prepare(l: &LimitsConfig, ctx: &Ctx) -> Result<PreparedLimits> {
         None => Vec::new(),
     };
     let procs_raw = procs_fds.iter().map(|f| f.as_raw_fd()).collect();
+    // A joined cgroup (`join_cgroup_path`) is another container's: once its files are
+    // open, this container keeps no handle on it, so nothing of ours (a timeout, kill_all,
+    // the end of the container) ever signals, freezes or removes it.
+    let cgroup = cgroup.filter(|_| !l.cgroup_join);
     Ok(PreparedLimits {
-        defer_cgroupns: cgroup.is_some() && ctx.namespaces.contains(Namespaces::CGROUP),
+        defer_cgroupns: !procs_fds.is_empty() && ctx.namespaces.contains(Namespaces::CGROUP),
         cgroup,
         _procs_fds: procs_fds,
         procs_raw,
@@ -144,6 +148,21 @@ fn validate(l: &LimitsConfig) -> Result<()> {
         }
         if l.cgroup_parent.is_some() {
             return bad_path("cgroup_parent was given too; choose one");
+        }
+        let own_limit = l.memory.is_some()
+            || l.memory_swap.is_some()
+            || l.pids.is_some()
+            || l.cpu.is_some()
+            || l.cpu_weight.is_some()
+            || l.cpuset.is_some();
+        if l.cgroup_join && own_limit {
+            return bad(
+                "join_cgroup_path",
+                format!(
+                    "{}: a joined cgroup is another container's; its limits are not ours to set",
+                    p.display()
+                ),
+            );
         }
     }
     if l.pids == Some(0) {

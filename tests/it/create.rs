@@ -488,3 +488,96 @@ async fn join_path_enters_every_kind() {
     }
     target.kill().await.unwrap();
 }
+
+/// `join_cgroup_path` puts a process in another container's cgroup (OCI `exec`) without
+/// owning it: the limits stay the owner's, and ending the joiner neither empties nor
+/// removes the cgroup. It takes no limits of its own, and a missing cgroup is an error.
+#[tokio::test(flavor = "multi_thread")]
+async fn join_cgroup_path_joins_without_owning() {
+    let path = format!("/cellblock-it-{}/owner", std::process::id());
+    let dir = Path::new("/sys/fs/cgroup/pids").join(&path[1..]);
+    let mut owner = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .pids_limit(32)
+        .cgroup_path(&path)
+        .spawn()
+        .await
+        .unwrap();
+    let mut joiner = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .join_cgroup_path(&path)
+        .spawn()
+        .await
+        .unwrap();
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|l| l == joiner.pid().to_string()),
+        "{procs}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "32"
+    );
+    joiner.kill().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        common::running(owner.pid()),
+        "ending the joiner killed the owner"
+    );
+    assert!(dir.is_dir(), "ending the joiner removed the cgroup");
+    let e = Container::builder("/bin/true")
+        .join_cgroup_path(&path)
+        .pids_limit(4)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::InvalidLimit {
+                option: "join_cgroup_path",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Container::builder("/bin/true")
+        .join_cgroup_path(format!("{path}-missing"))
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::CgroupUnavailable(_)), "{e}");
+    owner.kill().await.unwrap();
+    assert!(common::eventually(10, || !dir.exists()).await);
+    for root in ["pids", "memory", "freezer", "devices", "cpu", "cpuacct"] {
+        let _ = std::fs::remove_dir(
+            Path::new("/sys/fs/cgroup")
+                .join(root)
+                .join(Path::new(&path[1..]).parent().unwrap()),
+        );
+    }
+}
+
+/// `Container::detach` lets go of a running container (OCI `exec --detach`): not killed
+/// when the handle goes, found again by its `Detached`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_can_be_detached() {
+    let c = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .die_with_supervisor(false)
+        .spawn()
+        .await
+        .unwrap();
+    let d = c.detach().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(d.state(), DetachedState::Running);
+    d.signal(cellblock::Signal::SIGKILL).unwrap();
+    let status = reap(d.pid);
+    assert!(libc::WIFSIGNALED(status), "{status:#x}");
+    assert_eq!(d.state(), DetachedState::Stopped);
+}
