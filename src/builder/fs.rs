@@ -36,6 +36,9 @@ pub(crate) enum MountOp {
         src: PathBuf,
         dst: PathBuf,
         readonly: bool,
+        /// `bind_with_flags`: `MS_*` flags (`MS_REC` for a recursive bind); `None` for
+        /// `bind`/`bind_ro`: recursive, the source's other flags kept.
+        flags: Option<libc::c_ulong>,
     },
     Tmpfs {
         dst: PathBuf,
@@ -67,6 +70,11 @@ pub(crate) enum MountOp {
     },
     RemountRo {
         dst: PathBuf,
+    },
+    /// `remount_with_flags`: `MS_*` flags set on the mount at `dst`.
+    Remount {
+        dst: PathBuf,
+        flags: libc::c_ulong,
     },
     Overlay {
         lower: PathBuf,
@@ -108,6 +116,7 @@ impl MountOp {
             | MountOp::File { dst, .. }
             | MountOp::Chmod { dst, .. }
             | MountOp::RemountRo { dst }
+            | MountOp::Remount { dst, .. }
             | MountOp::Overlay { dst, .. }
             | MountOp::Data { dst, .. }
             | MountOp::BindFd { dst, .. } => dst,
@@ -185,6 +194,7 @@ impl ContainerBuilder {
             src: src.into(),
             dst: dst.into(),
             readonly: false,
+            flags: None,
         });
         self
     }
@@ -196,6 +206,42 @@ impl ContainerBuilder {
             src: src.into(),
             dst: dst.into(),
             readonly: true,
+            flags: None,
+        });
+        self
+    }
+
+    /// Bind-mounts host path `src` at `dst` with `mount(2)`-style `flags`, as an OCI
+    /// runtime's bind mounts with options (`rbind`, `ro`, `nosuid`, `nodev`, `noexec`):
+    /// `libc::MS_REC` binds the submounts too (recursively; without it only the mount at
+    /// `src`), `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV` and `MS_NOEXEC` are set on the bind
+    /// (on every submount of a recursive one); the source's other flags are kept, and a
+    /// flag the source has is never cleared. Any other bit is refused with
+    /// [`Error::BadMount`](crate::Error::BadMount) before anything runs.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// // /srv/data without its submounts, and nothing in it executable or setuid.
+    /// let status = Container::builder("/bin/ls")
+    ///     .arg("/data")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .bind_with_flags("/srv/data", "/data", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
+    ///     .status()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_with_flags(
+        &mut self,
+        src: impl Into<PathBuf>,
+        dst: impl Into<PathBuf>,
+        flags: libc::c_ulong,
+    ) -> &mut Self {
+        self.fs.ops.push(MountOp::Bind {
+            src: src.into(),
+            dst: dst.into(),
+            readonly: flags & libc::MS_RDONLY != 0,
+            flags: Some(flags),
         });
         self
     }
@@ -475,6 +521,34 @@ impl ContainerBuilder {
     /// with `EINVAL`. Only the container's copy of the mount changes, never the host's.
     pub fn remount_ro(&mut self, dst: impl Into<PathBuf>) -> &mut Self {
         self.fs.ops.push(MountOp::RemountRo { dst: dst.into() });
+        self
+    }
+
+    /// Sets `mount(2)`-style `flags` on the mount at `dst`, at this point of the mount
+    /// order, as [`remount_ro`](Self::remount_ro) does for read-only: `MS_RDONLY`,
+    /// `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`, and `MS_REC` for every mount under it too.
+    /// Flags the mount has already stay; only the container's copy changes. `dst` must be
+    /// a mount point (otherwise the child reports
+    /// [`Stage::MountBind`](crate::Stage::MountBind) with `EINVAL`); any other bit is
+    /// refused with [`Error::BadMount`](crate::Error::BadMount) before anything runs.
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces};
+    /// // A scratch tmpfs nothing can be executed from.
+    /// Container::builder("/bin/true")
+    ///     .namespaces(Namespaces::MOUNT)
+    ///     .tmpfs("/scratch")
+    ///     .remount_with_flags("/scratch", libc::MS_NOEXEC);
+    /// ```
+    pub fn remount_with_flags(
+        &mut self,
+        dst: impl Into<PathBuf>,
+        flags: libc::c_ulong,
+    ) -> &mut Self {
+        self.fs.ops.push(MountOp::Remount {
+            dst: dst.into(),
+            flags,
+        });
         self
     }
 

@@ -59,12 +59,17 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 pub(crate) struct SecurityConfig {
     /// Bit mask of capabilities kept (`1 << index`); `None` leaves them untouched.
     pub(crate) keep_caps: Option<u64>,
+    /// `capability_sets`: the permitted, effective, inheritable and ambient masks, when
+    /// they differ from `keep_caps` (which is then the bounding set).
+    pub(crate) cap_sets: Option<CapSets>,
     pub(crate) no_new_privs: bool,
     pub(crate) seccomp: Seccomp,
     /// `add_seccomp`: more filters, installed after `seccomp`'s, in order.
     pub(crate) more_seccomp: Vec<Seccomp>,
     pub(crate) masked_paths: bool,
     pub(crate) extra_masks: Vec<PathBuf>,
+    /// `readonly_path`: more paths made read-only.
+    pub(crate) extra_readonly: Vec<PathBuf>,
     /// Default masked or read-only paths left as they are ([`ContainerBuilder::unmask_path`]).
     pub(crate) unmasked: Vec<PathBuf>,
     pub(crate) umask: Option<u32>,
@@ -91,11 +96,13 @@ impl Default for SecurityConfig {
     fn default() -> SecurityConfig {
         SecurityConfig {
             keep_caps: Some(0),
+            cap_sets: None,
             no_new_privs: true,
             seccomp: Seccomp::default_profile(),
             more_seccomp: Vec::new(),
             masked_paths: true,
             extra_masks: Vec::new(),
+            extra_readonly: Vec::new(),
             unmasked: Vec::new(),
             umask: Some(DEFAULT_UMASK),
             inherit_fds: false,
@@ -104,6 +111,20 @@ impl Default for SecurityConfig {
             nesting: false,
         }
     }
+}
+
+/// The capability sets besides the bounding set ([`ContainerBuilder::capability_sets`]),
+/// as bit masks (`1 << index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct CapSets {
+    pub(crate) permitted: u64,
+    pub(crate) effective: u64,
+    pub(crate) inheritable: u64,
+    pub(crate) ambient: u64,
+}
+
+fn mask(caps: impl IntoIterator<Item = Capability>) -> u64 {
+    caps.into_iter().fold(0, |m, c| m | c.bitmask())
 }
 
 /// A seccomp policy: Docker-like defaults plus the caller's additions.
@@ -142,6 +163,8 @@ pub struct Seccomp {
     pub(crate) otherwise: Option<i32>,
     /// [`deny_arg`](Seccomp::deny_arg) rules: (call, argument, value, errno).
     pub(crate) arg_rules: BTreeSet<(i64, u8, u32, i32)>,
+    /// `allow_arg`: (nr, arg, value) of an allow list's calls allowed for some values only.
+    pub(crate) allow_args: BTreeSet<(i64, u8, u32)>,
     /// [`from_bpf`](Seccomp::from_bpf): a ready-made program, installed as it is.
     pub(crate) raw: Option<Arc<[u8]>>,
 }
@@ -225,6 +248,7 @@ impl Seccomp {
             allow_families: BTreeSet::new(),
             otherwise: None,
             arg_rules: BTreeSet::new(),
+            allow_args: BTreeSet::new(),
             raw: None,
         }
     }
@@ -309,6 +333,30 @@ impl Seccomp {
         self
     }
 
+    /// In an [`allow_list`](Self::allow_list): allow system call `nr` when argument `arg`
+    /// (0 to 5) equals `value` in its low 32 bits (see [`deny_arg`](Self::deny_arg) for
+    /// why only those); other calls of `nr` fail with the list's errno. Repeatable: any
+    /// matching value allows (libseccomp's several `ALLOW` rules for one call with an
+    /// `SCMP_CMP_EQ` condition each, as the OCI default profiles have for `personality`).
+    /// An [`allow`](Self::allow) of the same call allows it for every argument;
+    /// [`deny_arg`](Self::deny_arg) rules on it still deny first.
+    ///
+    /// ```
+    /// use cellblock::{Container, Seccomp};
+    /// let policy = Seccomp::allow_list(libc::ENOSYS)
+    ///     .allow(libc::SYS_exit_group)
+    ///     .allow_arg(libc::SYS_personality, 0, 0)
+    ///     .allow_arg(libc::SYS_personality, 0, 0xffff_ffff);
+    /// Container::builder("/static/tool").seccomp(policy);
+    /// ```
+    ///
+    /// Outside an allow list, or with an `arg` above 5, the spawn fails with
+    /// [`Error::Security`].
+    pub fn allow_arg(mut self, nr: i64, arg: u8, value: u32) -> Seccomp {
+        self.allow_args.insert((nr, arg, value));
+        self
+    }
+
     /// Allow system call `nr` even though the default profile denies it, for any arguments
     /// (for `socket`, `socketpair`, `ioctl` and `clone` this lifts their argument rules).
     ///
@@ -346,6 +394,7 @@ impl Seccomp {
             || !self.deny.is_empty()
             || self.otherwise.is_some()
             || !self.arg_rules.is_empty()
+            || !self.allow_args.is_empty()
             || self.raw.is_some()
     }
 
@@ -476,7 +525,54 @@ impl ContainerBuilder {
     /// Container::builder("/bin/true").capabilities([Capability::CAP_NET_BIND_SERVICE]);
     /// ```
     pub fn capabilities(&mut self, keep: impl IntoIterator<Item = Capability>) -> &mut Self {
-        self.security.keep_caps = Some(keep.into_iter().fold(0, |m, c| m | c.bitmask()));
+        self.security.keep_caps = Some(mask(keep));
+        self.security.cap_sets = None;
+        self
+    }
+
+    /// Sets the five capability sets one by one, as an OCI runtime's `process.capabilities`
+    /// does (where [`capabilities`](Self::capabilities) puts one set in all five):
+    /// `bounding` limits what execve may ever grant; `permitted`, `effective` and
+    /// `inheritable` are the workload's sets when it is exec'd; `ambient` is what a
+    /// non-root workload keeps across execve. Every capability not named is dropped.
+    ///
+    /// What the kernel then makes of them at execve (`man 7 capabilities`): a workload
+    /// running as uid 0 gets its bounding set (plus inheritable) in permitted and
+    /// effective again, whatever those said; any other uid keeps only `ambient` (plus what
+    /// a file's capabilities grant, unless [`no_new_privs`](Self::no_new_privs)). So for a
+    /// non-root workload to hold a capability, list it in ambient, which must lie within
+    /// both permitted and inheritable (the kernel's rule); `effective` must lie within
+    /// `permitted`. Otherwise the spawn fails with [`Error::Security`] naming the set.
+    ///
+    /// ```
+    /// use cellblock::{Capability, Container};
+    /// use Capability::*;
+    /// // What containerd sends for a uid-1000 workload: it ends up with no capability,
+    /// // though its bounding set still holds these.
+    /// let docker = [CAP_CHOWN, CAP_KILL, CAP_NET_BIND_SERVICE];
+    /// Container::builder("/bin/true").user(1000, 1000).capability_sets(docker, docker, docker, [], []);
+    /// // The same, keeping CAP_NET_BIND_SERVICE across execve.
+    /// let bind = [CAP_NET_BIND_SERVICE];
+    /// Container::builder("/bin/true").user(1000, 1000).capability_sets(docker, docker, docker, bind, bind);
+    /// ```
+    ///
+    /// **Risk:** as for [`capabilities`](Self::capabilities), for the bounding set of a
+    /// root workload and the ambient set of any other.
+    pub fn capability_sets(
+        &mut self,
+        bounding: impl IntoIterator<Item = Capability>,
+        permitted: impl IntoIterator<Item = Capability>,
+        effective: impl IntoIterator<Item = Capability>,
+        inheritable: impl IntoIterator<Item = Capability>,
+        ambient: impl IntoIterator<Item = Capability>,
+    ) -> &mut Self {
+        self.security.keep_caps = Some(mask(bounding));
+        self.security.cap_sets = Some(CapSets {
+            permitted: mask(permitted),
+            effective: mask(effective),
+            inheritable: mask(inheritable),
+            ambient: mask(ambient),
+        });
         self
     }
 
@@ -486,6 +582,7 @@ impl ContainerBuilder {
     /// on the host: it can mount, load modules, ptrace the supervisor, reboot.
     pub fn keep_all_capabilities(&mut self) -> &mut Self {
         self.security.keep_caps = None;
+        self.security.cap_sets = None;
         self
     }
 
@@ -548,6 +645,25 @@ impl ContainerBuilder {
     /// tmpfs, a file `/dev/null`). Needs [`Namespaces::MOUNT`].
     pub fn mask_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.security.extra_masks.push(path.into());
+        self
+    }
+
+    /// Make one more path read-only inside the container, as the defaults in
+    /// [`DEFAULT_READONLY_PATHS`] are: `path` is bind-mounted onto itself and the bind
+    /// remounted read-only (nosuid, nodev, noexec), so writes fail with `EROFS` whoever
+    /// the workload is. Applied with the masks, after every mount; a path that does not
+    /// exist in the container is skipped (as runc does for the OCI `readonlyPaths`). The
+    /// path must be absolute; needs [`Namespaces::MOUNT`] (otherwise the spawn fails with
+    /// [`Error::NeedsNamespace`]).
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces};
+    /// Container::builder("/bin/true")
+    ///     .namespaces(Namespaces::PID | Namespaces::MOUNT)
+    ///     .readonly_path("/proc/sysrq-trigger");
+    /// ```
+    pub fn readonly_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.security.extra_readonly.push(path.into());
         self
     }
 

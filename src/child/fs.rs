@@ -31,6 +31,12 @@ pub(crate) enum Op {
     },
     /// `mount_setattr(path, MOUNT_ATTR_RDONLY)`.
     ReadOnly { path: CString, recursive: bool },
+    /// `mount_setattr(path, attrs)`: `MOUNT_ATTR_*` bits set (`bind_with_flags`).
+    SetAttr {
+        path: CString,
+        recursive: bool,
+        attrs: u64,
+    },
     /// `mkdir(path, 0755)`; an existing directory is fine.
     Mkdir { path: CString },
     /// `mkdir(path)` then `chmod(path, mode)` (so the supervisor's umask does not change
@@ -162,6 +168,11 @@ fn run_step(s: &MountStep, slots: &[AtomicI32]) -> Result<(), c_int> {
             }
         }
         Op::ReadOnly { path, recursive } => sys::set_readonly(path, *recursive),
+        Op::SetAttr {
+            path,
+            recursive,
+            attrs,
+        } => sys::set_attrs(path, *recursive, *attrs),
         Op::Mkdir { path } => {
             if sys::mkdir(path, 0o755) == -1 && sys::errno() != libc::EEXIST {
                 return Err(sys::errno());

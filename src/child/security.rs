@@ -16,6 +16,7 @@ use libc::{c_int, c_ulong};
 
 use super::sys::{self, CapData};
 use super::{check, errno, Step};
+use crate::builder::security::CapSets;
 use crate::error::Stage;
 
 /// One descriptor to pass: `src` (above every `dst`, close-on-exec) goes to `dst`.
@@ -35,6 +36,9 @@ pub(crate) struct SecuritySpec<'a> {
     /// Capabilities kept, as a bit mask; applied only if `drop_caps`.
     pub(crate) keep_caps: u64,
     pub(crate) drop_caps: bool,
+    /// The other four sets (`capability_sets`), `keep_caps` being the bounding set; `None`:
+    /// `keep_caps` in all five.
+    pub(crate) cap_sets: Option<CapSets>,
     pub(crate) no_new_privs: bool,
     /// The compiled filters, installed in order; none for no filter.
     pub(crate) seccomp: &'a [Arc<[libc::sock_filter]>],
@@ -204,7 +208,7 @@ pub(crate) fn drop_privileges(s: &SecuritySpec) -> Step {
         sys::umask(s.umask as libc::mode_t);
     }
     if s.drop_caps {
-        drop_capabilities(s.keep_caps)?;
+        drop_capabilities(s.keep_caps, s.cap_sets)?;
     }
     if s.no_new_privs {
         check(
@@ -251,7 +255,8 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
 /// Clears the ambient set, sets inheritable and effective to `keep` and permitted to
 /// `keep` plus one capability held until execve (see below), and raises the kept
 /// capabilities into the ambient set so that they survive execve for a non-root workload
-/// too. (The bounding set went in [`before_id_change`].)
+/// too. (The bounding set went in [`before_id_change`].) With `sets`
+/// (`capability_sets`), permitted, effective, inheritable and ambient are those instead.
 ///
 /// **The held capability.** This child shares the supervisor's address space
 /// (`CLONE_VM`) until execve. A process of the same uid may ptrace it, or open its
@@ -262,7 +267,13 @@ fn drop_bounding_set(keep: u64, no_new_privs: bool) -> Step {
 /// capability the workload will not have in the permitted set (not effective, and not in
 /// the bounding set, so execve drops it: the workload's sets are exactly `keep`) closes
 /// that window (tests/escape/escape_init.rs `setup_child_memory_is_not_reachable`).
-fn drop_capabilities(keep: u64) -> Step {
+fn drop_capabilities(keep: u64, sets: Option<CapSets>) -> Step {
+    let sets = sets.unwrap_or(CapSets {
+        permitted: keep,
+        effective: keep,
+        inheritable: keep,
+        ambient: keep,
+    });
     // EINVAL means the kernel has no ambient set (before 4.3).
     let ret = sys::prctl(
         libc::PR_CAP_AMBIENT,
@@ -275,27 +286,28 @@ fn drop_capabilities(keep: u64) -> Step {
     let mut now = [CapData::default(); 2];
     check(sys::capget(&mut now), Stage::Capabilities)?;
     let permitted_now = now[0].permitted as u64 | (now[1].permitted as u64) << 32;
-    let spare = permitted_now & !keep;
+    // Not in the bounding, inheritable or ambient set either: execve drops it.
+    let spare = permitted_now & !(keep | sets.permitted | sets.inheritable | sets.ambient);
     // The lowest one we have and do not keep (none: nothing to hold, nothing to protect
     // beyond what the caller kept).
     let hold = spare & spare.wrapping_neg();
-    let lo = keep as u32;
-    let hi = (keep >> 32) as u32;
+    let (lo, hi) = (|m: u64| m as u32, |m: u64| (m >> 32) as u32);
+    let permitted = sets.permitted | hold;
     let data = [
         CapData {
-            effective: lo,
-            permitted: lo | hold as u32,
-            inheritable: lo,
+            effective: lo(sets.effective),
+            permitted: lo(permitted),
+            inheritable: lo(sets.inheritable),
         },
         CapData {
-            effective: hi,
-            permitted: hi | (hold >> 32) as u32,
-            inheritable: hi,
+            effective: hi(sets.effective),
+            permitted: hi(permitted),
+            inheritable: hi(sets.inheritable),
         },
     ];
     check(sys::capset(&data), Stage::Capabilities)?;
     for cap in 0..64 {
-        if keep & (1u64 << cap) != 0 {
+        if sets.ambient & (1u64 << cap) != 0 {
             let ret = sys::prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_RAISE as c_ulong,

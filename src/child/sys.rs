@@ -228,8 +228,14 @@ pub(crate) fn rbind(src: &CStr, dst: &CStr) -> c_int {
 /// inherited into a user namespace (nosuid, nodev, ...) never need to be repeated, and
 /// `AT_RECURSIVE` covers every submount of a recursive bind. man 2 mount_setattr.
 pub(crate) fn set_readonly(path: &CStr, recursive: bool) -> Result<(), c_int> {
+    set_attrs(path, recursive, libc::MOUNT_ATTR_RDONLY)
+}
+
+/// `mount_setattr(path, attr_set = attrs)`: sets `MOUNT_ATTR_*` bits (nosuid, nodev,
+/// noexec, ...) and changes no other, as [`set_readonly`] does for read-only.
+pub(crate) fn set_attrs(path: &CStr, recursive: bool, attrs: u64) -> Result<(), c_int> {
     let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_set: attrs,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,

@@ -141,6 +141,33 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<sock_filter>> 
             rules.entry(number(nr)?).or_insert(Verdict::Allow);
         }
     }
+    // Calls allowed for some argument values only (allow_arg): in an allow list, unless
+    // allowed for every value.
+    if !policy.allow_args.is_empty() {
+        let Some(otherwise) = otherwise else {
+            return Err(Error::Security(
+                "seccomp: allow_arg needs an allow_list (elsewhere every call is allowed already)"
+                    .into(),
+            ));
+        };
+        for &(nr, arg, value) in &policy.allow_args {
+            if arg > 5 {
+                return Err(Error::Security(format!(
+                    "seccomp: allow_arg on system call {nr}: argument {arg} does not exist (0 to 5)"
+                )));
+            }
+            let n = number(nr)?;
+            // A call allowed for every argument, or denied outright, keeps its verdict.
+            if let Verdict::AllowIf { allow, .. } = rules.entry(n).or_insert(Verdict::AllowIf {
+                deny: Vec::new(),
+                errno: libc::EPERM as u16,
+                allow: Vec::new(),
+                otherwise,
+            }) {
+                allow.push(ArgTest::eq(arg, value));
+            }
+        }
+    }
     // Argument tests join a call's verdict: nothing for a call denied outright, and, in an
     // allow list, nothing for a call not allowed (the list's errno covers every argument).
     let add_tests = |rules: &mut BTreeMap<u32, Verdict>, n: u32, tests: Vec<ArgTest>| {
@@ -150,6 +177,7 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<sock_filter>> 
         match rules.get_mut(&n) {
             Some(Verdict::Errno(_)) => {}
             Some(Verdict::DenyIf { tests: t, .. }) => t.extend(tests),
+            Some(Verdict::AllowIf { deny, .. }) => deny.extend(tests),
             Some(v @ Verdict::Allow) => {
                 *v = Verdict::DenyIf {
                     tests,
@@ -556,5 +584,49 @@ mod tests {
         let with = compile_seccomp(&Seccomp::default_profile(), false).unwrap();
         let without = compile_seccomp(&p, false).unwrap();
         assert!(without.len() < with.len());
+    }
+
+    /// `allow_arg`: an allow list's call allowed for listed argument values only, with
+    /// `deny_arg` still first, `allow` covering every value, and refused outside a list.
+    #[test]
+    fn allow_arg_allows_listed_values_only() {
+        let native = bpf::native_arch().unwrap();
+        let run = |prog: &[libc::sock_filter], nr: i64, args: [u64; 6]| {
+            bpf::tests::run_args(prog, native, nr as u32, args).0
+        };
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let p = Seccomp::allow_list(libc::ENOSYS)
+            .allow(libc::SYS_read)
+            .allow_arg(libc::SYS_personality, 0, 8)
+            .allow_arg(libc::SYS_personality, 0, 0xffff_ffff)
+            .allow_arg(libc::SYS_read, 0, 3)
+            .deny_arg(libc::SYS_personality, 1, 5, libc::EACCES);
+        let prog = compile_seccomp(&p, false).unwrap();
+        assert_eq!(run(&prog, libc::SYS_personality, [8, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(
+            run(&prog, libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
+            allow
+        );
+        assert_eq!(
+            run(&prog, libc::SYS_personality, [0, 0, 0, 0, 0, 0]),
+            enosys
+        );
+        assert_eq!(
+            run(&prog, libc::SYS_personality, [8, 5, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_ERRNO | libc::EACCES as u32
+        );
+        assert_eq!(run(&prog, libc::SYS_read, [9, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(run(&prog, libc::SYS_write, [1, 0, 0, 0, 0, 0]), enosys);
+        let outside = Seccomp::disabled().allow_arg(libc::SYS_personality, 0, 8);
+        assert!(matches!(
+            compile_seccomp(&outside, false),
+            Err(Error::Security(_))
+        ));
+        let arg6 = Seccomp::allow_list(libc::ENOSYS).allow_arg(libc::SYS_personality, 6, 8);
+        assert!(matches!(
+            compile_seccomp(&arg6, false),
+            Err(Error::Security(_))
+        ));
     }
 }

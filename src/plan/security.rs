@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::builder::security::{
-    Capability, SecurityConfig, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+    CapSets, Capability, SecurityConfig, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
 };
 use crate::child::security::{FdPass, SecuritySpec};
 use crate::error::{Error, Result};
@@ -30,6 +30,8 @@ pub(crate) struct PreparedSecurity {
     under_root: bool,
     /// `None` leaves the capabilities as they are.
     keep_caps: Option<u64>,
+    /// The other four sets, with `keep_caps` as the bounding set (`capability_sets`).
+    cap_sets: Option<CapSets>,
     no_new_privs: bool,
     seccomp: Vec<Arc<[libc::sock_filter]>>,
     umask: libc::c_int,
@@ -60,6 +62,7 @@ impl PreparedSecurity {
             readonly: &self.readonly,
             keep_caps: self.keep_caps.unwrap_or(0),
             drop_caps: self.keep_caps.is_some(),
+            cap_sets: self.cap_sets,
             no_new_privs: self.no_new_privs,
             seccomp: &self.seccomp,
             umask: self.umask,
@@ -78,6 +81,7 @@ impl PreparedSecurity {
 pub(crate) fn prepare(cfg: &SecurityConfig, ctx: &Ctx) -> Result<PreparedSecurity> {
     let (masks, readonly) = mask_lists(cfg, ctx.namespaces)?;
     let keep_caps = kept_capabilities(cfg, ctx.namespaces);
+    let cap_sets = capability_sets(cfg, ctx.namespaces)?;
     // Compiled here (or taken from the cache): the child only hands them to the kernel.
     let seccomp = crate::plan::seccomp::programs(cfg)?;
     let targets = pass_targets(cfg)?;
@@ -133,6 +137,7 @@ pub(crate) fn prepare(cfg: &SecurityConfig, ctx: &Ctx) -> Result<PreparedSecurit
         readonly,
         under_root: root.is_some(),
         keep_caps,
+        cap_sets,
         no_new_privs: cfg.no_new_privs,
         seccomp,
         umask: cfg.umask.map_or(-1, |m| (m & 0o777) as i32),
@@ -156,6 +161,12 @@ fn mask_lists(cfg: &SecurityConfig, ns: Namespaces) -> Result<(Vec<PathBuf>, Vec
     if !cfg.extra_masks.is_empty() && !mount_ns {
         return Err(Error::NeedsNamespace {
             option: "mask_path",
+            needs: Namespaces::MOUNT,
+        });
+    }
+    if !cfg.extra_readonly.is_empty() && !mount_ns {
+        return Err(Error::NeedsNamespace {
+            option: "readonly_path",
             needs: Namespaces::MOUNT,
         });
     }
@@ -196,6 +207,15 @@ fn mask_lists(cfg: &SecurityConfig, ns: Namespaces) -> Result<(Vec<PathBuf>, Vec
         }
         masks.push(p.clone());
     }
+    for p in &cfg.extra_readonly {
+        if !p.is_absolute() {
+            return Err(Error::Security(format!(
+                "readonly_path {}: the path must be absolute",
+                p.display()
+            )));
+        }
+        readonly.push(p.clone());
+    }
     Ok((masks, readonly))
 }
 
@@ -233,6 +253,48 @@ fn kept_capabilities(cfg: &SecurityConfig, ns: Namespaces) -> Option<u64> {
         }
         m
     })
+}
+
+/// The sets of `capability_sets`, checked as the kernel will (`capset`, and
+/// `PR_CAP_AMBIENT_RAISE`): effective within permitted, ambient within permitted and
+/// inheritable. Nesting's capabilities join every set, as they join the one set of
+/// `capabilities`.
+fn capability_sets(cfg: &SecurityConfig, ns: Namespaces) -> Result<Option<CapSets>> {
+    let Some(mut sets) = cfg.cap_sets else {
+        return Ok(None);
+    };
+    let nesting = kept_capabilities(cfg, ns).unwrap_or(0) & !cfg.keep_caps.unwrap_or(0);
+    for m in [
+        &mut sets.permitted,
+        &mut sets.effective,
+        &mut sets.inheritable,
+        &mut sets.ambient,
+    ] {
+        *m |= nesting;
+    }
+    let names = |m: u64| -> String {
+        caps::all()
+            .into_iter()
+            .filter(|c| m & c.bitmask() != 0)
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let outside = sets.effective & !sets.permitted;
+    if outside != 0 {
+        return Err(Error::Security(format!(
+            "capability_sets: effective holds {} that permitted does not",
+            names(outside)
+        )));
+    }
+    let outside = sets.ambient & !(sets.permitted & sets.inheritable);
+    if outside != 0 {
+        return Err(Error::Security(format!(
+            "capability_sets: ambient holds {} that permitted and inheritable do not both hold",
+            names(outside)
+        )));
+    }
+    Ok(Some(sets))
 }
 
 /// The `pass_fd` targets, each checked: 3 or above, and given once.
@@ -344,6 +406,72 @@ mod tests {
         let (m, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
         assert_eq!(paths(&m), ["/etc/secret"]);
         assert!(r.is_empty());
+    }
+
+    /// `readonly_path`: after the defaults (also with `masked_paths(false)`), refused when
+    /// relative or without a mount namespace.
+    #[test]
+    fn readonly_path_list() {
+        let mut cfg = SecurityConfig {
+            extra_readonly: vec!["/proc/sysrq-trigger".into()],
+            ..Default::default()
+        };
+        let (_, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
+        assert_eq!(r.len(), DEFAULT_READONLY_PATHS.len() + 1);
+        assert_eq!(r.last().unwrap(), Path::new("/proc/sysrq-trigger"));
+        cfg.masked_paths = false;
+        let (m, r) = mask_lists(&cfg, Namespaces::MOUNT).unwrap();
+        assert!(m.is_empty());
+        assert_eq!(paths(&r), ["/proc/sysrq-trigger"]);
+        match mask_lists(&cfg, Namespaces::PID) {
+            Err(Error::NeedsNamespace { option, needs }) => {
+                assert_eq!((option, needs), ("readonly_path", Namespaces::MOUNT))
+            }
+            other => panic!("{other:?}"),
+        }
+        cfg.extra_readonly = vec!["proc/sys".into()];
+        match mask_lists(&cfg, Namespaces::MOUNT) {
+            Err(Error::Security(m)) => assert!(m.contains("proc/sys") && m.contains("absolute")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `capability_sets`: effective within permitted and ambient within both permitted and
+    /// inheritable, or a Security error naming the set and the capability; nesting's
+    /// capabilities join every set; `capabilities` afterwards goes back to one set.
+    #[test]
+    fn capability_sets_checked() {
+        use crate::ContainerBuilder;
+        let (kill, chown) = (Capability::CAP_KILL, Capability::CAP_CHOWN);
+        let sets_of = |b: &ContainerBuilder, ns| capability_sets(&b.security, ns);
+        let mut b = ContainerBuilder::new("/bin/true");
+        b.capability_sets([kill, chown], [kill, chown], [kill], [kill], [kill]);
+        let s = sets_of(&b, Namespaces::MOUNT).unwrap().unwrap();
+        assert_eq!(b.security.keep_caps, Some(kill.bitmask() | chown.bitmask()));
+        assert_eq!(s.permitted, kill.bitmask() | chown.bitmask());
+        assert_eq!(
+            (s.effective, s.inheritable, s.ambient),
+            (kill.bitmask(), kill.bitmask(), kill.bitmask())
+        );
+        b.capability_sets([kill], [kill], [kill, chown], [], []);
+        match sets_of(&b, Namespaces::MOUNT) {
+            Err(Error::Security(m)) => {
+                assert!(m.contains("effective") && m.contains("CAP_CHOWN"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        b.capability_sets([kill], [kill], [], [], [kill]);
+        match sets_of(&b, Namespaces::MOUNT) {
+            Err(Error::Security(m)) => {
+                assert!(m.contains("ambient") && m.contains("CAP_KILL"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        b.capability_sets([], [], [], [], []).nesting(true);
+        let s = sets_of(&b, Namespaces::MOUNT).unwrap().unwrap();
+        assert_eq!(s.ambient, Capability::CAP_SETFCAP.bitmask());
+        b.capabilities([kill]);
+        assert_eq!(sets_of(&b, Namespaces::MOUNT).unwrap(), None);
     }
 
     /// What the mask options refuse, by name: a path that is no default to unmask (even

@@ -17,7 +17,16 @@ impl Compiler<'_> {
     pub(super) fn compile(&mut self, op: &MountOp) -> Result<()> {
         let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
         match op {
-            MountOp::Bind { src, dst, readonly } => {
+            MountOp::Bind {
+                src,
+                dst,
+                readonly,
+                flags,
+            } => {
+                let (recursive, attrs) = match flags {
+                    Some(f) => mount_flags(dst, *f, "bind_with_flags")?,
+                    None => (true, 0),
+                };
                 let dst = self.ours(dst, "bind destination")?;
                 let src = if src.is_absolute() {
                     src.clone()
@@ -33,10 +42,11 @@ impl Compiler<'_> {
                     reason: e.to_string(),
                 })?;
                 self.mount_point(&dst, kind == Kind::Dir, "bind destination")?;
-                self.bind_host(&src, &dst, true, Stage::MountBind)?;
+                self.bind_host(&src, &dst, recursive, Stage::MountBind)?;
                 if *readonly {
-                    self.readonly(&dst, true, Stage::MakeReadOnly)?;
+                    self.readonly(&dst, recursive, Stage::MakeReadOnly)?;
                 }
+                self.set_attrs(&dst, recursive, attrs)?;
                 self.model.push(dst, Layer::Host(src));
             }
             MountOp::Tmpfs { dst, size, mode } => {
@@ -128,6 +138,17 @@ impl Compiler<'_> {
             MountOp::RemountRo { dst } => {
                 let dst = self.ours(dst, "remount_ro")?;
                 self.readonly(&dst, true, Stage::MakeReadOnly)?;
+            }
+            MountOp::Remount { dst, flags } => {
+                let dst = self.ours(dst, "remount_with_flags")?;
+                let (recursive, attrs) = mount_flags(&dst, *flags, "remount_with_flags")?;
+                let attrs = attrs
+                    | if flags & libc::MS_RDONLY != 0 {
+                        libc::MOUNT_ATTR_RDONLY
+                    } else {
+                        0
+                    };
+                self.set_attrs(&dst, recursive, attrs)?;
             }
             MountOp::Overlay { lower, dst } => self.overlay(lower, dst)?,
             MountOp::Data {
@@ -335,4 +356,46 @@ fn check_tmpfs(dst: &Path, size: Option<u64>, mode: u32) -> Result<()> {
         return Err(bad(format!("mode {mode:o} has bits beyond 0o7777")));
     }
     Ok(())
+}
+
+impl Compiler<'_> {
+    /// Sets the `MOUNT_ATTR_*` bits `attrs` on the mount at `dst` (nothing for none).
+    fn set_attrs(&mut self, dst: &Path, recursive: bool, attrs: u64) -> Result<()> {
+        if attrs != 0 {
+            let path = self.at(dst)?;
+            let op = Op::SetAttr {
+                path,
+                recursive,
+                attrs,
+            };
+            self.push(op, Stage::MountBind);
+        }
+        Ok(())
+    }
+}
+
+/// `bind_with_flags`' and `remount_with_flags`' flags: whether they apply recursively
+/// (`MS_REC`), and the `MOUNT_ATTR_*` bits of nosuid, nodev and noexec (`MS_RDONLY` is
+/// each caller's own).
+fn mount_flags(dst: &Path, flags: libc::c_ulong, what: &'static str) -> Result<(bool, u64)> {
+    let known = libc::MS_REC | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if flags & !known != 0 {
+        return Err(Error::BadMount {
+            what,
+            path: dst.into(),
+            reason: format!(
+                "flags {:#x}: only MS_REC, MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC",
+                flags & !known
+            ),
+        });
+    }
+    let attrs = [
+        (libc::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ]
+    .iter()
+    .filter(|(ms, _)| flags & ms != 0)
+    .fold(0u64, |a, &(_, attr)| a | attr);
+    Ok((flags & libc::MS_REC != 0, attrs))
 }

@@ -868,3 +868,106 @@ fn read_only_binds_data_files_and_remounts_at_their_place_in_the_order() {
     assert_eq!(what, "bind_data");
     assert!(reason.contains("beyond 0o7777"), "{reason}");
 }
+
+/// `bind_with_flags`: without MS_REC the grab takes the one mount; MS_RDONLY makes it
+/// read-only (not recursively then); nosuid, nodev and noexec are set on the placed bind
+/// with `mount_setattr`; another flag is refused by name.
+#[test]
+fn binds_with_flags() {
+    let mut b = builder(Namespaces::MOUNT);
+    b.rootfs("/srv/root").bind_with_flags(
+        "/srv/data",
+        "/tmp",
+        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+    );
+    let out = compile_b(&b, input(Some("/srv/root"))).unwrap();
+    assert_eq!(
+        out.steps,
+        [
+            step(
+                Op::Grab {
+                    src: c("/srv/data"),
+                    recursive: false,
+                    slot: 0
+                },
+                Stage::MountBind
+            ),
+            step(
+                Op::Place {
+                    path: c("/srv/root/tmp"),
+                    slot: 0
+                },
+                Stage::MountBind
+            ),
+            step(
+                Op::ReadOnly {
+                    path: c("/srv/root/tmp"),
+                    recursive: false
+                },
+                Stage::MakeReadOnly
+            ),
+            step(
+                Op::SetAttr {
+                    path: c("/srv/root/tmp"),
+                    recursive: false,
+                    attrs: libc::MOUNT_ATTR_NOSUID
+                        | libc::MOUNT_ATTR_NODEV
+                        | libc::MOUNT_ATTR_NOEXEC
+                },
+                Stage::MountBind
+            ),
+        ]
+    );
+    // MS_REC alone: a recursive, writable bind and nothing set, as `bind`.
+    let mut b = builder(Namespaces::MOUNT);
+    b.rootfs("/srv/root")
+        .bind_with_flags("/srv/data", "/tmp", libc::MS_REC);
+    let out = compile_b(&b, input(Some("/srv/root"))).unwrap();
+    assert_eq!(out.steps.len(), 2);
+    assert!(matches!(
+        out.steps[0].op,
+        Op::Grab {
+            recursive: true,
+            ..
+        }
+    ));
+    let mut b = builder(Namespaces::MOUNT);
+    b.rootfs("/srv/root").bind_with_flags(
+        "/srv/data",
+        "/tmp",
+        libc::MS_NOSUID | libc::MS_SYNCHRONOUS,
+    );
+    let (what, path, reason) = bad_mount(compile_b(&b, input(Some("/srv/root"))));
+    assert_eq!((what, path), ("bind_with_flags", PathBuf::from("/tmp")));
+    assert!(reason.contains("MS_NOEXEC"), "{reason}");
+}
+
+/// `remount_with_flags`: one `mount_setattr` with the bits asked (read-only included),
+/// recursive with MS_REC; on a path of the host's, refused like `remount_ro`; another
+/// flag refused by name.
+#[test]
+fn remounts_with_flags() {
+    let mut b = builder(Namespaces::MOUNT);
+    b.rootfs("/srv/root")
+        .tmpfs("/tmp")
+        .remount_with_flags("/tmp", libc::MS_NOEXEC | libc::MS_RDONLY | libc::MS_REC);
+    let out = compile_b(&b, input(Some("/srv/root"))).unwrap();
+    assert_eq!(
+        out.steps.last().unwrap(),
+        &step(
+            Op::SetAttr {
+                path: c("/srv/root/tmp"),
+                recursive: true,
+                attrs: libc::MOUNT_ATTR_NOEXEC | libc::MOUNT_ATTR_RDONLY
+            },
+            Stage::MountBind
+        )
+    );
+    let mut b = builder(Namespaces::MOUNT);
+    b.rootfs("/srv/root")
+        .tmpfs("/tmp")
+        .remount_with_flags("/tmp", libc::MS_BIND);
+    let (what, _, reason) = bad_mount(compile_b(&b, input(Some("/srv/root"))));
+    assert_eq!(what, "remount_with_flags");
+    assert!(reason.contains("MS_REC"), "{reason}");
+}

@@ -46,6 +46,15 @@ pub(crate) enum Verdict {
     /// Fail with `errno` when any of `tests` matches; allow otherwise. An empty list
     /// allows the call.
     DenyIf { tests: Vec<ArgTest>, errno: u16 },
+    /// Fail with `errno` when any of `deny` matches (each test's own errno if it has one);
+    /// then allow the call when any of `allow` matches, and fail it with `otherwise`
+    /// when none does (an allow list's entry allowed only for some arguments).
+    AllowIf {
+        deny: Vec<ArgTest>,
+        errno: u16,
+        allow: Vec<ArgTest>,
+        otherwise: u16,
+    },
 }
 
 /// One test of a system call argument: argument number `arg` (0 to 5), its low 32 bits
@@ -237,17 +246,31 @@ fn tree(rules: &[(u32, Verdict)], fallback: sock_filter, out: &mut Vec<sock_filt
 /// ```text
 ///   ld arg[a] ; jeq v1 → deny ; jeq v2 → deny ; ld arg[b] ; jset m → deny ; ret allow ; deny: ret errno
 /// ```
+///
+/// For [`Verdict::AllowIf`] the deny tests come first, then the allow tests, each jumping
+/// to `ret allow` when it matches, and a `ret otherwise` where they all fall through:
+///
+/// ```text
+///   deny tests… ; ld arg[c] ; jeq a1 → allow ; jeq a2 → allow ; ret otherwise ; allow: ret allow ; deny rets…
+/// ```
 fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
-    let (tests, errno) = match v {
+    let (tests, errno, allow, otherwise): (&[ArgTest], u16, &[ArgTest], Option<u16>) = match v {
         Verdict::Errno(e) => return Ok(vec![ret_errno(*e)]),
         Verdict::Allow => return Ok(vec![stmt(RET, libc::SECCOMP_RET_ALLOW)]),
-        Verdict::DenyIf { tests, errno } => (tests, *errno),
+        Verdict::DenyIf { tests, errno } => (tests, *errno, &[], None),
+        Verdict::AllowIf {
+            deny,
+            errno,
+            allow,
+            otherwise,
+        } => (deny, *errno, allow, Some(*otherwise)),
     };
-    // Jumps are patched once the position of the final `ret errno` is known.
+    // Jumps are patched once the positions of the `ret`s are known.
     let mut out = Vec::new();
     let mut jumps = Vec::new();
+    let mut allow_jumps = Vec::new();
     let mut loaded = None;
-    for t in tests {
+    let mut test = |t: &ArgTest, out: &mut Vec<sock_filter>| -> Result<usize> {
         if t.arg >= MAX_ARGS {
             return Err(Error::Security(format!(
                 "seccomp: argument {} does not exist (system calls have {MAX_ARGS})",
@@ -258,12 +281,23 @@ fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
             out.push(stmt(LD_ABS, off_arg_low(t.arg)));
             loaded = Some(t.arg);
         }
-        jumps.push((out.len(), t.errno.unwrap_or(errno)));
         out.push(match t.cmp {
             Cmp::Eq(v) => jump(JEQ, v, 0, 0),
             Cmp::AnyBit(m) => jump(JSET, m, 0, 0),
         });
+        Ok(out.len() - 1)
+    };
+    for t in tests {
+        let at = test(t, &mut out)?;
+        jumps.push((at, t.errno.unwrap_or(errno)));
     }
+    if let Some(otherwise) = otherwise.filter(|_| !allow.is_empty()) {
+        for t in allow {
+            allow_jumps.push(test(t, &mut out)?);
+        }
+        out.push(ret_errno(otherwise));
+    }
+    let allow_at = out.len();
     out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
     // One `ret errno` per distinct errno, the verdict's first.
     let mut rets: Vec<(u16, usize)> = Vec::new();
@@ -273,10 +307,17 @@ fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
             out.push(ret_errno(e));
         }
     }
-    for (j, e) in jumps {
-        let target = rets.iter().find(|&&(r, _)| r == e).map_or(0, |&(_, at)| at);
+    let patch = |out: &mut Vec<sock_filter>, j: usize, target: usize| -> Result<()> {
         out[j].jt = u8::try_from(target - j - 1)
             .map_err(|_| Error::Security("seccomp: too many argument tests".into()))?;
+        Ok(())
+    };
+    for (j, e) in jumps {
+        let target = rets.iter().find(|&&(r, _)| r == e).map_or(0, |&(_, at)| at);
+        patch(&mut out, j, target)?;
+    }
+    for j in allow_jumps {
+        patch(&mut out, j, allow_at)?;
     }
     Ok(out)
 }
@@ -433,5 +474,38 @@ pub(crate) mod tests {
             },
         );
         assert!(matches!(compile(&r), Err(Error::Security(_))));
+    }
+
+    /// An allow-list entry allowed only for some argument values (the OCI profiles'
+    /// `personality` rules): the listed values run, any other value gets the list's
+    /// errno, and a deny test still wins over an allow test.
+    #[test]
+    fn allow_if_allows_only_matching_arguments() {
+        let arch = native_arch().unwrap();
+        let mut r = rules(30);
+        r.insert(
+            135,
+            Verdict::AllowIf {
+                deny: vec![ArgTest::eq(1, 7)],
+                errno: 13,
+                allow: vec![
+                    ArgTest::eq(0, 0),
+                    ArgTest::eq(0, 8),
+                    ArgTest::eq(0, u32::MAX),
+                ],
+                otherwise: 38,
+            },
+        );
+        let prog = compile_list(&r, Some(38)).unwrap();
+        let at = |args: [u64; 6]| run_args(&prog, arch, 135, args).0;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let enosys = libc::SECCOMP_RET_ERRNO | 38;
+        assert_eq!(at([0, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(at([8, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(at([0xffff_ffff, 0, 0, 0, 0, 0]), allow);
+        assert_eq!(at([0x20000, 0, 0, 0, 0, 0]), enosys);
+        assert_eq!(at([8, 7, 0, 0, 0, 0]), libc::SECCOMP_RET_ERRNO | 13);
+        // Numbers nobody listed get the list's errno.
+        assert_eq!(run(&prog, arch, 137, 0).0, enosys);
     }
 }
