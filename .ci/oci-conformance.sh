@@ -90,6 +90,15 @@ else
   done
 fi
 
+# The suite's cgroup tests use these paths (absolute, and relative to the runtime's cgroup);
+# a runtime that fails them can leave the directories behind: the new ones are removed at
+# the end (rmdir: only when empty).
+suite_cgroups() {
+  find /sys/fs/cgroup -maxdepth 7 -type d \( -name cgrouptest -o -name testdir -o \
+    -path '*/testdir/cgrouptest/container' \) 2>/dev/null | sort -r
+}
+cgroups_before=$(suite_cgroups)
+
 printf '%-42s %-5s %5s %5s %5s  %s\n' file result ok notok skip note
 pass=0 fail=0 skip=0
 for t in "${TESTS[@]}"; do
@@ -109,13 +118,17 @@ for t in "${TESTS[@]}"; do
   elif [ "$notok" -gt 0 ]; then
     result=fail note=$(grep -m1 -E '^not ok' "$tap" | cut -c1-100)
   elif [ "$rc" -ne 0 ]; then
-    result=fail note="exit $rc: $(grep -vE '^(ok|not ok|1\.\.|#| )' "$tap" | head -n1 | cut -c1-90)"
+    why=$(grep -m1 -oE 'msg="[^"]{0,90}' "$tap" | sed 's/^msg="//' || true)
+    [ -n "$why" ] || why=$(grep -vE '^(TAP version|ok|not ok|1\.\.|#| |\{|\})' "$tap" | head -n1 | cut -c1-90)
+    result=fail note="exit $rc: $why"
   elif [ -z "$planned" ]; then
     result=fail note="no TAP plan"
   elif [ "$planned" -eq 0 ] && [ "$ok" -eq 0 ]; then
     # A plan of 1..0 is TAP's "skip the whole file"; the hook files of this suite also end
     # this way without having checked anything (see docs/oci-conformance.md).
     result=skip note="1..0: no test ran"
+    diag=$(grep -m1 -oE '"error": "[^"\\]{0,70}' "$tap" | sed 's/"error": "//' || true)
+    [ -z "$diag" ] || note="$note; its diagnostic: $diag"
   elif [ "$((ok + notok))" -lt "$planned" ]; then
     result=fail note="$((ok + notok)) results of $planned planned"
   elif [ "$ok" -gt 0 ] && [ "$skipped" -eq "$ok" ]; then
@@ -125,6 +138,10 @@ for t in "${TESTS[@]}"; do
   fi
   case $result in pass) pass=$((pass + 1)) ;; fail) fail=$((fail + 1)) ;; skip) skip=$((skip + 1)) ;; esac
   printf '%-42s %-5s %5s %5s %5s  %s\n' "$t" "$result" "$ok" "$notok" "$skipped" "$note"
+done
+suite_cgroups | while read -r d; do
+  grep -qxF "$d" <<<"$cgroups_before" || rmdir "$d" 2>/dev/null ||
+    echo "oci-conformance.sh: left behind: $d" >&2
 done
 echo "runtime $RUNTIME_BIN${NO_UNIFIED:+ (private mount namespace, /sys/fs/cgroup/unified unmounted)}:" \
   "$pass pass, $fail fail, $skip skip of ${#TESTS[@]} files; TAP output in $OUT"
