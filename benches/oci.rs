@@ -111,7 +111,11 @@ impl Bench {
         let script = format!(
             "umount {UNIFIED} || exit 90; {}",
             cmds.iter()
-                .map(|c| c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "))
+                .map(|c| c
+                    .iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "))
                 .collect::<Vec<_>>()
                 .join(" && ")
         );
@@ -204,7 +208,7 @@ fn stats(samples: &[Duration]) -> Stats {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
     Stats {
-        median: if ms.len() % 2 == 0 {
+        median: if ms.len().is_multiple_of(2) {
             (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0
         } else {
             ms[ms.len() / 2]
@@ -217,7 +221,11 @@ fn stats(samples: &[Duration]) -> Stats {
 
 fn main() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the oci bench runs containers: run it as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the oci bench runs containers: run it as root"
+    );
     require("runc", "apt-get install runc");
     require("crun", "apt-get install crun");
     require("unshare", "apt-get install util-linux");
