@@ -20,9 +20,10 @@
 //! the `poststop` hooks); a failing `poststart` or `poststop` hook is only a warning, and
 //! the remaining hooks still run.
 //!
-//! Where a hook runs (the runtime's namespaces for `prestart`/`createRuntime`/`poststart`/
-//! `poststop`, the container's mount namespace for `createContainer`/`startContainer`) is the
-//! caller's business: [`run_hooks`] runs them in the calling process's namespaces.
+//! Where a hook runs: [`run_hooks`] runs them in the calling process's namespaces (the
+//! runtime namespace of `prestart`, `createRuntime`, `poststart` and `poststop`);
+//! [`run_hooks_in_container`] in the namespaces of the container (`createContainer`,
+//! `startContainer`).
 //!
 //! The hook's stdout and stderr are pipes read while it runs, and only until it exits: a
 //! hook that leaves a daemon holding them open does not hang the runtime.
@@ -159,6 +160,15 @@ pub enum HookError {
         /// The tail of what it wrote to stdout.
         stdout: String,
     },
+    /// The namespaces of the container (for `run_hooks_in_container`) could not be opened.
+    #[error("hooks.{kind}[{index}] ({path:?}): cannot join the namespaces of pid {pid}: {source}")]
+    Join {
+        kind: HookKind,
+        index: usize,
+        path: PathBuf,
+        pid: i32,
+        source: io::Error,
+    },
     /// The hook ran longer than its `timeout` and was killed.
     #[error("hooks.{kind}[{index}] ({path:?}) killed after its timeout of {timeout} s; stderr: {stderr:?}")]
     TimedOut {
@@ -207,8 +217,37 @@ pub fn run_hooks_with(
     state_json: &str,
     warn: &mut dyn FnMut(&HookError),
 ) -> Result<(), HookError> {
+    run_all(kind, hooks, state_json, None, warn)
+}
+
+/// [`run_hooks_with`] for the hooks the spec runs "in the container namespace"
+/// (`createContainer`, `startContainer`): each hook joins the namespaces of the process
+/// `container_pid` (the container's init, waiting at its gate) that differ from ours, in
+/// this order: user, mount, UTS, IPC, network, cgroup. Joining the mount namespace also
+/// makes its root (the container's root) the hook's root and working directory, so the
+/// hook's `path` is looked up inside the container, as the spec asks of `startContainer`
+/// (for `createContainer` the spec resolves it in the runtime's namespace: a deliberate
+/// difference, since the container's root is already pivoted when the library's `create`
+/// returns). The PID namespace is not joined (only a hook's children would enter it).
+pub fn run_hooks_in_container(
+    kind: HookKind,
+    hooks: &[Hook],
+    state_json: &str,
+    container_pid: i32,
+    warn: &mut dyn FnMut(&HookError),
+) -> Result<(), HookError> {
+    run_all(kind, hooks, state_json, Some(container_pid), warn)
+}
+
+fn run_all(
+    kind: HookKind,
+    hooks: &[Hook],
+    state_json: &str,
+    join: Option<i32>,
+    warn: &mut dyn FnMut(&HookError),
+) -> Result<(), HookError> {
     for (index, hook) in hooks.iter().enumerate() {
-        if let Err(e) = run_one(kind, index, hook, state_json.as_bytes()) {
+        if let Err(e) = run_one(kind, index, hook, state_json.as_bytes(), join) {
             if kind.aborts_on_failure() {
                 return Err(e);
             }
@@ -216,6 +255,32 @@ pub fn run_hooks_with(
         }
     }
     Ok(())
+}
+
+/// The namespaces a container hook joins, in the order it joins them (user first: it
+/// grants the capabilities needed to join the others).
+const JOINED: [(&str, libc::c_int); 6] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
+
+/// Opens `/proc/PID/ns/*` for each namespace of [`JOINED`] that differs from ours.
+fn namespaces_of(pid: i32) -> io::Result<Vec<(std::fs::File, libc::c_int)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for (name, flag) in JOINED {
+        let theirs = std::fs::File::open(format!("/proc/{pid}/ns/{name}"))?;
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))?;
+        let meta = theirs.metadata()?;
+        if (meta.dev(), meta.ino()) != (ours.dev(), ours.ino()) {
+            out.push((theirs, flag));
+        }
+    }
+    Ok(out)
 }
 
 /// Checks every hook of `hooks` without running any (absolute paths, positive timeouts,
@@ -274,7 +339,13 @@ fn check(kind: HookKind, index: usize, hook: &Hook) -> Result<Checked<'_>, HookE
     })
 }
 
-fn run_one(kind: HookKind, index: usize, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+fn run_one(
+    kind: HookKind,
+    index: usize,
+    hook: &Hook,
+    state: &[u8],
+    join: Option<i32>,
+) -> Result<(), HookError> {
     let checked = check(kind, index, hook)?;
     let path = hook.path();
     let io_err = |what: &'static str| {
@@ -309,6 +380,36 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, state: &[u8]) -> Result<()
         .stderr(Stdio::piped())
         // Its own process group, so that a timeout kills what a shell hook started too.
         .process_group(0);
+    // Opened before the fork; O_CLOEXEC (std's default), so the hook does not inherit them.
+    let namespaces = match join {
+        None => Vec::new(),
+        Some(pid) => namespaces_of(pid).map_err(|source| HookError::Join {
+            kind,
+            index,
+            path: path.clone(),
+            pid,
+            source,
+        })?,
+    };
+    if !namespaces.is_empty() {
+        let fds: Vec<(i32, libc::c_int)> = namespaces
+            .iter()
+            .map(|(f, t)| (f.as_raw_fd(), *t))
+            .collect();
+        // SAFETY: the closure runs in the forked child before execve and only makes setns
+        // calls (async-signal-safe raw syscalls) on fds opened before the fork; it does not
+        // allocate (io::Error::last_os_error builds an Os variant, no heap).
+        unsafe {
+            cmd.pre_exec(move || {
+                for &(fd, nstype) in &fds {
+                    if libc::setns(fd, nstype) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
         kind,
         index,
@@ -811,6 +912,58 @@ mod tests {
         let pid: i32 = dir.read("daemon-pid").trim().parse().unwrap();
         // SAFETY: plain syscall on a pid our hook just wrote.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+
+    #[test]
+    fn hooks_in_container_join_its_mount_and_uts_namespaces() {
+        let dir = Scratch::new("join");
+        let (mnt, ready, out) = (dir.path("m"), dir.path("ready"), dir.path("seen"));
+        std::fs::create_dir(&mnt).unwrap();
+        // The "container": a process in new mount and UTS namespaces with a tmpfs (and a
+        // marker in it) that only its mount namespace has, and a hostname of its own.
+        let mut target = Command::new("unshare")
+            .args(["-m", "-u", "sh", "-c"])
+            .arg(r#"mount -t tmpfs tmpfs "$1" && echo inside > "$1/marker" && hostname hook-target && echo > "$2" && exec sleep 60"#)
+            .args(["sh", mnt.to_str().unwrap(), ready.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(20);
+        while !ready.exists() {
+            assert!(
+                Instant::now() < end,
+                "the target namespace was not ready in 20 s"
+            );
+            assert!(target.try_wait().unwrap().is_none(), "unshare failed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let list = hooks(serde_json::json!([sh(
+            "in-container",
+            r#"cat "$1/marker" > "$2" && hostname >> "$2""#,
+            &[mnt.to_str().unwrap(), out.to_str().unwrap()],
+        )]));
+        let pid = target.id() as i32;
+        let result =
+            run_hooks_in_container(HookKind::StartContainer, &list, STATE, pid, &mut |_| {});
+        // `out` is outside the tmpfs, so both views share it.
+        let seen = std::fs::read_to_string(&out);
+        // The control, run in our own namespaces: no marker there (the tmpfs is not ours).
+        let control = run_hooks(HookKind::StartContainer, &list, STATE);
+        target.kill().unwrap();
+        target.wait().unwrap();
+        result.unwrap();
+        assert_eq!(seen.unwrap(), "inside\nhook-target\n");
+        assert!(
+            matches!(&control, Err(HookError::Failed { stderr, .. }) if stderr.contains("marker")),
+            "{control:?}"
+        );
+        let ours = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_ne!(ours.trim(), "hook-target");
+
+        // A container that is gone: a clear error naming the pid.
+        let err = run_hooks_in_container(HookKind::CreateContainer, &list, STATE, pid, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, HookError::Join { .. }), "{err:?}");
+        assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");
     }
 
     #[test]
