@@ -24,7 +24,8 @@
 //! issue's target is cellblock <= 0.5x crun.
 //!
 //! Run (root; nothing else building: the machine has 2 cores):
-//! `flock /tmp/bench.lock cargo bench --features oci --bench oci`.
+//! `flock /tmp/bench.lock cargo bench --features oci --bench oci` (the feature builds
+//! target/release/cellblock as well).
 //! Under `cargo test --benches` (or with `CELLBLOCK_BENCH_QUICK=1`) it runs 2 rounds.
 
 use std::path::{Path, PathBuf};
