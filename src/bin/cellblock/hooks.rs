@@ -433,9 +433,10 @@ fn run_one(
         set_nonblocking(fd).map_err(io_err("making its pipes non-blocking"))?;
     }
     let pidfd = pidfd_open(guard.0).map_err(io_err("pidfd_open"))?;
+    // A timeout too large for the clock (i64::MAX seconds) is no deadline at all.
     let deadline = checked
         .timeout
-        .map(|secs| Instant::now() + Duration::from_secs(secs as u64));
+        .and_then(|secs| Instant::now().checked_add(Duration::from_secs(secs as u64)));
 
     let mut written = 0;
     let (mut out, mut err) = (Tail::default(), Tail::default());
@@ -811,7 +812,9 @@ mod tests {
         // The control of the timeout test: the same kind of hook, finishing in time.
         let mut hook = sh("quick", "sleep 0.2", &[]);
         hook["timeout"] = serde_json::json!(20);
-        let list = hooks(serde_json::json!([hook]));
+        let mut huge = sh("quick", "true", &[]);
+        huge["timeout"] = serde_json::json!(i64::MAX);
+        let list = hooks(serde_json::json!([hook, huge]));
         within(30, "a hook that sleeps 0.2 s", move || {
             run_hooks(HookKind::CreateRuntime, &list, STATE)
         })
