@@ -290,6 +290,24 @@ pub enum Error {
     #[error("the container has already exited and been reaped")]
     AlreadyReaped,
 
+    /// A [`Detached`](crate::Detached) container is no longer running (its pid is gone,
+    /// or now names a process with another start time).
+    #[error("the container (pid {pid}) is not running")]
+    NotRunning {
+        /// The pid it had.
+        pid: i32,
+    },
+
+    /// [`Detached::start`](crate::Detached::start) on a container that does not wait at
+    /// its start gate (already started, or gone).
+    #[error("the container (pid {pid}) is not waiting to be started: {reason}")]
+    NotCreated {
+        /// The container's pid.
+        pid: i32,
+        /// Why.
+        reason: String,
+    },
+
     /// Any other I/O error in the supervisor (pipes, pidfd, /proc).
     #[error("{context}: {source}")]
     Io {
@@ -447,6 +465,7 @@ impl From<Error> for io::Error {
             Error::NamespaceUnsupported { .. } | Error::Unsupported(_) => {
                 io::ErrorKind::Unsupported
             }
+            Error::NotRunning { .. } => io::ErrorKind::NotFound,
             _ => match e.errno() {
                 Some(n) => io::Error::from_raw_os_error(n).kind(),
                 None => io::ErrorKind::Other,

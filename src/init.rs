@@ -116,8 +116,8 @@ use crate::sys;
 /// The init's executable image, built by build.rs.
 static INIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cellblock-init"));
 
+pub(crate) use crate::protocol::MSG_STATUS;
 use crate::protocol::{FLAG_DUMPABLE, FLAG_GROUP, FLAG_OWN_GROUP, FLAG_SUBREAPER, FLAG_TTY};
-pub(crate) use crate::protocol::{MSG_STARTED, MSG_STATUS};
 
 /// The sealed memfd holding the init, created on first use and kept for the life of the
 /// process.
@@ -359,6 +359,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::protocol::MSG_STARTED;
 
     fn exited(code: i32) -> ExitStatus {
         ExitStatus::from_raw(code << 8)

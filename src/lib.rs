@@ -114,6 +114,8 @@ pub use builder::{ContainerBuilder, DEFAULT_PATH};
 pub use cgroup::{CgroupLayout, CgroupVersion};
 pub use error::{Errno, Error, Result, Stage};
 pub use handle::container::{Container, Output};
+pub use handle::create::Created;
+pub use handle::detached::{Detached, DetachedState};
 pub use handle::reaper::pending_orphans;
 pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};

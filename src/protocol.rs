@@ -35,6 +35,9 @@ pub(crate) fn decode(rec: &[u8; RECORD_LEN]) -> (u32, i32) {
 pub(crate) const MSG_STARTED: u32 = 0x100;
 /// Init report tag: the workload's wait status, written as the init exits.
 pub(crate) const MSG_STATUS: u32 = 0x101;
+/// Child report tag: set up and waiting at its start gate (`ContainerBuilder::create`);
+/// the value is 0.
+pub(crate) const MSG_GATED: u32 = 0x102;
 
 /// Init `FLAGS` bit: fd 0 is a terminal whose foreground process group the workload gets.
 pub(crate) const FLAG_TTY: u32 = 1;
@@ -197,4 +200,7 @@ stages! {
     ProcessGroup = 87 => "setpgid (process_group)",
     /// `bind_fd`: the descriptor's path now names another file (`ESTALE`).
     BindFd = 88 => "bind_fd: check the bound file is the descriptor's",
+    /// Waiting at the start gate of a created container (`ECANCELED`: it was dropped
+    /// without being started).
+    Gate = 89 => "wait at the start gate",
 }

@@ -151,6 +151,11 @@ pub(crate) struct LimitsConfig {
     pub(crate) accounting: bool,
     pub(crate) cgroup_version: CgroupVersion,
     pub(crate) cgroup_parent: Option<PathBuf>,
+    /// `cgroup_path(path)`: the container's cgroup is exactly this (absolute) path.
+    pub(crate) cgroup_path: Option<PathBuf>,
+    /// `join_cgroup_path(path)`: that cgroup exists and is another container's: join it,
+    /// never write its limits, never remove or kill it.
+    pub(crate) cgroup_join: bool,
     /// `default_budget(false)`: no default pids budget, no CPU weighting.
     pub(crate) no_default_budget: bool,
 }
@@ -165,6 +170,7 @@ impl LimitsConfig {
             || self.cpu.is_some()
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
+            || self.cgroup_path.is_some()
     }
 
     /// Whether the default budget applies ([`DEFAULT_PIDS_LIMIT`],
@@ -398,6 +404,46 @@ impl ContainerBuilder {
     /// ```
     pub fn cgroup_parent(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_parent = Some(dir.into());
+        self
+    }
+
+    /// Puts the container in exactly the cgroup `path`, an absolute path read from the root
+    /// of each hierarchy, as OCI's `linux.cgroupsPath` and runc read it: `/jobs/j42` is
+    /// `/sys/fs/cgroup/<controller>/jobs/j42` in every mounted v1 hierarchy the container
+    /// uses (memory, cpu, cpuacct, pids, freezer and devices), or `/sys/fs/cgroup/jobs/j42`
+    /// on v2. Missing parents are created and left in place; the leaf may already exist
+    /// (it is then joined) and is removed when the container's cgroup is released, or by
+    /// [`Detached::destroy`](crate::Detached::destroy). Instead of the default nesting
+    /// under the supervisor's own cgroup (and of [`cgroup_parent`](Self::cgroup_parent),
+    /// which it excludes). A container with a cgroup path always gets a cgroup with every
+    /// controller available, as if [`cgroup_accounting`](Self::cgroup_accounting) were on.
+    ///
+    /// Two live containers must not be given the same path: the second would share the
+    /// first one's cgroup and limits.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// Container::builder("/bin/true").cgroup_path("/ci/job-42");
+    /// ```
+    pub fn cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_join = false;
+        self
+    }
+
+    /// Puts the container in the existing cgroup `path` of another container (read as in
+    /// [`cgroup_path`](Self::cgroup_path)), as `docker exec` / OCI `exec` do: its
+    /// processes then count against that container's limits, are frozen with it and killed
+    /// with it. This container neither writes the cgroup's limits nor removes or empties
+    /// it when it ends, so it takes no limits of its own ([`Error::InvalidLimit`]
+    /// otherwise) and no default budget. A hierarchy in which `path` does not exist is
+    /// skipped; none at all is [`Error::CgroupUnavailable`].
+    ///
+    /// [`Error::InvalidLimit`]: crate::Error::InvalidLimit
+    /// [`Error::CgroupUnavailable`]: crate::Error::CgroupUnavailable
+    pub fn join_cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_join = true;
         self
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct SessionConfig {
     pub(crate) success_codes: Vec<i32>,
     /// `rewrite_signal(from, to)` calls in order, unvalidated.
     pub(crate) rewrites: Vec<(i32, i32)>,
+    /// `start_fifo(path)`.
+    pub(crate) start_fifo: Option<std::path::PathBuf>,
+    /// Set by `create()` on its copy of the builder: stop at the start gate.
+    pub(crate) gated: bool,
 }
 
 impl SessionConfig {
@@ -245,6 +249,19 @@ impl ContainerBuilder {
     /// Like [`pty`](Self::pty), with an initial window size.
     pub fn pty_size(&mut self, size: PtySize) -> &mut Self {
         self.session.pty = Some(size);
+        self
+    }
+
+    /// The start gate of [`create`](Self::create) is the FIFO at `path`: the created
+    /// container waits, set up and just before `execve`, until a byte is written into it,
+    /// by [`Created::start`](crate::Created::start), [`Detached::start`](crate::Detached::start)
+    /// or any process that may open the FIFO for writing (an OCI runtime's `start`, run as
+    /// another process). `create` makes the FIFO (mode 0600; the path must not exist) and
+    /// removes it if it fails; after the start, removing it is the caller's. Without this
+    /// setting the gate is a pipe that only the [`Created`](crate::Created) handle can
+    /// release. Only for `create`: `spawn` refuses it.
+    pub fn start_fifo(&mut self, path: impl Into<std::path::PathBuf>) -> &mut Self {
+        self.session.start_fifo = Some(path.into());
         self
     }
 

@@ -226,6 +226,26 @@ pub(crate) fn base_dir(mount: &Path, own: &Path, explicit: Option<&Path>) -> Pat
     }
 }
 
+/// The directory of the explicit cgroup `path` (absolute, checked by the plan) in the
+/// hierarchy mounted at `mount`: created with its missing ancestors (each new one passed to
+/// `init`, as cpuset needs), or joined if it exists.
+pub(crate) fn explicit_dir(
+    mount: &Path,
+    path: &Path,
+    init: &dyn Fn(&Path) -> crate::error::Result<()>,
+) -> crate::error::Result<PathBuf> {
+    let mut dir = mount.to_path_buf();
+    for part in path.components().skip(1) {
+        dir.push(part);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => init(&dir)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(super::files::cg_err("create", &dir, e)),
+        }
+    }
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

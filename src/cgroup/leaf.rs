@@ -20,8 +20,11 @@ use super::{v1, v2, CgroupVersion, Mode, Stats};
 #[derive(Debug)]
 pub(crate) struct Cgroup {
     backend: Backend,
-    /// Set once the directories are gone (or handed to a background remover).
+    /// Set once the directories are gone (or handed to a background remover), or kept
+    /// for a detached container ([`Cgroup::keep`]).
     released: Mutex<bool>,
+    /// At a path of the caller's (`cgroup_path`): no shared `cellblock` parent to release.
+    explicit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +68,9 @@ impl Cgroup {
         };
         Ok(Cgroup {
             backend,
-            released: Mutex::new(false),
+            // A joined cgroup is another container's: never removed or emptied by us.
+            released: Mutex::new(limits.cgroup_join),
+            explicit: limits.cgroup_path.is_some(),
         })
     }
 
@@ -157,6 +162,7 @@ impl Cgroup {
         let doomed = Cgroup {
             backend: self.backend.clone(),
             released: Mutex::new(true),
+            explicit: self.explicit,
         };
         let spawned = std::thread::Builder::new()
             .name("cellblock-cgroup-rm".into())
@@ -171,7 +177,16 @@ impl Cgroup {
         }
     }
 
+    /// Leaves the directories in place for good (a detached container, which someone
+    /// else destroys later): neither `release` nor `Drop` touches them any more.
+    pub(crate) fn keep(&self) {
+        *self.released.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
     fn parents(&self) -> Vec<PathBuf> {
+        if self.explicit {
+            return Vec::new();
+        }
         self.dirs()
             .iter()
             .filter_map(|d| d.parent().map(Path::to_path_buf))

@@ -30,8 +30,9 @@ mod parents;
 pub(crate) mod v1;
 pub(crate) mod v2;
 
+pub(crate) use files::{cg_err, kill_pids, poll_until, read_pids};
 pub use layout::CgroupLayout;
-pub(crate) use leaf::Cgroup;
+pub(crate) use leaf::{remove_dirs_retrying, Cgroup};
 
 use std::time::Duration;
 

@@ -33,6 +33,8 @@ struct Dir {
     controllers: Vec<&'static str>,
     mount: PathBuf,
     path: PathBuf,
+    /// Made at a path of the caller's (`cgroup_path`): no shared parent to release.
+    explicit: bool,
 }
 
 /// A container's cgroup on v1.
@@ -89,8 +91,14 @@ impl V1Cgroup {
                 ),
             ),
             ("freezer", opt_if(full)),
-            ("cpu", need_or(limits.wants_cpu(), Want::No)),
+            (
+                "cpu",
+                need_or(limits.wants_cpu(), opt_if(limits.cgroup_path.is_some())),
+            ),
             ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
+            // An explicit path is the OCI runtime's case: its callers expect the device
+            // cgroup too (they write its rules).
+            ("devices", opt_if(limits.cgroup_path.is_some())),
         ];
         let mut first_err = None;
         for (ctrl, want) in wanted {
@@ -113,10 +121,11 @@ impl V1Cgroup {
                 d.controllers.push(ctrl);
                 continue;
             }
-            let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
-            let parent = base.join("cellblock");
             let is_cpuset = fs::metadata(mount.join("cpuset.cpus")).is_ok();
-            let is_cpu = fs::metadata(mount.join("cpu.shares")).is_ok();
+            // The containers' weight below the supervisor goes on our own `cellblock`
+            // directory, not on the ancestors of a caller's explicit path.
+            let is_cpu =
+                fs::metadata(mount.join("cpu.shares")).is_ok() && limits.cgroup_path.is_none();
             let init = move |dir: &Path| {
                 if is_cpuset {
                     inherit_cpuset(dir)?;
@@ -126,7 +135,13 @@ impl V1Cgroup {
                 }
                 Ok(())
             };
-            let made = self.add_dir(ctrl, &mount, &parent, name, &init);
+            let made = match &limits.cgroup_path {
+                Some(path) => self.add_explicit(ctrl, &mount, path, limits.cgroup_join, &init),
+                None => {
+                    let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
+                    self.add_dir(ctrl, &mount, &base.join("cellblock"), name, &init)
+                }
+            };
             match made {
                 Ok(()) => {}
                 Err(e) if want == Want::Needed => return Err(e),
@@ -155,6 +170,10 @@ impl V1Cgroup {
                     .into(),
             ));
         }
+        if limits.cgroup_join {
+            // Another container's cgroup: its limits stay as they are.
+            return Ok(());
+        }
         self.write_limits(limits)
     }
 
@@ -179,6 +198,39 @@ impl V1Cgroup {
             controllers: vec![ctrl],
             mount: mount.to_path_buf(),
             path,
+            explicit: false,
+        });
+        Ok(())
+    }
+
+    /// Makes (or joins) the explicit cgroup `path` in this hierarchy, creating missing
+    /// ancestors (left in place afterwards; see `ContainerBuilder::cgroup_path`).
+    fn add_explicit(
+        &mut self,
+        ctrl: &'static str,
+        mount: &Path,
+        path: &Path,
+        joining: bool,
+        init: &dyn Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let leaf = match joining {
+            true => {
+                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
+                if !dir.is_dir() {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "{} does not exist: nothing to join",
+                        dir.display()
+                    )));
+                }
+                dir
+            }
+            false => super::layout::explicit_dir(mount, path, init)?,
+        };
+        self.dirs.push(Dir {
+            controllers: vec![ctrl],
+            mount: mount.to_path_buf(),
+            path: leaf,
+            explicit: true,
         });
         Ok(())
     }
@@ -247,8 +299,9 @@ impl V1Cgroup {
     fn discard(&mut self) {
         for d in self.dirs.drain(..) {
             let _ = fs::remove_dir(&d.path);
-            if let Some(p) = d.path.parent() {
-                release_parent(p);
+            match d.path.parent() {
+                Some(p) if !d.explicit => release_parent(p),
+                _ => {}
             }
         }
     }

@@ -36,7 +36,10 @@ impl V2Cgroup {
             .ok_or_else(|| {
                 Error::CgroupUnavailable("no cgroup2 hierarchy is mounted on this host".into())
             })?;
-        let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
+        let base = match &limits.cgroup_path {
+            Some(_) => mount.clone(),
+            None => base_dir(&mount, &own, limits.cgroup_parent.as_deref()),
+        };
         let available = fs::read_to_string(base.join("cgroup.controllers"))
             .map_err(|e| cg_err("read", &base.join("cgroup.controllers"), e))?;
         let available: Vec<&str> = available.split_whitespace().collect();
@@ -48,6 +51,19 @@ impl V2Cgroup {
                 available.join(" ")
             ))
         })?;
+        if let Some(path) = &limits.cgroup_path {
+            if limits.cgroup_join {
+                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
+                if !dir.is_dir() {
+                    return Err(Error::CgroupUnavailable(format!(
+                        "{} does not exist: nothing to join",
+                        dir.display()
+                    )));
+                }
+                return Ok(V2Cgroup { dir });
+            }
+            return V2Cgroup::create_explicit(limits, &mount, path, &enable);
+        }
         let weigh = limits.wants_cpu() && available.contains(&"cpu");
         let parent = base.join("cellblock");
         let init_base = base.clone();
@@ -73,6 +89,35 @@ impl V2Cgroup {
             Err(e) => {
                 let _ = fs::remove_dir(&cg.dir);
                 release_parent(&parent);
+                Err(e)
+            }
+        }
+    }
+
+    /// The explicit cgroup `path` (`ContainerBuilder::cgroup_path`): each ancestor from the
+    /// root down enables `enable` for its children, missing ones are created (and left
+    /// afterwards), the leaf is created or joined.
+    fn create_explicit(
+        limits: &LimitsConfig,
+        mount: &Path,
+        path: &Path,
+        enable: &[&str],
+    ) -> Result<V2Cgroup> {
+        let mut dir = mount.to_path_buf();
+        for part in path.components().skip(1) {
+            enable_controllers(&dir, &dir, enable)?;
+            dir.push(part);
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(cg_err("create", &dir, e)),
+            }
+        }
+        let cg = V2Cgroup { dir };
+        match cg.write_limits(limits) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                let _ = fs::remove_dir(&cg.dir);
                 Err(e)
             }
         }

@@ -138,6 +138,7 @@ fn setup_and_exec(spec: &ChildSpec<'_>) -> Result<Infallible, (Stage, c_int)> {
     security::fds(&spec.security)?;
     // After fds: it also clears close-on-exec on the descriptors the init inherits.
     session::arm_death(spec)?;
+    session::wait_at_gate(spec)?;
     security::seccomp(&spec.security)?;
     // Unblock everything (the cloning thread blocked all signals) right before execve.
     check(sys::unblock_all_signals(), Stage::Signals)?;

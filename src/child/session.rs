@@ -22,6 +22,8 @@ pub(crate) struct ChildSession<'a> {
     /// This container's lifeline, a pidfd of the supervisor process (readable once it
     /// exited), or `-1`.
     pub(crate) lifeline: c_int,
+    /// The start gate to wait at (`create`), or `-1`.
+    pub(crate) gate: c_int,
 }
 
 /// The built-in init, exec'd from its memfd.
@@ -74,6 +76,29 @@ pub(crate) fn arm_death(spec: &ChildSpec) -> Step {
         }
     }
     Ok(())
+}
+
+/// A created container's start gate: says "waiting" on the error pipe, then waits for
+/// one byte. EOF (the `Created` handle was dropped unstarted) ends the child with
+/// `ECANCELED`. Runs after every other setup step but seccomp, so that `create` reports
+/// the setup's errors and the filter cannot forbid the wait.
+pub(crate) fn wait_at_gate(spec: &ChildSpec) -> Step {
+    let gate = spec.session.gate;
+    if gate < 0 {
+        return Ok(());
+    }
+    let record = crate::protocol::encode(crate::protocol::MSG_GATED, 0);
+    if sys::write(spec.err_fd, &record) != record.len() as isize {
+        return Err((Stage::Gate, errno()));
+    }
+    match sys::read_byte(gate) {
+        Ok(true) => {
+            sys::close(gate);
+            Ok(())
+        }
+        Ok(false) => Err((Stage::Gate, libc::ECANCELED)),
+        Err(e) => Err((Stage::Gate, e)),
+    }
 }
 
 /// The last step: exec the init from its memfd, or the workload itself. Returns only on

@@ -293,6 +293,42 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Lets go of a running container without killing or reaping it, for another process
+    /// (or a later one) to manage: its cgroup stays, and the returned
+    /// [`Detached`](crate::Detached) finds it again. Spawn it with
+    /// [`die_with_supervisor(false)`](ContainerBuilder::die_with_supervisor), or it still
+    /// dies with this process. Its exit status is for its parent to reap: this process
+    /// while it lives (`waitpid`), then the subreaper it is reparented to. What OCI's
+    /// `exec --detach` does with the process it starts. [`Error::NotRunning`] if it has
+    /// exited already.
+    ///
+    /// [`Error::NotRunning`]: crate::Error::NotRunning
+    pub fn detach(self) -> crate::Result<crate::Detached> {
+        let pid = self.pid;
+        if self.pidfd.is_none() {
+            return Err(crate::Error::NotRunning { pid });
+        }
+        let start_time = crate::handle::detached::start_time(pid)
+            .map_err(|_| crate::Error::NotRunning { pid })?;
+        Ok(crate::Detached {
+            pid,
+            start_time,
+            cgroup_dirs: self.forget(),
+            start_fifo: None,
+        })
+    }
+
+    /// Lets go of the process without killing or reaping it (a detached container): the
+    /// pidfd is closed, the watchdog stopped, and the cgroup left in place, its
+    /// directories returned. The block of host ids of a default user namespace, if any,
+    /// stays taken for the rest of this process's life (the container still uses it).
+    pub(crate) fn forget(mut self) -> Vec<std::path::PathBuf> {
+        self.pidfd = None;
+        self.run.detach()
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         if let Some(fd) = self.pidfd.take() {

@@ -7,6 +7,8 @@
 //! - `spawn.rs`: the spawn path (prepare the plan, clone on the right thread, wrap the
 //!   child in a `Container`); `spawner.rs`: the long-lived threads that clone containers
 //!   armed with `PR_SET_PDEATHSIG`.
+//! - `create.rs`: create-then-start ([`Created`](create::Created)), and `detached.rs`:
+//!   containers that outlive the process that made them ([`Detached`](detached::Detached)).
 //! - `reaper.rs`: the background reaper for children nobody awaits any more (a dropped
 //!   `Container`, a cancelled spawn).
 //! - `io.rs`: stdio as channels and streams of `Bytes`; `pty.rs`: the pty master;
@@ -15,6 +17,8 @@
 //!   `report.rs`: the [`RunReport`](report::RunReport) of how the run went.
 
 pub(crate) mod container;
+pub(crate) mod create;
+pub(crate) mod detached;
 pub(crate) mod io;
 pub(crate) mod pty;
 pub(crate) mod reaper;

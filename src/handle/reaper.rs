@@ -19,6 +19,9 @@ use crate::sys;
 pub(crate) struct ChildGuard {
     pub(crate) pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
+    /// A created child waiting at its start gate (`ContainerBuilder::create`): what
+    /// starting it needs.
+    pub(crate) gated: Option<crate::plan::Gated>,
 }
 
 impl ChildGuard {
@@ -26,6 +29,7 @@ impl ChildGuard {
         ChildGuard {
             pid,
             pidfd: Some(pidfd),
+            gated: None,
         }
     }
 

@@ -297,6 +297,22 @@ impl RunState {
 
     /// For a `Container` dropped before it was reaped: what the reaper must do after
     /// reaping it (remove the cgroup). The watchdog keeps running until the exit.
+    /// For a detached container: stops the watchdog, keeps the cgroup (returning its
+    /// directories) and the id block.
+    pub(crate) fn detach(&mut self) -> Vec<std::path::PathBuf> {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        std::mem::forget(self.identity.take());
+        match self.cgroup.take() {
+            Some(cg) => {
+                cg.keep();
+                cg.dirs()
+            }
+            None => Vec::new(),
+        }
+    }
+
     pub(crate) fn drop_cleanup(&mut self) -> Option<Cleanup> {
         let cgroup = self.cgroup.take();
         let identity = self.identity.take();

@@ -16,6 +16,14 @@ use crate::{plan, Container, Output, RunReport, Stdio};
 /// Cancellation is safe: if this future is dropped while the clone runs, the child is
 /// handed to the background reaper (killed and reaped) by `ChildGuard`'s drop.
 pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Container> {
+    spawn_gated(b, defaults).await.map(|(c, _)| c)
+}
+
+/// [`spawn`], also returning what starting a created child (`create`) needs.
+pub(crate) async fn spawn_gated(
+    b: &ContainerBuilder,
+    defaults: Defaults,
+) -> Result<(Container, Option<crate::plan::Gated>)> {
     // At most SPAWN_SLOTS spawns are prepared and waiting for a cloning thread at once. A
     // clone keeps a CPU busy until the child execs, so more in flight buys no speed; but
     // every waiting one holds a prepared plan (C strings, descriptors), and a supervisor
@@ -75,13 +83,15 @@ pub(crate) async fn spawn(b: &ContainerBuilder, defaults: Defaults) -> Result<Co
                 source: std::io::Error::other(e),
             })??
     };
+    let mut guard = guard;
+    let gated = guard.gated.take();
     let pid = guard.pid;
     let mut c = Container::new(pid, guard.into_pidfd(), b, pipes)
         .map_err(Error::io("registering the container"))?;
     c.run = super::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
     c.run.hold_identity(identity);
     tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
-    Ok(c)
+    Ok((c, gated))
 }
 
 /// Whether this is a worker thread of a multi-thread runtime, where

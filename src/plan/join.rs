@@ -38,6 +38,9 @@ pub(crate) enum CloneMode {
     /// `CLONE_VFORK` without `CLONE_VM`: a private address space, for joining user and time
     /// namespaces.
     PrivateMemory,
+    /// Neither: a private address space, and the parent goes on at once. For a created
+    /// container, which waits at its start gate after the clone has returned.
+    Fork,
 }
 
 impl CloneMode {
@@ -47,6 +50,7 @@ impl CloneMode {
             CloneMode::Vfork => libc::CLONE_VM | libc::CLONE_VFORK,
             CloneMode::VmNoVfork => libc::CLONE_VM,
             CloneMode::PrivateMemory => libc::CLONE_VFORK,
+            CloneMode::Fork => 0,
         }
     }
 }
@@ -75,6 +79,14 @@ impl PreparedJoin {
             entered: AtomicBool::new(false),
             unshare_flags: self.unshare_flags,
         }
+    }
+}
+
+impl PreparedJoin {
+    /// Whether the child clones the workload after the joins (a PID namespace joined, or
+    /// created after a joined user namespace).
+    pub(crate) fn forks_workload(&self) -> bool {
+        self.workload.is_some()
     }
 }
 

@@ -56,8 +56,12 @@ pub(crate) fn prepare(l: &LimitsConfig, ctx: &Ctx) -> Result<PreparedLimits> {
         None => Vec::new(),
     };
     let procs_raw = procs_fds.iter().map(|f| f.as_raw_fd()).collect();
+    // A joined cgroup (`join_cgroup_path`) is another container's: once its files are
+    // open, this container keeps no handle on it, so nothing of ours (a timeout, kill_all,
+    // the end of the container) ever signals, freezes or removes it.
+    let cgroup = cgroup.filter(|_| !l.cgroup_join);
     Ok(PreparedLimits {
-        defer_cgroupns: cgroup.is_some() && ctx.namespaces.contains(Namespaces::CGROUP),
+        defer_cgroupns: !procs_fds.is_empty() && ctx.namespaces.contains(Namespaces::CGROUP),
         cgroup,
         _procs_fds: procs_fds,
         procs_raw,
@@ -125,6 +129,41 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             "memory_swap_limit",
             "needs memory_limit too (the swap limit is on top of the memory limit)".into(),
         );
+    }
+    if let Some(p) = &l.cgroup_path {
+        let bad_path = |why: &str| bad("cgroup_path", format!("{}: {why}", p.display()));
+        if !p.is_absolute() {
+            return bad_path("not an absolute path");
+        }
+        if p.components().count() < 2 {
+            return bad_path("the hierarchy's root cannot be a container's cgroup");
+        }
+        if p.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        }) {
+            return bad_path("has `.` or `..` components");
+        }
+        if l.cgroup_parent.is_some() {
+            return bad_path("cgroup_parent was given too; choose one");
+        }
+        let own_limit = l.memory.is_some()
+            || l.memory_swap.is_some()
+            || l.pids.is_some()
+            || l.cpu.is_some()
+            || l.cpu_weight.is_some()
+            || l.cpuset.is_some();
+        if l.cgroup_join && own_limit {
+            return bad(
+                "join_cgroup_path",
+                format!(
+                    "{}: a joined cgroup is another container's; its limits are not ours to set",
+                    p.display()
+                ),
+            );
+        }
     }
     if l.pids == Some(0) {
         return bad(

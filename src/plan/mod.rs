@@ -121,6 +121,13 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let fs = fs::prepare(&b.fs, &ctx)?;
     let (user, user_maps) = user::prepare(&b.user, &ctx)?;
     let (mut join, parent_join) = join::prepare(&b.join, &ctx)?;
+    if b.session.gated && join.forks_workload() {
+        return Err(Error::BadConfig(
+            "create() cannot join a PID namespace (nor create one after joining a user \
+             namespace): the workload would be a grandchild made during the setup; use spawn()"
+                .into(),
+        ));
+    }
     let time = time::prepare(&b.time, &ctx)?;
     let command = command::prepare(b, &ctx, &fs)?;
 
@@ -202,14 +209,18 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
 }
 
 impl Plan {
-    /// Clones the child and waits (vfork) until it has exec'd or failed. Blocking.
+    /// Clones the child and waits (vfork) until it has exec'd or failed; a created child
+    /// (`create`), until it waits at its start gate. Blocking.
     pub(crate) fn run(mut self) -> Result<ChildGuard> {
         let stack = Stack::take().map_err(Error::io("allocating the child stack"))?;
         let mut spec = self.child.spec(&self.session, &self.limits);
         let old_mask = sys::block_all_signals();
-        let result = self
+        let mut result = self
             .parent
             .clone_and_wait(&mut spec, &self.session, &self.limits, &stack);
+        if let Ok(Some(gated)) = result.as_mut().map(|g| g.gated.as_mut()) {
+            gated.gate = self.session.take_gate();
+        }
         // Only now is the child surely off our stack and memory: it exec'd or exited (in
         // the clone modes without CLONE_VFORK that is what EOF or the report on the error
         // pipe, plus reaping, established). Until then no signal handler may run on this
@@ -229,7 +240,9 @@ impl ParentState {
         stack: &Stack,
     ) -> Result<ChildGuard> {
         use join::CloneMode;
-        let mode = if self.join.mode_private_memory {
+        let mode = if session.gated() {
+            CloneMode::Fork
+        } else if self.join.mode_private_memory {
             CloneMode::PrivateMemory
         } else if self.user_maps.is_some() {
             CloneMode::VmNoVfork
@@ -282,38 +295,117 @@ impl ParentState {
         }
         let guard = self.join.adopt_workload(guard)?;
 
-        // The child has exec'd or exited: close our copy of the write end and read the
-        // report. EOF means execve succeeded.
+        // The child has exec'd or exited (or, created, waits at its gate): close our copy
+        // of the write end and read the report. EOF means execve succeeded.
         self.err_write = None;
         self.child_fds.clear();
-        let mut buf = [0u8; RECORD_LEN];
-        let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
-            .map_err(Error::io("reading the error pipe"))?;
-        if n == 0 {
-            if let Err(e) = session.on_eof() {
-                guard.reap_now();
-                return Err(e);
+        if session.gated() {
+            let mut buf = [0u8; RECORD_LEN];
+            let n = sys::read_retry(self.err_read.as_fd(), &mut buf)
+                .map_err(Error::io("reading the error pipe"))?;
+            if n == RECORD_LEN && protocol::decode(&buf).0 == protocol::MSG_GATED {
+                let err_read = self
+                    .err_read
+                    .try_clone()
+                    .map_err(Error::io("keeping the error pipe"))?;
+                let mut guard = guard;
+                guard.gated = Some(Gated {
+                    err_read,
+                    uses_init: session.uses_init(),
+                    gate: None,
+                });
+                return Ok(guard);
             }
-            return Ok(guard);
+            if n == 0 {
+                guard.reap_now();
+                return Err(Error::Io {
+                    context: "waiting for the created container",
+                    source: std::io::Error::other("it exited before reaching its start gate"),
+                });
+            }
+            // A record other than "gated": the stage that failed (n > 0, so never Ok).
+            guard.reap_now();
+            return Err(failure(n, &buf));
         }
-        if session.is_started(n, &buf) {
-            return Ok(guard);
+        outcome(guard, &self.err_read, session.uses_init())
+    }
+}
+
+/// A created child waiting at its start gate: what starting it needs.
+#[derive(Debug)]
+pub(crate) struct Gated {
+    err_read: OwnedFd,
+    uses_init: bool,
+    /// Set by `Plan::run` from the session plan.
+    pub(crate) gate: Option<session::Gate>,
+}
+
+impl Gated {
+    /// Lets the child through its gate and waits until it has exec'd (or its init reports
+    /// the workload started), or failed (the child then has exited; the caller reaps it).
+    /// Blocking (briefly).
+    pub(crate) fn start(self) -> Result<()> {
+        if let Some(g) = &self.gate {
+            g.release().map_err(Error::io("releasing the start gate"))?;
         }
-        // Setup failed; the child has _exit'ed. Reap it now so nothing is left behind.
-        guard.reap_now();
-        let (stage, errno) = protocol::decode(&buf);
-        match (n, Stage::from_u32(stage)) {
-            (RECORD_LEN, Some(stage)) => Err(Error::Setup {
-                stage,
-                errno: Errno(errno),
-            }),
-            _ => Err(Error::Io {
-                context: "reading the error pipe",
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "malformed setup report",
-                ),
-            }),
+        read_outcome(&self.err_read, self.uses_init)
+    }
+
+    /// Leaves the start FIFO in place (a detached container, started by another process).
+    pub(crate) fn keep_fifo(mut self) {
+        if let Some(session::Gate::Fifo(f)) = self.gate.as_mut() {
+            f.keep = true;
         }
+    }
+}
+
+/// Reads the error pipe once the child has exec'd or exited: EOF means execve succeeded
+/// (with an init, the init's "started" record does); a record names the failed stage.
+fn read_outcome(err_read: &OwnedFd, uses_init: bool) -> Result<()> {
+    let mut buf = [0u8; RECORD_LEN];
+    let n =
+        sys::read_retry(err_read.as_fd(), &mut buf).map_err(Error::io("reading the error pipe"))?;
+    interpret(n, &buf, uses_init)
+}
+
+/// [`read_outcome`] for the clone itself: a failed child (it has _exit'ed) is reaped now,
+/// so nothing is left behind.
+fn outcome(guard: ChildGuard, err_read: &OwnedFd, uses_init: bool) -> Result<ChildGuard> {
+    match read_outcome(err_read, uses_init) {
+        Ok(()) => Ok(guard),
+        Err(e) => {
+            guard.reap_now();
+            Err(e)
+        }
+    }
+}
+
+/// Interprets `n` bytes read from the error pipe (see [`read_outcome`]).
+fn interpret(n: usize, buf: &[u8; RECORD_LEN], uses_init: bool) -> Result<()> {
+    if n == 0 {
+        if uses_init {
+            return Err(Error::InitVanished);
+        }
+        return Ok(());
+    }
+    let (tag, _) = protocol::decode(buf);
+    if uses_init && n == RECORD_LEN && tag == protocol::MSG_STARTED {
+        return Ok(());
+    }
+    Err(failure(n, buf))
+}
+
+/// The error a record other than "started" or "gated" reports: the failed stage.
+fn failure(n: usize, buf: &[u8; RECORD_LEN]) -> Error {
+    let (tag, errno) = protocol::decode(buf);
+    match (n, Stage::from_u32(tag)) {
+        (RECORD_LEN, Some(stage)) => Error::Setup {
+            stage,
+            errno: Errno(errno),
+        },
+        _ => Error::Io {
+            context: "reading the error pipe",
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed setup report"),
+        },
     }
 }

@@ -8,7 +8,7 @@
 //! what the session needs.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::builder::session::{SessionConfig, DEFAULT_INIT_GRACE};
 use crate::child::session::{ChildSession, InitExec};
@@ -34,6 +34,102 @@ pub(crate) struct SessionPlan {
     lifeline: Option<OwnedFd>,
     /// Per-spawn duplicates of process-wide descriptors, moved above `pass_fd` targets.
     _moved: Vec<OwnedFd>,
+    /// The child's end of the start gate (`create`), closed here once the child waits.
+    gate_child: Option<OwnedFd>,
+    /// Our end of the start gate.
+    gate: Option<Gate>,
+}
+
+/// The releasing end of a created container's start gate (`ContainerBuilder::create`).
+#[derive(Debug)]
+pub(crate) enum Gate {
+    /// The write end of a pipe only the `Created` handle holds: dropping it unstarted
+    /// makes the child read EOF and exit.
+    Pipe(OwnedFd),
+    /// `start_fifo`: a FIFO any process allowed to open it can write into.
+    Fifo(FifoFile),
+}
+
+/// A FIFO made for a start gate: removed on drop unless kept.
+#[derive(Debug)]
+pub(crate) struct FifoFile {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) keep: bool,
+}
+
+impl Drop for FifoFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Gate {
+    /// Lets the container through its gate (one byte).
+    pub(crate) fn release(&self) -> std::io::Result<()> {
+        match self {
+            Gate::Pipe(w) => crate::sys::write(w.as_fd(), b"s").map(drop),
+            Gate::Fifo(f) => release_fifo(&f.path),
+        }
+    }
+}
+
+/// Writes the start byte into the FIFO at `path`. Opened without blocking: `ENXIO` means
+/// nobody reads it, i.e. no container waits at that gate (it was started or is gone).
+pub(crate) fn release_fifo(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    crate::sys::write(f.as_fd(), b"s").map(drop)
+}
+
+/// Opens the child's end of the start gate (`cfg.gated`): a pipe, or the FIFO of
+/// `start_fifo`, made here. The child's descriptor goes above `min_fd` (the `pass_fd`
+/// targets). `(child's end, our end)`.
+fn prepare_gate(cfg: &SessionConfig, min_fd: RawFd) -> Result<(Option<OwnedFd>, Option<Gate>)> {
+    if !cfg.gated {
+        if let Some(p) = &cfg.start_fifo {
+            return Err(Error::BadConfig(format!(
+                "start_fifo({}) is for create(); spawn() starts the container at once",
+                p.display()
+            )));
+        }
+        return Ok((None, None));
+    }
+    let io = |what: &'static str| Error::io(what);
+    let (child, ours) = match &cfg.start_fifo {
+        None => {
+            let (r, w) = crate::sys::pipe_cloexec().map_err(io("creating the start gate"))?;
+            (r, Gate::Pipe(w))
+        }
+        Some(path) => {
+            nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+                |e| {
+                    Error::BadConfig(format!(
+                        "start_fifo: cannot make the FIFO {}: {e}",
+                        path.display()
+                    ))
+                },
+            )?;
+            let file = FifoFile {
+                path: path.clone(),
+                keep: false,
+            };
+            // Read and write: the child's reads then never see EOF, whoever else opens
+            // and closes the FIFO; it waits for a byte.
+            let fd = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(io("opening the start FIFO"))?;
+            (OwnedFd::from(fd), Gate::Fifo(file))
+        }
+    };
+    let child = crate::sys::move_above(child, min_fd).map_err(io("creating the start gate"))?;
+    Ok((Some(child), Some(ours)))
 }
 
 /// The init's memfd, its argv and the descriptors it inherits.
@@ -74,6 +170,7 @@ pub(crate) fn prepare(
     devpts: Option<BorrowedFd<'_>>,
 ) -> Result<(SessionPlan, ParentSession)> {
     let init_options = validate(cfg, ctx)?;
+    let (gate_child, gate) = prepare_gate(cfg, ctx.min_setup_fd)?;
     let uses_init = ctx.uses_init;
     // The process-wide pieces are all set up by the first spawn, whatever its kind, so a
     // program (or a leak test) that takes a descriptor baseline after one warm-up spawn
@@ -158,6 +255,8 @@ pub(crate) fn prepare(
             death_signal,
             lifeline,
             _moved: moved,
+            gate_child,
+            gate,
         },
         parent,
     ))
@@ -267,30 +366,30 @@ impl SessionPlan {
             }),
             death_signal: self.death_signal,
             lifeline: self.lifeline.as_ref().map_or(-1, |l| l.as_raw_fd()),
+            gate: self.gate_child.as_ref().map_or(-1, |g| g.as_raw_fd()),
         }
+    }
+
+    /// Whether the child stops at a start gate (`create`).
+    pub(crate) fn gated(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// Once the child waits at its gate: closes our copy of its end and hands over ours.
+    pub(crate) fn take_gate(&mut self) -> Option<Gate> {
+        self.gate_child = None;
+        self.gate.take()
+    }
+
+    /// Whether the built-in init runs (it reports the workload's start on the pipe).
+    pub(crate) fn uses_init(&self) -> bool {
+        self.uses_init
     }
 
     /// Whether the clone must run on a long-lived spawner thread (a parent-death signal
     /// follows the cloning thread).
     pub(crate) fn needs_long_lived_thread(&self) -> bool {
         self.death_signal
-    }
-
-    /// The error pipe hit EOF: without an init that means execve succeeded; with one, the
-    /// init died before it could say whether the workload started.
-    pub(crate) fn on_eof(&self) -> Result<()> {
-        if self.uses_init {
-            Err(Error::InitVanished)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Whether an 8-byte record is the init's "workload started".
-    pub(crate) fn is_started(&self, n: usize, buf: &[u8; 8]) -> bool {
-        self.uses_init
-            && n == 8
-            && u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) == init::MSG_STARTED
     }
 }
 

@@ -13,6 +13,7 @@ mod cgroup_cleanup;
 mod cgroup_v2;
 mod claims;
 mod cpu_limit;
+mod create;
 mod errors;
 mod examples;
 mod idpool;
