@@ -190,6 +190,10 @@ mod seccomp;
 mod spec;
 mod sysctl;
 
+// Compiled here only until the lifecycle's main.rs (which declares it) is merged.
+#[allow(dead_code)]
+mod hooks;
+
 fn main() {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
