@@ -11,10 +11,13 @@
 //! also as a JSON line appended to `--log` (the shim reports the last `msg`); exit code 1.
 
 mod console;
+mod devices;
 mod hooks;
 mod lifecycle;
+mod seccomp;
 mod spec;
 mod state;
+mod sysctl;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -182,17 +185,6 @@ pub enum Cmd {
     /// Print the runtime's features as JSON.
     Features,
 }
-
-// The spec helper's branch: the modules it owns, until the lifecycle's main.rs uses them.
-#![allow(dead_code)]
-mod devices;
-mod seccomp;
-mod spec;
-mod sysctl;
-
-// Compiled here only until the lifecycle's main.rs (which declares it) is merged.
-#[allow(dead_code)]
-mod hooks;
 
 fn main() {
     let cli = Cli::parse();
