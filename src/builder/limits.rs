@@ -151,8 +151,11 @@ pub(crate) struct LimitsConfig {
     pub(crate) accounting: bool,
     pub(crate) cgroup_version: CgroupVersion,
     pub(crate) cgroup_parent: Option<PathBuf>,
-    /// `cgroup_path(path)`: the container's cgroup is exactly this (absolute) path.
+    /// `cgroup_path(path)`: the container's cgroup is exactly this path (absolute: from
+    /// each hierarchy's root; relative: from the supervisor's own cgroup in it).
     pub(crate) cgroup_path: Option<PathBuf>,
+    /// `join_cgroup_of(pid)`: join the cgroups the process `pid` is in (with `cgroup_join`).
+    pub(crate) cgroup_of: Option<i32>,
     /// `join_cgroup_path(path)`: that cgroup exists and is another container's: join it,
     /// never write its limits, never remove or kill it.
     pub(crate) cgroup_join: bool,
@@ -170,7 +173,13 @@ impl LimitsConfig {
             || self.cpu.is_some()
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
-            || self.cgroup_path.is_some()
+            || self.placed()
+    }
+
+    /// Whether the cgroup is one the caller placed (`cgroup_path`, `join_cgroup_path`,
+    /// `join_cgroup_of`) rather than ours under the supervisor's own cgroup.
+    pub(crate) fn placed(&self) -> bool {
+        self.cgroup_path.is_some() || self.cgroup_of.is_some()
     }
 
     /// Whether the default budget applies ([`DEFAULT_PIDS_LIMIT`],
@@ -407,16 +416,19 @@ impl ContainerBuilder {
         self
     }
 
-    /// Puts the container in exactly the cgroup `path`, an absolute path read from the root
-    /// of each hierarchy, as OCI's `linux.cgroupsPath` and runc read it: `/jobs/j42` is
-    /// `/sys/fs/cgroup/<controller>/jobs/j42` in every mounted v1 hierarchy the container
+    /// Puts the container in exactly the cgroup `path`, as OCI's `linux.cgroupsPath` and
+    /// runc read it. An absolute path is read from the root of each hierarchy: `/jobs/j42`
+    /// is `/sys/fs/cgroup/<controller>/jobs/j42` in every mounted v1 hierarchy the container
     /// uses (memory, cpu, cpuacct, pids, freezer and devices), or `/sys/fs/cgroup/jobs/j42`
-    /// on v2. Missing parents are created and left in place; the leaf may already exist
-    /// (it is then joined) and is removed when the container's cgroup is released, or by
-    /// [`Detached::destroy`](crate::Detached::destroy). Instead of the default nesting
-    /// under the supervisor's own cgroup (and of [`cgroup_parent`](Self::cgroup_parent),
-    /// which it excludes). A container with a cgroup path always gets a cgroup with every
-    /// controller available, as if [`cgroup_accounting`](Self::cgroup_accounting) were on.
+    /// on v2. A relative path is read from the supervisor's own cgroup in each hierarchy
+    /// (on a hybrid host these may differ: `jobs/j42` under the memory cgroup the
+    /// supervisor is in, and under its v2 cgroup). Missing parents are created and left in
+    /// place; the leaf may already exist (it is then joined) and is removed when the
+    /// container's cgroup is released, or by [`Detached::destroy`](crate::Detached::destroy).
+    /// Instead of the default nesting under the supervisor's own cgroup (and of
+    /// [`cgroup_parent`](Self::cgroup_parent), which it excludes). A container with a cgroup
+    /// path always gets a cgroup with every controller available, as if
+    /// [`cgroup_accounting`](Self::cgroup_accounting) were on.
     ///
     /// Two live containers must not be given the same path: the second would share the
     /// first one's cgroup and limits.
@@ -424,9 +436,11 @@ impl ContainerBuilder {
     /// ```
     /// use cellblock::Container;
     /// Container::builder("/bin/true").cgroup_path("/ci/job-42");
+    /// Container::builder("/bin/true").cgroup_path("jobs/job-43"); // below our own
     /// ```
     pub fn cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_of = None;
         self.limits.cgroup_join = false;
         self
     }
@@ -443,6 +457,32 @@ impl ContainerBuilder {
     /// [`Error::CgroupUnavailable`]: crate::Error::CgroupUnavailable
     pub fn join_cgroup_path(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.limits.cgroup_path = Some(path.into());
+        self.limits.cgroup_of = None;
+        self.limits.cgroup_join = true;
+        self
+    }
+
+    /// Puts the container in the cgroups the running process `pid` is in, in every
+    /// hierarchy (read from `/proc/PID/cgroup` when it is spawned), as
+    /// [`join_cgroup_path`](Self::join_cgroup_path) does with a path: for running a process
+    /// in a container whose cgroup path is not known, or differs between the hierarchies of
+    /// a hybrid host (a relative [`cgroup_path`](Self::cgroup_path) read from another
+    /// supervisor's cgroups). An OCI runtime's `exec` joins its container's init this way.
+    /// A `pid` that is gone is [`Error::CgroupUnavailable`](crate::Error::CgroupUnavailable).
+    ///
+    /// ```no_run
+    /// # async fn demo(other: &cellblock::Container) -> cellblock::Result<()> {
+    /// use cellblock::{Container, Namespaces};
+    /// let mut helper = Container::builder("/bin/true")
+    ///     .join(Namespaces::PID | Namespaces::MOUNT, other)
+    ///     .join_cgroup_of(other.pid())
+    ///     .spawn().await?;
+    /// helper.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn join_cgroup_of(&mut self, pid: i32) -> &mut Self {
+        self.limits.cgroup_path = None;
+        self.limits.cgroup_of = Some(pid);
         self.limits.cgroup_join = true;
         self
     }

@@ -226,16 +226,42 @@ pub(crate) fn base_dir(mount: &Path, own: &Path, explicit: Option<&Path>) -> Pat
     }
 }
 
-/// The directory of the explicit cgroup `path` (absolute, checked by the plan) in the
-/// hierarchy mounted at `mount`: created with its missing ancestors (each new one passed to
-/// `init`, as cpuset needs), or joined if it exists.
+/// Where the caller's cgroup `path` (`ContainerBuilder::cgroup_path`, checked by the plan)
+/// starts in a hierarchy mounted at `mount` in which the supervisor's own directory is
+/// `own`: an absolute path at the hierarchy's root, a relative one at `own`.
+pub(crate) fn path_start<'a>(path: &Path, mount: &'a Path, own: &'a Path) -> &'a Path {
+    if path.is_absolute() {
+        mount
+    } else {
+        own
+    }
+}
+
+/// The directory of the caller's cgroup `path` in that hierarchy (see [`path_start`]).
+pub(crate) fn path_dir(path: &Path, mount: &Path, own: &Path) -> PathBuf {
+    let mut dir = path_start(path, mount, own).to_path_buf();
+    dir.extend(normal_parts(path));
+    dir
+}
+
+fn normal_parts(path: &Path) -> impl Iterator<Item = &std::ffi::OsStr> {
+    path.components().filter_map(|c| match c {
+        std::path::Component::Normal(p) => Some(p),
+        _ => None,
+    })
+}
+
+/// The directory of the caller's cgroup `path` in the hierarchy mounted at `mount` (see
+/// [`path_start`]): created with its missing ancestors (each new one passed to `init`, as
+/// cpuset needs), or joined if it exists.
 pub(crate) fn explicit_dir(
     mount: &Path,
+    own: &Path,
     path: &Path,
     init: &dyn Fn(&Path) -> crate::error::Result<()>,
 ) -> crate::error::Result<PathBuf> {
-    let mut dir = mount.to_path_buf();
-    for part in path.components().skip(1) {
+    let mut dir = path_start(path, mount, own).to_path_buf();
+    for part in normal_parts(path) {
         dir.push(part);
         match std::fs::create_dir(&dir) {
             Ok(()) => init(&dir)?,
@@ -244,6 +270,65 @@ pub(crate) fn explicit_dir(
         }
     }
     Ok(dir)
+}
+
+/// The existing cgroup a container joins in the hierarchy mounted at `mount`: the caller's
+/// `path` (`join_cgroup_path`, read as [`path_dir`] reads it) or the cgroup of process
+/// `pid` (`join_cgroup_of`) for the v1 `controller` (`None`: v2).
+pub(crate) fn joined_dir(
+    path: Option<&Path>,
+    pid: Option<i32>,
+    mount: &Path,
+    own: &Path,
+    controller: Option<&str>,
+) -> crate::error::Result<PathBuf> {
+    use crate::error::Error;
+    let dir = match (path, pid) {
+        (Some(p), _) => path_dir(p, mount, own),
+        (None, Some(pid)) => dir_of_pid(pid, mount, controller)
+            .map_err(|e| Error::CgroupUnavailable(format!("reading /proc/{pid}/cgroup: {e}")))?
+            .ok_or_else(|| {
+                Error::CgroupUnavailable(format!(
+                    "process {pid} is in no cgroup of {}",
+                    mount.display()
+                ))
+            })?,
+        (None, None) => {
+            return Err(Error::CgroupUnavailable(
+                "no cgroup to join was given".into(),
+            ))
+        }
+    };
+    if !dir.is_dir() {
+        return Err(Error::CgroupUnavailable(format!(
+            "{} does not exist: nothing to join",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// The directory of process `pid`'s cgroup in the hierarchy mounted at `mount` that holds
+/// the v1 `controller` (`None`: the v2 hierarchy), read from `/proc/PID/cgroup`
+/// (`ContainerBuilder::join_cgroup_of`). `Ok(None)`: it is in no cgroup of that hierarchy.
+pub(crate) fn dir_of_pid(
+    pid: i32,
+    mount: &Path,
+    controller: Option<&str>,
+) -> io::Result<Option<PathBuf>> {
+    let theirs = parse_proc_cgroup(&fs::read_to_string(format!("/proc/{pid}/cgroup"))?);
+    let found = theirs.iter().find(|o| match controller {
+        Some(c) => o.controllers.iter().any(|x| x == c),
+        None => o.controllers.is_empty(),
+    });
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let d = discovery()?;
+    let Some(m) = d.mounts.iter().find(|m| m.mount_point == mount) else {
+        return Ok(None);
+    };
+    Ok(Some(join_own(m, &found.path)))
 }
 
 #[cfg(test)]

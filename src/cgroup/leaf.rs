@@ -70,7 +70,7 @@ impl Cgroup {
             backend,
             // A joined cgroup is another container's: never removed or emptied by us.
             released: Mutex::new(limits.cgroup_join),
-            explicit: limits.cgroup_path.is_some(),
+            explicit: limits.placed(),
         })
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::files::{
     cg_err, kill_pids, poll_until, read_keyed, read_pids, read_u64, write, write_setting,
 };
-use super::layout::{base_dir, v1_hierarchy};
+use super::layout::{base_dir, joined_dir, v1_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
 use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
@@ -91,14 +91,11 @@ impl V1Cgroup {
                 ),
             ),
             ("freezer", opt_if(full)),
-            (
-                "cpu",
-                need_or(limits.wants_cpu(), opt_if(limits.cgroup_path.is_some())),
-            ),
+            ("cpu", need_or(limits.wants_cpu(), opt_if(limits.placed()))),
             ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
             // An explicit path is the OCI runtime's case: its callers expect the device
             // cgroup too (they write its rules).
-            ("devices", opt_if(limits.cgroup_path.is_some())),
+            ("devices", opt_if(limits.placed())),
         ];
         let mut first_err = None;
         for (ctrl, want) in wanted {
@@ -124,8 +121,7 @@ impl V1Cgroup {
             let is_cpuset = fs::metadata(mount.join("cpuset.cpus")).is_ok();
             // The containers' weight below the supervisor goes on our own `cellblock`
             // directory, not on the ancestors of a caller's explicit path.
-            let is_cpu =
-                fs::metadata(mount.join("cpu.shares")).is_ok() && limits.cgroup_path.is_none();
+            let is_cpu = fs::metadata(mount.join("cpu.shares")).is_ok() && !limits.placed();
             let init = move |dir: &Path| {
                 if is_cpuset {
                     inherit_cpuset(dir)?;
@@ -135,9 +131,9 @@ impl V1Cgroup {
                 }
                 Ok(())
             };
-            let made = match &limits.cgroup_path {
-                Some(path) => self.add_explicit(ctrl, &mount, path, limits.cgroup_join, &init),
-                None => {
+            let made = match limits.placed() {
+                true => self.add_explicit(ctrl, &mount, &own, limits, &init),
+                false => {
                     let base = base_dir(&mount, &own, limits.cgroup_parent.as_deref());
                     self.add_dir(ctrl, &mount, &base.join("cellblock"), name, &init)
                 }
@@ -203,28 +199,20 @@ impl V1Cgroup {
         Ok(())
     }
 
-    /// Makes (or joins) the explicit cgroup `path` in this hierarchy, creating missing
-    /// ancestors (left in place afterwards; see `ContainerBuilder::cgroup_path`).
+    /// Makes (or joins) the caller's cgroup (`cgroup_path`, `join_cgroup_path`,
+    /// `join_cgroup_of`) in this hierarchy, creating missing ancestors of a path (left in
+    /// place afterwards; see `ContainerBuilder::cgroup_path`).
     fn add_explicit(
         &mut self,
         ctrl: &'static str,
         mount: &Path,
-        path: &Path,
-        joining: bool,
+        own: &Path,
+        limits: &LimitsConfig,
         init: &dyn Fn(&Path) -> Result<()>,
     ) -> Result<()> {
-        let leaf = match joining {
-            true => {
-                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
-                if !dir.is_dir() {
-                    return Err(Error::CgroupUnavailable(format!(
-                        "{} does not exist: nothing to join",
-                        dir.display()
-                    )));
-                }
-                dir
-            }
-            false => super::layout::explicit_dir(mount, path, init)?,
+        let leaf = match (&limits.cgroup_path, limits.cgroup_join) {
+            (Some(path), false) => super::layout::explicit_dir(mount, own, path, init)?,
+            (path, _) => joined_dir(path.as_deref(), limits.cgroup_of, mount, own, Some(ctrl))?,
         };
         self.dirs.push(Dir {
             controllers: vec![ctrl],

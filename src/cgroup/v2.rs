@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::files::{
     cg_err, kill_pids, poll_until, read_keyed, read_pids, read_u64, write, write_setting,
 };
-use super::layout::{base_dir, v2_hierarchy};
+use super::layout::{base_dir, joined_dir, path_start, v2_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
 use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
@@ -37,7 +37,8 @@ impl V2Cgroup {
                 Error::CgroupUnavailable("no cgroup2 hierarchy is mounted on this host".into())
             })?;
         let base = match &limits.cgroup_path {
-            Some(_) => mount.clone(),
+            Some(p) => path_start(p, &mount, &own).to_path_buf(),
+            None if limits.placed() => mount.clone(),
             None => base_dir(&mount, &own, limits.cgroup_parent.as_deref()),
         };
         let available = fs::read_to_string(base.join("cgroup.controllers"))
@@ -51,18 +52,18 @@ impl V2Cgroup {
                 available.join(" ")
             ))
         })?;
+        if limits.cgroup_join {
+            let dir = joined_dir(
+                limits.cgroup_path.as_deref(),
+                limits.cgroup_of,
+                &mount,
+                &own,
+                None,
+            )?;
+            return Ok(V2Cgroup { dir });
+        }
         if let Some(path) = &limits.cgroup_path {
-            if limits.cgroup_join {
-                let dir = mount.join(path.strip_prefix("/").unwrap_or(path));
-                if !dir.is_dir() {
-                    return Err(Error::CgroupUnavailable(format!(
-                        "{} does not exist: nothing to join",
-                        dir.display()
-                    )));
-                }
-                return Ok(V2Cgroup { dir });
-            }
-            return V2Cgroup::create_explicit(limits, &mount, path, &enable);
+            return V2Cgroup::create_explicit(limits, &base, path, &enable);
         }
         let weigh = limits.wants_cpu() && available.contains(&"cpu");
         let parent = base.join("cellblock");
@@ -94,17 +95,21 @@ impl V2Cgroup {
         }
     }
 
-    /// The explicit cgroup `path` (`ContainerBuilder::cgroup_path`): each ancestor from the
-    /// root down enables `enable` for its children, missing ones are created (and left
-    /// afterwards), the leaf is created or joined.
+    /// The explicit cgroup `path` (`ContainerBuilder::cgroup_path`) from `start` (the root,
+    /// or the supervisor's own cgroup for a relative path): each ancestor from `start` down
+    /// enables `enable` for its children, missing ones are created (and left afterwards),
+    /// the leaf is created or joined.
     fn create_explicit(
         limits: &LimitsConfig,
-        mount: &Path,
+        start: &Path,
         path: &Path,
         enable: &[&str],
     ) -> Result<V2Cgroup> {
-        let mut dir = mount.to_path_buf();
-        for part in path.components().skip(1) {
+        let mut dir = start.to_path_buf();
+        for part in path
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        {
             enable_controllers(&dir, &dir, enable)?;
             dir.push(part);
             match fs::create_dir(&dir) {

@@ -132,11 +132,15 @@ fn validate(l: &LimitsConfig) -> Result<()> {
     }
     if let Some(p) = &l.cgroup_path {
         let bad_path = |why: &str| bad("cgroup_path", format!("{}: {why}", p.display()));
-        if !p.is_absolute() {
-            return bad_path("not an absolute path");
-        }
-        if p.components().count() < 2 {
-            return bad_path("the hierarchy's root cannot be a container's cgroup");
+        if !p
+            .components()
+            .any(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return bad_path(if p.is_absolute() {
+                "the hierarchy's root cannot be a container's cgroup"
+            } else {
+                "empty"
+            });
         }
         if p.components().any(|c| {
             !matches!(
@@ -149,19 +153,32 @@ fn validate(l: &LimitsConfig) -> Result<()> {
         if l.cgroup_parent.is_some() {
             return bad_path("cgroup_parent was given too; choose one");
         }
+    }
+    if l.cgroup_join {
+        let what = match (&l.cgroup_path, l.cgroup_of) {
+            (Some(p), _) => ("join_cgroup_path", p.display().to_string()),
+            (None, Some(pid)) => ("join_cgroup_of", format!("pid {pid}")),
+            (None, None) => ("join_cgroup_path", String::new()),
+        };
         let own_limit = l.memory.is_some()
             || l.memory_swap.is_some()
             || l.pids.is_some()
             || l.cpu.is_some()
             || l.cpu_weight.is_some()
             || l.cpuset.is_some();
-        if l.cgroup_join && own_limit {
+        if own_limit {
             return bad(
-                "join_cgroup_path",
+                what.0,
                 format!(
                     "{}: a joined cgroup is another container's; its limits are not ours to set",
-                    p.display()
+                    what.1
                 ),
+            );
+        }
+        if l.cgroup_parent.is_some() {
+            return bad(
+                what.0,
+                format!("{}: cgroup_parent was given too; choose one", what.1),
             );
         }
     }

@@ -404,7 +404,7 @@ async fn cgroup_path_is_read_from_each_hierarchys_root() {
     ] {
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(root).join(&base[1..]));
     }
-    for bad in ["relative/path", "/", "/a/../b"] {
+    for bad in ["", "/", "/a/../b", "a/../../b", "./"] {
         let e = Container::builder("/bin/true")
             .cgroup_path(bad)
             .spawn()
@@ -560,6 +560,123 @@ async fn join_cgroup_path_joins_without_owning() {
                 .join(Path::new(&path[1..]).parent().unwrap()),
         );
     }
+}
+
+/// Our own cgroup in each hierarchy: (mount directory under /sys/fs/cgroup, path in it).
+fn own_cgroups() -> Vec<(String, String)> {
+    let unified = Path::new("/sys/fs/cgroup/unified").is_dir();
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            let mount = match c {
+                "" if unified => "unified".to_string(),
+                "" => String::new(),
+                c if c.starts_with("name=") => return None,
+                c => c.to_string(),
+            };
+            Some((mount, p.to_string()))
+        })
+        .collect()
+}
+
+/// A relative `cgroup_path` is read from our own cgroup *in each hierarchy* (as runc reads
+/// a relative cgroupsPath): on this hybrid host our memory cgroup is deep and our pids and
+/// v2 ones are the roots, and the container lands below each. `join_cgroup_of(pid)` then
+/// joins those cgroups of that process, whatever their paths: the joiner is in the
+/// owner's directory of every hierarchy the owner has, which the joiner's end leaves in
+/// place; a pid that is gone is `CgroupUnavailable`, and limits are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_cgroup_path_and_join_cgroup_of() {
+    let rel = format!("cellblock-it-rel-{}/c", std::process::id());
+    let mut owner = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .cgroup_version(CgroupVersion::V1)
+        .cgroup_path(&rel)
+        .spawn()
+        .await
+        .unwrap();
+    let seen = std::fs::read_to_string(format!("/proc/{}/cgroup", owner.pid())).unwrap();
+    let mut dirs = Vec::new();
+    for (mount, own) in own_cgroups() {
+        if !["memory", "pids", "freezer"].contains(&mount.as_str()) {
+            continue;
+        }
+        let want = format!("{}/{rel}", own.trim_end_matches('/'));
+        let line = seen
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(mount.as_str()))
+            .unwrap_or_else(|| panic!("{mount}: {seen}"));
+        assert_eq!(line.split(':').nth(2), Some(want.as_str()), "{seen}");
+        let dir = Path::new("/sys/fs/cgroup").join(&mount).join(&want[1..]);
+        assert!(dir.is_dir(), "{}", dir.display());
+        dirs.push(dir);
+    }
+    assert_eq!(dirs.len(), 3, "{seen}");
+
+    let mut joiner = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .cgroup_version(CgroupVersion::V1)
+        .join_cgroup_of(owner.pid())
+        .spawn()
+        .await
+        .unwrap();
+    for dir in &dirs {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == joiner.pid().to_string()),
+            "{}: {procs}",
+            dir.display()
+        );
+    }
+    joiner.kill().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        common::running(owner.pid()),
+        "ending the joiner killed the owner"
+    );
+    assert!(
+        dirs.iter().all(|d| d.is_dir()),
+        "ending the joiner removed a cgroup"
+    );
+
+    let e = Container::builder("/bin/true")
+        .join_cgroup_of(owner.pid())
+        .memory_limit(1 << 30)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::InvalidLimit {
+                option: "join_cgroup_of",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    owner.kill().await.unwrap();
+    for dir in &dirs {
+        assert!(
+            common::eventually(10, || !dir.exists()).await,
+            "{} left",
+            dir.display()
+        );
+        let _ = std::fs::remove_dir(dir.parent().unwrap());
+    }
+    let gone = owner.pid();
+    let e = Container::builder("/bin/true")
+        .cgroup_version(CgroupVersion::V1)
+        .join_cgroup_of(gone)
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::CgroupUnavailable(_)), "{e}");
 }
 
 /// `Container::detach` lets go of a running container (OCI `exec --detach`): not killed

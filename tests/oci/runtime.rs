@@ -444,3 +444,243 @@ fn pause_resume_and_list() {
     assert_eq!(b.runtime(&["list", "-q"]).ok().stdout, "");
     b.finish();
 }
+
+/// Rewrites the bundle's config.json with `f`.
+fn edit_config(bundle: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(&mut cfg);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+}
+
+/// A hook that appends `KIND HOSTNAME STATUS` to `log` (HOSTNAME: the UTS namespace it
+/// runs in; STATUS: the `status` of the state it reads on stdin), then exits `code`.
+fn recording_hook(kind: &str, log: &str, code: i32) -> serde_json::Value {
+    serde_json::json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "s=$(cat | grep -o '\"status\":\"[a-z]*\"' | cut -d'\"' -f4); \
+             echo \"{kind} $(hostname) $s\" >> {log}; exit {code}")],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    })
+}
+
+/// runtime-spec hooks, the six kinds, each where and when the spec runs it: `prestart`
+/// and `createRuntime` at `create` in the runtime's namespaces (they see the host's
+/// hostname and status "created"), `createContainer` at `create` and `startContainer` at
+/// `start` in the container's (its hostname, its root: their log is inside the rootfs),
+/// `poststart` after the start ("running"), `poststop` at `delete` ("stopped"). Then the
+/// failure path: a failing `createContainer` hook fails `create` with a message naming it,
+/// the container is torn down (nothing left) and `poststop` still runs.
+#[test]
+fn hooks_run_where_and_when_the_spec_says() {
+    let b = Bundles::new(&cellblock());
+    let host_log = b.dir.join("hooks.log");
+    let host_log_s = host_log.display().to_string();
+    let in_log = b.rootfs().join("hooks-in.log");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let configure = |bundle: &Path, fail_create_container: bool| {
+        edit_config(bundle, |cfg| {
+            cfg["hostname"] = "hooked".into();
+            let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+            if !ns.iter().any(|n| n["type"] == "uts") {
+                ns.push(serde_json::json!({"type": "uts"}));
+            }
+            let cc_code = if fail_create_container { 3 } else { 0 };
+            cfg["hooks"] = serde_json::json!({
+                "prestart": [recording_hook("prestart", &host_log_s, 0)],
+                "createRuntime": [recording_hook("createRuntime", &host_log_s, 0)],
+                "createContainer": [recording_hook("createContainer", "/hooks-in.log", cc_code)],
+                "startContainer": [recording_hook("startContainer", "/hooks-in.log", 0)],
+                "poststart": [recording_hook("poststart", &host_log_s, 0)],
+                "poststop": [recording_hook("poststop", &host_log_s, 0)],
+            });
+        })
+    };
+    let bundle = b.bundle("hooked", &["sh", "-c", "hostname > /workload-ran"]);
+    configure(&bundle, false);
+    let bs = bundle.display().to_string();
+
+    b.runtime(&["create", "--bundle", &bs, "hooked"]).ok();
+    assert_eq!(
+        read(&host_log),
+        format!("prestart {host} created\ncreateRuntime {host} created\n")
+    );
+    assert_eq!(read(&in_log), "createContainer hooked created\n");
+    assert!(
+        !b.rootfs().join("workload-ran").exists(),
+        "ran before start"
+    );
+
+    b.runtime(&["start", "hooked"]).ok();
+    assert_eq!(
+        read(&in_log),
+        "createContainer hooked created\nstartContainer hooked created\n"
+    );
+    assert!(
+        read(&host_log).ends_with(&format!("poststart {host} running\n")),
+        "{}",
+        read(&host_log)
+    );
+    harness::wait_until(
+        30,
+        "the workload ran and stopped",
+        || status(&b, "hooked") == "stopped",
+        || read(&b.rootfs().join("workload-ran")),
+    );
+    assert_eq!(read(&b.rootfs().join("workload-ran")), "hooked\n");
+    b.runtime(&["delete", "hooked"]).ok();
+    assert_eq!(
+        read(&host_log),
+        format!(
+            "prestart {host} created\ncreateRuntime {host} created\npoststart {host} running\n\
+             poststop {host} stopped\n"
+        )
+    );
+
+    // A failing createContainer hook.
+    std::fs::remove_file(&host_log).unwrap();
+    std::fs::remove_file(&in_log).unwrap();
+    let bundle = b.bundle("hookfail", &["sh", "-c", "touch /must-not-run"]);
+    configure(&bundle, true);
+    let o = b.runtime(&[
+        "create",
+        "--bundle",
+        &bundle.display().to_string(),
+        "hookfail",
+    ]);
+    assert_fails_with(&o, &["createContainer"]);
+    assert_eq!(read(&in_log), "createContainer hooked created\n");
+    assert_eq!(
+        read(&host_log),
+        format!("prestart {host} created\ncreateRuntime {host} created\npoststop {host} stopped\n")
+    );
+    assert!(!b.rootfs().join("must-not-run").exists());
+    b.finish();
+}
+
+/// `/proc/PID/cgroup` as (controllers field, path) lines.
+fn cgroups_of(pid: i32) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            Some((c.to_string(), p.to_string()))
+        })
+        .collect()
+}
+
+/// `exec` adds a process under the container's own protections. Its seccomp profile: runc
+/// applies config.json's to exec'd processes, and the attack is a syscall the profile
+/// denies (`mkdir`, EPERM here) tried through `exec`; the control is the same exec in a
+/// container without the profile, which succeeds. Its cgroup, also when config.json has
+/// no cgroupsPath (umoci's config; the runtime then makes `cellblock-oci/ID` under its own
+/// cgroup in each hierarchy, and `exec` joins the init's): `ps` lists the exec'd process,
+/// it is in the init's cgroups, and `delete` removes them.
+#[test]
+fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
+    let b = Bundles::new(&cellblock());
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    });
+    for (id, seccomp) in [("sec", true), ("nosec", false)] {
+        let bundle = b.bundle(id, &["sleep", "1000"]);
+        edit_config(&bundle, |cfg| {
+            cfg["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+            match seccomp {
+                true => cfg["linux"]["seccomp"] = profile.clone(),
+                false => drop(cfg["linux"].as_object_mut().unwrap().remove("seccomp")),
+            }
+        });
+        let pid_file = b.dir.join(format!("{id}.pid")).display().to_string();
+        let bs = bundle.display().to_string();
+        b.runtime(&["create", "--bundle", &bs, "--pid-file", &pid_file, id])
+            .ok();
+        b.runtime(&["start", id]).ok();
+        let init: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+
+        let o = b.runtime(&["exec", id, "mkdir", &format!("/made-by-exec-{id}")]);
+        let made = b.rootfs().join(format!("made-by-exec-{id}")).is_dir();
+        match seccomp {
+            true => {
+                assert_eq!(o.status.code(), Some(1), "{o:#?}");
+                assert!(o.stderr.contains("Operation not permitted"), "{o:#?}");
+                assert!(!made);
+            }
+            false => assert!(o.status.success() && made, "control: {o:#?}"),
+        }
+
+        // The cgroup: `cellblock-oci/ID` below ours, shared by the exec'd process.
+        let ours = cgroups_of(std::process::id() as i32);
+        let theirs = cgroups_of(init);
+        let own_dirs: Vec<(String, String)> = theirs
+            .iter()
+            .filter(|(c, p)| {
+                let mine = ours.iter().find(|(oc, _)| oc == c).map(|(_, p)| p.as_str());
+                let want = format!(
+                    "{}/cellblock-oci/{id}",
+                    mine.unwrap_or("").trim_end_matches('/')
+                );
+                *p == want
+            })
+            .cloned()
+            .collect();
+        assert!(
+            own_dirs
+                .iter()
+                .any(|(c, _)| c.contains("memory") || c.is_empty()),
+            "the init is not in cellblock-oci/{id} below our cgroups: {theirs:?} (ours {ours:?})"
+        );
+        let process = b.dir.join("process.json");
+        std::fs::write(
+            &process,
+            serde_json::json!({"args": ["sleep", "999"], "cwd": "/", "user": {"uid": 0, "gid": 0}})
+                .to_string(),
+        )
+        .unwrap();
+        let exec_pid = b.dir.join("exec.pid");
+        b.runtime(&[
+            "exec",
+            "--process",
+            &process.display().to_string(),
+            "--detach",
+            "--pid-file",
+            &exec_pid.display().to_string(),
+            id,
+        ])
+        .ok();
+        let pid: i32 = std::fs::read_to_string(&exec_pid).unwrap().parse().unwrap();
+        let exec_cgroups = cgroups_of(pid);
+        for dir in &own_dirs {
+            assert!(
+                exec_cgroups.contains(dir),
+                "{dir:?} not in {exec_cgroups:?}"
+            );
+        }
+        let o = b.runtime(&["ps", "--format", "json", id]).ok();
+        let listed: Vec<i32> = serde_json::from_str(&o.stdout).unwrap();
+        assert!(listed.contains(&init) && listed.contains(&pid), "{o:#?}");
+
+        b.runtime(&["delete", "--force", id]).ok();
+        for (c, p) in &own_dirs {
+            // v2: /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a v2-only one.
+            let hierarchy = match c.as_str() {
+                "" if Path::new("/sys/fs/cgroup/unified").is_dir() => "unified",
+                c => c,
+            };
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(hierarchy)
+                .join(p.trim_start_matches('/'));
+            assert!(!dir.exists(), "{} left", dir.display());
+        }
+    }
+    b.finish();
+}

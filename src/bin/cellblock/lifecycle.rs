@@ -16,7 +16,7 @@ use crate::state::{self, Dir, State, StateError};
 use crate::{Cli, Cmd, CreateOpts, ExecOpts, PsFormat};
 use cellblock::{Detached, DetachedState};
 use cellblock::{Signal, Stdio};
-use oci_spec::runtime::{Hook, Process, Spec};
+use oci_spec::runtime::{Process, Spec};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -165,20 +165,24 @@ fn oci_state(st: &State, status: &str) -> serde_json::Value {
     })
 }
 
-/// Runs the hooks of one kind from `st.hooks` with the state on stdin.
-fn run_hooks(
-    st: &State,
-    status: &str,
-    kind: HookKind,
-    pick: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>,
-) -> Result<(), HookError> {
-    let Some(list) = st.hooks.as_ref().and_then(|h| pick(h).as_ref()) else {
+/// Runs `st`'s hooks of `kind` with the state (status `status`) on stdin: in the
+/// container's namespaces for `createContainer` and `startContainer` (runtime-spec), in
+/// ours for the others. Failures of `poststart` and `poststop` hooks are warnings.
+fn run_hooks(st: &State, status: &str, kind: HookKind) -> Result<(), HookError> {
+    let Some(list) = st.hooks.as_ref().map(|h| kind.of(h)) else {
         return Ok(());
     };
     if list.is_empty() {
         return Ok(());
     }
-    hooks::run_hooks(kind, list, &oci_state(st, status).to_string())
+    let state_json = oci_state(st, status).to_string();
+    match kind {
+        HookKind::CreateContainer | HookKind::StartContainer => {
+            let warn = &mut |e: &HookError| eprintln!("cellblock: warning: {e}");
+            hooks::run_hooks_in_container(kind, list, &state_json, st.pid, warn)
+        }
+        _ => hooks::run_hooks(kind, list, &state_json),
+    }
 }
 
 fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
@@ -204,6 +208,9 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts) -> Result<(), RtError> {
     let bundle = std::fs::canonicalize(&o.bundle)
         .map_err(|e| msg(format!("bundle {}: {e}", o.bundle.display())))?;
     let spec = load_spec(&bundle)?;
+    if let Some(h) = spec.hooks() {
+        hooks::validate(h)?;
+    }
     let terminal = spec
         .process()
         .as_ref()
@@ -269,7 +276,6 @@ fn finish_create(
         start_time: d.start_time,
         cgroup_dirs: d.cgroup_dirs.clone(),
         start_fifo: d.start_fifo.clone(),
-        cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         created: state::rfc3339(SystemTime::now()),
         annotations: spec
             .annotations()
@@ -280,15 +286,19 @@ fn finish_create(
         status: "created".into(),
         hooks: spec.hooks().clone(),
     };
+    // `exec` reads the container's config from here (its seccomp profile), not from the
+    // bundle, which the caller may change or remove once the container runs.
+    dir.save_config(spec)?;
     // runtime-spec: prestart (deprecated) and createRuntime after the environment is
-    // created, createContainer after them, all before `start`.
-    run_hooks(&st, "created", HookKind::Prestart, |h| h.prestart())?;
-    run_hooks(&st, "created", HookKind::CreateRuntime, |h| {
-        h.create_runtime()
-    })?;
-    run_hooks(&st, "created", HookKind::CreateContainer, |h| {
-        h.create_container()
-    })?;
+    // created, createContainer after them, all before `start`. A failure fails `create`
+    // (the caller tears the container down) and, as after a delete, runs poststop.
+    let hooked = run_hooks(&st, "created", HookKind::Prestart)
+        .and_then(|()| run_hooks(&st, "created", HookKind::CreateRuntime))
+        .and_then(|()| run_hooks(&st, "created", HookKind::CreateContainer));
+    if let Err(e) = hooked {
+        let _ = run_hooks(&st, "stopped", HookKind::Poststop);
+        return Err(e.into());
+    }
     dir.save(&st)?;
     if let Some(p) = &o.pid_file {
         state::write_atomic(p, d.pid.to_string().as_bytes(), 0o644)?;
@@ -307,9 +317,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
         )));
     }
     // runtime-spec: a failing startContainer hook stops the container (delete follows).
-    if let Err(e) = run_hooks(&st, status, HookKind::StartContainer, |h| {
-        h.start_container()
-    }) {
+    if let Err(e) = run_hooks(&st, status, HookKind::StartContainer) {
         let _ = d.destroy();
         return Err(e.into());
     }
@@ -317,9 +325,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
     st.status = "running".into();
     dir.save(&st)?;
     // runtime-spec: a failing poststart hook is a warning; the container runs on.
-    if let Err(e) = run_hooks(&st, "running", HookKind::Poststart, |h| h.poststart()) {
-        eprintln!("cellblock: warning: {e}");
-    }
+    run_hooks(&st, "running", HookKind::Poststart)?;
     Ok(())
 }
 
@@ -336,21 +342,42 @@ pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtErr
         return Ok(0);
     }
     // The init is our child (the library detached it: it neither waits for nor reaps it).
-    use nix::sys::wait::{waitpid, WaitStatus};
+    // While it runs, our signals go to it, as runc's foreground `run` does (the caller's
+    // Ctrl-C or SIGTERM stops the container, not just us).
+    let fwd = cellblock::SignalForwarder::new(&cellblock::FORWARDED_SIGNALS)?;
+    let mut signals = fwd.subscribe(&cellblock::FORWARDED_SIGNALS);
+    let d = detached(&Dir::open(root, &o.id)?.load()?);
+    let mut waited = tokio::task::spawn_blocking(move || wait_exit(pid));
     let code = loop {
-        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                let _ = delete(root, &o.id, true);
-                return Err(msg(format!("waiting for the container's init {pid}: {e}")));
+        tokio::select! {
+            r = &mut waited => break r.map_err(|e| msg(format!("waiting: {e}")))?,
+            Some(sig) = signals.recv() => {
+                let _ = d.signal(sig);
             }
+        }
+    };
+    let code = match code {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = delete(root, &o.id, true);
+            return Err(msg(format!("waiting for the container's init {pid}: {e}")));
         }
     };
     delete(root, &o.id, true)?;
     Ok(code)
+}
+
+/// Waits for our child `pid` to exit: its exit code, or 128 + the signal that ended it.
+fn wait_exit(pid: i32) -> nix::Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -385,9 +412,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
     d.destroy()?;
     dir.remove()?;
     // runtime-spec: poststop after the container is deleted; a failure is a warning.
-    if let Err(e) = run_hooks(&st, "stopped", HookKind::Poststop, |h| h.poststop()) {
-        eprintln!("cellblock: warning: {e}");
-    }
+    run_hooks(&st, "stopped", HookKind::Poststop)?;
     Ok(())
 }
 
@@ -545,7 +570,8 @@ fn exec_process(o: &ExecOpts) -> Result<Process, RtError> {
 /// `exec`: another process in the running container; with `detach` return once it runs
 /// (it outlives us, reparented to the caller), else wait and return its exit code.
 pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
-    let st = Dir::open(root, &o.id)?.load()?;
+    let dir = Dir::open(root, &o.id)?;
+    let st = dir.load()?;
     let (status, _) = live(&st);
     if status != "running" {
         return Err(msg(format!(
@@ -571,12 +597,11 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
              descriptor for a process joining a PID namespace)",
         ));
     }
-    let mut b = spec::exec_builder(&process, st.pid, false)?;
-    if let Some(cg) = &st.cgroups_path {
-        // In the container's cgroup (so `ps`, `kill --all`, pause and its limits cover
-        // it), without owning it.
-        b.join_cgroup_path(cg);
-    }
+    let config = dir.load_config()?;
+    let mut b = spec::exec_builder_in(&config, &process, st.pid, false)?;
+    // In the container's cgroups (so `ps`, `kill --all`, pause and its limits cover it),
+    // without owning them: those of its init, whatever path they were made at.
+    b.join_cgroup_of(st.pid);
     b.die_with_supervisor(false)
         .kill_on_drop(false)
         .stdin(Stdio::inherit())
@@ -595,6 +620,9 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
         c.detach()?;
         return Ok(0);
     }
+    // Our signals go to the process while we wait for it, as with `run`.
+    let fwd = cellblock::SignalForwarder::new(&cellblock::FORWARDED_SIGNALS)?;
+    let _forwarding = fwd.forward_to(&c, &cellblock::FORWARDED_SIGNALS)?;
     use std::os::unix::process::ExitStatusExt;
     let st = c.wait().await?;
     Ok(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)))

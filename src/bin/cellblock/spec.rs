@@ -27,7 +27,6 @@
 //!   moves it, see [`exec_builder`]).
 //! - no default pids budget of the library's: only the spec's `linux.resources`.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -188,9 +187,7 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
             linux.masked_paths().as_deref().unwrap_or_default(),
             linux.readonly_paths().as_deref().unwrap_or_default(),
         );
-        if let Some(p) = linux.cgroups_path() {
-            cgroups_path(&mut b, p)?;
-        }
+        cgroups_path(&mut b, linux.cgroups_path().as_deref(), &opts.id)?;
         if let Some(r) = linux.resources() {
             map_resources(&mut b, r)?;
         } else {
@@ -208,6 +205,7 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
         }
         b.seccomp(crate::seccomp::policy(linux.seccomp().as_ref())?);
     } else {
+        cgroups_path(&mut b, None, &opts.id)?;
         b.masked_paths(false)
             .seccomp(cellblock::Seccomp::disabled())
             .default_budget(false)
@@ -986,9 +984,16 @@ fn map_masks(b: &mut ContainerBuilder, masked: &[String], readonly: &[String]) {
 }
 
 /// `linux.cgroupsPath`: absolute, from each hierarchy's root; relative, under the
-/// runtime's own cgroup (as runc takes it).
-fn cgroups_path(b: &mut ContainerBuilder, p: &Path) -> Result<(), SpecError> {
+/// runtime's own cgroup in each hierarchy (as runc takes it; the library's
+/// `cgroup_path` reads both). Without one (umoci's config, runtime-tools' bundles), the
+/// container's cgroup is `cellblock-oci/ID` under ours, as the brief asks of every cgroup
+/// we make.
+fn cgroups_path(b: &mut ContainerBuilder, p: Option<&Path>, id: &str) -> Result<(), SpecError> {
     let field = "linux.cgroupsPath";
+    let Some(p) = p.filter(|p| !p.as_os_str().is_empty()) else {
+        b.cgroup_path(Path::new(DEFAULT_CGROUP_PARENT).join(id));
+        return Ok(());
+    };
     if p.as_os_str().as_bytes().contains(&b':') {
         return Err(SpecError::unsupported(
             field,
@@ -1001,38 +1006,13 @@ fn cgroups_path(b: &mut ContainerBuilder, p: &Path) -> Result<(), SpecError> {
             format!("{}: no '..'", p.display()),
         ));
     }
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        own_cgroup()?.join(p)
-    };
-    set_cgroup_path(b, abs);
+    b.cgroup_path(p);
     Ok(())
 }
 
-/// The runtime's own cgroup path (v2's `0::` line, else the first v1 hierarchy's).
-fn own_cgroup() -> Result<PathBuf, SpecError> {
-    let text = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(SpecError::io("reading /proc/self/cgroup"))?;
-    let mut lines: BTreeMap<bool, &str> = BTreeMap::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        lines.entry(id == "0").or_insert(path);
-    }
-    let path = lines
-        .get(&true)
-        .or_else(|| lines.get(&false))
-        .ok_or_else(|| SpecError::invalid("linux.cgroupsPath", "no cgroup in /proc/self/cgroup"))?;
-    Ok(PathBuf::from(path))
-}
-
-/// The lead's `ContainerBuilder::cgroup_path` (issue 14).
-fn set_cgroup_path(b: &mut ContainerBuilder, path: PathBuf) {
-    b.cgroup_path(path);
-}
+/// The parent, under the runtime's own cgroup, of the cgroups of containers whose
+/// config.json has no `linux.cgroupsPath`.
+pub const DEFAULT_CGROUP_PARENT: &str = "cellblock-oci";
 
 /// `linux.resources`: memory, pids, cpu onto the library's limits; the device rules are
 /// [`after_create`]'s (`devices.rs`); the rest is refused by name.

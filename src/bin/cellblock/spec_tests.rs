@@ -6,6 +6,7 @@
 
 use super::*;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -66,7 +67,7 @@ impl Bundle {
 
     fn opts(&self) -> BuildOpts {
         BuildOpts {
-            id: "test".into(),
+            id: self.cgroup.clone(),
             bundle: self.dir.clone(),
             console: false,
         }
@@ -306,18 +307,6 @@ fn lenient_about_version_and_unknown_fields() {
     v["somethingNew"] = json!({"x": 1});
     v["process"]["futureField"] = json!(true);
     builder_for(&spec_of(&v), &bundle.opts()).unwrap();
-}
-
-/// A relative cgroupsPath is under our own cgroup.
-#[test]
-fn relative_cgroups_path_is_under_ours() {
-    let own = own_cgroup().unwrap();
-    assert!(own.is_absolute(), "{own:?}");
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    assert!(
-        text.lines().any(|l| l.ends_with(own.to_str().unwrap())),
-        "{text}"
-    );
 }
 
 /// Mount points: created in the root filesystem (directories, files for file binds),
@@ -1041,29 +1030,87 @@ async fn uid_and_gid_mappings() {
     assert_eq!(map, ["0", "200000", "65536"]);
 }
 
+/// Our own cgroup in each hierarchy, by its `/proc/self/cgroup` controllers field
+/// (`memory`, `cpu,cpuacct`, empty for v2).
+fn own_cgroups() -> BTreeMap<String, PathBuf> {
+    cgroups_of("self")
+}
+
+fn cgroups_of(pid: &str) -> BTreeMap<String, PathBuf> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            Some((ctrls.to_string(), PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// Checks that the container `pid` is in `own/rel` in the memory, pids and v2 hierarchies
+/// (each read from our own cgroup *in that hierarchy*: on this hybrid host our memory
+/// cgroup is not our v2 one).
+fn assert_under_ours(seen: &BTreeMap<String, PathBuf>, rel: &Path) {
+    let own = own_cgroups();
+    // A v1 (or hybrid) host: the library uses the v1 hierarchies; v2-only: the v2 one.
+    let used: &[&str] = if own.contains_key("memory") {
+        &["memory", "pids"]
+    } else {
+        &[""]
+    };
+    for &ctrl in used {
+        let (Some(ours), Some(theirs)) = (own.get(ctrl), seen.get(ctrl)) else {
+            continue;
+        };
+        assert_eq!(theirs, &ours.join(rel), "{ctrl:?}: {seen:?}");
+    }
+    assert!(
+        seen.contains_key("memory") || seen.contains_key(""),
+        "{seen:?}"
+    );
+}
+
 /// A relative cgroupsPath lands under our own cgroup, in every hierarchy the container
 /// has (the host reads the container's /proc/PID/cgroup).
 #[tokio::test(flavor = "multi_thread")]
 async fn relative_cgroups_path_lands_under_ours() {
     let bundle = Bundle::new("relcg");
     let mut v = podman_json(&bundle);
-    let rel = format!("{}-rel", bundle.cgroup);
+    let rel = format!("{}-rel/c", bundle.cgroup);
     v["linux"]["cgroupsPath"] = json!(rel);
     script(&mut v, "true");
-    let own = own_cgroup().unwrap();
-    let (_, seen) = run_detached(&bundle, &v, |d| {
-        std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid)).unwrap()
-    })
-    .await;
-    let want = own.join(&rel);
-    let pids = seen
-        .lines()
-        .find(|l| l.split(':').nth(1) == Some("pids"))
-        .unwrap_or_else(|| panic!("{seen}"));
-    assert_eq!(
-        pids.split(':').nth(2),
-        Some(want.to_str().unwrap()),
-        "{seen}"
+    let (_, seen) = run_detached(&bundle, &v, |d| cgroups_of(&d.pid.to_string())).await;
+    assert_under_ours(&seen, Path::new(&rel));
+    // The parent is kept (the caller's); remove it.
+    for (ctrl, ours) in own_cgroups() {
+        let mount = if ctrl.is_empty() {
+            "unified".to_string()
+        } else {
+            ctrl.clone()
+        };
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(mount)
+            .join(ours.strip_prefix("/").unwrap())
+            .join(format!("{}-rel", bundle.cgroup));
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// Without a cgroupsPath (umoci's config, runtime-tools' bundles) the container still gets
+/// a cgroup of its own, `cellblock-oci/ID` under ours, so `pause`, `ps` and `kill --all`
+/// work.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_cgroups_path_gets_one_under_ours() {
+    let bundle = Bundle::new("nocg");
+    let mut v = podman_json(&bundle);
+    v["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    script(&mut v, "true");
+    let id = bundle.opts().id;
+    let (_, seen) = run_detached(&bundle, &v, |d| cgroups_of(&d.pid.to_string())).await;
+    assert_under_ours(
+        &seen,
+        &Path::new(crate::spec::DEFAULT_CGROUP_PARENT).join(&id),
     );
 }
 

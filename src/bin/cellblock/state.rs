@@ -68,9 +68,6 @@ pub struct State {
     pub cgroup_dirs: Vec<PathBuf>,
     /// The start FIFO while the container waits at its gate.
     pub start_fifo: Option<PathBuf>,
-    /// `linux.cgroupsPath` (absolute, from each hierarchy's root), for `exec` to join.
-    #[serde(default)]
-    pub cgroups_path: Option<PathBuf>,
     /// When `create` ran, RFC 3339 (UTC).
     pub created: String,
     /// `config.json`'s annotations.
@@ -200,6 +197,25 @@ impl Dir {
         write_atomic(&self.state_file(), &json, 0o600)
     }
 
+    /// `ROOT/ID/config.json`: the container's config as `create` read it.
+    fn config_file(&self) -> PathBuf {
+        self.path.join("config.json")
+    }
+
+    /// Keeps a copy of the container's config (`exec` applies its seccomp profile to the
+    /// processes it adds, and the bundle may be changed or gone by then).
+    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
+        let json = serde_json::to_vec(spec).expect("Spec serializes");
+        write_atomic(&self.config_file(), &json, 0o600)
+    }
+
+    /// The copy [`save_config`](Self::save_config) kept.
+    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec, StateError> {
+        let path = self.config_file();
+        let text = std::fs::read(&path).map_err(io("reading", &path))?;
+        serde_json::from_slice(&text).map_err(|source| StateError::Corrupt { path, source })
+    }
+
     /// Removes the directory and everything in it. The lock goes with `self`.
     pub fn remove(self) -> Result<(), StateError> {
         match std::fs::remove_dir_all(&self.path) {
@@ -313,7 +329,6 @@ mod tests {
             start_time: 7,
             cgroup_dirs: vec!["/sys/fs/cgroup/pids/x".into()],
             start_fifo: Some("/r/x/exec.fifo".into()),
-            cgroups_path: Some("/ns/x".into()),
             created: rfc3339(SystemTime::now()),
             annotations: [("k".to_string(), "v".to_string())].into(),
             status: "created".into(),
