@@ -433,6 +433,44 @@ pub(crate) fn pty_peer(master: BorrowedFd<'_>, flags: libc::c_int) -> io::Result
     unsafe { owned(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) as libc::c_long) }
 }
 
+/// `openat2(dir, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `path` resolved as
+/// if `dir` were the root (`..` and absolute symlinks stay below it) and never through a
+/// `/proc` magic link: for looking up a path inside another container's root from the
+/// host without following the container's symlinks out of it. Linux 5.6+. man 2 openat2.
+pub(crate) fn openat2_in_root(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
+    // `open_how` is non-exhaustive in libc: zeroed, then filled.
+    // SAFETY: open_how is plain integers; all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: a valid directory fd, a NUL-terminated path and an `open_how` of the size
+    // passed; the result is a fresh fd.
+    unsafe {
+        owned(libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        ))
+    }
+}
+
+/// Whether `fd` is on a devpts file system (`fstatfs`, `DEVPTS_SUPER_MAGIC`).
+/// man 2 fstatfs.
+pub(crate) fn is_devpts(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    const DEVPTS_SUPER_MAGIC: libc::c_long = 0x1cd1;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid fd and a pointer to a statfs the kernel fills.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: fstatfs succeeded, so `st` is initialised.
+    Ok(unsafe { st.assume_init() }.f_type as libc::c_long == DEVPTS_SUPER_MAGIC)
+}
+
 /// `ioctl(fd, TIOCSWINSZ, ws)`: sets a terminal's window size. man 2 ioctl_tty.
 pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
     // SAFETY: a valid fd and a pointer to a winsize the kernel only reads.

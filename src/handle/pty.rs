@@ -271,6 +271,15 @@ impl Container {
             None => Ok(None),
         }
     }
+
+    /// Takes the pty master as a plain descriptor instead of a [`Pty`]: to hand it to
+    /// another process (an OCI runtime sends it over the caller's console socket), or to
+    /// drive it outside tokio. `None` without [`pty`](crate::ContainerBuilder::pty), or
+    /// once taken. A container that joins another's mount namespace gets its terminal in
+    /// that container's own devpts (as `docker exec -t` does).
+    pub fn take_pty_fd(&mut self) -> Option<OwnedFd> {
+        self.session.pty.take()
+    }
 }
 
 #[cfg(test)]

@@ -262,6 +262,50 @@ fn open(j: &Join) -> Result<OwnedFd> {
     }
 }
 
+/// For a pty in a joined mount namespace (OCI `exec -t`, `docker exec -t`): the `/dev/pts`
+/// of the process whose mount namespace is joined, so the terminal is made in the
+/// container's own devpts instance (the workload's `tty` names it, and it is the
+/// container's, not the host's). `None` when the mount namespace is not joined, when
+/// the joined process is not known (a namespace file other than `/proc/PID/ns/mnt`), or
+/// when it has no devpts there: the pty is then the host's, as without a join.
+///
+/// The container's files are the attacker's: `dev/pts` is looked up with
+/// `RESOLVE_IN_ROOT` (its symlinks cannot lead out of the container's root) and must be
+/// a devpts mount (which holds no symlinks, so its `ptmx` is the real one).
+pub(crate) fn joined_devpts(cfg: &JoinConfig) -> Option<OwnedFd> {
+    let j = cfg
+        .joins
+        .iter()
+        .find(|j| j.namespaces.contains(Namespaces::MOUNT))?;
+    let pid: i32 = match &j.source {
+        Source::Container { pid, .. } => *pid,
+        Source::Path(p) => p
+            .strip_prefix("/proc")
+            .ok()
+            .filter(|rest| rest.ends_with("ns/mnt") && rest.components().count() == 3)
+            .and_then(|rest| rest.components().next())
+            .and_then(|c| c.as_os_str().to_str()?.parse().ok())?,
+        Source::Fd(_) => return None,
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = OwnedFd::from(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(format!("/proc/{pid}/root"))
+            .ok()?,
+    );
+    devpts_below(root.as_fd())
+}
+
+/// `dev/pts` below the directory `root` (another container's root), if it is a devpts
+/// mount: looked up as if `root` were `/` (see [`joined_devpts`]).
+fn devpts_below(root: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let pts = sys::openat2_in_root(root, c"dev/pts", flags).ok()?;
+    sys::is_devpts(pts.as_fd()).ok()?.then_some(pts)
+}
+
 /// (device, inode) of a namespace file: its identity.
 fn ns_id(fd: BorrowedFd<'_>) -> std::io::Result<(u64, u64)> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(std::io::Error::from)?;
@@ -411,6 +455,46 @@ mod tests {
             b.join_path(k, format!("/ns/{i}"));
         }
         b.join
+    }
+
+    fn dir_fd(p: &std::path::Path) -> OwnedFd {
+        use std::os::unix::fs::OpenOptionsExt;
+        OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(p)
+                .unwrap(),
+        )
+    }
+
+    /// The pty of an exec'd process is made in the joined container's `dev/pts`, which
+    /// the container controls. The attacks: its `dev` is a symlink to the host's `/dev`,
+    /// or its `dev/pts` a plain directory whose `ptmx` links to the host's `/dev/ptmx`. A
+    /// naive lookup from the host follows both onto the host's devpts (the controls
+    /// below); `devpts_below` finds no devpts in either (the caller then uses the host's
+    /// ptmx knowingly, as without a join). A real devpts (the host root's) is found.
+    #[test]
+    fn devpts_below_stays_in_the_root_and_wants_a_devpts() {
+        let base = std::env::temp_dir().join(format!("cellblock-devpts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (linked, plain) = (base.join("linked"), base.join("plain"));
+        std::fs::create_dir_all(&linked).unwrap();
+        std::os::unix::fs::symlink("/dev", linked.join("dev")).unwrap();
+        std::fs::create_dir_all(plain.join("dev/pts")).unwrap();
+        std::os::unix::fs::symlink("/dev/ptmx", plain.join("dev/pts/ptmx")).unwrap();
+
+        // Controls: looked up naively, both lead to the host's devpts and ptmx.
+        let naive = dir_fd(&linked.join("dev/pts"));
+        assert!(sys::is_devpts(naive.as_fd()).unwrap());
+        let host_ptmx = std::fs::metadata(plain.join("dev/pts/ptmx")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(host_ptmx.rdev(), libc::makedev(5, 2));
+
+        assert!(devpts_below(dir_fd(&linked).as_fd()).is_none());
+        assert!(devpts_below(dir_fd(&plain).as_fd()).is_none());
+        assert!(devpts_below(dir_fd(std::path::Path::new("/")).as_fd()).is_some());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     fn bad_join(cfg: &JoinConfig, ctx: &Ctx) -> (Namespaces, String, String) {

@@ -152,13 +152,18 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     // (and before the session captures its number for the init).
     let err_write = sys::move_above(err_write, ctx.min_setup_fd)
         .map_err(Error::io("creating the error pipe"))?;
+    // A pty in a joined mount namespace is made in that namespace's devpts.
+    let joined_devpts = match ctx.pty && fs.devpts().is_none() {
+        true => join::joined_devpts(&b.join),
+        false => None,
+    };
     let (session, parent_session) = session::prepare(
         &b.session,
         &ctx,
         &command.path,
         command.args.strings(),
         (&err_read, err_write.as_raw_fd()),
-        fs.devpts(),
+        fs.devpts().or(joined_devpts.as_ref().map(|f| f.as_fd())),
     )?;
     let security = security::prepare(&b.security, &ctx)?;
 

@@ -262,3 +262,66 @@ fn shell_example_through_a_terminal() {
     assert_eq!(after.input_flags, before.input_flags);
     assert_eq!(after.output_flags, before.output_flags);
 }
+
+/// A pty for a process that joins a container's mount namespace (`docker exec -t`, OCI
+/// `exec -t`) is made in that container's own devpts instance: the master's device is
+/// the container's `/dev/pts`, not the host's, and the name the process's `tty` prints
+/// exists there. Control: the same process without the join gets a pty of the host's
+/// devpts, as the library's pty always did without a mount namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn pty_of_a_joiner_is_made_in_the_joined_containers_devpts() {
+    use std::os::unix::fs::MetadataExt;
+    let mut a = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(common::ns())
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    let theirs = std::fs::metadata(format!("/proc/{}/root/dev/pts", a.pid())).unwrap();
+    let host = std::fs::metadata("/dev/pts").unwrap().dev();
+    assert_ne!(theirs.dev(), host, "the container has no devpts of its own");
+    for joined in [true, false] {
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", "tty; sleep 30"]).pty().kill_on_drop(true);
+        match joined {
+            true => b.join(
+                cellblock::Namespaces::MOUNT | cellblock::Namespaces::PID,
+                &a,
+            ),
+            false => b.namespaces(cellblock::Namespaces::UTS),
+        };
+        let mut b = b.spawn().await.unwrap();
+        let master = b.take_pty_fd().unwrap();
+        let dev = std::fs::File::from(master.try_clone().unwrap())
+            .metadata()
+            .unwrap()
+            .dev();
+        let mut out = String::new();
+        let mut f = std::fs::File::from(master);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !out.contains('\n') && Instant::now() < deadline {
+            let mut buf = [0u8; 256];
+            let n = f.read(&mut buf).unwrap();
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let tty = out.lines().next().unwrap().trim().to_string();
+        assert!(tty.starts_with("/dev/pts/"), "{out:?}");
+        if joined {
+            assert_eq!(dev, theirs.dev(), "not the container's devpts");
+            let inside = format!("/proc/{}/root{tty}", a.pid());
+            assert!(std::path::Path::new(&inside).exists(), "{inside} missing");
+        } else {
+            // The host's /dev/ptmx (a devtmpfs node) made it, in the host's devpts.
+            assert_ne!(dev, theirs.dev(), "control: made in the container's devpts");
+            assert!(
+                std::path::Path::new(&tty).exists(),
+                "control: {tty} not the host's"
+            );
+        }
+        b.start_kill().unwrap();
+        b.wait().await.unwrap();
+    }
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+}

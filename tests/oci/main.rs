@@ -247,8 +247,59 @@ pub fn ctr_exec(rt: &Runtime) {
         .output_within(60);
     assert_eq!(o.code(), 5, "{o:#?}");
     assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
+    // `-t`: the exec'd process gets a terminal of the container's own devpts (the runtime
+    // sends its master over the shim's console socket); its exit code still comes back.
+    let mut words: Vec<String> = vec![
+        harness::tool("ctr").display().to_string(),
+        "--address".into(),
+        c.sock.display().to_string(),
+        "--namespace".into(),
+        c.namespace.clone(),
+    ];
+    let fifo = c.dir.join("fifo").display().to_string();
+    words.extend(
+        [
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            "e2",
+            "--fifo-dir",
+            &fifo,
+            "box",
+            "sh",
+            "-c",
+            "tty; ls /dev/pts; exit 4",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
+    let o = run_in_pty(&line.join(" "), &[], 60);
+    assert_exec_tty(&o, 4);
     c.remove("box");
     c.finish();
+}
+
+/// An `exec -t`'s output: its tty is a pty of the container's own devpts, which the
+/// container lists (a host pty would be missing there), and its exit code is `code`.
+fn assert_exec_tty(o: &harness::Output, code: i32) {
+    let tty = o
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("/dev/pts/"))
+        .unwrap_or_else(|| panic!("no pty in the exec: {o:#?}"));
+    let n = tty.trim_start_matches("/dev/pts/");
+    assert!(
+        o.stdout
+            .lines()
+            .skip_while(|l| l.trim() != tty)
+            .skip(1)
+            .any(|l| l.split_whitespace().any(|w| w == n)),
+        "{tty} is not in the container's /dev/pts: {o:#?}"
+    );
+    assert_eq!(o.code(), code, "{o:#?}");
 }
 
 /// `ctr task ps` lists the task's processes by host pid; `pause` freezes them (the host's
@@ -413,6 +464,10 @@ pub fn podman_exec(rt: &Runtime) {
         .output_within(120);
     assert_eq!(o.code(), 5, "{o:#?}");
     assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
+    // `exec -t`, as `exec -it` is typed: a terminal of the container's own devpts.
+    let args = ["exec", "-t", "box", "sh", "-c", "tty; ls /dev/pts; exit 4"];
+    let o = run_in_pty(&p.shell_line(&args), &p.env_pairs(), 120);
+    assert_exec_tty(&o, 4);
     p.podman(&["rm", "-f", "-t", "0", "box"])
         .output_within(120)
         .ok();

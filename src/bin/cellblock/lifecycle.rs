@@ -589,25 +589,30 @@ pub async fn exec(root: &Path, o: &ExecOpts) -> Result<i32, RtError> {
     if o.preserve_fds != 0 {
         return Err(msg("--preserve-fds is not supported (only 0)"));
     }
-    if terminal {
-        // `create` (which gives the pty master as a descriptor) refuses to join a PID
-        // namespace, and a spawned container's `Pty` does not hand its descriptor out.
-        return Err(msg(
-            "exec with a terminal is not supported yet (the library gives no pty master \
-             descriptor for a process joining a PID namespace)",
-        ));
-    }
     let config = dir.load_config()?;
-    let mut b = spec::exec_builder_in(&config, &process, st.pid, false)?;
+    let mut b = spec::exec_builder_in(&config, &process, st.pid, terminal)?;
     // In the container's cgroups (so `ps`, `kill --all`, pause and its limits cover it),
     // without owning them: those of its init, whatever path they were made at.
     b.join_cgroup_of(st.pid);
-    b.die_with_supervisor(false)
-        .kill_on_drop(false)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
+    b.die_with_supervisor(false).kill_on_drop(false);
+    if !terminal {
+        b.stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+    }
     let mut c = b.spawn().await?;
+    if let Some(sock) = &o.console_socket {
+        // The terminal is in the container's devpts (the library makes it there for a
+        // joined mount namespace); its master goes to the caller, as `create` sends its.
+        let sent = c
+            .take_pty_fd()
+            .ok_or_else(|| msg("the library returned no pty master for a terminal"))
+            .and_then(|pty| Ok(console::send_master(sock, &pty)?));
+        if let Err(e) = sent {
+            let _ = c.kill().await;
+            return Err(e);
+        }
+    }
     if let Some(p) = &o.pid_file {
         state::write_atomic(p, c.pid().to_string().as_bytes(), 0o644)?;
     }
