@@ -23,8 +23,6 @@
 //!   its stdio and controlling terminal only.
 //! - `linux.devices` are the host's nodes bound in (also as root, where runc makes them
 //!   with `mknod`): a device the host has no node for is refused (`devices.rs`).
-//! - `exec`: the process joins the container's namespaces but not its cgroup (the caller
-//!   moves it, see [`exec_builder`]).
 //! - no default pids budget of the library's: only the spec's `linux.resources`.
 
 use std::ffi::OsStr;
@@ -280,11 +278,10 @@ fn map_linux_extras(
 /// pid `target_pid`, joining every namespace in which that process differs from ours.
 /// A program name without `/` is looked up in the process's `PATH` inside the container.
 ///
-/// Not done here: the exec'd process is not put into the container's cgroup (runc does):
-/// the library's `cgroup_path` would remove the container's cgroup when the exec'd
-/// process is reaped, so the caller writes its pid into each of the container's cgroup
-/// directories' `cgroup.procs`. A joined PID namespace makes the library's `create`
-/// refuse the builder (`Error::BadConfig`): spawn it instead.
+/// Not done here: the container's cgroups, which the caller joins
+/// (`ContainerBuilder::join_cgroup_of` the init, in `exec`), and its seccomp profile
+/// ([`exec_builder_in`]). A joined PID namespace makes the library's `create` refuse the
+/// builder (`Error::BadConfig`): spawn it instead.
 pub fn exec_builder(
     process: &Process,
     target_pid: i32,
