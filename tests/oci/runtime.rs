@@ -315,6 +315,48 @@ fn run_returns_the_exit_code() {
     b.finish();
 }
 
+/// A foreground `run` passes the signals it gets to the container, as runc's does: a
+/// SIGTERM to the runtime reaches the workload's trap (which exits 9, and `run` returns
+/// that code and deletes the container), rather than ending the runtime alone and
+/// orphaning a running container.
+#[test]
+fn foreground_run_forwards_signals() {
+    let b = Bundles::new(&cellblock());
+    let bs = b.bundle(
+        "fwd",
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term > /fwd-log; exit 9' TERM; touch /fwd-ready; \
+             while :; do sleep 0.1; done",
+        ],
+    );
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cellblock"));
+    cmd.arg("--root")
+        .arg(b.state_root())
+        .args(["run", "--bundle", &bs.display().to_string(), "fwd"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let mut child = harness::spawn(&mut cmd);
+    let ready = b.rootfs().join("fwd-ready");
+    harness::wait_until(
+        30,
+        "the workload's trap is set",
+        || ready.exists(),
+        String::new,
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let st = harness::wait_child(&mut child, 30, "run after SIGTERM");
+    assert_eq!(st.code(), Some(9), "run's exit code");
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("fwd-log")).unwrap_or_default(),
+        "got-term\n"
+    );
+    assert!(b.states().is_empty(), "state left: {:?}", b.states());
+    b.finish();
+}
+
 /// `exec` runs a process in the running container: it sees the container's init as its
 /// PID 1 and its exit code is `exec`'s; with `--detach --pid-file --process FILE` (the
 /// shim's form) it returns at once, the process runs on in the container's cgroup (`ps`
