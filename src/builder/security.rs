@@ -747,10 +747,12 @@ impl ContainerBuilder {
     /// handed out (it would be host root's): inner containers must then create their own
     /// user namespace ([`Namespaces::USER`]), inside which they hold every capability.
     ///
-    /// An inner container that mounts a fresh `/proc` inside a user namespace is refused
-    /// by the kernel while this container's `/proc` has masked paths (the kernel will not
-    /// mount a procfs that would reveal more than the one already visible): turn them off
-    /// with [`masked_paths(false)`](Self::masked_paths) for that.
+    /// An inner container that mounts a fresh `/proc` inside a user namespace may be
+    /// refused by the kernel while this container's `/proc` has masked paths (the kernel
+    /// will not mount a procfs that would reveal more than the one already visible): turn
+    /// them off with [`masked_paths(false)`](Self::masked_paths) for that. Kernels differ
+    /// here: 6.18.44 allowed the mount over our masks where earlier 6.x kernels refused
+    /// it (tests/it/security.rs accepts both).
     ///
     /// **Risk:** the workload reaches the kernel's namespace and mount code, a large and
     /// frequently vulnerable surface (unprivileged user namespaces in particular), and
