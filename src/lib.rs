@@ -106,8 +106,9 @@ pub use builder::limits::{
     RLIM_INFINITY,
 };
 pub use builder::security::{
-    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
+    default_denied_syscalls, ArgCmp, Capability, Seccomp, DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS, DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
+    SECCOMP_ALWAYS_ALLOWED,
 };
 pub use builder::stdio::Stdio;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};

@@ -271,8 +271,12 @@ fn refusals_name_the_field() {
         "linux.seccomp.defaultAction"
     );
     assert_eq!(
-        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["args"][0]["op"] =
-            json!("SCMP_CMP_MASKED_EQ")),
+        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["action"] = json!("SCMP_ACT_TRACE")),
+        "linux.seccomp.syscalls[2].action"
+    );
+    assert_eq!(
+        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["args"] =
+            json!([{"index": 6, "value": 1, "op": "SCMP_CMP_MASKED_EQ"}])),
         "linux.seccomp.syscalls[2].args"
     );
     assert_eq!(
