@@ -187,7 +187,10 @@ fn run_hooks(st: &State, status: &str, kind: HookKind) -> Result<(), HookError> 
 
 fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
     let path = bundle.join("config.json");
-    Spec::load(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))
+    // serde_json's own error names the bad value and its line (oci-spec's load says
+    // only "serde failed"): e.g. an unknown capability or rlimit name.
+    let text = std::fs::read(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_slice(&text).map_err(|e| msg(format!("reading {}: {e}", path.display())))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,7 +407,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
     }
     let st = dir.load()?;
     let (status, d) = live(&st);
-    if matches!(status, "running" | "paused") && !force {
+    if matches!(status, "created" | "running" | "paused") && !force {
         return Err(msg(format!(
             "cannot delete container {id} that is not stopped: {status}"
         )));

@@ -106,6 +106,7 @@ impl SpecError {
 /// Side effect, as runc: missing mount points of the `mounts` are created in the root
 /// filesystem (directories, or empty files for file binds), without following symlinks.
 pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, SpecError> {
+    check_version(spec.version())?;
     let process = spec
         .process()
         .as_ref()
@@ -195,12 +196,7 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
         }
         crate::sysctl::check(linux.sysctl().as_ref(), created)?;
         map_linux_extras(&mut b, linux, created)?;
-        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
-            return Err(SpecError::unsupported(
-                "linux.mountLabel",
-                format!("{label}: SELinux labels are not supported"),
-            ));
-        }
+        check_mount_label(linux.mount_label().as_deref(), selinux_enabled())?;
         b.seccomp(crate::seccomp::policy(linux.seccomp().as_ref())?);
     } else {
         cgroups_path(&mut b, None, &opts.id)?;
@@ -841,6 +837,49 @@ fn map_mounts(
         }
     }
     Ok(())
+}
+
+/// Whether SELinux is on here: selinuxfs mounted with a policy (`enforce` exists).
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// `linux.mountLabel`: refused where SELinux is on (the library cannot set `context=`, and
+/// the label would then matter); taken and ignored where it is off, as crun does: without
+/// SELinux no label means anything, and the kernel refuses `context=` outright (runc fails
+/// there with EINVAL).
+pub fn check_mount_label(label: Option<&str>, selinux: bool) -> Result<(), SpecError> {
+    match label.filter(|l| !l.is_empty()) {
+        Some(label) if selinux => Err(SpecError::unsupported(
+            "linux.mountLabel",
+            format!("{label}: SELinux labels are not supported (SELinux is on here)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `ociVersion`: any `MAJOR.MINOR.PATCH` (with a SemVer `-pre` or `+build` suffix) is
+/// taken, whatever the numbers (a config written for a newer spec than ours usually runs
+/// fine; crun 1.8.1 refusing 1.3.0 broke every caller); what is not a version at all is
+/// refused (runtime-spec: a runtime MUST generate an error for invalid values).
+pub fn check_version(v: &str) -> Result<(), SpecError> {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let suffix_ok = v[core.len()..]
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'));
+    let parts: Vec<&str> = core.split('.').collect();
+    let numbers_ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numbers_ok && suffix_ok {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            "ociVersion",
+            format!("{v:?} is not a version (MAJOR.MINOR.PATCH)"),
+        ))
+    }
 }
 
 /// A mount destination: absolute and without `..` (the library checks it again; this

@@ -200,6 +200,57 @@ fn podman_exec_process_maps() {
     assert!(e.to_string().contains("executable file not found"), "{e}");
 }
 
+/// `ociVersion`: lenient about the numbers (a newer spec's 1.3.0, which crun 1.8.1
+/// refuses, a pre-release, build metadata), strict about the form: what is not
+/// MAJOR.MINOR.PATCH is refused naming the field (runtime-tools' misc_props).
+#[test]
+fn oci_version_lenient_numbers_strict_form() {
+    let bundle = Bundle::new("version");
+    let base = podman_json(&bundle);
+    let with = |ver: &str| {
+        let mut v = base.clone();
+        v["ociVersion"] = json!(ver);
+        builder_for(&spec_of(&v), &bundle.opts())
+    };
+    for good in [
+        "1.0.2",
+        "1.3.0",
+        "9.99.0",
+        "1.0.2-dev",
+        "1.1.0-rc.1",
+        "1.0.0+build.5",
+    ] {
+        assert!(with(good).is_ok(), "{good} refused");
+    }
+    for bad in [
+        "invalid", "1.0", "1", "1.0.0.0", "v1.0.0", "", "1..0", "1.0.x", "1.0.0 ",
+    ] {
+        match with(bad) {
+            Err(e) => assert_eq!(field_of(e), "ociVersion", "{bad}"),
+            Ok(_) => panic!("{bad:?} taken"),
+        }
+    }
+}
+
+/// `linux.mountLabel`: taken where SELinux is off (this host; no label means anything
+/// there), refused where it is on (the library cannot apply it).
+#[test]
+fn mount_label_taken_only_without_selinux() {
+    let label = Some("system_u:object_r:svirt_sandbox_file_t:s0:c715,c811");
+    assert!(check_mount_label(label, false).is_ok());
+    assert_eq!(
+        field_of(check_mount_label(label, true).unwrap_err()),
+        "linux.mountLabel"
+    );
+    assert!(check_mount_label(None, true).is_ok());
+    assert!(check_mount_label(Some(""), true).is_ok());
+    assert!(!selinux_enabled(), "this host has SELinux off");
+    let bundle = Bundle::new("label");
+    let mut v = podman_json(&bundle);
+    v["linux"]["mountLabel"] = json!(label.unwrap());
+    assert!(builder_for(&spec_of(&v), &bundle.opts()).is_ok());
+}
+
 /// What is refused, each naming its field.
 #[test]
 fn refusals_name_the_field() {
