@@ -17,10 +17,32 @@ pub(crate) struct FsConfig {
     pub(crate) chroot: bool,
     pub(crate) ops: Vec<MountOp>,
     pub(crate) readonly_root: bool,
+    /// [`root_propagation`](ContainerBuilder::root_propagation).
+    pub(crate) root_propagation: RootPropagation,
     /// Opt-out of the fresh `/dev` (see [`ContainerBuilder::host_dev`]).
     pub(crate) host_dev: bool,
     /// Opt-out of the read-only `/sys` (see [`ContainerBuilder::writable_sys`]).
     pub(crate) writable_sys: bool,
+}
+
+/// The mount propagation of the container's root and every mount under it, set once
+/// the container's file system is complete ([`ContainerBuilder::root_propagation`]).
+///
+/// Whatever the choice, nothing propagates between the container and the host: `/` is
+/// made recursively private before anything is mounted, so the host's mounts have no
+/// peers in the container (and [`Shared`](Self::Shared) makes a peer group of the
+/// container's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootPropagation {
+    /// `MS_PRIVATE` (the default): a mount under one path shows nowhere else.
+    #[default]
+    Private,
+    /// `MS_SHARED`, recursively: bind mounts of the container's directories made inside
+    /// it are peers, so a later mount under one shows under the others (what a workload
+    /// that nests mounts, e.g. a container engine, needs).
+    Shared,
+    /// `MS_UNBINDABLE`, recursively: the root cannot be bind-mounted elsewhere at all.
+    Unbindable,
 }
 
 impl FsConfig {
@@ -700,6 +722,24 @@ impl ContainerBuilder {
     /// own settings: a tmpfs `/tmp` stays writable). Needs [`rootfs`](Self::rootfs).
     pub fn readonly_root(&mut self, readonly: bool) -> &mut Self {
         self.fs.readonly_root = readonly;
+        self
+    }
+
+    /// The propagation of the container's mounts, applied to `/` recursively once the
+    /// root is in place (the OCI `linux.rootfsPropagation`); [`RootPropagation::Private`]
+    /// by default. Needs [`rootfs`](Self::rootfs) (without it the spawn fails with
+    /// [`Error::BadConfig`](crate::Error::BadConfig)). Nothing propagates to or from the
+    /// host whatever the choice (see [`RootPropagation`]).
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces, RootPropagation};
+    /// let mut b = Container::builder("/bin/sh");
+    /// b.namespaces(Namespaces::MOUNT)
+    ///     .rootfs("/srv/rootfs")
+    ///     .root_propagation(RootPropagation::Shared);
+    /// ```
+    pub fn root_propagation(&mut self, p: RootPropagation) -> &mut Self {
+        self.fs.root_propagation = p;
         self
     }
 }

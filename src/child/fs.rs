@@ -96,6 +96,9 @@ pub(crate) struct FsSpec<'a> {
     pub(crate) steps: &'a [MountStep],
     /// Make the new root's own mount read-only (not the mounts on top of it).
     pub(crate) readonly_root: bool,
+    /// `MS_SHARED` or `MS_UNBINDABLE` to set on `/` (recursively) at the end; 0 keeps it
+    /// private.
+    pub(crate) root_propagation: libc::c_ulong,
     /// Descriptors of detached mounts between a grab and its place (`-1` when empty),
     /// some filled by the parent. The only memory of the plan the child writes.
     pub(crate) slots: &'a [AtomicI32],
@@ -139,7 +142,13 @@ pub(crate) fn change_root(spec: &FsSpec<'_>) -> Step {
         check(sys::umount_detach(c"."), Stage::UnmountOldRoot)?;
     }
     // The later cwd step (if any) chdirs again, relative to the root.
-    check(sys::chdir(c"/"), Stage::PivotRoot)
+    check(sys::chdir(c"/"), Stage::PivotRoot)?;
+    if spec.root_propagation != 0 {
+        // After the old root is gone: only the container's own mounts are affected.
+        let flags = spec.root_propagation | libc::MS_REC;
+        check(sys::mount(None, c"/", None, flags, None), Stage::PivotRoot)?;
+    }
+    Ok(())
 }
 
 /// Runs one step; `Err(errno)` on failure.

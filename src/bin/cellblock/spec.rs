@@ -16,9 +16,11 @@
 //!   cgroup directories (runc).
 //! - the library's devpts has `ptmxmode=0666,mode=0620` but no `gid=5`: a pty's group is
 //!   the opener's, not `tty`.
-//! - mount propagation: the library makes every mount of the container private, so the
+//! - mount propagation: nothing propagates between the host and the container. A mount's
 //!   propagation options (`rprivate`, `rslave`, `shared`, ...) are all taken as private;
-//!   access-time options take the kernel's default.
+//!   `linux.rootfsPropagation` `shared` makes the container's own mounts peers of each
+//!   other, `unbindable` makes them unbindable, `slave` is private (no master to follow).
+//!   Access-time options take the kernel's default.
 //! - no `/dev/console` with a terminal (runc binds the pty there): the workload's pty is
 //!   its stdio and controlling terminal only.
 //! - `linux.devices` are the host's nodes bound in (also as root, where runc makes them
@@ -29,7 +31,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cellblock::{Capability, ContainerBuilder, Namespaces, Resource, Stdio};
+use cellblock::{Capability, ContainerBuilder, Namespaces, Resource, RootPropagation, Stdio};
 use oci_spec::runtime::{
     LinuxCapabilities, LinuxNamespaceType, LinuxResources, Mount, PosixRlimitType, Process, Spec,
 };
@@ -208,8 +210,8 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
     Ok(b)
 }
 
-/// The rest of `linux`: the time namespace's offsets; `rootfsPropagation` (the library
-/// keeps every mount private); what the library has no setting for is refused by name.
+/// The rest of `linux`: the time namespace's offsets; `rootfsPropagation` (private,
+/// shared among the container's own mounts, or unbindable; never with the host's); what the library has no setting for is refused by name.
 fn map_linux_extras(
     b: &mut ContainerBuilder,
     linux: &oci_spec::runtime::Linux,
@@ -242,15 +244,21 @@ fn map_linux_extras(
             };
         }
     }
-    match linux.rootfs_propagation().as_deref() {
-        None | Some("" | "private" | "rprivate") => {}
+    // Nothing propagates to or from the host in any case (see RootPropagation): `slave`
+    // (receive from the host) is therefore private, and `shared` a peer group of the
+    // container's own mounts.
+    let p = match linux.rootfs_propagation().as_deref() {
+        None | Some("" | "private" | "rprivate" | "slave" | "rslave") => RootPropagation::Private,
+        Some("shared" | "rshared") => RootPropagation::Shared,
+        Some("unbindable" | "runbindable") => RootPropagation::Unbindable,
         Some(other) => {
-            return Err(SpecError::unsupported(
+            return Err(SpecError::invalid(
                 "linux.rootfsPropagation",
-                format!("{other}: the library keeps every mount private"),
+                format!("{other:?} is not a propagation type"),
             ))
         }
-    }
+    };
+    b.root_propagation(p);
     for (field, set) in [
         ("linux.personality", linux.personality().is_some()),
         ("linux.intelRdt", linux.intel_rdt().is_some()),

@@ -340,7 +340,7 @@ fn refusals_name_the_field() {
         "hostname"
     );
     assert_eq!(
-        refused(&|v| v["linux"]["rootfsPropagation"] = json!("rshared")),
+        refused(&|v| v["linux"]["rootfsPropagation"] = json!("rsharedd")),
         "linux.rootfsPropagation"
     );
     assert_eq!(
@@ -723,6 +723,57 @@ async fn podman_profile_runs_busybox() {
     script(&mut v, "ls / > /dev/null && mkdir /tmp/d && echo ok");
     let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
     assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+}
+
+/// `linux.rootfsPropagation` (runtime-tools' check, with CAP_SYS_ADMIN in the
+/// container): bind `/` recursively to `/t`, then bind `/d` onto `/m`; the file in `/d`
+/// shows at `/t/m` only when the root is shared. private (the default) and slave hide it,
+/// unbindable refuses the bind of `/` itself; in every case the host sees none of the
+/// container's mounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn rootfs_propagation_shared_private_unbindable() {
+    for (prop, want) in [
+        ("shared", "exposed"),
+        ("private", "hidden"),
+        ("slave", "hidden"),
+        ("unbindable", "unbindable"),
+    ] {
+        let bundle = Bundle::new("propagation");
+        let mut v = podman_json(&bundle);
+        for set in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        v["linux"]["seccomp"] = Value::Null;
+        v["linux"]["rootfsPropagation"] = json!(prop);
+        script(
+            &mut v,
+            "mkdir -p /t /m /d && touch /d/f && \
+             { mount --rbind / /t || { echo unbindable; exit 0; }; } && mount --bind /d /m && \
+             if [ -e /t/m/f ]; then echo exposed; else echo hidden; fi",
+        );
+        let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+        assert_eq!(
+            text(&out.stdout),
+            format!("{want}\n"),
+            "{prop}: {}",
+            text(&out.stderr)
+        );
+        let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours = |m: &str| {
+            m.lines()
+                .filter(|l| l.contains(" /t") || l.contains("/m "))
+                .count()
+        };
+        assert_eq!(
+            ours(&after),
+            ours(&before),
+            "{prop}: a mount reached the host"
+        );
+    }
 }
 
 /// Creates the container, detaches it, runs `after_create`, starts it and waits until its
