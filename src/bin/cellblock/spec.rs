@@ -1124,16 +1124,21 @@ fn map_resources(b: &mut ContainerBuilder, r: &LinuxResources) -> Result<(), Spe
         }
         match (c.quota(), c.period()) {
             (Some(q), period) if q > 0 => {
-                let period = period.unwrap_or(100_000).max(1);
-                b.cpu_limit(q as f64 / period as f64);
+                // The period as given (the library checks its bounds), so that cgroupfs
+                // reads back the config's quota and period, not a ratio over 100 ms.
+                let period = period.unwrap_or(100_000);
+                b.cpu_period(period);
+                b.cpu_limit(q as f64 / period.max(1) as f64);
             }
             _ => {}
         }
         if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
             b.cpuset(cpus);
         }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            b.cpuset_mems(mems);
+        }
         for (name, set) in [
-            ("mems", c.mems().as_deref().is_some_and(|m| !m.is_empty())),
             ("realtimeRuntime", c.realtime_runtime().is_some()),
             ("realtimePeriod", c.realtime_period().is_some()),
             ("idle", c.idle().is_some_and(|i| i != 0)),
