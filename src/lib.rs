@@ -100,7 +100,7 @@ mod sys;
 
 mod init;
 
-pub use builder::fs::{RootPropagation, MAX_TMPFS_SIZE};
+pub use builder::fs::{DeviceNode, NodeKind, RootPropagation, MAX_TMPFS_SIZE};
 pub use builder::limits::{
     Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
     RLIM_INFINITY,

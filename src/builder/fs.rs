@@ -45,6 +45,34 @@ pub enum RootPropagation {
     Unbindable,
 }
 
+/// A node for [`ContainerBuilder::device_node`]: its type, numbers, mode and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Character device, block device or FIFO.
+    pub kind: NodeKind,
+    /// Major device number (ignored for a FIFO).
+    pub major: u32,
+    /// Minor device number (ignored for a FIFO).
+    pub minor: u32,
+    /// Mode bits (`0o666`, ...; at most `0o7777`).
+    pub mode: u32,
+    /// Owner uid, as the container sees it (in a user namespace it must be mapped).
+    pub uid: u32,
+    /// Owner gid, likewise.
+    pub gid: u32,
+}
+
+/// The type of a [`DeviceNode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A character device (`S_IFCHR`).
+    Char,
+    /// A block device (`S_IFBLK`).
+    Block,
+    /// A named pipe (`S_IFIFO`).
+    Fifo,
+}
+
 impl FsConfig {
     /// The root filesystem directory, if one is set (`rootfs` or `chroot`).
     pub(crate) fn root(&self) -> Option<&Path> {
@@ -89,6 +117,10 @@ pub(crate) enum MountOp {
     Chmod {
         dst: PathBuf,
         mode: u32,
+    },
+    Node {
+        dst: PathBuf,
+        node: DeviceNode,
     },
     RemountRo {
         dst: PathBuf,
@@ -137,6 +169,7 @@ impl MountOp {
             | MountOp::Symlink { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::Chmod { dst, .. }
+            | MountOp::Node { dst, .. }
             | MountOp::RemountRo { dst }
             | MountOp::Remount { dst, .. }
             | MountOp::Overlay { dst, .. }
@@ -521,6 +554,32 @@ impl ContainerBuilder {
             dst: dst.into(),
             contents: contents.as_ref().into(),
             mode,
+        });
+        self
+    }
+
+    /// Creates a device node (or FIFO) `dst` with `mknod`, in a file system this container
+    /// mounts itself (its `/dev`, a tmpfs; elsewhere refused with
+    /// [`Error::BadMount`](crate::Error::BadMount)), with the node's exact mode (whatever
+    /// the umask) and owner: the OCI `linux.devices` entries the host has no node for.
+    ///
+    /// Creating a device node needs `CAP_MKNOD` in the initial user namespace: in a user
+    /// namespace the spawn fails ([`Stage::MountPoint`](crate::Stage::MountPoint), `EPERM`);
+    /// bind the host's node there instead. Whether the workload may *open* the node is
+    /// the device cgroup's business (and the library's `/dev` must not be `nodev`).
+    ///
+    /// ```
+    /// use cellblock::{Container, DeviceNode, Namespaces, NodeKind};
+    /// let mut b = Container::builder("/bin/sh");
+    /// b.namespaces(Namespaces::MOUNT).rootfs("/srv/rootfs").device_node(
+    ///     "/dev/fuse",
+    ///     DeviceNode { kind: NodeKind::Char, major: 10, minor: 229, mode: 0o666, uid: 0, gid: 0 },
+    /// );
+    /// ```
+    pub fn device_node(&mut self, dst: impl Into<PathBuf>, node: DeviceNode) -> &mut Self {
+        self.fs.ops.push(MountOp::Node {
+            dst: dst.into(),
+            node,
         });
         self
     }

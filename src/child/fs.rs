@@ -51,6 +51,15 @@ pub(crate) enum Op {
     },
     /// `fchmodat2(path, mode, AT_SYMLINK_NOFOLLOW)` (bubblewrap's `--chmod`).
     Chmod { path: CString, mode: libc::mode_t },
+    /// `mknod(path, mode, dev)`, then `lchown(uid, gid)` and the permission bits of `mode`
+    /// exactly (the umask would have taken some).
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+        uid: u32,
+        gid: u32,
+    },
     /// Creates an empty file at `path` (a mount point for a file bind).
     Touch { path: CString },
     /// `symlink(target, path)`.
@@ -222,6 +231,17 @@ fn run_step(s: &MountStep, slots: &[AtomicI32]) -> Result<(), c_int> {
         }
         Op::Chmod { path, mode } => sys::chmod_nofollow(path, *mode),
         Op::Touch { path } => ok(sys::touch(path)),
+        Op::Mknod {
+            path,
+            mode,
+            dev,
+            uid,
+            gid,
+        } => {
+            ok(sys::mknod(path, *mode, *dev))?;
+            ok(sys::lchown(path, *uid, *gid))?;
+            sys::chmod_nofollow(path, *mode & 0o7777)
+        }
         Op::Symlink { target, path } => ok(sys::symlink(target, path)),
         Op::Grab {
             src,

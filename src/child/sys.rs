@@ -340,6 +340,18 @@ fn create_file_at(
 }
 
 /// `symlink(target, link)`. man 2 symlink.
+/// `mknod(2)`.
+pub(crate) fn mknod(path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::mknod(path.as_ptr(), mode, dev) }
+}
+
+/// `lchown(2)` (does not follow a symlink).
+pub(crate) fn lchown(path: &CStr, uid: u32, gid: u32) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::lchown(path.as_ptr(), uid, gid) }
+}
+
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> c_int {
     // SAFETY: two C strings.
     unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }

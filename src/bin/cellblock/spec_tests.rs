@@ -776,6 +776,49 @@ async fn rootfs_propagation_shared_private_unbindable() {
     }
 }
 
+/// `linux.devices` the host has no node for (runtime-tools' linux_devices: c 10:666,
+/// b 8:666 and a FIFO) are made with mknod in the container's /dev, with the config's mode
+/// and owner exactly (the umask 022 of podman's config would otherwise take the group's
+/// write bit); a FIFO gets no device cgroup rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn devices_the_host_lacks_are_made() {
+    assert!(!Path::new("/dev/char/10:666").exists() && !Path::new("/dev/block/8:666").exists());
+    let bundle = Bundle::new("mknod");
+    let mut v = podman_json(&bundle);
+    v["linux"]["devices"] = json!([
+        {"path": "/dev/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 432, "uid": 0, "gid": 0},
+        {"path": "/dev/test2", "type": "b", "major": 8, "minor": 666, "fileMode": 432, "uid": 1, "gid": 2},
+        {"path": "/dev/test3", "type": "p", "major": 8, "minor": 666, "fileMode": 432}
+    ]);
+    script(
+        &mut v,
+        "for d in test1 test2 test3; do stat -c '%n %F %t:%T %a %u:%g' /dev/$d; done",
+    );
+    let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+    assert_eq!(
+        text(&out.stdout),
+        "/dev/test1 character special file a:29a 660 0:0\n\
+         /dev/test2 block special file 8:29a 660 1:2\n\
+         /dev/test3 fifo 0:0 660 0:0\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let rules = crate::devices::plan(
+        &[],
+        &spec_of(&v)
+            .linux()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(rules.iter().any(|(_, l)| l == "c 10:666 rwm"), "{rules:?}");
+    assert!(rules.iter().any(|(_, l)| l == "b 8:666 rwm"), "{rules:?}");
+    assert!(!rules.iter().any(|(_, l)| l.starts_with('p')), "{rules:?}");
+}
+
 /// Creates the container, detaches it, runs `after_create`, starts it and waits until its
 /// cgroup is empty; returns the stdout file's contents and what `inspect` read from the
 /// created container.
