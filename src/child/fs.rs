@@ -259,7 +259,19 @@ fn run_step(s: &MountStep, slots: &[AtomicI32]) -> Result<(), c_int> {
         Op::Place { path, slot } => {
             let slot = slots.get(*slot).ok_or(libc::EINVAL)?;
             // Taken out of the slot: the descriptor is used (and closed) once.
-            let fd = slot.swap(-1, Ordering::Relaxed);
+            let mut fd = slot.swap(-1, Ordering::Relaxed);
+            // A fresh copy of the detached tree, made now: the kernel (6.8+) lists a
+            // namespace's mounts in /proc/self/mountinfo by mount id, given when a mount
+            // is made, so the grabbed copy (made before every other mount) would be listed
+            // before the mounts the config puts ahead of it (runtime-tools checks the
+            // order). Kernels that cannot copy a detached mount place the grabbed one.
+            if fd >= 0 {
+                let fresh = sys::open_tree_reclone(fd);
+                if fresh >= 0 {
+                    sys::close(fd);
+                    fd = fresh;
+                }
+            }
             // SAFETY: `fd` is a detached mount this child owns, put in the slot by its
             // grab (or by the parent, whose copy our separate descriptor table does not
             // share) and taken out above; -1 (never grabbed) fails with EBADF.
