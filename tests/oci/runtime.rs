@@ -641,7 +641,7 @@ fn cgroups_of(pid: i32) -> Vec<(String, String)> {
 /// container without the profile, which succeeds. Its cgroup, also when config.json has
 /// no cgroupsPath (umoci's config; the runtime then makes `cellblock-oci/ID` under its own
 /// cgroup in each hierarchy, and `exec` joins the init's): `ps` lists the exec'd process,
-/// it is in the init's cgroups, and `delete` removes them.
+/// it is in the init's cgroups, and `delete` removes them, and the emptied `cellblock-oci`.
 #[test]
 fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
     let b = Bundles::new(&cellblock());
@@ -738,6 +738,10 @@ fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
                 .join(hierarchy)
                 .join(p.trim_start_matches('/'));
             assert!(!dir.exists(), "{} left", dir.display());
+            // And its `cellblock-oci` parent, empty now (no other test of this suite
+            // leaves out cgroupsPath).
+            let parent = dir.parent().unwrap();
+            assert!(!parent.exists(), "{} left", parent.display());
         }
     }
     b.finish();

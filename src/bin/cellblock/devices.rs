@@ -79,7 +79,7 @@ pub fn map_devices(b: &mut ContainerBuilder, devices: &[LinuxDevice]) -> Result<
                 other => {
                     return Err(SpecError::unsupported(
                         format!("{field}.type"),
-                        format!("{}", other.as_str()),
+                        other.as_str().to_string(),
                     ))
                 }
             };

@@ -413,10 +413,24 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
         )));
     }
     d.destroy()?;
+    remove_default_parents(&d.cgroup_dirs);
     dir.remove()?;
     // runtime-spec: poststop after the container is deleted; a failure is a warning.
     run_hooks(&st, "stopped", HookKind::Poststop)?;
     Ok(())
+}
+
+/// Removes the `cellblock-oci` parent of a container's cgroup (the one given to
+/// containers without `linux.cgroupsPath`) in each hierarchy once it is empty, so that a
+/// run leaves nothing in cgroupfs; `rmdir` fails (and is ignored) while another container
+/// of ours is in it.
+fn remove_default_parents(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let Some(parent) = dir.parent() else { continue };
+        if parent.file_name() == Some(std::ffi::OsStr::new(crate::spec::DEFAULT_CGROUP_PARENT)) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// A signal as runc takes it: a number (`9`), a name (`KILL`) or `SIGKILL`, any case.

@@ -236,7 +236,8 @@ fn oci_version_lenient_numbers_strict_form() {
 /// there), refused where it is on (the library cannot apply it).
 #[test]
 fn mount_label_taken_only_without_selinux() {
-    let label = Some("system_u:object_r:svirt_sandbox_file_t:s0:c715,c811");
+    let text = "system_u:object_r:svirt_sandbox_file_t:s0:c715,c811";
+    let label = Some(text);
     assert!(check_mount_label(label, false).is_ok());
     assert_eq!(
         field_of(check_mount_label(label, true).unwrap_err()),
@@ -247,7 +248,7 @@ fn mount_label_taken_only_without_selinux() {
     assert!(!selinux_enabled(), "this host has SELinux off");
     let bundle = Bundle::new("label");
     let mut v = podman_json(&bundle);
-    v["linux"]["mountLabel"] = json!(label.unwrap());
+    v["linux"]["mountLabel"] = json!(text);
     assert!(builder_for(&spec_of(&v), &bundle.opts()).is_ok());
 }
 
@@ -1075,7 +1076,13 @@ async fn bind_and_tmpfs_options_apply() {
             "{stdout}{}",
             text(&out.stderr)
         );
-        let shm = lines.iter().find(|l| l.contains(" /dev/shm ")).unwrap();
+        // The last one is on top (mountinfo lists mounts in the order they were made):
+        // with the bind, the library's /dev/shm tmpfs lies under it.
+        let shm = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains(" /dev/shm "))
+            .unwrap();
         let flags = shm.split_whitespace().nth(5).unwrap();
         assert!(flags.contains("nosuid") && flags.contains("nodev"), "{shm}");
         assert_eq!(flags.contains("noexec"), noexec, "{shm}");
