@@ -100,14 +100,15 @@ mod sys;
 
 mod init;
 
-pub use builder::fs::MAX_TMPFS_SIZE;
+pub use builder::fs::{DeviceNode, NodeKind, RootPropagation, MAX_TMPFS_SIZE};
 pub use builder::limits::{
     Resource, CONTAINERS_CPU_WEIGHT, DEFAULT_KILL_GRACE, DEFAULT_PIDS_LIMIT, MAX_CPU_LIMIT,
     RLIM_INFINITY,
 };
 pub use builder::security::{
-    default_denied_syscalls, Capability, Seccomp, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
-    DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES, SECCOMP_ALWAYS_ALLOWED,
+    default_denied_syscalls, ArgCmp, Capability, Seccomp, DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS, DEFAULT_UMASK, DENIED_IOCTLS, DENIED_SOCKET_FAMILIES,
+    SECCOMP_ALWAYS_ALLOWED,
 };
 pub use builder::stdio::Stdio;
 pub use builder::{ContainerBuilder, DEFAULT_PATH};

@@ -17,10 +17,60 @@ pub(crate) struct FsConfig {
     pub(crate) chroot: bool,
     pub(crate) ops: Vec<MountOp>,
     pub(crate) readonly_root: bool,
+    /// [`root_propagation`](ContainerBuilder::root_propagation).
+    pub(crate) root_propagation: RootPropagation,
     /// Opt-out of the fresh `/dev` (see [`ContainerBuilder::host_dev`]).
     pub(crate) host_dev: bool,
     /// Opt-out of the read-only `/sys` (see [`ContainerBuilder::writable_sys`]).
     pub(crate) writable_sys: bool,
+}
+
+/// The mount propagation of the container's root and every mount under it, set once
+/// the container's file system is complete ([`ContainerBuilder::root_propagation`]).
+///
+/// Whatever the choice, nothing propagates between the container and the host: `/` is
+/// made recursively private before anything is mounted, so the host's mounts have no
+/// peers in the container (and [`Shared`](Self::Shared) makes a peer group of the
+/// container's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootPropagation {
+    /// `MS_PRIVATE` (the default): a mount under one path shows nowhere else.
+    #[default]
+    Private,
+    /// `MS_SHARED`, recursively: bind mounts of the container's directories made inside
+    /// it are peers, so a later mount under one shows under the others (what a workload
+    /// that nests mounts, e.g. a container engine, needs).
+    Shared,
+    /// `MS_UNBINDABLE`, recursively: the root cannot be bind-mounted elsewhere at all.
+    Unbindable,
+}
+
+/// A node for [`ContainerBuilder::device_node`]: its type, numbers, mode and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Character device, block device or FIFO.
+    pub kind: NodeKind,
+    /// Major device number (ignored for a FIFO).
+    pub major: u32,
+    /// Minor device number (ignored for a FIFO).
+    pub minor: u32,
+    /// Mode bits (`0o666`, ...; at most `0o7777`).
+    pub mode: u32,
+    /// Owner uid, as the container sees it (in a user namespace it must be mapped).
+    pub uid: u32,
+    /// Owner gid, likewise.
+    pub gid: u32,
+}
+
+/// The type of a [`DeviceNode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A character device (`S_IFCHR`).
+    Char,
+    /// A block device (`S_IFBLK`).
+    Block,
+    /// A named pipe (`S_IFIFO`).
+    Fifo,
 }
 
 impl FsConfig {
@@ -67,6 +117,10 @@ pub(crate) enum MountOp {
     Chmod {
         dst: PathBuf,
         mode: u32,
+    },
+    Node {
+        dst: PathBuf,
+        node: DeviceNode,
     },
     RemountRo {
         dst: PathBuf,
@@ -115,6 +169,7 @@ impl MountOp {
             | MountOp::Symlink { dst, .. }
             | MountOp::File { dst, .. }
             | MountOp::Chmod { dst, .. }
+            | MountOp::Node { dst, .. }
             | MountOp::RemountRo { dst }
             | MountOp::Remount { dst, .. }
             | MountOp::Overlay { dst, .. }
@@ -503,6 +558,32 @@ impl ContainerBuilder {
         self
     }
 
+    /// Creates a device node (or FIFO) `dst` with `mknod`, in a file system this container
+    /// mounts itself (its `/dev`, a tmpfs; elsewhere refused with
+    /// [`Error::BadMount`](crate::Error::BadMount)), with the node's exact mode (whatever
+    /// the umask) and owner: the OCI `linux.devices` entries the host has no node for.
+    ///
+    /// Creating a device node needs `CAP_MKNOD` in the initial user namespace: in a user
+    /// namespace the spawn fails ([`Stage::MountPoint`](crate::Stage::MountPoint), `EPERM`);
+    /// bind the host's node there instead. Whether the workload may *open* the node is
+    /// the device cgroup's business (and the library's `/dev` must not be `nodev`).
+    ///
+    /// ```
+    /// use cellblock::{Container, DeviceNode, Namespaces, NodeKind};
+    /// let mut b = Container::builder("/bin/sh");
+    /// b.namespaces(Namespaces::MOUNT).rootfs("/srv/rootfs").device_node(
+    ///     "/dev/fuse",
+    ///     DeviceNode { kind: NodeKind::Char, major: 10, minor: 229, mode: 0o666, uid: 0, gid: 0 },
+    /// );
+    /// ```
+    pub fn device_node(&mut self, dst: impl Into<PathBuf>, node: DeviceNode) -> &mut Self {
+        self.fs.ops.push(MountOp::Node {
+            dst: dst.into(),
+            node,
+        });
+        self
+    }
+
     /// Changes the mode of `dst` (bubblewrap's `--chmod`), which must lie in a file system
     /// this container mounts itself: the mode of a host file is never changed (refused
     /// with [`Error::BadMount`](crate::Error::BadMount)). A symlink is not followed.
@@ -700,6 +781,24 @@ impl ContainerBuilder {
     /// own settings: a tmpfs `/tmp` stays writable). Needs [`rootfs`](Self::rootfs).
     pub fn readonly_root(&mut self, readonly: bool) -> &mut Self {
         self.fs.readonly_root = readonly;
+        self
+    }
+
+    /// The propagation of the container's mounts, applied to `/` recursively once the
+    /// root is in place (the OCI `linux.rootfsPropagation`); [`RootPropagation::Private`]
+    /// by default. Needs [`rootfs`](Self::rootfs) (without it the spawn fails with
+    /// [`Error::BadConfig`](crate::Error::BadConfig)). Nothing propagates to or from the
+    /// host whatever the choice (see [`RootPropagation`]).
+    ///
+    /// ```
+    /// use cellblock::{Container, Namespaces, RootPropagation};
+    /// let mut b = Container::builder("/bin/sh");
+    /// b.namespaces(Namespaces::MOUNT)
+    ///     .rootfs("/srv/rootfs")
+    ///     .root_propagation(RootPropagation::Shared);
+    /// ```
+    pub fn root_propagation(&mut self, p: RootPropagation) -> &mut Self {
+        self.fs.root_propagation = p;
         self
     }
 }

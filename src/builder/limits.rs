@@ -144,6 +144,10 @@ pub(crate) struct LimitsConfig {
     pub(crate) cpu: Option<f64>,
     pub(crate) cpu_weight: Option<u64>,
     pub(crate) cpuset: Option<String>,
+    /// [`cpu_period`](ContainerBuilder::cpu_period), µs.
+    pub(crate) cpu_period: Option<u64>,
+    /// [`cpuset_mems`](ContainerBuilder::cpuset_mems).
+    pub(crate) cpuset_mems: Option<String>,
     pub(crate) rlimits: Vec<(Resource, u64, u64)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) kill_grace: Option<Duration>,
@@ -173,6 +177,7 @@ impl LimitsConfig {
             || self.cpu.is_some()
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
+            || self.cpuset_mems.is_some()
             || self.placed()
     }
 
@@ -201,8 +206,18 @@ impl LimitsConfig {
 
     /// The CFS quota for [`cpu_limit`](ContainerBuilder::cpu_limit), in µs per period.
     pub(crate) fn cpu_quota_us(&self) -> Option<u64> {
-        self.cpu
-            .map(|cores| (cores * CPU_PERIOD_US as f64).round() as u64)
+        let period = self.cpu_period_us();
+        self.cpu.map(|cores| (cores * period as f64).round() as u64)
+    }
+
+    /// The CFS period: [`cpu_period`](ContainerBuilder::cpu_period)'s, else 100 ms.
+    pub(crate) fn cpu_period_us(&self) -> u64 {
+        self.cpu_period.unwrap_or(CPU_PERIOD_US)
+    }
+
+    /// Whether a limit of the caller's needs the cpuset controller.
+    pub(crate) fn wants_cpuset(&self) -> bool {
+        self.cpuset.is_some() || self.cpuset_mems.is_some()
     }
 }
 
@@ -327,6 +342,34 @@ impl ContainerBuilder {
     /// Restricts the container to these CPUs, e.g. `"0"` or `"0-2,5"` (`cpuset.cpus`).
     pub fn cpuset(&mut self, cpus: impl Into<String>) -> &mut Self {
         self.limits.cpuset = Some(cpus.into());
+        self
+    }
+
+    /// Restricts the container's memory to these NUMA nodes, e.g. `"0"` (`cpuset.mems`).
+    /// A node the machine lacks makes the spawn fail when the kernel refuses it.
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// Container::builder("/bin/true").cpuset("0").cpuset_mems("0");
+    /// ```
+    pub fn cpuset_mems(&mut self, nodes: impl Into<String>) -> &mut Self {
+        self.limits.cpuset_mems = Some(nodes.into());
+        self
+    }
+
+    /// The CFS period over which [`cpu_limit`](Self::cpu_limit)'s quota is measured, in
+    /// microseconds: 1000 (1 ms) to 1,000,000 (1 s), the kernel's bounds; 100,000 (100 ms)
+    /// by default. A longer period lets a bursty workload use its whole quota at once; a
+    /// shorter one throttles it sooner. Out of bounds, [`spawn`](Self::spawn) fails with
+    /// [`Error::InvalidLimit`].
+    ///
+    /// ```
+    /// use cellblock::Container;
+    /// // Half a CPU, as 250 ms in every 500 ms.
+    /// Container::builder("/bin/true").cpu_period(500_000).cpu_limit(0.5);
+    /// ```
+    pub fn cpu_period(&mut self, period_us: u64) -> &mut Self {
+        self.limits.cpu_period = Some(period_us);
         self
     }
 

@@ -127,6 +127,113 @@ fn mask(caps: impl IntoIterator<Item = Capability>) -> u64 {
     caps.into_iter().fold(0, |m, c| m | c.bitmask())
 }
 
+/// A condition on one system call argument, for [`Seccomp::deny_if`] and
+/// [`Seccomp::allow_if`]: libseccomp's `SCMP_A0(op, ...)` and the OCI profiles'
+/// `SCMP_CMP_*` operators, comparing **all 64 bits** of the argument register as an
+/// unsigned number (libseccomp's semantics on 64-bit architectures: the high word, then
+/// the low word).
+///
+/// Mind the width of the argument in the kernel's prototype: for an `int` argument the
+/// kernel uses only the low 32 bits, so `socket(0x1_0000_0028, ..)` *is*
+/// `socket(AF_VSOCK, ..)`, yet `ArgCmp::eq(0, 40)` does not match it. To deny an `int`
+/// value, compare the low word only: `ArgCmp::masked_eq(0, 0xffff_ffff, 40)` (or use
+/// [`Seccomp::deny_arg`], which does exactly that).
+///
+/// ```
+/// use cellblock::ArgCmp;
+/// // clone() without any namespace flag (Docker's rule: flags & mask == 0).
+/// let no_ns = ArgCmp::masked_eq(0, libc::CLONE_NEWUSER as u64 | libc::CLONE_NEWNS as u64, 0);
+/// // A length argument of at most 4096.
+/// let small = ArgCmp::le(2, 4096);
+/// assert_ne!(no_ns, small);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArgCmp {
+    pub(crate) arg: u8,
+    pub(crate) op: ArgOp,
+}
+
+/// The comparison of an [`ArgCmp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ArgOp {
+    Ne(u64),
+    Lt(u64),
+    Le(u64),
+    Eq(u64),
+    Ge(u64),
+    Gt(u64),
+    MaskedEq { mask: u64, value: u64 },
+}
+
+impl ArgCmp {
+    /// Argument `arg` (0 to 5) is not `value` (`SCMP_CMP_NE`).
+    pub fn ne(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Ne(value),
+        }
+    }
+    /// Argument `arg` is below `value` (`SCMP_CMP_LT`, unsigned).
+    pub fn lt(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Lt(value),
+        }
+    }
+    /// Argument `arg` is at most `value` (`SCMP_CMP_LE`, unsigned).
+    pub fn le(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Le(value),
+        }
+    }
+    /// Argument `arg` is `value` (`SCMP_CMP_EQ`), on all 64 bits.
+    pub fn eq(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Eq(value),
+        }
+    }
+    /// Argument `arg` is at least `value` (`SCMP_CMP_GE`, unsigned).
+    pub fn ge(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Ge(value),
+        }
+    }
+    /// Argument `arg` is above `value` (`SCMP_CMP_GT`, unsigned).
+    pub fn gt(arg: u8, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::Gt(value),
+        }
+    }
+    /// `arg & mask == value` (`SCMP_CMP_MASKED_EQ`; the OCI spec's `value` is the mask and
+    /// `valueTwo` the value). A `value` with bits outside `mask` never matches.
+    pub fn masked_eq(arg: u8, mask: u64, value: u64) -> ArgCmp {
+        ArgCmp {
+            arg,
+            op: ArgOp::MaskedEq { mask, value },
+        }
+    }
+    /// Whether the condition holds for the argument values `args` (what the filter
+    /// computes; for tests and for callers checking a profile).
+    pub fn holds(&self, args: &[u64; 6]) -> bool {
+        let Some(&x) = args.get(usize::from(self.arg)) else {
+            return false;
+        };
+        match self.op {
+            ArgOp::Ne(v) => x != v,
+            ArgOp::Lt(v) => x < v,
+            ArgOp::Le(v) => x <= v,
+            ArgOp::Eq(v) => x == v,
+            ArgOp::Ge(v) => x >= v,
+            ArgOp::Gt(v) => x > v,
+            ArgOp::MaskedEq { mask, value } => x & mask == value,
+        }
+    }
+}
+
 /// A seccomp policy: Docker-like defaults plus the caller's additions.
 ///
 /// System calls are named by their numbers for the build target (`libc::SYS_*`), which is
@@ -165,6 +272,10 @@ pub struct Seccomp {
     pub(crate) arg_rules: BTreeSet<(i64, u8, u32, i32)>,
     /// `allow_arg`: (nr, arg, value) of an allow list's calls allowed for some values only.
     pub(crate) allow_args: BTreeSet<(i64, u8, u32)>,
+    /// [`deny_if`](Seccomp::deny_if) rules, in the order given: (call, conditions, errno).
+    pub(crate) deny_ifs: Vec<(i64, Vec<ArgCmp>, i32)>,
+    /// [`allow_if`](Seccomp::allow_if) rules, in the order given.
+    pub(crate) allow_ifs: Vec<(i64, Vec<ArgCmp>)>,
     /// [`from_bpf`](Seccomp::from_bpf): a ready-made program, installed as it is.
     pub(crate) raw: Option<Arc<[u8]>>,
 }
@@ -249,6 +360,8 @@ impl Seccomp {
             otherwise: None,
             arg_rules: BTreeSet::new(),
             allow_args: BTreeSet::new(),
+            deny_ifs: Vec::new(),
+            allow_ifs: Vec::new(),
             raw: None,
         }
     }
@@ -357,6 +470,64 @@ impl Seccomp {
         self
     }
 
+    /// Deny system call `nr` with `errno` when **every** condition of `conds` holds (one
+    /// libseccomp rule with several `arg_cmp`s; an OCI rule's `args`). Each condition
+    /// compares all 64 bits of its argument ([`ArgCmp`]); other calls of `nr` are
+    /// untouched. Repeatable: any matching rule denies, the first added deciding the
+    /// errno. With no conditions it is [`deny_errno`](Self::deny_errno).
+    ///
+    /// ```
+    /// use cellblock::{ArgCmp, Container, Seccomp};
+    /// // kill() with a real-time signal (above 31) to anything but the caller's own
+    /// // process group (pid 0) is refused:
+    /// let policy = Seccomp::default_profile().deny_if(
+    ///     libc::SYS_kill,
+    ///     &[ArgCmp::ne(0, 0), ArgCmp::gt(1, 31)],
+    ///     libc::EPERM,
+    /// );
+    /// Container::builder("/bin/true").seccomp(policy);
+    /// ```
+    ///
+    /// A condition on an argument above 5, or an `errno` outside 1..=4095, is refused
+    /// with [`Error::Security`] when the container is spawned. As with
+    /// [`deny_arg`](Self::deny_arg), a call denied outright stays denied, and in an
+    /// [`allow_list`](Self::allow_list) a call not allowed keeps the list's errno.
+    pub fn deny_if(mut self, nr: i64, conds: &[ArgCmp], errno: i32) -> Seccomp {
+        if conds.is_empty() {
+            return self.deny_errno(nr, errno);
+        }
+        self.deny_ifs.push((nr, conds.to_vec(), errno));
+        self
+    }
+
+    /// In an [`allow_list`](Self::allow_list): allow system call `nr` when **every**
+    /// condition of `conds` holds (64-bit comparisons, see [`ArgCmp`]); other calls of
+    /// `nr` fail with the list's errno, unless another rule allows them. Repeatable: any
+    /// matching rule allows. This is the OCI default profiles' `clone` rule (allowed when
+    /// no namespace flag is set):
+    ///
+    /// ```
+    /// use cellblock::{ArgCmp, Container, Seccomp};
+    /// let ns = (libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWUSER
+    ///     | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWCGROUP) as u64;
+    /// let policy = Seccomp::allow_list(libc::EPERM)
+    ///     .allow(libc::SYS_exit_group)
+    ///     .allow_if(libc::SYS_clone, &[ArgCmp::masked_eq(0, ns, 0)]);
+    /// Container::builder("/static/tool").seccomp(policy);
+    /// ```
+    ///
+    /// With no conditions it is [`allow`](Self::allow). Outside an allow list, or with a
+    /// condition on an argument above 5, the spawn fails with [`Error::Security`];
+    /// [`deny_if`](Self::deny_if) and [`deny_arg`](Self::deny_arg) rules on the call still
+    /// deny first.
+    pub fn allow_if(mut self, nr: i64, conds: &[ArgCmp]) -> Seccomp {
+        if conds.is_empty() {
+            return self.allow(nr);
+        }
+        self.allow_ifs.push((nr, conds.to_vec()));
+        self
+    }
+
     /// Allow system call `nr` even though the default profile denies it, for any arguments
     /// (for `socket`, `socketpair`, `ioctl` and `clone` this lifts their argument rules).
     ///
@@ -395,6 +566,8 @@ impl Seccomp {
             || self.otherwise.is_some()
             || !self.arg_rules.is_empty()
             || !self.allow_args.is_empty()
+            || !self.deny_ifs.is_empty()
+            || !self.allow_ifs.is_empty()
             || self.raw.is_some()
     }
 

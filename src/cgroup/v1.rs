@@ -23,7 +23,7 @@ use super::files::{
 use super::layout::{base_dir, joined_dir, v1_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
-use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
+use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT};
 use crate::error::{Error, Result};
 
 /// One hierarchy's directory of this container.
@@ -92,7 +92,7 @@ impl V1Cgroup {
             ),
             ("freezer", opt_if(full)),
             ("cpu", need_or(limits.wants_cpu(), opt_if(limits.placed()))),
-            ("cpuset", need_or(limits.cpuset.is_some(), Want::No)),
+            ("cpuset", need_or(limits.wants_cpuset(), Want::No)),
             // An explicit path is the OCI runtime's case: its callers expect the device
             // cgroup too (they write its rules).
             ("devices", opt_if(limits.placed())),
@@ -251,15 +251,20 @@ impl V1Cgroup {
         }
         if let Some(dir) = self.own_dir_of("cpu") {
             if let Some(quota) = l.cpu_quota_us() {
-                write_setting(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                write_setting(dir, "cpu.cfs_period_us", &l.cpu_period_us().to_string())?;
                 write_setting(dir, "cpu.cfs_quota_us", &quota.to_string())?;
             }
             if let Some(w) = l.cpu_weight {
                 write_setting(dir, "cpu.shares", &weight_to_shares(w).to_string())?;
             }
         }
-        if let (Some(dir), Some(cpus)) = (self.own_dir_of("cpuset"), &l.cpuset) {
-            write_setting(dir, "cpuset.cpus", cpus)?;
+        if let Some(dir) = self.own_dir_of("cpuset") {
+            if let Some(cpus) = &l.cpuset {
+                write_setting(dir, "cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = &l.cpuset_mems {
+                write_setting(dir, "cpuset.mems", mems)?;
+            }
         }
         Ok(())
     }

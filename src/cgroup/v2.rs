@@ -18,7 +18,7 @@ use super::files::{
 use super::layout::{base_dir, joined_dir, path_start, v2_hierarchy};
 use super::parents::{acquire_parent, create_leaf, release_parent};
 use super::{Mode, Stats};
-use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT, CPU_PERIOD_US};
+use crate::builder::limits::{LimitsConfig, CONTAINERS_CPU_WEIGHT};
 use crate::error::{Error, Result};
 
 /// A container's cgroup on v2.
@@ -144,13 +144,16 @@ impl V2Cgroup {
             }
         }
         if let Some(quota) = l.cpu_quota_us() {
-            write_setting(d, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+            write_setting(d, "cpu.max", &format!("{quota} {}", l.cpu_period_us()))?;
         }
         if let Some(w) = l.cpu_weight {
             write_setting(d, "cpu.weight", &w.to_string())?;
         }
         if let Some(cpus) = &l.cpuset {
             write_setting(d, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = &l.cpuset_mems {
+            write_setting(d, "cpuset.mems", mems)?;
         }
         Ok(())
     }
@@ -246,7 +249,7 @@ pub(crate) fn controllers_to_enable(
             full || limits.effective_pids().is_some(),
         ),
         ("cpu", limits.wants_cpu(), false),
-        ("cpuset", limits.cpuset.is_some(), false),
+        ("cpuset", limits.wants_cpuset(), false),
     ];
     let mut enable = Vec::new();
     for (ctrl, needed, wanted) in needed {

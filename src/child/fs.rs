@@ -51,6 +51,15 @@ pub(crate) enum Op {
     },
     /// `fchmodat2(path, mode, AT_SYMLINK_NOFOLLOW)` (bubblewrap's `--chmod`).
     Chmod { path: CString, mode: libc::mode_t },
+    /// `mknod(path, mode, dev)`, then `lchown(uid, gid)` and the permission bits of `mode`
+    /// exactly (the umask would have taken some).
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+        uid: u32,
+        gid: u32,
+    },
     /// Creates an empty file at `path` (a mount point for a file bind).
     Touch { path: CString },
     /// `symlink(target, path)`.
@@ -96,6 +105,9 @@ pub(crate) struct FsSpec<'a> {
     pub(crate) steps: &'a [MountStep],
     /// Make the new root's own mount read-only (not the mounts on top of it).
     pub(crate) readonly_root: bool,
+    /// `MS_SHARED` or `MS_UNBINDABLE` to set on `/` (recursively) at the end; 0 keeps it
+    /// private.
+    pub(crate) root_propagation: libc::c_ulong,
     /// Descriptors of detached mounts between a grab and its place (`-1` when empty),
     /// some filled by the parent. The only memory of the plan the child writes.
     pub(crate) slots: &'a [AtomicI32],
@@ -139,7 +151,13 @@ pub(crate) fn change_root(spec: &FsSpec<'_>) -> Step {
         check(sys::umount_detach(c"."), Stage::UnmountOldRoot)?;
     }
     // The later cwd step (if any) chdirs again, relative to the root.
-    check(sys::chdir(c"/"), Stage::PivotRoot)
+    check(sys::chdir(c"/"), Stage::PivotRoot)?;
+    if spec.root_propagation != 0 {
+        // After the old root is gone: only the container's own mounts are affected.
+        let flags = spec.root_propagation | libc::MS_REC;
+        check(sys::mount(None, c"/", None, flags, None), Stage::PivotRoot)?;
+    }
+    Ok(())
 }
 
 /// Runs one step; `Err(errno)` on failure.
@@ -213,6 +231,17 @@ fn run_step(s: &MountStep, slots: &[AtomicI32]) -> Result<(), c_int> {
         }
         Op::Chmod { path, mode } => sys::chmod_nofollow(path, *mode),
         Op::Touch { path } => ok(sys::touch(path)),
+        Op::Mknod {
+            path,
+            mode,
+            dev,
+            uid,
+            gid,
+        } => {
+            ok(sys::mknod(path, *mode, *dev))?;
+            ok(sys::lchown(path, *uid, *gid))?;
+            sys::chmod_nofollow(path, *mode & 0o7777)
+        }
         Op::Symlink { target, path } => ok(sys::symlink(target, path)),
         Op::Grab {
             src,
@@ -230,7 +259,19 @@ fn run_step(s: &MountStep, slots: &[AtomicI32]) -> Result<(), c_int> {
         Op::Place { path, slot } => {
             let slot = slots.get(*slot).ok_or(libc::EINVAL)?;
             // Taken out of the slot: the descriptor is used (and closed) once.
-            let fd = slot.swap(-1, Ordering::Relaxed);
+            let mut fd = slot.swap(-1, Ordering::Relaxed);
+            // A fresh copy of the detached tree, made now: the kernel (6.8+) lists a
+            // namespace's mounts in /proc/self/mountinfo by mount id, given when a mount
+            // is made, so the grabbed copy (made before every other mount) would be listed
+            // before the mounts the config puts ahead of it (runtime-tools checks the
+            // order). Kernels that cannot copy a detached mount place the grabbed one.
+            if fd >= 0 {
+                let fresh = sys::open_tree_reclone(fd);
+                if fresh >= 0 {
+                    sys::close(fd);
+                    fd = fresh;
+                }
+            }
             // SAFETY: `fd` is a detached mount this child owns, put in the slot by its
             // grab (or by the parent, whose copy our separate descriptor table does not
             // share) and taken out above; -1 (never grabbed) fails with EBADF.

@@ -129,13 +129,15 @@ fn setup_and_exec(spec: &ChildSpec<'_>) -> Result<Infallible, (Stage, c_int)> {
     if let Some(dir) = spec.cwd {
         check(sys::chdir(dir), Stage::Chdir)?;
     }
-    // Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is still there;
-    // then the identity change; then the remaining capability sets; descriptors; PDEATHSIG
+    // Descriptors first: without no_new_privs the filter goes in with the bounding set
+    // (next), and an allow list need not allow `close_range` (OCI profiles older than
+    // Linux 5.9 do not). Bounding set dropped and PR_SET_KEEPCAPS set while CAP_SETPCAP is
+    // still there; then the identity change; then the remaining capability sets; PDEATHSIG
     // (armed after every credential change, which would clear it); seccomp last.
+    security::fds(&spec.security)?;
     security::before_id_change(&spec.security)?;
     user::set_ids(&spec.user)?;
     security::drop_privileges(&spec.security)?;
-    security::fds(&spec.security)?;
     // After fds: it also clears close-on-exec on the descriptors the init inherits.
     session::arm_death(spec)?;
     session::wait_at_gate(spec)?;

@@ -3,10 +3,10 @@
 //! glibc wrappers that touch process-wide state: the system calls of `sys.rs`, on data
 //! `plan/security.rs` prepared in the parent.
 //!
-//! Order (see `mod.rs`): [`mask_paths`] right after the mounts; [`before_id_change`]
-//! (bounding set, keep-caps) right before the id changes; [`drop_privileges`]
-//! (session, umask, capabilities, no_new_privs) after stdio, chdir and the id changes;
-//! [`fds`] then; [`seccomp`] last, right before execve, so that setup itself may still use
+//! Order (see `mod.rs`): [`mask_paths`] right after the mounts; [`fds`] after stdio and
+//! chdir; [`before_id_change`] (bounding set, keep-caps) right before the id changes;
+//! [`drop_privileges`] (session, umask, capabilities, no_new_privs) after the id changes;
+//! [`seccomp`] last, right before execve, so that setup itself may still use
 //! what the filter forbids.
 
 use std::ffi::{CStr, CString};
@@ -181,8 +181,8 @@ fn readonly(path: &CStr) -> Step {
 /// * with `no_new_privs` off (and `drop_caps` on), the seccomp filter goes in now: without
 ///   no_new_privs the kernel only takes a filter from a task with `CAP_SYS_ADMIN`, which is
 ///   about to go.
-///   It forbids nothing the remaining steps use (set*id, capset, prctl, close_range,
-///   rt_sigprocmask, execve).
+///   It forbids nothing the remaining steps use (set*id, capset, prctl, rt_sigprocmask,
+///   execve; the descriptors are done before).
 pub(crate) fn before_id_change(s: &SecuritySpec) -> Step {
     if seccomp_early(s) {
         install_seccomp(s.seccomp)?;

@@ -340,6 +340,18 @@ fn create_file_at(
 }
 
 /// `symlink(target, link)`. man 2 symlink.
+/// `mknod(2)`.
+pub(crate) fn mknod(path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::mknod(path.as_ptr(), mode, dev) }
+}
+
+/// `lchown(2)` (does not follow a symlink).
+pub(crate) fn lchown(path: &CStr, uid: u32, gid: u32) -> c_int {
+    // SAFETY: a C string.
+    unsafe { libc::lchown(path.as_ptr(), uid, gid) }
+}
+
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> c_int {
     // SAFETY: two C strings.
     unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }
@@ -360,6 +372,18 @@ pub(crate) fn open_tree_clone(path: &CStr, recursive: bool) -> c_int {
     }
     // SAFETY: a C string.
     unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) as c_int }
+}
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH | AT_RECURSIVE)`: a new detached
+/// copy of the detached mount tree `fd` (new mount ids). Linux 6.x accepts a detached
+/// source; older kernels fail (EINVAL), and the caller keeps `fd`.
+pub(crate) fn open_tree_reclone(fd: c_int) -> c_int {
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: an empty C string literal and a descriptor.
+    unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) as c_int }
 }
 
 /// `move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`, then `close(fd)`.

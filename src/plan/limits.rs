@@ -165,7 +165,7 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             || l.pids.is_some()
             || l.cpu.is_some()
             || l.cpu_weight.is_some()
-            || l.cpuset.is_some();
+            || l.wants_cpuset();
         if own_limit {
             return bad(
                 what.0,
@@ -188,6 +188,14 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             "0 would not even allow the first process".into(),
         );
     }
+    if let Some(p) = l.cpu_period {
+        if !(1000..=1_000_000).contains(&p) {
+            return bad(
+                "cpu_period",
+                format!("{p} µs is outside the kernel's 1000..=1000000"),
+            );
+        }
+    }
     if let Some(c) = l.cpu {
         // `{c:?}`: 1e300 prints as "1e300", not as 301 digits.
         if !c.is_finite() || c <= 0.0 {
@@ -205,9 +213,14 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             );
         }
         if l.cpu_quota_us().unwrap_or(0) < 1000 {
+            let period = l.cpu_period_us();
             return bad(
                 "cpu_limit",
-                format!("{c:?} CPUs is below the kernel's minimum quota of 1 ms per 100 ms (0.01)"),
+                format!(
+                    "{c:?} CPUs is below the kernel's minimum quota of 1 ms per {} ms ({:?})",
+                    period / 1000,
+                    1000.0 / period as f64
+                ),
             );
         }
     }
@@ -215,6 +228,12 @@ fn validate(l: &LimitsConfig) -> Result<()> {
         if !(1..=10_000).contains(&w) {
             return bad("cpu_weight", format!("{w} is outside 1..=10000"));
         }
+    }
+    if let Some(s) = &l.cpuset_mems {
+        parse_cpu_list(s).map_err(|reason| Error::InvalidLimit {
+            option: "cpuset_mems",
+            reason,
+        })?;
     }
     if let Some(s) = &l.cpuset {
         parse_cpu_list(s).map_err(|reason| Error::InvalidLimit {

@@ -168,6 +168,33 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<sock_filter>> 
             }
         }
     }
+    // allow_if: the same, with 64-bit conditions, all of which must hold.
+    if !policy.allow_ifs.is_empty() {
+        let Some(otherwise) = otherwise else {
+            return Err(Error::Security(
+                "seccomp: allow_if needs an allow_list (elsewhere every call is allowed already)"
+                    .into(),
+            ));
+        };
+        for (nr, conds) in &policy.allow_ifs {
+            if let Some(c) = conds.iter().find(|c| c.arg > 5) {
+                return Err(Error::Security(format!(
+                    "seccomp: allow_if on system call {nr}: argument {} does not exist (0 to 5)",
+                    c.arg
+                )));
+            }
+            if let Verdict::AllowIf { allow, .. } =
+                rules.entry(number(*nr)?).or_insert(Verdict::AllowIf {
+                    deny: Vec::new(),
+                    errno: libc::EPERM as u16,
+                    allow: Vec::new(),
+                    otherwise,
+                })
+            {
+                allow.push(ArgTest::all(conds));
+            }
+        }
+    }
     // Argument tests join a call's verdict: nothing for a call denied outright, and, in an
     // allow list, nothing for a call not allowed (the list's errno covers every argument).
     let add_tests = |rules: &mut BTreeMap<u32, Verdict>, n: u32, tests: Vec<ArgTest>| {
@@ -205,6 +232,16 @@ fn compile_seccomp(policy: &Seccomp, nesting: bool) -> Result<Vec<sock_filter>> 
         }
         let test = ArgTest::eq(arg, value).with_errno(errno_of(e, nr)?);
         by_call.entry(nr).or_default().push(test);
+    }
+    for (nr, conds, e) in &policy.deny_ifs {
+        if let Some(c) = conds.iter().find(|c| c.arg > 5) {
+            return Err(Error::Security(format!(
+                "seccomp: deny_if on system call {nr}: argument {} does not exist (0 to 5)",
+                c.arg
+            )));
+        }
+        let test = ArgTest::all(conds).with_errno(errno_of(*e, *nr)?);
+        by_call.entry(*nr).or_default().push(test);
     }
     for (nr, tests) in by_call {
         add_tests(&mut rules, number(nr)?, tests);

@@ -10,6 +10,7 @@
 mod common;
 
 mod escape;
+mod escape_argcmp;
 mod escape_budget;
 mod escape_identity;
 mod escape_init;

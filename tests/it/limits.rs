@@ -225,6 +225,85 @@ async fn limits_are_visible_inside_and_from_the_host() {
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} left behind");
 }
 
+/// `cpu_period` and `cpuset_mems` (the OCI `cpu.period` and `cpu.mems`) reach cgroupfs as
+/// given: 0.1 CPU over a 500 ms period is quota 50000 / period 500000 (the control,
+/// without `cpu_period`: 10000 / 100000), and the memory nodes are the container's
+/// (`Mems_allowed_list` inside). Out-of-bounds periods and bad node lists are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_period_and_cpuset_mems_reach_cgroupfs() {
+    if common::ran_alone(module_path!(), "cpu_period_and_cpuset_mems_reach_cgroupfs") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    for (period, want) in [
+        (Some(500_000), (50_000, 500_000)),
+        (None, (10_000, 100_000)),
+    ] {
+        let mut b = Container::builder("/bin/sh");
+        b.args([
+            "-c",
+            "grep Mems_allowed_list /proc/self/status; echo ready; exec sleep 30",
+        ])
+        .cpu_limit(0.1)
+        .cpuset_mems("0")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+        if let Some(p) = period {
+            b.cpu_period(p);
+        }
+        let mut c = b.spawn().await.unwrap();
+        let mut lines = BufReader::new(c.take_stdout().unwrap()).lines();
+        let mems = lines.next_line().await.unwrap().unwrap();
+        assert_eq!(mems, "Mems_allowed_list:\t0");
+        let dirs = c.cgroup_paths();
+        if v2() {
+            assert_eq!(
+                read(&with_file(&dirs, "cpu.max")),
+                format!("{} {}", want.0, want.1)
+            );
+        } else {
+            assert_eq!(
+                read(&with_file(&dirs, "cpu.cfs_quota_us")),
+                want.0.to_string()
+            );
+            assert_eq!(
+                read(&with_file(&dirs, "cpu.cfs_period_us")),
+                want.1.to_string()
+            );
+        }
+        assert_eq!(read(&with_file(&dirs, "cpuset.mems")), "0");
+        c.kill_all().await.unwrap();
+        c.wait_with_report().await.unwrap();
+    }
+    for (bad, option) in [(999, "cpu_period"), (1_000_001, "cpu_period")] {
+        let err = Container::builder("/bin/true")
+            .cpu_period(bad)
+            .cpu_limit(0.5)
+            .spawn()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, cellblock::Error::InvalidLimit { option: o, .. } if *o == option),
+            "{bad}: {err}"
+        );
+    }
+    let err = Container::builder("/bin/true")
+        .cpuset_mems("0-")
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            cellblock::Error::InvalidLimit {
+                option: "cpuset_mems",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
     if common::ran_alone(

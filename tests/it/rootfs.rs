@@ -458,6 +458,38 @@ async fn tmpfs_backed_mount_points_dirs_files_links_and_modes() {
     assert_eq!(names, ["fromin", "marker"]);
 }
 
+/// Mounts are listed in the container's mountinfo in the order they were asked for, binds
+/// included: a bind source is grabbed before anything is mounted (so it is the host's
+/// object), and since Linux 6.8 mountinfo lists mounts by mount id, so the grabbed copy
+/// used to show ahead of the tmpfs mounts before it (runtime-tools' `mounts` checks the
+/// order). Here a tmpfs, a bind of the host's /etc, a tmpfs, a bind: listed in that order.
+#[tokio::test(flavor = "multi_thread")]
+async fn mountinfo_lists_binds_in_the_order_asked() {
+    let _d = common::deadline("mountinfo order", 60);
+    let tag = format!("cb-order-{}", std::process::id());
+    let mut b = Container::builder("/bin/cat");
+    b.arg("/proc/self/mountinfo")
+        .namespaces(NS)
+        .tmpfs("/tmp")
+        .tmpfs(format!("/tmp/{tag}/one"))
+        .bind("/etc", format!("/tmp/{tag}/two"))
+        .tmpfs(format!("/tmp/{tag}/three"))
+        .bind("/etc", format!("/tmp/{tag}/four"));
+    let out = b.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let order: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter_map(|p| p.strip_prefix(&format!("/tmp/{tag}/")))
+        .collect();
+    assert_eq!(order, ["one", "two", "three", "four"], "{text}");
+}
+
 // Nothing is ever created or changed on the host's own file systems through the container's
 // view: a missing mount point, dir, file, link or chmod outside a tmpfs of ours is refused
 // before the clone, and a link of ours leading out of the tmpfs does not help.

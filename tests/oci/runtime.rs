@@ -127,6 +127,64 @@ fn create_stops_before_the_workload_and_start_runs_it() {
     b.finish();
 }
 
+/// `delete` of a created container (never started) without `--force` fails and leaves it
+/// alone (runtime-spec: deleting a container that is not stopped MUST fail; runtime-tools'
+/// `delete`): its init lives on, `state` still says "created", and `start` still runs the
+/// workload. containerd's shim sequence (`delete ID`, then `delete --force ID`) still
+/// cleans a created container up: state, cgroup and init gone.
+#[test]
+fn delete_of_a_created_container_needs_force() {
+    let b = Bundles::new(&cellblock());
+    let marker = b.rootfs().join("ran-created");
+    let bundle = b.bundle(
+        "created",
+        &["sh", "-c", "touch /ran-created; exec sleep 1000"],
+    );
+    let bs = bundle.display().to_string();
+    let pid_file = bundle.join("init.pid");
+    let ps = pid_file.display().to_string();
+    for round in ["start after the refusal", "the shim's sequence"] {
+        b.runtime(&["create", "--bundle", &bs, "--pid-file", &ps, "created"])
+            .ok();
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        let o = b.runtime(&["delete", "created"]);
+        assert_fails_with(&o, &["not stopped", "created"]);
+        assert!(alive(pid), "{round}: a refused delete killed the init");
+        assert_eq!(status(&b, "created"), "created", "{round}");
+        if round == "start after the refusal" {
+            b.runtime(&["start", "created"]).ok();
+            harness::wait_until(
+                30,
+                "the workload runs after the refused delete",
+                || marker.exists(),
+                String::new,
+            );
+            b.runtime(&["kill", "--all", "created", "9"]).ok();
+            harness::wait_until(
+                30,
+                "the killed container is stopped",
+                || status(&b, "created") == "stopped",
+                || state(&b, "created").to_string(),
+            );
+            b.runtime(&["delete", "created"]).ok();
+        } else {
+            b.runtime(&["delete", "--force", "created"]).ok();
+            harness::wait_until(30, "the init is gone", || !alive(pid), String::new);
+        }
+        assert!(
+            b.states().is_empty(),
+            "{round}: state left: {:?}",
+            b.states()
+        );
+        let cg = format!("{}/created", b.cgroup);
+        assert!(
+            harness::cgroup_dirs(&cg).is_empty(),
+            "{round}: the container's cgroup is left"
+        );
+    }
+    b.finish();
+}
+
 /// `kill ID` (SIGTERM by default, and by name or number) reaches the init: a trap
 /// writes which one.
 #[test]
@@ -625,7 +683,7 @@ fn cgroups_of(pid: i32) -> Vec<(String, String)> {
 /// container without the profile, which succeeds. Its cgroup, also when config.json has
 /// no cgroupsPath (umoci's config; the runtime then makes `cellblock-oci/ID` under its own
 /// cgroup in each hierarchy, and `exec` joins the init's): `ps` lists the exec'd process,
-/// it is in the init's cgroups, and `delete` removes them.
+/// it is in the init's cgroups, and `delete` removes them, and the emptied `cellblock-oci`.
 #[test]
 fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
     let b = Bundles::new(&cellblock());
@@ -722,6 +780,10 @@ fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
                 .join(hierarchy)
                 .join(p.trim_start_matches('/'));
             assert!(!dir.exists(), "{} left", dir.display());
+            // And its `cellblock-oci` parent, empty now (no other test of this suite
+            // leaves out cgroupsPath).
+            let parent = dir.parent().unwrap();
+            assert!(!parent.exists(), "{} left", parent.display());
         }
     }
     b.finish();

@@ -19,7 +19,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use cellblock::ContainerBuilder;
+use cellblock::{ContainerBuilder, DeviceNode, NodeKind};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::spec::SpecError;
@@ -69,17 +69,37 @@ pub fn map_devices(b: &mut ContainerBuilder, devices: &[LinuxDevice]) -> Result<
         if library && d.typ() == LinuxDeviceType::C {
             continue;
         }
-        let host = host_node(d).ok_or_else(|| {
-            SpecError::unsupported(
-                field.clone(),
-                format!(
-                    "{} {}:{}: the host has no such node to bind (the library makes no nodes with mknod)",
-                    d.typ().as_str(),
-                    d.major(),
-                    d.minor()
-                ),
-            )
-        })?;
+        let Some(host) = host_node(d) else {
+            // No host node to bind (or a FIFO): made with mknod, with the config's mode
+            // and owner (root's default 0:0); in a user namespace that fails at create.
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => NodeKind::Char,
+                LinuxDeviceType::B => NodeKind::Block,
+                LinuxDeviceType::P => NodeKind::Fifo,
+                other => {
+                    return Err(SpecError::unsupported(
+                        format!("{field}.type"),
+                        other.as_str().to_string(),
+                    ))
+                }
+            };
+            let number = |n: i64, name: &str| {
+                u32::try_from(n)
+                    .map_err(|_| SpecError::invalid(format!("{field}.{name}"), format!("{n}")))
+            };
+            b.device_node(
+                path,
+                DeviceNode {
+                    kind,
+                    major: number(d.major(), "major")?,
+                    minor: number(d.minor(), "minor")?,
+                    mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+                    uid: d.uid().unwrap_or(0),
+                    gid: d.gid().unwrap_or(0),
+                },
+            );
+            continue;
+        };
         let meta = std::fs::metadata(&host)
             .map_err(SpecError::io(format!("{field}: {}", host.display())))?;
         for (name, want, have) in [
@@ -194,7 +214,8 @@ pub fn plan(
             .iter()
             .map(|l| ("devices.allow", l.to_string())),
     );
-    for d in devices {
+    // A FIFO is no device: the device cgroup does not govern it.
+    for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
         out.push(("devices.allow", rule_line(&d.into())?));
     }
     Ok(out)

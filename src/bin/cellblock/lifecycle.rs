@@ -187,7 +187,10 @@ fn run_hooks(st: &State, status: &str, kind: HookKind) -> Result<(), HookError> 
 
 fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
     let path = bundle.join("config.json");
-    Spec::load(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))
+    // serde_json's own error names the bad value and its line (oci-spec's load says
+    // only "serde failed"): e.g. an unknown capability or rlimit name.
+    let text = std::fs::read(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))?;
+    serde_json::from_slice(&text).map_err(|e| msg(format!("reading {}: {e}", path.display())))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,16 +407,30 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RtError> {
     }
     let st = dir.load()?;
     let (status, d) = live(&st);
-    if matches!(status, "running" | "paused") && !force {
+    if matches!(status, "created" | "running" | "paused") && !force {
         return Err(msg(format!(
             "cannot delete container {id} that is not stopped: {status}"
         )));
     }
     d.destroy()?;
+    remove_default_parents(&d.cgroup_dirs);
     dir.remove()?;
     // runtime-spec: poststop after the container is deleted; a failure is a warning.
     run_hooks(&st, "stopped", HookKind::Poststop)?;
     Ok(())
+}
+
+/// Removes the `cellblock-oci` parent of a container's cgroup (the one given to
+/// containers without `linux.cgroupsPath`) in each hierarchy once it is empty, so that a
+/// run leaves nothing in cgroupfs; `rmdir` fails (and is ignored) while another container
+/// of ours is in it.
+fn remove_default_parents(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let Some(parent) = dir.parent() else { continue };
+        if parent.file_name() == Some(std::ffi::OsStr::new(crate::spec::DEFAULT_CGROUP_PARENT)) {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// A signal as runc takes it: a number (`9`), a name (`KILL`) or `SIGKILL`, any case.

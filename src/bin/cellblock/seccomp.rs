@@ -10,14 +10,14 @@
 //!   and `SCMP_ARCH_X32` numbers as well. The profile's other architectures are skipped,
 //!   as runc skips those it cannot add;
 //! - names unknown on x86_64 (`_llseek`, `clock_settime64`, ...) are skipped, as runc does;
-//! - argument conditions compare the low 32 bits (see [`Seccomp::deny_arg`]).
+//! - none on conditions: they compare all 64 bits of the argument, as libseccomp does on
+//!   x86_64 (see [`ArgCmp`]).
 //!
-//! Other actions (`KILL`, `TRAP`, `TRACE`, `LOG`, `NOTIFY`), operators (`NE`, `LT`, ...,
-//! `MASKED_EQ`), several conditions in one rule, `flags` and `listenerPath` are refused
-//! with a [`SpecError`] naming the field.
+//! Other actions (`KILL`, `TRAP`, `TRACE`, `LOG`, `NOTIFY`), `flags` and `listenerPath`
+//! are refused with a [`SpecError`] naming the field.
 
-use cellblock::Seccomp;
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
+use cellblock::{ArgCmp, Seccomp};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator};
 
 use crate::spec::SpecError;
 
@@ -80,36 +80,10 @@ pub fn policy(profile: Option<&LinuxSeccomp>) -> Result<Seccomp, SpecError> {
     {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let args = rule.args().as_deref().unwrap_or_default();
-        let cond = match args {
-            [] => None,
-            [a] => {
-                if a.op() != LinuxSeccompOperator::ScmpCmpEq {
-                    return Err(SpecError::unsupported(
-                        format!("{field}.args"),
-                        format!("operator {}", a.op()),
-                    ));
-                }
-                let arg = u8::try_from(a.index())
-                    .ok()
-                    .filter(|a| *a <= 5)
-                    .ok_or_else(|| {
-                        SpecError::invalid(format!("{field}.args"), format!("index {}", a.index()))
-                    })?;
-                let value = u32::try_from(a.value()).map_err(|_| {
-                    SpecError::unsupported(
-                        format!("{field}.args"),
-                        format!("value {:#x} above 32 bits", a.value()),
-                    )
-                })?;
-                Some((arg, value))
-            }
-            _ => {
-                return Err(SpecError::unsupported(
-                    format!("{field}.args"),
-                    "more than one condition in a rule",
-                ))
-            }
-        };
+        let conds = args
+            .iter()
+            .map(|a| condition(a, &format!("{field}.args")))
+            .collect::<Result<Vec<ArgCmp>, SpecError>>()?;
         let numbers = rule.names().iter().filter_map(|n| syscall_number(n));
         match rule.action() {
             LinuxSeccompAction::ScmpActAllow => {
@@ -117,19 +91,13 @@ pub fn policy(profile: Option<&LinuxSeccomp>) -> Result<Seccomp, SpecError> {
                     continue; // everything not denied is allowed already
                 }
                 for nr in numbers {
-                    policy = match cond {
-                        None => policy.allow(nr),
-                        Some((arg, value)) => policy.allow_arg(nr, arg, value),
-                    };
+                    policy = policy.allow_if(nr, &conds);
                 }
             }
             LinuxSeccompAction::ScmpActErrno => {
                 let e = errno(rule.errno_ret(), &format!("{field}.errnoRet"))?;
                 for nr in numbers {
-                    policy = match cond {
-                        None => policy.deny_errno(nr, e),
-                        Some((arg, value)) => policy.deny_arg(nr, arg, value, e),
-                    };
+                    policy = policy.deny_if(nr, &conds, e);
                 }
             }
             other => {
@@ -141,6 +109,28 @@ pub fn policy(profile: Option<&LinuxSeccomp>) -> Result<Seccomp, SpecError> {
         }
     }
     Ok(policy)
+}
+
+/// One OCI argument condition as the library's: every `SCMP_CMP_*` operator, on all 64
+/// bits (as libseccomp compares them on x86_64); `MASKED_EQ` takes the mask from `value`
+/// and the value from `valueTwo`.
+fn condition(a: &LinuxSeccompArg, field: &str) -> Result<ArgCmp, SpecError> {
+    let arg = u8::try_from(a.index())
+        .ok()
+        .filter(|a| *a <= 5)
+        .ok_or_else(|| SpecError::invalid(field, format!("index {} (0 to 5)", a.index())))?;
+    let v = a.value();
+    Ok(match a.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ArgCmp::ne(arg, v),
+        LinuxSeccompOperator::ScmpCmpLt => ArgCmp::lt(arg, v),
+        LinuxSeccompOperator::ScmpCmpLe => ArgCmp::le(arg, v),
+        LinuxSeccompOperator::ScmpCmpEq => ArgCmp::eq(arg, v),
+        LinuxSeccompOperator::ScmpCmpGe => ArgCmp::ge(arg, v),
+        LinuxSeccompOperator::ScmpCmpGt => ArgCmp::gt(arg, v),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            ArgCmp::masked_eq(arg, v, a.value_two().unwrap_or(0))
+        }
+    })
 }
 
 /// The x86_64 number of system call `name` (the kernel's `asm/unistd_64.h`), if it has one.

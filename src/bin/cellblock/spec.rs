@@ -16,9 +16,11 @@
 //!   cgroup directories (runc).
 //! - the library's devpts has `ptmxmode=0666,mode=0620` but no `gid=5`: a pty's group is
 //!   the opener's, not `tty`.
-//! - mount propagation: the library makes every mount of the container private, so the
+//! - mount propagation: nothing propagates between the host and the container. A mount's
 //!   propagation options (`rprivate`, `rslave`, `shared`, ...) are all taken as private;
-//!   access-time options take the kernel's default.
+//!   `linux.rootfsPropagation` `shared` makes the container's own mounts peers of each
+//!   other, `unbindable` makes them unbindable, `slave` is private (no master to follow).
+//!   Access-time options take the kernel's default.
 //! - no `/dev/console` with a terminal (runc binds the pty there): the workload's pty is
 //!   its stdio and controlling terminal only.
 //! - `linux.devices` are the host's nodes bound in (also as root, where runc makes them
@@ -29,7 +31,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use cellblock::{Capability, ContainerBuilder, Namespaces, Resource, Stdio};
+use cellblock::{Capability, ContainerBuilder, Namespaces, Resource, RootPropagation, Stdio};
 use oci_spec::runtime::{
     LinuxCapabilities, LinuxNamespaceType, LinuxResources, Mount, PosixRlimitType, Process, Spec,
 };
@@ -106,6 +108,7 @@ impl SpecError {
 /// Side effect, as runc: missing mount points of the `mounts` are created in the root
 /// filesystem (directories, or empty files for file binds), without following symlinks.
 pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, SpecError> {
+    check_version(spec.version())?;
     let process = spec
         .process()
         .as_ref()
@@ -195,12 +198,7 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
         }
         crate::sysctl::check(linux.sysctl().as_ref(), created)?;
         map_linux_extras(&mut b, linux, created)?;
-        if let Some(label) = linux.mount_label().as_deref().filter(|l| !l.is_empty()) {
-            return Err(SpecError::unsupported(
-                "linux.mountLabel",
-                format!("{label}: SELinux labels are not supported"),
-            ));
-        }
+        check_mount_label(linux.mount_label().as_deref(), selinux_enabled())?;
         b.seccomp(crate::seccomp::policy(linux.seccomp().as_ref())?);
     } else {
         cgroups_path(&mut b, None, &opts.id)?;
@@ -212,8 +210,8 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
     Ok(b)
 }
 
-/// The rest of `linux`: the time namespace's offsets; `rootfsPropagation` (the library
-/// keeps every mount private); what the library has no setting for is refused by name.
+/// The rest of `linux`: the time namespace's offsets; `rootfsPropagation` (private,
+/// shared among the container's own mounts, or unbindable; never with the host's); what the library has no setting for is refused by name.
 fn map_linux_extras(
     b: &mut ContainerBuilder,
     linux: &oci_spec::runtime::Linux,
@@ -246,15 +244,21 @@ fn map_linux_extras(
             };
         }
     }
-    match linux.rootfs_propagation().as_deref() {
-        None | Some("" | "private" | "rprivate") => {}
+    // Nothing propagates to or from the host in any case (see RootPropagation): `slave`
+    // (receive from the host) is therefore private, and `shared` a peer group of the
+    // container's own mounts.
+    let p = match linux.rootfs_propagation().as_deref() {
+        None | Some("" | "private" | "rprivate" | "slave" | "rslave") => RootPropagation::Private,
+        Some("shared" | "rshared") => RootPropagation::Shared,
+        Some("unbindable" | "runbindable") => RootPropagation::Unbindable,
         Some(other) => {
-            return Err(SpecError::unsupported(
+            return Err(SpecError::invalid(
                 "linux.rootfsPropagation",
-                format!("{other}: the library keeps every mount private"),
+                format!("{other:?} is not a propagation type"),
             ))
         }
-    }
+    };
+    b.root_propagation(p);
     for (field, set) in [
         ("linux.personality", linux.personality().is_some()),
         ("linux.intelRdt", linux.intel_rdt().is_some()),
@@ -843,6 +847,49 @@ fn map_mounts(
     Ok(())
 }
 
+/// Whether SELinux is on here: selinuxfs mounted with a policy (`enforce` exists).
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// `linux.mountLabel`: refused where SELinux is on (the library cannot set `context=`, and
+/// the label would then matter); taken and ignored where it is off, as crun does: without
+/// SELinux no label means anything, and the kernel refuses `context=` outright (runc fails
+/// there with EINVAL).
+pub fn check_mount_label(label: Option<&str>, selinux: bool) -> Result<(), SpecError> {
+    match label.filter(|l| !l.is_empty()) {
+        Some(label) if selinux => Err(SpecError::unsupported(
+            "linux.mountLabel",
+            format!("{label}: SELinux labels are not supported (SELinux is on here)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `ociVersion`: any `MAJOR.MINOR.PATCH` (with a SemVer `-pre` or `+build` suffix) is
+/// taken, whatever the numbers (a config written for a newer spec than ours usually runs
+/// fine; crun 1.8.1 refusing 1.3.0 broke every caller); what is not a version at all is
+/// refused (runtime-spec: a runtime MUST generate an error for invalid values).
+pub fn check_version(v: &str) -> Result<(), SpecError> {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let suffix_ok = v[core.len()..]
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'));
+    let parts: Vec<&str> = core.split('.').collect();
+    let numbers_ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numbers_ok && suffix_ok {
+        Ok(())
+    } else {
+        Err(SpecError::invalid(
+            "ociVersion",
+            format!("{v:?} is not a version (MAJOR.MINOR.PATCH)"),
+        ))
+    }
+}
+
 /// A mount destination: absolute and without `..` (the library checks it again; this
 /// is for the mount points made here).
 fn clean_destination(dst: &Path, field: &str) -> Result<PathBuf, SpecError> {
@@ -1077,16 +1124,21 @@ fn map_resources(b: &mut ContainerBuilder, r: &LinuxResources) -> Result<(), Spe
         }
         match (c.quota(), c.period()) {
             (Some(q), period) if q > 0 => {
-                let period = period.unwrap_or(100_000).max(1);
-                b.cpu_limit(q as f64 / period as f64);
+                // The period as given (the library checks its bounds), so that cgroupfs
+                // reads back the config's quota and period, not a ratio over 100 ms.
+                let period = period.unwrap_or(100_000);
+                b.cpu_period(period);
+                b.cpu_limit(q as f64 / period.max(1) as f64);
             }
             _ => {}
         }
         if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
             b.cpuset(cpus);
         }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            b.cpuset_mems(mems);
+        }
         for (name, set) in [
-            ("mems", c.mems().as_deref().is_some_and(|m| !m.is_empty())),
             ("realtimeRuntime", c.realtime_runtime().is_some()),
             ("realtimePeriod", c.realtime_period().is_some()),
             ("idle", c.idle().is_some_and(|i| i != 0)),

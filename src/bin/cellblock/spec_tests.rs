@@ -200,6 +200,58 @@ fn podman_exec_process_maps() {
     assert!(e.to_string().contains("executable file not found"), "{e}");
 }
 
+/// `ociVersion`: lenient about the numbers (a newer spec's 1.3.0, which crun 1.8.1
+/// refuses, a pre-release, build metadata), strict about the form: what is not
+/// MAJOR.MINOR.PATCH is refused naming the field (runtime-tools' misc_props).
+#[test]
+fn oci_version_lenient_numbers_strict_form() {
+    let bundle = Bundle::new("version");
+    let base = podman_json(&bundle);
+    let with = |ver: &str| {
+        let mut v = base.clone();
+        v["ociVersion"] = json!(ver);
+        builder_for(&spec_of(&v), &bundle.opts())
+    };
+    for good in [
+        "1.0.2",
+        "1.3.0",
+        "9.99.0",
+        "1.0.2-dev",
+        "1.1.0-rc.1",
+        "1.0.0+build.5",
+    ] {
+        assert!(with(good).is_ok(), "{good} refused");
+    }
+    for bad in [
+        "invalid", "1.0", "1", "1.0.0.0", "v1.0.0", "", "1..0", "1.0.x", "1.0.0 ",
+    ] {
+        match with(bad) {
+            Err(e) => assert_eq!(field_of(e), "ociVersion", "{bad}"),
+            Ok(_) => panic!("{bad:?} taken"),
+        }
+    }
+}
+
+/// `linux.mountLabel`: taken where SELinux is off (this host; no label means anything
+/// there), refused where it is on (the library cannot apply it).
+#[test]
+fn mount_label_taken_only_without_selinux() {
+    let text = "system_u:object_r:svirt_sandbox_file_t:s0:c715,c811";
+    let label = Some(text);
+    assert!(check_mount_label(label, false).is_ok());
+    assert_eq!(
+        field_of(check_mount_label(label, true).unwrap_err()),
+        "linux.mountLabel"
+    );
+    assert!(check_mount_label(None, true).is_ok());
+    assert!(check_mount_label(Some(""), true).is_ok());
+    assert!(!selinux_enabled(), "this host has SELinux off");
+    let bundle = Bundle::new("label");
+    let mut v = podman_json(&bundle);
+    v["linux"]["mountLabel"] = json!(text);
+    assert!(builder_for(&spec_of(&v), &bundle.opts()).is_ok());
+}
+
 /// What is refused, each naming its field.
 #[test]
 fn refusals_name_the_field() {
@@ -271,8 +323,12 @@ fn refusals_name_the_field() {
         "linux.seccomp.defaultAction"
     );
     assert_eq!(
-        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["args"][0]["op"] =
-            json!("SCMP_CMP_MASKED_EQ")),
+        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["action"] = json!("SCMP_ACT_TRACE")),
+        "linux.seccomp.syscalls[2].action"
+    );
+    assert_eq!(
+        refused(&|v| v["linux"]["seccomp"]["syscalls"][2]["args"] =
+            json!([{"index": 6, "value": 1, "op": "SCMP_CMP_MASKED_EQ"}])),
         "linux.seccomp.syscalls[2].args"
     );
     assert_eq!(
@@ -285,7 +341,7 @@ fn refusals_name_the_field() {
         "hostname"
     );
     assert_eq!(
-        refused(&|v| v["linux"]["rootfsPropagation"] = json!("rshared")),
+        refused(&|v| v["linux"]["rootfsPropagation"] = json!("rsharedd")),
         "linux.rootfsPropagation"
     );
     assert_eq!(
@@ -670,6 +726,100 @@ async fn podman_profile_runs_busybox() {
     assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
 }
 
+/// `linux.rootfsPropagation` (runtime-tools' check, with CAP_SYS_ADMIN in the
+/// container): bind `/` recursively to `/t`, then bind `/d` onto `/m`; the file in `/d`
+/// shows at `/t/m` only when the root is shared. private (the default) and slave hide it,
+/// unbindable refuses the bind of `/` itself; in every case the host sees none of the
+/// container's mounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn rootfs_propagation_shared_private_unbindable() {
+    for (prop, want) in [
+        ("shared", "exposed"),
+        ("private", "hidden"),
+        ("slave", "hidden"),
+        ("unbindable", "unbindable"),
+    ] {
+        let bundle = Bundle::new("propagation");
+        let mut v = podman_json(&bundle);
+        for set in ["bounding", "effective", "permitted"] {
+            v["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        v["linux"]["seccomp"] = Value::Null;
+        v["linux"]["rootfsPropagation"] = json!(prop);
+        script(
+            &mut v,
+            "mkdir -p /t /m /d && touch /d/f && \
+             { mount --rbind / /t || { echo unbindable; exit 0; }; } && mount --bind /d /m && \
+             if [ -e /t/m/f ]; then echo exposed; else echo hidden; fi",
+        );
+        let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+        assert_eq!(
+            text(&out.stdout),
+            format!("{want}\n"),
+            "{prop}: {}",
+            text(&out.stderr)
+        );
+        let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours = |m: &str| {
+            m.lines()
+                .filter(|l| l.contains(" /t") || l.contains("/m "))
+                .count()
+        };
+        assert_eq!(
+            ours(&after),
+            ours(&before),
+            "{prop}: a mount reached the host"
+        );
+    }
+}
+
+/// `linux.devices` the host has no node for (runtime-tools' linux_devices: c 10:666,
+/// b 8:666 and a FIFO) are made with mknod in the container's /dev, with the config's mode
+/// and owner exactly (the umask 022 of podman's config would otherwise take the group's
+/// write bit); a FIFO gets no device cgroup rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn devices_the_host_lacks_are_made() {
+    assert!(!Path::new("/dev/char/10:666").exists() && !Path::new("/dev/block/8:666").exists());
+    let bundle = Bundle::new("mknod");
+    let mut v = podman_json(&bundle);
+    v["linux"]["devices"] = json!([
+        {"path": "/dev/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 432, "uid": 0, "gid": 0},
+        {"path": "/dev/test2", "type": "b", "major": 8, "minor": 666, "fileMode": 432, "uid": 1, "gid": 2},
+        {"path": "/dev/test3", "type": "p", "major": 8, "minor": 666, "fileMode": 432}
+    ]);
+    script(
+        &mut v,
+        "for d in test1 test2 test3; do stat -c '%n %F %t:%T %a %u:%g' /dev/$d; done",
+    );
+    let out = output(builder_for(&spec_of(&v), &bundle.opts()).unwrap()).await;
+    assert_eq!(
+        text(&out.stdout),
+        "/dev/test1 character special file a:29a 660 0:0\n\
+         /dev/test2 block special file 8:29a 660 1:2\n\
+         /dev/test3 fifo 0:0 660 0:0\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let rules = crate::devices::plan(
+        &[],
+        &spec_of(&v)
+            .linux()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(rules.iter().any(|(_, l)| l == "c 10:666 rwm"), "{rules:?}");
+    assert!(rules.iter().any(|(_, l)| l == "b 8:666 rwm"), "{rules:?}");
+    assert!(!rules.iter().any(|(_, l)| l.starts_with('p')), "{rules:?}");
+}
+
 /// Creates the container, detaches it, runs `after_create`, starts it and waits until its
 /// cgroup is empty; returns the stdout file's contents and what `inspect` read from the
 /// created container.
@@ -926,7 +1076,13 @@ async fn bind_and_tmpfs_options_apply() {
             "{stdout}{}",
             text(&out.stderr)
         );
-        let shm = lines.iter().find(|l| l.contains(" /dev/shm ")).unwrap();
+        // The last one is on top (mountinfo lists mounts in the order they were made):
+        // with the bind, the library's /dev/shm tmpfs lies under it.
+        let shm = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains(" /dev/shm "))
+            .unwrap();
         let flags = shm.split_whitespace().nth(5).unwrap();
         assert!(flags.contains("nosuid") && flags.contains("nodev"), "{shm}");
         assert_eq!(flags.contains("noexec"), noexec, "{shm}");

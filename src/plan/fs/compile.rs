@@ -267,8 +267,21 @@ impl Compiler<'_> {
         data: Option<&str>,
         stage: Stage,
     ) -> Result<()> {
+        self.mount_from(fstype, fstype, dst, flags, data, stage)
+    }
+
+    /// [`mount`](Self::mount) with a source name of its own (what mountinfo shows).
+    pub(super) fn mount_from(
+        &mut self,
+        src: &str,
+        fstype: &str,
+        dst: &Path,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+        stage: Stage,
+    ) -> Result<()> {
         let op = Op::Mount {
-            src: c(fstype)?,
+            src: c(src)?,
             path: self.at(dst)?,
             fstype: c(fstype)?,
             flags,

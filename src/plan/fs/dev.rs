@@ -191,7 +191,16 @@ impl Compiler<'_> {
             self.mount_point(&shm, true, "/dev")?;
         }
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        self.mount("tmpfs", &shm, flags, Some("mode=1777"), Stage::MountDev)?;
+        // Source "shm", as Docker, runc and the OCI default config name it (what
+        // mountinfo shows, and what tools such as runtime-tools' compare).
+        self.mount_from(
+            "shm",
+            "tmpfs",
+            &shm,
+            flags,
+            Some("mode=1777"),
+            Stage::MountDev,
+        )?;
         self.model.push(shm, Layer::Fresh);
         Ok(())
     }

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI32;
 
-use crate::builder::fs::{FsConfig, MountOp};
+use crate::builder::fs::{FsConfig, MountOp, RootPropagation};
 use crate::child::fs::{FsSpec, MountStep};
 use crate::error::{Error, Result};
 use crate::plan::Ctx;
@@ -39,6 +39,8 @@ pub(crate) struct PreparedFs {
     root: Option<CString>,
     chroot: bool,
     readonly_root: bool,
+    /// `MS_SHARED` or `MS_UNBINDABLE` for `/` at the end, or 0 (private, as it is).
+    root_propagation: libc::c_ulong,
     steps: Vec<MountStep>,
     /// Written by the child (detached mounts between grab and place; see `Op::Grab`).
     slots: Box<[AtomicI32]>,
@@ -60,6 +62,7 @@ impl PreparedFs {
             root: None,
             chroot: false,
             readonly_root: false,
+            root_propagation: 0,
             steps: Vec::new(),
             slots: Box::new([]),
             model: None,
@@ -77,6 +80,7 @@ impl PreparedFs {
             chroot: self.chroot,
             steps: &self.steps,
             readonly_root: self.readonly_root,
+            root_propagation: self.root_propagation,
             slots: &self.slots,
         }
     }
@@ -131,6 +135,11 @@ fn wanted(cfg: &FsConfig, ctx: &Ctx) -> Result<Wanted> {
             },
             needs: Namespaces::MOUNT,
         });
+    }
+    if cfg.root_propagation != RootPropagation::Private && cfg.root.is_none() {
+        return Err(Error::BadConfig(
+            "root_propagation needs a root filesystem (rootfs or chroot)".into(),
+        ));
     }
     if cfg.readonly_root && cfg.root.is_none() {
         return Err(Error::BadConfig(
@@ -225,6 +234,11 @@ pub(crate) fn prepare(cfg: &FsConfig, ctx: &Ctx) -> Result<PreparedFs> {
         root: root_c,
         chroot: cfg.chroot,
         readonly_root: cfg.readonly_root,
+        root_propagation: match cfg.root_propagation {
+            RootPropagation::Private => 0,
+            RootPropagation::Shared => libc::MS_SHARED,
+            RootPropagation::Unbindable => libc::MS_UNBINDABLE,
+        },
         steps: compiled.steps,
         slots,
         model: Some(compiled.model),

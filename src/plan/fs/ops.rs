@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::compile::{c, Compiler};
 use super::host::Kind;
 use super::model::{container_path, Layer};
-use crate::builder::fs::{MountOp, MAX_TMPFS_SIZE};
+use crate::builder::fs::{MountOp, NodeKind, MAX_TMPFS_SIZE};
 use crate::child::fs::{MountStep, Op};
 use crate::error::{Error, Result, Stage};
 
@@ -117,6 +117,29 @@ impl Compiler<'_> {
                     path: self.at(&dst)?,
                     contents: contents.clone(),
                     mode: *mode as libc::mode_t,
+                };
+                self.push(op, Stage::MountPoint);
+                self.model.file(dst);
+            }
+            MountOp::Node { dst, node } => {
+                let dst = self.ours(dst, "device_node")?;
+                check_mode(&dst, node.mode, "device_node")?;
+                self.fresh_parent(&dst, "device_node")?;
+                let kind = match node.kind {
+                    NodeKind::Char => libc::S_IFCHR,
+                    NodeKind::Block => libc::S_IFBLK,
+                    NodeKind::Fifo => libc::S_IFIFO,
+                };
+                let dev = match node.kind {
+                    NodeKind::Fifo => 0,
+                    _ => libc::makedev(node.major, node.minor),
+                };
+                let op = Op::Mknod {
+                    path: self.at(&dst)?,
+                    mode: kind | node.mode as libc::mode_t,
+                    dev,
+                    uid: node.uid,
+                    gid: node.gid,
                 };
                 self.push(op, Stage::MountPoint);
                 self.model.file(dst);

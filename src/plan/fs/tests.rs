@@ -468,7 +468,9 @@ fn the_default_dev_and_sys_built_by_the_child() {
             path: c("/dev/ptmx")
         }));
     assert!(matches!(&out.steps.last().unwrap().op,
-        Op::Mount { path, data: Some(d), .. } if path.as_c_str() == c"/dev/shm" && d.as_c_str() == c"mode=1777"));
+        Op::Mount { src, path, fstype, data: Some(d), .. } if path.as_c_str() == c"/dev/shm"
+            && src.as_c_str() == c"shm" && fstype.as_c_str() == c"tmpfs"
+            && d.as_c_str() == c"mode=1777"));
     assert!(!out.devpts_used);
     assert!(out.prefilled.is_empty());
 }

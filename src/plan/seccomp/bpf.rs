@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 
 use libc::sock_filter;
 
+use crate::builder::security::{ArgCmp, ArgOp};
 use crate::error::{Error, Result};
 
 /// What the filter does with one system call number.
@@ -57,31 +58,42 @@ pub(crate) enum Verdict {
     },
 }
 
-/// One test of a system call argument: argument number `arg` (0 to 5), its low 32 bits
-/// (see the module documentation for why only those) compared by `cmp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One rule on a system call's arguments: it matches when **all** its conditions hold
+/// (libseccomp's several `arg_cmp`s in one rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ArgTest {
-    pub(crate) arg: u8,
-    pub(crate) cmp: Cmp,
+    pub(crate) conds: Vec<Cond>,
     /// The errno when this test matches, if not its verdict's.
     pub(crate) errno: Option<u16>,
 }
 
-/// How an [`ArgTest`] compares the argument's low 32 bits.
+/// One condition: argument number `arg` (0 to 5) compared by `cmp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cond {
+    pub(crate) arg: u8,
+    pub(crate) cmp: Cmp,
+}
+
+/// How a [`Cond`] compares its argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cmp {
-    /// Equal to the value (`jeq`).
+    /// The low 32 bits equal the value (`jeq`; see the module documentation).
     Eq(u32),
-    /// Has any bit of the mask set (`jset`).
+    /// The low 32 bits have any bit of the mask set (`jset`).
     AnyBit(u32),
+    /// All 64 bits compared as the caller's [`ArgCmp`] says: the high word, then the low
+    /// word, as libseccomp does on 64-bit architectures.
+    Wide(ArgOp),
 }
 
 impl ArgTest {
     /// Argument `arg` equals `value` (on its low 32 bits).
     pub(crate) fn eq(arg: u8, value: u32) -> ArgTest {
         ArgTest {
-            arg,
-            cmp: Cmp::Eq(value),
+            conds: vec![Cond {
+                arg,
+                cmp: Cmp::Eq(value),
+            }],
             errno: None,
         }
     }
@@ -89,8 +101,24 @@ impl ArgTest {
     /// Argument `arg` has any bit of `mask` set (in its low 32 bits).
     pub(crate) fn any_bit(arg: u8, mask: u32) -> ArgTest {
         ArgTest {
-            arg,
-            cmp: Cmp::AnyBit(mask),
+            conds: vec![Cond {
+                arg,
+                cmp: Cmp::AnyBit(mask),
+            }],
+            errno: None,
+        }
+    }
+
+    /// Every one of `conds` holds, on all 64 bits of each argument.
+    pub(crate) fn all(conds: &[ArgCmp]) -> ArgTest {
+        ArgTest {
+            conds: conds
+                .iter()
+                .map(|c| Cond {
+                    arg: c.arg,
+                    cmp: Cmp::Wide(c.op),
+                })
+                .collect(),
             errno: None,
         }
     }
@@ -115,7 +143,9 @@ const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
 const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const AND: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 
 /// Offsets in `struct seccomp_data`: nr (u32), arch (u32), ip (u64), args (6 × u64).
@@ -132,6 +162,16 @@ const fn off_arg_low(arg: u8) -> u32 {
         base
     } else {
         base + 4
+    }
+}
+
+/// The offset of the high 32 bits of `args[arg]`.
+const fn off_arg_high(arg: u8) -> u32 {
+    let base = OFF_ARGS + 8 * arg as u32;
+    if cfg!(target_endian = "little") {
+        base + 4
+    } else {
+        base
     }
 }
 
@@ -238,20 +278,24 @@ fn tree(rules: &[(u32, Verdict)], fallback: sock_filter, out: &mut Vec<sock_filt
 
 /// The instructions after a matching `jeq`; each path ends in a `ret`.
 ///
-/// For [`Verdict::DenyIf`]: each test loads its argument (unless the previous test loaded
-/// the same one) and jumps to the final `ret errno` when it matches; falling through every
-/// test reaches `ret allow`. A test with an errno of its own jumps to a `ret` of that errno
-/// (one per distinct errno, after the verdict's).
+/// For [`Verdict::DenyIf`]: each test's conditions in turn, the first that does not hold
+/// jumping to the next test; a test whose conditions all hold jumps to the final
+/// `ret errno` (a test with an errno of its own to a `ret` of that errno, one per distinct
+/// errno, after the verdict's); falling through every test reaches `ret allow`. A test of
+/// one low-word condition is a single jump (and the argument is loaded once for a run of
+/// them):
 ///
 /// ```text
 ///   ld arg[a] ; jeq v1 → deny ; jeq v2 → deny ; ld arg[b] ; jset m → deny ; ret allow ; deny: ret errno
 /// ```
 ///
+/// A 64-bit condition compares the high word, then the low word (see [`cond`]).
+///
 /// For [`Verdict::AllowIf`] the deny tests come first, then the allow tests, each jumping
 /// to `ret allow` when it matches, and a `ret otherwise` where they all fall through:
 ///
 /// ```text
-///   deny tests… ; ld arg[c] ; jeq a1 → allow ; jeq a2 → allow ; ret otherwise ; allow: ret allow ; deny rets…
+///   deny tests… ; allow tests… ; ret otherwise ; allow: ret allow ; deny rets…
 /// ```
 fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
     let (tests, errno, allow, otherwise): (&[ArgTest], u16, &[ArgTest], Option<u16>) = match v {
@@ -265,61 +309,216 @@ fn action(v: &Verdict) -> Result<Vec<sock_filter>> {
             otherwise,
         } => (deny, *errno, allow, Some(*otherwise)),
     };
-    // Jumps are patched once the positions of the `ret`s are known.
-    let mut out = Vec::new();
-    let mut jumps = Vec::new();
-    let mut allow_jumps = Vec::new();
+    let mut a = Asm::default();
+    let allow_at = a.label();
+    // One `ret errno` per distinct errno, the verdict's first.
+    let mut rets: Vec<(u16, Label)> = Vec::new();
+    for e in std::iter::once(errno).chain(tests.iter().filter_map(|t| t.errno)) {
+        if !rets.iter().any(|&(r, _)| r == e) {
+            rets.push((e, a.label()));
+        }
+    }
+    let ret_of = |e: u16| rets.iter().find(|&&(r, _)| r == e).map(|&(_, l)| l);
     let mut loaded = None;
-    let mut test = |t: &ArgTest, out: &mut Vec<sock_filter>| -> Result<usize> {
-        if t.arg >= MAX_ARGS {
-            return Err(Error::Security(format!(
-                "seccomp: argument {} does not exist (system calls have {MAX_ARGS})",
-                t.arg
-            )));
-        }
-        if loaded != Some(t.arg) {
-            out.push(stmt(LD_ABS, off_arg_low(t.arg)));
-            loaded = Some(t.arg);
-        }
-        out.push(match t.cmp {
-            Cmp::Eq(v) => jump(JEQ, v, 0, 0),
-            Cmp::AnyBit(m) => jump(JSET, m, 0, 0),
-        });
-        Ok(out.len() - 1)
-    };
     for t in tests {
-        let at = test(t, &mut out)?;
-        jumps.push((at, t.errno.unwrap_or(errno)));
+        let target = ret_of(t.errno.unwrap_or(errno)).expect("every errno has a ret");
+        rule(&mut a, t, target, &mut loaded)?;
     }
     if let Some(otherwise) = otherwise.filter(|_| !allow.is_empty()) {
         for t in allow {
-            allow_jumps.push(test(t, &mut out)?);
+            rule(&mut a, t, allow_at, &mut loaded)?;
         }
-        out.push(ret_errno(otherwise));
+        a.push(ret_errno(otherwise));
     }
-    let allow_at = out.len();
-    out.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
-    // One `ret errno` per distinct errno, the verdict's first.
-    let mut rets: Vec<(u16, usize)> = Vec::new();
-    for e in std::iter::once(errno).chain(jumps.iter().map(|&(_, e)| e)) {
-        if !rets.iter().any(|&(r, _)| r == e) {
-            rets.push((e, out.len()));
-            out.push(ret_errno(e));
+    a.place(allow_at);
+    a.push(stmt(RET, libc::SECCOMP_RET_ALLOW));
+    for &(e, l) in &rets {
+        a.place(l);
+        a.push(ret_errno(e));
+    }
+    a.finish()
+}
+
+/// A jump target in an [`Asm`] program, placed once its position is known.
+#[derive(Debug, Clone, Copy)]
+struct Label(usize);
+
+/// A program being assembled: instructions whose jumps name [`Label`]s, patched into
+/// offsets (forward only, as classic BPF wants) by [`finish`](Asm::finish).
+#[derive(Default)]
+struct Asm {
+    code: Vec<sock_filter>,
+    /// (instruction, which field: 0 jt, 1 jf, 2 the `ja` offset, label)
+    fixes: Vec<(usize, u8, usize)>,
+    at: Vec<Option<usize>>,
+}
+
+impl Asm {
+    fn label(&mut self) -> Label {
+        self.at.push(None);
+        Label(self.at.len() - 1)
+    }
+    fn place(&mut self, l: Label) {
+        self.at[l.0] = Some(self.code.len());
+    }
+    fn push(&mut self, i: sock_filter) {
+        self.code.push(i);
+    }
+    /// A conditional jump; `None` is the next instruction.
+    fn jump(&mut self, code: u16, k: u32, jt: Option<Label>, jf: Option<Label>) {
+        let at = self.code.len();
+        self.code.push(jump(code, k, 0, 0));
+        for (field, l) in [(0, jt), (1, jf)] {
+            if let Some(l) = l {
+                self.fixes.push((at, field, l.0));
+            }
         }
     }
-    let patch = |out: &mut Vec<sock_filter>, j: usize, target: usize| -> Result<()> {
-        out[j].jt = u8::try_from(target - j - 1)
-            .map_err(|_| Error::Security("seccomp: too many argument tests".into()))?;
-        Ok(())
+    fn ja(&mut self, l: Label) {
+        self.fixes.push((self.code.len(), 2, l.0));
+        self.code.push(stmt(JA, 0));
+    }
+    fn finish(mut self) -> Result<Vec<sock_filter>> {
+        for (at, field, l) in self.fixes {
+            let target = self.at[l].expect("every label is placed");
+            let off = target.checked_sub(at + 1).expect("jumps go forward only");
+            let short = || {
+                u8::try_from(off)
+                    .map_err(|_| Error::Security("seccomp: too many argument tests".into()))
+            };
+            match field {
+                0 => self.code[at].jt = short()?,
+                1 => self.code[at].jf = short()?,
+                _ => self.code[at].k = off as u32,
+            }
+        }
+        Ok(self.code)
+    }
+}
+
+/// Emits one test: jumps to `matched` when all its conditions hold, falls through
+/// otherwise. `loaded` is which low word the accumulator holds on entry, if known, and
+/// on exit.
+fn rule(a: &mut Asm, t: &ArgTest, matched: Label, loaded: &mut Option<u8>) -> Result<()> {
+    for c in &t.conds {
+        if c.arg >= MAX_ARGS {
+            return Err(Error::Security(format!(
+                "seccomp: argument {} does not exist (system calls have {MAX_ARGS})",
+                c.arg
+            )));
+        }
+    }
+    match t.conds.as_slice() {
+        // One low-word condition: a single jump, and the argument stays loaded.
+        [c @ Cond {
+            cmp: Cmp::Eq(_) | Cmp::AnyBit(_),
+            ..
+        }] => {
+            if *loaded != Some(c.arg) {
+                a.push(stmt(LD_ABS, off_arg_low(c.arg)));
+                *loaded = Some(c.arg);
+            }
+            match c.cmp {
+                Cmp::Eq(v) => a.jump(JEQ, v, Some(matched), None),
+                Cmp::AnyBit(m) => a.jump(JSET, m, Some(matched), None),
+                Cmp::Wide(_) => unreachable!(),
+            }
+        }
+        // No condition: always matches.
+        [] => a.ja(matched),
+        conds => {
+            let fail = a.label();
+            for c in conds {
+                cond(a, c, fail);
+            }
+            a.ja(matched);
+            a.place(fail);
+            // Paths from several conditions meet here with different words loaded.
+            *loaded = None;
+        }
+    }
+    Ok(())
+}
+
+/// Emits one condition: falls through when it holds, jumps to `fail` when not. A 64-bit
+/// comparison decides on the high word when the words differ there and on the low word
+/// when they are equal (libseccomp's layout on 64-bit architectures):
+///
+/// ```text
+///   EQ v:  ld hi ; jeq v.hi ? : fail ; ld lo ; jeq v.lo ? : fail
+///   NE v:  ld hi ; jeq v.hi ? : ok   ; ld lo ; jeq v.lo ? fail :        ok:
+///   GT v:  ld hi ; jgt v.hi ? ok :   ; jeq v.hi ? : fail ; ld lo ; jgt v.lo ? : fail    ok:
+///   GE v:  the same, jge on the low word
+///   LT v:  ld hi ; jgt v.hi ? fail : ; jeq v.hi ? : ok   ; ld lo ; jge v.lo ? fail :    ok:
+///   LE v:  the same, jgt on the low word
+///   MASKED_EQ m v:  ld hi ; and m.hi ; jeq v.hi ? : fail ; ld lo ; and m.lo ; jeq v.lo ? : fail
+/// ```
+///
+/// (the high-word half of MASKED_EQ is left out when both `m.hi` and `v.hi` are 0: it
+/// always holds then).
+fn cond(a: &mut Asm, c: &Cond, fail: Label) {
+    let (lo_at, hi_at) = (off_arg_low(c.arg), off_arg_high(c.arg));
+    let op = match c.cmp {
+        Cmp::Eq(v) => {
+            a.push(stmt(LD_ABS, lo_at));
+            a.jump(JEQ, v, None, Some(fail));
+            return;
+        }
+        Cmp::AnyBit(m) => {
+            a.push(stmt(LD_ABS, lo_at));
+            a.jump(JSET, m, None, Some(fail));
+            return;
+        }
+        Cmp::Wide(op) => op,
     };
-    for (j, e) in jumps {
-        let target = rets.iter().find(|&&(r, _)| r == e).map_or(0, |&(_, at)| at);
-        patch(&mut out, j, target)?;
+    let words = |v: u64| ((v >> 32) as u32, v as u32);
+    let ok = a.label();
+    match op {
+        ArgOp::Eq(v) => {
+            let (hi, lo) = words(v);
+            a.push(stmt(LD_ABS, hi_at));
+            a.jump(JEQ, hi, None, Some(fail));
+            a.push(stmt(LD_ABS, lo_at));
+            a.jump(JEQ, lo, None, Some(fail));
+        }
+        ArgOp::Ne(v) => {
+            let (hi, lo) = words(v);
+            a.push(stmt(LD_ABS, hi_at));
+            a.jump(JEQ, hi, None, Some(ok));
+            a.push(stmt(LD_ABS, lo_at));
+            a.jump(JEQ, lo, Some(fail), None);
+        }
+        ArgOp::Gt(v) | ArgOp::Ge(v) => {
+            let (hi, lo) = words(v);
+            a.push(stmt(LD_ABS, hi_at));
+            a.jump(JGT, hi, Some(ok), None);
+            a.jump(JEQ, hi, None, Some(fail));
+            a.push(stmt(LD_ABS, lo_at));
+            let code = if matches!(op, ArgOp::Gt(_)) { JGT } else { JGE };
+            a.jump(code, lo, None, Some(fail));
+        }
+        ArgOp::Lt(v) | ArgOp::Le(v) => {
+            let (hi, lo) = words(v);
+            a.push(stmt(LD_ABS, hi_at));
+            a.jump(JGT, hi, Some(fail), None);
+            a.jump(JEQ, hi, None, Some(ok));
+            a.push(stmt(LD_ABS, lo_at));
+            let code = if matches!(op, ArgOp::Lt(_)) { JGE } else { JGT };
+            a.jump(code, lo, Some(fail), None);
+        }
+        ArgOp::MaskedEq { mask, value } => {
+            let ((mhi, mlo), (vhi, vlo)) = (words(mask), words(value));
+            if mhi != 0 || vhi != 0 {
+                a.push(stmt(LD_ABS, hi_at));
+                a.push(stmt(AND, mhi));
+                a.jump(JEQ, vhi, None, Some(fail));
+            }
+            a.push(stmt(LD_ABS, lo_at));
+            a.push(stmt(AND, mlo));
+            a.jump(JEQ, vlo, None, Some(fail));
+        }
     }
-    for j in allow_jumps {
-        patch(&mut out, j, allow_at)?;
-    }
-    Ok(out)
+    a.place(ok);
 }
 
 #[cfg(test)]
@@ -351,19 +550,25 @@ pub(crate) mod tests {
                         OFF_NR => nr,
                         OFF_ARCH => arch,
                         k => {
-                            let a = (0..MAX_ARGS)
-                                .find(|&a| off_arg_low(a) == k)
-                                .unwrap_or_else(|| panic!("load of offset {k}"));
-                            args[a as usize] as u32
+                            if let Some(a) = (0..MAX_ARGS).find(|&a| off_arg_low(a) == k) {
+                                args[a as usize] as u32
+                            } else {
+                                let a = (0..MAX_ARGS)
+                                    .find(|&a| off_arg_high(a) == k)
+                                    .unwrap_or_else(|| panic!("load of offset {k}"));
+                                (args[a as usize] >> 32) as u32
+                            }
                         }
                     }
                 }
                 RET => return (i.k, steps),
                 JA => pc += i.k as usize,
-                JEQ | JGE | JSET => {
+                AND => acc &= i.k,
+                JEQ | JGE | JGT | JSET => {
                     let taken = match i.code {
                         JEQ => acc == i.k,
                         JGE => acc >= i.k,
+                        JGT => acc > i.k,
                         _ => acc & i.k != 0,
                     };
                     pc += if taken { i.jt } else { i.jf } as usize;
@@ -474,6 +679,146 @@ pub(crate) mod tests {
             },
         );
         assert!(matches!(compile(&r), Err(Error::Security(_))));
+    }
+
+    /// Edge values for the 64-bit comparisons: the words' limits, values equal in one word
+    /// and different in the other, and masks in either word.
+    const EDGES: [u64; 14] = [
+        0,
+        1,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_0000_0001,
+        0x1_ffff_ffff,
+        0x2_0000_0000,
+        0x5_0000_0007,
+        0x4_0000_0007,
+        0x5_0000_0008,
+        0x8000_0000_0000_0000,
+        u64::MAX,
+    ];
+
+    fn every_op(arg: u8, v: u64) -> [ArgCmp; 7] {
+        [
+            ArgCmp::ne(arg, v),
+            ArgCmp::lt(arg, v),
+            ArgCmp::le(arg, v),
+            ArgCmp::eq(arg, v),
+            ArgCmp::ge(arg, v),
+            ArgCmp::gt(arg, v),
+            ArgCmp::masked_eq(arg, v, v & 0xffff_0000_ffff_0001),
+        ]
+    }
+
+    /// Every operator on every pair of edge values, on two arguments: the program's
+    /// verdict is the reference evaluation's ([`ArgCmp::holds`], plain `u64` arithmetic),
+    /// for a deny rule (DenyIf) and for an allow-list rule (AllowIf).
+    #[test]
+    fn wide_conditions_agree_with_the_reference_on_edge_values() {
+        let arch = native_arch().unwrap();
+        let deny = libc::SECCOMP_RET_ERRNO | 13;
+        let enosys = libc::SECCOMP_RET_ERRNO | 38;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let mut checked = 0;
+        for arg in [0u8, 3] {
+            for &v in &EDGES {
+                for c in every_op(arg, v) {
+                    let mut r = rules(20);
+                    r.insert(
+                        99,
+                        Verdict::DenyIf {
+                            tests: vec![ArgTest::all(&[c])],
+                            errno: 13,
+                        },
+                    );
+                    let denying = compile(&r).unwrap();
+                    r.insert(
+                        99,
+                        Verdict::AllowIf {
+                            deny: vec![],
+                            errno: 1,
+                            allow: vec![ArgTest::all(&[c])],
+                            otherwise: 38,
+                        },
+                    );
+                    let allowing = compile_list(&r, Some(38)).unwrap();
+                    for &x in EDGES
+                        .iter()
+                        .chain(&[v, v.wrapping_add(1), v.wrapping_sub(1)])
+                    {
+                        let mut args = [0x1234_5678_9abc_def0; 6];
+                        args[usize::from(arg)] = x;
+                        let holds = c.holds(&args);
+                        let d = run_args(&denying, arch, 99, args).0;
+                        assert_eq!(d, if holds { deny } else { allow }, "{c:?} on {x:#x}");
+                        let a = run_args(&allowing, arch, 99, args).0;
+                        assert_eq!(a, if holds { allow } else { enosys }, "{c:?} on {x:#x}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 3000, "{checked}");
+    }
+
+    /// The reference itself on values whose words disagree (so a filter comparing one word
+    /// only would be wrong): 2^32 is above 2^32-1 though its low word is 0, and a
+    /// difference in the high word alone makes EQ false.
+    #[test]
+    fn reference_compares_all_64_bits() {
+        let a = |x: u64| [x, 0, 0, 0, 0, 0];
+        assert!(ArgCmp::gt(0, 0xffff_ffff).holds(&a(0x1_0000_0000)));
+        assert!(!ArgCmp::lt(0, 0xffff_ffff).holds(&a(0x1_0000_0000)));
+        assert!(!ArgCmp::eq(0, 7).holds(&a(0x5_0000_0007)));
+        assert!(ArgCmp::ne(0, 7).holds(&a(0x5_0000_0007)));
+        assert!(ArgCmp::masked_eq(0, 0xffff_ffff, 7).holds(&a(0x5_0000_0007)));
+        assert!(!ArgCmp::masked_eq(0, u64::MAX, 7).holds(&a(0x5_0000_0007)));
+        assert!(
+            !ArgCmp::masked_eq(0, 0xf, 0x10).holds(&a(0x10)),
+            "value outside the mask"
+        );
+    }
+
+    /// Several conditions in one rule: the rule matches only when all hold; rules are
+    /// alternatives, each with its own errno; a rule that fails half-way does not leave
+    /// the next rule reading the wrong word.
+    #[test]
+    fn conditions_of_a_rule_must_all_hold() {
+        let arch = native_arch().unwrap();
+        let mut r = rules(10);
+        let both = ArgTest::all(&[ArgCmp::gt(0, 0xffff_ffff), ArgCmp::masked_eq(2, 0xf0, 0x30)])
+            .with_errno(5);
+        let other = ArgTest::all(&[ArgCmp::lt(1, 3), ArgCmp::ne(1, 0)]).with_errno(6);
+        r.insert(
+            77,
+            Verdict::DenyIf {
+                tests: vec![both, ArgTest::eq(0, 9), other],
+                errno: 1,
+            },
+        );
+        let prog = compile(&r).unwrap();
+        let at = |args: [u64; 6]| run_args(&prog, arch, 77, args).0;
+        let ret = |e: u32| libc::SECCOMP_RET_ERRNO | e;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        for a0 in EDGES.iter().copied().chain([9, 0x3_0000_0009]) {
+            for a1 in [0, 1, 2, 3, 0x1_0000_0001] {
+                for a2 in [0x30, 0x3f, 0x40, 0x1_0000_0035] {
+                    let args = [a0, a1, a2, 0, 0, 0];
+                    let want = if a0 > 0xffff_ffff && a2 & 0xf0 == 0x30 {
+                        ret(5)
+                    } else if a0 as u32 == 9 {
+                        ret(1)
+                    } else if a1 < 3 && a1 != 0 {
+                        ret(6)
+                    } else {
+                        allow
+                    };
+                    assert_eq!(at(args), want, "{args:x?}");
+                }
+            }
+        }
     }
 
     /// An allow-list entry allowed only for some argument values (the OCI profiles'
