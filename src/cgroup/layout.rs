@@ -260,16 +260,26 @@ pub(crate) fn explicit_dir(
     path: &Path,
     init: &dyn Fn(&Path) -> crate::error::Result<()>,
 ) -> crate::error::Result<PathBuf> {
-    let mut dir = path_start(path, mount, own).to_path_buf();
-    for part in normal_parts(path) {
-        dir.push(part);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => init(&dir)?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(super::files::cg_err("create", &dir, e)),
+    // Another process may remove an emptied ancestor between our mkdirs (the OCI
+    // runtime's `delete` removes its emptied `cellblock-oci` parent): a vanished parent
+    // (ENOENT) makes the walk start again (at most 64 times).
+    let mut attempts = 0;
+    'walk: loop {
+        let mut dir = path_start(path, mount, own).to_path_buf();
+        for part in normal_parts(path) {
+            dir.push(part);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => init(&dir)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 64 => {
+                    attempts += 1;
+                    continue 'walk;
+                }
+                Err(e) => return Err(super::files::cg_err("create", &dir, e)),
+            }
         }
+        return Ok(dir);
     }
-    Ok(dir)
 }
 
 /// The existing cgroup a container joins in the hierarchy mounted at `mount`: the caller's

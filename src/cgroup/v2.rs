@@ -105,19 +105,34 @@ impl V2Cgroup {
         path: &Path,
         enable: &[&str],
     ) -> Result<V2Cgroup> {
-        let mut dir = start.to_path_buf();
-        for part in path
-            .components()
-            .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        {
-            enable_controllers(&dir, &dir, enable)?;
-            dir.push(part);
-            match fs::create_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(cg_err("create", &dir, e)),
+        // As `layout::explicit_dir`: a parent removed under us (ENOENT) restarts the walk.
+        let mut attempts = 0;
+        let dir = 'walk: loop {
+            let mut dir = start.to_path_buf();
+            for part in path
+                .components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                if let Err(e) = enable_controllers(&dir, &dir, enable) {
+                    if !dir.exists() && attempts < 64 {
+                        attempts += 1;
+                        continue 'walk;
+                    }
+                    return Err(e);
+                }
+                dir.push(part);
+                match fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 64 => {
+                        attempts += 1;
+                        continue 'walk;
+                    }
+                    Err(e) => return Err(cg_err("create", &dir, e)),
+                }
             }
-        }
+            break dir;
+        };
         let cg = V2Cgroup { dir };
         match cg.write_limits(limits) {
             Ok(()) => Ok(cg),

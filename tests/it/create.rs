@@ -698,3 +698,58 @@ async fn a_running_container_can_be_detached() {
     assert!(libc::WIFSIGNALED(status), "{status:#x}");
     assert_eq!(d.state(), DetachedState::Stopped);
 }
+
+/// A `cgroup_path` whose parent another process removes while it is empty (the OCI
+/// runtime's `delete` removes its emptied `cellblock-oci` parent) still spawns: a parent
+/// that vanishes between the walk's `mkdir`s makes the walk start again. The remover
+/// here tries `rmdir` on the parent in every v1 hierarchy the containers use, in a tight loop, while
+/// 150 containers are made below it; every spawn must succeed.
+#[tokio::test(flavor = "multi_thread")]
+async fn cgroup_path_survives_its_parent_being_removed() {
+    let parent = format!("cellblock-it-race-{}", std::process::id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dirs: Vec<std::path::PathBuf> = own_cgroups()
+        .into_iter()
+        .filter(|(m, _)| {
+            ["memory", "pids", "freezer", "devices", "cpu", "cpuacct"].contains(&m.as_str())
+        })
+        .map(|(m, own)| {
+            Path::new("/sys/fs/cgroup")
+                .join(m)
+                .join(own.trim_start_matches('/'))
+                .join(&parent)
+        })
+        .collect();
+    let remover = {
+        let (stop, dirs) = (stop.clone(), dirs.clone());
+        std::thread::spawn(move || {
+            let mut removed = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for d in &dirs {
+                    if std::fs::remove_dir(d).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+            removed
+        })
+    };
+    for i in 0..150 {
+        let st = Container::builder("/bin/true")
+            .namespaces(common::ns())
+            .cgroup_version(CgroupVersion::V1)
+            .cgroup_path(format!("{parent}/c{i}"))
+            .status()
+            .await;
+        assert!(st.is_ok(), "spawn {i}: {st:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let removed = remover.join().unwrap();
+    assert!(
+        removed > 0,
+        "the remover never removed the parent: no race was run"
+    );
+    for d in &dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+}

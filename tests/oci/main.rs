@@ -246,7 +246,12 @@ pub fn ctr_exec(rt: &Runtime) {
         // The pause before the exit: containerd 1.6's exec loses the output of a process
         // that exits at once, now and then, with runc as with cellblock (seen 1 in ~20
         // runs here under load, with runc).
-        .args(["box", "sh", "-c", "cat /proc/1/cmdline; echo; sleep 0.2; exit 5"])
+        .args([
+            "box",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline; echo; sleep 0.2; exit 5",
+        ])
         .output_within(60);
     assert_eq!(o.code(), 5, "{o:#?}");
     assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
