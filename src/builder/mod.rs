@@ -25,6 +25,7 @@ pub(crate) mod stdio;
 
 pub(crate) mod join;
 pub(crate) mod limits;
+mod net;
 pub(crate) mod time;
 pub(crate) mod user;
 
@@ -83,6 +84,10 @@ pub struct ContainerBuilder {
     pub(crate) limits: limits::LimitsConfig,
     /// Hardening settings (`security.rs`).
     pub(crate) security: security::SecurityConfig,
+    /// The network (`net.rs`, `crate::net`).
+    pub(crate) network: crate::net::Network,
+    /// Published ports (`net.rs`).
+    pub(crate) publish: Vec<crate::net::Publish>,
 }
 
 impl ContainerBuilder {
@@ -109,6 +114,8 @@ impl ContainerBuilder {
             time: Default::default(),
             limits: Default::default(),
             security: Default::default(),
+            network: Default::default(),
+            publish: Vec::new(),
         }
     }
 

@@ -1,0 +1,117 @@
+//! Making network namespaces in the supervisor, before the container's clone.
+//!
+//! A namespace joined by a container must be one the container may `setns` into. With the
+//! default identity the container runs in a new user namespace, and a process there has no
+//! capability over a network namespace owned by the host's: so its network namespace is
+//! made **inside a user namespace of its identity**, and the container joins both (the
+//! join machinery orders the user namespace first and creates the others after it,
+//! `plan/join.rs`). That pair is made by a *created* container (`create()`: cloned with
+//! `USER | NET`, its maps written, stopped at its start gate before any `execve`), whose
+//! two namespaces are kept as descriptors before it is killed; its block of host ids goes
+//! with them. For a [`host_root`](crate::ContainerBuilder::host_root) container the
+//! namespace is made by a short-lived dedicated thread that `unshare`s and hands back
+//! `/proc/thread-self/ns/net` (never a tokio thread: a namespace change applies to one
+//! thread and would leave the runtime inconsistent).
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+
+use crate::builder::ContainerBuilder;
+use crate::error::{Error, Result};
+use crate::Namespaces;
+
+/// A ready network namespace, and the user namespace that owns it when it is not the
+/// supervisor's.
+#[derive(Debug)]
+pub(crate) struct Netns {
+    pub(crate) net: OwnedFd,
+    pub(crate) user: Option<OwnedFd>,
+    /// The block of host ids `user` maps (the default identity under root): held, given
+    /// back when the namespaces are dropped.
+    pub(crate) _ids: Option<crate::idpool::Lease>,
+}
+
+/// Whether a container of `b` keeps the supervisor's user namespace (its network
+/// namespace is then one the supervisor's namespace owns).
+pub(crate) fn host_owned(b: &ContainerBuilder) -> bool {
+    b.user.host_root
+}
+
+/// Makes a network namespace for a container of `b` (`lo` is brought up by whoever
+/// configures it).
+pub(crate) async fn make(b: &ContainerBuilder) -> Result<Netns> {
+    if host_owned(b) {
+        let net = unshare_thread().await?;
+        return Ok(Netns {
+            net,
+            user: None,
+            _ids: None,
+        });
+    }
+    with_userns(b).await
+}
+
+/// The pair of a user namespace of `b`'s identity and a network namespace it owns.
+async fn with_userns(b: &ContainerBuilder) -> Result<Netns> {
+    let exe = std::env::current_exe().map_err(Error::io("finding our own executable"))?;
+    let mut helper = ContainerBuilder::new(exe);
+    // Only what decides the user namespace's maps; the workload's ids inside are the
+    // workload's business.
+    helper.user.uid_maps = b.user.uid_maps.clone();
+    helper.user.gid_maps = b.user.gid_maps.clone();
+    helper.user.map_root_to = b.user.map_root_to;
+    helper.namespaces(Namespaces::USER | Namespaces::NET);
+    helper.stdin(crate::Stdio::null());
+    helper.stdout(crate::Stdio::null());
+    helper.stderr(crate::Stdio::null());
+    let mut created = helper.create_without_network().await?;
+    let pid = created.pid();
+    let open = |kind: &str| -> Result<OwnedFd> {
+        File::open(format!("/proc/{pid}/ns/{kind}"))
+            .map(OwnedFd::from)
+            .map_err(Error::io("opening the namespaces of a namespace helper"))
+    };
+    let net = open("net")?;
+    let user = open("user")?;
+    let ids = created.take_identity();
+    // Dropping it kills and reaps it; the namespaces live on in our descriptors.
+    drop(created);
+    Ok(Netns {
+        net,
+        user: Some(user),
+        _ids: ids,
+    })
+}
+
+/// A new network namespace owned by the supervisor's user namespace, made by a dedicated
+/// thread.
+async fn unshare_thread() -> Result<OwnedFd> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cellblock-unshare".into())
+        .spawn(move || {
+            // SAFETY: plain syscall; this thread is ours and ends right after.
+            let r = if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                File::open("/proc/thread-self/ns/net").map(OwnedFd::from)
+            };
+            let _ = tx.send(r);
+        })
+        .map_err(Error::io("starting the unshare thread"))?;
+    let r = rx.await.map_err(|_| Error::Io {
+        context: "unsharing a network namespace",
+        source: std::io::Error::other("the unshare thread panicked"),
+    })?;
+    r.map_err(|e| {
+        if e.raw_os_error() == Some(libc::EPERM) {
+            Error::NeedsPrivilege {
+                feature: "a network namespace made by the supervisor".into(),
+                needs: "CAP_SYS_ADMIN",
+                hint: "run as root, or leave the network to the container's own user namespace",
+            }
+        } else {
+            Error::io("unsharing a network namespace")(e)
+        }
+    })
+}
