@@ -32,6 +32,10 @@ pub(crate) struct Bridge {
     hits: AtomicU64,
     misses: AtomicU64,
     made: AtomicU64,
+    /// Releases under way (a thread removing a container's rules).
+    releasing: AtomicU64,
+    /// `shutdown` was called: the refill stops and gives back what it makes.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 type Registry = HashMap<String, Arc<Bridge>>;
@@ -118,6 +122,8 @@ async fn open(cfg: &EgressConfig) -> Result<Bridge> {
         hits: AtomicU64::new(0),
         misses: AtomicU64::new(0),
         made: AtomicU64::new(0),
+        releasing: AtomicU64::new(0),
+        closed: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -235,10 +241,14 @@ impl Bridge {
             }
             loop {
                 let len = me.pool.lock().unwrap_or_else(|e| e.into_inner())[slot].len();
-                if len >= me.cfg.pool {
+                if len >= me.cfg.pool || me.closed.load(Ordering::SeqCst) {
                     break;
                 }
                 match me.make(&proto).await {
+                    Ok(r) if me.closed.load(Ordering::SeqCst) => {
+                        me.leases.release(r.addr);
+                        break;
+                    }
                     Ok(r) => me.pool.lock().unwrap_or_else(|e| e.into_inner())[slot].push_back(r),
                     Err(e) => {
                         tracing::warn!(error = %e, "refilling the network pool failed");
@@ -257,15 +267,21 @@ impl Bridge {
             return;
         }
         let me = self.clone();
+        self.releasing.fetch_add(1, Ordering::SeqCst);
         // Not on a runtime necessarily (a container dropped anywhere): a thread of its own.
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("cellblock-unpublish".into())
             .spawn(move || {
                 if let Err(e) = nft::unpublish(&me.cfg.bridge, &[addr]) {
                     tracing::warn!(error = %e, %addr, "removing published ports failed");
                 }
                 me.leases.release(addr);
+                me.releasing.fetch_sub(1, Ordering::SeqCst);
             });
+        if spawned.is_err() {
+            // Left to the next start's sweep (the lease stays ours until we exit).
+            self.releasing.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -305,6 +321,20 @@ pub async fn shutdown(bridge: &str) -> Result<()> {
     let Some(b) = b else {
         return Ok(());
     };
+    // Let the refill task and the releases under way finish (bounded).
+    b.closed.store(true, Ordering::SeqCst);
+    for _ in 0..200 {
+        let refilling = b
+            .refilling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|r| *r);
+        if !refilling && b.releasing.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let ready: Vec<Ready> = {
         let mut pool = b.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.iter_mut().flat_map(|q| q.drain(..)).collect()

@@ -181,6 +181,11 @@ impl EgressConfig {
         self
     }
 
+    /// The bridge's name.
+    pub fn bridge_name(&self) -> &str {
+        &self.bridge
+    }
+
     /// The gateway: the bridge's address (the subnet's first host).
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.subnet) + 1)

@@ -5,7 +5,8 @@
 //! table ip cellblock-<br> {
 //!   chain postrouting { type nat hook postrouting priority srcnat
 //!     ip saddr <subnet> oifname != <br> masquerade     # egress: NAT to the host's routes
-//!     oifname <br> ip saddr 127.0.0.0/8 masquerade }   # published ports from loopback
+//!     oifname <br> ip saddr 127.0.0.0/8 masquerade     # published ports from loopback
+//!     oifname <br> ip saddr <subnet> ct status dnat masquerade }  # hairpin (isolation off)
 //!   chain prerouting { type nat hook prerouting priority dstnat
 //!     fib daddr type local jump publish }               # from outside (and other hosts)
 //!   chain output { type nat hook output priority dstnat
@@ -145,6 +146,21 @@ pub(crate) fn ensure_table(cfg: &EgressConfig) -> Result<()> {
                 json!({"masquerade": null}),
             ],
         ),
+        // A container reaching another's published port through the host (isolation
+        // off): masqueraded, so that the reply comes back through the host too.
+        rule(
+            "postrouting",
+            vec![
+                m("==", meta("oifname"), json!(br)),
+                m(
+                    "==",
+                    json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+                    json!({"prefix": {"addr": cfg.subnet.to_string(), "len": cfg.prefix}}),
+                ),
+                m("in", json!({"ct": {"key": "status"}}), json!("dnat")),
+                json!({"masquerade": null}),
+            ],
+        ),
         rule(
             "prerouting",
             vec![local.clone(), json!({"jump": {"target": "publish"}})],
@@ -204,7 +220,7 @@ pub(crate) fn unpublish(bridge: &str, addrs: &[Ipv4Addr]) -> Result<()> {
                     .is_some_and(|c| marks.iter().any(|m| m == c)) =>
             {
                 Some(json!({"delete": {"rule": {"family": "ip", "table": t,
-                    "chain": r.chain, "handle": r.handle}}}))
+                    "chain": r.chain, "handle": r.handle, "expr": []}}}))
             }
             _ => None,
         })

@@ -102,10 +102,25 @@ fn connect(addr: impl std::fmt::Display, port: u16, secs: u32) -> String {
     format!("timeout {secs} bash -c 'exec 3<>/dev/tcp/{addr}/{port} && cat <&3' 2>/dev/null || echo FAILED")
 }
 
+/// A bridge and subnet of the test's own (10.203.<third>.0/24: apart from the default
+/// 10.201.0.0/16 that the example binaries use).
 fn cfg(bridge: &str, third: u8) -> EgressConfig {
     EgressConfig::default()
         .bridge(bridge)
-        .subnet(Ipv4Addr::new(10, 201, third, 0), 24)
+        .subnet(Ipv4Addr::new(10, 203, third, 0), 24)
+}
+
+/// Polls [`cellblock::net_leftovers`] until nothing is left (namespace teardown, which
+/// takes the veths with it, is asynchronous in the kernel) or `secs` pass; returns the last.
+async fn until_clean(c: &EgressConfig, secs: u64) -> cellblock::Leftovers {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = cellblock::net_leftovers(c).await.unwrap();
+        if left == cellblock::Leftovers::default() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn run(net: Network, cmd: &str) -> String {
@@ -139,8 +154,224 @@ async fn egress_reaches_an_upstream_through_nat_and_none_does_not() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED");
     cellblock::net_shutdown("cbt-eg").await.unwrap();
-    let left = cellblock::net_leftovers(&c).await.unwrap();
-    assert_eq!(left, cellblock::Leftovers::default(), "{left:?}");
+    assert_eq!(until_clean(&c, 30).await, cellblock::Leftovers::default());
     drop(up);
-    let _ = Duration::from_secs(1);
+}
+
+/// A container running the test server on `bind:8080` (published on `host_port` if not
+/// 0), once it listens.
+async fn server(net: Network, bind: &str, host_port: u16) -> Container {
+    use futures::StreamExt;
+    let mut b = Container::builder("/usr/bin/python3");
+    b.args(["-c", SERVER, bind, "8080"])
+        .namespaces(common::ns())
+        .network(net)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if host_port != 0 {
+        b.publish(host_port, 8080, Proto::Tcp);
+    }
+    let mut c = b.spawn().await.unwrap();
+    let mut lines = c.take_stdout().unwrap().lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next())
+        .await
+        .expect("the server starts")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"ready");
+    c
+}
+
+async fn stop(mut c: Container) {
+    let _ = c.start_kill();
+    let _ = c.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_port_is_reached_from_the_host_loopback() {
+    let c = cfg("cbt-pub", 2);
+    let srv = server(Network::Egress(c.clone()), "0.0.0.0", 18082).await;
+    let got = tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:18082".parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    // From the loopback, masqueraded to the bridge's address on its way in.
+    assert_eq!(got.trim(), format!("from {}", c.gateway()));
+    stop(srv).await;
+    // Publishing needs a network with ports: a typed error naming the field.
+    let e = Container::builder("/bin/true")
+        .namespaces(common::ns())
+        .network(Network::None)
+        .publish(18083, 80, Proto::Tcp)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            cellblock::Error::BadNetwork {
+                field: "publish",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Container::builder("/bin/true")
+        .network(Network::Egress(c.clone()))
+        .publish(0, 80, Proto::Tcp)
+        .status()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            cellblock::Error::BadNetwork {
+                field: "publish host_port",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The container's rules went with it.
+    cellblock::net_shutdown("cbt-pub").await.unwrap();
+    let left = until_clean(&c, 30).await;
+    assert_eq!(left, cellblock::Leftovers::default());
+}
+
+/// What container B gets when it connects to container A's port 8080 directly, and to
+/// A's published port through the gateway.
+async fn b_reaches_a(c: &EgressConfig, host_port: u16) -> (String, String) {
+    let a = server(Network::Egress(c.clone()), "0.0.0.0", host_port).await;
+    // The first address of a fresh bridge.
+    let a_addr = Ipv4Addr::from(u32::from(c.gateway()) + 1);
+    assert!(std::path::Path::new(&format!(
+        "/run/cellblock/net/{}/lease/{a_addr}",
+        c.bridge_name()
+    ))
+    .exists());
+    let direct = run(Network::Egress(c.clone()), &connect(a_addr, 8080, 3)).await;
+    let published = run(
+        Network::Egress(c.clone()),
+        &connect(c.gateway(), host_port, 3),
+    )
+    .await;
+    stop(a).await;
+    cellblock::net_shutdown(c.bridge_name()).await.unwrap();
+    (direct, published)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_containers_cannot_reach_each_other_unless_isolation_is_off() {
+    // The attack: B connects to A's address, and to A's published port via the host.
+    let (direct, published) = b_reaches_a(&cfg("cbt-iso", 3), 18084).await;
+    assert_eq!((direct.as_str(), published.as_str()), ("FAILED", "FAILED"));
+    // The same attack with the protection off succeeds: it is the isolation that stops it.
+    let open = cfg("cbt-open", 4).isolate(false);
+    let (direct, published) = b_reaches_a(&open, 18085).await;
+    assert!(direct.starts_with("from 10.203.4."), "{direct}");
+    assert!(published.starts_with("from 10.203.4."), "{published}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_members_share_a_namespace() {
+    let c = cfg("cbt-pod", 6);
+    let pod = Network::Pod("web".into(), c.clone());
+    let a = server(pod.clone(), "127.0.0.1", 0).await;
+    let got = run(pod.clone(), &connect("127.0.0.1", 8080, 3)).await;
+    assert_eq!(got, "from 127.0.0.1");
+    // Outside the pod, on the same bridge: not reachable.
+    let pod_addr = Ipv4Addr::from(u32::from(c.gateway()) + 1);
+    let other = run(Network::Egress(c.clone()), &connect(pod_addr, 8080, 3)).await;
+    assert_eq!(other, "FAILED");
+    stop(a).await;
+    cellblock::net_shutdown("cbt-pod").await.unwrap();
+    let left = until_clean(&c, 30).await;
+    assert_eq!(left, cellblock::Leftovers::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_left_after_1000_egress_containers() {
+    use futures::StreamExt;
+    let c = cfg("cbt-1k", 5).pool(8);
+    let started = std::time::Instant::now();
+    let results: Vec<bool> = futures::stream::iter(0..1000u16)
+        .map(|i| {
+            let c = c.clone();
+            async move {
+                let mut b = Container::builder("/bin/true");
+                b.namespaces(common::ns()).network(Network::Egress(c));
+                if i % 10 == 0 {
+                    b.publish(30000 + i, 80, Proto::Tcp);
+                }
+                b.status().await.unwrap().success()
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(results.iter().all(|ok| *ok));
+    let stats = cellblock::pool_stats("cbt-1k").await;
+    eprintln!(
+        "1000 egress containers (8 at a time, pool of 8) in {:?}: {stats:?}",
+        started.elapsed()
+    );
+    cellblock::net_shutdown("cbt-1k").await.unwrap();
+    // Namespace teardown is asynchronous in the kernel: the veths go with it.
+    let left = until_clean(&c, 60).await;
+    assert_eq!(left, cellblock::Leftovers::default());
+}
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
+    let dir = std::env::temp_dir().join(format!("cbt-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jobs = dir.join("jobs");
+    std::fs::write(&jobs, "sleep 120\n".repeat(50)).unwrap();
+    let (_bin_dir, bin) = common::rootfs::example_binary("job_runner");
+    let mut runner = common::spawn_retrying(
+        std::process::Command::new(&bin)
+            .args(["--jobs", "50", "--network", "egress"])
+            .arg(&jobs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let lease_dir = std::path::Path::new("/run/cellblock/net/cellblock0/lease");
+    let count = || std::fs::read_dir(lease_dir).map(|d| d.count()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while count() < 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count(), 50, "the runner put 50 egress containers up");
+    // An address is leased before its container's clone: let the last clones finish (a
+    // child still in its setup holds a copy of the runner's descriptors, its owner lock
+    // included, so the runner would look alive until that child execs).
+    std::thread::sleep(Duration::from_secs(3));
+    runner.kill().unwrap(); // SIGKILL
+    runner.wait().unwrap();
+    assert_eq!(count(), 50, "a SIGKILLed supervisor cannot clean up");
+    // The next start (any supervisor opening the bridge) sweeps it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = EgressConfig::default();
+        let st = Container::builder("/bin/true")
+            .namespaces(common::ns())
+            .network(Network::Egress(c.clone()))
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success());
+        cellblock::net_shutdown("cellblock0").await.unwrap();
+        let left = until_clean(&c, 60).await;
+        assert_eq!(left, cellblock::Leftovers::default());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
