@@ -40,19 +40,30 @@ pub(crate) fn host_owned(b: &ContainerBuilder) -> bool {
 /// Makes a network namespace for a container of `b` (`lo` is brought up by whoever
 /// configures it).
 pub(crate) async fn make(b: &ContainerBuilder) -> Result<Netns> {
+    make_keeping_helper(b).await.map(|(ns, _)| ns)
+}
+
+/// [`make`], also returning the helper still waiting at its gate (when there is one), so
+/// that another program (pasta) can find the namespaces through its pid.
+pub(crate) async fn make_keeping_helper(
+    b: &ContainerBuilder,
+) -> Result<(Netns, Option<crate::Created>)> {
     if host_owned(b) {
         let net = unshare_thread().await?;
-        return Ok(Netns {
-            net,
-            user: None,
-            _ids: None,
-        });
+        return Ok((
+            Netns {
+                net,
+                user: None,
+                _ids: None,
+            },
+            None,
+        ));
     }
     with_userns(b).await
 }
 
 /// The pair of a user namespace of `b`'s identity and a network namespace it owns.
-async fn with_userns(b: &ContainerBuilder) -> Result<Netns> {
+async fn with_userns(b: &ContainerBuilder) -> Result<(Netns, Option<crate::Created>)> {
     let exe = std::env::current_exe().map_err(Error::io("finding our own executable"))?;
     let mut helper = ContainerBuilder::new(exe);
     // Only what decides the user namespace's maps; the workload's ids inside are the
@@ -74,13 +85,16 @@ async fn with_userns(b: &ContainerBuilder) -> Result<Netns> {
     let net = open("net")?;
     let user = open("user")?;
     let ids = created.take_identity();
-    // Dropping it kills and reaps it; the namespaces live on in our descriptors.
-    drop(created);
-    Ok(Netns {
-        net,
-        user: Some(user),
-        _ids: ids,
-    })
+    // Dropping it (the caller does) kills and reaps it; the namespaces live on in our
+    // descriptors.
+    Ok((
+        Netns {
+            net,
+            user: Some(user),
+            _ids: ids,
+        },
+        Some(created),
+    ))
 }
 
 /// A new network namespace owned by the supervisor's user namespace, made by a dedicated

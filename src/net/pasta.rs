@@ -13,6 +13,7 @@
 //! accessible (mode 0600), the spawn fails with its error.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+
 use std::process::Command;
 
 use super::netns::Netns;
@@ -40,16 +41,19 @@ impl Drop for Pasta {
     }
 }
 
-/// Starts pasta on `ns` (blocking: it returns once pasta has configured the namespace and
-/// gone to the background).
-pub(crate) fn attach(ns: &Netns, publish: &[Publish]) -> Result<Pasta> {
+/// Starts pasta on the namespaces of `helper` (the process that made them, still waiting
+/// at its gate; pasta enters the user namespace first and then opens the network
+/// namespace, which it could not reach through a descriptor of ours). Blocking: it
+/// returns once pasta has configured the namespace and gone to the background.
+pub(crate) fn attach(ns: &Netns, helper: i32, publish: &[Publish]) -> Result<Pasta> {
     let me = std::process::id();
-    let net = format!("/proc/{me}/fd/{}", ns.net.as_raw_fd());
-    let user = ns
-        .user
-        .as_ref()
-        .map(|u| format!("/proc/{me}/fd/{}", u.as_raw_fd()))
-        .ok_or_else(|| Error::BadConfig("rootless egress needs a user namespace".into()))?;
+    if ns.user.is_none() {
+        return Err(Error::BadConfig(
+            "rootless egress needs a user namespace".into(),
+        ));
+    }
+    let net = format!("/proc/{helper}/ns/net");
+    let user = format!("/proc/{helper}/ns/user");
     let dir = std::env::temp_dir();
     let pidfile = dir.join(format!("cellblock-pasta.{me}.{:016x}", fastrand::u64(..)));
     let ports = |proto: Proto| -> String {
@@ -65,7 +69,15 @@ pub(crate) fn attach(ns: &Netns, publish: &[Publish]) -> Result<Pasta> {
         }
     };
     let out = Command::new("pasta")
-        .args(["--config-net", "--quiet", "-4", "--no-dhcpv6", "--no-ra"])
+        .args([
+            "--config-net",
+            "--quiet",
+            "-4",
+            "--no-dhcpv6",
+            "--no-ra",
+            "-I",
+            "eth0",
+        ])
         .args(["-t", &ports(Proto::Tcp), "-u", &ports(Proto::Udp)])
         .args(["-T", "none", "-U", "none"])
         .arg("--pid")

@@ -82,13 +82,15 @@ pub(crate) async fn prepare(b: &ContainerBuilder) -> Result<Option<(ContainerBui
         }
         Network::Egress(cfg) => {
             if nix::unistd::geteuid().as_raw() != 0 {
-                let ns = netns::make(b).await?;
+                let (ns, helper) = netns::make_keeping_helper(b).await?;
                 let publish = b.publish.clone();
+                let helper_pid = helper.as_ref().map_or(0, |h| h.pid());
                 let (ns, p) = bridge::blocking(move || {
-                    let p = pasta::attach(&ns, &publish)?;
+                    let p = pasta::attach(&ns, helper_pid, &publish)?;
                     Ok((ns, p))
                 })
                 .await?;
+                drop(helper);
                 let nb = joining(b, &ns)?;
                 let holding = Holding {
                     ns,

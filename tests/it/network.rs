@@ -375,3 +375,86 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rootless egress as uid 65534, through pasta. Everything runs inside a sandbox network
+/// namespace this test makes (its only route leads to a veth with nothing behind it), so
+/// that even a misrouted packet cannot leave it: the "host" pasta sees is the sandbox, and
+/// the server the container reaches is on the sandbox's loopback.
+///
+/// This machine's `/dev/net/tun` is mode 0600 (distributions ship 0666), which keeps pasta
+/// from running unprivileged; the test gives the unprivileged run a private mount
+/// namespace with a 0666 node of the same device instead of changing the host's.
+#[test]
+fn rootless_egress_as_uid_65534() {
+    for tool in ["pasta", "setpriv", "unshare", "python3"] {
+        assert!(
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success(),
+            "{tool} is needed (Debian packages passt, util-linux, python3): the rootless egress test cannot run"
+        );
+    }
+    let ns = format!("cbt-rl-{}", std::process::id());
+    sh(&format!(
+        "ip netns add {ns} && ip -n {ns} link set lo up && \
+         ip -n {ns} link add sb0 type veth peer name sb1 && ip -n {ns} link set sb1 up && \
+         ip -n {ns} addr add 10.204.0.2/24 dev sb0 && ip -n {ns} link set sb0 up && \
+         ip -n {ns} route add default via 10.204.0.1"
+    ));
+    struct Cleanup(String, Option<std::process::Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.1.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+    let mut guard = Cleanup(ns.clone(), None);
+    let mut server = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "python3",
+            "-c",
+            SERVER,
+            "127.0.0.1",
+            "18090",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    guard.1 = Some(server);
+    let (_dir, bin) = common::rootfs::example_binary("rootless");
+    let (_, out) = common::rootfs::output_retrying(|| {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs -o mode=755 tmpfs /dev/net && mknod -m 666 /dev/net/tun c 10 200 && \
+                 exec ip netns exec {ns} setpriv --reuid=65534 --regid=65534 --clear-groups {}",
+                bin.display()
+            ))
+            .env("CELLBLOCK_EGRESS_PORT", "18090")
+            .current_dir("/");
+        c
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ok egress: configured"), "{text}");
+    // pasta's gateway mapping: the server on the (sandbox's) loopback answered.
+    assert!(text.contains("ok egress-traffic: from 127.0.0.1"), "{text}");
+    drop(guard);
+}
