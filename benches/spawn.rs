@@ -19,6 +19,12 @@
 //! runtime (`in_task`), as a supervisor's code does; the raw loop on the bench's thread.
 //! Every contender runs the same iterations, interleaved, with the same flags.
 //!
+//! Then the network modes (issue 15, as root), interleaved in the same way: a spawn with
+//! UTS|IPC|PID|MOUNT and no network namespace (the baseline), `Network::None`,
+//! `Network::Egress` making its namespace inline, `Network::Egress` from a pool of ready
+//! namespaces, and the same for a `host_root()` container; against the raw clone loop
+//! with and without `CLONE_NEWNET`. `CELLBLOCK_BENCH_ONLY=network` runs only that part.
+//!
 //! Run: `cargo bench --bench spawn`. A summary table with the ratios is printed at the end.
 //! Under `cargo test --benches` (or with `CELLBLOCK_BENCH_QUICK=1`) it runs a few spawns.
 
@@ -196,6 +202,10 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let quick = !full_run();
     let (rounds, per_round) = if quick { (1, 5) } else { (10, 100) };
+    if std::env::var("CELLBLOCK_BENCH_ONLY").as_deref() == Ok("network") {
+        network_summary(&rt, quick);
+        return;
+    }
 
     let mut summary = Summary(Vec::new());
     if !quick {
@@ -252,6 +262,149 @@ fn benches(c: &mut Criterion) {
             );
         }
     }
+    network_summary(&rt, quick);
+}
+
+/// A loop of `/bin/true` spawns with UTS|IPC|PID|MOUNT and `net` (and `host_root()`).
+fn network_loop(
+    rt: &tokio::runtime::Runtime,
+    net: cellblock::Network,
+    host_root: bool,
+    iters: u64,
+) -> Duration {
+    in_task(rt, async move {
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(UIPM).env_clear().network(net);
+        if host_root {
+            b.host_root();
+        }
+        let start = Instant::now();
+        for _ in 0..iters {
+            assert!(b.status().await.unwrap().success());
+        }
+        start.elapsed()
+    })
+}
+
+/// The network modes against their baselines (see the module docs).
+fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
+    use cellblock::{EgressConfig, Network};
+    if nix::unistd::geteuid().as_raw() != 0 {
+        println!("\nnetwork modes: skipped (egress needs root)");
+        return;
+    }
+    let (rounds, per_round) = if quick { (1, 3) } else { (10, 30) };
+    let inline = EgressConfig::default()
+        .bridge("cbbench0")
+        .subnet(std::net::Ipv4Addr::new(10, 205, 0, 0), 16);
+    let pooled = EgressConfig::default()
+        .bridge("cbbench1")
+        .subnet(std::net::Ipv4Addr::new(10, 206, 0, 0), 16)
+        .pool(32);
+    let pooled_root = EgressConfig::default()
+        .bridge("cbbench2")
+        .subnet(std::net::Ipv4Addr::new(10, 207, 0, 0), 16)
+        .pool(32);
+    // Warm up: bridges, tables, and full pools before the first measured round. The first
+    // pooled spawn starts the refill: the time until the pool is full is its refill rate.
+    network_loop(rt, Network::Egress(inline.clone()), false, 1);
+    let refill = |cfg: &EgressConfig, host_root: bool, label: &str| {
+        let t = Instant::now();
+        network_loop(rt, Network::Egress(cfg.clone()), host_root, 1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let bridge = cfg.bridge_name().to_string();
+        while rt.block_on(cellblock::pool_stats(&bridge)).ready < 32 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "pool refill ({label}): 32 namespaces in {secs:.3} s = {:.0}/s",
+            32.0 / secs
+        );
+    };
+    refill(&pooled, false, "default identity");
+    refill(&pooled_root, true, "host_root");
+    // Demand outrunning the refill: a burst of 100 back-to-back spawns from a full pool.
+    let before = rt.block_on(cellblock::pool_stats("cbbench1"));
+    let burst = network_loop(rt, Network::Egress(pooled.clone()), false, 100);
+    let after = rt.block_on(cellblock::pool_stats("cbbench1"));
+    println!(
+        "burst of 100 pooled spawns from a full pool of 32: {:.3} ms each; {} from the pool, {} made inline",
+        burst.as_secs_f64() * 10.0,
+        after.hits - before.hits,
+        after.misses - before.misses
+    );
+    std::thread::sleep(Duration::from_secs(if quick { 1 } else { 5 }));
+    let cases: [(&str, Option<Network>, bool); 6] = [
+        ("cellblock_no_netns", None, false),
+        ("cellblock_none", Some(Network::None), false),
+        (
+            "cellblock_egress",
+            Some(Network::Egress(inline.clone())),
+            false,
+        ),
+        (
+            "cellblock_egress_pooled",
+            Some(Network::Egress(pooled.clone())),
+            false,
+        ),
+        ("cellblock_host_root_no_netns", None, true),
+        (
+            "cellblock_host_root_egress_pooled",
+            Some(Network::Egress(pooled_root.clone())),
+            true,
+        ),
+    ];
+    let mut totals = vec![Duration::ZERO; cases.len()];
+    let (mut raw, mut raw_net) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        raw += raw_clone_loop(UIPM, per_round);
+        raw_net += raw_clone_loop_with(UIPM | Namespaces::NET, per_round, true);
+        for (i, (_, net, host_root)) in cases.iter().enumerate() {
+            totals[i] += match net {
+                Some(n) => network_loop(rt, n.clone(), *host_root, per_round),
+                None => network_loop(rt, Network::Unset, *host_root, per_round),
+            };
+        }
+        // The pools refill between rounds, as they would between bursts of jobs.
+        std::thread::sleep(Duration::from_millis(if quick { 10 } else { 500 }));
+    }
+    let n = (rounds as u64 * per_round) as f64;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / n;
+    println!(
+        "\nnetwork modes (ms per spawn+reap of /bin/true with UTS|IPC|PID|MOUNT, interleaved):"
+    );
+    println!(
+        "{:<44} {:>10}",
+        "raw_clone (no NET)",
+        format!("{:.3}", ms(raw))
+    );
+    println!(
+        "{:<44} {:>10}",
+        "raw_clone + NET (lo up)",
+        format!("{:.3}", ms(raw_net))
+    );
+    for (i, (name, _, _)) in cases.iter().enumerate() {
+        println!("{name:<44} {:>10.3}", ms(totals[i]));
+    }
+    let base = ms(totals[0]);
+    let base_root = ms(totals[4]);
+    println!(
+        "ratios: none/no-netns {:.2}x  egress/no-netns {:.2}x  egress-pooled/no-netns {:.2}x (target <= 1.10)  host_root egress-pooled/no-netns {:.2}x  raw NET/no NET {:.2}x",
+        ms(totals[1]) / base,
+        ms(totals[2]) / base,
+        ms(totals[3]) / base,
+        ms(totals[5]) / base_root,
+        ms(raw_net) / ms(raw),
+    );
+    rt.block_on(async {
+        for b in ["cbbench1", "cbbench2"] {
+            println!("pool {b}: {:?}", cellblock::pool_stats(b).await);
+        }
+        for b in ["cbbench0", "cbbench1", "cbbench2"] {
+            cellblock::net_shutdown(b).await.unwrap();
+        }
+    });
 }
 
 criterion_group!(spawn, benches);

@@ -54,9 +54,11 @@ struct Pod {
     addr: Ipv4Addr,
 }
 
-fn pods() -> &'static Mutex<HashMap<(String, String), Weak<Pod>>> {
-    static P: std::sync::OnceLock<Mutex<HashMap<(String, String), Weak<Pod>>>> =
-        std::sync::OnceLock::new();
+/// Live pods by (bridge, name).
+type Pods = Mutex<HashMap<(String, String), Weak<Pod>>>;
+
+fn pods() -> &'static Pods {
+    static P: std::sync::OnceLock<Pods> = std::sync::OnceLock::new();
     P.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
