@@ -234,7 +234,15 @@ impl Bridge {
             r[slot] = true;
         }
         let me = self.clone();
+        /// Clears the flag however the task ends: done, or dropped with its runtime.
+        struct Running(Arc<Bridge>, usize);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.refilling.lock().unwrap_or_else(|e| e.into_inner())[self.1] = false;
+            }
+        }
         tokio::spawn(async move {
+            let _running = Running(me.clone(), slot);
             let mut proto = ContainerBuilder::new("/bin/true");
             if host_root {
                 proto.host_root();
@@ -256,7 +264,6 @@ impl Bridge {
                     }
                 }
             }
-            me.refilling.lock().unwrap_or_else(|e| e.into_inner())[slot] = false;
         });
     }
 
@@ -299,6 +306,16 @@ pub struct PoolStats {
 }
 
 /// The pool counters of the bridge `bridge` in this process (zero if it is not in use).
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::{Container, EgressConfig, Network};
+/// let net = Network::Egress(EgressConfig::default().pool(16));
+/// Container::builder("/bin/true").network(net).status().await?;
+/// let stats = cellblock::pool_stats("cellblock0").await;
+/// println!("{} from the pool, {} made inline", stats.hits, stats.misses);
+/// # Ok(()) }
+/// ```
 pub async fn pool_stats(bridge: &str) -> PoolStats {
     let reg = registry().lock().await;
     reg.get(bridge).map_or(PoolStats::default(), |b| {
@@ -316,6 +333,13 @@ pub async fn pool_stats(bridge: &str) -> PoolStats {
 /// and when no other live supervisor uses the bridge and no container of ours holds an
 /// address on it, the bridge and our nftables table are removed. Containers still running
 /// keep their network until they end; call this after them.
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// // ... every egress container has ended ...
+/// cellblock::net_shutdown("cellblock0").await?;
+/// # Ok(()) }
+/// ```
 pub async fn shutdown(bridge: &str) -> Result<()> {
     let b = registry().lock().await.remove(bridge);
     let Some(b) = b else {
@@ -369,6 +393,15 @@ pub struct Leftovers {
 }
 
 /// What is left on the host for `cfg` (see [`Leftovers`]).
+///
+/// ```no_run
+/// # async fn demo() -> cellblock::Result<()> {
+/// use cellblock::EgressConfig;
+/// cellblock::net_shutdown("cellblock0").await?;
+/// let left = cellblock::net_leftovers(&EgressConfig::default()).await?;
+/// assert!(left.veths.is_empty() && left.rules.is_empty() && !left.table);
+/// # Ok(()) }
+/// ```
 pub async fn leftovers(cfg: &EgressConfig) -> Result<Leftovers> {
     let h = link::host()?;
     let (lo, hi) = cfg.host_range();

@@ -79,7 +79,12 @@ pub(crate) struct Stale {
 impl Leases {
     /// Registers this process as an owner on the bridge's directory.
     pub(crate) fn open(bridge: &str, range: (u32, u32)) -> Result<Leases> {
-        let dir = Path::new(RUN_DIR).join(bridge);
+        Leases::open_in(Path::new(RUN_DIR), bridge, range)
+    }
+
+    /// [`open`](Self::open) under another root directory (tests).
+    pub(crate) fn open_in(root: &Path, bridge: &str, range: (u32, u32)) -> Result<Leases> {
+        let dir = root.join(bridge);
         fs::create_dir_all(dir.join("lease"))
             .map_err(Error::io("creating /run/cellblock/net/<bridge>"))?;
         let owner = format!("{}.{:016x}", std::process::id(), fastrand::u64(..));
@@ -215,5 +220,87 @@ impl Leases {
         fs::read_dir(self.dir.join("lease"))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cellblock-lease-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn range(a: [u8; 4], b: [u8; 4]) -> (u32, u32) {
+        (u32::from(Ipv4Addr::from(a)), u32::from(Ipv4Addr::from(b)))
+    }
+
+    #[test]
+    fn two_supervisors_never_get_the_same_address() {
+        let r = root("unique");
+        let rg = range([10, 9, 0, 2], [10, 9, 0, 9]);
+        let a = Leases::open_in(&r, "br", rg).unwrap();
+        let b = Leases::open_in(&r, "br", rg).unwrap();
+        let mut got = HashSet::new();
+        for i in 0..8 {
+            let l = if i % 2 == 0 { &a } else { &b };
+            assert!(
+                got.insert(l.claim().unwrap()),
+                "an address was handed out twice"
+            );
+        }
+        // The subnet is full: a typed error naming the field.
+        assert!(matches!(
+            a.claim(),
+            Err(Error::BadNetwork {
+                field: "subnet",
+                ..
+            })
+        ));
+        // A released address comes back.
+        let first = Ipv4Addr::new(10, 9, 0, 2);
+        a.release(first);
+        assert_eq!(b.claim().unwrap(), first);
+        assert!(
+            a.stale().is_empty() && b.stale().is_empty(),
+            "both owners live"
+        );
+        let _ = fs::remove_dir_all(&r);
+    }
+
+    #[test]
+    fn a_dead_owners_leases_are_stale_and_swept() {
+        let r = root("stale");
+        let rg = range([10, 9, 1, 2], [10, 9, 1, 200]);
+        let dead = Leases::open_in(&r, "br", rg).unwrap();
+        let held = [dead.claim().unwrap(), dead.claim().unwrap()];
+        // Its lock goes with it, its lease files stay (as after a SIGKILL: the kernel
+        // drops the flock, nobody removes the files).
+        drop(dead);
+        let next = Leases::open_in(&r, "br", rg).unwrap();
+        let mut stale: Vec<Ipv4Addr> = next.stale().iter().map(|s| s.addr).collect();
+        stale.sort();
+        assert_eq!(stale, held);
+        let s = next.stale();
+        next.finish_sweep(&s);
+        assert_eq!(next.count(), 0);
+        assert!(!next.others_alive());
+        // Only our own owner file is left.
+        let owners = fs::read_dir(r.join("br"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("owner."))
+            .count();
+        assert_eq!(owners, 1);
+        let _ = fs::remove_dir_all(&r);
+    }
+
+    #[test]
+    fn veth_names_fit_an_interface_name() {
+        let n = veth_name(Ipv4Addr::new(10, 201, 255, 254));
+        assert_eq!(n, "cb0ac9fffe");
+        assert!(n.len() <= 15);
     }
 }

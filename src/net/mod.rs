@@ -72,7 +72,12 @@ pub enum Network {
     Pod(String, EgressConfig),
 }
 
-/// A published port's protocol.
+/// A published port's protocol ([`publish`](crate::ContainerBuilder::publish)).
+///
+/// ```
+/// use cellblock::{Container, Proto};
+/// Container::builder("/bin/true").publish(5353, 53, Proto::Udp);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
     /// TCP.
@@ -104,6 +109,16 @@ pub(crate) struct Publish {
 /// Two supervisors on one host that use different bridges and subnets never touch each
 /// other's links, addresses, leases or rules; two that use the *same* bridge and subnet
 /// share them safely (leases are files with an owner lock, `lease.rs`).
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use cellblock::EgressConfig;
+/// let cfg = EgressConfig::default()
+///     .bridge("jobs0")
+///     .subnet(Ipv4Addr::new(192, 168, 240, 0), 22)
+///     .pool(8);
+/// assert_eq!(cfg.gateway(), Ipv4Addr::new(192, 168, 240, 1));
+/// ```
 ///
 /// **What this changes on the host** (as docker and podman do): `net.ipv4.ip_forward` is
 /// set to 1, so the host routes packets between all its interfaces, not only for
