@@ -330,6 +330,9 @@ async fn nothing_is_left_after_1000_egress_containers() {
     assert_eq!(left, cellblock::Leftovers::default());
 }
 
+/// Two supervisors SIGKILLed with their containers up: `job_runner` with 50 egress
+/// containers, and `service --publish` with a published port (an nftables rule). The next
+/// supervisor that opens the bridge removes every lease, rule and veth they left.
 #[test]
 fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
     let dir = std::env::temp_dir().join(format!("cbt-kill-{}", std::process::id()));
@@ -337,6 +340,7 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
     let jobs = dir.join("jobs");
     std::fs::write(&jobs, "sleep 120\n".repeat(50)).unwrap();
     let (_bin_dir, bin) = common::rootfs::example_binary("job_runner");
+    let (_svc_dir, svc) = common::rootfs::example_binary("service");
     let mut runner = common::spawn_retrying(
         std::process::Command::new(&bin)
             .args(["--jobs", "50", "--network", "egress"])
@@ -344,24 +348,35 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null()),
     );
+    let mut service = common::spawn_retrying(
+        std::process::Command::new(&svc)
+            .args(["--publish", "18096:8000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     let lease_dir = std::path::Path::new("/run/cellblock/net/cellblock0/lease");
     let count = || std::fs::read_dir(lease_dir).map(|d| d.count()).unwrap_or(0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = EgressConfig::default();
+    let rules = || rt.block_on(cellblock::net_leftovers(&c)).unwrap().rules;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while count() < 50 && std::time::Instant::now() < deadline {
+    while (count() < 51 || rules().is_empty()) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(count(), 50, "the runner put 50 egress containers up");
+    assert_eq!(count(), 51, "50 jobs and the web worker are up");
+    assert_eq!(rules().len(), 1, "the web worker's published port");
     // An address is leased before its container's clone: let the last clones finish (a
     // child still in its setup holds a copy of the runner's descriptors, its owner lock
     // included, so the runner would look alive until that child execs).
     std::thread::sleep(Duration::from_secs(3));
-    runner.kill().unwrap(); // SIGKILL
-    runner.wait().unwrap();
-    assert_eq!(count(), 50, "a SIGKILLed supervisor cannot clean up");
+    for p in [&mut runner, &mut service] {
+        p.kill().unwrap(); // SIGKILL
+        p.wait().unwrap();
+    }
+    assert_eq!(count(), 51, "a SIGKILLed supervisor cannot clean up");
+    assert_eq!(rules().len(), 1);
     // The next start (any supervisor opening the bridge) sweeps it.
-    let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let c = EgressConfig::default();
         let st = Container::builder("/bin/true")
             .namespaces(common::ns())
             .network(Network::Egress(c.clone()))
@@ -369,6 +384,8 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
             .await
             .unwrap();
         assert!(st.success());
+        let left = cellblock::net_leftovers(&c).await.unwrap();
+        assert!(left.rules.is_empty(), "{left:?}");
         cellblock::net_shutdown("cellblock0").await.unwrap();
         let left = until_clean(&c, 60).await;
         assert_eq!(left, cellblock::Leftovers::default());
