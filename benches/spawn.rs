@@ -397,6 +397,28 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
         ms(totals[5]) / base_root,
         ms(raw_net) / ms(raw),
     );
+    // With a 2 GiB heap: joining the pooled user namespace needs a clone with a private
+    // copy of the address space (CLONE_VFORK without CLONE_VM), whose cost grows with the
+    // supervisor's memory; the default spawn without NET does not.
+    let heap = big_heap(if quick { 64 << 20 } else { 2 << 30 });
+    let (hr, hp) = if quick { (1, 2) } else { (3, 10) };
+    let (mut h_base, mut h_pool, mut h_root) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..hr {
+        h_base += network_loop(rt, Network::Unset, false, hp);
+        h_pool += network_loop(rt, Network::Egress(pooled.clone()), false, hp);
+        h_root += network_loop(rt, Network::Egress(pooled_root.clone()), true, hp);
+        std::thread::sleep(Duration::from_millis(if quick { 10 } else { 500 }));
+    }
+    std::hint::black_box(&heap[0]);
+    let hn = (hr as u64 * hp) as f64;
+    let hms = |d: Duration| d.as_secs_f64() * 1e3 / hn;
+    println!(
+        "with a 2 GiB heap: no-netns {:.3} ms, egress pooled {:.3} ms ({:.2}x), host_root egress pooled {:.3} ms",
+        hms(h_base),
+        hms(h_pool),
+        hms(h_pool) / hms(h_base),
+        hms(h_root)
+    );
     rt.block_on(async {
         for b in ["cbbench1", "cbbench2"] {
             println!("pool {b}: {:?}", cellblock::pool_stats(b).await);

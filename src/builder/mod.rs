@@ -88,6 +88,9 @@ pub struct ContainerBuilder {
     pub(crate) network: crate::net::Network,
     /// Published ports (`net.rs`).
     pub(crate) publish: Vec<crate::net::Publish>,
+    /// Set by the network step (`net/prepare.rs`), never by the user: a network namespace
+    /// the cloning thread enters for the clone, so that the child starts in it.
+    pub(crate) clone_in_netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl ContainerBuilder {
@@ -116,6 +119,7 @@ impl ContainerBuilder {
             security: Default::default(),
             network: Default::default(),
             publish: Vec::new(),
+            clone_in_netns: None,
         }
     }
 

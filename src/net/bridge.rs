@@ -26,7 +26,7 @@ pub(crate) struct Bridge {
     pub(crate) cfg: EgressConfig,
     pub(crate) leases: Leases,
     index: u32,
-    /// Ready namespaces: `[0]` for the default identity, `[1]` for `host_root()`.
+    /// Ready namespaces (slot 0; slot 1 is unused while every identity shares slot 0).
     pool: Mutex<[VecDeque<Ready>; 2]>,
     refilling: Mutex<[bool; 2]>,
     hits: AtomicU64,
@@ -158,14 +158,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// Which pool a builder's namespaces come from, if any: only identities whose namespaces
-/// are interchangeable (the default pooled identity, or `host_root()`).
-fn pool_slot(b: &ContainerBuilder) -> Option<usize> {
-    let u = &b.user;
-    if u.host_root {
-        return Some(1);
-    }
-    (u.uid_maps.is_empty() && u.gid_maps.is_empty() && u.map_root_to.is_none()).then_some(0)
+/// Which pool a builder's namespaces come from: as root every namespace is the
+/// supervisor's, whatever the container's identity (`netns.rs`), so one pool serves all.
+fn pool_slot(_b: &ContainerBuilder) -> Option<usize> {
+    Some(0)
 }
 
 impl Bridge {

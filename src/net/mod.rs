@@ -177,8 +177,8 @@ impl EgressConfig {
     /// Keep `n` namespaces ready (configured, veth and address included), refilled by a
     /// background task: a spawn takes one instead of making one. When demand outruns the
     /// refill, a spawn makes its namespace inline (as with no pool). Used namespaces are
-    /// destroyed, never reused. Only for containers of the default identity and
-    /// `host_root()` ones; others always make theirs inline.
+    /// destroyed, never reused. One pool serves every identity (the namespaces belong to
+    /// the supervisor); rootless egress (pasta) has no pool.
     pub fn pool(mut self, n: usize) -> Self {
         self.pool = n;
         self

@@ -1,17 +1,24 @@
 //! Making network namespaces in the supervisor, before the container's clone.
 //!
-//! A namespace joined by a container must be one the container may `setns` into. With the
-//! default identity the container runs in a new user namespace, and a process there has no
-//! capability over a network namespace owned by the host's: so its network namespace is
-//! made **inside a user namespace of its identity**, and the container joins both (the
-//! join machinery orders the user namespace first and creates the others after it,
-//! `plan/join.rs`). That pair is made by a *created* container (`create()`: cloned with
-//! `USER | NET`, its maps written, stopped at its start gate before any `execve`), whose
-//! two namespaces are kept as descriptors before it is killed; its block of host ids goes
-//! with them. For a [`host_root`](crate::ContainerBuilder::host_root) container the
-//! namespace is made by a short-lived dedicated thread that `unshare`s and hands back
-//! `/proc/thread-self/ns/net` (never a tokio thread: a namespace change applies to one
-//! thread and would leave the runtime inconsistent).
+//! **As root** a namespace is made by a short-lived dedicated thread that `unshare`s and
+//! hands back `/proc/thread-self/ns/net` (never a tokio thread: a namespace change applies
+//! to one thread and would leave the runtime inconsistent). The container is then *cloned
+//! in it*: the cloning thread enters it for the clone alone (`sys::ThreadNetns`), so the
+//! child starts there whatever user namespace it creates, and the clone keeps its fast
+//! `CLONE_VM | CLONE_VFORK` form. (Joining it from inside the container would not do:
+//! with the default identity the child is in a new user namespace, which has no capability
+//! over a namespace the host's owns; and joining a user namespace instead needs a clone
+//! with a private copy of the supervisor's memory, whose cost grows with it: 35x with a
+//! 2 GiB heap, measured.) The namespace stays owned by the host's user namespace, so the
+//! container's root has no capability over its own network configuration, whatever
+//! capabilities it keeps.
+//!
+//! **Without root** no such namespace can be entered, so it is made inside a user
+//! namespace of the container's identity and the container joins both (the join machinery
+//! orders the user namespace first and creates the others after it, `plan/join.rs`). That
+//! pair is made by a *created* container (`create()`: cloned with `USER | NET`, its map
+//! written, stopped at its start gate before any `execve`), whose two namespaces are kept
+//! as descriptors; pasta attaches to them through its pid, and then it is killed.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -31,10 +38,11 @@ pub(crate) struct Netns {
     pub(crate) _ids: Option<crate::idpool::Lease>,
 }
 
-/// Whether a container of `b` keeps the supervisor's user namespace (its network
-/// namespace is then one the supervisor's namespace owns).
-pub(crate) fn host_owned(b: &ContainerBuilder) -> bool {
-    b.user.host_root
+/// Whether the namespace is made by the supervisor in its own user namespace (root: the
+/// cloning thread enters it for the clone, `sys::ThreadNetns`), rather than by a helper in
+/// a user namespace of the container's identity (rootless: the container joins both).
+pub(crate) fn host_owned() -> bool {
+    nix::unistd::geteuid().as_raw() == 0
 }
 
 /// Makes a network namespace for a container of `b` (`lo` is brought up by whoever
@@ -48,7 +56,7 @@ pub(crate) async fn make(b: &ContainerBuilder) -> Result<Netns> {
 pub(crate) async fn make_keeping_helper(
     b: &ContainerBuilder,
 ) -> Result<(Netns, Option<crate::Created>)> {
-    if host_owned(b) {
+    if host_owned() {
         let net = unshare_thread().await?;
         return Ok((
             Netns {

@@ -66,6 +66,17 @@ fn pods() -> &'static Pods {
 /// network needs nothing (the default, `Host`).
 pub(crate) async fn prepare(b: &ContainerBuilder) -> Result<Option<(ContainerBuilder, Attached)>> {
     super::validate(&b.network, &b.publish)?;
+    if !matches!(b.network, Network::Unset | Network::Host)
+        && b.join.kinds().contains(Namespaces::NET)
+    {
+        return Err(Error::BadNetwork {
+            field: "network",
+            reason: format!(
+                "{:?} together with a joined NET namespace (join/join_path): give one or the other",
+                b.network
+            ),
+        });
+    }
     match &b.network {
         Network::Unset => Ok(None),
         Network::Host => {
@@ -193,9 +204,10 @@ async fn publish(
     bridge::blocking(move || nft::publish(&bridge, addr, &ports)).await
 }
 
-/// `b`, joining `ns` instead of creating its network (and user) namespace. The id maps
-/// were realized by the user namespace that owns `ns`; the workload's ids inside
-/// (`uid`, `gid`, `groups`) stay.
+/// `b`, started in `ns` instead of creating its network namespace: cloned in it (a
+/// namespace the supervisor made), or joining it and the user namespace that owns it
+/// (rootless). For a join the id maps were realized by that user namespace; the
+/// workload's ids inside (`uid`, `gid`, `groups`) stay.
 fn joining(b: &ContainerBuilder, ns: &Netns) -> Result<ContainerBuilder> {
     let mut nb = b.clone();
     nb.network = Network::Unset;
@@ -206,6 +218,11 @@ fn joining(b: &ContainerBuilder, ns: &Netns) -> Result<ContainerBuilder> {
             .map(Arc::new)
             .map_err(Error::io("duplicating a namespace fd"))
     };
+    if ns.user.is_none() {
+        // Made by the supervisor (root): the child is cloned in it (`netns.rs`).
+        nb.clone_in_netns = Some(dup(&ns.net)?);
+        return Ok(nb);
+    }
     if let Some(user) = ns.user.as_ref() {
         let user = dup(user)?;
         nb.namespaces.remove(Namespaces::USER);

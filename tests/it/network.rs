@@ -475,3 +475,27 @@ fn rootless_egress_as_uid_65534() {
     assert!(text.contains("ok egress-traffic: from 127.0.0.1"), "{text}");
     drop(guard);
 }
+
+/// An egress namespace belongs to the supervisor's user namespace, not the container's: a
+/// workload that kept every capability still cannot change its own network (take another
+/// container's address, add routes). The attack succeeds in a namespace the container's
+/// own user namespace owns (`Network::None`), so it is that ownership that stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_egress_workload_cannot_reconfigure_its_network_even_with_capabilities() {
+    let c = cfg("cbt-caps", 7);
+    let attack = "ip addr add 10.203.7.200/32 dev lo 2>/dev/null && echo CHANGED || echo REFUSED";
+    let run_caps = |net: Network| {
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", attack])
+            .namespaces(common::ns())
+            .network(net)
+            .keep_all_capabilities();
+        b.output()
+    };
+    let out = run_caps(Network::Egress(c.clone())).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "REFUSED");
+    let out = run_caps(Network::None).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "CHANGED");
+    cellblock::net_shutdown("cbt-caps").await.unwrap();
+    assert_eq!(until_clean(&c, 30).await, cellblock::Leftovers::default());
+}
