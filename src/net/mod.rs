@@ -3,15 +3,15 @@
 //!
 //! The shape is the library's usual one, with the host side added: the builder holds plain
 //! data ([`Network`], [`publish`](crate::ContainerBuilder::publish)); `net/` prepares a
-//! network namespace **in the parent**, before the clone, and the child only joins it
-//! through the existing join machinery (`plan/join.rs`, `child/join.rs`), so nothing new
-//! runs between clone and execve.
+//! network namespace **in the parent**, before the clone, and the container starts in it:
+//! as root it is cloned in it (the cloning thread enters the namespace for the clone
+//! alone), rootless it joins it through the existing join machinery (`plan/join.rs`,
+//! `child/join.rs`). Either way nothing new runs between clone and execve.
 //!
-//! * `netns.rs`: making namespaces. A namespace owned by the container's user namespace
-//!   (the default identity) is made by a *created* container (`create()`, stopped before
-//!   its execve) whose user and network namespaces are kept as descriptors and which is
-//!   then destroyed; a namespace for a [`host_root`](crate::ContainerBuilder::host_root)
-//!   container by a short-lived dedicated thread that `unshare`s (never a tokio thread).
+//! * `netns.rs`: making namespaces: as root by a short-lived dedicated thread that
+//!   `unshare`s (never a tokio thread); rootless by a *created* container (`create()`,
+//!   stopped before its execve) whose user and network namespaces are kept as descriptors
+//!   for pasta and the container to join.
 //! * `link.rs`: netlink (`rtnetlink`): the bridge, veth pairs (the peer is created straight
 //!   into the namespace by descriptor), addresses, routes; inside a namespace through a
 //!   netlink socket opened by a dedicated thread that entered it.
