@@ -40,6 +40,9 @@ pub(crate) struct Bridge {
 
 type Registry = HashMap<String, Arc<Bridge>>;
 
+/// How long the refill waits after a namespace was taken (see `Bridge::refill`).
+const REFILL_DELAY: std::time::Duration = std::time::Duration::from_millis(3);
+
 fn registry() -> &'static tokio::sync::Mutex<Registry> {
     static R: std::sync::OnceLock<tokio::sync::Mutex<Registry>> = std::sync::OnceLock::new();
     R.get_or_init(|| tokio::sync::Mutex::new(HashMap::new()))
@@ -239,6 +242,10 @@ impl Bridge {
         }
         tokio::spawn(async move {
             let _running = Running(me.clone(), slot);
+            // Start after the spawn that took a namespace has cloned (a few ms): making one
+            // costs CPU (the kernel's namespace setup, netlink), which would otherwise
+            // compete with that spawn's own critical path on a small machine.
+            tokio::time::sleep(REFILL_DELAY).await;
             let mut proto = ContainerBuilder::new("/bin/true");
             if host_root {
                 proto.host_root();
