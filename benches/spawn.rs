@@ -21,8 +21,9 @@
 //!
 //! Then the network modes (issue 15, as root), interleaved in the same way: a spawn with
 //! UTS|IPC|PID|MOUNT and no network namespace (the baseline), `Network::None`,
-//! `Network::Egress` making its namespace inline, `Network::Egress` from a pool of ready
-//! namespaces, and the same for a `host_root()` container; against the raw clone loop
+//! `Network::None` from the loopback pool, `Network::Egress` making its namespace inline,
+//! `Network::Egress` from a pool of ready namespaces, and the same for a `host_root()`
+//! container; against the raw clone loop
 //! with and without `CLONE_NEWNET`. `CELLBLOCK_BENCH_ONLY=network` runs only that part.
 //!
 //! Run: `cargo bench --bench spawn`. A summary table with the ratios is printed at the end.
@@ -272,9 +273,20 @@ fn network_loop(
     host_root: bool,
     iters: u64,
 ) -> Duration {
+    network_loop_ns(rt, UIPM, net, host_root, iters)
+}
+
+/// [`network_loop`] with other namespaces.
+fn network_loop_ns(
+    rt: &tokio::runtime::Runtime,
+    ns: Namespaces,
+    net: cellblock::Network,
+    host_root: bool,
+    iters: u64,
+) -> Duration {
     in_task(rt, async move {
         let mut b = Container::builder("/bin/true");
-        b.namespaces(UIPM).env_clear().network(net);
+        b.namespaces(ns).env_clear().network(net);
         if host_root {
             b.host_root();
         }
@@ -359,9 +371,12 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
         );
     }
     std::thread::sleep(Duration::from_secs(if quick { 1 } else { 5 }));
-    let cases: [(&str, Option<Network>, bool); 6] = [
+    cellblock::set_loopback_pool(32);
+    network_loop(rt, Network::None, false, 1);
+    let cases: [(&str, Option<Network>, bool); 7] = [
         ("cellblock_no_netns", None, false),
-        ("cellblock_none", Some(Network::None), false),
+        ("cellblock_none", None, false),
+        ("cellblock_none_pooled", Some(Network::None), false),
         (
             "cellblock_egress",
             Some(Network::Egress(inline.clone())),
@@ -384,8 +399,12 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
     for _ in 0..rounds {
         raw += raw_clone_loop(UIPM, per_round);
         raw_net += raw_clone_loop_with(UIPM | Namespaces::NET, per_round, true);
-        for (i, (_, net, host_root)) in cases.iter().enumerate() {
+        for (i, (name, net, host_root)) in cases.iter().enumerate() {
             totals[i] += match net {
+                // `Network::None` without the pool: the same as `Namespaces::NET`.
+                _ if *name == "cellblock_none" => {
+                    network_loop_ns(rt, UIPM | Namespaces::NET, Network::Unset, false, per_round)
+                }
                 Some(n) => network_loop(rt, n.clone(), *host_root, per_round),
                 None => network_loop(rt, Network::Unset, *host_root, per_round),
             };
@@ -412,22 +431,23 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
         println!("{name:<44} {:>10.3}", ms(totals[i]));
     }
     let base = ms(totals[0]);
-    let base_root = ms(totals[4]);
+    let base_root = ms(totals[5]);
     println!(
-        "ratios: none/no-netns {:.2}x  egress/no-netns {:.2}x  egress-pooled/no-netns {:.2}x (target <= 1.10)  host_root egress-pooled/no-netns {:.2}x  raw NET/no NET {:.2}x",
+        "ratios: none/no-netns {:.2}x  none-pooled/no-netns {:.2}x (target <= 1.10)  egress/no-netns {:.2}x  egress-pooled/no-netns {:.2}x (target <= 1.10)  host_root egress-pooled/no-netns {:.2}x  raw NET/no NET {:.2}x",
         ms(totals[1]) / base,
         ms(totals[2]) / base,
         ms(totals[3]) / base,
-        ms(totals[5]) / base_root,
+        ms(totals[4]) / base,
+        ms(totals[6]) / base_root,
         ms(raw_net) / ms(raw),
     );
     // Paced: one spawn every 20 ms, timing the spawns alone, so that the refill (and the
     // kernel's teardown of used namespaces) runs in the idle time between them, as in a
     // service that does not saturate its CPUs: the pool's latency without its CPU.
-    let paced = |net: Network, iters: u64| -> Duration {
+    let paced = |ns: Namespaces, net: Network, iters: u64| -> Duration {
         in_task(rt, async move {
             let mut b = Container::builder("/bin/true");
-            b.namespaces(UIPM).env_clear().network(net);
+            b.namespaces(ns).env_clear().network(net);
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t = Instant::now();
@@ -439,19 +459,27 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
         })
     };
     let (pr, pp) = if quick { (1, 2) } else { (5, 40) };
-    let (mut p_base, mut p_none, mut p_pool) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut p_base, mut p_none, mut p_nonep, mut p_pool) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     for _ in 0..pr {
-        p_base += paced(Network::Unset, pp);
-        p_none += paced(Network::None, pp);
-        p_pool += paced(Network::Egress(pooled.clone()), pp);
+        p_base += paced(UIPM, Network::Unset, pp);
+        p_none += paced(UIPM | Namespaces::NET, Network::Unset, pp);
+        p_nonep += paced(UIPM, Network::None, pp);
+        p_pool += paced(UIPM, Network::Egress(pooled.clone()), pp);
     }
     let pn = (pr as u64 * pp) as f64;
     let pms = |d: Duration| d.as_secs_f64() * 1e3 / pn;
     println!(
-        "paced (one spawn per 20 ms): no-netns {:.3} ms, none {:.3} ms ({:.2}x), egress pooled {:.3} ms ({:.2}x, target <= 1.10)",
+        "paced (one spawn per 20 ms): no-netns {:.3} ms, none {:.3} ms ({:.2}x), none pooled {:.3} ms ({:.2}x), egress pooled {:.3} ms ({:.2}x, target <= 1.10)",
         pms(p_base),
         pms(p_none),
         pms(p_none) / pms(p_base),
+        pms(p_nonep),
+        pms(p_nonep) / pms(p_base),
         pms(p_pool),
         pms(p_pool) / pms(p_base)
     );
@@ -480,6 +508,7 @@ fn network_summary(rt: &tokio::runtime::Runtime, quick: bool) {
         for b in ["cbbench1", "cbbench2"] {
             println!("pool {b}: {:?}", cellblock::pool_stats(b).await);
         }
+        println!("loopback pool: {:?}", cellblock::loopback_pool_stats());
         for b in ["cbbench0", "cbbench1", "cbbench2"] {
             cellblock::net_shutdown(b).await.unwrap();
         }

@@ -122,8 +122,8 @@ pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use namespaces::{NamespaceIds, Namespaces};
 pub use net::{
-    leftovers as net_leftovers, pool_stats, shutdown as net_shutdown, EgressConfig, Leftovers,
-    Network, PoolStats, Proto,
+    leftovers as net_leftovers, loopback_pool_stats, pool_stats, set_loopback_pool,
+    shutdown as net_shutdown, EgressConfig, Leftovers, Network, PoolStats, Proto,
 };
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,

@@ -29,12 +29,14 @@ use crate::error::{Error, Result};
 mod bridge;
 mod lease;
 mod link;
+mod lo_pool;
 pub(crate) mod netns;
 mod nft;
 mod pasta;
 pub(crate) mod prepare;
 
 pub use bridge::{leftovers, pool_stats, shutdown, Leftovers, PoolStats};
+pub use lo_pool::{loopback_pool_stats, set_loopback_pool};
 
 /// The network a container gets ([`ContainerBuilder::network`](crate::ContainerBuilder::network)).
 ///

@@ -90,7 +90,15 @@ pub(crate) async fn prepare(b: &ContainerBuilder) -> Result<Option<(ContainerBui
         }
         Network::None => {
             let mut nb = b.clone();
-            nb.namespaces |= Namespaces::NET;
+            nb.network = Network::Unset;
+            match super::lo_pool::take() {
+                // A ready namespace (`lo_pool.rs`): cloned in it.
+                Some(fd) => {
+                    nb.namespaces.remove(Namespaces::NET);
+                    nb.clone_in_netns = Some(Arc::new(fd));
+                }
+                None => nb.namespaces |= Namespaces::NET,
+            }
             Ok(Some((nb, Attached::default())))
         }
         Network::Egress(cfg) => {

@@ -479,7 +479,7 @@ fn rootless_egress_as_uid_65534() {
 /// An egress namespace belongs to the supervisor's user namespace, not the container's: a
 /// workload that kept every capability still cannot change its own network (take another
 /// container's address, add routes). The attack succeeds in a namespace the container's
-/// own user namespace owns (`Network::None`), so it is that ownership that stops it.
+/// own user namespace owns (`Namespaces::NET`), so it is that ownership that stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_egress_workload_cannot_reconfigure_its_network_even_with_capabilities() {
     let c = cfg("cbt-caps", 7);
@@ -494,8 +494,43 @@ async fn an_egress_workload_cannot_reconfigure_its_network_even_with_capabilitie
     };
     let out = run_caps(Network::Egress(c.clone())).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "REFUSED");
-    let out = run_caps(Network::None).await.unwrap();
+    // The container's own namespace (`Namespaces::NET`, made at its clone in its user
+    // namespace; not `Network::None`, which may come from the loopback pool).
+    let mut own = Container::builder("/bin/sh");
+    own.args(["-c", attack])
+        .namespaces(common::ns() | Namespaces::NET)
+        .keep_all_capabilities();
+    let out = own.output().await.unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "CHANGED");
     cellblock::net_shutdown("cbt-caps").await.unwrap();
     assert_eq!(until_clean(&c, 30).await, cellblock::Leftovers::default());
+}
+
+/// `Network::None` from the loopback pool: only `lo`, up, in a namespace taken from the
+/// pool (and never the same one twice: each is destroyed with its container).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_pool_serves_network_none() {
+    cellblock::set_loopback_pool(4);
+    run(Network::None, "true").await; // starts the refill
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cellblock::loopback_pool_stats().ready < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = cellblock::loopback_pool_stats();
+    assert_eq!(before.ready, 4, "{before:?}");
+    let a = run(Network::None, "ip -o link show; readlink /proc/self/ns/net").await;
+    let b = run(Network::None, "ip -o link show; readlink /proc/self/ns/net").await;
+    let after = cellblock::loopback_pool_stats();
+    assert!(after.hits >= before.hits + 2, "{before:?} {after:?}");
+    for out in [&a, &b] {
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(lines[0].contains("lo:") && lines[0].contains("UP"), "{out}");
+    }
+    assert_ne!(
+        a.lines().nth(1),
+        b.lines().nth(1),
+        "two containers, two namespaces"
+    );
+    cellblock::set_loopback_pool(0);
 }
