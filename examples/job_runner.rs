@@ -2,7 +2,7 @@
 //! its own container, and reports how each went.
 //!
 //! ```text
-//! job_runner [--jobs N] [--timeout SECS] [--memory MIB] [--json] FILE
+//! job_runner [--jobs N] [--timeout SECS] [--memory MIB] [--network none|egress] [--json] FILE
 //! cargo run --release --example job_runner -- --jobs 4 --timeout 10 --memory 256 jobs.txt
 //! ```
 //!
@@ -15,6 +15,11 @@
 //! CPU time, peak memory, outcome), or with `--json` one JSON object per job on stdout
 //! (the jobs' output then goes to stderr). Exit status 0 only if every job succeeded.
 //!
+//! `--network egress` gives each job a network that reaches out (a veth on the bridge
+//! `cellblock0`, an address from 10.201.0.0/16, NAT through the host: see
+//! `cellblock::EgressConfig` for what that changes on the host); the default `none` leaves
+//! each job only `lo`.
+//!
 //! Blank lines and lines starting with `#` are skipped.
 
 use std::collections::BTreeMap;
@@ -24,7 +29,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cellblock::{
-    Container, ContainerBuilder, EndReason, Event, Namespaces, RunReport, Stdio, Supervisor, Worker,
+    Container, ContainerBuilder, EgressConfig, EndReason, Event, Namespaces, Network, RunReport,
+    Stdio, Supervisor, Worker,
 };
 use futures::StreamExt;
 use tokio::io::AsyncBufReadExt;
@@ -34,11 +40,14 @@ struct Args {
     timeout: Option<Duration>,
     memory_mib: Option<u64>,
     json: bool,
+    egress: bool,
     file: PathBuf,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: job_runner [--jobs N] [--timeout SECS] [--memory MIB] [--json] FILE");
+    eprintln!(
+        "usage: job_runner [--jobs N] [--timeout SECS] [--memory MIB] [--network none|egress] [--json] FILE"
+    );
     std::process::exit(2)
 }
 
@@ -48,6 +57,7 @@ fn parse_args() -> Args {
         timeout: None,
         memory_mib: None,
         json: false,
+        egress: false,
         file: PathBuf::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -63,6 +73,13 @@ fn parse_args() -> Args {
             }
             "--memory" => args.memory_mib = Some(value().parse().unwrap_or_else(|_| usage())),
             "--json" => args.json = true,
+            "--network" => {
+                args.egress = match value().as_str() {
+                    "none" => false,
+                    "egress" => true,
+                    _ => usage(),
+                }
+            }
             "-h" | "--help" => usage(),
             _ if file.is_none() && !a.starts_with("--") => file = Some(PathBuf::from(a)),
             _ => usage(),
@@ -130,9 +147,13 @@ fn job(
                 | Namespaces::IPC
                 | Namespaces::PID
                 | Namespaces::MOUNT
-                | Namespaces::NET
                 | Namespaces::CGROUP,
         )
+        .network(if args.egress {
+            Network::Egress(EgressConfig::default())
+        } else {
+            Network::None
+        })
         .hostname(format!("job-{id}"))
         // A read-only view of the host: its directories bound read-only onto a read-only
         // skeleton root, with a private /tmp and /run, a fresh /proc (from the PID

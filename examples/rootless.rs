@@ -300,7 +300,64 @@ async fn main() {
         fmt(&e),
     );
 
+    egress(&mut r).await;
+
     std::process::exit(r.failed as i32);
+}
+
+/// Rootless egress (pasta). `egress`: the container gets `eth0` with an address and a
+/// default route, or the error says why not (pasta missing, `/dev/net/tun` not usable).
+/// With `CELLBLOCK_EGRESS_PORT=N`, `egress-traffic`: the container connects to the gateway
+/// on port N, which pasta maps to the host's loopback (where the caller listens), and
+/// prints what it reads.
+async fn egress(r: &mut Report) {
+    use cellblock::{EgressConfig, Network};
+    let script = match std::env::var("CELLBLOCK_EGRESS_PORT") {
+        Ok(port) => format!(
+            "ip -4 -o addr show eth0 | grep -q inet && ip route show default | grep -q via && echo configured; \
+             gw=$(ip route show default | awk '{{print $3}}'); \
+             timeout 5 bash -c \"exec 3<>/dev/tcp/$gw/{port} && cat <&3\""
+        ),
+        Err(_) => "ip -4 -o addr show eth0 | grep -q inet && ip route show default | grep -q via && echo configured".into(),
+    };
+    let started = std::time::Instant::now();
+    let e = sh(
+        Container::builder("/bin/bash")
+            .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT)
+            .network(Network::Egress(EgressConfig::default())),
+        &script,
+    )
+    .await;
+    let took = started.elapsed();
+    // The same container without a network of its own, for the cost of egress.
+    let started = std::time::Instant::now();
+    let _ = sh(
+        Container::builder("/bin/bash")
+            .namespaces(Namespaces::USER | Namespaces::PID | Namespaces::MOUNT),
+        "true",
+    )
+    .await;
+    let base = started.elapsed();
+    println!("cost egress: {took:?} with pasta (a connection included when asked), {base:?} without a network");
+    match &e {
+        Err(Error::MissingTool { .. }) => println!("skip egress: {}", fmt(&e)),
+        Err(err) if err.to_string().contains("tun") => println!("skip egress: {err}"),
+        Ok((_, out)) => {
+            r.check(
+                "egress",
+                out.contains("configured"),
+                out.lines().next().unwrap_or("").to_string(),
+            );
+            if std::env::var("CELLBLOCK_EGRESS_PORT").is_ok() {
+                r.check(
+                    "egress-traffic",
+                    out.contains("from "),
+                    out.lines().nth(1).unwrap_or("nothing read"),
+                );
+            }
+        }
+        Err(_) => r.check("egress", false, fmt(&e)),
+    }
 }
 
 fn fmt<T: std::fmt::Debug>(r: &Result<T, Error>) -> String {

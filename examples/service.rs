@@ -3,13 +3,16 @@
 //! period, SIGKILL, everything reaped — then a summary.
 //!
 //! Run as root: `cargo run --release --example service` (then press Ctrl-C).
+//! `--publish HOST:CONTAINER` adds a `web` worker (`python3 -m http.server CONTAINER`) on an
+//! egress network with its port published on the host's HOST (try
+//! `curl http://127.0.0.1:HOST/` from the host).
 //! `RUST_LOG=debug` shows the tracing spans (one per worker and per container).
 
 use std::time::Duration;
 
 use cellblock::{
-    Backoff, Container, ContainerBuilder, Event, Namespaces, RestartBudget, RestartPolicy,
-    Supervisor, Worker,
+    Backoff, Container, ContainerBuilder, EgressConfig, Event, Namespaces, Network, Proto,
+    RestartBudget, RestartPolicy, Supervisor, Worker,
 };
 use futures::StreamExt;
 
@@ -76,6 +79,23 @@ async fn main() {
         ),
     )
     .expect("add tree");
+    // --publish HOST:CONTAINER: a web server reachable on the host's port HOST.
+    let publish = std::env::args()
+        .skip_while(|a| a != "--publish")
+        .nth(1)
+        .and_then(|s| {
+            let (h, c) = s.split_once(':')?;
+            Some((h.parse::<u16>().ok()?, c.parse::<u16>().ok()?))
+        });
+    if let Some((host_port, port)) = publish {
+        let mut web = worker("web", &format!("exec python3 -m http.server {port}"));
+        web.network(Network::Egress(EgressConfig::default()))
+            .publish(host_port, port, Proto::Tcp);
+        sup.add(Worker::new("web", web).policy(RestartPolicy::Always {
+            backoff: Backoff::default(),
+        }))
+        .expect("add web");
+    }
 
     // Print the events as they come.
     tokio::spawn(async move {

@@ -286,6 +286,29 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A network setting is invalid (`field` names it: `publish host_port`, `subnet`,
+    /// `bridge`, `pod`, `network`, ...).
+    #[error("invalid network configuration: {field}: {reason}")]
+    BadNetwork {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A program the requested feature runs is not installed.
+    #[error(
+        "{purpose} needs the `{tool}` program (Debian package `{package}`), which is not installed"
+    )]
+    MissingTool {
+        /// The program.
+        tool: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+        /// What needs it.
+        purpose: &'static str,
+    },
+
     /// The container has already been reaped; its pid may belong to someone else now.
     #[error("the container has already exited and been reaped")]
     AlreadyReaped,

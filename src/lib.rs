@@ -93,6 +93,7 @@ mod error;
 mod handle;
 mod idpool;
 mod namespaces;
+mod net;
 mod plan;
 mod protocol;
 mod supervisor;
@@ -121,6 +122,10 @@ pub use handle::reaper::pending_orphans;
 pub use handle::report::{EndReason, RunReport};
 pub use idpool::{id_pool, set_id_pool, IdPool, ID_BLOCK};
 pub use namespaces::{NamespaceIds, Namespaces};
+pub use net::{
+    leftovers as net_leftovers, loopback_pool_stats, pool_stats, set_loopback_pool,
+    shutdown as net_shutdown, EgressConfig, Leftovers, Network, PoolStats, Proto,
+};
 pub use supervisor::{
     Backoff, Decision, Event, EventStream, ExitInfo, Hooks, RestartBudget, RestartPolicy, Summary,
     Supervisor, Worker, WorkerEnd, WorkerSummary,

@@ -314,6 +314,46 @@ pub(crate) fn geteuid_thread() -> libc::uid_t {
     e
 }
 
+/// The cloning thread, moved into another network namespace for the clone alone: the
+/// child is cloned there (it inherits the thread's network namespace) and the thread goes
+/// back to its own on drop.
+///
+/// This is a namespace change on a thread of the supervisor, which the rest of the code
+/// never makes: it is sound here because the thread runs nothing but the clone between
+/// the two `setns` calls (synchronous code, signals blocked, no await, no allocation
+/// that could reach the runtime), and it is undone before the thread does anything else.
+/// If going back fails, the thread would be left in a container's network, so the process
+/// aborts rather than go on (going back cannot fail short of a kernel bug: we hold the
+/// descriptor and the capability that just let us leave).
+pub(crate) struct ThreadNetns {
+    home: OwnedFd,
+}
+
+impl ThreadNetns {
+    /// Moves this thread into the network namespace `target`.
+    pub(crate) fn enter(target: BorrowedFd<'_>) -> io::Result<ThreadNetns> {
+        let home = std::fs::File::open("/proc/thread-self/ns/net").map(OwnedFd::from)?;
+        // SAFETY: plain system call on descriptors we hold. man 2 setns.
+        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ThreadNetns { home })
+    }
+}
+
+impl Drop for ThreadNetns {
+    fn drop(&mut self) {
+        // SAFETY: plain system call on a descriptor we hold.
+        if unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            eprintln!(
+                "cellblock: cannot return the cloning thread to its network namespace ({}); aborting",
+                io::Error::last_os_error()
+            );
+            std::process::abort();
+        }
+    }
+}
+
 /// The calling thread's effective uid switched (raw `setresuid(-1, uid, -1)`, which
 /// changes this thread only, unlike glibc's `setresuid`) until dropped. Its effective
 /// capabilities are gone meanwhile and come back from the permitted set with euid 0.

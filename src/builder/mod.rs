@@ -25,6 +25,7 @@ pub(crate) mod stdio;
 
 pub(crate) mod join;
 pub(crate) mod limits;
+mod net;
 pub(crate) mod time;
 pub(crate) mod user;
 
@@ -83,6 +84,13 @@ pub struct ContainerBuilder {
     pub(crate) limits: limits::LimitsConfig,
     /// Hardening settings (`security.rs`).
     pub(crate) security: security::SecurityConfig,
+    /// The network (`net.rs`, `crate::net`).
+    pub(crate) network: crate::net::Network,
+    /// Published ports (`net.rs`).
+    pub(crate) publish: Vec<crate::net::Publish>,
+    /// Set by the network step (`net/prepare.rs`), never by the user: a network namespace
+    /// the cloning thread enters for the clone, so that the child starts in it.
+    pub(crate) clone_in_netns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 impl ContainerBuilder {
@@ -109,6 +117,9 @@ impl ContainerBuilder {
             time: Default::default(),
             limits: Default::default(),
             security: Default::default(),
+            network: Default::default(),
+            publish: Vec::new(),
+            clone_in_netns: None,
         }
     }
 

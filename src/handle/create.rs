@@ -70,6 +70,21 @@ impl ContainerBuilder {
         let mut b = self.clone();
         b.session.gated = true;
         let (container, gated) = super::spawn::spawn_gated(&b, Defaults::Spawn).await?;
+        Created::new(b, container, gated)
+    }
+
+    /// [`create`](Self::create) without the network step (the namespace helpers of
+    /// `net/netns.rs`, which the network step itself runs).
+    pub(crate) async fn create_without_network(&mut self) -> Result<Created> {
+        let mut b = self.clone();
+        b.session.gated = true;
+        let (container, gated) = super::spawn::spawn_prepared(&b, Defaults::Spawn, None).await?;
+        Created::new(b, container, gated)
+    }
+}
+
+impl Created {
+    fn new(b: ContainerBuilder, container: Container, gated: Option<Gated>) -> Result<Created> {
         let gated = gated.ok_or_else(|| Error::Io {
             context: "creating the container",
             source: std::io::Error::other("the child did not stop at its start gate"),
@@ -155,6 +170,13 @@ impl Created {
         let mut detached = container.detach()?;
         detached.start_fifo = Some(fifo);
         Ok(detached)
+    }
+}
+
+impl Created {
+    /// Takes the block of host ids of its user namespace (see `net/netns.rs`).
+    pub(crate) fn take_identity(&mut self) -> Option<crate::idpool::Lease> {
+        self.container.as_mut()?.run.take_identity()
     }
 }
 

@@ -220,6 +220,8 @@ pub(crate) struct RunState {
     /// The block of host ids of the container's default user namespace (`idpool.rs`):
     /// given back once the container has been reaped.
     identity: Option<crate::idpool::Lease>,
+    /// The container's network (`net/`): released once it has been reaped.
+    network: Option<crate::net::prepare::Attached>,
     /// Nobody can ask for the report (`ContainerBuilder::status`/`output` own the
     /// container): the cgroup's counters are not read at reaping.
     no_report: bool,
@@ -238,6 +240,7 @@ impl Default for RunState {
             stats: None,
             output_limit: None,
             identity: None,
+            network: None,
             no_report: false,
         }
     }
@@ -264,6 +267,7 @@ impl RunState {
             stats: None,
             output_limit: limits.output_limit,
             identity: None,
+            network: None,
             no_report: false,
         }
     }
@@ -276,6 +280,18 @@ impl RunState {
     /// Keeps the container's block of host ids until it has been reaped.
     pub(crate) fn hold_identity(&mut self, lease: Option<crate::idpool::Lease>) {
         self.identity = lease;
+    }
+
+    /// Takes the block of host ids away (a namespace helper of `net/netns.rs` hands it to
+    /// the namespaces it made).
+    pub(crate) fn take_identity(&mut self) -> Option<crate::idpool::Lease> {
+        self.identity.take()
+    }
+
+    /// Keeps the container's network (namespace, address lease, published ports) until it
+    /// has been reaped.
+    pub(crate) fn hold_network(&mut self, net: Option<crate::net::prepare::Attached>) {
+        self.network = net;
     }
 
     /// Called right after the first process was reaped: records the end, reads the
@@ -293,6 +309,7 @@ impl RunState {
             cg.release();
         }
         self.identity = None;
+        self.network = None;
     }
 
     /// For a `Container` dropped before it was reaped: what the reaper must do after
@@ -304,6 +321,10 @@ impl RunState {
             w.abort();
         }
         std::mem::forget(self.identity.take());
+        // A detached container keeps its network; the next supervisor start sweeps it.
+        if let Some(n) = self.network.take() {
+            n.forget();
+        }
         match self.cgroup.take() {
             Some(cg) => {
                 cg.keep();
@@ -316,7 +337,8 @@ impl RunState {
     pub(crate) fn drop_cleanup(&mut self) -> Option<Cleanup> {
         let cgroup = self.cgroup.take();
         let identity = self.identity.take();
-        if cgroup.is_none() && identity.is_none() {
+        let network = self.network.take();
+        if cgroup.is_none() && identity.is_none() && network.is_none() {
             return None;
         }
         Some(Box::new(move || {
@@ -324,6 +346,7 @@ impl RunState {
                 cg.release();
             }
             drop(identity);
+            drop(network);
         }) as Cleanup)
     }
 

@@ -24,6 +24,22 @@ pub(crate) async fn spawn_gated(
     b: &ContainerBuilder,
     defaults: Defaults,
 ) -> Result<(Container, Option<crate::plan::Gated>)> {
+    // The network (net/): namespaces made (or taken from the pool) and configured in the
+    // parent, joined by the child like any other join. Before the spawn slot: making a
+    // namespace may itself create a (helper) container, which takes a slot of its own.
+    match crate::net::prepare::prepare(b).await? {
+        Some((nb, attached)) => spawn_prepared(&nb, defaults, Some(attached)).await,
+        None => spawn_prepared(b, defaults, None).await,
+    }
+}
+
+/// [`spawn_gated`] once the network is prepared (`network`: what the container holds of
+/// it until reaped).
+pub(crate) async fn spawn_prepared(
+    b: &ContainerBuilder,
+    defaults: Defaults,
+    network: Option<crate::net::prepare::Attached>,
+) -> Result<(Container, Option<crate::plan::Gated>)> {
     // At most SPAWN_SLOTS spawns are prepared and waiting for a cloning thread at once. A
     // clone keeps a CPU busy until the child execs, so more in flight buys no speed; but
     // every waiting one holds a prepared plan (C strings, descriptors), and a supervisor
@@ -90,6 +106,7 @@ pub(crate) async fn spawn_gated(
         .map_err(Error::io("registering the container"))?;
     c.run = super::report::RunState::start(started, cgroup, &b.limits, c.pidfd());
     c.run.hold_identity(identity);
+    c.run.hold_network(network);
     tracing::debug!(pid, namespaces = %b.namespaces, program = ?b.program, "container spawned");
     Ok((c, gated))
 }

@@ -69,6 +69,9 @@ struct ParentState {
     /// The uid/gid maps we write after the clone, if the child cannot write its own.
     user_maps: Option<user::ParentMaps>,
     join: join::ParentJoin,
+    /// The network namespace to clone the child in (`net/`): the cloning thread enters it
+    /// for the clone alone (`sys::ThreadNetns`).
+    clone_in_netns: Option<std::sync::Arc<OwnedFd>>,
     /// Our copies of the child's descriptors; closed once the child has exec'd.
     child_fds: Vec<OwnedFd>,
     err_read: OwnedFd,
@@ -195,6 +198,7 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
             namespaces: ns,
             user_maps,
             join: parent_join,
+            clone_in_netns: b.clone_in_netns.clone(),
             child_fds,
             err_read,
             err_write: Some(err_write),
@@ -276,6 +280,14 @@ impl ParentState {
             .filter(|_| sys::geteuid_thread() == 0);
         // SAFETY: see above.
         let clone = || unsafe { sys::clone_with(child::entry, stack, mode.flags(), ns_flags, arg) };
+        // A prepared network namespace (`net/`): the child is cloned in it, then this
+        // thread goes back to its own (see `sys::ThreadNetns` for why that is sound).
+        let in_netns = match &self.clone_in_netns {
+            Some(fd) => Some(sys::ThreadNetns::enter(fd.as_fd()).map_err(Error::io(
+                "entering the container's network namespace for the clone",
+            ))?),
+            None => None,
+        };
         let mut cloned = match owner {
             Some(uid) => {
                 let _as_owner = sys::ThreadEuid::switch(uid);
@@ -288,6 +300,7 @@ impl ParentState {
             // AppArmor's restriction): as ourselves.
             cloned = clone();
         }
+        drop(in_netns);
         let (pid, pidfd) = cloned
             .map_err(|e| user::clone_error(self.namespaces, e.raw_os_error().unwrap_or(0)))?;
         let guard = ChildGuard::new(pid, pidfd);

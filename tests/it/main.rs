@@ -26,6 +26,7 @@ mod lifeline;
 mod limits;
 mod namespaces;
 mod nesting;
+mod network;
 mod pty;
 mod rootfs;
 mod rootless;
