@@ -233,13 +233,15 @@ impl ContainerBuilder {
         self
     }
 
-    /// The hostname inside; needs [`Namespaces::UTS`]. At most 64 bytes.
+    /// The hostname inside; needs [`Namespaces::UTS`], created or joined (a joined UTS
+    /// namespace is renamed for everyone in it). At most 64 bytes.
     pub fn hostname(&mut self, name: impl AsRef<OsStr>) -> &mut Self {
         self.hostname = Some(name.as_ref().to_owned());
         self
     }
 
-    /// The NIS domain name inside; needs [`Namespaces::UTS`]. At most 64 bytes.
+    /// The NIS domain name inside; needs [`Namespaces::UTS`], created or joined. At most 64
+    /// bytes.
     pub fn domainname(&mut self, name: impl AsRef<OsStr>) -> &mut Self {
         self.domainname = Some(name.as_ref().to_owned());
         self

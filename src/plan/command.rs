@@ -93,9 +93,16 @@ pub(super) fn validate(b: &ContainerBuilder) -> Result<()> {
     if b.program.is_empty() {
         return Err(Error::EmptyProgram);
     }
+    // A joined UTS namespace is renamed as a created one is (OCI: a `uts` namespace with a
+    // `path` and a `hostname`, which runc sets there too): the caller asked for both.
+    let joined = b
+        .join
+        .joins
+        .iter()
+        .fold(Namespaces::empty(), |acc, j| acc | j.namespaces);
     for (what, name) in [("hostname", &b.hostname), ("domainname", &b.domainname)] {
         if let Some(name) = name {
-            if !b.namespaces.contains(Namespaces::UTS) {
+            if !(b.namespaces | joined).contains(Namespaces::UTS) {
                 return Err(Error::NeedsNamespace {
                     option: what,
                     needs: Namespaces::UTS,

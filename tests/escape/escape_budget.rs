@@ -639,10 +639,13 @@ fn out_of_pids_inner() {
         .unwrap();
     rt.block_on(async {
         let own = common::own_pids_dir();
+        // Not killed on drop: a killed child may already be dead when the drop checks,
+        // and is then reaped inline (nothing to strand; seen under load). A live one must
+        // be handed to the background reaper, which cannot start.
         let c = Container::builder("/bin/sleep")
             .arg("30")
             .namespaces(common::default_ns())
-            .kill_on_drop(true)
+            .kill_on_drop(false)
             .spawn()
             .await
             .unwrap();
@@ -658,6 +661,8 @@ fn out_of_pids_inner() {
         // (After the harness's "test ... " on the same line.)
         println!("\nRESULT stranded {}", cellblock::pending_orphans());
         std::fs::write(own.join("pids.max"), "max").unwrap();
+        // SAFETY: kill(2) of the stranded container's init, our child, by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         // The next hand-over takes the stranded child along.
         drop(
             Container::builder("/bin/sleep")

@@ -416,3 +416,79 @@ async fn new_namespaces_beside_a_joined_user_namespace() {
     pod.start_kill().unwrap();
     pod.wait().await.unwrap();
 }
+
+/// `mount_mqueue` in a joined IPC namespace mounts that namespace's queues (OCI: an `ipc`
+/// namespace with a `path` and the usual `/dev/mqueue` mount; runtime-tools'
+/// linux_ns_path): a queue the first container makes (a file created in its mqueue) is
+/// listed by a second one that joins its IPC namespace. Control: with an IPC namespace of
+/// its own, the second sees no such queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqueue_in_a_joined_ipc_namespace_is_that_namespaces() {
+    let mut a = Container::builder("/bin/sh")
+        .args(["-c", "touch /dev/mqueue/from-a && echo made; exec sleep 60"])
+        .namespaces(Namespaces::MOUNT | Namespaces::IPC | Namespaces::PID)
+        .mount_mqueue()
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(first_line(&mut a).await, "made");
+    for joined in [true, false] {
+        let mut b = Container::builder("/bin/ls");
+        b.arg("/dev/mqueue").mount_mqueue().stdout(Stdio::piped());
+        match joined {
+            true => b.namespaces(Namespaces::MOUNT).join(Namespaces::IPC, &a),
+            false => b.namespaces(Namespaces::MOUNT | Namespaces::IPC),
+        };
+        let out = b.output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            listed.contains("from-a"),
+            joined,
+            "joined {joined}: {listed:?}"
+        );
+    }
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+}
+
+/// `hostname` with a joined UTS namespace names that namespace (OCI: a `uts` namespace
+/// with a `path` and a `hostname`, as runc sets it; runtime-tools' linux_ns_path): after a
+/// second container that joins the first's UTS namespace with `hostname("renamed")`, a
+/// third that joins it reads "renamed". Control: the second with a UTS namespace of its own
+/// leaves the first's name alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostname_in_a_joined_uts_namespace_renames_it() {
+    for joined in [false, true] {
+        let mut a = Container::builder("/bin/sleep")
+            .arg("60")
+            .namespaces(Namespaces::UTS)
+            .hostname("first")
+            .kill_on_drop(true)
+            .spawn()
+            .await
+            .unwrap();
+        let mut b = Container::builder("/bin/true");
+        b.hostname("renamed");
+        match joined {
+            true => b.join(Namespaces::UTS, &a),
+            false => b.namespaces(Namespaces::UTS),
+        };
+        assert!(b.status().await.unwrap().success());
+        let out = Container::builder("/bin/hostname")
+            .join(Namespaces::UTS, &a)
+            .output()
+            .await
+            .unwrap();
+        let want = if joined { "renamed\n" } else { "first\n" };
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "joined {joined}"
+        );
+        a.start_kill().unwrap();
+        a.wait().await.unwrap();
+    }
+}

@@ -160,20 +160,25 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
     }
     b.rootfs(&rootfs)
         .readonly_root(root.readonly().unwrap_or(false));
+    // A uts namespace of the container's, created or joined by `path` (runc sets the
+    // hostname in a joined one too).
+    let uts = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Uts));
     if let Some(h) = spec.hostname().as_deref() {
-        if !created.contains(Namespaces::UTS) && !h.is_empty() {
+        if !uts && !h.is_empty() {
             return Err(SpecError::invalid(
                 "hostname",
-                "setting a hostname needs a new uts namespace",
+                "setting a hostname needs a uts namespace",
             ));
         }
         b.hostname(h);
     }
     if let Some(d) = spec.domainname().as_deref() {
-        if !created.contains(Namespaces::UTS) && !d.is_empty() {
+        if !uts && !d.is_empty() {
             return Err(SpecError::invalid(
                 "domainname",
-                "setting a domain name needs a new uts namespace",
+                "setting a domain name needs a uts namespace",
             ));
         }
         b.domainname(d);

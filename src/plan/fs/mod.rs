@@ -146,8 +146,11 @@ fn wanted(cfg: &FsConfig, ctx: &Ctx) -> Result<Wanted> {
             "readonly_root(true) needs a root filesystem (rootfs or chroot)".into(),
         ));
     }
+    // A joined IPC namespace will do (joins come before mounts in the child): the mqueue
+    // instance is the one of the IPC namespace the mount is made in.
     if cfg.ops.iter().any(|o| matches!(o, MountOp::Mqueue))
         && !ctx.namespaces.contains(Namespaces::IPC)
+        && !ctx.joined.contains(Namespaces::IPC)
     {
         return Err(Error::NeedsNamespace {
             option: "mount_mqueue",

@@ -314,6 +314,9 @@ fn mounts_need_a_mount_namespace_and_mqueue_an_ipc_one() {
     assert!(
         matches!(err, Error::NeedsNamespace { option: "mount_mqueue", needs } if needs == Namespaces::IPC)
     );
+    // A joined IPC namespace is one to mount mqueue in.
+    b.join_path(Namespaces::IPC, "/proc/1/ns/ipc");
+    assert!(wanted(&b.fs, &Ctx::new(&b)).is_ok());
     let mut b = builder(Namespaces::MOUNT);
     b.readonly_root(true);
     assert!(matches!(
