@@ -667,7 +667,16 @@ async fn relative_cgroup_path_and_join_cgroup_of() {
             "{} left",
             dir.display()
         );
-        let _ = std::fs::remove_dir(dir.parent().unwrap());
+    }
+    // The parent (kept, as the caller's) in every hierarchy the owner had a cgroup in.
+    let parent = Path::new(&rel).parent().unwrap();
+    for (mount, own) in own_cgroups() {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(&mount)
+            .join(own.trim_start_matches('/'))
+            .join(parent);
+        let _ = std::fs::remove_dir(&dir);
+        assert!(!dir.exists(), "{} left", dir.display());
     }
     let gone = owner.pid();
     let e = Container::builder("/bin/true")
