@@ -339,7 +339,6 @@ fn create_file_at(
     Ok(())
 }
 
-/// `symlink(target, link)`. man 2 symlink.
 /// `mknod(2)`.
 pub(crate) fn mknod(path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> c_int {
     // SAFETY: a C string.
@@ -352,6 +351,7 @@ pub(crate) fn lchown(path: &CStr, uid: u32, gid: u32) -> c_int {
     unsafe { libc::lchown(path.as_ptr(), uid, gid) }
 }
 
+/// `symlink(target, link)`. man 2 symlink.
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> c_int {
     // SAFETY: two C strings.
     unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }

@@ -94,6 +94,15 @@ fn meta(key: &str) -> Value {
     json!({"meta": {"key": key}})
 }
 
+/// `ip saddr == addr/len`.
+fn saddr_in(addr: impl Into<String>, len: u8) -> Value {
+    m(
+        "==",
+        json!({"payload": {"protocol": "ip", "field": "saddr"}}),
+        json!({"prefix": {"addr": addr.into(), "len": len}}),
+    )
+}
+
 /// Creates the table with its base rules if it is not there yet. Called under the bridge's
 /// setup lock (`bridge.rs`), so two supervisors never both create it.
 pub(crate) fn ensure_table(cfg: &EgressConfig) -> Result<()> {
@@ -125,11 +134,7 @@ pub(crate) fn ensure_table(cfg: &EgressConfig) -> Result<()> {
         rule(
             "postrouting",
             vec![
-                m(
-                    "==",
-                    json!({"payload": {"protocol": "ip", "field": "saddr"}}),
-                    json!({"prefix": {"addr": cfg.subnet.to_string(), "len": cfg.prefix}}),
-                ),
+                saddr_in(cfg.subnet.to_string(), cfg.prefix),
                 m("!=", meta("oifname"), json!(br)),
                 json!({"masquerade": null}),
             ],
@@ -138,11 +143,7 @@ pub(crate) fn ensure_table(cfg: &EgressConfig) -> Result<()> {
             "postrouting",
             vec![
                 m("==", meta("oifname"), json!(br)),
-                m(
-                    "==",
-                    json!({"payload": {"protocol": "ip", "field": "saddr"}}),
-                    json!({"prefix": {"addr": "127.0.0.0", "len": 8}}),
-                ),
+                saddr_in("127.0.0.0", 8),
                 json!({"masquerade": null}),
             ],
         ),
@@ -152,11 +153,7 @@ pub(crate) fn ensure_table(cfg: &EgressConfig) -> Result<()> {
             "postrouting",
             vec![
                 m("==", meta("oifname"), json!(br)),
-                m(
-                    "==",
-                    json!({"payload": {"protocol": "ip", "field": "saddr"}}),
-                    json!({"prefix": {"addr": cfg.subnet.to_string(), "len": cfg.prefix}}),
-                ),
+                saddr_in(cfg.subnet.to_string(), cfg.prefix),
                 m("in", json!({"ct": {"key": "status"}}), json!("dnat")),
                 json!({"masquerade": null}),
             ],

@@ -336,7 +336,8 @@ pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
 /// and return the init's exit code (128 + signal if a signal ended it).
 pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtError> {
     create(root, o).await?;
-    let pid = Dir::open(root, &o.id)?.load()?.pid;
+    let d = detached(&Dir::open(root, &o.id)?.load()?);
+    let pid = d.pid;
     if let Err(e) = start(root, &o.id) {
         let _ = delete(root, &o.id, true);
         return Err(e);
@@ -349,7 +350,6 @@ pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtErr
     // Ctrl-C or SIGTERM stops the container, not just us).
     let fwd = cellblock::SignalForwarder::new(&cellblock::FORWARDED_SIGNALS)?;
     let mut signals = fwd.subscribe(&cellblock::FORWARDED_SIGNALS);
-    let d = detached(&Dir::open(root, &o.id)?.load()?);
     let mut waited = tokio::task::spawn_blocking(move || wait_exit(pid));
     let code = loop {
         tokio::select! {
