@@ -11,6 +11,11 @@
 //! exec'd or failed. The intermediate then sends the workload's pid (as the supervisor sees
 //! it) over a pipe and exits; the supervisor reaps it and adopts the workload.
 //! The workload runs the same entry point; `entered` tells it the joins are done.
+//!
+//! A created container (`create`) is the exception: its workload stops at the start gate,
+//! so the intermediate (already cloned fork-style) clones it without `CLONE_VM |
+//! CLONE_VFORK`, as a copy, and reports its pid at once. That is runc's scheme for an OCI
+//! `create` joining a PID namespace.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -72,15 +77,21 @@ pub(crate) fn enter(spec: &JoinSpec<'_>, child: &ChildSpec<'_>) -> Step {
     };
     spec.entered.store(true, Ordering::SeqCst);
     let arg = child as *const ChildSpec<'_> as *mut c_void;
+    // A created container's workload stops at its start gate, so we cannot sleep in vfork
+    // until it execs: it gets its own copy of our memory (ours is already a private copy
+    // of the supervisor's: `create` clones us fork-style) and we report its pid at once.
+    let gated = child.session.gate >= 0;
     // SAFETY: `entry` obeys the child rules and takes the ChildSpec; `child` stays valid
     // because everybody up the chain sleeps in vfork until the workload has exec'd or
-    // exited; the stack is a prepared mapping nobody else uses (the StackTop invariant).
-    let pid = unsafe { sys::clone_parent(super::entry, workload.stack, arg) };
+    // exited, or (gated) because the workload reads it in its own copy of our memory; the
+    // stack is a prepared mapping nobody else uses (the StackTop invariant).
+    let pid = unsafe { sys::clone_parent(super::entry, workload.stack, arg, gated) };
     if pid == -1 {
         return Err((Stage::JoinClone, errno()));
     }
-    // The workload has exec'd or exited. Hand its pid over (4 bytes: one atomic write)
-    // and leave; the supervisor reaps us.
+    // The workload has exec'd or exited (gated: it is on its way to its gate, and reports
+    // on the error pipe itself). Hand its pid over (4 bytes: one atomic write) and leave;
+    // the supervisor reaps us.
     sys::write(workload.pid_fd, &pid.to_ne_bytes());
     sys::exit(0)
 }

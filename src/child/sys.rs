@@ -720,19 +720,25 @@ impl<'a> StackTop<'a> {
 
 /// `clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD)` running `entry(arg)` on
 /// `stack`: a sibling of ours (a child of the supervisor) that shares our memory, while
-/// we sleep until it has exec'd or exited. Returns its pid (as the supervisor sees it) or
-/// -1 with errno set. man 2 clone.
+/// we sleep until it has exec'd or exited. With `copy_memory`, `clone(CLONE_PARENT |
+/// SIGCHLD)` instead: the sibling gets its own copy of our memory and we go on at once
+/// (a created container's workload, which waits at its start gate long after we are
+/// gone). Returns its pid (as the supervisor sees it) or -1 with errno set. man 2 clone.
 ///
 /// # Safety
 /// `entry` obeys the rules of `mod.rs` (no allocation, no locks, ends in execve or
 /// `_exit`), and `arg` is what `entry` expects and stays valid until the new process has
-/// exec'd or exited.
+/// exec'd or exited (with `copy_memory`: in the copy, which nobody else changes).
 pub(crate) unsafe fn clone_parent(
     entry: extern "C" fn(*mut c_void) -> c_int,
     stack: StackTop<'_>,
     arg: *mut c_void,
+    copy_memory: bool,
 ) -> c_int {
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD;
+    let flags = match copy_memory {
+        false => libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD,
+        true => libc::CLONE_PARENT | libc::SIGCHLD,
+    };
     // SAFETY: the caller vouches for `entry` and `arg`; the StackTop invariant for the
     // stack; the three optional out-pointers are null (no flag asks for them).
     unsafe {

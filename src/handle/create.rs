@@ -51,8 +51,11 @@ impl ContainerBuilder {
     /// take them on descriptors opened close-on-exec after it.
     ///
     /// Joining a PID namespace ([`join`](Self::join) with [`Namespaces::PID`](crate::Namespaces::PID)),
-    /// or creating one after joining a user namespace, needs the supervisor to adopt a
-    /// grandchild during the setup and is refused here ([`Error::BadConfig`]).
+    /// or creating one after joining a user namespace, takes one more fork: `setns` into a
+    /// PID namespace only places the caller's future children, so the cloned child joins
+    /// and forks the workload as the supervisor's own child (`CLONE_PARENT`), reports its
+    /// pid and exits; the workload then waits at the gate (runc's scheme). That second
+    /// copy of the supervisor's memory costs as much as the first.
     ///
     /// ```no_run
     /// # async fn demo() -> cellblock::Result<()> {

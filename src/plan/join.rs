@@ -82,14 +82,6 @@ impl PreparedJoin {
     }
 }
 
-impl PreparedJoin {
-    /// Whether the child clones the workload after the joins (a PID namespace joined, or
-    /// created after a joined user namespace).
-    pub(crate) fn forks_workload(&self) -> bool {
-        self.workload.is_some()
-    }
-}
-
 impl Drop for PreparedJoin {
     fn drop(&mut self) {
         // By now the workload is off this stack (it exec'd or exited before the

@@ -124,13 +124,6 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
     let fs = fs::prepare(&b.fs, &ctx)?;
     let (user, user_maps) = user::prepare(&b.user, &ctx)?;
     let (mut join, parent_join) = join::prepare(&b.join, &ctx)?;
-    if b.session.gated && join.forks_workload() {
-        return Err(Error::BadConfig(
-            "create() cannot join a PID namespace (nor create one after joining a user \
-             namespace): the workload would be a grandchild made during the setup; use spawn()"
-                .into(),
-        ));
-    }
     let time = time::prepare(&b.time, &ctx)?;
     let command = command::prepare(b, &ctx, &fs)?;
 

@@ -489,6 +489,110 @@ async fn join_path_enters_every_kind() {
     target.kill().await.unwrap();
 }
 
+/// The pid of process `pid`'s parent, from /proc/PID/stat.
+fn ppid_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `create` joining a PID namespace by path (OCI `create` with a `pid` namespace path:
+/// runtime-tools `linux_ns_path`), and creating one after joining a user namespace. Both
+/// need the workload forked during the setup. Seen from the host while it waits at its
+/// gate: it has not exec'd, it is in the expected PID namespace, and it is our own child
+/// (the intermediate that forked it is gone, reaped). After the start it runs there: in
+/// the joined namespace as one more process, in the new one as its pid 1. A created
+/// container of the kind dropped unstarted is killed and reaped.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_joins_a_pid_namespace_or_makes_one_in_a_joined_user_namespace() {
+    let _d = common::deadline("create joining a PID namespace", 60);
+    let dir = scratch("pidjoin");
+    let mut target = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(Namespaces::USER | common::ns())
+        .spawn()
+        .await
+        .unwrap();
+    let tpid = target.pid();
+    let their_pidns = std::fs::read_link(format!("/proc/{tpid}/ns/pid")).unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    assert_ne!(their_pidns, ours);
+    for (case, join, create) in [
+        ("join PID", Namespaces::PID, Namespaces::empty()),
+        (
+            "new PID in a joined USER",
+            Namespaces::USER,
+            Namespaces::PID,
+        ),
+    ] {
+        let marker = dir.join(format!("marker-{}", join.bits()));
+        let mut b = Container::builder("/bin/sh");
+        b.args(["-c", &format!("echo $$ > {}", marker.display())])
+            .namespaces(create)
+            .init(false)
+            .join_path(
+                join,
+                format!(
+                    "/proc/{tpid}/ns/{}",
+                    if join == Namespaces::PID {
+                        "pid"
+                    } else {
+                        "user"
+                    }
+                ),
+            );
+        let created = b.create().await.unwrap_or_else(|e| panic!("{case}: {e}"));
+        let pid = created.pid();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!marker.exists(), "{case}: the workload ran before start");
+        assert_eq!(exe_of(pid), std::env::current_exe().unwrap(), "{case}");
+        assert_eq!(
+            ppid_of(pid),
+            std::process::id() as i32,
+            "{case}: not our child"
+        );
+        let pidns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+        let mut c = created.start().await.unwrap();
+        assert_eq!(c.pid(), pid, "{case}");
+        assert!(c.wait().await.unwrap().success(), "{case}");
+        let inside: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if join == Namespaces::PID {
+            assert_eq!(pidns, their_pidns, "{case}");
+            assert!(inside > 1, "{case}: pid {inside} in the joined namespace");
+        } else {
+            assert_ne!(pidns, their_pidns, "{case}");
+            assert_ne!(pidns, ours, "{case}");
+            assert_eq!(inside, 1, "{case}");
+        }
+        // Dropped unstarted: killed and reaped.
+        let mut b = Container::builder("/bin/true");
+        b.namespaces(create).join_path(
+            join,
+            format!(
+                "/proc/{tpid}/ns/{}",
+                if join == Namespaces::PID {
+                    "pid"
+                } else {
+                    "user"
+                }
+            ),
+        );
+        let created = b.create().await.unwrap();
+        let pid = created.pid();
+        drop(created);
+        assert!(
+            common::eventually(10, || !common::alive(pid)).await,
+            "{case}: the dropped workload is still there ({:?})",
+            common::state(pid)
+        );
+    }
+    target.kill().await.unwrap();
+}
+
 /// `join_cgroup_path` puts a process in another container's cgroup (OCI `exec`) without
 /// owning it: the limits stay the owner's, and ending the joiner neither empties nor
 /// removes the cgroup. It takes no limits of its own, and a missing cgroup is an error.

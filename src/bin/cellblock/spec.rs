@@ -289,8 +289,7 @@ fn map_linux_extras(
 ///
 /// Not done here: the container's cgroups, which the caller joins
 /// (`ContainerBuilder::join_cgroup_of` the init, in `exec`), and its seccomp profile
-/// ([`exec_builder_in`]). A joined PID namespace makes the library's `create` refuse the
-/// builder (`Error::BadConfig`): spawn it instead.
+/// ([`exec_builder_in`]).
 pub fn exec_builder(
     process: &Process,
     target_pid: i32,

@@ -1107,7 +1107,9 @@ async fn oom_score_adj_is_set() {
 
 /// A namespace with a `path` is joined: the network namespace of a running container, by
 /// its /proc path; the workload is in it (same inode, seen from the host). A PID
-/// namespace with a path, with `create`, is refused by the library, typed.
+/// namespace with a path, with `create` (runtime-tools `linux_ns_path`, its `pid` case):
+/// the created workload is already in it while it waits at its gate (seen from the host),
+/// and inside it is a process of that namespace, not its pid 1.
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaces_with_a_path_are_joined() {
     let first = Bundle::new("ns-first");
@@ -1120,6 +1122,7 @@ async fn namespaces_with_a_path_are_joined() {
     d.start().unwrap();
     let net = format!("/proc/{}/ns/net", d.pid);
     let theirs = std::fs::read_link(&net).unwrap();
+    let their_pidns = std::fs::read_link(format!("/proc/{}/ns/pid", d.pid)).unwrap();
 
     let second = Bundle::new("ns-second");
     let mut w = podman_json(&second);
@@ -1130,17 +1133,19 @@ async fn namespaces_with_a_path_are_joined() {
         }
     }
     let joined = output(builder_for(&spec_of(&w), &second.opts()).unwrap()).await;
-    // The PID namespace by path, created: refused by the library (it would need the
-    // supervisor to adopt a grandchild).
+    // The PID namespace by path, created.
     let third = Bundle::new("ns-third");
     let mut x = podman_json(&third);
+    script(&mut x, "echo $$; readlink /proc/self/ns/pid");
     for ns in x["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "pid" {
             ns["path"] = json!(format!("/proc/{}/ns/pid", d.pid));
         }
     }
-    let mut b = builder_for(&spec_of(&x), &third.opts()).unwrap();
-    let refused = within(b.create()).await.map(drop);
+    let (stdout, at_gate) = run_detached(&third, &x, |c| {
+        std::fs::read_link(format!("/proc/{}/ns/pid", c.pid)).unwrap()
+    })
+    .await;
     d.destroy().unwrap();
     // SAFETY: waitpid on a child of this process (the detached container).
     unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
@@ -1151,10 +1156,16 @@ async fn namespaces_with_a_path_are_joined() {
         text(&joined.stderr)
     );
     assert_ne!(theirs, std::fs::read_link("/proc/self/ns/net").unwrap());
-    assert!(
-        matches!(refused, Err(cellblock::Error::BadConfig(_))),
-        "{refused:?}"
+    assert_ne!(
+        their_pidns,
+        std::fs::read_link("/proc/self/ns/pid").unwrap()
     );
+    assert_eq!(at_gate, their_pidns, "the created process's PID namespace");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout:?}");
+    let pid_inside: i32 = lines[0].parse().unwrap();
+    assert!(pid_inside > 1, "pid {pid_inside} in the joined namespace");
+    assert_eq!(lines[1], their_pidns.to_str().unwrap());
 }
 
 /// uid/gid mappings: a new user namespace mapping the container's 0..65536 to host
