@@ -223,7 +223,8 @@ impl ContainerBuilder {
     /// root is detached, so nothing outside `dir` stays reachable (not through `..`,
     /// symlinks, `/proc/1/root` or `/proc/self/cwd`). With [`Namespaces::PID`] a fresh
     /// `/proc` is mounted at `dir/proc` if that directory exists. The program and the
-    /// working directory are looked up inside the new root. Needs [`Namespaces::MOUNT`].
+    /// working directory are looked up inside the new root. Needs [`Namespaces::MOUNT`], or
+    /// a joined mount namespace (see [`join_path`](Self::join_path)).
     pub fn rootfs(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.fs.root = Some(dir.into());
         self.fs.chroot = false;

@@ -78,6 +78,15 @@ impl ContainerBuilder {
     /// (not its PID 1); joining [`Namespaces::MOUNT`] puts it at `other`'s root. Joining a
     /// [`Namespaces::USER`] or [`Namespaces::TIME`] namespace needs a fork-style clone whose
     /// cost grows with the supervisor's memory (see the module docs).
+    ///
+    /// A [`rootfs`](Self::rootfs) in a joined mount namespace is set up there, as runc
+    /// does for an OCI `mnt` namespace with a `path`: its `/` is made private (nothing the
+    /// container mounts reaches the namespaces it shares mounts with), the root path is
+    /// looked up in *that* namespace, and `pivot_root` moves **every** process of the
+    /// namespace whose root was the old one into the container's root. It is refused
+    /// ([`Error::BadJoin`](crate::Error::BadJoin)) for the supervisor's own mount namespace
+    /// and PID 1's. Mounts without a root filesystem are refused in a joined mount
+    /// namespace: they would land among its owner's.
     pub fn join(&mut self, namespaces: Namespaces, other: &Container) -> &mut Self {
         let pidfd = other
             .pidfd()

@@ -49,6 +49,17 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Whether the container's mounts go in a mount namespace set up for it: one of its
+    /// own ([`Namespaces::MOUNT`] created), or a joined one with a root filesystem (OCI
+    /// `create` with a `mnt` namespace path, as runc does it). The root change in a joined
+    /// namespace moves every process of that namespace to the new root (`pivot_root`
+    /// changes the root of each process whose root was the old one), so `plan/join.rs`
+    /// refuses to do it in the supervisor's own mount namespace or in PID 1's.
+    pub(crate) fn mounts_here(&self) -> bool {
+        self.namespaces.contains(Namespaces::MOUNT)
+            || (self.joined.contains(Namespaces::MOUNT) && self.root.is_some())
+    }
+
     pub(crate) fn new(b: &ContainerBuilder) -> Ctx {
         Ctx {
             namespaces: b.namespaces,

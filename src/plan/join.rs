@@ -191,6 +191,9 @@ pub(crate) fn prepare(cfg: &JoinConfig, ctx: &Ctx) -> Result<(PreparedJoin, Pare
     let plan = plan(cfg, ctx)?;
     for j in ordered(&cfg.joins) {
         let fd = open(j)?;
+        if j.namespaces.contains(Namespaces::MOUNT) && ctx.root.is_some() {
+            refuse_shared_root_change(j, fd.as_fd())?;
+        }
         prepared.entries.push(JoinFd {
             fd: fd.as_raw_fd(),
             nstype: j.namespaces.ns_flags(),
@@ -207,6 +210,54 @@ pub(crate) fn prepare(cfg: &JoinConfig, ctx: &Ctx) -> Result<(PreparedJoin, Pare
         parent.pid_pipe = Some((r, w));
     }
     Ok((prepared, parent))
+}
+
+/// With a root filesystem in a joined mount namespace, the root change moves every process
+/// of that namespace to the container's root (`Ctx::mounts_here`): refused when that
+/// namespace is the supervisor's own or PID 1's, which would put the supervisor, or the
+/// whole host, inside the container's root. `fd` is what [`open`] returned for `j`.
+/// (Threads cannot differ: `setns` and `unshare` of a mount namespace refuse a process
+/// whose threads share its file system information.)
+fn refuse_shared_root_change(j: &Join, fd: BorrowedFd<'_>) -> Result<()> {
+    let target = match &j.source {
+        // A pidfd is not a namespace file: the process's own, through /proc (it is alive,
+        // `open` checked, and its pidfd keeps its pid from being reused).
+        Source::Container { pid, .. } => std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+            .and_then(|f| ns_id(f.as_fd()))
+            .map_err(|e| j.error(format!("reading its mount namespace: {e}")))?,
+        Source::Path(_) | Source::Fd(_) => {
+            ns_id(fd).map_err(|e| j.error(format!("reading the namespace file: {e}")))?
+        }
+    };
+    // PID 1's may be unreadable (an unprivileged supervisor), and then is not joinable
+    // either.
+    let id = |path: &str| {
+        std::fs::File::open(path)
+            .and_then(|f| ns_id(f.as_fd()))
+            .ok()
+    };
+    match whose_mount_ns(target, id("/proc/self/ns/mnt"), id("/proc/1/ns/mnt")) {
+        Some(whose) => Err(j.error(format!(
+            "it is {whose} mount namespace: a root filesystem set up in a joined mount \
+             namespace moves every process of that namespace into it"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whose mount namespace `target` is, if it is one [`refuse_shared_root_change`] refuses.
+fn whose_mount_ns(
+    target: (u64, u64),
+    ours: Option<(u64, u64)>,
+    pid1: Option<(u64, u64)>,
+) -> Option<&'static str> {
+    if Some(target) == ours {
+        Some("the supervisor's own")
+    } else if Some(target) == pid1 {
+        Some("PID 1's (the host's)")
+    } else {
+        None
+    }
 }
 
 /// Opens what `j` joins: a duplicate of a live container's pidfd, or a namespace file of
@@ -615,5 +666,28 @@ mod tests {
         assert_eq!(cfg.joins.len(), 2);
         assert_eq!(cfg.joins[1].namespaces, Namespaces::USER);
         assert!(!cfg.kinds().contains(Namespaces::MOUNT) && cfg.any());
+    }
+
+    /// The supervisor's own mount namespace and PID 1's are refused for a root change;
+    /// where the supervisor runs in its own (a container engine in a container), PID 1's is
+    /// still named; any other is allowed.
+    #[test]
+    fn a_root_change_is_refused_in_our_own_and_pid_1s_mount_namespace() {
+        let (host, ours, other) = ((4, 1), (4, 2), (4, 3));
+        assert_eq!(
+            whose_mount_ns(host, Some(host), Some(host)),
+            Some("the supervisor's own")
+        );
+        assert_eq!(
+            whose_mount_ns(ours, Some(ours), Some(host)),
+            Some("the supervisor's own")
+        );
+        assert_eq!(
+            whose_mount_ns(host, Some(ours), Some(host)),
+            Some("PID 1's (the host's)")
+        );
+        assert_eq!(whose_mount_ns(other, Some(ours), Some(host)), None);
+        assert_eq!(whose_mount_ns(other, Some(ours), None), None);
+        assert_eq!(whose_mount_ns(host, None, None), None);
     }
 }

@@ -172,7 +172,10 @@ pub(crate) fn prepare(b: &ContainerBuilder, defaults: Defaults) -> Result<(Plan,
         stdio: [raw(&stdin.child), raw(&stdout.child), raw(&stderr.child)],
         err_fd: err_write.as_raw_fd(),
         command,
-        mount_private: ns.contains(Namespaces::MOUNT),
+        // In a joined mount namespace too (with a root filesystem): nothing mounted for the
+        // container may propagate to the namespaces it shares mounts with, and pivot_root
+        // refuses a shared root.
+        mount_private: ctx.mounts_here(),
         mount_proc: ns.contains(Namespaces::MOUNT | Namespaces::PID) && !fs.mounts_proc(),
         loopback_up: ns.contains(Namespaces::NET),
         fs,

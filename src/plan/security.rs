@@ -79,7 +79,11 @@ impl PreparedSecurity {
 
 /// Validates the security settings and prepares everything the child needs.
 pub(crate) fn prepare(cfg: &SecurityConfig, ctx: &Ctx) -> Result<PreparedSecurity> {
-    let (masks, readonly) = mask_lists(cfg, ctx.namespaces)?;
+    let mount_ns = match ctx.mounts_here() {
+        true => Namespaces::MOUNT,
+        false => Namespaces::empty(),
+    };
+    let (masks, readonly) = mask_lists(cfg, ctx.namespaces | mount_ns)?;
     let keep_caps = kept_capabilities(cfg, ctx.namespaces);
     let cap_sets = capability_sets(cfg, ctx.namespaces)?;
     // Compiled here (or taken from the cache): the child only hands them to the kernel.

@@ -738,3 +738,180 @@ async fn path_lookup_skips_empty_directories_of_our_own() {
     let st = b.status().await.unwrap();
     assert_eq!(st.code(), Some(7), "{st:?}");
 }
+
+/// A root filesystem in a *joined* mount namespace (OCI `create` with a `mnt` namespace
+/// path, runtime-tools `linux_ns_path`), as runc sets it up: the workload runs in that
+/// namespace at the new root. `pivot_root` moves every process of the namespace whose
+/// root was the old one, so the namespace's own process (an `unshare` here) is moved into
+/// the container's root too: a documented consequence, asserted from the host. The
+/// joined namespace shares a mount with the host (a shared tmpfs holding the root, and
+/// `unshare --propagation unchanged`): the container's mounts still never reach the host,
+/// since `/` of the joined namespace is made private before anything is mounted. With
+/// the root change in the supervisor's own mount namespace (by path, or through a
+/// container that shares it), the spawn is refused before anything runs: it would move
+/// the supervisor into the container.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_filesystem_in_a_joined_mount_namespace() {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let _d = common::deadline("root filesystem in a joined mount namespace", 60);
+    let _host_mounts = common::host_mounts_lock().await;
+    let before = common::host_mount_points();
+    let t = TempDir::new("joinmnt");
+    let shared = t.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    mount(
+        Some("tmpfs"),
+        &shared,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    mount(
+        None::<&str>,
+        &shared,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(shared.clone());
+    let root = make_root(&shared);
+    std::fs::write(root.join("marker"), "inside-marker\n").unwrap();
+    let mut target = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "unchanged", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    let tpid = target.id() as i32;
+    let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let tns = format!("/proc/{tpid}/ns/mnt");
+    assert!(
+        common::eventually(10, || {
+            std::fs::read_link(&tns).is_ok_and(|n| n != ours)
+                && std::fs::read_link(format!("/proc/{tpid}/exe"))
+                    .is_ok_and(|e| e.ends_with("sleep"))
+        })
+        .await,
+        "unshare did not make its mount namespace"
+    );
+    let theirs = std::fs::read_link(&tns).unwrap();
+    assert!(!Path::new(&format!("/proc/{tpid}/root/marker")).exists());
+    // The control: a mount made in that namespace as it is reaches the host (what every
+    // mount of the container's would do, were `/` not made private first; with that step
+    // off, 23 of them leak and pivot_root then fails with EINVAL).
+    let probe = shared.join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let made = std::process::Command::new("nsenter")
+        .arg(format!("--mount={tns}"))
+        .args(["mount", "-t", "tmpfs", "probe"])
+        .arg(&probe)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let probe_s = probe.display().to_string();
+    let reached = common::host_mount_points().contains(&probe_s);
+    umount2(&probe, MntFlags::MNT_DETACH).unwrap();
+    assert!(
+        reached,
+        "the control: a mount in the joined namespace reaches the host"
+    );
+
+    let mut b = Container::builder("/bin/sh");
+    b.args([
+        "-c",
+        "cat /marker; readlink /proc/self/ns/mnt; echo ready; sleep 30",
+    ])
+    .namespaces(Namespaces::PID)
+    .host_root()
+    .join_path(Namespaces::MOUNT, &tns)
+    .tmpfs("/tmp")
+    .stdout(cellblock::Stdio::piped());
+    use_root(&mut b, &root);
+    let mut c = b.spawn().await.unwrap();
+    let mut out = String::new();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(c.take_stdout().unwrap()).lines();
+    while let Some(l) = lines.next_line().await.unwrap() {
+        if l == "ready" {
+            break;
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    // Seen from the host while it runs: in the joined namespace; none of its mounts (the
+    // root bound on itself, /proc, /tmp, the binds) shows here, though the root lies in a
+    // mount shared with the namespace it joined; the namespace's process was moved.
+    let during = common::host_mount_points();
+    let moved = std::fs::read_to_string(format!("/proc/{tpid}/root/marker"));
+    let joined = std::fs::read_link(format!("/proc/{}/ns/mnt", c.pid())).unwrap();
+    c.start_kill().unwrap();
+    c.wait().await.unwrap();
+    let _ = target.kill();
+    target.wait().unwrap();
+    assert_eq!(
+        out,
+        format!("inside-marker\n{}\n", theirs.display()),
+        "the workload's view"
+    );
+    assert_eq!(joined, theirs);
+    let root_s = root.display().to_string();
+    assert!(
+        !during.iter().any(|m| m.starts_with(&root_s)),
+        "a container mount reached the host: {during:?}"
+    );
+    assert_eq!(
+        moved.ok().as_deref(),
+        Some("inside-marker\n"),
+        "pivot_root moves the joined namespace's other processes into the new root"
+    );
+
+    // The supervisor's own mount namespace: by path, and through a container sharing it.
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(Namespaces::PID)
+        .host_root()
+        .join_path(Namespaces::MOUNT, "/proc/self/ns/mnt");
+    use_root(&mut b, &root);
+    let e = b.spawn().await.unwrap_err();
+    assert!(
+        matches!(&e, Error::BadJoin { reason, .. } if reason.contains("the supervisor's own mount namespace")),
+        "{e}"
+    );
+    let mut sharing = Container::builder("/bin/sleep")
+        .arg("100")
+        .namespaces(Namespaces::PID)
+        .spawn()
+        .await
+        .unwrap();
+    let mut b = Container::builder("/bin/true");
+    b.namespaces(Namespaces::PID)
+        .join(Namespaces::MOUNT, &sharing);
+    use_root(&mut b, &root);
+    let e = b.spawn().await.unwrap_err();
+    sharing.kill().await.unwrap();
+    assert!(
+        matches!(&e, Error::BadJoin { reason, .. } if reason.contains("the supervisor's own mount namespace")),
+        "{e}"
+    );
+    // Without a root filesystem, joining our own mount namespace changes nothing, and is
+    // allowed (an `exec` into a container that shares it).
+    let out = Container::builder("/bin/true")
+        .namespaces(Namespaces::PID)
+        .host_root()
+        .join_path(Namespaces::MOUNT, "/proc/self/ns/mnt")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    drop(_unmount);
+    assert_eq!(
+        common::host_mount_points(),
+        before,
+        "host mount table changed"
+    );
+}

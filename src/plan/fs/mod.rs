@@ -124,7 +124,9 @@ struct Wanted {
 
 /// Validates the file system settings against the namespaces and decides the defaults.
 fn wanted(cfg: &FsConfig, ctx: &Ctx) -> Result<Wanted> {
-    let mount_ns = ctx.namespaces.contains(Namespaces::MOUNT);
+    // A joined mount namespace only with a root filesystem (`Ctx::mounts_here`): mounts
+    // without one would land among the other container's own.
+    let mount_ns = ctx.mounts_here();
     let any = cfg.root.is_some() || !cfg.ops.is_empty();
     if any && !mount_ns {
         return Err(Error::NeedsNamespace {

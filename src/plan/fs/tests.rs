@@ -317,6 +317,17 @@ fn mounts_need_a_mount_namespace_and_mqueue_an_ipc_one() {
     // A joined IPC namespace is one to mount mqueue in.
     b.join_path(Namespaces::IPC, "/proc/1/ns/ipc");
     assert!(wanted(&b.fs, &Ctx::new(&b)).is_ok());
+    // A joined mount namespace takes a root filesystem (set up there, as runc does), but
+    // no mounts without one (they would land among its owner's).
+    let mut b = builder(Namespaces::PID);
+    b.join_path(Namespaces::MOUNT, "/proc/1/ns/mnt")
+        .tmpfs("/tmp");
+    let err = wanted(&b.fs, &Ctx::new(&b)).unwrap_err();
+    assert!(
+        matches!(err, Error::NeedsNamespace { option: "mounts (bind, tmpfs, mount_*)", needs } if needs == Namespaces::MOUNT)
+    );
+    b.rootfs("/srv/root");
+    assert!(wanted(&b.fs, &Ctx::new(&b)).is_ok());
     let mut b = builder(Namespaces::MOUNT);
     b.readonly_root(true);
     assert!(matches!(
