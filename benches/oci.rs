@@ -13,7 +13,9 @@
 //!   'umount ...; exec /bin/true'`) is measured as its own row, `unshare_wrapper`, and
 //!   subtracted in `crun_net`;
 //! * `cellblock` (target/release/cellblock, `cargo build --release --features oci`) when that
-//!   binary exists; its rows are missing otherwise, and the run says so.
+//!   binary exists; its rows are missing otherwise, and the run says so;
+//! * `cellblock-lto` (target/oci-runtime/cellblock, `cargo build --profile oci-runtime
+//!   --features oci --bin cellblock`, the build the README installs) when it exists.
 //!
 //! The bundle is .ci/oci-image.sh's (umoci's config, busybox rootfs), built once into
 //! target/oci-bench/ and reused, with `process.args` set to `/bin/true` and no terminal.
@@ -44,7 +46,11 @@ const UNIFIED: &str = "/sys/fs/cgroup/unified";
 enum Runtime {
     Runc,
     Crun,
+    /// target/release/cellblock: the build the tests run.
     Cellblock,
+    /// target/oci-runtime/cellblock: the build the README installs (the `oci-runtime`
+    /// profile: release with fat LTO and one codegen unit).
+    CellblockLto,
 }
 
 impl Runtime {
@@ -53,6 +59,7 @@ impl Runtime {
             Runtime::Runc => "runc",
             Runtime::Crun => "crun",
             Runtime::Cellblock => "cellblock",
+            Runtime::CellblockLto => "cellblock-lto",
         }
     }
 }
@@ -69,6 +76,7 @@ struct Bench {
     bundle: PathBuf,
     scratch: PathBuf,
     cellblock: Option<PathBuf>,
+    cellblock_lto: Option<PathBuf>,
     seq: u64,
 }
 
@@ -83,6 +91,7 @@ impl Bench {
             Runtime::Runc => "runc".to_string(),
             Runtime::Crun => "crun".to_string(),
             Runtime::Cellblock => self.cellblock.as_ref().unwrap().display().to_string(),
+            Runtime::CellblockLto => self.cellblock_lto.as_ref().unwrap().display().to_string(),
         };
         let mut v = vec![bin, "--root".into(), self.root(rt).display().to_string()];
         v.extend(verb.iter().map(|s| s.to_string()));
@@ -235,14 +244,18 @@ fn main() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let cellblock = target.join("release/cellblock");
-    let cellblock = cellblock.exists().then_some(cellblock);
+    let built = |profile: &str| {
+        let p = target.join(profile).join("cellblock");
+        p.exists().then_some(p)
+    };
+    let (cellblock, cellblock_lto) = (built("release"), built("oci-runtime"));
     let scratch = std::env::temp_dir().join(format!("cellblock-oci-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut bench = Bench {
         bundle: bundle(&target),
         scratch: scratch.clone(),
         cellblock,
+        cellblock_lto,
         seq: 0,
     };
 
@@ -258,6 +271,10 @@ fn main() {
     if bench.cellblock.is_some() {
         contenders.push((Runtime::Cellblock, Case::Run));
         contenders.push((Runtime::Cellblock, Case::CreateStartDelete));
+    }
+    if bench.cellblock_lto.is_some() {
+        contenders.push((Runtime::CellblockLto, Case::Run));
+        contenders.push((Runtime::CellblockLto, Case::CreateStartDelete));
     }
     // One unmeasured container of each first (page cache, the runtimes' first-run work).
     for &(rt, case) in &contenders {
@@ -310,7 +327,7 @@ fn main() {
         let name = label(Runtime::Crun, case);
         let name = name.trim_end_matches("/crun");
         println!("{name:<22} crun {crun:.2} ms, crun_net {crun_net:.2} ms");
-        for rt in [Runtime::Runc, Runtime::Cellblock] {
+        for rt in [Runtime::Runc, Runtime::Cellblock, Runtime::CellblockLto] {
             match median(rt, case) {
                 Some(m) => println!(
                     "{:<22} {}/crun {:.2}x  {}/crun_net {:.2}x{}",
@@ -319,16 +336,29 @@ fn main() {
                     m / crun,
                     rt.name(),
                     m / crun_net,
-                    if rt == Runtime::Cellblock {
+                    if rt != Runtime::Runc {
                         "   (target <= 0.5x crun)"
                     } else {
                         ""
                     }
                 ),
                 None => println!(
-                    "{:<22} cellblock: not measured ({} does not exist: cargo build --release --features oci)",
+                    "{:<22} {}: not measured ({} does not exist: {})",
                     "",
-                    target.join("release/cellblock").display()
+                    rt.name(),
+                    target
+                        .join(if rt == Runtime::Cellblock {
+                            "release"
+                        } else {
+                            "oci-runtime"
+                        })
+                        .join("cellblock")
+                        .display(),
+                    if rt == Runtime::Cellblock {
+                        "cargo build --release --features oci"
+                    } else {
+                        "cargo build --profile oci-runtime --features oci --bin cellblock"
+                    }
                 ),
             }
         }
