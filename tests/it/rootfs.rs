@@ -784,11 +784,21 @@ async fn a_root_filesystem_in_a_joined_mount_namespace() {
     let _unmount = Unmount(shared.clone());
     let root = make_root(&shared);
     std::fs::write(root.join("marker"), "inside-marker\n").unwrap();
-    let mut target = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "unchanged", "sleep", "100"])
-        .spawn()
-        .unwrap();
-    let tpid = target.id() as i32;
+    /// Kills and reaps the `unshare` (by its pid: our child) however the test ends.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let target = Reaped(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "unchanged", "sleep", "100"])
+            .spawn()
+            .unwrap(),
+    );
+    let tpid = target.0.id() as i32;
     let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
     let tns = format!("/proc/{tpid}/ns/mnt");
     assert!(
@@ -852,8 +862,7 @@ async fn a_root_filesystem_in_a_joined_mount_namespace() {
     let joined = std::fs::read_link(format!("/proc/{}/ns/mnt", c.pid())).unwrap();
     c.start_kill().unwrap();
     c.wait().await.unwrap();
-    let _ = target.kill();
-    target.wait().unwrap();
+    drop(target);
     assert_eq!(
         out,
         format!("inside-marker\n{}\n", theirs.display()),

@@ -1151,11 +1151,21 @@ async fn namespaces_with_a_path_are_joined() {
     // `mnt` case: the namespace of an `unshare --mount`, a copy of ours, where the bundle's
     // path exists). Set up in that namespace, which moves the `unshare`'s process into the
     // new root too, as with runc.
-    let mut unshared = std::process::Command::new("unshare")
-        .args(["--mount", "sleep", "100"])
-        .spawn()
-        .unwrap();
-    let upid = unshared.id();
+    /// Kills and reaps the `unshare` (by its pid: our child) however the test ends.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let unshared = Reaped(
+        std::process::Command::new("unshare")
+            .args(["--mount", "sleep", "100"])
+            .spawn()
+            .unwrap(),
+    );
+    let upid = unshared.0.id();
     let ours_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
     let their_mntns = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -1178,8 +1188,7 @@ async fn namespaces_with_a_path_are_joined() {
         }
     }
     let (mnt_stdout, ()) = run_detached(&fourth, &y, |_| ()).await;
-    let _ = unshared.kill();
-    unshared.wait().unwrap();
+    drop(unshared);
     d.destroy().unwrap();
     // SAFETY: waitpid on a child of this process (the detached container).
     unsafe { libc::waitpid(d.pid, std::ptr::null_mut(), 0) };
