@@ -788,3 +788,183 @@ fn exec_gets_the_containers_seccomp_profile_and_cgroup() {
     }
     b.finish();
 }
+
+/// A cgroup layout other than this host's hybrid one, made for the runtime alone: each of
+/// its calls runs in a private mount namespace where `/sys/fs/cgroup` shows only the v1
+/// controllers (the v2 hierarchy at `unified` unmounted: a v1-only host), or only the v2
+/// hierarchy, mounted at `/sys/fs/cgroup` (a v2-only host; its controllers are bound to v1
+/// here, so it has none, as on a v2 host without delegated controllers).
+fn in_layout(b_dir: &Path, v2_only: bool) -> Runtime {
+    let setup = if v2_only {
+        "umount -R -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup"
+    } else {
+        "umount /sys/fs/cgroup/unified"
+    };
+    let script = b_dir.join(if v2_only { "runtime-v2" } else { "runtime-v1" });
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {} -m --propagation private /bin/sh -c '{setup} || exit 90; exec \"$0\" \"$@\"' {} \"$@\"\n",
+            harness::tool("unshare").display(),
+            harness::sh_quote(env!("CARGO_BIN_EXE_cellblock")),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Runtime { path: script }
+}
+
+/// The issue asks for hybrid, v1-only and v2-only hosts; every other test here runs on
+/// this hybrid host, and this one runs the runtime under the two others (`in_layout`).
+/// In each, seen from both sides: `run` returns the workload's exit code; a created
+/// container is placed in the layout's hierarchies (its `/proc/PID/cgroup` from the host:
+/// the container's path in the v1 controllers and our own v2 cgroup on v1-only, the
+/// reverse on v2-only); `pause` freezes it (v1 `freezer.state`, v2 `cgroup.events`) and
+/// `resume` thaws it; `delete` leaves nothing. The device rules hold in each (v1
+/// `devices.deny`, or the v2 BPF program): the attack, with `CAP_MKNOD` given, makes a
+/// block device node (the default rules let any be made, `b *:* m`, as runc's do) and
+/// opens it, and opens one the rootfs holds: both opens are refused with the config's
+/// rules (deny all, then the default devices), and both get past the cgroup (the open then
+/// fails in the driver, or succeeds) when the config allows every device, the control.
+#[test]
+fn the_runtime_works_on_v1_only_and_v2_only_cgroup_layouts() {
+    harness::require_root();
+    for v2_only in [false, true] {
+        let layout = if v2_only { "v2-only" } else { "v1-only" };
+        let scratch = tempdir_for(layout);
+        let b = Bundles::new(&in_layout(&scratch, v2_only));
+        // A block device node in the rootfs (7:0, loop0), made by the host.
+        let node = b.rootfs().join("blk");
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFBLK,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            nix::sys::stat::makedev(7, 0),
+        )
+        .unwrap();
+
+        let code = b.bundle("code", &["sh", "-c", "exit 7"]);
+        let o = b.runtime(&["run", "--bundle", &code.display().to_string(), "code"]);
+        assert_eq!(o.status.code(), Some(7), "{layout}: {o:#?}");
+
+        // (Made in the rootfs: the container's /dev is mounted nodev.)
+        let attack = "rm -f /made; mknod /made b 7 0 && head -c1 /made 2>&1 >/dev/null; \
+                      head -c1 /blk 2>&1 >/dev/null; echo done";
+        let mut seen = Vec::new();
+        for (name, allow_all) in [("attack", false), ("control", true)] {
+            let bundle = b.bundle(name, &["sh", "-c", attack]);
+            edit_config(&bundle, |c| {
+                for set in ["bounding", "effective", "permitted"] {
+                    c["process"]["capabilities"][set]
+                        .as_array_mut()
+                        .unwrap()
+                        .push("CAP_MKNOD".into());
+                }
+                if allow_all {
+                    c["linux"]["resources"]["devices"] =
+                        serde_json::json!([{"allow": true, "access": "rwm"}]);
+                }
+            });
+            let o = b.runtime(&["run", "--bundle", &bundle.display().to_string(), name]);
+            assert_eq!(o.status.code(), Some(0), "{layout} {name}: {o:#?}");
+            seen.push(o.stdout);
+        }
+        let denied = seen[0].matches("Operation not permitted").count();
+        assert_eq!(
+            denied, 2,
+            "{layout}: the attack got past the device rules: {seen:?}"
+        );
+        assert!(
+            !seen[1].contains("Operation not permitted") && seen[1].ends_with("done\n"),
+            "{layout}: the control (every device allowed) was refused: {seen:?}"
+        );
+
+        let sleeper = b.bundle("sleeper", &["sleep", "1000"]);
+        let pid_file = sleeper.join("init.pid");
+        b.runtime(&[
+            "create",
+            "--bundle",
+            &sleeper.display().to_string(),
+            "--pid-file",
+            &pid_file.display().to_string(),
+            "sleeper",
+        ])
+        .ok();
+        b.runtime(&["start", "sleeper"]).ok();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let ours = cgroups_of(std::process::id() as i32);
+        let theirs = cgroups_of(pid);
+        let want = format!("/{}/sleeper", b.cgroup);
+        // The runtime's hierarchies: v2, or the v1 controllers it uses (the device rules,
+        // pause, and the memory, pids and cpu limits); cpuset, blkio and named ones stay.
+        let used: &[&str] = if v2_only {
+            &[""]
+        } else {
+            &["devices", "freezer", "memory", "pids", "cpu", "cpuacct"]
+        };
+        assert!(!theirs.is_empty(), "{layout}: no /proc/{pid}/cgroup");
+        for (controllers, path) in &theirs {
+            let placed = path == &want;
+            if used.contains(&controllers.as_str()) {
+                assert!(placed, "{layout}: {controllers:?} at {path}, not {want}");
+            } else {
+                let own = ours.iter().find(|(c, _)| c == controllers).map(|(_, p)| p);
+                assert_eq!(
+                    own,
+                    Some(path),
+                    "{layout}: {controllers:?} moved: {theirs:?}"
+                );
+            }
+        }
+        b.runtime(&["pause", "sleeper"]).ok();
+        assert_eq!(status(&b, "sleeper"), "paused", "{layout}");
+        let (file, frozen, thawed) = if v2_only {
+            (
+                Path::new("/sys/fs/cgroup/unified")
+                    .join(&want[1..])
+                    .join("cgroup.events"),
+                "frozen 1",
+                "frozen 0",
+            )
+        } else {
+            (
+                Path::new("/sys/fs/cgroup/freezer")
+                    .join(&want[1..])
+                    .join("freezer.state"),
+                "FROZEN",
+                "THAWED",
+            )
+        };
+        let read = || std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            read().contains(frozen),
+            "{layout}: {}: {}",
+            file.display(),
+            read()
+        );
+        b.runtime(&["resume", "sleeper"]).ok();
+        assert_eq!(status(&b, "sleeper"), "running", "{layout}");
+        assert!(
+            read().contains(thawed),
+            "{layout}: {}: {}",
+            file.display(),
+            read()
+        );
+        b.runtime(&["delete", "--force", "sleeper"]).ok();
+        assert!(!alive(pid), "{layout}: the container outlived delete");
+        b.finish();
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+}
+
+/// A directory for a test's wrapper scripts.
+fn tempdir_for(what: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("cellblock-oci-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
