@@ -5,6 +5,7 @@
 //! and the per-run report in `report.rs`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cgroup::CgroupVersion;
@@ -165,6 +166,21 @@ pub(crate) struct LimitsConfig {
     pub(crate) cgroup_join: bool,
     /// `default_budget(false)`: no default pids budget, no CPU weighting.
     pub(crate) no_default_budget: bool,
+    /// [`cgroup_setup`](ContainerBuilder::cgroup_setup).
+    pub(crate) setup: Option<CgroupSetup>,
+}
+
+/// The callback type of [`cgroup_setup`](ContainerBuilder::cgroup_setup).
+type SetupFn = dyn Fn(&[PathBuf]) -> std::io::Result<()> + Send + Sync;
+
+/// The caller's [`cgroup_setup`](ContainerBuilder::cgroup_setup) callback.
+#[derive(Clone)]
+pub(crate) struct CgroupSetup(pub(crate) Arc<SetupFn>);
+
+impl std::fmt::Debug for CgroupSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CgroupSetup(..)")
+    }
 }
 
 impl LimitsConfig {
@@ -178,6 +194,7 @@ impl LimitsConfig {
             || self.cpu_weight.is_some()
             || self.cpuset.is_some()
             || self.cpuset_mems.is_some()
+            || self.setup.is_some()
             || self.placed()
     }
 
@@ -527,6 +544,47 @@ impl ContainerBuilder {
         self.limits.cgroup_path = None;
         self.limits.cgroup_of = Some(pid);
         self.limits.cgroup_join = true;
+        self
+    }
+
+    /// Runs `setup` with the container's cgroup directories (one per hierarchy, as
+    /// [`Detached::cgroup_dirs`](crate::Detached::cgroup_dirs) lists them) once they exist
+    /// with the library's limits written, and before any process is in them: for settings
+    /// the library has no method for (a device cgroup's rules, a v2 device program, a
+    /// controller file), in place of a [`create`](Self::create) and
+    /// [`start`](crate::Created::start) round trip around them. It runs inside `spawn`
+    /// (or `create`, `output`...) on the calling task's thread, before the clone, and
+    /// blocks that thread as the library's own cgroup writes do: keep it to a few file
+    /// writes. An error fails the spawn ([`Error::Io`] "in the cgroup_setup callback")
+    /// and the cgroup is removed. The container gets a cgroup of
+    /// its own (as with [`cgroup_accounting`](Self::cgroup_accounting)); with
+    /// [`join_cgroup_path`](Self::join_cgroup_path) or
+    /// [`join_cgroup_of`](Self::join_cgroup_of) the spawn fails with
+    /// [`Error::InvalidLimit`]: that cgroup is another container's.
+    ///
+    /// [`Error::Io`]: crate::Error::Io
+    /// [`Error::InvalidLimit`]: crate::Error::InvalidLimit
+    ///
+    /// ```no_run
+    /// # async fn demo() -> cellblock::Result<()> {
+    /// use cellblock::Container;
+    /// let mut c = Container::builder("/bin/true")
+    ///     .cgroup_setup(|dirs| {
+    ///         // No block device at all, on a host with the v1 devices controller.
+    ///         for d in dirs.iter().filter(|d| d.join("devices.deny").exists()) {
+    ///             std::fs::write(d.join("devices.deny"), "b *:* rwm")?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .spawn().await?;
+    /// c.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cgroup_setup(
+        &mut self,
+        setup: impl Fn(&[PathBuf]) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.limits.setup = Some(CgroupSetup(Arc::new(setup)));
         self
     }
 }

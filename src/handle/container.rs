@@ -294,6 +294,15 @@ impl Container {
 }
 
 impl Container {
+    /// The directories of the container's own cgroup, one per hierarchy (those
+    /// [`Detached::cgroup_dirs`](crate::Detached::cgroup_dirs) would list): empty without
+    /// one (no limit asked, or a joined cgroup), and once the container was reaped (its
+    /// cgroup is then removed). For recording where a container is, e.g. an OCI runtime's
+    /// state, or reading a controller file the library does not.
+    pub fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.run.cgroup_dirs()
+    }
+
     /// Lets go of a running container without killing or reaping it, for another process
     /// (or a later one) to manage: its cgroup stays, and the returned
     /// [`Detached`](crate::Detached) finds it again. Spawn it with

@@ -272,6 +272,12 @@ impl RunState {
         }
     }
 
+    /// The directories of the container's own cgroup (none once it was reaped, or without
+    /// one).
+    pub(crate) fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.cgroup.as_ref().map_or_else(Vec::new, |cg| cg.dirs())
+    }
+
     /// The container's report will never be asked for: skip reading the counters.
     pub(crate) fn skip_report(&mut self) {
         self.no_report = true;

@@ -51,6 +51,11 @@ pub(crate) fn prepare(l: &LimitsConfig, ctx: &Ctx) -> Result<PreparedLimits> {
     } else {
         None
     };
+    if let (Some(cg), Some(setup)) = (&cgroup, &l.setup) {
+        // Before any process can be in it: the child joins through the files opened next.
+        // On error the cgroup's `Drop` removes it.
+        (setup.0)(&cg.dirs()).map_err(Error::io("in the cgroup_setup callback"))?;
+    }
     let procs_fds = match &cgroup {
         Some(cg) => cg.open_procs()?,
         None => Vec::new(),
@@ -165,7 +170,8 @@ fn validate(l: &LimitsConfig) -> Result<()> {
             || l.pids.is_some()
             || l.cpu.is_some()
             || l.cpu_weight.is_some()
-            || l.wants_cpuset();
+            || l.wants_cpuset()
+            || l.setup.is_some();
         if own_limit {
             return bad(
                 what.0,

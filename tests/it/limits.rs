@@ -710,3 +710,95 @@ async fn cpu_limit_out_of_range_is_refused_naming_the_value() {
     c.kill().await.unwrap();
     assert!(common::eventually(10, || common::our_cgroup_dirs().is_empty()).await);
 }
+
+/// `cgroup_setup` runs once the container's cgroup exists and before any process is in
+/// it (its `cgroup.procs` are empty when the callback reads them), with the directories
+/// the container then lives in (`Container::cgroup_dirs`, and its /proc/PID/cgroup). What
+/// it writes holds from the first instruction: it denies /dev/null in the v1 devices
+/// controller, and the workload's write to /dev/null fails with EPERM, where the same
+/// container without the callback writes it (the control). A failing callback fails the
+/// spawn, typed, and removes the cgroup; with a joined cgroup it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn cgroup_setup_runs_before_anything_is_in_the_cgroup() {
+    let _serial = SERIAL.lock().await;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(PathBuf, String)>>> = Arc::default();
+    let record = seen.clone();
+    let script = "echo x > /dev/null && echo wrote || echo refused";
+    let mut b = Container::builder("/bin/sh");
+    b.args(["-c", script])
+        .namespaces(common::ns())
+        .stdout(Stdio::piped())
+        .cgroup_setup(move |dirs| {
+            for d in dirs {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs"))?;
+                record.lock().unwrap().push((d.clone(), procs));
+                if d.join("devices.deny").exists() {
+                    std::fs::write(d.join("devices.deny"), "c 1:3 rw")?;
+                }
+            }
+            Ok(())
+        });
+    let mut c = b.spawn().await.unwrap();
+    let dirs = c.cgroup_dirs();
+    let out = c.take_stdout().unwrap();
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).await.unwrap();
+    let in_cgroup =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
+    assert!(c.wait().await.unwrap().success());
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the callback did not run");
+    assert_eq!(
+        seen.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+        dirs,
+        "the callback's directories are the container's"
+    );
+    for (d, procs) in &seen {
+        assert_eq!(procs, "", "{} held processes at the callback", d.display());
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(in_cgroup.contains(&name), "{name} not in {in_cgroup}");
+    }
+    let has_devices = dirs.iter().any(|d| d.join("devices.deny").exists());
+    assert!(c.cgroup_dirs().is_empty(), "reaped: no directories");
+    if has_devices {
+        assert_eq!(line.trim(), "refused", "the callback's rule did not hold");
+        let control = Container::builder("/bin/sh")
+            .args(["-c", script])
+            .namespaces(common::ns())
+            .cgroup_accounting(true)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&control.stdout).trim(), "wrote");
+    } else {
+        eprintln!("no v1 devices controller here: the rule's effect is not tested");
+    }
+
+    let made: Arc<Mutex<Vec<PathBuf>>> = Arc::default();
+    let record = made.clone();
+    let e = Container::builder("/bin/true")
+        .namespaces(common::ns())
+        .cgroup_setup(move |dirs| {
+            record.lock().unwrap().extend_from_slice(dirs);
+            Err(std::io::Error::other("refused by the test"))
+        })
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Io { context, source } if context.contains("cgroup_setup") && source.to_string().contains("refused by the test")),
+        "{e}"
+    );
+    let made = made.lock().unwrap().clone();
+    assert!(!made.is_empty());
+    assert!(made.iter().all(|d| !d.exists()), "left behind: {made:?}");
+
+    let e = Container::builder("/bin/true")
+        .join_cgroup_path("/")
+        .cgroup_setup(|_| Ok(()))
+        .spawn()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidLimit { .. }), "{e}");
+}

@@ -415,6 +415,82 @@ fn foreground_run_forwards_signals() {
     b.finish();
 }
 
+/// A foreground `run` is one container for the other verbs while it runs, on both of its
+/// paths: spawned directly (no hook or other work between create and start) and through
+/// create and start (here with a `createRuntime` hook, which must run between them). In
+/// each, with `--pid-file`: `state` says "running" with that pid, `ps` lists it, `pause`
+/// and `resume` work, and `kill ID KILL` from another process ends it: `run` returns 137
+/// (128 + SIGKILL, as runc) and leaves no state, cgroup or process; the hook ran once, on
+/// its path only. Then a `delete --force` from outside during a direct `run`: the same.
+#[test]
+fn a_foreground_run_is_managed_from_outside_on_both_paths() {
+    let b = Bundles::new(&cellblock());
+    let hook_log = b.rootfs().join("hook-log");
+    let ids = ["direct", "gated", "deleted"];
+    for id in ids {
+        let bundle = b.bundle(id, &["sleep", "1000"]);
+        if id == "gated" {
+            let log = hook_log.display().to_string();
+            edit_config(&bundle, |c| {
+                c["hooks"] = serde_json::json!({
+                    "createRuntime": [recording_hook("createRuntime", &log, 0)]
+                });
+            });
+        }
+        let pid_file = bundle.join("run.pid");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cellblock"));
+        cmd.arg("--root")
+            .arg(b.state_root())
+            .args([
+                "run",
+                "--bundle",
+                &bundle.display().to_string(),
+                "--pid-file",
+            ])
+            .arg(&pid_file)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let mut run = harness::spawn(&mut cmd);
+        harness::wait_until(30, "the pid file", || pid_file.exists(), String::new);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let st = state(&b, id);
+        assert_eq!(
+            (st["status"].as_str(), st["pid"].as_i64()),
+            (Some("running"), Some(pid as i64)),
+            "{id}: {st}"
+        );
+        let ps = b.runtime(&["ps", "--format", "json", id]).ok();
+        assert_eq!(ps.stdout.trim(), format!("[{pid}]"), "{id}");
+        b.runtime(&["pause", id]).ok();
+        assert_eq!(status(&b, id), "paused", "{id}");
+        b.runtime(&["resume", id]).ok();
+        assert_eq!(status(&b, id), "running", "{id}");
+        let verb: &[&str] = if id == "deleted" {
+            &["delete", "--force", id]
+        } else {
+            &["kill", id, "KILL"]
+        };
+        b.runtime(verb).ok();
+        let code = harness::wait_child(&mut run, 30, "run after the verb").code();
+        assert_eq!(code, Some(137), "{id}: run's exit code");
+        assert!(!alive(pid), "{id}: the container outlived its run");
+        assert!(b.states().is_empty(), "{id}: state left: {:?}", b.states());
+    }
+    let logged = std::fs::read_to_string(&hook_log).unwrap_or_default();
+    assert_eq!(
+        logged.lines().count(),
+        1,
+        "createRuntime ran once, for `gated`: {logged:?}"
+    );
+    assert!(logged.starts_with("createRuntime "), "{logged:?}");
+    b.finish();
+}
+
 /// `exec` runs a process in the running container: it sees the container's init as its
 /// PID 1 and its exit code is `exec`'s; with `--detach --pid-file --process FILE` (the
 /// shim's form) it returns at once, the process runs on in the container's cgroup (`ps`

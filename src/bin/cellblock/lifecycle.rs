@@ -199,15 +199,39 @@ fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
 /// `create`: on any failure nothing is left (the library tears down what it set up, and
 /// the state directory goes).
 pub async fn create(root: &Path, o: &CreateOpts) -> Result<(), RtError> {
+    create_prepared(root, o, None).await
+}
+
+/// [`create`] with the bundle already read ([`prepare`]), or reading it.
+async fn create_prepared(
+    root: &Path,
+    o: &CreateOpts,
+    prepared: Option<Prepared>,
+) -> Result<(), RtError> {
     let mut dir = Dir::create(root, &o.id)?;
-    let r = create_in(&mut dir, o).await;
+    let r = async {
+        let p = match prepared {
+            Some(p) => p,
+            None => prepare(o)?,
+        };
+        create_in(&mut dir, o, p).await
+    }
+    .await;
     if r.is_err() {
         let _ = dir.remove();
     }
     r
 }
 
-async fn create_in(dir: &mut Dir, o: &CreateOpts) -> Result<(), RtError> {
+/// The bundle read, checked and mapped onto a builder: what `create` and a direct `run`
+/// share.
+struct Prepared {
+    bundle: PathBuf,
+    spec: Spec,
+    builder: cellblock::ContainerBuilder,
+}
+
+fn prepare(o: &CreateOpts) -> Result<Prepared, RtError> {
     let bundle = std::fs::canonicalize(&o.bundle)
         .map_err(|e| msg(format!("bundle {}: {e}", o.bundle.display())))?;
     let spec = load_spec(&bundle)?;
@@ -231,9 +255,7 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts) -> Result<(), RtError> {
         console: o.console_socket.is_some(),
     };
     let mut b = spec::builder_for(&spec, &opts)?;
-    b.die_with_supervisor(false)
-        .init(false)
-        .start_fifo(dir.fifo());
+    b.die_with_supervisor(false).init(false);
     if !terminal {
         // The caller's stdio is the container's (ctr: pipes to the shim's fifos; podman:
         // /dev/null and pipes to conmon).
@@ -241,6 +263,20 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts) -> Result<(), RtError> {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
     }
+    Ok(Prepared {
+        bundle,
+        spec,
+        builder: b,
+    })
+}
+
+async fn create_in(dir: &mut Dir, o: &CreateOpts, p: Prepared) -> Result<(), RtError> {
+    let Prepared {
+        bundle,
+        spec,
+        builder: mut b,
+    } = p;
+    b.start_fifo(dir.fifo());
     // The container is forked and keeps our descriptors until its execve: it must not
     // share the lock's, or the directory would stay locked (and `start` block) until then.
     dir.unlock_for_fork();
@@ -334,8 +370,21 @@ pub fn start(root: &Path, id: &str) -> Result<(), RtError> {
 
 /// `run`: create and start; without `detach`, wait for the init, delete the container
 /// and return the init's exit code (128 + signal if a signal ended it).
+///
+/// In the foreground, without a terminal, and with nothing to do between create and
+/// start (no `prestart`, `createRuntime`, `createContainer` or `startContainer` hook, no
+/// sysctl, no `oomScoreAdj`), nobody can tell a create and a start from a spawn: the
+/// container is spawned directly ([`run_direct`]), without the start gate's fork.
 pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtError> {
-    create(root, o).await?;
+    if !detach && o.console_socket.is_none() {
+        let p = prepare(o)?;
+        if nothing_between_create_and_start(&p.spec) {
+            return run_direct(root, o, p).await;
+        }
+        create_prepared(root, o, Some(p)).await?;
+    } else {
+        create(root, o).await?;
+    }
     let d = detached(&Dir::open(root, &o.id)?.load()?);
     let pid = d.pid;
     if let Err(e) = start(root, &o.id) {
@@ -368,6 +417,127 @@ pub async fn run(root: &Path, o: &CreateOpts, detach: bool) -> Result<i32, RtErr
     };
     delete(root, &o.id, true)?;
     Ok(code)
+}
+
+/// Whether `spec` asks for nothing the runtime does between `create` and `start`: a hook
+/// that runs before the start, a sysctl, `oomScoreAdj` (see `spec::after_create`).
+fn nothing_between_create_and_start(spec: &Spec) -> bool {
+    let hooks = spec.hooks().as_ref();
+    let none = |h: Option<&Vec<oci_spec::runtime::Hook>>| h.is_none_or(|v| v.is_empty());
+    #[allow(deprecated)] // prestart: deprecated by the runtime-spec, still run
+    let no_hooks = hooks.is_none_or(|h| {
+        none(h.prestart().as_ref())
+            && none(h.create_runtime().as_ref())
+            && none(h.create_container().as_ref())
+            && none(h.start_container().as_ref())
+    });
+    let no_sysctl = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .is_none_or(|s| s.is_empty());
+    let process = spec.process().as_ref();
+    let no_oom = process.and_then(|p| p.oom_score_adj()).is_none();
+    // (A terminal without a console socket keeps create's handling of the pty.)
+    let no_terminal = !process.and_then(|p| p.terminal()).unwrap_or(false);
+    no_hooks && no_sysctl && no_oom && no_terminal
+}
+
+/// A foreground `run` without a start gate: the container is spawned (its device rules
+/// went in with its cgroup, `cgroup_setup`), recorded as running (so `state`, `kill`,
+/// `ps`, `pause` and `delete --force` from another process find it), waited for with our
+/// signals forwarded to it, and deleted: its cgroup, the emptied `cellblock-oci` parent,
+/// the state directory; then the `poststop` hooks.
+async fn run_direct(root: &Path, o: &CreateOpts, p: Prepared) -> Result<i32, RtError> {
+    let mut dir = Dir::create(root, &o.id)?;
+    let (code, st) = match run_direct_in(&mut dir, o, p).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    // A `delete` from another process while it ran has done the rest (as the gated path's
+    // `delete --force` then finds nothing to do).
+    if dir.relock().is_err() || !dir.has_state() {
+        return Ok(code);
+    }
+    dir.remove()?;
+    remove_default_parents(&st.cgroup_dirs);
+    // runtime-spec: poststop after the container is deleted; a failure is a warning.
+    run_hooks(&st, "stopped", HookKind::Poststop)?;
+    Ok(code)
+}
+
+/// [`run_direct`] up to the container's end; returns with the directory unlocked.
+async fn run_direct_in(
+    dir: &mut Dir,
+    o: &CreateOpts,
+    p: Prepared,
+) -> Result<(i32, State), RtError> {
+    let Prepared {
+        bundle,
+        spec,
+        builder: mut b,
+    } = p;
+    let mut c = b.spawn().await?;
+    let pid = c.pid();
+    let st = State {
+        id: o.id.clone(),
+        bundle,
+        pid,
+        start_time: start_time_of(pid).ok_or_else(|| msg(format!("reading /proc/{pid}/stat")))?,
+        cgroup_dirs: c.cgroup_dirs(),
+        start_fifo: None,
+        created: state::rfc3339(SystemTime::now()),
+        annotations: spec
+            .annotations()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        status: "running".into(),
+        hooks: spec.hooks().clone(),
+    };
+    // On an error from here, dropping `c` kills and reaps the container.
+    dir.save_config(&spec)?;
+    dir.save(&st)?;
+    if let Some(p) = &o.pid_file {
+        state::write_atomic(p, pid.to_string().as_bytes(), 0o644)?;
+    }
+    // From here the other verbs may act on the container.
+    dir.unlock();
+    // runtime-spec: a failing poststart hook is a warning; the container runs on.
+    run_hooks(&st, "running", HookKind::Poststart)?;
+    let fwd = cellblock::SignalForwarder::new(&cellblock::FORWARDED_SIGNALS)?;
+    let mut signals = fwd.subscribe(&cellblock::FORWARDED_SIGNALS);
+    let status = loop {
+        tokio::select! {
+            r = c.wait() => break r?,
+            Some(sig) = signals.recv() => {
+                let _ = c.signal(sig);
+            }
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let code = match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        (None, None) => 1,
+    };
+    Ok((code, st))
+}
+
+/// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks after boot.
+fn start_time_of(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command (field 2) may hold spaces and parentheses: count from the last ')',
+    // after which field 3 comes first.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 /// Waits for our child `pid` to exit: its exit code, or 128 + the signal that ended it.

@@ -2,8 +2,9 @@
 //! `root`, `mounts` and `linux` mapped onto the library's settings, field by field. What
 //! the library cannot express fails with a [`SpecError`] naming the field, never silently.
 //!
-//! What does not fit in a builder (the device cgroup rules, sysctls, `oomScoreAdj`) is
-//! done by [`after_create`], with the container stopped at its gate.
+//! The device cgroup rules go in through the library's `cgroup_setup`, with the cgroup,
+//! before any process is in it. What does not fit in a builder (sysctls, `oomScoreAdj`)
+//! is done by [`after_create`], with the container stopped at its gate.
 //!
 //! Deliberate differences from runc, each documented where it is made:
 //! - `/dev`: the OCI `/dev` tmpfs is the library's minimal `/dev` ([`ContainerBuilder::mount_dev`]),
@@ -196,6 +197,14 @@ pub fn builder_for(spec: &Spec, opts: &BuildOpts) -> Result<ContainerBuilder, Sp
         cgroups_path(&mut b, linux.cgroups_path().as_deref(), &opts.id)?;
         if let Some(r) = linux.resources() {
             map_resources(&mut b, r)?;
+            let rules = r.devices().clone().unwrap_or_default();
+            if !rules.is_empty() {
+                let devices = linux.devices().clone().unwrap_or_default();
+                b.cgroup_setup(move |dirs| {
+                    crate::devices::apply(&rules, &devices, dirs)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                });
+            }
         } else {
             // No limits asked: none of the library's default budget either, but a cgroup
             // all the same (for pause, ps and kill --all).
@@ -1063,7 +1072,8 @@ fn cgroups_path(b: &mut ContainerBuilder, p: Option<&Path>, id: &str) -> Result<
 pub const DEFAULT_CGROUP_PARENT: &str = "cellblock-oci";
 
 /// `linux.resources`: memory, pids, cpu onto the library's limits; the device rules are
-/// [`after_create`]'s (`devices.rs`); the rest is refused by name.
+/// applied by `devices.rs` from the builder's `cgroup_setup` (see `builder_for`); the
+/// rest is refused by name.
 fn map_resources(b: &mut ContainerBuilder, r: &LinuxResources) -> Result<(), SpecError> {
     // No default budget: the spec's limits only, but always a cgroup.
     b.default_budget(false).cgroup_accounting(true);
@@ -1180,20 +1190,10 @@ fn map_resources(b: &mut ContainerBuilder, r: &LinuxResources) -> Result<(), Spe
     Ok(())
 }
 
-/// Work between create and start, with the container stopped at its gate: the device
-/// cgroup rules, the sysctls and `process.oomScoreAdj`.
+/// Work between create and start, with the container stopped at its gate: the sysctls
+/// and `process.oomScoreAdj` (the device rules went in with the cgroup).
 pub fn after_create(spec: &Spec, created: &cellblock::Detached) -> Result<(), SpecError> {
     if let Some(linux) = spec.linux() {
-        let rules = linux
-            .resources()
-            .as_ref()
-            .and_then(|r| r.devices().as_deref())
-            .unwrap_or_default();
-        crate::devices::apply(
-            rules,
-            linux.devices().as_deref().unwrap_or_default(),
-            &created.cgroup_dirs,
-        )?;
         if let Some(sysctl) = linux.sysctl() {
             crate::sysctl::apply(sysctl, created.pid)?;
         }

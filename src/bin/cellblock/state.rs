@@ -158,7 +158,14 @@ impl Dir {
         self.lock = None;
     }
 
-    /// Takes the lock again, on a new descriptor, after [`unlock_for_fork`](Self::unlock_for_fork).
+    /// Lets other verbs lock the directory while this process still uses it (a foreground
+    /// `run`: `state`, `kill`, `pause` and `delete` act on its container meanwhile).
+    pub fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Takes the lock again, on a new descriptor, after [`unlock_for_fork`](Self::unlock_for_fork)
+    /// or [`unlock`](Self::unlock).
     pub fn relock(&mut self) -> Result<(), StateError> {
         self.lock = Some(lock_dir(&self.path)?);
         Ok(())
