@@ -63,9 +63,9 @@ pub(crate) async fn spawn_prepared(
         None => (b, None),
     };
     let (plan, pipes) = plan::prepare(b, defaults)?;
-    // Process-wide, started by the first spawn whatever its kind, so that a program (or a
-    // leak test) taking a thread baseline after one warm-up spawn sees no later growth.
-    super::spawner::start();
+    // The spawner threads (one per CPU) start with the first spawn that needs them, not
+    // before: a short-lived program whose containers need none (the OCI runtime's, which
+    // outlive it) would pay for creating them at every call, one per CPU of the host.
     // Shared with the Container below; if we fail or are cancelled first, the plan's
     // reference and this one drop and the cgroup is killed and removed.
     let cgroup = plan.limits.cgroup.clone();

@@ -85,11 +85,6 @@ fn dropped() -> Error {
     }
 }
 
-/// Starts the spawner threads if they are not running yet.
-pub(crate) fn start() {
-    queue();
-}
-
 fn queue() -> &'static Queue {
     static QUEUE: OnceLock<Queue> = OnceLock::new();
     static STARTED: OnceLock<()> = OnceLock::new();

@@ -33,6 +33,15 @@ fn nothing_is_left_behind() {
                 .await
                 .unwrap(),
         );
+        // A container armed with the parent-death signal starts the spawner threads (one
+        // per CPU, for the life of the process), which the loop's own such containers use.
+        let warm = Container::builder("/bin/true")
+            .namespaces(common::ns())
+            .init(false)
+            .status()
+            .await
+            .unwrap();
+        assert!(warm.success());
         assert!(common::eventually(5, || cellblock::pending_orphans() == 0).await);
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Controls: the helpers below do see a zombie child of ours, and descriptors.

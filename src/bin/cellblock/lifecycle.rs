@@ -185,12 +185,15 @@ fn run_hooks(st: &State, status: &str, kind: HookKind) -> Result<(), HookError> 
     }
 }
 
-fn load_spec(bundle: &Path) -> Result<Spec, RtError> {
+/// The bundle's config.json, parsed, and its bytes (kept in the state directory).
+fn load_spec(bundle: &Path) -> Result<(Spec, Vec<u8>), RtError> {
     let path = bundle.join("config.json");
     // serde_json's own error names the bad value and its line (oci-spec's load says
     // only "serde failed"): e.g. an unknown capability or rlimit name.
     let text = std::fs::read(&path).map_err(|e| msg(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_slice(&text).map_err(|e| msg(format!("reading {}: {e}", path.display())))
+    let spec = serde_json::from_slice(&text)
+        .map_err(|e| msg(format!("reading {}: {e}", path.display())))?;
+    Ok((spec, text))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -228,13 +231,15 @@ async fn create_prepared(
 struct Prepared {
     bundle: PathBuf,
     spec: Spec,
+    /// config.json's bytes, as parsed into `spec`.
+    config_json: Vec<u8>,
     builder: cellblock::ContainerBuilder,
 }
 
 fn prepare(o: &CreateOpts) -> Result<Prepared, RtError> {
     let bundle = std::fs::canonicalize(&o.bundle)
         .map_err(|e| msg(format!("bundle {}: {e}", o.bundle.display())))?;
-    let spec = load_spec(&bundle)?;
+    let (spec, config_json) = load_spec(&bundle)?;
     if let Some(h) = spec.hooks() {
         hooks::validate(h)?;
     }
@@ -266,6 +271,7 @@ fn prepare(o: &CreateOpts) -> Result<Prepared, RtError> {
     Ok(Prepared {
         bundle,
         spec,
+        config_json,
         builder: b,
     })
 }
@@ -274,6 +280,7 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts, p: Prepared) -> Result<(), RtE
     let Prepared {
         bundle,
         spec,
+        config_json,
         builder: mut b,
     } = p;
     b.start_fifo(dir.fifo());
@@ -288,7 +295,7 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts, p: Prepared) -> Result<(), RtE
         return Err(e.into());
     }
     // From here on a failure must take the container down with it.
-    let r = finish_create(dir, o, &spec, bundle, &d, pty);
+    let r = finish_create(dir, o, (&spec, &config_json), bundle, &d, pty);
     if r.is_err() {
         let _ = d.destroy();
     }
@@ -298,7 +305,7 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts, p: Prepared) -> Result<(), RtE
 fn finish_create(
     dir: &Dir,
     o: &CreateOpts,
-    spec: &Spec,
+    (spec, config_json): (&Spec, &[u8]),
     bundle: PathBuf,
     d: &Detached,
     pty: Option<OwnedFd>,
@@ -327,7 +334,7 @@ fn finish_create(
     };
     // `exec` reads the container's config from here (its seccomp profile), not from the
     // bundle, which the caller may change or remove once the container runs.
-    dir.save_config(spec)?;
+    dir.save_config(config_json)?;
     // runtime-spec: prestart (deprecated) and createRuntime after the environment is
     // created, createContainer after them, all before `start`. A failure fails `create`
     // (the caller tears the container down) and, as after a delete, runs poststop.
@@ -478,6 +485,7 @@ async fn run_direct_in(
     let Prepared {
         bundle,
         spec,
+        config_json,
         builder: mut b,
     } = p;
     let mut c = b.spawn().await?;
@@ -500,7 +508,7 @@ async fn run_direct_in(
         hooks: spec.hooks().clone(),
     };
     // On an error from here, dropping `c` kills and reaps the container.
-    dir.save_config(&spec)?;
+    dir.save_config(&config_json)?;
     dir.save(&st)?;
     if let Some(p) = &o.pid_file {
         state::write_atomic(p, pid.to_string().as_bytes(), 0o644)?;

@@ -209,11 +209,11 @@ impl Dir {
         self.path.join("config.json")
     }
 
-    /// Keeps a copy of the container's config (`exec` applies its seccomp profile to the
-    /// processes it adds, and the bundle may be changed or gone by then).
-    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<(), StateError> {
-        let json = serde_json::to_vec(spec).expect("Spec serializes");
-        write_atomic(&self.config_file(), &json, 0o600)
+    /// Keeps a copy of the container's config, the bytes `create` parsed (`exec` applies
+    /// its seccomp profile to the processes it adds, and the bundle may be changed or gone
+    /// by then).
+    pub fn save_config(&self, config_json: &[u8]) -> Result<(), StateError> {
+        write_atomic(&self.config_file(), config_json, 0o600)
     }
 
     /// The copy [`save_config`](Self::save_config) kept.
