@@ -726,8 +726,11 @@ async fn cgroup_setup_runs_before_anything_is_in_the_cgroup() {
     let record = seen.clone();
     let script = "echo x > /dev/null && echo wrote || echo refused";
     let mut b = Container::builder("/bin/sh");
-    b.args(["-c", script])
+    // It waits for its stdin to close, so its cgroups are read while it lives (an exited
+    // process shows the root cgroups).
+    b.args(["-c", &format!("{script}; read x; true")])
         .namespaces(common::ns())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .cgroup_setup(move |dirs| {
             for d in dirs {
@@ -746,6 +749,7 @@ async fn cgroup_setup_runs_before_anything_is_in_the_cgroup() {
     BufReader::new(out).read_line(&mut line).await.unwrap();
     let in_cgroup =
         std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
+    drop(c.take_stdin());
     assert!(c.wait().await.unwrap().success());
     let seen = seen.lock().unwrap().clone();
     assert!(!seen.is_empty(), "the callback did not run");
