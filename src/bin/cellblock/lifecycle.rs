@@ -488,6 +488,8 @@ async fn run_direct_in(
         config_json,
         builder: mut b,
     } = p;
+    // On an error before the wait, the container must not run on untracked.
+    b.kill_on_drop(true);
     let mut c = b.spawn().await?;
     let pid = c.pid();
     let st = State {
@@ -507,7 +509,7 @@ async fn run_direct_in(
         status: "running".into(),
         hooks: spec.hooks().clone(),
     };
-    // On an error from here, dropping `c` kills and reaps the container.
+    // On an error from here, dropping `c` kills the container.
     dir.save_config(&config_json)?;
     dir.save(&st)?;
     if let Some(p) = &o.pid_file {
