@@ -369,10 +369,18 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
     // child still in its setup holds a copy of the runner's descriptors, its owner lock
     // included, so the runner would look alive until that child execs).
     std::thread::sleep(Duration::from_secs(3));
+    // The runner's read-only host view, which its exit would have removed.
+    let view = std::env::temp_dir().join(format!("cellblock-jobs-{}", runner.id()));
     for p in [&mut runner, &mut service] {
         p.kill().unwrap(); // SIGKILL
         p.wait().unwrap();
     }
+    assert!(
+        view.is_dir(),
+        "{} (a SIGKILLed runner keeps it)",
+        view.display()
+    );
+    std::fs::remove_dir_all(&view).unwrap();
     assert_eq!(count(), 51, "a SIGKILLed supervisor cannot clean up");
     assert_eq!(rules().len(), 1);
     // The next start (any supervisor opening the bridge) sweeps it.

@@ -910,8 +910,8 @@ fn the_runtime_works_on_v1_only_and_v2_only_cgroup_layouts() {
     harness::require_root();
     for v2_only in [false, true] {
         let layout = if v2_only { "v2-only" } else { "v1-only" };
-        let scratch = tempdir_for(layout);
-        let b = Bundles::new(&in_layout(&scratch, v2_only));
+        let scratch = TempDir::new(layout);
+        let b = Bundles::new(&in_layout(&scratch.0, v2_only));
         // A block device node in the rootfs (7:0, loop0), made by the host.
         let node = b.rootfs().join("blk");
         nix::sys::stat::mknod(
@@ -1049,13 +1049,22 @@ fn the_runtime_works_on_v1_only_and_v2_only_cgroup_layouts() {
         b.runtime(&["delete", "--force", "sleeper"]).ok();
         assert!(!alive(pid), "{layout}: the container outlived delete");
         b.finish();
-        let _ = std::fs::remove_dir_all(&scratch);
     }
 }
 
-/// A directory for a test's wrapper scripts.
-fn tempdir_for(what: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("cellblock-oci-{what}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for a test's wrapper scripts, removed however the test ends.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("cellblock-oci-{what}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
