@@ -177,7 +177,12 @@ pub fn host(cmd: &str) -> String {
 /// Cgroup directories this test process created (`cellblock/<our pid>-*`) that still
 /// exist, in every v1 hierarchy and the v2 one, under our own cgroup or the root.
 pub fn our_cgroup_dirs() -> Vec<std::path::PathBuf> {
-    let prefix = format!("{}-", std::process::id());
+    cgroup_dirs_of(std::process::id())
+}
+
+/// [`our_cgroup_dirs`] of the supervisor `pid`, a child of ours (so in our cgroups).
+pub fn cgroup_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{pid}-");
     let mut parents = Vec::new();
     for line in std::fs::read_to_string("/proc/self/cgroup")
         .unwrap()

@@ -381,6 +381,22 @@ fn a_killed_supervisor_leaves_nothing_after_the_next_start() {
         view.display()
     );
     std::fs::remove_dir_all(&view).unwrap();
+    // Their containers' cgroups too: the next supervisor to use a hierarchy sweeps them
+    // there (cgroup/parents.rs), but not in the hierarchies none uses after them. They
+    // empty once the containers are gone (killed with their supervisor).
+    let left: Vec<_> = [runner.id(), service.id()]
+        .into_iter()
+        .flat_map(common::cgroup_dirs_of)
+        .collect();
+    assert!(!left.is_empty(), "the SIGKILLed supervisors left no cgroup");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for d in &left {
+        while std::fs::remove_dir(d).is_err() && d.exists() && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!d.exists(), "{} still holds processes", d.display());
+    }
     assert_eq!(count(), 51, "a SIGKILLed supervisor cannot clean up");
     assert_eq!(rules().len(), 1);
     // The next start (any supervisor opening the bridge) sweeps it.
