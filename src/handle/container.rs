@@ -303,6 +303,20 @@ impl Container {
         self.run.cgroup_dirs()
     }
 
+    /// The first process's start time (field 22 of `/proc/PID/stat`, clock ticks after
+    /// boot), which [`Detached::start_time`](crate::Detached::start_time) records so that a
+    /// recycled pid is never taken for the container. [`Error::NotRunning`] once it was
+    /// reaped.
+    ///
+    /// [`Error::NotRunning`]: crate::Error::NotRunning
+    pub fn start_time(&self) -> crate::Result<u64> {
+        let pid = self.pid;
+        if self.pidfd.is_none() {
+            return Err(crate::Error::NotRunning { pid });
+        }
+        crate::handle::detached::start_time(pid).map_err(|_| crate::Error::NotRunning { pid })
+    }
+
     /// Lets go of a running container without killing or reaping it, for another process
     /// (or a later one) to manage: its cgroup stays, and the returned
     /// [`Detached`](crate::Detached) finds it again. Spawn it with
@@ -315,11 +329,7 @@ impl Container {
     /// [`Error::NotRunning`]: crate::Error::NotRunning
     pub fn detach(self) -> crate::Result<crate::Detached> {
         let pid = self.pid;
-        if self.pidfd.is_none() {
-            return Err(crate::Error::NotRunning { pid });
-        }
-        let start_time = crate::handle::detached::start_time(pid)
-            .map_err(|_| crate::Error::NotRunning { pid })?;
+        let start_time = self.start_time()?;
         Ok(crate::Detached {
             pid,
             start_time,

@@ -38,14 +38,7 @@ async fn run(policy: Seccomp, cmds: &[String]) -> (HashMap<String, String>, Stri
         .namespaces(common::default_ns())
         .host_root()
         .seccomp(policy);
-    let out = b.output().await.expect("the container starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.is_empty() {
-        eprintln!("container stderr: {stderr}");
-    }
-    assert!(out.status.success(), "{:?}: {stdout}", out.status);
-    (common::results_in(&stdout), stdout)
+    common::probe_results(b).await
 }
 
 fn get<'a>(r: &'a HashMap<String, String>, name: &str) -> &'a str {

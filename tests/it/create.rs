@@ -517,30 +517,22 @@ async fn create_joins_a_pid_namespace_or_makes_one_in_a_joined_user_namespace() 
     let their_pidns = std::fs::read_link(format!("/proc/{tpid}/ns/pid")).unwrap();
     let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
     assert_ne!(their_pidns, ours);
-    for (case, join, create) in [
-        ("join PID", Namespaces::PID, Namespaces::empty()),
+    for (case, join, file, create) in [
+        ("join PID", Namespaces::PID, "pid", Namespaces::empty()),
         (
             "new PID in a joined USER",
             Namespaces::USER,
+            "user",
             Namespaces::PID,
         ),
     ] {
+        let path = format!("/proc/{tpid}/ns/{file}");
         let marker = dir.join(format!("marker-{}", join.bits()));
         let mut b = Container::builder("/bin/sh");
         b.args(["-c", &format!("echo $$ > {}", marker.display())])
             .namespaces(create)
             .init(false)
-            .join_path(
-                join,
-                format!(
-                    "/proc/{tpid}/ns/{}",
-                    if join == Namespaces::PID {
-                        "pid"
-                    } else {
-                        "user"
-                    }
-                ),
-            );
+            .join_path(join, &path);
         let created = b.create().await.unwrap_or_else(|e| panic!("{case}: {e}"));
         let pid = created.pid();
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -570,17 +562,7 @@ async fn create_joins_a_pid_namespace_or_makes_one_in_a_joined_user_namespace() 
         }
         // Dropped unstarted: killed and reaped.
         let mut b = Container::builder("/bin/true");
-        b.namespaces(create).join_path(
-            join,
-            format!(
-                "/proc/{tpid}/ns/{}",
-                if join == Namespaces::PID {
-                    "pid"
-                } else {
-                    "user"
-                }
-            ),
-        );
+        b.namespaces(create).join_path(join, &path);
         let created = b.create().await.unwrap();
         let pid = created.pid();
         drop(created);

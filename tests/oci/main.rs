@@ -196,24 +196,8 @@ pub fn ctr_create_failure(rt: &Runtime) {
 /// same workload has no terminal.
 pub fn ctr_tty(rt: &Runtime) {
     let c = Containerd::with_image(rt);
-    let mut words: Vec<String> = vec![
-        harness::tool("ctr").display().to_string(),
-        "--address".into(),
-        c.sock.display().to_string(),
-        "--namespace".into(),
-        c.namespace.clone(),
-        "run".into(),
-        "--rm".into(),
-        "-t".into(),
-    ];
-    words.extend(c.runtime_flags());
-    words.extend(
-        [harness::IMAGE, "tty", "sh", "-c", "tty; exit 3"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
-    let o = run_in_pty(&line.join(" "), &[], 60);
+    let tty = c.run_rm(&["-t"], "tty", &["sh", "-c", "tty; exit 3"]);
+    let o = run_in_pty(&harness::shell_line(&tty), &[], 60);
     assert!(
         o.stdout.contains("/dev/pts/0"),
         "no pty in the container: {o:#?}"
@@ -257,33 +241,21 @@ pub fn ctr_exec(rt: &Runtime) {
     assert_eq!(o.stdout.replace('\0', " ").trim(), "sleep 1000", "{o:#?}");
     // `-t`: the exec'd process gets a terminal of the container's own devpts (the runtime
     // sends its master over the shim's console socket); its exit code still comes back.
-    let mut words: Vec<String> = vec![
-        harness::tool("ctr").display().to_string(),
-        "--address".into(),
-        c.sock.display().to_string(),
-        "--namespace".into(),
-        c.namespace.clone(),
-    ];
     let fifo = c.dir.join("fifo").display().to_string();
-    words.extend(
-        [
-            "task",
-            "exec",
-            "-t",
-            "--exec-id",
-            "e2",
-            "--fifo-dir",
-            &fifo,
-            "box",
-            "sh",
-            "-c",
-            "tty; ls /dev/pts; exit 4",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
-    let o = run_in_pty(&line.join(" "), &[], 60);
+    let exec = c.ctr(&[
+        "task",
+        "exec",
+        "-t",
+        "--exec-id",
+        "e2",
+        "--fifo-dir",
+        &fifo,
+        "box",
+        "sh",
+        "-c",
+        "tty; ls /dev/pts; exit 4",
+    ]);
+    let o = run_in_pty(&harness::shell_line(&exec), &[], 60);
     assert_exec_tty(&o, 4);
     c.remove("box");
     c.finish();
@@ -657,20 +629,8 @@ mod contract {
         let log = contract_log("ctr");
         let c = Containerd::with_image(&Runtime::installed("runc").logged(&log));
         c.run_rm(&[], "plain", &["true"]).output_within(60).ok();
-        let mut words = vec![
-            harness::tool("ctr").display().to_string(),
-            "--address".into(),
-            c.sock.display().to_string(),
-            "--namespace".into(),
-            c.namespace.clone(),
-            "run".into(),
-            "--rm".into(),
-            "-t".into(),
-        ];
-        words.extend(c.runtime_flags());
-        words.extend([harness::IMAGE.to_string(), "tty".into(), "true".into()]);
-        let line: Vec<String> = words.iter().map(|w| harness::sh_quote(w)).collect();
-        assert_eq!(run_in_pty(&line.join(" "), &[], 60).code(), 0);
+        let tty = c.run_rm(&["-t"], "tty", &["true"]);
+        assert_eq!(run_in_pty(&harness::shell_line(&tty), &[], 60).code(), 0);
         c.run_detached("box", &["sh", "-c", TRAP_TERM]);
         c.ctr(&["task", "exec", "--exec-id", "e1", "--fifo-dir"])
             .arg(c.dir.join("fifo"))

@@ -302,20 +302,10 @@ async fn create_in(dir: &mut Dir, o: &CreateOpts, p: Prepared) -> Result<(), RtE
     r
 }
 
-fn finish_create(
-    dir: &Dir,
-    o: &CreateOpts,
-    (spec, config_json): (&Spec, &[u8]),
-    bundle: PathBuf,
-    d: &Detached,
-    pty: Option<OwnedFd>,
-) -> Result<(), RtError> {
-    spec::after_create(spec, d)?;
-    if let Some(sock) = &o.console_socket {
-        let pty = pty.ok_or_else(|| msg("the library returned no pty master for a terminal"))?;
-        console::send_master(sock, &pty)?;
-    }
-    let st = State {
+/// The state a new container is recorded with: `d`'s process and cgroups, config.json's
+/// annotations and hooks, `status`.
+fn new_state(o: &CreateOpts, bundle: PathBuf, spec: &Spec, d: &Detached, status: &str) -> State {
+    State {
         id: o.id.clone(),
         bundle,
         pid: d.pid,
@@ -329,9 +319,25 @@ fn finish_create(
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        status: "created".into(),
+        status: status.into(),
         hooks: spec.hooks().clone(),
-    };
+    }
+}
+
+fn finish_create(
+    dir: &Dir,
+    o: &CreateOpts,
+    (spec, config_json): (&Spec, &[u8]),
+    bundle: PathBuf,
+    d: &Detached,
+    pty: Option<OwnedFd>,
+) -> Result<(), RtError> {
+    spec::after_create(spec, d)?;
+    if let Some(sock) = &o.console_socket {
+        let pty = pty.ok_or_else(|| msg("the library returned no pty master for a terminal"))?;
+        console::send_master(sock, &pty)?;
+    }
+    let st = new_state(o, bundle, spec, d, "created");
     // `exec` reads the container's config from here (its seccomp profile), not from the
     // bundle, which the caller may change or remove once the container runs.
     dir.save_config(config_json)?;
@@ -492,24 +498,14 @@ async fn run_direct_in(
     b.kill_on_drop(true);
     let mut c = b.spawn().await?;
     let pid = c.pid();
-    let st = State {
-        id: o.id.clone(),
-        bundle,
+    // On an error from here, dropping `c` kills the container.
+    let d = Detached {
         pid,
-        start_time: start_time_of(pid).ok_or_else(|| msg(format!("reading /proc/{pid}/stat")))?,
+        start_time: c.start_time()?,
         cgroup_dirs: c.cgroup_dirs(),
         start_fifo: None,
-        created: state::rfc3339(SystemTime::now()),
-        annotations: spec
-            .annotations()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        status: "running".into(),
-        hooks: spec.hooks().clone(),
     };
-    // On an error from here, dropping `c` kills the container.
+    let st = new_state(o, bundle, &spec, &d, "running");
     dir.save_config(&config_json)?;
     dir.save(&st)?;
     if let Some(p) = &o.pid_file {
@@ -536,18 +532,6 @@ async fn run_direct_in(
         (None, None) => 1,
     };
     Ok((code, st))
-}
-
-/// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks after boot.
-fn start_time_of(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) may hold spaces and parentheses: count from the last ')',
-    // after which field 3 comes first.
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
 }
 
 /// Waits for our child `pid` to exit: its exit code, or 128 + the signal that ended it.
